@@ -1,0 +1,174 @@
+"""Configuration: three small dataclasses and the named presets.
+
+FDMER (Yang et al., ACM MM 2022), Section 4.2 gives the hyper-parameters of the ``mosi``,
+``mosei`` and ``ur_funny`` presets. ``synthetic`` is the CPU-sized default used by the demo and
+the notebooks; ``fast`` is a tiny configuration for tests and for ``FDMER_LITE_FAST=1``.
+
+A preset sets model sizes and training hyper-parameters only. Input widths and sequence lengths
+always come from the data, so any preset runs on any data set.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+
+MODALITIES = ("t", "a", "v")
+
+
+def fast_mode() -> bool:
+    """True when ``FDMER_LITE_FAST`` is set to a true value (CI and quick notebook runs)."""
+    return os.environ.get("FDMER_LITE_FAST", "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+@dataclass
+class ModelConfig:
+    """Sizes and structural choices of the network (Eq. 1-3, 8, 12-17).
+
+    ``model_dim`` is the width the per-modality transformers run at. The paper runs them at the
+    input width (300/74/47); widths such as 47 and 5 have no sensible head count, so each
+    modality is first projected to ``model_dim`` (an explicit deviation, see DESIGN.md).
+    """
+
+    modalities: str = "tav"          # which streams the model uses: "tav", "ta", "tv", "av", ...
+    model_dim: int = 64              # transformer width after the input projection
+    layers_t: int = 5                # n_t in Eq. 1
+    layers_a: int = 4                # n_a
+    layers_v: int = 4                # n_v
+    heads: int = 4
+    ff_mult: int = 4                 # feed-forward width = ff_mult * model_dim
+    dropout: float = 0.1
+    pooling: str = "mean"            # sequence -> vector: "mean" | "last" | "attention"
+    d_k: int = 256                   # common / private width (Eq. 2-3)
+    d_disc: int = 128                # d, the discriminator feature width (Eq. 8)
+    fusion: str = "cmaf"             # "cmaf" | "concat" | "add" | "mult"
+    cmaf_phase1: bool = True         # cross-modal attention (Eq. 12-14)
+    cmaf_phase2: bool = True         # attention over targets (Eq. 15-17)
+    attn_scale: bool = True          # divide phase-1 scores by sqrt(d_k)
+    use_common: bool = True          # feed C to the fusion
+    use_private: bool = True         # feed P_t, P_a, P_v to the fusion
+    disentangle: bool = True         # False: fuse the transformer features h_m directly
+
+    def layers(self, modality: str) -> int:
+        return {"t": self.layers_t, "a": self.layers_a, "v": self.layers_v}[modality]
+
+
+@dataclass
+class LossConfig:
+    """Weights and shape of the objective (Eq. 4-11, 18)."""
+
+    beta: float = 2e-2               # weight of L_ami + L_ams
+    gamma: float = 2e-2              # weight of L_con + L_dis
+    scale: float = 72.0              # alpha in Eq. 9
+    margin: float = 0.5              # tau in Eq. 9 (radians)
+    adversary: str = "grl"           # "grl" (the paper) | "confusion" (see DESIGN.md section 3)
+    margin_loss: str = "angular"     # "angular" (Eq. 9) | "ce" (plain softmax cross-entropy)
+    use_ami: bool = True
+    use_ams: bool = True
+    use_con: bool = True
+    use_dis: bool = True
+    align_weight: float = 0.0        # extension beyond the paper: per-sample alignment of C_m
+
+
+@dataclass
+class TrainConfig:
+    batch_size: int = 64
+    epochs: int = 30
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    patience: int = 10               # early stopping on the validation task loss
+    grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
+    seed: int = 0
+    deterministic: bool = False
+    device: str = "auto"             # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
+    amp: bool = True                 # mixed precision, used on CUDA only
+    num_workers: int = 0
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    name: str = "custom"
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "Config":
+        return cls(
+            model=ModelConfig(**d.get("model", {})),
+            loss=LossConfig(**d.get("loss", {})),
+            train=TrainConfig(**d.get("train", {})),
+            name=d.get("name", "custom"),
+        )
+
+    def replace(self, **sections) -> "Config":
+        """Copy with fields changed, e.g. ``cfg.replace(loss={"beta": 0.0})``."""
+        new = Config.from_dict(self.to_dict())
+        for section, values in sections.items():
+            if section == "name":
+                new.name = values
+                continue
+            part = getattr(new, section)
+            for key, value in values.items():
+                if not hasattr(part, key):
+                    raise KeyError(f"{section} has no field {key!r}")
+                setattr(part, key, value)
+        return new
+
+
+def _paper(batch, epochs, lr, beta, gamma, name):
+    # Section 4.2: d_k = 256, d = 128, tau = 0.5, alpha = 72; encoders with 5/4/4 layers.
+    return Config(
+        model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128),
+        loss=LossConfig(beta=beta, gamma=gamma, scale=72.0, margin=0.5),
+        train=TrainConfig(batch_size=batch, epochs=epochs, lr=lr, patience=20),
+        name=name,
+    )
+
+
+def _synthetic():
+    # CPU-sized: two layers per encoder at width 64, d_k 64. Trains in about a minute.
+    return Config(
+        model=ModelConfig(model_dim=64, layers_t=2, layers_a=2, layers_v=2, heads=4, ff_mult=2,
+                          d_k=64, d_disc=32, dropout=0.1),
+        loss=LossConfig(beta=2e-2, gamma=2e-2),
+        train=TrainConfig(batch_size=64, epochs=25, lr=1e-3, patience=8),
+        name="synthetic",
+    )
+
+
+def _fast():
+    return Config(
+        model=ModelConfig(model_dim=16, layers_t=1, layers_a=1, layers_v=1, heads=2, ff_mult=2,
+                          d_k=16, d_disc=8, dropout=0.0),
+        loss=LossConfig(beta=2e-2, gamma=2e-2),
+        train=TrainConfig(batch_size=32, epochs=3, lr=2e-3, patience=3, progress=False),
+        name="fast",
+    )
+
+
+PRESETS = {
+    "mosi": lambda: _paper(64, 120, 1e-3, 2e-2, 2e-2, "mosi"),
+    "mosei": lambda: _paper(16, 100, 1e-3, 3e-2, 4e-2, "mosei"),
+    "ur_funny": lambda: _paper(32, 60, 2e-3, 2e-2, 3e-2, "ur_funny"),
+    "synthetic": _synthetic,
+    "fast": _fast,
+}
+
+
+def get_preset(name: str) -> Config:
+    """A fresh copy of a named preset: ``mosi``, ``mosei``, ``ur_funny``, ``synthetic``, ``fast``."""
+    key = name.lower().replace("-", "_")
+    if key not in PRESETS:
+        raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")
+    return PRESETS[key]()
+
+
+def default_preset() -> str:
+    """``fast`` under ``FDMER_LITE_FAST=1``, otherwise ``synthetic``."""
+    return "fast" if fast_mode() else "synthetic"

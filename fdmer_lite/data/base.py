@@ -1,0 +1,211 @@
+"""The one data type every loader produces, and the batch the model consumes.
+
+A data set is a :class:`MultimodalData`: three :class:`Split` objects (``train``, ``valid``,
+``test``), each holding per-modality feature arrays ``(N, L_m, d_m)``, optional valid lengths
+``(N,)`` (padding is at the end), labels ``(N,)`` and sample ids. Modality keys are always
+``"t"``, ``"a"``, ``"v"``. Loaders check their input and raise :class:`DataError`, whose message
+names the file, the field and what was expected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset
+
+from ..config import MODALITIES
+
+SPLITS = ("train", "valid", "test")
+
+
+class DataError(ValueError):
+    """Bad input data. The message names the file, the field and what was expected."""
+
+    def __init__(self, source: str, field_name: str, expected: str, found: str | None = None):
+        msg = f"{source}: field {field_name!r}: expected {expected}"
+        if found is not None:
+            msg += f", found {found}"
+        super().__init__(msg)
+        self.source, self.field, self.expected, self.found = source, field_name, expected, found
+
+
+@dataclass
+class Split:
+    features: dict[str, np.ndarray]                  # m -> (N, L_m, d_m) float32
+    labels: np.ndarray                               # (N,) float32 or int64
+    ids: list[str]
+    lengths: dict[str, np.ndarray] = field(default_factory=dict)   # m -> (N,) valid steps
+    extras: dict[str, np.ndarray] = field(default_factory=dict)    # e.g. ground-truth latents
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def validate(self, source: str, name: str, task: str) -> None:
+        """Check shapes, dtypes and finiteness; raise DataError naming what is wrong."""
+        n = len(self)
+        if self.labels.ndim != 1:
+            raise DataError(source, f"{name}.labels", "a 1-d array", f"shape {self.labels.shape}")
+        if len(self.ids) != n:
+            raise DataError(source, f"{name}.ids", f"{n} ids (one per label)", str(len(self.ids)))
+        if task == "regression":
+            if not np.all(np.isfinite(self.labels)):
+                bad = int((~np.isfinite(self.labels)).sum())
+                raise DataError(source, f"{name}.labels", "finite values", f"{bad} NaN/inf")
+        else:
+            if self.labels.dtype.kind not in "iu" or (n and self.labels.min() < 0):
+                raise DataError(source, f"{name}.labels", "non-negative integer class ids",
+                                f"dtype {self.labels.dtype}")
+        for m, x in self.features.items():
+            f = f"{name}.{m}"
+            if x.ndim != 3:
+                raise DataError(source, f, "a 3-d array (N, length, width)", f"shape {x.shape}")
+            if x.shape[0] != n:
+                raise DataError(source, f, f"{n} samples (as many as labels)", str(x.shape[0]))
+            if not np.all(np.isfinite(x)):
+                bad = int((~np.isfinite(x)).sum())
+                raise DataError(source, f, "finite values", f"{bad} NaN/inf entries")
+            if m in self.lengths:
+                ln = self.lengths[m]
+                if ln.shape != (n,) or (n and (ln.min() < 1 or ln.max() > x.shape[1])):
+                    raise DataError(source, f"{name}.{m}_lengths",
+                                    f"{n} lengths between 1 and {x.shape[1]}",
+                                    f"shape {ln.shape}, range [{ln.min() if n else '-'}, "
+                                    f"{ln.max() if n else '-'}]")
+
+
+@dataclass
+class MultimodalData:
+    name: str
+    task: str                                        # "regression" | "classification"
+    splits: dict[str, Split]
+    n_classes: int = 0                               # classification only
+    info: dict = field(default_factory=dict)         # source path, notes, Bayes floor, ...
+    source: str = "<memory>"
+
+    def __post_init__(self):
+        if self.task not in ("regression", "classification"):
+            raise DataError(self.source, "task", "'regression' or 'classification'", repr(self.task))
+        missing = [s for s in SPLITS if s not in self.splits]
+        if missing:
+            raise DataError(self.source, "splits", f"splits {SPLITS}", f"missing {missing}")
+        mods = None
+        for s in SPLITS:
+            sp = self.splits[s]
+            sp.validate(self.source, s, self.task)
+            these = tuple(m for m in MODALITIES if m in sp.features)
+            if mods is None:
+                mods = these
+            elif these != mods:
+                raise DataError(self.source, f"{s} modalities", f"the same as train {mods}", str(these))
+            for m in these:
+                ref = self.splits["train"].features[m].shape[1:]
+                if sp.features[m].shape[1:] != ref:
+                    raise DataError(self.source, f"{s}.{m}", f"(length, width) {ref} as in train",
+                                    str(sp.features[m].shape[1:]))
+        if not mods:
+            raise DataError(self.source, "features", "at least one of the modalities t, a, v", "none")
+
+    @property
+    def modalities(self) -> str:
+        return "".join(m for m in MODALITIES if m in self.splits["train"].features)
+
+    @property
+    def widths(self) -> dict[str, int]:
+        return {m: int(x.shape[2]) for m, x in self.splits["train"].features.items()}
+
+    @property
+    def seq_lengths(self) -> dict[str, int]:
+        return {m: int(x.shape[1]) for m, x in self.splits["train"].features.items()}
+
+    @property
+    def output_dim(self) -> int:
+        return 1 if self.task == "regression" else self.n_classes
+
+    def select(self, modalities: str) -> "MultimodalData":
+        """A view that keeps only the given modality streams (e.g. ``"ta"``)."""
+        unknown = [m for m in modalities if m not in MODALITIES]
+        if unknown or not modalities:
+            raise DataError(self.source, "modalities", "a non-empty subset of 'tav'", repr(modalities))
+        absent = [m for m in modalities if m not in self.modalities]
+        if absent:
+            raise DataError(self.source, "modalities", f"streams present in the file ({self.modalities})",
+                            f"{''.join(absent)} requested but absent")
+        splits = {
+            s: Split(features={m: sp.features[m] for m in modalities},
+                     labels=sp.labels, ids=sp.ids,
+                     lengths={m: v for m, v in sp.lengths.items() if m in modalities},
+                     extras=sp.extras)
+            for s, sp in self.splits.items()
+        }
+        return MultimodalData(self.name, self.task, splits, self.n_classes, dict(self.info), self.source)
+
+    def summary(self) -> str:
+        lines = [f"{self.name} ({self.task}) from {self.source}"]
+        for m in self.modalities:
+            lines.append(f"  {m}: length {self.seq_lengths[m]}, width {self.widths[m]}")
+        for s in SPLITS:
+            y = self.splits[s].labels
+            lines.append(f"  {s}: {len(y)} samples, label mean {float(np.mean(y)):.3f}")
+        return "\n".join(lines)
+
+
+@dataclass
+class Batch:
+    """What the model and the losses see. Masks are True on valid (non-padded) steps."""
+
+    features: dict[str, torch.Tensor]                # m -> (B, L_m, d_m)
+    masks: dict[str, torch.Tensor]                   # m -> (B, L_m) bool; absent = all valid
+    label: torch.Tensor                              # (B,) float (regression) or long
+    index: torch.Tensor                              # (B,) position of each sample in its split
+
+    def to(self, device, non_blocking: bool = False) -> "Batch":
+        mv = lambda t: t.to(device, non_blocking=non_blocking)  # noqa: E731
+        return Batch({m: mv(x) for m, x in self.features.items()},
+                     {m: mv(x) for m, x in self.masks.items()}, mv(self.label), mv(self.index))
+
+    def pin_memory(self) -> "Batch":
+        """Called by DataLoader(pin_memory=True) so host-to-GPU copies can be asynchronous."""
+        pin = lambda t: t.pin_memory()  # noqa: E731
+        return Batch({m: pin(x) for m, x in self.features.items()},
+                     {m: pin(x) for m, x in self.masks.items()}, pin(self.label), pin(self.index))
+
+    def __len__(self) -> int:
+        return int(self.label.shape[0])
+
+
+class SplitDataset(Dataset):
+    """Index-based view of a Split; ``collate`` builds a :class:`Batch`."""
+
+    def __init__(self, split: Split, task: str):
+        self.split = split
+        self.task = task
+        self.features = {m: torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+                         for m, x in split.features.items()}
+        self.lengths = {m: torch.from_numpy(np.asarray(v, dtype=np.int64)) for m, v in split.lengths.items()}
+        dtype = np.float32 if task == "regression" else np.int64
+        self.labels = torch.from_numpy(np.asarray(split.labels, dtype=dtype))
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitem__(self, i: int) -> int:
+        return i
+
+    def collate(self, indices: list[int]) -> Batch:
+        idx = torch.as_tensor(indices, dtype=torch.long)
+        feats = {m: x[idx] for m, x in self.features.items()}
+        masks = {}
+        for m, ln in self.lengths.items():
+            steps = torch.arange(feats[m].shape[1])
+            masks[m] = steps[None, :] < ln[idx][:, None]           # (B, L_m)
+        return Batch(feats, masks, self.labels[idx], idx)
+
+
+def make_loader(data: MultimodalData, split: str, batch_size: int, shuffle: bool = False,
+                seed: int = 0, pin_memory: bool = False, num_workers: int = 0) -> DataLoader:
+    ds = SplitDataset(data.splits[split], data.task)
+    gen = torch.Generator().manual_seed(seed)
+    return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=ds.collate,
+                      generator=gen, pin_memory=pin_memory, num_workers=num_workers)

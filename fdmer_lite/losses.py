@@ -1,0 +1,142 @@
+"""The FDMER objective (Yang et al., ACM MM 2022, Section 3.2-3.5, Eq. 4-11 and 18).
+
+Pure functions of tensors: nothing here imports the model. Each function names its equation.
+
+* Consistency (Eq. 4-5): S_m = norm(C_m) norm(C_m)^T is the batch cosine-similarity matrix of the
+  common representations of modality m; L_con is the mean over modality pairs of the squared
+  Frobenius norm ||S_m1 - S_m2||_F^2 (a SUM over the B x B entries, not a mean). With three
+  modalities that is (1/3) * (sum over (t,a), (t,v), (a,v)).
+* HSIC (Eq. 6): HSIC(X, Y) = (n-1)^-2 tr(U K_X U K_Y), K = X X^T, U = I - (1/n) e e^T.
+  L_dis (Eq. 7) is the mean of HSIC over the private pairs.
+* Additive angular margin (Eq. 9): with theta_m the angle between the normalised feature F(h)
+  and the normalised class weight, L = -log e^{a cos(theta_y + tau)} /
+  (e^{a cos(theta_y + tau)} + sum_{m != y} e^{a cos theta_m}).
+* L_ami (Eq. 10) and L_ams (Eq. 11): the mean over samples of the SUM over modalities of Eq. 9
+  for C_m (behind gradient reversal, inside the model) and P_m, with y_m the modality's index.
+* Eq. 18: L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import torch
+import torch.nn.functional as F
+
+TERMS = ("task", "ami", "ams", "con", "dis", "all")
+
+
+def _pairs(items):
+    return list(itertools.combinations(items, 2))
+
+
+def similarity_matrix(c: torch.Tensor) -> torch.Tensor:
+    """Eq. 4: S = norm(C) norm(C)^T, the (B, B) cosine similarities within the batch."""
+    z = F.normalize(c, dim=-1)
+    return z @ z.T
+
+
+def consistency_loss(*common: torch.Tensor) -> torch.Tensor:
+    """Eq. 5 for any number of modalities: mean over pairs of ||S_i - S_j||_F^2.
+
+    ``consistency_loss(c_t, c_a, c_v)`` with three; zero with fewer than two.
+    """
+    pairs = _pairs([similarity_matrix(c) for c in common])
+    if not pairs:
+        return common[0].new_zeros(()) if common else torch.zeros(())
+    return torch.stack([((si - sj) ** 2).sum() for si, sj in pairs]).mean()
+
+
+def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Eq. 6 with inner-product kernels: (n-1)^-2 tr(U K_X U K_Y)."""
+    n = x.shape[0]
+    U = torch.eye(n, device=x.device, dtype=x.dtype) - 1.0 / n              # (n, n) centring
+    K_x, K_y = x @ x.T, y @ y.T                                              # (n, n)
+    return torch.trace(U @ K_x @ U @ K_y) / (n - 1) ** 2
+
+
+def disparity_loss(*private: torch.Tensor) -> torch.Tensor:
+    """Eq. 7: mean of HSIC over the pairs of private representations (zero with fewer than two)."""
+    pairs = _pairs(private)
+    if not pairs:
+        return private[0].new_zeros(()) if private else torch.zeros(())
+    return torch.stack([hsic(p, q) for p, q in pairs]).mean()
+
+
+def angular_margin_loss(cosine: torch.Tensor, labels: torch.Tensor, scale: float = 72.0,
+                        margin: float = 0.5) -> torch.Tensor:
+    """Eq. 9, averaged over the batch. cosine (n, M) in [-1, 1], labels (n,) class ids.
+
+    cos(theta_y + tau) is computed as cos theta cos tau - sin theta sin tau, with sin theta from a
+    clamped square root (arccos has an infinite derivative at +-1). Where theta_y + tau would pass
+    pi, cos(theta + tau) stops decreasing; there, as in ArcFace, the target logit continues
+    linearly as cos theta - tau sin tau so the loss stays monotone in theta.
+    """
+    cos_y = cosine.gather(1, labels[:, None]).squeeze(1).clamp(-1.0, 1.0)    # (n,)
+    sin_y = torch.sqrt((1.0 - cos_y ** 2).clamp_min(1e-7))
+    with_margin = cos_y * math.cos(margin) - sin_y * math.sin(margin)        # cos(theta_y + tau)
+    fallback = cos_y - margin * math.sin(margin)
+    target = torch.where(cos_y > math.cos(math.pi - margin), with_margin, fallback)
+    logits = cosine.scatter(1, labels[:, None], target[:, None].to(cosine.dtype))
+    return F.cross_entropy(scale * logits, labels)
+
+
+def modality_loss(cos: torch.Tensor, scale: float, margin: float) -> torch.Tensor:
+    """Eq. 10/11 body: cos (B, M, M), row i of each sample has true class i.
+
+    The mean over samples of the sum over the M modalities of Eq. 9.
+    """
+    B, M, _ = cos.shape
+    labels = torch.arange(M, device=cos.device).repeat(B)                    # (B*M,)
+    return M * angular_margin_loss(cos.reshape(B * M, M), labels, scale, margin)
+
+
+def confusion_loss(cos: torch.Tensor, scale: float) -> torch.Tensor:
+    """Cross-entropy of the discriminator's probabilities to the uniform distribution, summed over
+    modalities and averaged over samples (the "confusion" adversary, an option beyond the paper)."""
+    B, M, _ = cos.shape
+    logp = torch.log_softmax(scale * cos, dim=-1)                            # (B, M, M)
+    return -(logp.mean(dim=-1)).sum(dim=1).mean()
+
+
+def alignment_loss(*common: torch.Tensor) -> torch.Tensor:
+    """Extension beyond the paper: mean over pairs of the per-sample squared distance ||C_i - C_j||^2."""
+    pairs = _pairs(common)
+    if not pairs:
+        return common[0].new_zeros(())
+    return torch.stack([((ci - cj) ** 2).sum(dim=-1).mean() for ci, cj in pairs]).mean()
+
+
+def task_loss(prediction: torch.Tensor, label: torch.Tensor, task: str) -> torch.Tensor:
+    """MSE for regression, cross-entropy for classification (Eq. 18's L_task)."""
+    if task == "regression":
+        return F.mse_loss(prediction.float(), label.float())
+    return F.cross_entropy(prediction.float(), label.long())
+
+
+def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> dict[str, torch.Tensor]:
+    """Eq. 18 with every term: ``{"task", "ami", "ams", "con", "dis", "all"}`` (plus ``"align"``
+    when ``cfg.align_weight > 0``). ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig."""
+    zero = out.prediction.new_zeros((), dtype=torch.float32)
+    terms = {"task": task_loss(out.prediction, label, task)}
+    C = [out.common[m].float() for m in out.modalities] if out.common else []
+    P = [out.private[m].float() for m in out.modalities] if out.private else []
+    margin = cfg.margin if cfg.margin_loss == "angular" else 0.0
+    ami = ams = zero
+    if out.disc_cos_common is not None:
+        if cfg.use_ami:
+            ami = modality_loss(out.disc_cos_common.float(), cfg.scale, margin)
+            if cfg.adversary == "confusion":
+                ami = ami + confusion_loss(out.disc_cos_common_frozen.float(), cfg.scale)
+        if cfg.use_ams:
+            ams = modality_loss(out.disc_cos_private.float(), cfg.scale, margin)
+    terms["ami"], terms["ams"] = ami, ams
+    terms["con"] = consistency_loss(*C) if (cfg.use_con and C) else zero
+    terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
+    total = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"]) + cfg.gamma * (terms["con"] + terms["dis"])
+    if cfg.align_weight > 0 and C:
+        terms["align"] = alignment_loss(*C)
+        total = total + cfg.align_weight * terms["align"]
+    terms["all"] = total
+    return terms

@@ -1,0 +1,52 @@
+"""The modality discriminator and gradient reversal (FDMER Section 3.3, Eq. 8-11).
+
+Eq. 8: F(h) = W_F h + b_F maps a d_k representation to d (=128). The discriminator's class
+weights W_D (d x M, one column per modality) and F(h) are both L2-normalised, so the logits are
+cosines cos(theta_m) in [-1, 1]; Eq. 9 (in ``losses``) adds the angular margin. ONE
+discriminator serves both the common and the private representations.
+
+Gradient reversal (Ganin & Lempitsky, 2015): identity in the forward pass, gradient times -1 in
+the backward pass. Placed between the common encoder's output and the discriminator, it lets the
+discriminator learn to tell modalities apart while the common encoders learn to fool it.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class _GradReverse(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x, coeff):
+        ctx.coeff = coeff
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx, grad):
+        return -ctx.coeff * grad, None
+
+
+def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
+    """Identity forward; multiplies the incoming gradient by ``-coeff`` backward."""
+    return _GradReverse.apply(x, coeff)
+
+
+class ModalityDiscriminator(nn.Module):
+    """cos(theta_m) between normalised F(h) and the normalised column m of W_D (Eq. 8-9)."""
+
+    def __init__(self, d_k: int, d: int, n_modalities: int):
+        super().__init__()
+        self.project = nn.Linear(d_k, d)                                     # F: W_F h + b_F
+        self.class_weights = nn.Parameter(torch.randn(d, n_modalities) * d ** -0.5)   # W_D
+
+    def forward(self, h: torch.Tensor, frozen: bool = False) -> torch.Tensor:
+        """h (..., d_k) -> cosines (..., M). ``frozen`` cuts the gradient to the discriminator's
+        own parameters (used by the confusion adversary, where only the encoders should move)."""
+        W_F, b_F, W_D = self.project.weight, self.project.bias, self.class_weights
+        if frozen:
+            W_F, b_F, W_D = W_F.detach(), b_F.detach(), W_D.detach()
+        f = F.normalize(F.linear(h, W_F, b_F), dim=-1)                       # (..., d)
+        w = F.normalize(W_D, dim=0)                                          # (d, M)
+        return f @ w                                                         # (..., M)

@@ -1,0 +1,134 @@
+"""The whole FDMER network (Yang et al., ACM MM 2022, Section 3, Figure 1).
+
+    U_m --Eq.1--> h_m --Eq.2--> C_m (shared encoder)  --> C = C_t + C_a + C_v --+
+                      --Eq.3--> P_m (private encoders) ------------------------+--CMAF (Eq.12-17)--> head
+    C_m --gradient reversal--> discriminator (Eq. 8)   -> cosines for L_ami (Eq. 10)
+    P_m ---------------------> the same discriminator  -> cosines for L_ams (Eq. 11)
+
+``forward`` returns an :class:`FDMEROutput` holding everything the losses and the figures need;
+nothing is stashed on the module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+
+from ..config import MODALITIES, ModelConfig
+from .discriminator import ModalityDiscriminator, grad_reverse
+from .encoders import MLPEncoder, ModalityEncoder
+from .fusion import build_fusion
+
+
+@dataclass
+class FDMEROutput:
+    prediction: torch.Tensor                   # (B,) regression, (B, n_classes) logits
+    modalities: str                            # e.g. "tav": the order of every M axis below
+    features: dict[str, torch.Tensor]          # h_m (B, d_k), Eq. 1
+    common: dict[str, torch.Tensor]            # C_m (B, d_k), Eq. 2 (empty if not disentangled)
+    private: dict[str, torch.Tensor]           # P_m (B, d_k), Eq. 3
+    psi: torch.Tensor                          # (B, T) fusion weights over the targets, Eq. 16
+    psi_names: tuple[str, ...]                 # e.g. ("C", "P_t", "P_a", "P_v")
+    # Discriminator cosines, (B, M, M): [b, i, j] = cos(theta_j) for the representation of
+    # modality i of sample b. The true class of row i is i. None with a single modality.
+    disc_cos_common: torch.Tensor | None = None        # what the discriminator learns from on C
+    disc_cos_private: torch.Tensor | None = None
+    disc_cos_common_frozen: torch.Tensor | None = None  # confusion adversary only
+    disc_scale: float = 72.0
+    extra: dict = field(default_factory=dict)
+
+    def _prob(self, cos):
+        return None if cos is None else torch.softmax(self.disc_scale * cos.detach().float(), dim=-1)
+
+    @property
+    def disc_prob_common(self) -> torch.Tensor | None:
+        """Discriminator probabilities softmax(alpha cos) on C_m, (B, M, M) (no margin: inference)."""
+        return self._prob(self.disc_cos_common)
+
+    @property
+    def disc_prob_private(self) -> torch.Tensor | None:
+        return self._prob(self.disc_cos_private)
+
+
+class FDMER(nn.Module):
+    """FDMER for the modalities in ``config.modalities`` with input widths from the data.
+
+    ``adversary``: "grl" puts a gradient reversal layer between C_m and the discriminator (the
+    paper); "confusion" lets the discriminator learn on detached C_m and additionally returns the
+    cosines of a frozen discriminator on C_m, for a loss that pushes them towards uniform.
+    """
+
+    def __init__(self, config: ModelConfig, input_dims: dict[str, int], output_dim: int = 1, *,
+                 adversary: str = "grl", disc_scale: float = 72.0, max_len: int = 512):
+        super().__init__()
+        if adversary not in ("grl", "confusion"):
+            raise ValueError(f"adversary must be 'grl' or 'confusion', got {adversary!r}")
+        mods = "".join(m for m in MODALITIES if m in config.modalities)
+        missing = [m for m in mods if m not in input_dims]
+        if not mods or missing:
+            raise ValueError(f"model modalities {config.modalities!r} need input widths; "
+                             f"the data provides {sorted(input_dims)}")
+        if not (config.use_common or config.use_private) and config.disentangle:
+            raise ValueError("use_common and use_private cannot both be False")
+        self.config, self.modalities, self.output_dim = config, mods, output_dim
+        self.adversary, self.disc_scale = adversary, disc_scale
+        d_k = config.d_k
+        self.encoders = nn.ModuleDict({
+            m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.layers(m),
+                               heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
+                               d_k=d_k, pooling=config.pooling, max_len=max_len)
+            for m in mods})
+        if config.disentangle:
+            self.common_encoder = MLPEncoder(d_k, config.dropout)                     # E_c, shared
+            self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, config.dropout) for m in mods})
+            self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods)) if len(mods) > 1 else None
+            names = (["C"] if config.use_common else []) + ([f"P_{m}" for m in mods] if config.use_private else [])
+        else:
+            self.common_encoder = self.private_encoders = self.discriminator = None
+            names = [f"h_{m}" for m in mods]
+        self.psi_names = tuple(names)
+        self.fusion = build_fusion(config.fusion, d_k, len(names), phase1=config.cmaf_phase1,
+                                   phase2=config.cmaf_phase2, attn_scale=config.attn_scale,
+                                   dropout=config.dropout)
+        self.head = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), nn.Dropout(config.dropout),
+                                  nn.Linear(d_k, output_dim))
+
+    def forward(self, features: dict[str, torch.Tensor],
+                masks: dict[str, torch.Tensor] | None = None) -> FDMEROutput:
+        masks = masks or {}
+        h = {m: self.encoders[m](features[m], masks.get(m)) for m in self.modalities}   # (B, d_k)
+        common, private = {}, {}
+        cos_c = cos_p = cos_c_frozen = None
+        if self.config.disentangle:
+            common = {m: self.common_encoder(h[m]) for m in self.modalities}
+            private = {m: self.private_encoders[m](h[m]) for m in self.modalities}
+            C = torch.stack([common[m] for m in self.modalities], dim=1)            # (B, M, d_k)
+            P = torch.stack([private[m] for m in self.modalities], dim=1)           # (B, M, d_k)
+            if self.discriminator is not None:
+                if self.adversary == "grl":
+                    cos_c = self.discriminator(grad_reverse(C))                     # (B, M, M)
+                else:
+                    cos_c = self.discriminator(C.detach())
+                    cos_c_frozen = self.discriminator(C, frozen=True)
+                cos_p = self.discriminator(P)                                       # (B, M, M)
+            tokens = ([C.sum(dim=1, keepdim=True)] if self.config.use_common else []) \
+                + ([P] if self.config.use_private else [])
+            tokens = torch.cat(tokens, dim=1)                                       # (B, T, d_k)
+        else:
+            tokens = torch.stack([h[m] for m in self.modalities], dim=1)            # (B, M, d_k)
+        fused, psi = self.fusion(tokens)                                            # (B, d_k), (B, T)
+        pred = self.head(fused)                                                     # (B, out)
+        if self.output_dim == 1:
+            pred = pred.squeeze(-1)                                                 # (B,)
+        return FDMEROutput(prediction=pred, modalities=self.modalities, features=h, common=common,
+                           private=private, psi=psi, psi_names=self.psi_names,
+                           disc_cos_common=cos_c, disc_cos_private=cos_p,
+                           disc_cos_common_frozen=cos_c_frozen, disc_scale=self.disc_scale)
+
+
+def build_model(config, data_widths: dict[str, int], output_dim: int, max_len: int = 512) -> FDMER:
+    """FDMER from a full :class:`~fdmer_lite.config.Config` and the data's input widths."""
+    return FDMER(config.model, data_widths, output_dim, adversary=config.loss.adversary,
+                 disc_scale=config.loss.scale, max_len=max_len)

@@ -1,0 +1,128 @@
+"""Cross-modal attention fusion, CMAF (FDMER Section 3.4, Eq. 12-17), and simpler baselines.
+
+The fusion sees T tokens of width d_k: the summed common representation C = C_t + C_a + C_v and
+the private ones P_t, P_a, P_v (T = 4 with all three modalities).
+
+Phase 1 (Eq. 12-14). The source F_so = [C, P_t, P_a, P_v] is flattened (T*d_k) and projected
+twice, W_Q and W_U (T*d_k -> T*d_k), then reshaped to T query/value tokens Q_so, U_so. Each
+target F_ta in {C, P_t, P_a, P_v} has its own W_G (d_k x d_k): G_ta = F_ta W_G, and attends over
+the T source tokens:
+    F_so->ta = softmax(G_ta Q_so^T / sqrt(d_k)) U_so                     (d_k)
+    Y_ta = LN(F_ta) + F_so->ta
+    Y_ta = f_delta(LN(Y_ta)) + Y_ta
+Open choices, made here: the scores are divided by sqrt(d_k) (``attn_scale``; the paper's Eq. 13
+has no scaling, and without it the softmax saturates at d_k = 256); each target has its own two
+LayerNorms; f_delta (a GELU feed-forward d_k -> 2 d_k -> d_k) is SHARED by the targets.
+
+Phase 2 (Eq. 15-17). A score per target, mu_ta = q^T tanh(W_ta Y_ta + b_ta), with one shared
+vector q and a per-target W_ta; psi = softmax over the T targets; Y_fin = sum_ta psi_ta Y_ta.
+psi (B, T) is what the paper's Figure 4b box plots show.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+
+class CMAF(nn.Module):
+    def __init__(self, d_k: int, n_tokens: int, *, phase1: bool = True, phase2: bool = True,
+                 attn_scale: bool = True, dropout: float = 0.0):
+        super().__init__()
+        self.T, self.d_k = n_tokens, d_k
+        self.phase1, self.phase2 = phase1, phase2
+        self.scale = 1.0 / math.sqrt(d_k) if attn_scale else 1.0
+        if phase1:
+            self.to_q = nn.Linear(n_tokens * d_k, n_tokens * d_k)            # W_Q
+            self.to_u = nn.Linear(n_tokens * d_k, n_tokens * d_k)            # W_U
+            self.to_g = nn.Parameter(torch.randn(n_tokens, d_k, d_k) * d_k ** -0.5)   # W_G per target
+            self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
+            self.norm_mid = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
+            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), nn.Dropout(dropout),
+                                         nn.Linear(2 * d_k, d_k))
+        if phase2:
+            self.to_score = nn.ModuleList(nn.Linear(d_k, d_k) for _ in range(n_tokens))  # W_ta, b_ta
+            self.q = nn.Parameter(torch.randn(d_k) * d_k ** -0.5)            # shared q
+
+    def cross_attention(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Phase 1. tokens (B, T, d_k) -> Y (B, T, d_k) and attention (B, T_target, T_source)."""
+        B, T, D = tokens.shape
+        flat = tokens.reshape(B, T * D)                                      # (B, T*d_k)
+        Q = self.to_q(flat).reshape(B, T, D)                                 # Q_so (B, T, d_k)
+        U = self.to_u(flat).reshape(B, T, D)                                 # U_so (B, T, d_k)
+        G = torch.einsum("btd,tde->bte", tokens, self.to_g)                  # G_ta (B, T, d_k)
+        attn = (G @ Q.transpose(1, 2) * self.scale).softmax(dim=-1)          # (B, T, T)
+        cross = attn @ U                                                     # F_so->ta (B, T, d_k)
+        ys = []
+        for j in range(T):
+            y = self.norm_in[j](tokens[:, j]) + cross[:, j]                  # (B, d_k)
+            ys.append(self.f_delta(self.norm_mid[j](y)) + y)
+        return torch.stack(ys, dim=1), attn                                  # (B, T, d_k)
+
+    def target_weights(self, Y: torch.Tensor) -> torch.Tensor:
+        """Phase 2 scores. Y (B, T, d_k) -> psi (B, T), rows sum to one."""
+        mu = torch.stack([torch.tanh(self.to_score[j](Y[:, j])) @ self.q for j in range(self.T)],
+                         dim=1)                                              # (B, T)
+        return mu.softmax(dim=1)
+
+    def forward(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """tokens (B, T, d_k) -> fused (B, d_k), psi (B, T)."""
+        Y = self.cross_attention(tokens)[0] if self.phase1 else tokens       # (B, T, d_k)
+        if self.phase2:
+            psi = self.target_weights(Y)
+        else:                                                                # w/o phase 2: equal weights
+            psi = torch.full(Y.shape[:2], 1.0 / Y.shape[1], device=Y.device, dtype=Y.dtype)
+        fused = (psi.unsqueeze(-1) * Y).sum(dim=1)                           # Y_fin (B, d_k)
+        return fused, psi
+
+
+class ConcatFusion(nn.Module):
+    """"w/o CMAF": concatenate the T tokens and map back to d_k."""
+
+    def __init__(self, d_k: int, n_tokens: int):
+        super().__init__()
+        self.net = nn.Sequential(nn.Linear(n_tokens * d_k, d_k), nn.GELU())
+
+    def forward(self, tokens):
+        B, T, D = tokens.shape
+        psi = torch.full((B, T), 1.0 / T, device=tokens.device, dtype=tokens.dtype)
+        return self.net(tokens.reshape(B, T * D)), psi
+
+
+class AddFusion(nn.Module):
+    """"Addition": the sum of the T tokens."""
+
+    def forward(self, tokens):
+        B, T, _ = tokens.shape
+        psi = torch.full((B, T), 1.0 / T, device=tokens.device, dtype=tokens.dtype)
+        return tokens.sum(dim=1), psi
+
+
+class MultFusion(nn.Module):
+    """"Multiplication": element-wise product of the tokens, each first squashed to (0, 2) by
+    1 + tanh so that the product neither explodes nor vanishes with T (a representation-level
+    reading of the multiplicative fusion of Mittal et al., which the paper cites)."""
+
+    def __init__(self, d_k: int):
+        super().__init__()
+        self.norm = nn.LayerNorm(d_k)
+
+    def forward(self, tokens):
+        B, T, _ = tokens.shape
+        psi = torch.full((B, T), 1.0 / T, device=tokens.device, dtype=tokens.dtype)
+        return torch.prod(1.0 + torch.tanh(self.norm(tokens)), dim=1), psi
+
+
+def build_fusion(kind: str, d_k: int, n_tokens: int, *, phase1: bool = True, phase2: bool = True,
+                 attn_scale: bool = True, dropout: float = 0.0) -> nn.Module:
+    if kind == "cmaf":
+        return CMAF(d_k, n_tokens, phase1=phase1, phase2=phase2, attn_scale=attn_scale, dropout=dropout)
+    if kind == "concat":
+        return ConcatFusion(d_k, n_tokens)
+    if kind == "add":
+        return AddFusion()
+    if kind == "mult":
+        return MultFusion(d_k)
+    raise ValueError(f"fusion must be 'cmaf', 'concat', 'add' or 'mult', got {kind!r}")

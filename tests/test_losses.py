@@ -1,0 +1,158 @@
+"""Each equation of the objective against an independent computation (loops, closed forms)."""
+
+import itertools
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from fdmer_lite import losses
+from fdmer_lite.config import LossConfig
+
+torch.manual_seed(0)
+
+
+def cos_sim_loop(c):
+    n = c.shape[0]
+    S = torch.empty(n, n, dtype=torch.float64)
+    for i in range(n):
+        for j in range(n):
+            a, b = c[i].double(), c[j].double()
+            S[i, j] = (a @ b) / (a.norm() * b.norm())
+    return S
+
+
+def test_similarity_matrix_is_cosine_similarity():
+    c = torch.randn(5, 7)
+    torch.testing.assert_close(losses.similarity_matrix(c).double(), cos_sim_loop(c), atol=1e-6, rtol=1e-6)
+
+
+def test_consistency_loss_three_modalities_by_loops():
+    c_t, c_a, c_v = (torch.randn(6, 4) for _ in range(3))
+    S = [cos_sim_loop(c) for c in (c_t, c_a, c_v)]
+    expected = 0.0
+    for i, j in [(0, 1), (0, 2), (1, 2)]:
+        for r in range(6):
+            for s in range(6):
+                expected += float(S[i][r, s] - S[j][r, s]) ** 2        # a SUM over entries
+    expected /= 3
+    assert losses.consistency_loss(c_t, c_a, c_v).item() == pytest.approx(expected, rel=1e-5)
+
+
+def test_consistency_loss_is_zero_for_identical_directions_and_two_modalities():
+    c = torch.randn(5, 3)
+    assert losses.consistency_loss(c, 2.5 * c, c).item() == pytest.approx(0.0, abs=1e-6)
+    c2 = torch.randn(5, 3)
+    S1, S2 = cos_sim_loop(c), cos_sim_loop(c2)
+    assert losses.consistency_loss(c, c2).item() == pytest.approx(float(((S1 - S2) ** 2).sum()), rel=1e-5)
+    assert losses.consistency_loss(c).item() == 0.0
+
+
+def test_hsic_linear_kernel_closed_form():
+    # tr(U X X^T U Y Y^T) = ||Xc^T Yc||_F^2 with Xc, Yc column-centred.
+    x, y = torch.randn(9, 4, dtype=torch.float64), torch.randn(9, 3, dtype=torch.float64)
+    xc, yc = x - x.mean(0), y - y.mean(0)
+    expected = float((xc.T @ yc).pow(2).sum()) / (9 - 1) ** 2
+    assert losses.hsic(x, y).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_hsic_zero_for_independent_constructions_and_positive_for_dependent():
+    x = torch.randn(50, 3, dtype=torch.float64)
+    assert losses.hsic(x, torch.ones(50, 2, dtype=torch.float64)).item() == pytest.approx(0.0, abs=1e-10)
+    assert losses.hsic(x, x).item() > 0.5
+
+
+def test_disparity_loss_is_mean_of_pairwise_hsic():
+    p = [torch.randn(8, 5, dtype=torch.float64) for _ in range(3)]
+    def closed(a, b):
+        ac, bc = a - a.mean(0), b - b.mean(0)
+        return float((ac.T @ bc).pow(2).sum()) / 49
+    expected = sum(closed(a, b) for a, b in itertools.combinations(p, 2)) / 3
+    assert losses.disparity_loss(*p).item() == pytest.approx(expected, rel=1e-10)
+
+
+def test_angular_margin_with_zero_margin_and_unit_scale_is_cross_entropy():
+    cos = torch.rand(10, 3) * 2 - 1
+    y = torch.randint(0, 3, (10,))
+    expected = F.cross_entropy(cos, y)
+    torch.testing.assert_close(losses.angular_margin_loss(cos, y, scale=1.0, margin=0.0), expected)
+
+
+def test_angular_margin_matches_explicit_formula():
+    cos = torch.tensor([[0.9, 0.1, -0.3], [0.2, 0.5, 0.4], [-0.5, 0.3, 0.99]], dtype=torch.float64)
+    y = torch.tensor([0, 2, 1])
+    a, tau = 4.0, 0.5
+    total = 0.0
+    for i in range(3):
+        theta = math.acos(cos[i, y[i]].item())
+        target = math.exp(a * math.cos(theta + tau))
+        others = sum(math.exp(a * cos[i, m].item()) for m in range(3) if m != y[i])
+        total += -math.log(target / (target + others))
+    got = losses.angular_margin_loss(cos, y, scale=a, margin=tau).item()
+    assert got == pytest.approx(total / 3, rel=1e-9)
+
+
+def test_angular_margin_is_finite_with_gradients_at_the_poles():
+    cos = torch.tensor([[1.0, -1.0, 0.0], [-1.0, 1.0, 0.0]], requires_grad=True)
+    loss = losses.angular_margin_loss(cos, torch.tensor([0, 0]), scale=72.0, margin=0.5)
+    loss.backward()
+    assert torch.isfinite(loss) and torch.isfinite(cos.grad).all()
+
+
+def test_angular_margin_monotone_past_pi_minus_margin():
+    # Target logit must keep decreasing as theta grows, also where theta + tau > pi.
+    thetas = torch.linspace(0.0, math.pi, 200)
+    cos = torch.stack([torch.cos(thetas), torch.zeros(200), torch.zeros(200)], dim=1)
+    per = [losses.angular_margin_loss(cos[i:i + 1], torch.tensor([0]), 8.0, 0.5).item() for i in range(200)]
+    assert all(b >= a - 1e-6 for a, b in zip(per, per[1:]))
+
+
+def test_modality_loss_is_sum_over_modalities_mean_over_samples():
+    cos = torch.rand(4, 3, 3) * 2 - 1
+    expected = 0.0
+    for b in range(4):
+        for m in range(3):
+            expected += losses.angular_margin_loss(cos[b, m][None], torch.tensor([m]), 72.0, 0.5).item()
+    assert losses.modality_loss(cos, 72.0, 0.5).item() == pytest.approx(expected / 4, rel=1e-5)
+
+
+def test_confusion_loss_minimal_at_uniform():
+    uniform = torch.zeros(4, 3, 3)
+    assert losses.confusion_loss(uniform, 72.0).item() == pytest.approx(3 * math.log(3), rel=1e-6)
+    assert losses.confusion_loss(torch.rand(4, 3, 3), 72.0).item() > 3 * math.log(3)
+
+
+class _Out:
+    def __init__(self, B=6, M=3, d=5, reg=True):
+        self.modalities = "tav"[:M]
+        self.prediction = torch.randn(B) if reg else torch.randn(B, 2)
+        self.common = {m: torch.randn(B, d) for m in self.modalities}
+        self.private = {m: torch.randn(B, d) for m in self.modalities}
+        self.disc_cos_common = torch.rand(B, M, M) * 2 - 1
+        self.disc_cos_private = torch.rand(B, M, M) * 2 - 1
+        self.disc_cos_common_frozen = None
+
+
+def test_objective_eq18_combines_terms_with_beta_and_gamma():
+    out, y = _Out(), torch.randn(6)
+    cfg = LossConfig(beta=0.3, gamma=0.7)
+    t = losses.fdmer_objective(out, y, cfg, "regression")
+    mse = float(((out.prediction - y) ** 2).mean())
+    assert t["task"].item() == pytest.approx(mse, rel=1e-6)
+    C = [out.common[m] for m in "tav"]
+    P = [out.private[m] for m in "tav"]
+    assert t["con"].item() == pytest.approx(losses.consistency_loss(*C).item())
+    assert t["dis"].item() == pytest.approx(losses.disparity_loss(*P).item())
+    expected = mse + 0.3 * (t["ami"] + t["ams"]).item() + 0.7 * (t["con"] + t["dis"]).item()
+    assert t["all"].item() == pytest.approx(expected, rel=1e-5)
+    assert set(t) == {"task", "ami", "ams", "con", "dis", "all"}
+
+
+def test_objective_switches_and_classification():
+    out, y = _Out(reg=False), torch.randint(0, 2, (6,))
+    cfg = LossConfig(use_ami=False, use_con=False, margin_loss="ce")
+    t = losses.fdmer_objective(out, y, cfg, "classification")
+    assert t["task"].item() == pytest.approx(F.cross_entropy(out.prediction, y).item(), rel=1e-6)
+    assert t["ami"].item() == 0.0 and t["con"].item() == 0.0
+    assert t["ams"].item() == pytest.approx(losses.modality_loss(out.disc_cos_private, 72.0, 0.0).item(), rel=1e-6)

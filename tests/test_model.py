@@ -1,0 +1,173 @@
+"""The network: shapes, gradient reversal, discriminator cosines, CMAF against explicit loops."""
+
+import math
+
+import pytest
+import torch
+
+from fdmer_lite.config import get_preset
+from fdmer_lite.model import FDMER, CMAF, ModalityDiscriminator, build_model, grad_reverse
+
+WIDTHS = {"t": 12, "a": 5, "v": 7}
+
+
+def batch(B=4, L=9, widths=WIDTHS):
+    g = torch.Generator().manual_seed(0)
+    return {m: torch.randn(B, L, d, generator=g) for m, d in widths.items()}
+
+
+def small(**model):
+    return get_preset("fast").replace(model=model)
+
+
+def test_gradient_reversal_flips_gradient_and_keeps_value():
+    x = torch.randn(3, 4, requires_grad=True)
+    w = torch.randn(3, 4)
+    y = grad_reverse(x, 1.0)
+    torch.testing.assert_close(y, x)
+    (y * w).sum().backward()
+    torch.testing.assert_close(x.grad, -w)
+    x.grad = None
+    (grad_reverse(x, 0.5) * w).sum().backward()
+    torch.testing.assert_close(x.grad, -0.5 * w)
+
+
+def test_discriminator_cosines_match_explicit_formula():
+    torch.manual_seed(1)
+    D = ModalityDiscriminator(d_k=6, d=4, n_modalities=3)
+    h = torch.randn(5, 6)
+    with torch.no_grad():
+        got = D(h)
+        f = h @ D.project.weight.T + D.project.bias
+    for i in range(5):
+        for m in range(3):
+            w = D.class_weights[:, m].detach()
+            expected = float(f[i] @ w) / (float(f[i].norm()) * float(w.norm()))
+            assert got[i, m].item() == pytest.approx(expected, abs=1e-6)
+    assert got.abs().max() <= 1 + 1e-6
+
+
+def test_forward_output_shapes_and_psi_sums_to_one():
+    cfg = small()
+    model = build_model(cfg, WIDTHS, 1)
+    out = model(batch())
+    assert out.prediction.shape == (4,)
+    assert out.psi.shape == (4, 4) and out.psi_names == ("C", "P_t", "P_a", "P_v")
+    torch.testing.assert_close(out.psi.sum(1), torch.ones(4))
+    assert out.disc_cos_common.shape == (4, 3, 3) and out.disc_cos_private.shape == (4, 3, 3)
+    torch.testing.assert_close(out.disc_prob_common.sum(-1), torch.ones(4, 3))
+    for m in "tav":
+        assert out.common[m].shape == (4, cfg.model.d_k) and out.private[m].shape == (4, cfg.model.d_k)
+
+
+def test_common_encoder_is_shared_private_encoders_are_not():
+    model = build_model(small(), WIDTHS, 1)
+    out = model(batch())
+    for m in "tav":
+        torch.testing.assert_close(out.common[m], model.common_encoder(out.features[m]))
+        torch.testing.assert_close(out.private[m], model.private_encoders[m](out.features[m]))
+    assert len({id(e) for e in model.private_encoders.values()}) == 3
+
+
+def test_gradient_reversal_sits_between_common_and_discriminator():
+    torch.manual_seed(0)
+    model = build_model(small(dropout=0.0), WIDTHS, 1).eval()
+    x = batch()
+    # gradient of sum(cos_common) with respect to C_t through the model's path ...
+    out = model(x)
+    C_t = out.common["t"]
+    g_model = torch.autograd.grad(out.disc_cos_common.sum(), C_t, retain_graph=True)[0]
+    # ... equals minus the gradient through the discriminator called directly (no reversal).
+    C = torch.stack([out.common[m] for m in "tav"], dim=1)
+    direct = torch.autograd.grad(model.discriminator(C).sum(), C_t)[0]
+    torch.testing.assert_close(g_model, -direct)
+    # the private branch is NOT reversed
+    P_t = out.private["t"]
+    g_p = torch.autograd.grad(out.disc_cos_private.sum(), P_t, retain_graph=True)[0]
+    P = torch.stack([out.private[m] for m in "tav"], dim=1)
+    torch.testing.assert_close(g_p, torch.autograd.grad(model.discriminator(P).sum(), P_t)[0])
+
+
+def test_confusion_adversary_outputs_frozen_cosines():
+    cfg = small().replace(loss={"adversary": "confusion"})
+    model = build_model(cfg, WIDTHS, 1)
+    out = model(batch())
+    assert out.disc_cos_common_frozen is not None
+    out.disc_cos_common_frozen.sum().backward()
+    assert model.discriminator.class_weights.grad is None          # the frozen copy does not train D
+    assert model.encoders["t"].to_model.weight.grad is not None     # but it reaches the encoders
+
+
+def cmaf_by_loops(f: CMAF, tokens):
+    """Eq. 12-17 written sample by sample and target by target."""
+    B, T, D = tokens.shape
+    out, psis = [], []
+    for b in range(B):
+        flat = tokens[b].reshape(T * D)
+        Q = (f.to_q.weight @ flat + f.to_q.bias).reshape(T, D)
+        U = (f.to_u.weight @ flat + f.to_u.bias).reshape(T, D)
+        Ys = []
+        for j in range(T):
+            G = tokens[b, j] @ f.to_g[j]
+            scores = torch.stack([G @ Q[k] / math.sqrt(D) for k in range(T)])
+            a = torch.exp(scores) / torch.exp(scores).sum()
+            cross = sum(a[k] * U[k] for k in range(T))
+            Y = f.norm_in[j](tokens[b, j]) + cross
+            Ys.append(f.f_delta(f.norm_mid[j](Y)) + Y)
+        mu = torch.stack([f.q @ torch.tanh(f.to_score[j].weight @ Ys[j] + f.to_score[j].bias) for j in range(T)])
+        psi = torch.exp(mu) / torch.exp(mu).sum()
+        out.append(sum(psi[j] * Ys[j] for j in range(T)))
+        psis.append(psi)
+    return torch.stack(out), torch.stack(psis)
+
+
+def test_cmaf_matches_explicit_loops():
+    torch.manual_seed(3)
+    f = CMAF(d_k=6, n_tokens=4).double().eval()
+    tokens = torch.randn(3, 4, 6, dtype=torch.float64)
+    fused, psi = f(tokens)
+    fused_ref, psi_ref = cmaf_by_loops(f, tokens)
+    torch.testing.assert_close(fused, fused_ref)
+    torch.testing.assert_close(psi, psi_ref)
+
+
+def test_cmaf_without_phases():
+    tokens = torch.randn(2, 4, 6)
+    f = CMAF(6, 4, phase1=False, phase2=False)
+    fused, psi = f(tokens)
+    torch.testing.assert_close(fused, tokens.mean(1))
+    torch.testing.assert_close(psi, torch.full((2, 4), 0.25))
+
+
+def test_padding_does_not_change_the_output():
+    torch.manual_seed(0)
+    model = build_model(small(dropout=0.0), WIDTHS, 1).eval()
+    x = batch(B=2, L=6)
+    mask = {m: torch.ones(2, 6, dtype=torch.bool) for m in "tav"}
+    ref = model(x, mask).prediction
+    padded = {m: torch.cat([v, 100 * torch.randn(2, 3, v.shape[2])], dim=1) for m, v in x.items()}
+    pmask = {m: torch.cat([mask[m], torch.zeros(2, 3, dtype=torch.bool)], dim=1) for m in "tav"}
+    torch.testing.assert_close(model(padded, pmask).prediction, ref, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("pooling", ["mean", "last", "attention"])
+def test_poolings_run(pooling):
+    model = build_model(small(pooling=pooling), WIDTHS, 1)
+    assert model(batch()).prediction.shape == (4,)
+
+
+@pytest.mark.parametrize("mods", ["ta", "tv", "av", "t"])
+def test_any_subset_of_modalities(mods):
+    model = build_model(small(modalities=mods), WIDTHS, 2)
+    out = model({m: v for m, v in batch().items() if m in mods})
+    assert out.prediction.shape == (4, 2)
+    assert out.psi.shape == (4, 1 + len(mods))
+    if len(mods) > 1:
+        assert out.disc_cos_common.shape == (4, len(mods), len(mods))
+    else:
+        assert out.disc_cos_common is None
+
+
+def test_missing_width_is_a_clear_error():
+    with pytest.raises(ValueError, match="input widths"):
+        FDMER(small().model, {"t": 3}, 1)
