@@ -1,0 +1,136 @@
+"""What the model learned: representations, probes and disentanglement scores.
+
+``extract_representations`` runs a trained model over a split and returns, as numpy arrays, the
+common and private representations (FDMER Eq. 2-3), the discriminator's probabilities (Eq. 8-9,
+the paper's Figure 4a), the fusion weights psi (Eq. 16, Figure 4b) and the predictions.
+
+``disentanglement_scores`` (DESIGN.md section 4) fits simple probes on train-split
+representations and scores them on the test split:
+  common_modality_acc   linear probe, modality from C_m        ideal: chance (1/M)
+  private_modality_acc  linear probe, modality from P_m        ideal: 1.0
+  common_factor_r2      ridge probe, shared latent s from C_m  ideal: near 1   (benchmark only)
+  private_factor_r2     ridge probe, z_m from P_m              ideal: near 1   (benchmark only)
+  disc_prob_common      the discriminator's mean probability of the true modality on C_m
+                        (the paper reports about 0.33)
+  disc_prob_private     the same on P_m
+The modality probe is stricter than anything the paper reports: a discriminator can be fooled
+while the modality stays linearly readable by a fresh probe.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from sklearn.linear_model import LogisticRegression, RidgeCV
+from sklearn.metrics import r2_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import StandardScaler
+
+from .data.base import MultimodalData, make_loader
+
+
+@dataclass
+class Representations:
+    modalities: str
+    common: dict[str, np.ndarray]            # m -> (N, d_k)
+    private: dict[str, np.ndarray]           # m -> (N, d_k)
+    features: dict[str, np.ndarray]          # h_m (N, d_k)
+    psi: np.ndarray                          # (N, T)
+    psi_names: tuple[str, ...]
+    disc_prob_common: dict[str, np.ndarray]  # m -> (N, M) probabilities over the modalities
+    disc_prob_private: dict[str, np.ndarray]
+    prediction: np.ndarray                   # (N,) or (N, C)
+    labels: np.ndarray                       # (N,)
+    ids: list[str]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+@torch.no_grad()
+def extract_representations(model: torch.nn.Module, data: MultimodalData, split: str = "test", *,
+                            device: str | torch.device = "cpu", batch_size: int = 256) -> Representations:
+    model.eval()
+    device = torch.device(device)
+    mods = model.modalities
+    data = data.select(mods)
+    parts: dict[str, list] = {}
+
+    def add(key, value):
+        parts.setdefault(key, []).append(value.detach().float().cpu().numpy())
+
+    for batch in make_loader(data, split, batch_size):
+        batch = batch.to(device)
+        out = model(batch.features, batch.masks)
+        add("prediction", out.prediction)
+        add("psi", out.psi)
+        for i, m in enumerate(mods):
+            add(f"h_{m}", out.features[m])
+            if out.common:
+                add(f"C_{m}", out.common[m])
+                add(f"P_{m}", out.private[m])
+            if out.disc_cos_common is not None:
+                add(f"pc_{m}", out.disc_prob_common[:, i])                   # (B, M)
+                add(f"pp_{m}", out.disc_prob_private[:, i])
+    cat = {k: np.concatenate(v) for k, v in parts.items()}
+    sp = data.splits[split]
+    pick = lambda prefix: {m: cat[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in cat}  # noqa: E731
+    return Representations(modalities=mods, common=pick("C"), private=pick("P"), features=pick("h"),
+                           psi=cat["psi"], psi_names=tuple(model.psi_names),
+                           disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
+                           prediction=cat["prediction"], labels=np.asarray(sp.labels), ids=list(sp.ids),
+                           extras=dict(sp.extras))
+
+
+def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarray, np.ndarray]:
+    X = np.concatenate([reps[m] for m in mods])                              # (N*M, d_k)
+    y = np.concatenate([np.full(len(reps[m]), i) for i, m in enumerate(mods)])
+    return X, y
+
+
+def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str) -> float:
+    """Test accuracy of a linear (logistic) probe that predicts the modality of a representation."""
+    X_tr, y_tr = _stack_by_modality(train, mods)
+    X_te, y_te = _stack_by_modality(test, mods)
+    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    probe.fit(X_tr, y_tr)
+    return float(probe.score(X_te, y_te))
+
+
+def factor_r2(X_tr: np.ndarray, Z_tr: np.ndarray, X_te: np.ndarray, Z_te: np.ndarray) -> float:
+    """Test R^2 (averaged over the factor's dimensions) of a ridge probe from X to Z."""
+    probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
+    probe.fit(X_tr, Z_tr)
+    return float(r2_score(Z_te, probe.predict(X_te), multioutput="uniform_average"))
+
+
+def true_modality_probability(probs: dict[str, np.ndarray], mods: str) -> float:
+    """Mean over modalities and samples of the discriminator's probability of the true modality."""
+    return float(np.mean([probs[m][:, i].mean() for i, m in enumerate(mods)]))
+
+
+def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
+                           device: str | torch.device = "cpu", max_train: int = 4000) -> dict[str, float]:
+    """The scores of DESIGN.md section 4 (factor R^2 only where the data carries latents)."""
+    tr = extract_representations(model, data, "train", device=device)
+    te = extract_representations(model, data, "test", device=device)
+    mods = tr.modalities
+    if not tr.common:
+        return {}
+    if len(tr.labels) > max_train:                                          # keep the probes quick
+        keep = np.random.default_rng(0).choice(len(tr.labels), max_train, replace=False)
+        sub = lambda d: {m: v[keep] for m, v in d.items()}                  # noqa: E731
+        tr.common, tr.private, tr.extras = sub(tr.common), sub(tr.private), sub(tr.extras)
+    scores: dict[str, float] = {}
+    if len(mods) > 1:
+        scores["common_modality_acc"] = modality_probe_accuracy(tr.common, te.common, mods)
+        scores["private_modality_acc"] = modality_probe_accuracy(tr.private, te.private, mods)
+        scores["disc_prob_common"] = true_modality_probability(te.disc_prob_common, mods)
+        scores["disc_prob_private"] = true_modality_probability(te.disc_prob_private, mods)
+    if "s" in tr.extras:
+        scores["common_factor_r2"] = float(np.mean(
+            [factor_r2(tr.common[m], tr.extras["s"], te.common[m], te.extras["s"]) for m in mods]))
+    if all(f"z_{m}" in tr.extras for m in mods):
+        scores["private_factor_r2"] = float(np.mean(
+            [factor_r2(tr.private[m], tr.extras[f"z_{m}"], te.private[m], te.extras[f"z_{m}"]) for m in mods]))
+    return scores

@@ -1,0 +1,186 @@
+"""The ``fdmer-lite`` command (DESIGN.md section 6).
+
+    fdmer-lite demo  [--out DIR] [--device auto|cpu|cuda] [--fast]
+    fdmer-lite train --dataset synthetic|mmsa|sdk|urfunny|mosi-text-audio [--data PATH] ...
+    fdmer-lite data inspect PATH
+
+Bad input stops with one message naming the file, the field and what was expected, and exit
+status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from .config import Config, fast_mode, get_preset
+from .data.base import DataError
+
+EXIT_BAD_INPUT = 2
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+    p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="train on the known-factor benchmark and write a report")
+    _add_common(demo)
+    demo.add_argument("--fast", action="store_true", help="tiny data and model (seconds; for checks)")
+
+    train = sub.add_parser("train", help="train FDMER on a data set")
+    _add_common(train)
+    train.add_argument("--dataset", required=True,
+                       choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    train.add_argument("--data", default=None, help="path to the data file or folder")
+    train.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    train.add_argument("--epochs", type=int, default=None)
+    train.add_argument("--seed", type=int, default=None)
+    train.add_argument("--beta", type=float, default=None, help="weight of L_ami + L_ams")
+    train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
+    train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
+    train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
+    train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
+                       help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+
+    data = sub.add_parser("data", help="data utilities")
+    dsub = data.add_subparsers(dest="data_command", required=True)
+    insp = dsub.add_parser("inspect", help="print what a data file holds")
+    insp.add_argument("path")
+    return parser
+
+
+def configure(args) -> Config:
+    cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
+    train, loss, model = {}, {}, {}
+    if args.epochs is not None:
+        train["epochs"] = args.epochs
+    if args.seed is not None:
+        train["seed"] = args.seed
+    train["device"] = args.device
+    if args.beta is not None:
+        loss["beta"] = args.beta
+    if args.gamma is not None:
+        loss["gamma"] = args.gamma
+    if args.adversary is not None:
+        loss["adversary"] = args.adversary
+    if args.modalities is not None:
+        model["modalities"] = args.modalities
+    return cfg.replace(train=train, loss=loss, model=model)
+
+
+def load_data(args, cfg: Config):
+    from .data import load_dataset
+    kw = {}
+    if args.dataset == "synthetic":
+        kw = {"kind": args.kind, "seed": cfg.train.seed, "fast": cfg.name == "fast"}
+    data = load_dataset(args.dataset, args.data, **kw)
+    if args.modalities is None:
+        cfg.model.modalities = data.modalities
+    else:
+        data = data.select(args.modalities)
+    return data
+
+
+def print_metrics(metrics: dict, file=sys.stdout) -> None:
+    width = max(len(k) for k in metrics)
+    for k, v in metrics.items():
+        print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
+
+
+def cmd_train(args) -> int:
+    from .train import run_experiment
+    cfg = configure(args)
+    data = load_data(args, cfg)
+    out = Path(args.out or f"runs/train-{args.dataset}")
+    print(data.summary())
+    print(f"preset {cfg.name}, modalities {cfg.model.modalities}, beta {cfg.loss.beta}, "
+          f"gamma {cfg.loss.gamma}, writing to {out}")
+    metrics = run_experiment(cfg, data, out)
+    print("test metrics (checkpoint best on validation):")
+    print_metrics(metrics)
+    return 0
+
+
+def demo_table(m: dict) -> str:
+    rows = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
+            ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
+    lines = ["| predictor | test MAE | x Bayes floor |", "|---|---|---|"]
+    lines += [f"| {name} | {v:.3f} | {v / m['bayes_mae']:.2f} |" for name, v in rows]
+    lines.append("")
+    lines.append("| disentanglement score | value | ideal |")
+    lines.append("|---|---|---|")
+    ideal = {"common_modality_acc": "1/3 (chance)", "private_modality_acc": "1.0",
+             "common_factor_r2": "near 1", "private_factor_r2": "near 1",
+             "disc_prob_common": "~0.33 (paper)", "disc_prob_private": "1.0"}
+    lines += [f"| {k} | {m[k]:.3f} | {v} |" for k, v in ideal.items() if k in m]
+    return "\n".join(lines)
+
+
+def cmd_demo(args) -> int:
+    from . import viz
+    from .analysis import extract_representations
+    from .data.synthetic import make_benchmark
+    from .train import Trainer, run_experiment
+
+    fast = args.fast or fast_mode()
+    cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
+    out = Path(args.out or "runs/demo")
+    start = time.perf_counter()
+    data = make_benchmark("emotion", **(_FAST_SIZES if fast else {}))
+    print(data.summary())
+    print(f"training FDMER (preset {cfg.name}) on {cfg.train.device}; writing to {out}")
+    trainer = Trainer(cfg, data)
+    metrics = run_experiment(cfg, data, out, trainer=trainer)
+    print()
+    print(demo_table(metrics))
+    reps = extract_representations(trainer.model, data, "test", device=trainer.device)
+    figures = [("Loss curves (cf. the paper's Figure 3)", viz.loss_curves(trainer.history)),
+               ("Common and private representations, t-SNE (cf. Figure 2)",
+                viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400)),
+               ("Discriminator probability of the true modality (cf. Figure 4a)",
+                viz.discriminator_probabilities(reps)),
+               ("Fusion weights psi (cf. Figure 4b)", viz.fusion_weights(reps))]
+    summary = "<pre>" + demo_table(metrics) + "</pre>"
+    report = viz.write_report(out / "report.html", figures, title="fdmer_lite demo", summary_html=summary)
+    print(f"\nwrote {out}/metrics.json, history.json, config.json, model.pt and {report or out / 'report.html'}")
+    print(f"demo took {time.perf_counter() - start:.1f} s")
+    return 0
+
+
+_FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
+
+
+def cmd_data_inspect(args) -> int:
+    from .data.inspect import inspect_path
+    print(inspect_path(args.path))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "demo":
+            return cmd_demo(args)
+        if args.command == "train":
+            return cmd_train(args)
+        if args.command == "data" and args.data_command == "inspect":
+            return cmd_data_inspect(args)
+    except (DataError, FileNotFoundError) as err:
+        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except ValueError as err:                            # bad option values (device, preset, ...)
+        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,266 @@
+"""Training FDMER: Adam on Eq. 18, early stopping on validation, history, checkpoints.
+
+``Trainer(config, data).fit()`` trains and restores the best-on-validation weights;
+``evaluate(split)`` gives the field's metrics and every loss term; ``save``/``load`` write and read
+a checkpoint (read back with ``torch.load(weights_only=True)``: no code can run from it).
+``train_or_load`` lets later notebooks reuse a run instead of retraining, and ``run_experiment``
+writes a whole run (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``) to a folder.
+
+Devices: ``auto`` picks CUDA, then Apple's MPS, then the CPU. Mixed precision (float16 autocast
+with a gradient scaler) is used on CUDA only; pinned host memory makes the copies to the GPU
+asynchronous.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+import os
+import random
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from .config import Config
+from .data.base import MultimodalData, make_loader
+from .losses import TERMS, fdmer_objective
+from .metrics import classification_metrics, regression_metrics
+from .model import build_model
+
+CHECKPOINT = "model.pt"
+
+
+class NonFiniteLoss(RuntimeError):
+    """A loss term became NaN or inf; training stopped and the best weights were kept."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA if present, then MPS, then CPU. An explicit unavailable device is an error."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ValueError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu or auto")
+    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+        raise ValueError("device 'mps' requested but it is not available; use --device cpu or auto")
+    if name not in ("cpu", "mps") and not name.startswith("cuda"):
+        raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
+    return torch.device(name)
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    if torch.cuda.is_available():
+        torch.cuda.manual_seed_all(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.benchmark = False
+
+
+def _progress(iterable, enabled: bool, **kw):
+    if not enabled:
+        return iterable
+    from tqdm.auto import tqdm
+    return tqdm(iterable, **kw)
+
+
+class Trainer:
+    def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None):
+        wanted = config.model.modalities
+        if any(m not in data.modalities for m in wanted):
+            raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
+                             f"(which has {data.modalities!r})")
+        self.config, self.task = config, data.task
+        self.data = data.select("".join(m for m in "tav" if m in wanted))
+        self.device = select_device(config.train.device)
+        seed_everything(config.train.seed, config.train.deterministic)
+        self.model = model or build_model(config, self.data.widths, self.data.output_dim,
+                                          max_len=max(self.data.seq_lengths.values()))
+        self.model.to(self.device)
+        self.use_amp = bool(config.train.amp and self.device.type == "cuda")
+        self.history: list[dict] = []
+        self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
+
+    # -- data ---------------------------------------------------------------------------------
+    def loader(self, split: str, shuffle: bool = False):
+        t = self.config.train
+        return make_loader(self.data, split, t.batch_size, shuffle=shuffle, seed=t.seed,
+                           pin_memory=self.device.type == "cuda", num_workers=t.num_workers)
+
+    def _forward(self, batch):
+        batch = batch.to(self.device, non_blocking=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.model(batch.features, batch.masks)
+        return out, fdmer_objective(out, batch.label, self.config.loss, self.task), batch
+
+    # -- training -----------------------------------------------------------------------------
+    def fit(self, epochs: int | None = None) -> list[dict]:
+        t = self.config.train
+        epochs = t.epochs if epochs is None else epochs
+        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
+        train_loader = self.loader("train", shuffle=True)
+        since_best = 0
+        bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
+        for epoch in bar:
+            start = time.perf_counter()
+            self.model.train()
+            sums, count = dict.fromkeys(TERMS, 0.0), 0
+            for step, batch in enumerate(train_loader, start=1):
+                _, terms, batch = self._forward(batch)
+                self._check_finite(terms, epoch, step)
+                opt.zero_grad(set_to_none=True)
+                scaler.scale(terms["all"]).backward()
+                if t.grad_clip:
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                scaler.step(opt)
+                scaler.update()
+                n = len(batch)
+                for k in TERMS:
+                    sums[k] += float(terms[k].detach()) * n
+                count += n
+            valid = self.evaluate("valid")
+            entry = {"epoch": epoch,
+                     "train": {k: sums[k] / count for k in TERMS},
+                     "valid": valid["losses"],
+                     "valid_metrics": valid["metrics"],
+                     "seconds": time.perf_counter() - start}
+            self.history.append(entry)
+            score = valid["losses"]["task"]
+            if score < self.best_score:
+                self.best_score, self.best_epoch, since_best = score, epoch, 0
+                self.best_state = copy.deepcopy(self.model.state_dict())
+            else:
+                since_best += 1
+            if t.progress:
+                bar.set_postfix(train=f"{entry['train']['all']:.3f}", valid_task=f"{score:.3f}",
+                                best=self.best_epoch)
+            if since_best >= t.patience:
+                break
+        self.restore_best()
+        return self.history
+
+    def _check_finite(self, terms, epoch, step):
+        bad = [k for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
+        if bad:
+            self.restore_best()
+            kept = (f"the best weights so far (epoch {self.best_epoch}) were restored"
+                    if self.best_state is not None else "no epoch had finished, so no checkpoint exists")
+            raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {step}: term {bad[0]!r} = "
+                                f"{float(terms[bad[0]].detach())}; training stopped and {kept}. "
+                                f"Try a lower learning rate, smaller beta/gamma or gradient clipping.")
+
+    def restore_best(self) -> None:
+        if self.best_state is not None:
+            self.model.load_state_dict(self.best_state)
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
+        """Predictions (N,) or (N, C) for a split, in split order, and the mean loss terms."""
+        self.model.eval()
+        preds, sums, count = [], dict.fromkeys(TERMS, 0.0), 0
+        for batch in self.loader(split):
+            out, terms, batch = self._forward(batch)
+            preds.append(out.prediction.float().cpu())
+            n = len(batch)
+            for k in TERMS:
+                sums[k] += float(terms[k]) * n
+            count += n
+        return torch.cat(preds).numpy(), {k: v / max(count, 1) for k, v in sums.items()}
+
+    def evaluate(self, split: str = "test") -> dict:
+        pred, losses = self.predict(split)
+        label = self.data.splits[split].labels
+        metrics = regression_metrics(pred, label) if self.task == "regression" else classification_metrics(pred, label)
+        return {"metrics": metrics, "losses": losses}
+
+    # -- checkpoints --------------------------------------------------------------------------
+    def save(self, path: str | Path) -> Path:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        torch.save({"model_state": self.model.state_dict(), "config": self.config.to_dict(),
+                    "widths": self.data.widths, "output_dim": self.data.output_dim,
+                    "max_len": max(self.data.seq_lengths.values()), "best_epoch": self.best_epoch},
+                   path)
+        return path
+
+    def load(self, path: str | Path) -> None:
+        ckpt = load_checkpoint(path)
+        if ckpt["widths"] != self.data.widths:
+            raise ValueError(f"{path}: field 'widths': expected {self.data.widths} (the data's), "
+                             f"found {ckpt['widths']}")
+        self.model.load_state_dict(ckpt["model_state"])
+        self.best_epoch = ckpt.get("best_epoch", 0)
+
+
+def load_checkpoint(path: str | Path) -> dict:
+    """Read a checkpoint safely (tensors and plain containers only)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no checkpoint file")
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def train_or_load(config: Config, data: MultimodalData, out_dir: str | Path, *, retrain: bool = False) -> Trainer:
+    """Load the run in ``out_dir`` when its config matches, otherwise train and save it there."""
+    out_dir = Path(out_dir)
+    trainer = Trainer(config, data)
+    ckpt, saved_cfg = out_dir / CHECKPOINT, out_dir / "config.json"
+    if not retrain and ckpt.is_file() and saved_cfg.is_file():
+        if json.loads(saved_cfg.read_text()).get("config") == config.to_dict():
+            trainer.load(ckpt)
+            hist = out_dir / "history.json"
+            trainer.history = json.loads(hist.read_text()) if hist.is_file() else []
+            return trainer
+    run_experiment(config, data, out_dir, trainer=trainer)
+    return trainer
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=float))
+    tmp.replace(path)                                   # never leave a half-written file
+
+
+def run_experiment(config: Config, data: MultimodalData, out_dir: str | Path, *,
+                   trainer: Trainer | None = None, scores: bool = True) -> dict:
+    """Train, test the best-on-validation checkpoint, and write the run's files into ``out_dir``.
+
+    On the known-factor benchmark the metrics also hold the reference MAEs (``bayes_mae``,
+    ``mean_mae``, ``ridge_mae``) and the disentanglement scores of ``analysis``.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    trainer = trainer or Trainer(config, data)
+    _write_json(out_dir / "config.json", {"config": config.to_dict(), "data": data.name,
+                                          "source": str(data.source), "modalities": trainer.data.modalities,
+                                          "device": str(trainer.device)})
+    start = time.perf_counter()
+    try:
+        trainer.fit()
+    finally:                                            # keep what was learned, even on failure
+        trainer.save(out_dir / CHECKPOINT)
+        _write_json(out_dir / "history.json", trainer.history)
+    metrics = trainer.evaluate("test")["metrics"]
+    metrics["train_seconds"] = time.perf_counter() - start
+    metrics["best_epoch"] = trainer.best_epoch
+    if "bayes_mae" in data.info or "bayes_acc" in data.info:
+        from .data.synthetic import baselines
+        metrics.update(baselines(data))
+    if scores and trainer.model.config.disentangle:
+        from .analysis import disentanglement_scores
+        metrics.update(disentanglement_scores(trainer.model, trainer.data, device=trainer.device))
+    _write_json(out_dir / "metrics.json", metrics)
+    return metrics

@@ -1,0 +1,127 @@
+"""Trainer: a short fit, history, early stopping, checkpoints, NaN handling, devices, CUDA path."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fdmer_lite.losses import TERMS
+from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, run_experiment,
+                              select_device, train_or_load)
+
+
+def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"epochs": 3})
+    tr = Trainer(cfg, tiny_data)
+    hist = tr.fit()
+    assert [h["epoch"] for h in hist] == [1, 2, 3]
+    for h in hist:
+        assert set(h["train"]) == set(TERMS) and set(h["valid"]) == set(TERMS)
+        assert all(math.isfinite(v) for v in h["train"].values())
+        assert "mae" in h["valid_metrics"]
+    best = min(hist, key=lambda h: h["valid"]["task"])
+    assert tr.best_epoch == best["epoch"]
+    # the restored weights are the best epoch's: re-evaluating gives its validation loss
+    assert tr.evaluate("valid")["losses"]["task"] == pytest.approx(best["valid"]["task"], rel=1e-5)
+
+
+def test_early_stopping_stops_after_patience(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"epochs": 50, "patience": 2, "lr": 0.0})   # lr 0: never improves
+    hist = Trainer(cfg, tiny_data).fit()
+    assert len(hist) == 3                      # best at epoch 1, then two epochs without improvement
+
+
+def test_training_reduces_the_task_loss(tiny_data, fast_config):
+    # beta = gamma = 0: on 24 steps the alpha = 72 margin losses would dominate Adam's early state
+    cfg = fast_config.replace(train={"epochs": 8, "lr": 3e-3, "patience": 100}, loss={"beta": 0.0, "gamma": 0.0})
+    hist = Trainer(cfg, tiny_data).fit()
+    assert hist[-1]["train"]["task"] < hist[0]["train"]["task"]
+
+
+def test_seeding_makes_runs_repeatable(tiny_data, fast_config):
+    a = Trainer(fast_config, tiny_data).fit()
+    b = Trainer(fast_config, tiny_data).fit()
+    assert a[-1]["train"]["all"] == pytest.approx(b[-1]["train"]["all"], rel=1e-6)
+
+
+def test_nan_loss_stops_with_epoch_step_and_term(tiny_data, fast_config, monkeypatch):
+    import fdmer_lite.train as train_mod
+    real = train_mod.fdmer_objective
+    calls = {"n": 0}
+
+    def poisoned(out, label, cfg, task):
+        terms = real(out, label, cfg, task)
+        calls["n"] += 1
+        if out.prediction.requires_grad and calls["n"] > 6:      # a few training steps later
+            terms["dis"] = terms["dis"] * float("nan")
+        return terms
+
+    monkeypatch.setattr(train_mod, "fdmer_objective", poisoned)
+    tr = Trainer(fast_config.replace(train={"epochs": 5}), tiny_data)
+    with pytest.raises(NonFiniteLoss, match=r"epoch \d+, step \d+: term 'dis'"):
+        tr.fit()
+    assert tr.best_epoch >= 1                                   # the best checkpoint so far is kept
+    assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_run_experiment_writes_the_contract_files(tiny_data, fast_config, tmp_path):
+    m = run_experiment(fast_config, tiny_data, tmp_path)
+    for name in ("metrics.json", "history.json", "config.json", "model.pt"):
+        assert (tmp_path / name).is_file()
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    for key in ("mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0",
+                "bayes_mae", "mean_mae", "ridge_mae", "common_modality_acc", "private_modality_acc",
+                "common_factor_r2", "private_factor_r2", "disc_prob_common"):
+        assert key in saved, key
+    assert saved["mae"] == pytest.approx(m["mae"])
+    ckpt = load_checkpoint(tmp_path / "model.pt")              # weights_only=True
+    assert ckpt["widths"] == tiny_data.widths
+
+
+def test_train_or_load_reuses_a_matching_run(tiny_data, fast_config, tmp_path):
+    a = train_or_load(fast_config, tiny_data, tmp_path)
+    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    b = train_or_load(fast_config, tiny_data, tmp_path)
+    assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp          # not retrained
+    pa, pb = a.predict("test")[0], b.predict("test")[0]
+    np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
+    c = train_or_load(fast_config.replace(loss={"beta": 0.5}), tiny_data, tmp_path)
+    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # config changed: retrained
+    assert c.config.loss.beta == 0.5
+
+
+def test_subset_of_modalities_trains(tiny_data, fast_config):
+    cfg = fast_config.replace(model={"modalities": "ta"}, train={"epochs": 1})
+    tr = Trainer(cfg, tiny_data)
+    tr.fit()
+    assert tr.data.modalities == "ta"
+    assert tr.model.psi_names == ("C", "P_t", "P_a")
+
+
+def test_select_device():
+    assert select_device("cpu").type == "cpu"
+    assert select_device("auto").type in ("cpu", "cuda", "mps")
+    with pytest.raises(ValueError, match="device"):
+        select_device("tpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(ValueError, match="no CUDA"):
+            select_device("cuda")
+
+
+def test_amp_is_off_on_cpu(tiny_data, fast_config):
+    assert Trainer(fast_config.replace(train={"amp": True}), tiny_data).use_amp is False
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device on this machine; the CUDA path "
+                    "(placement, float16 autocast, pinned memory) is exercised where one exists")
+def test_cuda_training_step_with_mixed_precision(tiny_data, fast_config):
+    tr = Trainer(fast_config.replace(train={"device": "cuda", "epochs": 1, "amp": True}), tiny_data)
+    assert tr.use_amp and next(tr.model.parameters()).is_cuda
+    loader = tr.loader("train")
+    assert loader.pin_memory
+    out, terms, _ = tr._forward(next(iter(loader)))
+    assert out.prediction.dtype == torch.float16 and terms["all"].dtype == torch.float32
+    tr.fit()
+    assert math.isfinite(tr.history[-1]["train"]["all"])

@@ -1,0 +1,217 @@
+"""Tests for fdmer_lite.viz: each builder returns a Figure with the expected traces and points."""
+
+import re
+from types import SimpleNamespace
+
+import numpy as np
+import plotly.graph_objects as go
+import pytest
+from plotly.offline import get_plotlyjs
+
+from fdmer_lite import viz
+
+MODS = "tav"
+
+
+def _history(n_epochs=4, terms=("task", "ami", "ams", "con", "dis", "all")):
+    return [{"epoch": e, "train": {t: 1.0 / e for t in terms}, "valid": {t: 1.2 / e for t in terms},
+             "valid_metrics": {"mae": 1.0}, "seconds": 0.1} for e in range(1, n_epochs + 1)]
+
+
+def _reps(n=40, d_k=8, seed=0):
+    rng = np.random.default_rng(seed)
+    M = len(MODS)
+    return SimpleNamespace(
+        modalities=MODS,
+        common={m: rng.normal(size=(n, d_k)) for m in MODS},
+        private={m: rng.normal(size=(n, d_k)) + 3 * i for i, m in enumerate(MODS)},
+        labels=rng.uniform(-3, 3, size=n),
+        ids=[f"vid{i}_clip" for i in range(n)],
+        disc_prob_common={m: rng.dirichlet(np.ones(M), size=n) for m in MODS},
+        disc_prob_private={m: rng.dirichlet(np.ones(M), size=n) for m in MODS},
+        psi=rng.dirichlet(np.ones(4), size=n),
+        psi_names=["C", "P_t", "P_a", "P_v"],
+    )
+
+
+def _n_points(fig):
+    return sum(len(tr.x) for tr in fig.data)
+
+
+# ---------------------------------------------------------------- loss curves
+
+
+def test_loss_curves_one_subplot_per_term_train_and_valid():
+    fig = viz.loss_curves(_history(4))
+    assert isinstance(fig, go.Figure)
+    assert len(fig.data) == 6 * 2                                   # 6 terms x (train, valid)
+    assert [a.text for a in fig.layout.annotations][:6] == [viz.TERM_TITLES[t] for t in
+                                                             ("task", "ami", "ams", "con", "dis", "all")]
+    train_task = fig.data[0]
+    assert list(train_task.x) == [1, 2, 3, 4]
+    assert list(train_task.y) == pytest.approx([1.0, 0.5, 1 / 3, 0.25])
+    assert fig.data[1].name == "valid" and list(fig.data[1].y) == pytest.approx([1.2, 0.6, 0.4, 0.3])
+
+
+def test_loss_curves_skip_missing_terms():
+    fig = viz.loss_curves(_history(3, terms=("task", "con", "all")))
+    assert len(fig.data) == 3 * 2
+    titles = {a.text for a in fig.layout.annotations}
+    assert viz.TERM_TITLES["ami"] not in titles and viz.TERM_TITLES["con"] in titles
+    assert len(viz.loss_curves([]).data) == 0
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def test_embedding_figure_groups_colours_and_hover():
+    n = 5
+    points = np.arange(n * 6 * 2, dtype=float).reshape(n * 6, 2)
+    modality = np.repeat(list(MODS) * 2, n)                         # t*5 a*5 v*5 t*5 a*5 v*5
+    kind = np.repeat(["common", "private"], 3 * n)
+    ids = [f"s{i % n}" for i in range(n * 6)]
+    labels = np.tile(np.linspace(-1, 1, n), 6)
+    fig = viz.embedding_figure(points, modality, kind, labels=labels, ids=ids, title="x")
+    assert len(fig.data) == 6 and _n_points(fig) == n * 6
+    by_name = {tr.name: tr for tr in fig.data}
+    text_common = by_name["text common (C_t)"]
+    text_private = by_name["text private (P_t)"]
+    assert text_common.marker.color == viz.MODALITY_COLORS["t"][0]   # light shade
+    assert text_private.marker.color == viz.MODALITY_COLORS["t"][1]  # dark shade
+    assert list(text_private.x) == list(points[15:20, 0])            # the right rows
+    assert "id: s0" in text_common.text[0] and "label: -1" in text_common.text[0]
+    with pytest.raises(ValueError, match="kind: expected 30 entries"):
+        viz.embedding_figure(points, modality, kind[:-1])
+    with pytest.raises(ValueError, match="kind: expected 'common' or 'private'"):
+        viz.embedding_figure(points, modality, np.repeat(["common", "shared"], 3 * n))
+
+
+def test_representation_embedding_has_n_times_2m_points():
+    reps = _reps(n=50)
+    fig = viz.representation_embedding(reps, method="pca", max_points=20, seed=1)
+    assert len(fig.data) == 2 * len(MODS)
+    assert _n_points(fig) == 20 * 2 * len(MODS)
+    # the same 20 samples in every set
+    id_sets = [{re.search(r"id: (\S+?)<br>", t).group(1) for t in tr.text} for tr in fig.data]
+    assert all(s == id_sets[0] for s in id_sets) and len(id_sets[0]) == 20
+    assert id_sets[0] <= set(reps.ids)
+
+
+def test_representation_embedding_tsne_small():
+    reps = _reps(n=20)
+    fig = viz.representation_embedding(reps, method="tsne", max_points=None)
+    assert _n_points(fig) == 20 * 2 * len(MODS)                      # 120 points, one t-SNE
+
+
+# ---------------------------------------------------------------- projection + cache
+
+
+def test_project_shapes_and_invalid_method():
+    X = np.random.default_rng(0).normal(size=(60, 5))
+    assert viz.project(X, method="pca").shape == (60, 2)
+    assert viz.project(X, method="tsne").shape == (60, 2)
+    with pytest.raises(ValueError, match="method: expected one of"):
+        viz.project(X, method="isomap")
+    with pytest.raises(ValueError, match="X: expected shape"):
+        viz.project(np.zeros(10), method="pca")
+
+
+@pytest.mark.parametrize("use_dir", [False, True])
+def test_project_cache_avoids_recomputation(monkeypatch, tmp_path, use_dir):
+    import sklearn.decomposition
+
+    calls = []
+    real_pca = sklearn.decomposition.PCA
+
+    class CountingPCA(real_pca):
+        def fit_transform(self, X, y=None):
+            calls.append(X.shape)
+            return super().fit_transform(X)
+
+    monkeypatch.setattr(sklearn.decomposition, "PCA", CountingPCA)
+    cache = tmp_path / "proj" if use_dir else {}
+    X = np.random.default_rng(0).normal(size=(50, 6))
+    first = viz.project(X, method="pca", seed=0, cache=cache)
+    second = viz.project(X.copy(), method="pca", seed=0, cache=cache)
+    assert len(calls) == 1                                       # second call came from the cache
+    np.testing.assert_array_equal(first, second)
+    viz.project(X, method="pca", seed=1, cache=cache)            # other seed: a new key
+    viz.project(X[:40], method="pca", seed=0, cache=cache)       # other data: a new key
+    assert len(calls) == 3
+    if use_dir:
+        assert len(list((tmp_path / "proj").glob("*.npy"))) == 3
+
+
+# ---------------------------------------------------------------- Figure 4a, 4b
+
+
+def test_discriminator_probabilities_uses_true_modality_column():
+    n, M = 10, 3
+    reps = _reps(n=n)
+    # Column j holds the value 0.1 * (j + 1) + 0.01 * (0 common / 1 private) everywhere, so the
+    # true-modality probability of modality j is known: t -> 0.1, a -> 0.2, v -> 0.3 (+0.01).
+    base = np.tile(0.1 * np.arange(1, M + 1), (n, 1))                 # (n, M)
+    reps.disc_prob_common = {m: base.copy() for m in MODS}
+    reps.disc_prob_private = {m: base + 0.01 for m in MODS}
+    fig = viz.discriminator_probabilities(reps)
+    assert len(fig.data) == 2 * M
+    got = {tr.name: set(np.round(tr.y, 6)) for tr in fig.data}
+    assert got["C_t (common)"] == {0.1} and got["C_a (common)"] == {0.2} and got["C_v (common)"] == {0.3}
+    assert got["P_t (private)"] == {0.11} and got["P_v (private)"] == {0.31}
+    assert all(len(tr.y) == n for tr in fig.data)
+    chance = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    assert len(chance) == 1 and chance[0].y0 == pytest.approx(1 / 3)
+    assert isinstance(viz.discriminator_probabilities(reps, style="violin").data[0], go.Violin)
+    reps.disc_prob_common["t"] = np.zeros((n, 2))
+    with pytest.raises(ValueError, match=r"disc_prob_common\['t'\]: expected shape \(N, 3\)"):
+        viz.discriminator_probabilities(reps)
+
+
+def test_fusion_weights_single_and_compare():
+    reps = _reps(n=12)
+    fig = viz.fusion_weights(reps)
+    assert [tr.name for tr in fig.data] == ["C", "P_t", "P_a", "P_v"]
+    np.testing.assert_allclose(fig.data[2].y, reps.psi[:, 2])
+    assert fig.data[1].marker.color == viz.MODALITY_COLORS["t"][1]
+    assert fig.layout.shapes[0].y0 == pytest.approx(1 / 4)
+
+    other = _reps(n=7, seed=3)
+    both = viz.fusion_weights({"emotion-like": reps, "humor-like": other})
+    assert [tr.name for tr in both.data] == ["emotion-like", "humor-like"]
+    assert len(both.data[0].y) == 12 * 4 and len(both.data[1].y) == 7 * 4
+    # x and y stay paired: every y labelled "P_a" in the second trace is other.psi[:, 2]
+    xs, ys = np.array(both.data[1].x), np.array(both.data[1].y)
+    np.testing.assert_allclose(np.sort(ys[xs == "P_a"]), np.sort(other.psi[:, 2]))
+
+
+# ---------------------------------------------------------------- table and report
+
+
+def test_metrics_table_columns_and_formatting():
+    ours = {"mae": 0.71234, "acc2_has0": 0.8456}
+    paper = {"mae": 0.725, "acc2_has0": 0.846, "acc7": 0.448}
+    fig = viz.metrics_table(ours, paper=paper, bayes={"mae": 0.5})
+    table = fig.data[0]
+    assert list(table.header.values) == ["metric", "ours", "paper", "ideal (Bayes)"]
+    metric, ours_col, paper_col, bayes_col = (list(c) for c in table.cells.values)
+    assert metric == ["mae", "acc2_has0", "acc7"]
+    assert ours_col == ["0.7123", "84.6", "—"]
+    assert paper_col == ["0.7250", "84.6", "44.8"]
+    assert bayes_col == ["0.5000", "—", "—"]
+    assert len(viz.metrics_table(ours).data[0].header.values) == 2
+
+
+def test_write_report_is_self_contained(tmp_path):
+    reps = _reps(n=10)
+    figs = [("Loss curves", viz.loss_curves(_history(2))),
+            ("Fusion <weights>", viz.fusion_weights(reps)),
+            ("Metrics", viz.metrics_table({"mae": 0.7}))]
+    out = viz.write_report(tmp_path / "sub" / "report.html", figs, title="Run 1",
+                           summary_html="<p>summary here</p>")
+    text = out.read_text(encoding="utf-8")
+    bundle = get_plotlyjs()
+    assert text.count(bundle[:60]) == 1                     # bundle header once
+    assert text.count(bundle[-200:]) == 1                   # and its end once
+    assert not re.search(r"<script[^>]*src=[\"']?https?:", text)
+    assert text.count("<h2>") == 3 and "Fusion &lt;weights&gt;" in text
+    assert "<p>summary here</p>" in text and "<title>Run 1</title>" in text
