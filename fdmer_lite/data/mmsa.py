@@ -1,0 +1,243 @@
+"""MMSA toolkit pickles: ``aligned_50.pkl`` and ``unaligned_50.pkl`` (CMU-MOSI, CMU-MOSEI, CH-SIMS).
+
+Most people who run FDMER (Yang et al., ACM MM 2022, Sec. 4.1) on MOSI/MOSEI hold these files.
+Layout (one pickled dict; every array's first axis is the split's sample count N)::
+
+    {"train" | "valid" | "test": {
+        "text":       (N, 50, 768)  BERT features (or 300: GloVe)      -> modality t
+        "text_bert":  (N, 3, 50)    token ids, attention mask, segment ids (row 1 = mask)
+        "audio":      (N, L_a, d_a) COVAREP / librosa                  -> modality a
+        "vision":     (N, L_v, d_v) Facet / OpenFace                   -> modality v
+        "regression_labels": (N,)   sentiment in [-3, 3] (SIMS: [-1, 1]) -> the target
+        "id":         (N,) str,  "raw_text": (N,) str,
+        "audio_lengths", "vision_lengths": (N,) int   (unaligned files only)
+    }}
+
+Widths: MOSI 768/5/20, MOSEI 768/74/35, SIMS 768/33/709 (t/a/v).
+
+Choices made here (all counted in ``data.info``):
+
+* the file is read through :mod:`~fdmer_lite.data.safe_pickle` (no code in it can run);
+* masks: ``audio_lengths``/``vision_lengths`` become ``Split.lengths`` (padding at the end, as
+  MMSA's feature extractor writes it; padded steps that are not zero are counted in
+  ``info["nonzero_padding"]``); the text mask is row 1 of ``text_bert`` when that row is a
+  prefix of ones. Aligned files carry no audio/vision lengths, so those streams are unmasked, as
+  in MMSA. A length of 0 (a clip with no audio frames) cannot be masked, so it is set to 1 (one
+  zero step) and counted in ``info["zero_lengths_set_to_1"]``;
+* non-finite features: MMSA silently sets ``-inf`` audio to 0. Here ``nonfinite="zero"`` (the
+  default) sets every NaN, +inf and -inf feature value of every stream to 0 and counts them per
+  split and stream in ``info["nonfinite_replaced"]``; ``nonfinite="error"`` refuses the file.
+  Non-finite *labels* are always an error;
+* nothing is truncated or padded: shapes are used as stored and checked (3-d, one row per label,
+  the same (length, width) in every split, lengths within the sequence length, labels in
+  [-3, 3], widths against ``widths=`` when given).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .base import SPLITS, DataError, MultimodalData, Split
+from .safe_pickle import safe_load
+
+STREAMS = {"t": "text", "a": "audio", "v": "vision"}
+LENGTH_KEYS = {"a": "audio_lengths", "v": "vision_lengths"}
+LABEL_KEY = "regression_labels"
+NONFINITE_POLICIES = ("zero", "error")
+
+KNOWN = {   # the MMSA releases: widths (t, a, v) and split sizes (train, valid, test)
+    "MOSI": {"widths": {"t": 768, "a": 5, "v": 20}, "sizes": (1284, 229, 686)},
+    "MOSEI": {"widths": {"t": 768, "a": 74, "v": 35}, "sizes": (16326, 1871, 4659)},
+    "SIMS": {"widths": {"t": 768, "a": 33, "v": 709}, "sizes": (1368, 456, 457)},
+}
+
+
+# -- helpers shared by the loaders ------------------------------------------------------------
+
+def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tuple[np.ndarray, int]:
+    """Apply the documented non-finite policy to a feature array; return it and the count changed.
+
+    ``"zero"``: NaN, +inf and -inf become 0 (counted). ``"error"``: any of them is a DataError.
+    """
+    if policy not in NONFINITE_POLICIES:
+        raise DataError("<arguments>", "nonfinite", f"one of {NONFINITE_POLICIES}", repr(policy))
+    bad = ~np.isfinite(x)
+    n = int(bad.sum())
+    if n and policy == "error":
+        raise DataError(source, field, "finite values (nonfinite='error')",
+                        f"{n} NaN/inf entries ({int(np.isnan(x).sum())} NaN, "
+                        f"{int(np.isneginf(x).sum())} -inf, {int(np.isposinf(x).sum())} +inf)")
+    if n:
+        x = np.where(bad, np.float32(0), x).astype(np.float32, copy=False)
+    return x, n
+
+
+def as_float_array(value, source: str, field: str, ndim: int) -> np.ndarray:
+    """A float32 array of the given rank, or a DataError naming the field."""
+    try:
+        x = np.asarray(value, dtype=np.float32)
+    except (TypeError, ValueError) as err:
+        raise DataError(source, field, f"a numeric {ndim}-d array", f"{type(value).__name__} ({err})") from None
+    if x.ndim != ndim:
+        raise DataError(source, field, f"a {ndim}-d array", f"shape {x.shape}")
+    return x
+
+
+def check_widths(widths: dict[str, int], expected: dict[str, int] | None, source: str) -> None:
+    """Compare the data's input widths with the ones the model was configured for."""
+    for m, w in (expected or {}).items():
+        if m in widths and widths[m] != w:
+            raise DataError(source, f"{STREAMS.get(m, m)} width", f"{w} (as configured)", str(widths[m]))
+
+
+def check_labels(y: np.ndarray, source: str, field: str, low: float = -3.0, high: float = 3.0) -> None:
+    if not np.all(np.isfinite(y)):
+        raise DataError(source, field, "finite labels", f"{int((~np.isfinite(y)).sum())} NaN/inf")
+    if y.size and (y.min() < low or y.max() > high):
+        raise DataError(source, field, f"labels in [{low:g}, {high:g}]",
+                        f"range [{float(y.min()):.3f}, {float(y.max()):.3f}]")
+
+
+def _lengths(value, n: int, seq_len: int, source: str, field: str) -> tuple[np.ndarray, int]:
+    ln = np.asarray(value)
+    if ln.shape != (n,) or (n and not np.all(np.equal(np.mod(ln, 1), 0))):
+        raise DataError(source, field, f"{n} integer lengths (one per sample)", f"shape {ln.shape}, dtype {ln.dtype}")
+    ln = ln.astype(np.int64)
+    if n and (ln.min() < 0 or ln.max() > seq_len):
+        raise DataError(source, field, f"lengths between 0 and the stored sequence length {seq_len}",
+                        f"range [{ln.min()}, {ln.max()}] (the features would have to be truncated)")
+    zeros = int((ln == 0).sum())
+    return np.maximum(ln, 1), zeros
+
+
+def _text_lengths(text_bert, n: int, seq_len: int) -> np.ndarray | None:
+    """Row 1 of ``text_bert`` (the attention mask) as lengths, if it is a prefix of ones."""
+    tb = np.asarray(text_bert)
+    if tb.ndim != 3 or tb.shape[0] != n or tb.shape[1] < 2 or tb.shape[2] != seq_len:
+        return None
+    mask = tb[:, 1, :]
+    ln = mask.sum(axis=1).astype(np.int64)
+    prefix = np.arange(seq_len)[None, :] < ln[:, None]
+    if not np.array_equal(mask.astype(bool), prefix) or (n and ln.min() < 1):
+        return None
+    return ln
+
+
+def nonzero_padding(x: np.ndarray, lengths: np.ndarray) -> int:
+    """How many padded steps (at or after each sample's length) hold non-zero values."""
+    pad = np.arange(x.shape[1])[None, :] >= lengths[:, None]           # (N, L)
+    return int((np.any(x != 0, axis=2) & pad).sum())
+
+
+def guess_dataset(widths: dict[str, int], sizes: dict[str, int]) -> str | None:
+    for name, k in KNOWN.items():
+        if all(widths.get(m) in (w, 300 if m == "t" else w) for m, w in k["widths"].items() if m in widths):
+            return name
+    for name, k in KNOWN.items():
+        if tuple(sizes[s] for s in SPLITS) == k["sizes"]:
+            return name
+    return None
+
+
+# -- the loader -------------------------------------------------------------------------------
+
+def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[str, int] | None = None,
+         expected_sizes: dict[str, int] | None = None, label_range: tuple[float, float] = (-3.0, 3.0)
+         ) -> MultimodalData:
+    """Load an MMSA ``aligned_50.pkl`` / ``unaligned_50.pkl`` as a :class:`MultimodalData`.
+
+    ``text_key``: which array is the text modality (``"text"``; ``text_bert`` holds token ids,
+    not features). ``widths``: the input widths the model expects, e.g. ``{"t": 768, "a": 5}``.
+    ``expected_sizes``: e.g. ``{"train": 1284, "valid": 229, "test": 686}``.
+    """
+    if path is None:
+        raise DataError("<command line>", "--data", "the path of an MMSA aligned_50.pkl or unaligned_50.pkl", "none")
+    if text_key == "text_bert":
+        raise DataError(str(path), "text_key", "a feature array such as 'text'",
+                        "'text_bert' (BERT token ids, attention mask and segment ids: not features)")
+    if nonfinite not in NONFINITE_POLICIES:
+        raise DataError("<arguments>", "nonfinite", f"one of {NONFINITE_POLICIES}", repr(nonfinite))
+    source = str(path)
+    raw = safe_load(path)
+    if not isinstance(raw, dict):
+        raise DataError(source, "<top level>", "a dict with keys 'train', 'valid', 'test'", type(raw).__name__)
+    missing = [s for s in SPLITS if s not in raw]
+    if missing:
+        raise DataError(source, "<top level>", f"keys {list(SPLITS)}", f"keys {sorted(map(str, raw))}")
+    keys = dict(STREAMS, t=text_key)
+
+    splits, replaced, zero_len, padding = {}, {}, {}, {}
+    text_mask = {}
+    for s in SPLITS:
+        part = raw[s]
+        if not isinstance(part, dict):
+            raise DataError(source, s, "a dict of arrays", type(part).__name__)
+        if LABEL_KEY not in part:
+            raise DataError(source, f"{s}.{LABEL_KEY}", "the regression labels (N,)",
+                            f"keys {sorted(map(str, part))}")
+        y = np.asarray(part[LABEL_KEY], dtype=np.float32)
+        if y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]
+        if y.ndim != 1:
+            raise DataError(source, f"{s}.{LABEL_KEY}", "shape (N,)", f"shape {y.shape}")
+        check_labels(y, source, f"{s}.{LABEL_KEY}", *label_range)
+        n = y.shape[0]
+        if n == 0:
+            raise DataError(source, f"{s}.{LABEL_KEY}", "at least one sample", "0")
+        feats, lengths = {}, {}
+        for m, key in keys.items():
+            if key not in part:
+                continue
+            f = f"{s}.{key}"
+            x = as_float_array(part[key], source, f, 3)
+            if x.shape[0] != n:
+                raise DataError(source, f, f"{n} samples (as many as {LABEL_KEY})", str(x.shape[0]))
+            x, count = treat_nonfinite(x, nonfinite, source, f)
+            replaced[f] = count
+            feats[m] = x
+            if m in LENGTH_KEYS and LENGTH_KEYS[m] in part:
+                lf = f"{s}.{LENGTH_KEYS[m]}"
+                lengths[m], zero_len[lf] = _lengths(part[LENGTH_KEYS[m]], n, x.shape[1], source, lf)
+                padding[f] = nonzero_padding(x, lengths[m])
+            elif m == "t" and "text_bert" in part:
+                ln = _text_lengths(part["text_bert"], n, x.shape[1])
+                text_mask[s] = ln is not None
+                if ln is not None:
+                    lengths[m] = ln
+        if not feats:
+            raise DataError(source, s, f"at least one of {list(keys.values())}", f"keys {sorted(map(str, part))}")
+        ids = part.get("id")
+        ids = [str(i) for i in (ids if ids is not None else [f"{s}_{i}" for i in range(n)])]
+        if len(ids) != n:
+            raise DataError(source, f"{s}.id", f"{n} ids (one per label)", str(len(ids)))
+        splits[s] = Split(features=feats, labels=y, ids=ids, lengths=lengths)
+
+    # the text mask must be usable in every split, or in none
+    if text_mask and not all(text_mask.values()):
+        for sp in splits.values():
+            sp.lengths.pop("t", None)
+    sizes = {s: len(splits[s]) for s in SPLITS}
+    if expected_sizes is not None and sizes != dict(expected_sizes):
+        raise DataError(source, "split sizes", str(dict(expected_sizes)), str(sizes))
+    data = MultimodalData("mmsa", "regression", splits, source=source)
+    check_widths(data.widths, widths, source)
+    aligned = not any(k in raw["train"] for k in LENGTH_KEYS.values())
+    data.info.update({
+        "format": "MMSA pickle (" + ("aligned" if aligned else "unaligned") + ")",
+        "dataset": guess_dataset(data.widths, sizes),
+        "sizes": sizes,
+        "widths": data.widths,
+        "seq_lengths": data.seq_lengths,
+        "masked": sorted({m for sp in splits.values() for m in sp.lengths}),
+        "nonfinite_policy": nonfinite,
+        "nonfinite_replaced": {k: v for k, v in replaced.items() if v},
+        "nonfinite_replaced_total": int(sum(replaced.values())),
+        "zero_lengths_set_to_1": {k: v for k, v in zero_len.items() if v},
+        "nonzero_padding": {k: v for k, v in padding.items() if v},
+        "text_mask": "text_bert row 1" if text_mask and all(text_mask.values()) else "none",
+    })
+    return data
+
+
+__all__ = ["load", "treat_nonfinite", "check_widths", "check_labels", "as_float_array",
+           "nonzero_padding", "KNOWN", "STREAMS"]
