@@ -12,8 +12,12 @@ FDMER (Yang et al., ACM MM 2022) explains the method with four kinds of figures,
 - Figure 4b (Sec. 4.5): the CMAF phase-2 fusion weights psi over the targets C, P_t, P_a, P_v
   (Eq. 15-17) -> :func:`fusion_weights`.
 
-Plus :func:`metrics_table` (ours beside the paper's Tables 1-3) and :func:`write_report`, which
-writes one self-contained, offline HTML file.
+Plus :func:`metrics_table` (ours beside the paper's Tables 1-3), :func:`compare_table` (several
+runs side by side), :func:`write_report`, which writes one self-contained, offline HTML file,
+and the teaching figures of the tutorials: :func:`sample_sequences` (one sample's three
+sequences), :func:`attention_heatmap` (a tiny attention probe, Eq. 1 and Eq. 13),
+:func:`angular_geometry` (the decision regions of Eq. 9 on the unit circle) and
+:func:`embedding_comparison` (Figure 2 for several runs side by side).
 
 The ``reps`` objects are duck-typed: anything with the attributes named in each docstring works
 (``fdmer_lite.analysis`` produces them), so this module imports neither the model nor the trainer.
@@ -247,7 +251,7 @@ def representation_embedding(reps, method: str = "tsne", max_points: int | None 
 # ---------------------------------------------------------------- Figure 4: discriminator, psi
 
 
-def discriminator_probabilities(reps, style: str = "box") -> go.Figure:
+def discriminator_probabilities(reps, style: str = "box", title: str | None = None) -> go.Figure:
     """Distribution of the discriminator's probability of the TRUE modality (paper Figure 4a).
 
     ``reps.disc_prob_common[m]`` and ``reps.disc_prob_private[m]`` are (N, M) probabilities over
@@ -277,7 +281,7 @@ def discriminator_probabilities(reps, style: str = "box") -> go.Figure:
     fig.add_hline(y=1 / M, line_dash="dash", line_color="black",
                   annotation_text=f"chance 1/{M}", annotation_position="top left")
     layout = dict(boxmode="group") if style == "box" else dict(violinmode="group")
-    fig.update_layout(title="Discriminator probability of the true modality",
+    fig.update_layout(title=title or "Discriminator probability of the true modality",
                       yaxis=dict(title="p(true modality)", range=[-0.02, 1.02]),
                       xaxis_title="modality", template="plotly_white", **layout)
     return fig
@@ -290,7 +294,7 @@ def _psi_color(name: str) -> str:
     return COMMON_COLOR
 
 
-def fusion_weights(reps, names: list[str] | None = None) -> go.Figure:
+def fusion_weights(reps, names: list[str] | None = None, title: str | None = None) -> go.Figure:
     """Box plot of the CMAF phase-2 weights psi per fusion target (paper Figure 4b, Eq. 16).
 
     ``reps`` has ``psi`` (N, T) and ``psi_names`` (T names such as ["C", "P_t", "P_a", "P_v"]);
@@ -317,7 +321,7 @@ def fusion_weights(reps, names: list[str] | None = None) -> go.Figure:
     if T:
         fig.add_hline(y=1 / T, line_dash="dash", line_color="black",
                       annotation_text=f"uniform 1/{T}", annotation_position="top left")
-    fig.update_layout(title="Fusion attention ψ over targets", boxmode="group",
+    fig.update_layout(title=title or "Fusion attention ψ over targets", boxmode="group",
                       yaxis=dict(title="ψ", range=[-0.02, 1.02]), xaxis_title="target",
                       template="plotly_white", showlegend=not (None in groups))
     return fig
@@ -380,3 +384,180 @@ def write_report(path, figures: list[tuple[str, go.Figure]], title: str = "fdmer
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(page, encoding="utf-8")
     return path
+
+
+def compare_table(columns: dict[str, dict], keys=None, ideal: dict | None = None,
+                  percent: bool = False, title: str = "Comparison") -> go.Figure:
+    """Table with one column per run (``{"run name": {"metric": value}}``), one row per key.
+
+    ``keys`` picks and orders the rows (default: every key of every run, first-seen order);
+    ``ideal`` adds a last column (e.g. ``{"common_modality_acc": "1/3"}``). Numbers are shown
+    with 3 significant digits (``percent=True``: keys starting with ``acc``/``f1`` as x100).
+    """
+    if keys is None:
+        keys = list(dict.fromkeys(k for col in columns.values() for k in col))
+
+    def show(d, key):
+        v = d.get(key)
+        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
+            v = float(v)
+            if percent and key.lower().startswith(("acc", "f1")):
+                return f"{100 * v:.1f}"
+            return _fmt(v)
+        return "—" if v is None else str(v)
+
+    header = ["", *columns]
+    cells = [list(keys)] + [[show(col, k) for k in keys] for col in columns.values()]
+    if ideal is not None:
+        header.append("ideal")
+        cells.append([show(ideal, k) for k in keys])
+    fig = go.Figure(go.Table(
+        header=dict(values=header, fill_color="#deebf7", align="left", font=dict(size=13)),
+        cells=dict(values=cells, align="left", height=24),
+    ))
+    fig.update_layout(title=title, height=120 + 26 * len(keys), margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
+
+# ---------------------------------------------------------------- teaching figures
+
+
+def sample_sequences(features: dict, windows: dict | None = None, title: str = "One sample") -> go.Figure:
+    """Heatmaps of one sample's sequences, one row per modality (time across, features down).
+
+    ``features``: ``{m: (L_m, d_m) array}``; ``windows``: optional ``{m: (start, stop)}`` time
+    window to outline (the known-factor benchmark's expression window).
+    """
+    mods = list(features)
+    fig = make_subplots(rows=len(mods), cols=1, shared_xaxes=False, vertical_spacing=0.08,
+                        subplot_titles=[f"{_mod_name(m)} ({m}): {np.asarray(features[m]).shape[0]} steps x "
+                                        f"{np.asarray(features[m]).shape[1]} features" for m in mods])
+    for i, m in enumerate(mods):
+        x = np.asarray(features[m], dtype=float)                           # (L, d)
+        if x.ndim != 2:
+            raise ValueError(f"features[{m!r}]: expected shape (L, d), got {x.shape}")
+        fig.add_trace(go.Heatmap(z=x.T, colorscale="RdBu", zmid=float(np.median(x)), showscale=False,
+                                 hovertemplate="step %{x}<br>feature %{y}<br>value %{z:.2f}<extra>" + m + "</extra>"),
+                      row=i + 1, col=1)
+        if windows and m in windows:
+            start, stop = (int(v) for v in windows[m])
+            fig.add_vrect(x0=start - 0.5, x1=stop - 0.5, line=dict(color="black", width=2),
+                          fillcolor="rgba(0,0,0,0)", row=i + 1, col=1)
+        fig.update_yaxes(title_text="feature", row=i + 1, col=1)
+    fig.update_xaxes(title_text="time step", row=len(mods), col=1)
+    fig.update_layout(title=title, height=220 * len(mods) + 80, template="plotly_white")
+    return fig
+
+
+def attention_heatmap(weights, rows=None, cols=None, title: str = "Attention weights") -> go.Figure:
+    """A small attention matrix (queries down, keys across) with its values written in the cells."""
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2:
+        raise ValueError(f"weights: expected a 2-d (queries, keys) matrix, got shape {w.shape}")
+    rows = [str(r) for r in (rows if rows is not None else range(w.shape[0]))]
+    cols = [str(c) for c in (cols if cols is not None else range(w.shape[1]))]
+    if len(rows) != w.shape[0] or len(cols) != w.shape[1]:
+        raise ValueError(f"rows/cols: expected {w.shape[0]} and {w.shape[1]} names, got {len(rows)} and {len(cols)}")
+    fig = go.Figure(go.Heatmap(z=w, x=cols, y=rows, colorscale="Blues", zmin=0.0,
+                               zmax=max(1.0, float(w.max())), text=np.round(w, 3),
+                               texttemplate="%{text}", hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}<extra></extra>"))
+    fig.update_layout(title=title, xaxis_title="key (attended to)", yaxis_title="query",
+                      yaxis=dict(autorange="reversed"), template="plotly_white",
+                      height=120 + 60 * len(rows), width=160 + 90 * len(cols))
+    return fig
+
+
+def _class_color(name: str, i: int) -> str:
+    palette = ("#08519c", "#a63603", "#006d2c", "#54278f", "#636363")
+    return MODALITY_COLORS[name][1] if name in MODALITY_COLORS else palette[i % len(palette)]
+
+
+def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=None,
+                     class_names=("t", "a", "v"), resolution: int = 720,
+                     title: str | None = None) -> go.Figure:
+    """Decision geometry of Eq. 9 on the unit circle (2-d normalised features).
+
+    ``class_weights``: (2, M) columns W_D (normalised here). Drawn:
+    the unit circle; one ray per class weight; at radius 1.15 the plain decision regions
+    (argmax_m cos theta_m, what softmax cross-entropy separates); at radius 1.3 the regions where
+    a feature of class y would satisfy the margin, cos(theta_y + tau) > max_{m != y} cos theta_m
+    -- gaps open between classes, of total width 2 tau at each boundary; optionally the
+    (normalised) ``features`` (N, 2) on the circle, coloured by ``labels`` (N,).
+    """
+    W = np.asarray(class_weights, dtype=float)
+    if W.ndim != 2 or W.shape[0] != 2:
+        raise ValueError(f"class_weights: expected shape (2, M), got {W.shape}")
+    M = W.shape[1]
+    names = list(class_names)[:M] if len(class_names) >= M else [str(i) for i in range(M)]
+    W = W / np.linalg.norm(W, axis=0, keepdims=True)                        # (2, M)
+    ang = np.linspace(0.0, 2 * np.pi, resolution, endpoint=False)           # (R,)
+    u = np.stack([np.cos(ang), np.sin(ang)], axis=1)                        # (R, 2)
+    cos = np.clip(u @ W, -1.0, 1.0)                                          # (R, M)
+    plain = cos.argmax(axis=1)                                              # (R,)
+    theta = np.arccos(cos)
+    with_margin = np.full(resolution, -1)
+    for y in range(M):
+        others = np.delete(cos, y, axis=1).max(axis=1)
+        ok = (np.cos(np.minimum(theta[:, y] + margin, np.pi)) > others) & (plain == y)
+        with_margin[ok] = y
+
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=np.cos(ang), y=np.sin(ang), mode="lines", line=dict(color="#bbbbbb"),
+                             name="unit circle", hoverinfo="skip"))
+    for radius, region, label, width in ((1.15, plain, "plain softmax region", 6),
+                                         (1.3, with_margin, f"margin region (tau={margin:g})", 6)):
+        for j in range(M):
+            r = np.where(region == j, radius, np.nan)
+            r = np.append(r, r[0])                                           # close the loop
+            a = np.append(ang, ang[0])
+            fig.add_trace(go.Scatter(x=r * np.cos(a), y=r * np.sin(a), mode="lines",
+                                     line=dict(color=_class_color(names[j], j), width=width),
+                                     name=f"{label}: {names[j]}", legendgroup=label,
+                                     opacity=1.0 if radius > 1.2 else 0.45, hoverinfo="name"))
+    for j in range(M):
+        fig.add_trace(go.Scatter(x=[0, W[0, j]], y=[0, W[1, j]], mode="lines+markers",
+                                 line=dict(color=_class_color(names[j], j), width=3),
+                                 marker=dict(size=[0, 10]), name=f"W_D column {names[j]}"))
+    if features is not None:
+        F_ = np.asarray(features, dtype=float)
+        if F_.ndim != 2 or F_.shape[1] != 2:
+            raise ValueError(f"features: expected shape (N, 2), got {F_.shape}")
+        F_ = F_ / np.linalg.norm(F_, axis=1, keepdims=True).clip(1e-12)
+        lab = np.zeros(len(F_), dtype=int) if labels is None else np.asarray(labels, dtype=int)
+        for j in range(M):
+            sel = lab == j
+            if sel.any():
+                fig.add_trace(go.Scatter(x=F_[sel, 0], y=F_[sel, 1], mode="markers",
+                                         marker=dict(color=_class_color(names[j], j), size=6, opacity=0.5),
+                                         name=f"features of {names[j]}"))
+    lim = 1.45
+    fig.update_layout(title=title or "Decision regions on the unit circle (Eq. 9)",
+                      xaxis=dict(range=[-lim, lim], visible=False),
+                      yaxis=dict(range=[-lim, lim], visible=False, scaleanchor="x", scaleratio=1),
+                      template="plotly_white", width=640, height=560)
+    return fig
+
+
+def embedding_comparison(panels: dict, method: str = "tsne", max_points: int | None = 300,
+                         seed: int = 0, cache=None) -> go.Figure:
+    """Figure 2 for several runs side by side: ``{"beta = gamma = 0": reps0, "paper": reps}``.
+
+    Each panel is :func:`representation_embedding` of one representation set (its own joint
+    projection of C_m and P_m; the same samples in every panel when the sets share a split).
+    """
+    if not panels:
+        raise ValueError("panels: expected at least one {title: reps} entry")
+    figs = {name: representation_embedding(r, method=method, max_points=max_points, seed=seed, cache=cache)
+            for name, r in panels.items()}
+    fig = make_subplots(rows=1, cols=len(figs), subplot_titles=list(figs), horizontal_spacing=0.04)
+    for col, sub in enumerate(figs.values(), start=1):
+        for tr in sub.data:
+            tr.legendgroup = tr.name
+            tr.showlegend = col == 1
+            fig.add_trace(tr, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+        fig.update_yaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(title=f"Common (light) and private (dark) representations, {method.upper()}",
+                      template="plotly_white", height=480, width=460 * len(figs) + 200,
+                      legend_title_text="representation")
+    return fig

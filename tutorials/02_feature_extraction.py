@@ -1,0 +1,176 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 2. Feature extraction: one transformer per modality (Eq. 1)
+#
+# FDMER first turns each modality's sequence `U_m` (L x d_m) into one vector `h_m`:
+#
+# $$h_m = \mathrm{Transformer}_m(U_m; \theta_m), \qquad m \in \{t, a, v\} \qquad \text{(Eq. 1)}$$
+#
+# with n_t = 5, n_a = n_v = 4 encoder layers in the paper. The paper leaves open how a sequence
+# becomes a vector and runs the transformers at the raw widths (300/74/47; 47 has no sensible
+# head count). Our choices, written down in `fdmer_lite/model/encoders.py`: project each modality
+# to `model_dim` first, add sinusoidal positions, pre-norm layers with GELU, a masked **mean**
+# over time, then a linear map to `d_k`.
+#
+# We start with the heart of a transformer, self-attention, on a probe small enough to check by
+# hand; then rebuild the whole encoder and compare it with the library's.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from fdmer_lite import lessons, viz
+from fdmer_lite.data import make_loader
+from fdmer_lite.model.encoders import ModalityEncoder, masked_mean, sinusoidal_positions
+
+fast = lessons.setup()
+
+# %% [markdown]
+# ## 2.1 A tiny probe of self-attention
+#
+# Three tokens of two dimensions. With identity projections (queries = keys = values = X),
+# scaled dot-product attention is `softmax(X X^T / sqrt(2)) X`: each token's output is a
+# weighted average of all tokens, weighted by similarity.
+
+# %%
+X = torch.tensor([[1.0, 0.0],      # token 0
+                  [0.0, 1.0],      # token 1
+                  [1.0, 1.0]])     # token 2: a bit like both
+scores = X @ X.T / 2 ** 0.5        # (3, 3)
+attn = scores.softmax(dim=-1)      # each row sums to one
+print(attn.numpy().round(3))
+
+# %% [markdown]
+# Token 2 is equally similar to tokens 0 and 1, and most similar to itself. PyTorch's fused
+# kernel gives the same output:
+
+# %%
+out = attn @ X                                                    # (3, 2)
+ref = F.scaled_dot_product_attention(X[None], X[None], X[None])[0]
+torch.testing.assert_close(out, ref)
+print(out.numpy().round(3))
+
+# %%
+viz.attention_heatmap(attn, rows=["token 0", "token 1", "token 2"],
+                      cols=["token 0", "token 1", "token 2"],
+                      title="Self-attention of the 3-token probe")
+
+# %% [markdown]
+# ## 2.2 Positions and pooling
+#
+# Attention ignores order, so each step gets a fixed sinusoidal position vector
+# (Vaswani et al., 2017): `PE[p, 2i] = sin(p / 10000^(2i/D))`, `PE[p, 2i+1] = cos(...)`.
+
+# %%
+D = 8
+pe = sinusoidal_positions(50, D)                                  # (L, D)
+p, i = 7, 1
+torch.testing.assert_close(pe[p, 2 * i], torch.tensor(p / 10000 ** (2 * i / D)).sin())
+torch.testing.assert_close(pe[p, 2 * i + 1], torch.tensor(p / 10000 ** (2 * i / D)).cos())
+print(pe.shape)
+
+# %% [markdown]
+# Sequence -> vector: the mean over the *valid* steps. Real files pad short sequences at the
+# end; the mask is True on valid steps. From scratch, then the library:
+
+# %%
+z = torch.arange(12.0).reshape(2, 3, 2)                           # (B=2, L=3, D=2)
+mask = torch.tensor([[True, True, True], [True, False, False]])   # sample 1 has one valid step
+by_hand = torch.stack([z[0].mean(0), z[1, :1].mean(0)])
+torch.testing.assert_close(masked_mean(z, mask), by_hand)
+print(by_hand)
+
+# %% [markdown]
+# ## 2.3 The encoder from scratch, then the library's
+#
+# One `ModalityEncoder` per modality, sized by the lesson preset. We build the text encoder
+# and run it on one batch of the benchmark.
+
+# %%
+cfg = lessons.lesson_config().model
+data = lessons.lesson_data("emotion")
+enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.layers_t,
+                      heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout,
+                      d_k=cfg.d_k, pooling=cfg.pooling).eval()
+batch = next(iter(make_loader(data, "train", batch_size=8)))
+x = batch.features["t"]                                           # (B, L, d_t)
+print("input", tuple(x.shape), "-> h_t", tuple(enc(x).shape))
+
+# %% [markdown]
+# One pre-norm encoder layer is `x + SelfAttention(LN(x))`, then `x + FeedForward(LN(x))`. With
+# several heads, each head attends in its own slice of the width. Written out with the layer's
+# own weights:
+
+# %%
+def encoder_layer(layer, x):
+    B, L, D = x.shape
+    H = layer.self_attn.num_heads
+    q, k, v = F.linear(layer.norm1(x), layer.self_attn.in_proj_weight,
+                       layer.self_attn.in_proj_bias).chunk(3, dim=-1)           # 3 x (B, L, D)
+    split = lambda t: t.reshape(B, L, H, D // H).transpose(1, 2)               # (B, H, L, D/H)
+    att = (split(q) @ split(k).transpose(-1, -2) / (D // H) ** 0.5).softmax(-1)  # (B, H, L, L)
+    heads = (att @ split(v)).transpose(1, 2).reshape(B, L, D)                  # (B, L, D)
+    x = x + layer.self_attn.out_proj(heads)
+    return x + layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
+
+
+# %% [markdown]
+# The whole of Eq. 1 as we implement it: project, add positions, the layers, a final
+# LayerNorm, masked mean, map to `d_k`. It must match the library's module exactly:
+
+# %%
+with torch.no_grad():
+    z = enc.to_model(x) + enc.positions[: x.shape[1]]                 # (B, L, model_dim)
+    for layer in enc.transformer.layers:
+        z = encoder_layer(layer, z)
+    h_scratch = enc.to_out(masked_mean(enc.transformer.norm(z), None))  # (B, d_k)
+    torch.testing.assert_close(h_scratch, enc(x), rtol=1e-4, atol=1e-5)
+print("from scratch == library:", tuple(h_scratch.shape))
+
+# %% [markdown]
+# ## 2.4 Where the parameters are
+#
+# The input projection is the only part whose size depends on the modality's width; the rest of
+# each encoder has the same shape for t, a and v (only the layer counts differ in the paper).
+
+# %%
+for m in "tav":
+    e = ModalityEncoder(data.widths[m], model_dim=cfg.model_dim, layers=cfg.layers(m),
+                        heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout, d_k=cfg.d_k)
+    n_in = sum(p.numel() for p in e.to_model.parameters())
+    assert n_in == data.widths[m] * cfg.model_dim + cfg.model_dim
+    print(f"{m}: {sum(p.numel() for p in e.parameters()):,} parameters, "
+          f"{n_in:,} in the input projection ({data.widths[m]} -> {cfg.model_dim})")
+
+# %% [markdown]
+# ## Summary
+#
+# * Eq. 1 maps each modality's sequence to one vector `h_m` of width `d_k` with its own
+#   transformer.
+# * Self-attention is `softmax(Q K^T / sqrt(d)) V`: every step becomes a similarity-weighted
+#   average of all steps; positions are added because attention itself ignores order.
+# * Our encoder = input projection + positions + pre-norm layers + masked mean + linear map,
+#   and a 10-line rebuild matches it to floating-point precision.
+#
+# ## Exercises
+#
+# 1. In the probe, scale token 2 to `[3, 3]`. How does row 2 of the attention change, and why?
+# 2. Build an encoder with `pooling="last"` and one with `pooling="attention"`. Which part of
+#    the from-scratch rebuild must change for each?
+# 3. Remove the division by `sqrt(D/H)` in `encoder_layer`. Does the output still match? What
+#    happens to the attention rows when the width grows?
+# 4. The paper runs its transformers at the raw input width (300, 74, 47). How many heads could
+#    the visual transformer have then?
