@@ -138,8 +138,8 @@ def _inspect_pickle(path: Path) -> list[str]:
                     continue
             for k, t in totals.items():
                 lines.append(f"  all entries, {k}: {t}")
-        elif first is not None:
-            vals = np.asarray(list(raw.values()))
+        elif first is not None and all(np.isscalar(v) or np.ndim(v) == 0 for v in raw.values()):
+            vals = np.asarray([np.asarray(v).item() for v in raw.values()])
             if vals.dtype.kind in "iufb":
                 lines.append(f"  values: {_label_stats(vals)}")
     elif isinstance(raw, (list, tuple)):
