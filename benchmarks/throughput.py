@@ -1,0 +1,97 @@
+"""Training throughput at the paper's MOSI preset, as a fraction of this machine's matmul peak.
+
+    python benchmarks/throughput.py [--preset mosi] [--steps 10] [--device auto]
+
+Measures, in one run:
+  * the plain fp32 matrix-multiply rate (2048 x 2048), the peak a training step can approach;
+  * the FLOPs of one FDMER training step (forward + backward, counted by
+    torch.utils.flop_counter on the real step, not estimated);
+  * samples per second and achieved GFLOP/s over ``--steps`` timed steps (after warm-up).
+Prints the figures and the ratio achieved / peak (target on two CPU cores: >= 40 %).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from fdmer_lite.config import get_preset
+from fdmer_lite.losses import fdmer_objective
+from fdmer_lite.model import build_model
+from fdmer_lite.train import select_device
+
+WIDTHS = {"t": 300, "a": 74, "v": 47}        # CMU-MOSI, GloVe / COVAREP / Facet
+LENGTH = 50
+
+
+def matmul_peak(device, n=2048, repeats=10) -> float:
+    a, b = torch.randn(n, n, device=device), torch.randn(n, n, device=device)
+    for _ in range(2):
+        a @ b
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        a @ b
+    _sync(device)
+    return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def _sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--preset", default="mosi")
+    p.add_argument("--steps", type=int, default=10)
+    p.add_argument("--device", default="auto")
+    args = p.parse_args(argv)
+
+    device = select_device(args.device)
+    cfg = get_preset(args.preset)
+    B = cfg.train.batch_size
+    torch.manual_seed(0)
+    model = build_model(cfg, WIDTHS, 1, max_len=LENGTH).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    x = {m: torch.randn(B, LENGTH, d, device=device) for m, d in WIDTHS.items()}
+    y = torch.randn(B, device=device).clamp(-3, 3)
+
+    def step():
+        out = model(x)
+        loss = fdmer_objective(out, y, cfg.loss)["all"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+    with FlopCounterMode(display=False) as counter:
+        step()
+    flops = counter.get_total_flops()
+    for _ in range(2):
+        step()
+    peak_before = matmul_peak(device)
+    _sync(device)
+    start = time.perf_counter()
+    for _ in range(args.steps):
+        step()
+    _sync(device)
+    seconds = (time.perf_counter() - start) / args.steps
+    peak_after = matmul_peak(device)
+    peak = max(peak_before, peak_after)
+    achieved = flops / seconds / 1e9
+    params = sum(p.numel() for p in model.parameters())
+    print(f"device {device}, torch threads {torch.get_num_threads()}, preset {args.preset}: batch {B}, "
+          f"length {LENGTH}, widths {WIDTHS}, model_dim {cfg.model.model_dim}, d_k {cfg.model.d_k}, "
+          f"{params / 1e6:.2f} M parameters")
+    print(f"matmul peak (2048^2 fp32):   {peak:8.1f} GFLOP/s (before {peak_before:.1f}, after {peak_after:.1f})")
+    print(f"FLOPs per training step:     {flops / 1e9:8.2f} GFLOP (forward + backward, counted)")
+    print(f"time per step:               {seconds * 1e3:8.1f} ms over {args.steps} steps")
+    print(f"training throughput:         {B / seconds:8.1f} samples/s")
+    print(f"achieved:                    {achieved:8.1f} GFLOP/s = {achieved / peak:.0%} of the matmul peak")
+
+
+if __name__ == "__main__":
+    main()
