@@ -481,7 +481,7 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
     the unit circle; one ray per class weight; at radius 1.15 the plain decision regions
     (argmax_m cos theta_m, what softmax cross-entropy separates); at radius 1.3 the regions where
     a feature of class y would satisfy the margin, cos(theta_y + tau) > max_{m != y} cos theta_m
-    -- gaps open between classes, of total width 2 tau at each boundary; optionally the
+    -- a gap of angle tau opens around every boundary; optionally the
     (normalised) ``features`` (N, 2) on the circle, coloured by ``labels`` (N,).
     """
     W = np.asarray(class_weights, dtype=float)

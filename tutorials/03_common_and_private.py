@@ -1,0 +1,180 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 3. Common and private subspaces (Eq. 2-7)
+#
+# After Eq. 1 each modality is one vector `h_m`. FDMER sends it through two encoders:
+#
+# $$C_m = E_c(h_m; \theta_c) \quad \text{(Eq. 2)}, \qquad P_m = E_p^m(h_m; \theta_p^m) \quad \text{(Eq. 3)}$$
+#
+# **one** common encoder `E_c` shared by all modalities, and one private encoder per modality;
+# each a two-layer MLP with GELU, `d_k -> d_k`. Two losses give the subspaces their meaning:
+#
+# * **consistency** (Eq. 4-5): the common representations of the three modalities should relate
+#   the samples of a batch to each other in the same way;
+# * **disparity** (Eq. 6-7): the private representations of different modalities should be
+#   statistically independent, measured by HSIC.
+#
+# We rebuild each in a few lines and check it against `fdmer_lite.losses`.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from fdmer_lite import lessons, losses
+from fdmer_lite.data import make_loader
+from fdmer_lite.model import build_model
+
+fast = lessons.setup()
+
+# %% [markdown]
+# ## 3.1 The encoders
+#
+# An untrained model on one batch. `forward` returns an `FDMEROutput` that holds everything:
+# the features `h_m`, the common `C_m`, the private `P_m`, and more we meet later.
+
+# %%
+data = lessons.lesson_data("emotion")
+config = lessons.lesson_config()
+model = build_model(config, data.widths, data.output_dim).eval()
+batch = next(iter(make_loader(data, "train", batch_size=16)))
+with torch.no_grad():
+    out = model(batch.features, batch.masks)
+print({m: tuple(out.common[m].shape) for m in "tav"}, {m: tuple(out.private[m].shape) for m in "tav"})
+
+# %% [markdown]
+# The common encoder is a single module applied to every modality; the private ones are three.
+
+# %%
+print(model.common_encoder)
+print("private encoders:", list(model.private_encoders))
+with torch.no_grad():
+    for m in "tav":
+        torch.testing.assert_close(model.common_encoder(out.features[m]), out.common[m])
+        torch.testing.assert_close(model.private_encoders[m](out.features[m]), out.private[m])
+
+# %% [markdown]
+# ## 3.2 Consistency (Eq. 4-5)
+#
+# For modality m, the batch similarity matrix of the common representations:
+#
+# $$S_m = \hat C_m \hat C_m^\top, \quad \hat C_m = C_m \text{ with rows L2-normalised} \qquad \text{(Eq. 4)}$$
+#
+# so `S_m[i, j]` is the cosine between samples i and j. The loss asks the three matrices to agree:
+#
+# $$\mathcal L_{con} = \tfrac13 \sum_{(m_1, m_2)} \lVert S_{m_1} - S_{m_2} \rVert_F^2 \qquad \text{(Eq. 5)}$$
+#
+# over the pairs (t, a), (t, v), (a, v). From scratch:
+
+# %%
+def similarity(c):
+    z = c / c.norm(dim=1, keepdim=True)              # rows of unit length
+    return z @ z.T                                   # (B, B) cosines
+
+
+def consistency(c_t, c_a, c_v):
+    S = [similarity(c) for c in (c_t, c_a, c_v)]
+    pairs = [(0, 1), (0, 2), (1, 2)]
+    return sum(((S[i] - S[j]) ** 2).sum() for i, j in pairs) / 3
+
+
+# %%
+C = [out.common[m] for m in "tav"]
+torch.testing.assert_close(similarity(C[0]), losses.similarity_matrix(C[0]))
+torch.testing.assert_close(consistency(*C), losses.consistency_loss(*C))
+print(f"L_con of the untrained model: {losses.consistency_loss(*C).item():.3f}")
+
+# %% [markdown]
+# **Probe.** The loss only looks at *relations between samples*, not at the vectors
+# themselves. Rotate and rescale `C_t` and the loss against the original is zero:
+
+# %%
+c = torch.randn(5, 4)
+Q, _ = torch.linalg.qr(torch.randn(4, 4))            # a random rotation
+print(losses.consistency_loss(c, 3.0 * c @ Q).item())                 # ~0
+print(losses.consistency_loss(c, torch.randn(5, 4)).item())           # > 0
+
+# %% [markdown]
+# ## 3.3 Disparity with HSIC (Eq. 6-7)
+#
+# The Hilbert-Schmidt Independence Criterion measures dependence between two sets of paired
+# samples. With inner-product kernels `K_X = X X^T` and the centring matrix
+# `U = I - (1/n) e e^T`:
+#
+# $$\mathrm{HSIC}(X, Y) = (n-1)^{-2}\, \mathrm{tr}(U K_X U K_Y) \qquad \text{(Eq. 6)}$$
+#
+# For this kernel there is a second, independent way to compute it: centre the columns, and
+# HSIC is the squared Frobenius norm of the cross-covariance, `|| X_c^T Y_c ||_F^2 / (n-1)^2`.
+
+# %%
+def hsic_trace(x, y):
+    n = x.shape[0]
+    U = torch.eye(n) - torch.ones(n, n) / n
+    return torch.trace(U @ x @ x.T @ U @ y @ y.T) / (n - 1) ** 2
+
+
+def hsic_cov(x, y):
+    xc, yc = x - x.mean(0), y - y.mean(0)            # centred columns
+    return (xc.T @ yc).pow(2).sum() / (x.shape[0] - 1) ** 2
+
+
+# %%
+P = [out.private[m] for m in "tav"]
+torch.testing.assert_close(hsic_trace(P[0], P[1]), losses.hsic(P[0], P[1]), rtol=1e-4, atol=1e-6)
+torch.testing.assert_close(hsic_cov(P[0], P[1]), losses.hsic(P[0], P[1]), rtol=1e-4, atol=1e-6)
+print(f"HSIC(P_t, P_a) = {losses.hsic(P[0], P[1]).item():.4f}")
+
+# %% [markdown]
+# **Probe.** Independent samples give a small HSIC; a linear function of `x` gives a large one.
+
+# %%
+g = torch.Generator().manual_seed(0)
+x = torch.randn(200, 3, generator=g)
+independent = losses.hsic(x, torch.randn(200, 3, generator=g))
+dependent = losses.hsic(x, x @ torch.randn(3, 3, generator=g))
+print(f"independent {independent.item():.4f}   dependent {dependent.item():.4f}")
+assert dependent > 10 * independent
+
+# %% [markdown]
+# The disparity loss is the mean HSIC over the three private pairs:
+#
+# $$\mathcal L_{dis} = \tfrac13 \big(\mathrm{HSIC}(P_t, P_a) + \mathrm{HSIC}(P_t, P_v) + \mathrm{HSIC}(P_a, P_v)\big) \qquad \text{(Eq. 7)}$$
+
+# %%
+by_hand = (hsic_cov(P[0], P[1]) + hsic_cov(P[0], P[2]) + hsic_cov(P[1], P[2])) / 3
+torch.testing.assert_close(by_hand, losses.disparity_loss(*P), rtol=1e-4, atol=1e-6)
+print(f"L_dis of the untrained model: {by_hand.item():.4f}")
+
+# %% [markdown]
+# Note what HSIC with an inner-product kernel sees: *linear* dependence (cross-covariance). Two
+# private spaces can still share nonlinear information and score zero.
+#
+# ## Summary
+#
+# * Eq. 2-3: one shared MLP makes `C_m` for every modality, three MLPs make `P_m`.
+# * Eq. 4-5: `L_con` compares the batch cosine-similarity matrices of `C_t`, `C_a`, `C_v`; it is
+#   blind to rotations and scalings of a modality's common space.
+# * Eq. 6-7: `L_dis` is the mean HSIC between private spaces; with `K = X X^T` it equals the
+#   squared Frobenius norm of the cross-covariance.
+#
+# ## Exercises
+#
+# 1. `L_con` is a *sum* over the B x B entries. How does it scale with the batch size? What does
+#    that imply for the weight `gamma` when you change the batch size?
+# 2. Find two different `C_t`, `C_a` with `L_con = 0` that are *not* rotations of each other.
+#    (Hint: cosine similarities ignore each row's length.)
+# 3. Compute HSIC between `x` and `x ** 2` for `x ~ N(0, 1)` (one column each). What do you get,
+#    and why? Which kernel would detect this dependence?
+# 4. Does `L_dis` change if you add a constant vector to every row of `P_t`? Check.
