@@ -134,7 +134,7 @@ def hsic_cov(x, y):
 P = [out.private[m] for m in "tav"]
 torch.testing.assert_close(hsic_trace(P[0], P[1]), losses.hsic(P[0], P[1]), rtol=1e-4, atol=1e-6)
 torch.testing.assert_close(hsic_cov(P[0], P[1]), losses.hsic(P[0], P[1]), rtol=1e-4, atol=1e-6)
-print(f"HSIC(P_t, P_a) = {losses.hsic(P[0], P[1]).item():.4f}")
+print(f"HSIC(P_t, P_a) = {losses.hsic(P[0], P[1]).item():.3e}")
 
 # %% [markdown]
 # **Probe.** Independent samples give a small HSIC; a linear function of `x` gives a large one.
@@ -155,7 +155,7 @@ assert dependent > 10 * independent
 # %%
 by_hand = (hsic_cov(P[0], P[1]) + hsic_cov(P[0], P[2]) + hsic_cov(P[1], P[2])) / 3
 torch.testing.assert_close(by_hand, losses.disparity_loss(*P), rtol=1e-4, atol=1e-6)
-print(f"L_dis of the untrained model: {by_hand.item():.4f}")
+print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 
 # %% [markdown]
 # Note what HSIC with an inner-product kernel sees: *linear* dependence (cross-covariance). Two

@@ -1,0 +1,182 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 5. Cross-modal attention fusion, CMAF (Eq. 12-17)
+#
+# After the encoders, each sample has four tokens of width `d_k`: the summed common
+# representation `C = C_t + C_a + C_v` and the three private ones `P_t, P_a, P_v`. CMAF fuses
+# them in two phases:
+#
+# 1. **Phase 1** (Eq. 12-14): every token (a *target*) attends over all four (the *source*) and
+#    is refined by a residual feed-forward block.
+# 2. **Phase 2** (Eq. 15-17): a score per target, a softmax over the four targets gives the
+#    weights **ψ**, and the fused vector is the ψ-weighted sum. ψ is what the paper's Figure 4b
+#    plots: how much the prediction relies on the common versus each private representation.
+#
+# We rebuild both phases with the library module's own weights and compare.
+
+# %%
+import torch
+
+from fdmer_lite import lessons, viz
+from fdmer_lite.data import make_loader
+from fdmer_lite.model import CMAF, build_model
+
+fast = lessons.setup()
+
+# %% [markdown]
+# ## 5.1 The four tokens
+#
+# An untrained model on one batch; the tokens exactly as the model builds them.
+
+# %%
+data = lessons.lesson_data("emotion")
+model = build_model(lessons.lesson_config(), data.widths, data.output_dim).eval()
+batch = next(iter(make_loader(data, "train", batch_size=16)))
+with torch.no_grad():
+    out = model(batch.features, batch.masks)
+C = out.common["t"] + out.common["a"] + out.common["v"]                     # (B, d_k)
+tokens = torch.stack([C, out.private["t"], out.private["a"], out.private["v"]], dim=1)
+print(out.psi_names, tuple(tokens.shape))                                  # (B, T=4, d_k)
+
+# %% [markdown]
+# ## 5.2 Phase 1: cross-modal attention (Eq. 12-14)
+#
+# The source `F_so = [C, P_t, P_a, P_v]` is flattened (`4 d_k`) and projected twice, by `W_Q`
+# and `W_U`, then cut back into four query tokens `Q_so` and four value tokens `U_so` (Eq. 12).
+# Each target `F_ta` has its own `W_G`: `G_ta = F_ta W_G`. Then
+#
+# $$F_{so \to ta} = \mathrm{softmax}\!\Big(\frac{G_{ta} Q_{so}^\top}{\sqrt{d_k}}\Big) U_{so} \quad \text{(Eq. 13)}, \qquad
+# Y_{ta} = \mathrm{LN}(F_{ta}) + F_{so \to ta}, \quad Y_{ta} \leftarrow f_\delta(\mathrm{LN}(Y_{ta})) + Y_{ta} \quad \text{(Eq. 14)}$$
+#
+# The paper's Eq. 13 has no `1/sqrt(d_k)`; we scale (`attn_scale=True`) because at `d_k = 256`
+# the unscaled softmax saturates. `f_δ` is one feed-forward block shared by the targets.
+
+# %%
+def phase1(fusion, tokens):
+    B, T, D = tokens.shape
+    flat = tokens.reshape(B, T * D)                                            # (B, T*d_k)
+    Q = fusion.to_q(flat).reshape(B, T, D)                                     # Q_so
+    U = fusion.to_u(flat).reshape(B, T, D)                                     # U_so
+    G = torch.stack([tokens[:, j] @ fusion.to_g[j] for j in range(T)], dim=1)  # G_ta (B, T, d_k)
+    attn = (G @ Q.transpose(1, 2) / D ** 0.5).softmax(dim=-1)                  # (B, T_target, T_source)
+    cross = attn @ U                                                           # F_so->ta (B, T, d_k)
+    Y = []
+    for j in range(T):
+        y = fusion.norm_in[j](tokens[:, j]) + cross[:, j]                      # Eq. 14, first line
+        Y.append(fusion.f_delta(fusion.norm_mid[j](y)) + y)                    # Eq. 14, second line
+    return torch.stack(Y, dim=1), attn
+
+
+# %%
+fusion = model.fusion
+with torch.no_grad():
+    Y, attn = phase1(fusion, tokens)
+    Y_lib, attn_lib = fusion.cross_attention(tokens)
+torch.testing.assert_close(Y, Y_lib, rtol=1e-4, atol=1e-5)
+torch.testing.assert_close(attn, attn_lib)
+print("phase 1 from scratch == library:", tuple(Y.shape))
+
+# %% [markdown]
+# **Probe.** A CMAF with `d_k = 2` and four hand-made tokens: each row of the attention says
+# where one target looks among the four sources.
+
+# %%
+torch.manual_seed(0)
+tiny = CMAF(d_k=2, n_tokens=4).eval()
+probe = torch.tensor([[[1.0, 0.0], [0.0, 1.0], [1.0, 1.0], [-1.0, 0.0]]])  # (B=1, T=4, d_k=2)
+with torch.no_grad():
+    _, tiny_attn = tiny.cross_attention(probe)
+print(tiny_attn[0].numpy().round(3))
+torch.testing.assert_close(tiny_attn.sum(-1), torch.ones(1, 4))
+
+# %%
+names = list(out.psi_names)
+viz.attention_heatmap(tiny_attn[0], rows=names, cols=names,
+                      title="Phase-1 attention of the tiny probe (target x source)")
+
+# %% [markdown]
+# ## 5.3 Phase 2: attention over targets (Eq. 15-17)
+#
+# One shared vector `q` and a per-target `W_ta, b_ta`:
+#
+# $$\mu_{ta} = q^\top \tanh(W_{ta} Y_{ta} + b_{ta}) \quad \text{(Eq. 15)}, \qquad
+# \psi = \mathrm{softmax}_{ta}(\mu) \quad \text{(Eq. 16)}, \qquad
+# Y_{fin} = \textstyle\sum_{ta} \psi_{ta} Y_{ta} \quad \text{(Eq. 17)}$$
+
+# %%
+def phase2(fusion, Y):
+    mu = torch.stack([torch.tanh(fusion.to_score[j](Y[:, j])) @ fusion.q for j in range(Y.shape[1])],
+                     dim=1)                                                    # (B, T)
+    psi = mu.softmax(dim=1)                                                    # (B, T)
+    return (psi[:, :, None] * Y).sum(dim=1), psi                              # Y_fin (B, d_k)
+
+
+# %%
+with torch.no_grad():
+    fused, psi = phase2(fusion, Y)
+    fused_lib, psi_lib = fusion(tokens)
+torch.testing.assert_close(fused, fused_lib, rtol=1e-4, atol=1e-5)
+torch.testing.assert_close(psi, out.psi, rtol=1e-4, atol=1e-6)
+print("psi of the first three samples:\n", psi[:3].numpy().round(3))
+
+# %% [markdown]
+# **Probe.** `q` sets how sharp ψ is. With `q = 0` every score is 0 and ψ is exactly uniform;
+# scaling `q` up makes ψ pick one target.
+
+# %%
+saved_q = fusion.q.data.clone()
+for factor in (0.0, 1.0, 30.0):
+    fusion.q.data = factor * saved_q
+    with torch.no_grad():
+        print(f"q x {factor:4.0f}: psi of sample 0 = {fusion(tokens)[1][0].numpy().round(3)}")
+fusion.q.data = saved_q
+
+# %% [markdown]
+# An untrained model already weighs the targets unevenly, by the accident of its random weights;
+# training moves ψ. The box plot of ψ over a batch (Figure 4b of the paper; notebook 7 draws it
+# for trained models):
+
+# %%
+viz.fusion_weights(out, title="ψ of the untrained model on one batch")
+
+# %% [markdown]
+# ## 5.4 Switching phases off
+#
+# The paper's ablation removes each phase. `ModelConfig(cmaf_phase1=False)` feeds the raw tokens
+# to phase 2; `cmaf_phase2=False` replaces ψ by uniform weights `1/4`.
+
+# %%
+no_phase2 = CMAF(d_k=tokens.shape[-1], n_tokens=4, phase2=False).eval()
+with torch.no_grad():
+    print(no_phase2(tokens)[1][0])
+
+# %% [markdown]
+# ## Summary
+#
+# * Four tokens enter CMAF: `C = C_t + C_a + C_v`, `P_t`, `P_a`, `P_v`.
+# * Phase 1 (Eq. 12-14): each target attends over the projected source tokens, then a residual
+#   LayerNorm + feed-forward refines it.
+# * Phase 2 (Eq. 15-17): a scalar score per target, ψ = softmax over targets, and the fused
+#   vector is the ψ-weighted sum. ψ is Figure 4b.
+#
+# ## Exercises
+#
+# 1. Build `CMAF(..., attn_scale=False)` with `d_k = 256` and random tokens of unit variance.
+#    How close to one-hot are the attention rows? Why does the scale matter more at large `d_k`?
+# 2. Phase 1 projects the *flattened* source (`4 d_k -> 4 d_k`). How many parameters does that
+#    cost at `d_k = 256`, compared with per-token projections (`d_k -> d_k`)?
+# 3. Set one private token to zeros in `tokens`. Does its ψ go down? Explain with Eq. 15.
+# 4. Why can ψ not tell you *what* a target contributes, only how much it is weighted?
