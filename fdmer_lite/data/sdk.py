@@ -86,11 +86,12 @@ class ComputationalSequence:
         return list(self.data.keys())
 
     def _read(self, vid: str, name: str) -> np.ndarray:
-        group = self.data[vid]
-        if name not in group:
+        try:
+            return self.h5[f"{self.root}/data/{vid}/{name}"][()]     # one path lookup
+        except KeyError:
+            keys = list(self.data[vid].keys()) if vid in self.data else "no such video"
             raise DataError(str(self.path), f"{self.root}/data/{vid}/{name}", f"a dataset {name!r}",
-                            f"keys {list(group.keys())}")
-        return group[name][()]
+                            f"keys {keys}") from None
 
     def intervals(self, vid: str) -> np.ndarray:
         iv = np.asarray(self._read(vid, "intervals"), dtype=np.float64)
@@ -106,7 +107,7 @@ class ComputationalSequence:
         f = f"{self.root}/data/{vid}/features"
         if raw.dtype.kind not in "fiub":
             raise DataError(str(self.path), f, "numeric features", f"dtype {raw.dtype} (e.g. words as strings)")
-        x = np.asarray(raw, dtype=np.float64)
+        x = np.asarray(raw, dtype=np.float32)
         if x.ndim != 2:
             raise DataError(str(self.path), f, "shape (T, d)", str(x.shape))
         return x
@@ -240,7 +241,7 @@ def average_over_intervals(frames: np.ndarray, frame_iv: np.ndarray, word_iv: np
     hi = np.where(zero_len, np.searchsorted(start, word_iv[:, 0], side="right"), hi)
     count = np.maximum(hi - lo, 0)                                  # (W,)
     cs = np.zeros((len(order) + 1, frames.shape[1]), np.float64)    # (T+1, d)
-    np.cumsum(frames[order], axis=0, out=cs[1:])
+    np.cumsum(frames[order], axis=0, dtype=np.float64, out=cs[1:])
     total = cs[np.maximum(hi, lo)] - cs[lo]                         # (W, d)
     mean = total / np.maximum(count, 1)[:, None]
     return mean, int((count == 0).sum())
@@ -318,8 +319,9 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
                         "none in common")
 
     # pass 1: words and segments (small), to size the output
-    plan = []                                                       # (vid, word order, [(k, a, b, label)])
-    no_words, n_seg, longest = 0, 0, 0
+    plan = []                                   # (vid, split, word order, sorted word intervals, segments)
+    no_words, longest = 0, 0
+    n_seg = dict.fromkeys(SPLITS, 0)
     for vid in videos:
         wiv = streams["t"].intervals(vid)
         mid = wiv.mean(axis=1)
@@ -330,40 +332,48 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
         if lab.shape[0] != siv.shape[0] or not (0 <= label_column < lab.shape[1]):
             raise DataError(str(labels.path), f"{labels.root}/data/{vid}/features",
                             f"one row per interval with column {label_column}", f"shape {lab.shape}")
-        y = lab[:, label_column]
+        y = lab[:, label_column].astype(np.float64)
         check_labels(y, str(labels.path), f"{labels.root}/data/{vid}/features[:, {label_column}]", *label_range)
-        a = np.searchsorted(mid, siv[:, 0], side="left")
+        a = np.searchsorted(mid, siv[:, 0], side="left")        # words whose midpoint is in [s, e)
         b = np.searchsorted(mid, siv[:, 1], side="left")
-        segs = []
-        for k in range(len(siv)):
-            if b[k] <= a[k]:
-                no_words += 1
-                continue
-            segs.append((k, int(a[k]), int(b[k]), float(y[k])))
-            longest = max(longest, int(b[k] - a[k]))
-        n_seg += len(segs)
-        plan.append((vid, order, segs))
-    if n_seg == 0:
+        keep = b > a
+        no_words += int((~keep).sum())
+        segs = np.flatnonzero(keep)
+        if len(segs):
+            longest = max(longest, int((b - a)[segs].max()))
+        plan.append((vid, fold_of[vid], order, wiv[order], segs, a[segs], b[segs], y[segs]))
+        n_seg[fold_of[vid]] += len(segs)
+    if sum(n_seg.values()) == 0:
         raise DataError(str(labels.path), "segments", "labelled segments that contain words", "none")
+    for s in SPLITS:
+        if n_seg[s] == 0:
+            raise DataError(str(labels.path), f"{s} fold", f"at least one segment in the {s} fold",
+                            "none (check the folds' video ids)")
     if seq_len is not None and seq_len < 1:
         raise DataError("<arguments>", "seq_len", "a positive number of words or None", repr(seq_len))
     L = longest if seq_len is None else int(seq_len)
 
-    # pass 2: align each stream to the words, fill the segments
-    widths = {}
-    for m, cs in streams.items():
-        first = cs.features(videos[0])
-        widths[m] = first.shape[1]
-    out = {m: np.zeros((n_seg, L, widths[m]), np.float32) for m in streams}     # (S, L, d_m)
-    lengths = np.zeros(n_seg, np.int64)
-    label = np.zeros(n_seg, np.float32)
-    ids, split_of = [], []
-    replaced = {m: 0 for m in streams}
+    # pass 2: align each stream to the words that fall in a segment, scatter into the segments
+    widths = {m: cs.features(videos[0]).shape[1] for m, cs in streams.items()}
+    out = {s: {m: np.zeros((n_seg[s], L, widths[m]), np.float32) for m in streams}   # (S, L, d_m)
+           for s in SPLITS}
+    lengths = {s: np.zeros(n_seg[s], np.int64) for s in SPLITS}
+    label = {s: np.zeros(n_seg[s], np.float32) for s in SPLITS}
+    ids = {s: [] for s in SPLITS}
+    fill = dict.fromkeys(SPLITS, 0)
+    replaced = dict.fromkeys(streams, 0)
     empty_words = {m: 0 for m in streams if m != "t"}
-    truncated, row = 0, 0
-    for vid, order, segs in _progress(plan, progress, desc="aligning videos", unit="video"):
-        words_iv = streams["t"].intervals(vid)[order]
-        aligned = {}
+    truncated = 0
+    for vid, split, order, words_iv, segs, a, b, y in _progress(plan, progress, desc="aligning videos",
+                                                                  unit="video"):
+        if len(segs) == 0:
+            continue
+        n = np.minimum(b - a, L)                                 # words kept per segment
+        truncated += int((b - a > L).sum())
+        row0 = fill[split]
+        rows = np.repeat(np.arange(row0, row0 + len(segs)), n)   # destination segment of each word
+        pos = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # position within the segment
+        words = np.repeat(a, n) + pos                            # index into the sorted words
         for m, cs in streams.items():
             x = cs.features(vid)
             f = f"{cs.root}/data/{vid}/features"
@@ -374,42 +384,29 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
             if m == "t":
                 if x.shape[0] != len(order):
                     raise DataError(str(cs.path), f, f"{len(order)} rows (one per word interval)", str(x.shape[0]))
-                aligned[m] = x[order]
+                values = x[order[words]]
             else:
                 iv = cs.intervals(vid)
                 if iv.shape[0] != x.shape[0]:
                     raise DataError(str(cs.path), f"{cs.root}/data/{vid}/intervals",
                                     f"{x.shape[0]} rows (one per feature row)", str(iv.shape[0]))
-                aligned[m], n_empty = average_over_intervals(x, iv, words_iv, str(cs.path),
-                                                             f"{cs.root}/data/{vid}/intervals")
+                values, n_empty = average_over_intervals(x, iv, words_iv[words], str(cs.path),
+                                                         f"{cs.root}/data/{vid}/intervals")
                 empty_words[m] += n_empty
-        for k, a, b, y in segs:
-            n = b - a
-            if n > L:
-                truncated += 1
-                n = L
-            for m in streams:
-                out[m][row, :n] = aligned[m][a:a + n]
-            lengths[row], label[row] = n, y
-            ids.append(f"{vid}[{k}]")
-            split_of.append(fold_of[vid])
-            row += 1
+            out[split][m][rows, pos] = values
+        sl = slice(row0, row0 + len(segs))
+        lengths[split][sl], label[split][sl] = n, y
+        ids[split] += [f"{vid}[{k}]" for k in segs]
+        fill[split] += len(segs)
 
-    split_of = np.array(split_of)
-    splits = {}
-    for s in SPLITS:
-        sel = np.flatnonzero(split_of == s)
-        if len(sel) == 0:
-            raise DataError(str(labels.path), f"{s} fold", f"at least one segment in the {s} fold",
-                            "none (check the folds' video ids)")
-        splits[s] = Split(features={m: out[m][sel] for m in streams}, labels=label[sel],
-                          ids=[ids[i] for i in sel], lengths={m: lengths[sel] for m in streams})
+    splits = {s: Split(features=out[s], labels=label[s], ids=ids[s], lengths={m: lengths[s] for m in streams})
+              for s in SPLITS}
     info = {
         "videos_used": len(videos),
         "videos_dropped": {m: {"count": len(v), "examples": v[:5]} for m, v in dropped.items()},
         "videos_not_in_folds": {"count": len(not_in_folds), "examples": not_in_folds[:5]},
         "fold_videos_missing": {"count": len(fold_missing), "examples": fold_missing[:5]},
-        "segments": n_seg,
+        "segments": int(sum(n_seg.values())),
         "segments_without_words": no_words,
         "seq_len": L,
         "seq_len_rule": "longest segment (no truncation)" if seq_len is None
