@@ -429,13 +429,15 @@ def sample_sequences(features: dict, windows: dict | None = None, title: str = "
     window to outline (the known-factor benchmark's expression window).
     """
     mods = list(features)
-    fig = make_subplots(rows=len(mods), cols=1, shared_xaxes=False, vertical_spacing=0.08,
-                        subplot_titles=[f"{_mod_name(m)} ({m}): {np.asarray(features[m]).shape[0]} steps x "
-                                        f"{np.asarray(features[m]).shape[1]} features" for m in mods])
-    for i, m in enumerate(mods):
-        x = np.asarray(features[m], dtype=float)                           # (L, d)
+    arrays = {m: np.asarray(features[m], dtype=float) for m in mods}       # m -> (L, d)
+    for m, x in arrays.items():
         if x.ndim != 2:
             raise ValueError(f"features[{m!r}]: expected shape (L, d), got {x.shape}")
+    fig = make_subplots(rows=len(mods), cols=1, shared_xaxes=False, vertical_spacing=0.08,
+                        subplot_titles=[f"{_mod_name(m)} ({m}): {arrays[m].shape[0]} steps x "
+                                        f"{arrays[m].shape[1]} features" for m in mods])
+    for i, m in enumerate(mods):
+        x = arrays[m]
         fig.add_trace(go.Heatmap(z=x.T, colorscale="RdBu", zmid=float(np.median(x)), showscale=False,
                                  hovertemplate="step %{x}<br>feature %{y}<br>value %{z:.2f}<extra>" + m + "</extra>"),
                       row=i + 1, col=1)

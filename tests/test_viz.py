@@ -215,3 +215,91 @@ def test_write_report_is_self_contained(tmp_path):
     assert not re.search(r"<script[^>]*src=[\"']?https?:", text)
     assert text.count("<h2>") == 3 and "Fusion &lt;weights&gt;" in text
     assert "<p>summary here</p>" in text and "<title>Run 1</title>" in text
+
+
+# ---------------------------------------------------------------- teaching figures
+
+
+def test_compare_table_one_column_per_run_and_ideal():
+    fig = viz.compare_table({"A": {"mae": 0.71234, "acc2": 0.8}, "B": {"mae": 1.0}},
+                            ideal={"mae": "0.5 (Bayes)"}, percent=True)
+    table = fig.data[0]
+    assert list(table.header.values) == ["", "A", "B", "ideal"]
+    keys, a, b, ideal = (list(c) for c in table.cells.values)
+    assert keys == ["mae", "acc2"] and a == ["0.712", "80.0"] and b == ["1", "—"]
+    assert ideal == ["0.5 (Bayes)", "—"]
+    assert list(viz.compare_table({"A": {"x": 1.0, "y": 2.0}}, keys=["y"]).data[0].cells.values[0]) == ["y"]
+
+
+def test_sample_sequences_one_heatmap_per_modality_and_window():
+    feats = {"t": np.zeros((10, 6)), "a": np.ones((10, 3))}
+    fig = viz.sample_sequences(feats, windows={"a": (2, 7)})
+    assert [type(tr) for tr in fig.data] == [go.Heatmap, go.Heatmap]
+    assert np.asarray(fig.data[1].z).shape == (3, 10)                 # features down, time across
+    assert len(fig.layout.shapes) == 1 and fig.layout.shapes[0].x0 == 1.5
+    with pytest.raises(ValueError, match=r"features\['t'\]: expected shape \(L, d\)"):
+        viz.sample_sequences({"t": np.zeros(5)})
+
+
+def test_attention_heatmap_values_and_names():
+    w = np.array([[0.5, 0.5], [0.9, 0.1]])
+    fig = viz.attention_heatmap(w, rows=["q0", "q1"], cols=["k0", "k1"])
+    np.testing.assert_allclose(fig.data[0].z, w)
+    assert list(fig.data[0].y) == ["q0", "q1"] and list(fig.data[0].x) == ["k0", "k1"]
+    with pytest.raises(ValueError, match="rows/cols"):
+        viz.attention_heatmap(w, rows=["only one"])
+
+
+def _equal_weights(M=3):
+    phi = 2 * np.pi * np.arange(M) / M
+    return np.stack([np.cos(phi), np.sin(phi)])                        # (2, M)
+
+
+def _ring_fraction(fig, label, radius):
+    """Fraction of the circle covered by the arcs of one ring (independent of how it is drawn)."""
+    covered = 0
+    for tr in fig.data:
+        if tr.name and tr.name.startswith(label):
+            r = np.hypot(np.asarray(tr.x, float), np.asarray(tr.y, float))[:-1]   # drop the closing point
+            covered += np.sum(np.isclose(r, radius))
+    return covered / 720
+
+
+@pytest.mark.parametrize("tau", [0.0, 0.3, 0.5])
+def test_angular_geometry_margin_gap_is_tau_per_boundary(tau):
+    fig = viz.angular_geometry(_equal_weights(), margin=tau, resolution=720)
+    # Between two class weights 120 degrees apart a feature satisfies the margin for class y iff
+    # theta_y + tau < theta_other, so a gap of angle tau sits on each of the three boundaries.
+    assert _ring_fraction(fig, "plain softmax region", 1.15) == pytest.approx(1.0)
+    assert _ring_fraction(fig, "margin region", 1.3) == pytest.approx(1 - 3 * tau / (2 * np.pi), abs=0.01)
+    rays = [tr for tr in fig.data if tr.name.startswith("W_D column")]
+    assert [tr.name for tr in rays] == ["W_D column t", "W_D column a", "W_D column v"]
+    assert np.hypot(rays[1].x[1], rays[1].y[1]) == pytest.approx(1.0)
+
+
+def test_angular_geometry_features_on_the_circle():
+    rng = np.random.default_rng(0)
+    feats, labels = rng.normal(size=(30, 2)) * 5, np.repeat([0, 1, 2], 10)
+    fig = viz.angular_geometry(_equal_weights(), 0.5, features=feats, labels=labels)
+    pts = [tr for tr in fig.data if tr.name.startswith("features of")]
+    assert len(pts) == 3 and sum(len(tr.x) for tr in pts) == 30
+    np.testing.assert_allclose(np.hypot(pts[0].x, pts[0].y), 1.0)
+    with pytest.raises(ValueError, match="class_weights"):
+        viz.angular_geometry(np.zeros((3, 3)))
+
+
+def test_embedding_comparison_panels_share_legend():
+    panels = {"beta = gamma = 0": _reps(n=30, seed=1), "paper": _reps(n=30, seed=2)}
+    fig = viz.embedding_comparison(panels, method="pca", max_points=10)
+    assert len(fig.data) == 2 * 2 * len(MODS)
+    assert _n_points(fig) == 2 * 10 * 2 * len(MODS)
+    assert sum(tr.showlegend for tr in fig.data) == 2 * len(MODS)      # legend once
+    assert [a.text for a in fig.layout.annotations] == list(panels)
+    with pytest.raises(ValueError, match="panels"):
+        viz.embedding_comparison({})
+
+
+def test_titles_can_be_set():
+    reps = _reps(n=8)
+    assert viz.discriminator_probabilities(reps, title="GRL").layout.title.text == "GRL"
+    assert viz.fusion_weights(reps, title="psi").layout.title.text == "psi"

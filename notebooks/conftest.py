@@ -1,0 +1,6 @@
+"""nbval runs the notebooks in this folder. Like tests/conftest.py, default to FAST mode, so that
+`python -m pytest notebooks/` on its own does not train for real (set FDMER_LITE_FAST=0 for that)."""
+
+import os
+
+os.environ.setdefault("FDMER_LITE_FAST", "1")

@@ -1,0 +1,145 @@
+"""The tutorial pairs: ``tutorials/*.py`` (jupytext percent, the sources) and ``notebooks/*.ipynb``.
+
+nbval executes the notebooks (``python -m pytest`` collects ``notebooks/``); this file checks what
+execution cannot: every pair exists and is in sync, committed notebooks hold no outputs and no
+execution counts, they name a kernel (so JupyterLab does not ask), and every tutorial ends with
+a Summary and Exercises. Plus the notebook helpers in ``fdmer_lite.lessons``.
+"""
+
+from __future__ import annotations
+
+import re
+import tomllib
+from pathlib import Path
+
+import jupytext
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+TUTORIALS = ROOT / "tutorials"
+NOTEBOOKS = ROOT / "notebooks"
+SOURCES = sorted(TUTORIALS.glob("*.py"))
+IPYNBS = sorted(NOTEBOOKS.glob("*.ipynb"))
+
+
+def _cells(nb):
+    """(type, source, tags) per cell, the parts a pair must agree on."""
+    return [(c.cell_type, c.source.strip(), tuple(c.get("metadata", {}).get("tags", []))) for c in nb.cells]
+
+
+def test_there_are_tutorials_numbered_from_01():
+    assert SOURCES, "no tutorials/*.py found"
+    numbers = [int(p.name[:2]) for p in SOURCES]
+    assert numbers[0] == 1 and numbers == sorted(set(numbers)), [p.name for p in SOURCES]
+    assert all(re.match(r"^\d\d_[a-z0-9_]+\.py$", p.name) for p in SOURCES), [p.name for p in SOURCES]
+
+
+def test_every_tutorial_has_a_notebook_and_back():
+    assert {p.stem for p in SOURCES} == {p.stem for p in IPYNBS}
+
+
+def test_jupytext_pairing_is_configured_in_pyproject():
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    formats = config["tool"]["jupytext"]["formats"]
+    assert "notebooks///ipynb" in formats and "tutorials///py:percent" in formats
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_pair_is_in_sync(source):
+    ipynb = NOTEBOOKS / f"{source.stem}.ipynb"
+    from_py = jupytext.read(source)
+    committed = nbformat.read(ipynb, as_version=4)
+    assert _cells(from_py) == _cells(committed), (
+        f"{ipynb.name} differs from {source.name}: run `jupytext --sync {source.relative_to(ROOT)}`")
+
+
+@pytest.mark.parametrize("ipynb", IPYNBS, ids=lambda p: p.stem)
+def test_notebook_is_committed_clean(ipynb):
+    nb = nbformat.read(ipynb, as_version=4)
+    nbformat.validate(nb)
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code":
+            assert not cell.outputs, f"{ipynb.name}: cell {i} holds outputs (clear them before committing)"
+            assert cell.execution_count is None, f"{ipynb.name}: cell {i} has an execution count"
+    assert nb.metadata.get("kernelspec", {}).get("name") == "python3", \
+        f"{ipynb.name}: metadata.kernelspec.name must be 'python3' (JupyterLab asks for a kernel otherwise)"
+    assert "widgets" not in nb.metadata, f"{ipynb.name}: saved widget state in metadata"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source):
+    nb = jupytext.read(source)
+    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
+    assert markdown and nb.cells[0].cell_type == "markdown" and markdown[0].lstrip().startswith("# "), \
+        f"{source.name}: the first cell should be a markdown title"
+    tail = "\n".join(markdown[-2:])
+    assert re.search(r"^## Summary\b", tail, re.M), f"{source.name}: no '## Summary' near the end"
+    assert re.search(r"^## Exercises\b", tail, re.M), f"{source.name}: no '## Exercises' near the end"
+    exercises = tail.split("## Exercises", 1)[1]
+    assert len(re.findall(r"^\d+\. ", exercises, re.M)) >= 2, f"{source.name}: fewer than 2 exercises"
+    assert nb.cells[-1].cell_type == "markdown", f"{source.name}: the last cell should be the exercises"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_tutorial_code_cells_are_short(source):
+    """d2l style: short cells (median about 6 lines; none a wall of code)."""
+    nb = jupytext.read(source)
+    lengths = sorted(len(c.source.strip().splitlines()) for c in nb.cells if c.cell_type == "code")
+    median = lengths[len(lengths) // 2]
+    assert median <= 8, f"{source.name}: median code cell has {median} lines"
+    assert lengths[-1] <= 25, f"{source.name}: a code cell has {lengths[-1]} lines"
+
+
+# ---------------------------------------------------------------- fdmer_lite.lessons
+
+
+def test_runs_dir_is_the_same_from_any_working_directory(monkeypatch, tmp_path):
+    from fdmer_lite import lessons
+
+    monkeypatch.delenv(lessons.RUNS_ENV, raising=False)
+    monkeypatch.setenv("FDMER_LITE_FAST", "1")
+    monkeypatch.chdir(ROOT)
+    from_root = lessons.runs_dir(create=False)
+    monkeypatch.chdir(NOTEBOOKS)                      # nbval's working directory
+    assert lessons.runs_dir(create=False) == from_root == ROOT / "runs" / "lessons" / "fast"
+    monkeypatch.setenv(lessons.RUNS_ENV, str(tmp_path))
+    monkeypatch.setenv("FDMER_LITE_FAST", "0")
+    assert lessons.runs_dir() == tmp_path / "full" and (tmp_path / "full").is_dir()
+
+
+def test_lesson_sizes_and_config_follow_the_switch(monkeypatch):
+    from fdmer_lite import lessons
+
+    monkeypatch.setenv("FDMER_LITE_FAST", "1")
+    assert lessons.benchmark_sizes() == lessons.FAST_SIZES
+    assert lessons.lesson_config().name == "fast"
+    monkeypatch.setenv("FDMER_LITE_FAST", "0")
+    assert lessons.benchmark_sizes()["n_train"] > lessons.FAST_SIZES["n_train"]
+    cfg = lessons.lesson_config(loss={"beta": 0.0})
+    assert cfg.name == "synthetic" and cfg.loss.beta == 0.0 and cfg.train.progress is False
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny models gain nothing from threads; on a busy two-core machine a second one costs a lot."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def test_lesson_run_trains_then_loads(monkeypatch, tmp_path, tiny_data, fast_config, one_thread):
+    from fdmer_lite import lessons
+
+    monkeypatch.setenv(lessons.RUNS_ENV, str(tmp_path))
+    fast_config = fast_config.replace(train={"epochs": 1})
+    first = lessons.lesson_run("tiny", fast_config, tiny_data, verbose=False)
+    assert not first.loaded and (first.path / "model.pt").is_file() and "mae" in first.metrics
+    second = lessons.lesson_run("tiny", fast_config, tiny_data, verbose=False)
+    assert second.loaded and second.metrics == first.metrics
+    assert len(second.history) == len(first.history)
+    changed = lessons.lesson_run("tiny", fast_config.replace(loss={"beta": 0.0}), tiny_data, verbose=False)
+    assert not changed.loaded                          # another config: trained again
