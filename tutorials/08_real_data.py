@@ -1,0 +1,259 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 8. Real data
+#
+# Everything so far ran on generated data whose hidden factors we know. This notebook moves to
+# files people actually hold:
+#
+# 1. the real **CMU-MOSI text + audio** set (2,199 utterances; transcripts as GloVe 50-d word
+#    vectors, one 73-d acoustic vector per utterance; no visual stream), found through the
+#    `FDMER_LITE_MOSI_DIR` environment variable. Where it is not set, those cells print a note
+#    and do nothing;
+# 2. how to load the formats of the full benchmarks, **MMSA** pickles, **CMU-MultimodalSDK**
+#    `.csd` files and **UR-FUNNY** pickles: the notebook writes a tiny file of each in the real
+#    layout and loads it with `fdmer_lite.data.load_dataset(name, path)`.
+#
+# Every loader returns the same `MultimodalData` as the benchmark, so everything in notebooks
+# 2-7 works unchanged. Nothing is ever downloaded.
+
+# %%
+import os
+import pickle
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from fdmer_lite import lessons, viz
+from fdmer_lite.data import load_dataset
+from fdmer_lite.data.synthetic import baselines
+
+fast = lessons.setup()
+
+# %% [markdown]
+# ## 8.1 CMU-MOSI text + audio
+#
+# The folder holds `utterances.csv` (id, video, standard fold, sentiment label, transcript) and
+# `audio_utterance_73d.npy`; its README says where every number came from. Point
+# `FDMER_LITE_MOSI_DIR` at it (the test runner does when the folder exists beside the checkout).
+
+# %%
+mosi_dir = os.environ.get("FDMER_LITE_MOSI_DIR")
+real = None
+if mosi_dir and Path(mosi_dir).is_dir():
+    real = load_dataset("mosi-text-audio", mosi_dir)
+    print(real.summary())
+else:
+    print("FDMER_LITE_MOSI_DIR is not set (or not a folder): the real-data cells below are skipped.\n"
+          "Set it to the cmu_mosi_text_audio folder and re-run to train on real CMU-MOSI.")
+
+# %% [markdown]
+# The loader records every choice it made in `info`: text is lower-cased and tokenised the way
+# GloVe's tokenizer splits contractions, unknown words become zero vectors (and are counted),
+# the padding is masked, audio is standardised with the training split's statistics.
+
+# %%
+if real is not None:
+    for key in ("text", "seq_len", "tokens_per_utterance", "oov_rate", "oov_most_common", "audio", "sizes"):
+        print(f"{key:22s} {real.info[key]}")
+
+# %% [markdown]
+# With no visual stream we train the two-modality model (`modalities="ta"`), the paper's
+# "w/o visual" setting (Table 4). In FAST mode: the tiny preset for a few epochs; otherwise the
+# CPU-sized configuration the loader's author tuned for this set (`mosi_text_audio_config`).
+
+# %%
+if real is not None:
+    from fdmer_lite.data.mosi_text_audio import mosi_text_audio_config
+    config = (lessons.lesson_config(model={"modalities": "ta"}) if fast
+              else mosi_text_audio_config().replace(train={"progress": False}))
+    mosi_run = lessons.lesson_run(f"mosi-text-audio-{config.name}", config, real)
+
+# %% [markdown]
+# There is no Bayes floor on real data: nobody knows the clean label. The references are the
+# training mean and ridge regression on time-averaged features (as in notebook 1). The paper's
+# Table 1 numbers are not comparable here: they use all three modalities and 300-d GloVe or
+# BERT text. (In FAST mode, three epochs of the tiny preset, FDMER is not expected to beat
+# either reference: that mode only checks that everything runs.)
+
+# %%
+if real is not None:
+    refs = baselines(real)
+    m = mosi_run.metrics
+    print(f"FDMER test MAE {m['mae']:.3f} | ridge {refs['ridge_mae']:.3f} | training mean {refs['mean_mae']:.3f}")
+    keys = ["mae", "corr", "acc7", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0"]
+    display(viz.metrics_table({k: m[k] for k in keys}, title="Real CMU-MOSI (text + audio), test split"))
+
+# %% [markdown]
+# ## 8.2 MMSA pickles (`aligned_50.pkl`, `unaligned_50.pkl`)
+#
+# Most people who run FDMER on MOSI/MOSEI hold these: one pickled dict of splits, each with
+# `text` (N, 50, 768 BERT), `text_bert` (token ids, mask, segments), `audio`, `vision`,
+# `regression_labels`, `id`, `raw_text` and, in the unaligned files, `audio_lengths` /
+# `vision_lengths`. A tiny unaligned file with MOSI's widths (768 / 5 / 20):
+
+# %%
+def tiny_mmsa_split(n, rng, seq=(50, 30, 40), widths=(768, 5, 20)):
+    mask = np.zeros((n, 50))
+    mask[:, :12] = 1                                                                # 12 real tokens
+    return {"text": rng.normal(size=(n, seq[0], widths[0])).astype(np.float32),
+            "text_bert": np.stack([np.ones((n, 50)), mask, np.zeros((n, 50))], axis=1),
+            "audio": rng.normal(size=(n, seq[1], widths[1])).astype(np.float32),
+            "vision": rng.normal(size=(n, seq[2], widths[2])).astype(np.float32),
+            "audio_lengths": rng.integers(5, seq[1] + 1, n), "vision_lengths": rng.integers(5, seq[2] + 1, n),
+            "regression_labels": rng.uniform(-3, 3, n).astype(np.float32),
+            "id": np.array([f"clip_{i}" for i in range(n)]), "raw_text": np.array(["a clip"] * n)}
+
+
+# %%
+workdir = tempfile.TemporaryDirectory(prefix="fdmer-lite-formats-")           # removed at the end
+folder = Path(workdir.name)
+rng = np.random.default_rng(0)
+mmsa = {s: tiny_mmsa_split(n, rng) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
+(folder / "unaligned_50.pkl").write_bytes(pickle.dumps(mmsa, protocol=4))
+data = load_dataset("mmsa", folder / "unaligned_50.pkl")
+print(data.summary())
+assert data.widths == {"t": 768, "a": 5, "v": 20}
+
+# %% [markdown]
+# The pickle is read through an allow-list unpickler (a pickle from the internet can run code;
+# this one may only hold arrays and plain containers). Padding becomes masks:
+
+# %%
+print({m: data.splits["train"].lengths[m][:4] for m in data.splits["train"].lengths})
+
+# %% [markdown]
+# `fdmer-lite data inspect PATH` prints what a file holds before you train on it; in Python:
+
+# %%
+from fdmer_lite.data.inspect import inspect_path
+
+print(inspect_path(folder / "unaligned_50.pkl"))
+
+# %% [markdown]
+# ## 8.3 UR-FUNNY pickles (humour detection)
+#
+# A folder of pickles keyed by segment id: `data_folds.pkl`, `word_embedding_list.pkl` (GloVe
+# 300-d), `language_sdk.pkl` (v2; word indexes of punchline and context), `covarep_features_sdk.pkl`
+# (81-d), `openface_features_sdk.pkl` (371-d in v2) and `humor_label_sdk.pkl` (0 or 1). Audio and
+# visual features are already one row per word.
+
+# %%
+def tiny_urfunny(folder, rng, sizes=(10, 4, 6), vocab=30):
+    ids = {s: list(range(100 * k, 100 * k + n)) for k, (s, n) in enumerate(zip(("train", "dev", "test"), sizes))}
+    lang, cov, face, label = {}, {}, {}, {}
+    for i in sum(ids.values(), []):
+        p = int(rng.integers(3, 8))                                                  # punchline words
+        lang[i] = {"punchline_embedding_indexes": list(rng.integers(0, vocab, p)), "context_embedding_indexes": []}
+        cov[i] = {"punchline_features": rng.normal(size=(p, 81)), "context_features": []}
+        face[i] = {"punchline_features": rng.normal(size=(p, 371)), "context_features": []}
+        label[i] = int(rng.integers(0, 2))
+    files = {"data_folds.pkl": ids, "word_embedding_list.pkl": [rng.normal(size=300) for _ in range(vocab)],
+             "language_sdk.pkl": lang, "covarep_features_sdk.pkl": cov,
+             "openface_features_sdk.pkl": face, "humor_label_sdk.pkl": label}
+    for name, obj in files.items():
+        (folder / name).write_bytes(pickle.dumps(obj, protocol=2))
+
+
+# %%
+(folder / "urfunny").mkdir()
+tiny_urfunny(folder / "urfunny", rng)
+humour = load_dataset("urfunny", folder / "urfunny")
+print(humour.summary())
+assert humour.task == "classification" and humour.widths == {"t": 300, "a": 81, "v": 371}
+
+# %% [markdown]
+# ## 8.4 CMU-MultimodalSDK computational sequences (`.csd`)
+#
+# One HDF5 file per stream: `<root>/data/<video>/features` (T x d) and `.../intervals`
+# (T x 2, seconds), plus `<root>/metadata`. The loader averages every stream over each word's
+# interval (vectorised, not the SDK's hours-long loops) and cuts the labelled segments. Folds
+# come from a `folds.json` (or the SDK's `*_std_folds.py`, read as literals, never run).
+
+# %%
+import h5py
+
+
+def write_csd(path, root, videos):
+    with h5py.File(path, "w") as f:
+        for vid, (features, intervals) in videos.items():
+            group = f.create_group(f"{root}/data/{vid}")
+            group.create_dataset("features", data=features)
+            group.create_dataset("intervals", data=intervals)
+        f.create_group(f"{root}/metadata")
+
+
+# %%
+sdk = folder / "sdk"
+sdk.mkdir()
+(sdk / "folds.json").write_text('{"train": ["v0", "v1", "v2"], "valid": ["v3"], "test": ["v4"]}')
+words, audio, labels = {}, {}, {}
+for k in range(5):                                      # 5 videos of 6 s: 20 words, 100 Hz audio
+    start = np.sort(rng.uniform(0, 5.5, 20))
+    words[f"v{k}"] = (rng.normal(size=(20, 8)), np.stack([start, start + 0.3], 1))
+    t = np.arange(0, 6, 0.01)
+    audio[f"v{k}"] = (rng.normal(size=(len(t), 3)), np.stack([t, t + 0.01], 1))
+    labels[f"v{k}"] = (rng.uniform(-3, 3, (2, 1)), np.array([[0.0, 3.0], [3.0, 6.0]]))
+write_csd(sdk / "CMU_MOSI_TimestampedWordVectors.csd", "glove_vectors", words)
+write_csd(sdk / "CMU_MOSI_COVAREP.csd", "COVAREP", audio)
+write_csd(sdk / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
+
+# %%
+aligned = load_dataset("sdk", sdk, progress=False)
+print(aligned.summary())
+print("streams:", aligned.info["streams"])
+
+# %% [markdown]
+# ## 8.5 Training on your own files
+#
+# The command line does the same in one step and writes `metrics.json`, `history.json`,
+# `config.json` and `model.pt` (the paper's MOSI hyper-parameters are the `mosi` preset):
+#
+# ```
+# fdmer-lite data inspect ~/data/MOSI/unaligned_50.pkl
+# fdmer-lite train --dataset mmsa --data ~/data/MOSI/unaligned_50.pkl --preset mosi --out runs/mosi
+# fdmer-lite train --dataset urfunny --data ~/data/urfunny_v2 --preset ur_funny
+# fdmer-lite train --dataset sdk --data ~/data/cmu_mosi_csd --preset mosi --modalities ta
+# ```
+#
+# In Python, `lessons.lesson_run(name, config, data)` (or `fdmer_lite.train.run_experiment`)
+# with any of the `data` objects above, and notebooks 6-7 apply as they are.
+
+# %%
+workdir.cleanup()                                     # the tiny files of 8.2-8.4 are not needed any more
+
+# %% [markdown]
+# ## Summary
+#
+# * The real CMU-MOSI text + audio set loads from `FDMER_LITE_MOSI_DIR` with every choice
+#   (tokenisation, unknown words, padding masks, audio scaling) recorded in `info`; without a
+#   visual stream we train `modalities="ta"`; without a Bayes floor we compare with ridge and
+#   the training mean.
+# * MMSA, SDK and UR-FUNNY files load with `load_dataset(name, path)` into the same
+#   `MultimodalData`; pickles go through an allow-list unpickler; `data inspect` shows a file
+#   before training.
+#
+# ## Exercises
+#
+# 1. On real MOSI, train text only (`modalities="t"` on `real.select("t")`) and compare the test
+#    MAE with text + audio. The folder's README reports that audio alone reaches r = 0.03: does
+#    audio help FDMER?
+# 2. Reload real MOSI with `max_words=30`. How many utterances are truncated (`info`)? Does the
+#    MAE change?
+# 3. Break the tiny MMSA file (a NaN label, a wrong width) and read the error message. Which file,
+#    field and expectation does it name?
+# 4. Add a visual stream (`CMU_MOSI_VisualFacet_4.1.csd`, 15 Hz) to the SDK folder and reload.
+#    Which words get no visual frame, and how are they counted?
