@@ -149,7 +149,7 @@ def main(argv=None) -> int:
     (out / "results.json").write_text(json.dumps({
         "fdmer_runs": runs, "seeds": seeds, "tfidf_ridge": ridge, "tfidf_alpha": alpha,
         "train_mean": mean_pred, "paper_wo_visual": PAPER_WO_VISUAL, "config": config,
-        "data_info": {k: v for k, v in info.items() if not k.startswith("audio_train")},
+        "data_info": {k: v for k, v in info.items() if "_train_" not in k},
     }, indent=2, default=float))
     return 0
 

@@ -55,8 +55,17 @@ def test_small_folder(tmp_path):
     tr = data.splits["train"]
     assert tr.lengths["t"].tolist() == [5, 8, 5, 14]
     vocab, vectors = load_glove()
-    np.testing.assert_array_equal(tr.features["t"][0, 4], vectors[vocab["good"]])
+    raw = load(tmp_path, expected_sizes=None, standardise_text=False)
+    np.testing.assert_array_equal(raw.splits["train"].features["t"][0, 4], vectors[vocab["good"]])
     assert np.all(tr.features["t"][0, 5:] == 0)
+    # standardised text: known training tokens have mean 0 and std 1 per dimension; OOV stays 0
+    words = [w for toks in ("anyhow it was really good", "i could 've done without the cheezy ending",
+                            "it was ok i guess", "the worst movie i have ever seen and i were n't even tired so")
+             for w in toks.split() if w in vocab]
+    ref = vectors[[vocab[w] for w in words]]
+    expected_t = (vectors[vocab["good"]] - ref.mean(0)) / ref.std(0)
+    np.testing.assert_allclose(tr.features["t"][0, 4], expected_t, rtol=1e-4, atol=1e-5)
+    assert np.all(tr.features["t"][1, 6] == 0)                # "cheezy": not in GloVe
     # the audio: one standardised vector per utterance, statistics from the training split only
     a_train = audio[:4]
     expected = (audio[6] - a_train.mean(0)) / a_train.std(0)
