@@ -151,3 +151,32 @@ def test_fdmer_trains_on_real_text_and_audio(fast_config):
     out = trainer.evaluate("test")
     assert np.isfinite(out["metrics"]["mae"]) and out["losses"]["con"] >= 0
     assert trainer.model.modalities == "ta"
+
+
+def test_two_modalities_pair_losses_see_one_pair(tmp_path, fast_config):
+    """Without a visual stream, L_con and L_dis are the single (t, a) pair and the discriminator has 2 classes."""
+    import torch
+
+    from fdmer_lite.data import make_loader
+    from fdmer_lite.losses import fdmer_objective
+    from fdmer_lite.model import build_model
+    make_folder(tmp_path)
+    data = load(tmp_path, expected_sizes=None)
+    cfg = fast_config.replace(model={"modalities": "ta"})
+    torch.manual_seed(0)
+    model = build_model(cfg, data.widths, 1, max_len=data.seq_lengths["t"]).eval()
+    batch = next(iter(make_loader(data, "train", batch_size=4)))
+    with torch.no_grad():
+        out = model(batch.features, batch.masks)
+        terms = fdmer_objective(out, batch.label, cfg.loss)
+    assert out.modalities == "ta" and out.disc_cos_common.shape == (4, 2, 2)
+    assert out.psi_names == ("C", "P_t", "P_a")
+    c_t, c_a = out.common["t"].double(), out.common["a"].double()
+    s_t = [[float(c_t[i] @ c_t[j] / (c_t[i].norm() * c_t[j].norm())) for j in range(4)] for i in range(4)]
+    s_a = [[float(c_a[i] @ c_a[j] / (c_a[i].norm() * c_a[j].norm())) for j in range(4)] for i in range(4)]
+    con = sum((s_t[i][j] - s_a[i][j]) ** 2 for i in range(4) for j in range(4))
+    assert float(terms["con"]) == pytest.approx(con, rel=1e-4, abs=1e-6)
+    p_t, p_a = out.private["t"].double().numpy(), out.private["a"].double().numpy()
+    H = np.eye(4) - np.ones((4, 4)) / 4
+    hsic = np.trace(p_t @ p_t.T @ H @ p_a @ p_a.T @ H) / 9
+    assert float(terms["dis"]) == pytest.approx(hsic, rel=1e-3, abs=1e-6)
