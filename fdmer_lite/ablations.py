@@ -1,0 +1,415 @@
+"""The paper's ablations (FDMER, Yang et al., ACM MM 2022, Section 4.5 and Table 4) as
+configuration transforms, and the multi-seed study that reruns them.
+
+Table 4 is the paper's argument that every component earns its place. Each row there is one
+change to the full model; here each row is a :class:`Variant`, a function from a configuration
+(and the streams the data holds) to a new configuration. Nothing else changes: same data, same
+preset, same seeds, so a row differs from the full model only by what its name says.
+
+=====================  =====================================================================
+variant (paper name)   transformation of the configuration
+=====================  =====================================================================
+FDMER (full)           none (the reference row)
+w/o Text / Audio /     ``model.modalities`` minus that stream. On data without the stream
+Visual                 (e.g. the real CMU-MOSI text+audio set has no visual) the variant IS
+                       the full model and reuses its runs; the table says so.
+w/o L_ami + L_ams      ``loss.use_ami = use_ams = False`` (no modality discriminator losses)
+w/o L_con              ``loss.use_con = False``
+w/o L_dis              ``loss.use_dis = False``
+w/ CE (no margin)      ``loss.margin_loss = "ce"``: softmax cross-entropy on the same scaled
+                       cosines instead of the additive angular margin (Eq. 9 with tau = 0)
+w/o Common             ``model.use_common = False``: C_m are still learnt (L_ami, L_con apply)
+                       but C is left out of the fusion and the prediction
+w/o Private            ``model.use_private = False``: the same for P_t, P_a, P_v
+Non-Disentangled       ``model.disentangle = False``: the transformer features h_m are fused
+                       directly (no common/private encoders, no L_ami/L_ams/L_con/L_dis)
+w/o CMAF               ``model.fusion = "concat"``: concatenation + linear map to d_k
+w/o Phase 1            ``model.cmaf_phase1 = False``: no cross-modal attention (Eq. 12-14)
+w/o Phase 2            ``model.cmaf_phase2 = False``: equal weights instead of Eq. 15-17
+Addition               ``model.fusion = "add"``: the sum of the tokens
+Multiplication         ``model.fusion = "mult"``: element-wise product of the tokens (see
+                       ``model.fusion.MultFusion`` for how it relates to Mittal et al.)
+=====================  =====================================================================
+
+:func:`run_ablation` runs variants x seeds through :mod:`fdmer_lite.runner` (worker processes or
+Ray; resumable) and writes ``table.csv`` and ``table.md``: one row per variant, the mean and the
+sample standard deviation (n - 1) over seeds of every metric. The data are the same for every
+seed; a seed changes initialisation, dropout and batch order.
+
+The paper's own Table-4 numbers belong in :data:`PAPER_TABLE4`. They are EMPTY here: the paper's
+text was not available where this was written, and numbers are never guessed. The tables show
+the paper column where the data set is one the paper used (MOSI, MOSEI) and say that the
+numbers are missing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .config import MODALITIES, Config
+from .runner import DataSpec, RunReport, RunSpec, run_all
+
+# ------------------------------------------------------------------------------- variants
+
+
+class NotApplicable(ValueError):
+    """The variant makes no sense on this data (e.g. w/o Text on text-only data)."""
+
+
+@dataclass(frozen=True)
+class Variant:
+    key: str                     # short id used in file names and on the command line
+    name: str                    # the paper's row name
+    group: str                   # "full" | "modality" | "loss" | "representation" | "fusion"
+    change: str                  # what the transformation does, in words
+    transform: Callable[[Config, str], Config] = field(repr=False, compare=False)
+
+    def apply(self, config: Config, data_modalities: str | None = None) -> Config:
+        """This variant of ``config``. ``data_modalities``: the streams the data holds (default:
+        the config's own ``model.modalities``). Raises :class:`NotApplicable` when the variant
+        would leave nothing to train."""
+        mods = data_modalities or config.model.modalities
+        base = "".join(m for m in MODALITIES if m in config.model.modalities and m in mods)
+        if not base:
+            raise NotApplicable(f"the data ({mods!r}) holds none of the model's streams "
+                                f"({config.model.modalities!r})")
+        out = self.transform(config.replace(model={"modalities": base}), base)
+        return out.replace(name=f"{config.name}/{self.key}")
+
+
+def _drop(modality: str):
+    def transform(cfg: Config, mods: str) -> Config:
+        keep = mods.replace(modality, "")
+        if not keep:
+            raise NotApplicable(f"w/o {modality}: the data has no other stream than {modality!r}")
+        return cfg.replace(model={"modalities": keep})
+    return transform
+
+
+def _set(**sections):
+    return lambda cfg, mods: cfg.replace(**sections)
+
+
+VARIANTS: tuple[Variant, ...] = (
+    Variant("full", "FDMER (full)", "full", "the full model", lambda cfg, mods: cfg),
+    Variant("wo_text", "w/o Text", "modality", "model.modalities without t", _drop("t")),
+    Variant("wo_audio", "w/o Audio", "modality", "model.modalities without a", _drop("a")),
+    Variant("wo_visual", "w/o Visual", "modality", "model.modalities without v", _drop("v")),
+    Variant("wo_ami_ams", "w/o L_ami + L_ams", "loss", "loss.use_ami = loss.use_ams = False",
+            _set(loss={"use_ami": False, "use_ams": False})),
+    Variant("wo_con", "w/o L_con", "loss", "loss.use_con = False", _set(loss={"use_con": False})),
+    Variant("wo_dis", "w/o L_dis", "loss", "loss.use_dis = False", _set(loss={"use_dis": False})),
+    Variant("ce_loss", "w/ CE (no angular margin)", "loss",
+            "loss.margin_loss = 'ce' (softmax cross-entropy, tau = 0)",
+            _set(loss={"margin_loss": "ce"})),
+    Variant("wo_common", "w/o Common", "representation",
+            "model.use_common = False (C_m still learnt, left out of fusion)",
+            _set(model={"use_common": False})),
+    Variant("wo_private", "w/o Private", "representation",
+            "model.use_private = False (P_m still learnt, left out of fusion)",
+            _set(model={"use_private": False})),
+    Variant("non_disentangled", "Non-Disentangled", "representation",
+            "model.disentangle = False (fuse h_m directly)", _set(model={"disentangle": False})),
+    Variant("wo_cmaf", "w/o CMAF", "fusion", "model.fusion = 'concat'", _set(model={"fusion": "concat"})),
+    Variant("wo_phase1", "w/o Phase 1", "fusion", "model.cmaf_phase1 = False",
+            _set(model={"cmaf_phase1": False})),
+    Variant("wo_phase2", "w/o Phase 2", "fusion", "model.cmaf_phase2 = False",
+            _set(model={"cmaf_phase2": False})),
+    Variant("addition", "Addition", "fusion", "model.fusion = 'add'", _set(model={"fusion": "add"})),
+    Variant("multiplication", "Multiplication", "fusion", "model.fusion = 'mult'",
+            _set(model={"fusion": "mult"})),
+)
+
+BY_KEY = {v.key: v for v in VARIANTS}
+
+
+def get_variant(name: str) -> Variant:
+    """A variant by key (``wo_con``) or paper name (``w/o L_con``), case-insensitive."""
+    wanted = name.strip().lower()
+    for v in VARIANTS:
+        if wanted in (v.key, v.name.lower()):
+            return v
+    raise ValueError(f"unknown variant {name!r}; expected one of {[v.key for v in VARIANTS]}")
+
+
+def select_variants(spec: str | Iterable[str] = "all") -> list[Variant]:
+    """``"all"`` or a comma-separated list (or an iterable) of keys / paper names. The full model
+    is always included first: every other row is read against it."""
+    if isinstance(spec, str):
+        names = [s for s in spec.split(",") if s.strip()]
+        if [n.strip().lower() for n in names] == ["all"]:
+            return list(VARIANTS)
+    else:
+        names = list(spec)
+    chosen = [get_variant(n) for n in names]
+    keys = ["full"] + [v.key for v in chosen if v.key != "full"]
+    return [BY_KEY[k] for k in dict.fromkeys(keys)]
+
+
+# ---------------------------------------------------------------------- paper's numbers
+
+#: The paper's Table 4: {"mosi" | "mosei": {variant key: {metric: value}}}, metrics as in
+#: ``metrics.json`` (fractions, not percentages). Deliberately empty: fill it from the paper.
+PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = {"mosi": {}, "mosei": {}}
+PAPER_NOTE = ("paper numbers not available here: the text of the paper's Table 4 could not be "
+              "consulted where this table was made, and numbers are never guessed "
+              "(fill fdmer_lite.ablations.PAPER_TABLE4)")
+
+# Split sizes of the standard folds (train, valid, test) of the data sets the paper used.
+_PAPER_SIZES = {(1284, 229, 686): "mosi", (16326, 1871, 4659): "mosei"}
+
+
+def paper_dataset(data) -> str | None:
+    """``"mosi"`` / ``"mosei"`` when ``data`` has the standard folds of a data set the paper's
+    Table 4 used, else None."""
+    sizes = tuple(len(data.splits[s]) for s in ("train", "valid", "test"))
+    return _PAPER_SIZES.get(sizes)
+
+
+# --------------------------------------------------------------------------- the study
+
+
+@dataclass
+class PlannedRun:
+    variant: str                 # variant key
+    seed: int
+    spec: RunSpec | None         # None when the variant is not applicable
+    note: str = ""
+
+
+def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[Variant],
+         seeds: Sequence[int], out_dir: str | Path, threads: int = 1) -> list[PlannedRun]:
+    """One :class:`PlannedRun` per variant x seed. Variants whose configuration equals another's
+    (w/o Visual on text+audio data) get the same run and are trained once."""
+    runs, first_of = [], {}
+    for v in variants:
+        for seed in seeds:
+            try:
+                cfg = v.apply(base.replace(train={"seed": int(seed)}), data_modalities)
+            except NotApplicable as err:
+                runs.append(PlannedRun(v.key, int(seed), None, f"not applicable: {err}"))
+                continue
+            # the name only labels the run: identical configurations share one run
+            key = json.dumps(cfg.replace(name="").to_dict(), sort_keys=True)
+            if key in first_of:
+                other = first_of[key]
+                runs.append(PlannedRun(v.key, int(seed), other.spec,
+                                       f"same configuration as {BY_KEY[other.variant].name}"))
+                continue
+            spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}",
+                                  meta={"variant": v.key, "seed": int(seed)}, threads=threads)
+            runs.append(PlannedRun(v.key, int(seed), spec))
+            first_of[key] = runs[-1]
+    return runs
+
+
+@dataclass
+class AblationResult:
+    rows: list[dict]             # one per variant (see summarise)
+    runs: list[PlannedRun]
+    report: RunReport | None
+    out_dir: Path
+    markdown: str
+    wall_seconds: float = 0.0
+
+    @property
+    def csv_path(self) -> Path:
+        return self.out_dir / "table.csv"
+
+    @property
+    def md_path(self) -> Path:
+        return self.out_dir / "table.md"
+
+
+def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] = "all",
+                 seeds: Sequence[int] = (1, 2, 3), out_dir: str | Path = "runs/ablate",
+                 workers: int | None = None, threads: int | None = None,
+                 ray_address: str | None = None, progress: bool = True,
+                 dataset_label: str | None = None) -> AblationResult:
+    """Run variants x seeds (finished runs are skipped), then write ``table.csv``/``table.md``.
+
+    ``base``: the full model's configuration (its ``model.modalities`` may name streams the data
+    lacks; they are dropped). ``workers``/``ray_address``: see :func:`fdmer_lite.runner.run_all`.
+    ``threads``: torch threads per run (default: cores / workers, at least 1).
+    """
+    from .runner import default_workers
+
+    start = time.perf_counter()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    dataset = data.load()                                  # fail early, in this process, on bad input
+    chosen = select_variants(variants)
+    if threads is None:                                    # share the cores between workers
+        if ray_address:
+            threads = 1
+        elif workers == 0:
+            threads = default_workers()
+        else:
+            threads = max(1, default_workers() // (workers or default_workers()))
+    runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir, threads=threads)
+    manifest = {
+        "dataset": dataset_label or dataset.name, "data": data.to_dict(),
+        "data_modalities": dataset.modalities, "task": dataset.task,
+        "paper_dataset": paper_dataset(dataset),
+        "bayes_mae": dataset.info.get("bayes_mae"), "bayes_acc": dataset.info.get("bayes_acc"),
+        "base_config": base.to_dict(), "variants": [v.key for v in chosen],
+        "seeds": [int(s) for s in seeds],
+        "runs": [{"variant": r.variant, "seed": r.seed, "note": r.note,
+                  "run_id": r.spec.run_id if r.spec else None} for r in runs],
+    }
+    (out_dir / "ablation.json").write_text(json.dumps(manifest, indent=2, default=str))
+    specs = [r.spec for r in runs if r.spec is not None]
+    report = run_all(specs, workers=workers, ray_address=ray_address, progress=progress,
+                     desc="ablation runs")
+    result = load_ablation(out_dir)
+    result.report = report
+    result.wall_seconds = time.perf_counter() - start
+    return result
+
+
+def load_ablation(out_dir: str | Path) -> AblationResult:
+    """Rebuild the tables from the run directories in ``out_dir`` (finished runs only) and write
+    ``table.csv`` and ``table.md`` again. Works on cached results, without training."""
+    out_dir = Path(out_dir)
+    manifest = json.loads((out_dir / "ablation.json").read_text())
+    runs = []
+    for r in manifest["runs"]:
+        spec = None
+        if r["run_id"]:
+            spec = RunSpec(r["run_id"], {}, DataSpec.from_dict(manifest["data"]),
+                           str(out_dir / r["run_id"]), {"variant": r["variant"], "seed": r["seed"]})
+        runs.append(PlannedRun(r["variant"], r["seed"], spec, r.get("note", "")))
+    rows = summarise(runs, [BY_KEY[k] for k in manifest["variants"]])
+    md = to_markdown(rows, manifest)
+    (out_dir / "table.csv").write_text(to_csv(rows))
+    (out_dir / "table.md").write_text(md + "\n")
+    return AblationResult(rows, runs, None, out_dir, md)
+
+
+# ---------------------------------------------------------------------------- the table
+
+
+def _mean_std(values: list[float]) -> tuple[float, float]:
+    a = np.asarray(values, dtype=np.float64)
+    if a.size == 0:
+        return math.nan, math.nan
+    return float(a.mean()), float(a.std(ddof=1)) if a.size > 1 else math.nan
+
+
+def summarise(runs: Sequence[PlannedRun], variants: Sequence[Variant]) -> list[dict]:
+    """One row per variant: ``variant``, ``name``, ``n`` (finished seeds), ``seeds``, ``note``, and
+    ``<metric>_mean`` / ``<metric>_std`` for every numeric metric of its runs' ``metrics.json``
+    (plus ``mae_over_bayes`` on the known-factor benchmark). Unfinished runs are left out."""
+    rows = []
+    for v in variants:
+        mine = [r for r in runs if r.variant == v.key]
+        notes = sorted({r.note for r in mine if r.note})
+        per_metric: dict[str, list[float]] = {}
+        seeds = []
+        for r in mine:
+            if r.spec is None or not r.spec.is_complete():
+                continue
+            m = r.spec.metrics()
+            if "mae" in m and m.get("bayes_mae"):
+                m["mae_over_bayes"] = m["mae"] / m["bayes_mae"]
+            for k, val in m.items():
+                if isinstance(val, (int, float)) and not isinstance(val, bool):
+                    per_metric.setdefault(k, []).append(float(val))
+            seeds.append(r.seed)
+        row = {"variant": v.key, "name": v.name, "n": len(seeds), "seeds": " ".join(map(str, seeds)),
+               "note": "; ".join(notes)}
+        for k, vals in per_metric.items():
+            row[f"{k}_mean"], row[f"{k}_std"] = _mean_std(vals)
+        rows.append(row)
+    return rows
+
+
+def to_csv(rows: list[dict]) -> str:
+    """All rows, all columns (metrics as fractions, as in metrics.json)."""
+    head = ["variant", "name", "n", "seeds", "note"]
+    metric_cols = sorted({k for r in rows for k in r if k not in head})
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=head + metric_cols, lineterminator="\n")
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: ("" if isinstance(r.get(k), float) and math.isnan(r[k]) else r.get(k, ""))
+                    for k in head + metric_cols})
+    return buf.getvalue()
+
+
+# (metric, header, shown as percent, lower is better)
+_REG_COLUMNS = [("mae", "MAE", False, True), ("corr", "Corr", False, False),
+                ("acc7", "Acc-7", True, False), ("acc2_non0", "Acc-2", True, False),
+                ("f1_non0", "F1", True, False)]
+_CLS_COLUMNS = [("acc2", "Acc-2", True, False), ("f1", "F1", True, False)]
+_BENCH_COLUMNS = [("mae_over_bayes", "MAE / Bayes", False, True)]
+_SCORE_COLUMNS = [("common_modality_acc", "modality from C (probe; ideal 1/M)", False, None),
+                  ("private_modality_acc", "modality from P (ideal 1)", False, None),
+                  ("common_factor_r2", "R² s from C", False, None),
+                  ("private_factor_r2", "R² z from P", False, None),
+                  ("disc_prob_common", "D p(true) on C (paper ~0.33)", False, None)]
+
+
+def _cell(row: dict, key: str, percent: bool) -> str:
+    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    if mean is None or (isinstance(mean, float) and math.isnan(mean)):
+        return "–"
+    k = 100.0 if percent else 1.0
+    digits = 1 if percent else 3
+    if std is None or math.isnan(std):
+        return f"{mean * k:.{digits}f}"
+    return f"{mean * k:.{digits}f} ± {std * k:.{digits}f}"
+
+
+def to_markdown(rows: list[dict], manifest: dict) -> str:
+    """The human table: main metrics (accuracies in %), the difference to the full model, the
+    paper's column where the data set is one it used, and the disentanglement scores."""
+    regression = manifest.get("task", "regression") == "regression"
+    cols = list(_REG_COLUMNS if regression else _CLS_COLUMNS)
+    if manifest.get("bayes_mae"):
+        cols += _BENCH_COLUMNS
+    present = {k for r in rows for k in r}
+    scores = [c for c in _SCORE_COLUMNS if f"{c[0]}_mean" in present]
+    main, percent = ("mae", False) if regression else ("acc2", True)
+    full = next((r for r in rows if r["variant"] == "full"), None)
+    paper = manifest.get("paper_dataset")
+    paper_vals = PAPER_TABLE4.get(paper, {}) if paper else {}
+
+    head = ["variant", "n"] + [c[1] for c in cols] + [f"Δ {main.upper()} vs full"]
+    if paper:
+        head.append(f"paper ({paper.upper()}) {main.upper()}")
+    head += [c[1] for c in scores] + ["note"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["name"], str(r["n"])] + [_cell(r, c[0], c[2]) for c in cols]
+        if full is not None and r is not full and f"{main}_mean" in r and f"{main}_mean" in full:
+            d = (r[f"{main}_mean"] - full[f"{main}_mean"]) * (100 if percent else 1)
+            cells.append(f"{d:+.{1 if percent else 3}f}")
+        else:
+            cells.append("")
+        if paper:
+            pv = paper_vals.get(r["variant"], {}).get(main)
+            cells.append("n/a*" if pv is None else f"{pv * (100 if percent else 1):.{1 if percent else 3}f}")
+        cells += [_cell(r, c[0], c[2]) for c in scores]
+        cells.append(r.get("note", ""))
+        lines.append("| " + " | ".join(cells) + " |")
+
+    notes = [f"Data: {manifest.get('dataset')} ({manifest.get('data_modalities')}), "
+             f"seeds {', '.join(map(str, manifest.get('seeds', [])))}; mean ± sample std (n - 1) "
+             f"over seeds; accuracies in %."]
+    if manifest.get("bayes_mae"):
+        notes.append(f"Bayes floor (test MAE of the ideal predictor): {manifest['bayes_mae']:.3f}.")
+    if regression:
+        notes.append("Acc-2 and F1 are the non0 reading (labels = 0 left out); table.csv has both.")
+    if paper and not paper_vals:
+        notes.append(f"* {PAPER_NOTE}.")
+    return "\n".join(lines) + "\n\n" + "\n".join(notes)

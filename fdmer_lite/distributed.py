@@ -1,0 +1,347 @@
+"""One training run on several processes (GPUs, or CPU cores) with DistributedDataParallel.
+
+Launch with PyTorch's own launcher, ``torchrun`` (= ``python -m torch.distributed.run``)::
+
+    torchrun --nproc_per_node 2 -m fdmer_lite.distributed --dataset synthetic --preset synthetic \
+        --out runs/ddp
+
+Backend: ``nccl`` with one GPU per process on CUDA, ``gloo`` on the CPU. Rank 0 writes the run's
+files (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, plus ``distributed.json``);
+the other ranks write nothing. Without torchrun the module runs as a world of one process.
+
+What makes W processes train the SAME model as one process (FDMER, Yang et al., ACM MM 2022,
+Eq. 18, with the batch size of the configuration):
+
+* Batches. Every rank draws the global batch exactly as the one-process ``Trainer`` does (the
+  same seeded ``RandomSampler``) and keeps its interleaved share ``batch[rank::W]``
+  (:class:`ShardedBatchSampler`). So the union of the W shards of step k IS the one-process batch
+  of step k. A global batch with fewer than W samples (a tiny last batch) is skipped.
+* Per-sample terms (L_task, L_ami, L_ams): each rank takes the mean over its shard and weights it
+  by n_rank * W / n_global; DDP averages gradients over ranks, so the result is the gradient of
+  the mean over the global batch, also when shards differ in size.
+* Batch-level terms (L_con, Eq. 5, compares B x B similarity matrices; L_dis, Eq. 6-7, HSIC over
+  the batch): these are NOT means over samples, so shards cannot stand in for the batch. The
+  common and private representations of all ranks are gathered with a differentiable all-gather
+  (``torch.distributed.nn.functional.all_gather``, on a separate process group) and the two terms
+  are computed on the whole global batch on every rank. The all-gather's backward sums the
+  gradients of all ranks, which DDP's average turns back into the exact gradient.
+* Evaluation. Each rank predicts an interleaved shard of the split (no padding, so no duplicates);
+  the predictions are gathered (``all_gather_object``), put back in split order, and the metrics
+  and the validation task loss (which drives early stopping, so every rank must agree on it) are
+  computed on the WHOLE split. The other validation loss terms in the history are averages over
+  the ranks' evaluation batches; L_con and L_dis there are computed per rank batch (B / W samples),
+  so they are comparable between epochs of one run, not with a one-process history.
+* Seeds. All ranks start from the same seed (identical initial weights; DDP also broadcasts rank 0's
+  weights). Ranks above 0 then reseed their dropout stream (seed + 7919 * rank), so shards do not
+  share dropout masks.
+
+With dropout 0 the W-process run therefore follows the one-process run up to floating-point
+reordering (tests/test_distributed.py states the tolerance).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import math
+import os
+import sys
+import tempfile
+from datetime import timedelta
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+import torch.nn.functional as F
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
+
+from .config import Config
+from .data.base import MultimodalData, SplitDataset
+from .losses import TERMS, consistency_loss, disparity_loss, fdmer_objective, task_loss
+from .train import NonFiniteLoss, Trainer
+
+# --------------------------------------------------------------------------------- setup
+
+
+def init_process_group(backend: str | None = None) -> tuple[int, int, int]:
+    """Join the process group torchrun set up (env:// rendezvous), or make a world of one.
+
+    Returns (rank, world_size, local_rank). Backend: nccl when CUDA is present, else gloo.
+    """
+    if not dist.is_initialized():
+        backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
+        if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
+            dist.init_process_group(backend, timeout=timedelta(minutes=30))
+        else:                                              # a world of one, without torchrun
+            store = dist.FileStore(tempfile.mktemp(prefix="fdmer-ddp-"), 1)
+            dist.init_process_group(backend, store=store, rank=0, world_size=1)
+    return dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0))
+
+
+class ShardedBatchSampler(Sampler[list[int]]):
+    """Yields this rank's interleaved share ``batch[rank::world]`` of every global batch."""
+
+    def __init__(self, batch_sampler, rank: int, world: int):
+        self.batch_sampler, self.rank, self.world = batch_sampler, rank, world
+
+    def __iter__(self):
+        for batch in self.batch_sampler:
+            if len(batch) >= self.world:                    # every rank must get a sample
+                yield batch[self.rank::self.world]
+
+    def __len__(self) -> int:
+        return len(self.batch_sampler)
+
+
+class _AllGather(torch.autograd.Function):
+    """all_gather with a gradient: forward stacks every rank's (n, d) tensor into (W, n, d);
+    backward sums the incoming gradients over ranks (every rank computed its loss from all the
+    pieces) and hands each rank the slice of its own piece."""
+
+    @staticmethod
+    def forward(ctx, x, group):
+        ctx.group, ctx.rank = group, dist.get_rank(group)
+        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
+        dist.all_gather(parts, x.contiguous(), group=group)
+        return torch.stack(parts)                                         # (W, n, d)
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)      # (W, n, d)
+        return grad[ctx.rank], None
+
+
+def gather_rows(x: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
+    """Differentiable all-gather of (n_rank, d) tensors of different lengths -> (n_global, d)."""
+    pad = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))                     # (n_max, d)
+    parts = _AllGather.apply(pad, group)                                  # (W, n_max, d)
+    return torch.cat([p[:n] for p, n in zip(parts, sizes)], dim=0)        # (n_global, d)
+
+
+def has_unused_parameters(trainer: Trainer) -> bool:
+    """True when some parameters get no gradient from the objective (e.g. the discriminator
+    without L_ami and L_ams). One forward/backward on two training samples; RNG state restored.
+    DDP needs to know: ``find_unused_parameters`` costs a graph traversal every step."""
+    state = torch.get_rng_state()
+    model, was_training = trainer.model, trainer.model.training
+    model.train()
+    ds = SplitDataset(trainer.data.splits["train"], trainer.data.task)
+    batch = ds.collate(list(range(min(2, len(ds))))).to(trainer.device)
+    out = model(batch.features, batch.masks)
+    loss = fdmer_objective(out, batch.label, trainer.config.loss, trainer.task)["all"]
+    params = [p for p in model.parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    model.train(was_training)
+    torch.set_rng_state(state)
+    return any(g is None for g in grads)
+
+
+# ------------------------------------------------------------------------------- trainer
+
+
+class DistributedTrainer(Trainer):
+    """:class:`~fdmer_lite.train.Trainer` for one rank of a DDP run (see the module docstring).
+
+    Create it in every process after :func:`init_process_group`; call ``fit`` and ``evaluate`` in
+    every process (they communicate). ``model`` stays the plain module (for analysis and
+    checkpoints); ``ddp`` is the DistributedDataParallel wrapper used for training steps.
+    """
+
+    def __init__(self, config: Config, data: MultimodalData):
+        if not dist.is_initialized():
+            raise RuntimeError("call fdmer_lite.distributed.init_process_group() first")
+        self.rank, self.world = dist.get_rank(), dist.get_world_size()
+        local_rank = int(os.environ.get("LOCAL_RANK", 0))
+        on_cuda = dist.get_backend() == "nccl"
+        device = f"cuda:{local_rank}" if on_cuda else "cpu"
+        if on_cuda:
+            torch.cuda.set_device(local_rank)
+        super().__init__(config.replace(train={"device": device, "num_workers": 0}), data)
+        if self.rank > 0:                                     # own dropout stream per rank
+            torch.manual_seed(config.train.seed + 7919 * self.rank)
+        self.ddp = DistributedDataParallel(self.model, device_ids=[local_rank] if on_cuda else None,
+                                           find_unused_parameters=has_unused_parameters(self))
+        self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
+
+    # -- data ---------------------------------------------------------------------------------
+    def loader(self, split: str, shuffle: bool = False):
+        if not (split == "train" and shuffle):
+            return super().loader(split, shuffle)
+        t = self.config.train
+        ds = SplitDataset(self.data.splits[split], self.data.task)
+        gen = torch.Generator().manual_seed(t.seed)     # the same stream as the one-process loader
+        global_batches = BatchSampler(RandomSampler(ds, generator=gen), t.batch_size, drop_last=False)
+        return DataLoader(ds, batch_sampler=ShardedBatchSampler(global_batches, self.rank, self.world),
+                          collate_fn=ds.collate, generator=gen, pin_memory=self.device.type == "cuda")
+
+    # -- training step ------------------------------------------------------------------------
+    def _forward(self, batch):
+        if not self.model.training:
+            return super()._forward(batch)
+        batch = batch.to(self.device, non_blocking=True)
+        with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
+            out = self.ddp(batch.features, batch.masks)
+        cfg = self.config.loss
+        local = fdmer_objective(out, batch.label, dataclasses.replace(cfg, use_con=False, use_dis=False),
+                                self.task)                           # con = dis = 0 here
+        n = torch.tensor([len(batch)], device=self.device)
+        sizes = [torch.zeros_like(n) for _ in range(self.world)]
+        dist.all_gather(sizes, n, group=self.rep_group)
+        sizes = [int(s) for s in sizes]
+        weight = len(batch) * self.world / sum(sizes)
+        terms = dict(local)
+        zero = local["task"].new_zeros(())
+        mods = out.modalities
+        if out.common and cfg.use_con:
+            terms["con"] = consistency_loss(*[gather_rows(out.common[m].float(), sizes, self.rep_group)
+                                              for m in mods])
+        else:
+            terms["con"] = zero
+        if out.private and cfg.use_dis:
+            terms["dis"] = disparity_loss(*[gather_rows(out.private[m].float(), sizes, self.rep_group)
+                                            for m in mods])
+        else:
+            terms["dis"] = zero
+        terms["all"] = weight * local["all"] + cfg.gamma * (terms["con"] + terms["dis"])
+        return out, terms, batch
+
+    def _check_finite(self, terms, epoch, step):
+        bad = torch.tensor([0.0 if all(torch.isfinite(v.detach()).all() for v in terms.values()) else 1.0],
+                           device=self.device)
+        dist.all_reduce(bad, op=dist.ReduceOp.MAX)            # every rank stops together
+        if bad.item() > 0:
+            super()._check_finite(terms, epoch, step)         # raises here with the details...
+            self.restore_best()
+            raise NonFiniteLoss(f"non-finite loss on another rank at epoch {epoch}, step {step}; "
+                                f"training stopped on every rank")
+
+    # -- evaluation ---------------------------------------------------------------------------
+    @torch.no_grad()
+    def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
+        """Predictions for the WHOLE split in split order, gathered from every rank's shard."""
+        self.model.eval()
+        sp = self.data.splits[split]
+        ds = SplitDataset(sp, self.data.task)
+        shard = list(range(self.rank, len(sp), self.world))                # no padding
+        loader = DataLoader(ds, batch_size=max(1, self.config.train.batch_size // self.world),
+                            sampler=shard, collate_fn=ds.collate)
+        preds, index, sums = [], [], dict.fromkeys(TERMS, 0.0)
+        for batch in loader:
+            out, terms, batch = self._forward(batch)
+            preds.append(out.prediction.float().cpu().numpy())
+            index.append(batch.index.cpu().numpy())
+            for k in TERMS:
+                sums[k] += float(terms[k]) * len(batch)
+        mine = (np.concatenate(preds) if preds else None, np.concatenate(index) if index else None, sums)
+        everyone = [None] * self.world
+        dist.all_gather_object(everyone, mine)
+        n = len(sp)
+        parts = [(p, i) for p, i, _ in everyone if p is not None]
+        shape = (n,) + parts[0][0].shape[1:]
+        pred = np.empty(shape, dtype=np.float32)
+        seen = np.zeros(n, dtype=bool)
+        for p, i in parts:
+            pred[i] = p
+            seen[i] = True
+        assert seen.all(), "every sample of the split must be predicted exactly once"
+        losses = {k: sum(s[k] for _, _, s in everyone) / n for k in TERMS}
+        # the task loss on the whole split, exactly (it drives early stopping on every rank)
+        exact = float(task_loss(torch.from_numpy(pred), torch.from_numpy(np.asarray(sp.labels)), self.task))
+        losses["all"] += exact - losses["task"]
+        losses["task"] = exact
+        return pred, losses
+
+
+# --------------------------------------------------------------------------- entry point
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m fdmer_lite.distributed",
+                                description="Train FDMER with DistributedDataParallel (launch with torchrun).")
+    p.add_argument("--dataset", default="synthetic",
+                   choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    p.add_argument("--data", default=None, help="path to the data file or folder")
+    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"], help="synthetic only")
+    p.add_argument("--data-spec", default=None,
+                   help="JSON of a fdmer_lite.runner.DataSpec (overrides --dataset/--data/--kind)")
+    p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    p.add_argument("--config", default=None, help="JSON file with a whole Config (overrides --preset)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--seed", type=int, default=None)
+    p.add_argument("--batch-size", type=int, default=None, help="the GLOBAL batch (split over ranks)")
+    p.add_argument("--beta", type=float, default=None)
+    p.add_argument("--gamma", type=float, default=None)
+    p.add_argument("--modalities", default=None)
+    p.add_argument("--backend", default=None, choices=["gloo", "nccl"])
+    p.add_argument("--no-scores", action="store_true", help="skip the disentanglement probes")
+    p.add_argument("--out", default="runs/ddp")
+    return p
+
+
+def _config(args) -> Config:
+    from .config import default_preset, get_preset
+    if args.config:
+        cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
+    else:
+        cfg = get_preset(args.preset or default_preset())
+    train, loss, model = {"progress": False}, {}, {}
+    for key, section, field_ in (("epochs", train, "epochs"), ("seed", train, "seed"),
+                                 ("batch_size", train, "batch_size"), ("beta", loss, "beta"),
+                                 ("gamma", loss, "gamma"), ("modalities", model, "modalities")):
+        if getattr(args, key) is not None:
+            section[field_] = getattr(args, key)
+    return cfg.replace(train=train, loss=loss, model=model)
+
+
+def _data_spec(args, cfg: Config):
+    from .runner import DataSpec
+    if args.data_spec:
+        return DataSpec.from_dict(json.loads(args.data_spec))
+    if args.dataset == "synthetic":
+        opts = {"kind": args.kind, "seed": 0}
+        if cfg.name == "fast":
+            opts.update(n_train=256, n_valid=64, n_test=128)
+        return DataSpec("synthetic", options=opts)
+    return DataSpec(args.dataset, args.data)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .train import run_experiment
+    args = build_parser().parse_args(argv)
+    rank, world, _ = init_process_group(args.backend)
+    try:
+        cfg = _config(args)
+        data = _data_spec(args, cfg).load()
+        if args.modalities is None:
+            cfg = cfg.replace(model={"modalities": "".join(m for m in cfg.model.modalities
+                                                           if m in data.modalities) or data.modalities})
+        trainer = DistributedTrainer(cfg, data)
+        out = Path(args.out) if rank == 0 else Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
+        if rank == 0:
+            print(f"DDP: {world} process(es), backend {dist.get_backend()}, global batch "
+                  f"{cfg.train.batch_size} ({cfg.train.batch_size / world:g} per rank); writing {out}",
+                  flush=True)
+        metrics = run_experiment(trainer.config, data, out, trainer=trainer,
+                                 scores=(rank == 0 and not args.no_scores))
+        if rank == 0:
+            (out / "distributed.json").write_text(json.dumps(
+                {"world_size": world, "backend": dist.get_backend(),
+                 "global_batch": cfg.train.batch_size, "per_rank_batch": cfg.train.batch_size / world},
+                indent=2))
+            print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)},
+                             indent=1), flush=True)
+        dist.barrier()
+        if rank > 0:
+            import shutil
+            shutil.rmtree(out, ignore_errors=True)
+    finally:
+        dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
