@@ -206,3 +206,21 @@ def test_explicit_streams_any_subset(tmp_path):
 def test_mosi_folds_from_the_real_folder():
     folds, desc = load_folds("mosi")
     assert {s: len(v) for s, v in folds.items()} == {"train": 52, "valid": 10, "test": 31}
+
+
+@pytest.mark.skipif(not os.environ.get("FDMER_LITE_MOSI_DIR"),
+                    reason="FDMER_LITE_MOSI_DIR is not set (MOSI folds come from the real CMU-MOSI folder)")
+def test_mosi_videos_without_a_folds_file_use_the_standard_folds(tmp_path):
+    folds, _ = load_folds("mosi")
+    names = {s: v[:2] for s, v in folds.items()}                # two real MOSI videos per fold
+    raw = make_folder(tmp_path, n_videos=6, drop_audio=())
+    (tmp_path / "folds.json").unlink()
+    rename = dict(zip([f"vid{i}" for i in range(6)], names["train"] + names["valid"] + names["test"]))
+    for name, root, key in (("CMU_MOSI_TimestampedWordVectors.csd", "glove_vectors", "words"),
+                            ("CMU_MOSI_COVAREP.csd", "COVAREP", "audio"),
+                            ("CMU_MOSI_VisualFacet_4.1.csd", "FACET_4.1", "video"),
+                            ("CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", "labels")):
+        write_csd(tmp_path / name, root, {rename[v]: e for v, e in raw[key].items()})
+    data = load(tmp_path, progress=False)
+    assert "standard MOSI folds" in data.info["folds"]
+    assert {s: len(data.splits[s]) for s in ("train", "valid", "test")} == {"train": 6, "valid": 6, "test": 6}

@@ -30,7 +30,10 @@ Folds: the SDK's standard folds are long literal lists of video ids inside its P
 dict, the SDK's own ``cmu_mosi_std_folds.py``/``cmu_mosei_std_folds.py`` (read as literals with
 ``ast``, never imported or run), or ``"mosi"`` (the standard MOSI folds from the real CMU-MOSI
 folder's ``split`` column, found via ``FDMER_LITE_MOSI_DIR``). With ``folds=None`` a folder is
-searched for ``folds.json`` or ``*std_folds.py``. Nothing is downloaded.
+searched for ``folds.json`` or ``*std_folds.py``; failing that, if every labelled video is a
+CMU-MOSI video of the real folder, its standard folds are used (said in ``info["folds"]``).
+Otherwise (e.g. MOSEI without a folds file) loading stops and says what to provide. Nothing is
+downloaded.
 
 Videos missing from a stream, from the labels or from the folds are dropped and listed in
 ``info["videos_dropped"]``; non-finite feature values follow ``nonfinite`` (see
@@ -189,6 +192,14 @@ def mosi_folds_from_csv(folder=None) -> dict[str, list[str]]:
         for row in csv.DictReader(f):
             out[row["split"]].add(row["video_id"])
     return {s: sorted(v) for s, v in out.items()}
+
+
+def _all_in_mosi_folds(videos: list[str]) -> bool:
+    try:
+        known = set().union(*mosi_folds_from_csv().values())
+    except DataError:
+        return False
+    return bool(videos) and set(videos) <= known
 
 
 def load_folds(folds, search_dir: Path | None = None) -> tuple[dict[str, list[str]], str]:
@@ -442,9 +453,18 @@ def load(path, *, streams: dict[str, str | Path] | None = None, labels: str | Pa
         labels = labels or found_labels
     else:
         ignored = []
-    fold_lists, fold_desc = load_folds(folds, folder)
-    opened = {m: ComputationalSequence(p) for m, p in streams.items()}
     label_cs = ComputationalSequence(labels)
+    try:
+        fold_lists, fold_desc = load_folds(folds, folder)
+    except DataError:
+        # MOSI without a folds file: the standard folds from the real CMU-MOSI folder, if every
+        # labelled video is in them (FDMER_LITE_MOSI_DIR; nothing is downloaded)
+        if folds is not None or not _all_in_mosi_folds(label_cs.videos()):
+            label_cs.close()
+            raise
+        fold_lists = mosi_folds_from_csv()
+        fold_desc = "standard MOSI folds from the real CMU-MOSI folder (no folds file beside the .csd files)"
+    opened = {m: ComputationalSequence(p) for m, p in streams.items()}
     try:
         splits, info = align(opened, label_cs, fold_lists, seq_len=seq_len, nonfinite=nonfinite,
                              label_column=label_column, label_range=label_range, progress=progress)
