@@ -2,6 +2,7 @@
 
     fdmer-lite demo  [--out DIR] [--device auto|cpu|cuda] [--fast]
     fdmer-lite train --dataset synthetic|mmsa|sdk|urfunny|mosi-text-audio [--data PATH] ...
+    fdmer-lite ablate --dataset ... [--variants all|NAME,...] [--seeds 1,2,3] [--preset NAME] [--out DIR]
     fdmer-lite data inspect PATH
 
 Bad input stops with one message naming the file, the field and what was expected, and exit
@@ -49,6 +50,25 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
     train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+
+    ablate = sub.add_parser("ablate", help="the paper's Table-4 ablations: variants x seeds, mean and std")
+    _add_common(ablate)
+    ablate.add_argument("--dataset", required=True,
+                        choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    ablate.add_argument("--data", default=None, help="path to the data file or folder")
+    ablate.add_argument("--variants", default="all",
+                        help="all, or keys / paper names separated by commas (see --list); the full model is always run")
+    ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
+    ablate.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    ablate.add_argument("--epochs", type=int, default=None)
+    ablate.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
+                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+    ablate.add_argument("--workers", type=int, default=None,
+                        help="local worker processes (default: one per CPU core; 0 = this process)")
+    ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
+    ablate.add_argument("--ray-address", default=None,
+                        help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
+    ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
 
     data = sub.add_parser("data", help="data utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -158,6 +178,44 @@ def cmd_demo(args) -> int:
 _FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 
 
+def cmd_ablate(args) -> int:
+    from .ablations import VARIANTS, run_ablation
+    from .runner import DataSpec
+    if args.list:
+        for v in VARIANTS:
+            print(f"  {v.key:<17} {v.name:<27} {v.change}")
+        return 0
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    except ValueError:
+        raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
+    if not seeds:
+        raise ValueError("--seeds: expected at least one seed")
+    cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
+    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs else {})})
+    label = args.dataset
+    if args.dataset == "synthetic":
+        data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
+                                              **(_FAST_SIZES if cfg.name == "fast" else {})})
+        label = f"synthetic-{args.kind}"
+    else:
+        data = DataSpec(args.dataset, args.data)
+    out = Path(args.out or f"runs/ablate-{label}")
+    print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
+    res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
+                       threads=args.threads, ray_address=args.ray_address, dataset_label=label)
+    print(res.report.summary())
+    print()
+    print(res.markdown)
+    print(f"\nwrote {res.csv_path} and {res.md_path} ({res.wall_seconds:.0f} s)")
+    for run_id, error in res.report.failed.items():
+        print(f"failed: {run_id}: {error.strip().splitlines()[-1]}", file=sys.stderr)
+    if res.report.failed:
+        print("run the same command again to retry the failed runs (finished runs are kept)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_data_inspect(args) -> int:
     from .data.inspect import inspect_path
     print(inspect_path(args.path))
@@ -171,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "ablate":
+            return cmd_ablate(args)
         if args.command == "data" and args.data_command == "inspect":
             return cmd_data_inspect(args)
     except (DataError, FileNotFoundError) as err:
