@@ -1,7 +1,10 @@
 """FDMER with text + audio on the real CMU-MOSI test split, beside two reference points.
 
     python benchmarks/real_mosi.py [--data DIR] [--seeds 0,1,2] [--out runs/real_mosi]
-                                   [--max-words N] [--threads 2] [--epochs N]
+                                   [--max-words N] [--threads 2] [--epochs N] [--reuse]
+
+(On a busy two-core machine, run one seed per process with ``--threads 1 --seeds K``, then
+``--reuse`` with all seeds to print the table without retraining.)
 
 The data is the real CMU-MOSI folder (``--data`` or ``$FDMER_LITE_MOSI_DIR``): transcripts as
 GloVe 6B 50-d word sequences, one 73-d acoustic vector per utterance, the standard folds (1,284 /
@@ -63,6 +66,16 @@ def tfidf_ridge(folder: Path) -> tuple[dict, float]:
     return regression_metrics(best[2].predict(X[te]), y[te]), best[1]
 
 
+def _finished_run(run_dir: Path, config: dict, seq_len: int) -> dict | None:
+    """The metrics of a finished run with the same config and sequence length, else None."""
+    try:
+        same = (json.loads((run_dir / "config.json").read_text())["config"] == config
+                and (run_dir / "seq_len.txt").read_text().strip() == str(seq_len))
+        return json.loads((run_dir / "metrics.json").read_text()) if same else None
+    except (OSError, ValueError, KeyError):
+        return None
+
+
 def fmt(values: list[float], pct: bool) -> str:
     scale = 100.0 if pct else 1.0
     mean = float(np.mean(values)) * scale
@@ -80,6 +93,8 @@ def main(argv=None) -> int:
     p.add_argument("--max-words", type=int, default=None,
                    help="truncate transcripts to N tokens (explicit and counted; default: no truncation)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--reuse", action="store_true",
+                   help="reuse finished seed runs in --out whose config matches (e.g. seeds run in parallel)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
                    help="torch CPU threads (use 1 on a busy machine)")
     args = p.parse_args(argv)
@@ -98,7 +113,7 @@ def main(argv=None) -> int:
     print(data.summary())
     print(f"text: {info['text']}; sequence length {info['seq_len']} ({info['seq_len_rule']}), "
           f"{info['truncated_utterances']} utterances truncated; OOV {info['oov_tokens']} of {info['tokens']} tokens "
-          f"({100 * info['oov_rate']:.2f} %, {info['oov_types']} types, zero vectors); "
+          f"({100 * info['oov_rate']:.2f} %, {info['oov_types']} types, set to 0, the mean word); "
           f"{info['contractions_split']} contractions split")
 
     ridge, alpha = tfidf_ridge(folder)
@@ -114,7 +129,12 @@ def main(argv=None) -> int:
         if args.epochs is not None:
             cfg = cfg.replace(train={"epochs": args.epochs})
         start = time.perf_counter()
-        metrics = run_experiment(cfg, data, out / f"seed{seed}", scores=False)
+        run_dir = out / f"seed{seed}"
+        saved = _finished_run(run_dir, cfg.to_dict(), info["seq_len"]) if args.reuse else None
+        metrics = saved or run_experiment(cfg, data, run_dir, scores=False)
+        if saved:
+            print(f"seed {seed}: reusing the finished run in {run_dir}")
+        (run_dir / "seq_len.txt").write_text(str(info["seq_len"]))
         runs.append(metrics)
         print(f"seed {seed}: best epoch {metrics['best_epoch']}, {time.perf_counter() - start:.0f} s: "
               + ", ".join(f"{k} {metrics[k]:.3f}" for k in KEYS), flush=True)
@@ -122,7 +142,7 @@ def main(argv=None) -> int:
     pct = {k: k not in ("mae", "corr") for k in KEYS}
     lines = ["| model (test split, 686 utterances) | " + " | ".join(HEAD) + " |",
              "|---|" + "---|" * len(HEAD)]
-    lines.append(f"| FDMER t + a, GloVe 50-d + 73-d utterance audio (mean ± std, {len(runs)} seeds) | "
+    lines.append(f"| FDMER t + a, GloVe 50-d + 73-d utterance audio (mean ± std over {len(runs)} seed(s)) | "
                  + " | ".join(fmt([r[k] for r in runs], pct[k]) for k in KEYS) + " |")
     lines.append(f"| TF-IDF 1-2-gram ridge (alpha {alpha:g} by valid MAE) | "
                  + " | ".join(fmt([ridge[k]], pct[k]) for k in KEYS) + " |")

@@ -68,7 +68,9 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
                         f"{n} NaN/inf entries ({int(np.isnan(x).sum())} NaN, "
                         f"{int(np.isneginf(x).sum())} -inf, {int(np.isposinf(x).sum())} +inf)")
     if n:
-        x = np.where(bad, np.float32(0), x).astype(np.float32, copy=False)
+        if not x.flags.writeable:
+            x = x.copy()
+        x[bad] = 0                      # in place: the arrays are ours (freshly unpickled or read)
     return x, n
 
 
