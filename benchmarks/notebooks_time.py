@@ -57,16 +57,19 @@ def run_notebook(path: Path, env: dict, timeout: int) -> tuple[float, str | None
         os.environ.update(old)
 
 
-def run_series(mode: str, names: list[str], timeout: int, keep_runs: bool) -> dict:
+def run_series(mode: str, names: list[str], timeout: int, keep_runs: bool, threads: int | None) -> dict:
     paths = sorted(NOTEBOOKS.glob("*.ipynb"))
     if names:
         paths = [p for p in paths if any(p.name.startswith(n) or n in p.stem for n in names)]
     env = {"FDMER_LITE_FAST": "1" if mode == "fast" else "0"}
+    if threads:
+        env["FDMER_LITE_THREADS"] = str(threads)
     tmp = None
     if not keep_runs:
         tmp = tempfile.TemporaryDirectory(prefix="fdmer-lite-runs-")
         env["FDMER_LITE_RUNS_DIR"] = tmp.name
-    print(f"\n== {mode} mode: {len(paths)} notebooks; {load()}", flush=True)
+    print(f"\n== {mode} mode: {len(paths)} notebooks, torch threads {threads or 'default'}; {load()}",
+          flush=True)
     results, start = [], time.perf_counter()
     for path in paths:
         seconds, error = run_notebook(path, env, timeout)
@@ -79,7 +82,7 @@ def run_series(mode: str, names: list[str], timeout: int, keep_runs: bool) -> di
     print(f"{'total':45s} {total:7.1f} s" + (f"  (target {FAST_TARGET_TOTAL:.0f} s)" if mode == "fast" else ""))
     if tmp is not None:
         tmp.cleanup()
-    return {"mode": mode, "total_seconds": round(total, 2), "notebooks": results,
+    return {"mode": mode, "threads": threads, "total_seconds": round(total, 2), "notebooks": results,
             "cpus": os.cpu_count(), "load_at_end": os.getloadavg()}
 
 
@@ -90,9 +93,12 @@ def main(argv=None) -> int:
     parser.add_argument("--timeout", type=int, default=3600, help="per-cell timeout in seconds")
     parser.add_argument("--keep-runs", action="store_true",
                         help="use the normal runs/lessons cache instead of a fresh temporary one")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads in the kernels (FDMER_LITE_THREADS; default: 1 in FAST mode, "
+                             "torch's default in full mode)")
     args = parser.parse_args(argv)
     modes = ["fast", "full"] if args.mode == "both" else [args.mode]
-    report = [run_series(m, args.names, args.timeout, args.keep_runs) for m in modes]
+    report = [run_series(m, args.names, args.timeout, args.keep_runs, args.threads) for m in modes]
     out = ROOT / "benchmarks" / "out"
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")

@@ -5,7 +5,8 @@ notebook opens with two lines instead of twenty:
 
 * :func:`setup` reads the one switch, ``FDMER_LITE_FAST`` (``fdmer_lite.config.fast_mode``),
   seeds everything and, in FAST mode, runs torch on one thread (tiny tensors gain nothing from
-  threads, and on a busy two-core machine a second thread can make a step ~50x slower).
+  threads, and on a busy two-core machine a second thread made a step ~50x slower);
+  ``FDMER_LITE_THREADS=N`` sets the thread count in either mode.
 * :func:`lesson_data` and :func:`lesson_config`: the known-factor benchmark and the preset at
   FAST sizes (``fast`` preset, 256/64/128 samples) or full sizes (``synthetic`` preset, the
   generator's defaults).
@@ -27,18 +28,26 @@ from .config import Config, default_preset, fast_mode, get_preset
 
 FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
+THREADS_ENV = "FDMER_LITE_THREADS"
 
 _DATA_CACHE: dict = {}
 
 
 def setup(seed: int = 0, verbose: bool = True) -> bool:
-    """Seed python/numpy/torch; in FAST mode use one torch thread. Returns ``fast_mode()``."""
+    """Seed python/numpy/torch and set torch's thread count. Returns ``fast_mode()``.
+
+    Threads: ``$FDMER_LITE_THREADS`` if set (useful on a shared machine, where spare threads
+    only fight for cores), else one in FAST mode, else torch's default.
+    """
     import torch
 
     from .train import seed_everything
 
     fast = fast_mode()
-    if fast:
+    threads = os.environ.get(THREADS_ENV, "").strip()
+    if threads:
+        torch.set_num_threads(max(1, int(threads)))
+    elif fast:
         torch.set_num_threads(1)
     seed_everything(seed)
     if verbose:
