@@ -175,6 +175,26 @@ def paper_dataset(data) -> str | None:
     return _PAPER_SIZES.get(sizes)
 
 
+# ------------------------------------------------------------------ the benchmark grid
+
+#: Split sizes of the grid's FAST check (the same as ``fdmer-lite demo --fast``).
+FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
+
+
+def benchmark_setup(kind: str = "emotion", fast: bool = False) -> tuple[Config, DataSpec, str]:
+    """The Table-4 grid on the known-factor benchmark: (full-model configuration, data, label).
+
+    ``benchmarks/ablation_grid.py`` and the ablation notebook both call this, so a grid the
+    script computed is found by the notebook (same configurations, same run directories).
+    Full: the CPU-sized ``synthetic`` preset on the generator's default sizes; fast: the ``fast``
+    preset on 256/64/128 samples. The data use sample seed 0 and world seed 0 for every run.
+    """
+    from .config import get_preset
+    cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": "cpu"})
+    data = DataSpec("synthetic", options={"kind": kind, "seed": 0, **(FAST_SIZES if fast else {})})
+    return cfg, data, f"synthetic-{kind}" + ("-fast" if fast else "")
+
+
 # --------------------------------------------------------------------------- the study
 
 
@@ -413,3 +433,75 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
     if paper and not paper_vals:
         notes.append(f"* {PAPER_NOTE}.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
+
+
+# ------------------------------------------------------------------- the paper's claims
+
+
+def _delta(rows_by_key: dict, key: str, metric: str, ref: str = "full") -> tuple[float, float] | None:
+    """(mean of variant - mean of ref, standard error of that difference) for a metric."""
+    a, b = rows_by_key.get(key), rows_by_key.get(ref)
+    if not a or not b or f"{metric}_mean" not in a or f"{metric}_mean" not in b:
+        return None
+    se = 0.0
+    for r in (a, b):
+        std = r.get(f"{metric}_std", math.nan)
+        if r["n"] > 1 and not math.isnan(std):
+            se += std ** 2 / r["n"]
+    return a[f"{metric}_mean"] - b[f"{metric}_mean"], math.sqrt(se)
+
+
+def _fmt(d: tuple[float, float] | None) -> str:
+    return "n/a" if d is None else f"{d[0]:+.3f} (± {d[1]:.3f} s.e.)"
+
+
+def paper_claims(rows: list[dict], kind: str | None = None) -> list[dict]:
+    """Which of the paper's orderings hold in ``rows`` (a :func:`summarise` table).
+
+    Only claims whose variants are in ``rows`` are listed. Each claim is a dict: ``claim``;
+    ``holds`` (True / False); ``clear`` (the difference exceeds two standard errors of the
+    difference of the means; None without an error bar); ``evidence``. ``kind`` ("emotion" /
+    "humor") adds the claim about which part of the representation matters more. Regression
+    tables only (the comparisons use MAE).
+    """
+    by = {r["variant"]: r for r in rows}
+    out = []
+
+    def add(claim, d, sign, extra=""):
+        if d is None:
+            return                                            # a variant that was not run
+        holds = None if d is None else (d[0] * sign > 0)
+        clear = None if (d is None or d[1] == 0) else abs(d[0]) > 2 * d[1]
+        out.append({"claim": claim, "holds": holds, "clear": clear, "evidence": _fmt(d) + extra})
+
+    for v in VARIANTS[1:]:
+        d = _delta(by, v.key, "mae")
+        if d is not None and by[v.key].get("note", "").startswith("same configuration"):
+            continue                                          # e.g. w/o Visual on text+audio data
+        add(f"{v.name} is worse than the full model (higher MAE)", d, +1, " MAE vs full")
+    add("Removing L_ami + L_ams makes the modality easier to read from C "
+        "(common_modality_acc rises)", _delta(by, "wo_ami_ams", "common_modality_acc"), +1,
+        " common_modality_acc vs full")
+    if kind in ("emotion", "humor"):
+        dc, dp = _delta(by, "wo_common", "mae"), _delta(by, "wo_private", "mae")
+        if dc is not None and dp is not None:
+            diff = (dp[0] - dc[0], math.hypot(dp[1], dc[1]))
+            if kind == "emotion":
+                add("Emotion-like (private-dominant) label: dropping the private part hurts more "
+                    "than dropping the common part", diff, +1, " MAE(w/o Private) - MAE(w/o Common)")
+            else:
+                add("Humor-like (common-dominant) label: dropping the common part hurts more "
+                    "than dropping the private part", (-diff[0], diff[1]), +1,
+                    " MAE(w/o Common) - MAE(w/o Private)")
+    return out
+
+
+def claims_markdown(claims: list[dict]) -> str:
+    lines = ["| claim | holds here? | difference |", "|---|---|---|"]
+    for c in claims:
+        verdict = {True: "yes", False: "no", None: "n/a"}[c["holds"]]
+        if c["holds"] is not None:
+            verdict += {True: " (clear: > 2 s.e.)", False: " (within noise)",
+                        None: " (no error bar: one seed or no spread)"}[c["clear"]]
+        lines.append(f"| {c['claim']} | {verdict} | {c['evidence']} |")
+    return "\n".join(lines)
