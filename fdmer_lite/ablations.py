@@ -432,6 +432,9 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
         notes.append("Acc-2 and F1 are the non0 reading (labels = 0 left out); table.csv has both.")
     if paper and not paper_vals:
         notes.append(f"* {PAPER_NOTE}.")
+    if paper and manifest.get("data", {}).get("name") == "mosi-text-audio":
+        notes.append("The paper's MOSI rows use text, audio and visual with its own features; this "
+                     "data set has text (GloVe 50-d) and utterance-level audio only: not like for like.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 

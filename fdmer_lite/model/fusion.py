@@ -101,9 +101,18 @@ class AddFusion(nn.Module):
 
 
 class MultFusion(nn.Module):
-    """"Multiplication": element-wise product of the tokens, each first squashed to (0, 2) by
-    1 + tanh so that the product neither explodes nor vanishes with T (a representation-level
-    reading of the multiplicative fusion of Mittal et al., which the paper cites)."""
+    """"Multiplication" (Table 4): the element-wise product of the T tokens, the counterpart of
+    "Addition". Each token is layer-normalised and squashed to (0, 2) by 1 + tanh first: for a
+    symmetric input 1 + tanh has mean 1, so the product keeps its scale whatever T is instead of
+    exploding or vanishing.
+
+    Not the same thing as the multiplicative fusion of Mittal et al. (M3ER), which the paper
+    cites. There each modality makes its own class prediction and the *loss* reweights each
+    modality's cross-entropy by how confident the modalities are (after Liu et al., 2018, "Learn
+    to combine modalities"), so unreliable modalities are suppressed per sample. That needs a
+    prediction head per token and a classification label; it has no regression form for MOSI's
+    continuous labels. Here, as in the paper's table, "Multiplication" replaces CMAF as a way of
+    combining representations, and this product is our reading of it."""
 
     def __init__(self, d_k: int):
         super().__init__()
