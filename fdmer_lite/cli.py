@@ -2,6 +2,7 @@
 
     fdmer-lite demo  [--out DIR] [--device auto|cpu|cuda] [--fast]
     fdmer-lite train --dataset synthetic|mmsa|sdk|urfunny|mosi-text-audio [--data PATH] ...
+    fdmer-lite sweep --dataset synthetic [--beta B ...] [--gamma G ...] [--cross] [--cache DIR] ...
     fdmer-lite ablate --dataset ... [--variants all|NAME,...] [--seeds 1,2,3] [--preset NAME] [--out DIR]
     fdmer-lite data inspect PATH
 
@@ -50,6 +51,22 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
     train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+
+    sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
+    sweep.add_argument("--dataset", required=True, choices=["synthetic"])
+    sweep.add_argument("--beta", nargs="+", default=None,
+                       help="beta values, e.g. 0 0.002 0.02 0.2 2 or 0,0.002,0.02 (default: those)")
+    sweep.add_argument("--gamma", nargs="+", default=None, help="gamma values (as --beta)")
+    sweep.add_argument("--cross", action="store_true",
+                       help="only the settings that differ from --center in one weight (a '+', not the grid)")
+    sweep.add_argument("--center", default="0.02,0.02", help="beta,gamma at the middle of --cross")
+    sweep.add_argument("--kind", default="emotion", choices=["emotion", "humor"])
+    sweep.add_argument("--seed", type=int, default=0)
+    sweep.add_argument("--fast", action="store_true", help="fast preset on small data (also FDMER_LITE_FAST=1)")
+    sweep.add_argument("--cache", default=None, help="cache folder (default: $FDMER_LITE_SWEEP_CACHE or runs/sweep, then <preset>-<kind>-seed<S>)")
+    sweep.add_argument("--projections", default="tsne", help="2-D projections to store: tsne,umap,pca")
+    sweep.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
+    sweep.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
 
     ablate = sub.add_parser("ablate", help="the paper's Table-4 ablations: variants x seeds, mean and std")
     _add_common(ablate)
@@ -178,6 +195,50 @@ def cmd_demo(args) -> int:
 _FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 
 
+def _floats(items, name: str) -> list[float]:
+    out = []
+    for item in items:
+        for part in str(item).split(","):
+            if part.strip():
+                try:
+                    out.append(float(part))
+                except ValueError:
+                    raise ValueError(f"--{name}: expected numbers, got {part!r}") from None
+    return out
+
+
+def cmd_sweep(args) -> int:
+    from . import sweep
+    from .viz import PROJECTION_METHODS
+    spec = sweep.default_spec(fast=args.fast or fast_mode(), kind=args.kind, seed=args.seed)
+    fast = spec.preset == "fast"
+    betas = _floats(args.beta, "beta") if args.beta else list(sweep.default_values(fast))
+    gammas = _floats(args.gamma, "gamma") if args.gamma else list(sweep.default_values(fast))
+    for v in betas + gammas:
+        sweep.format_value(v)                             # finite and >= 0, or a clear error
+    projections = [p.strip() for p in args.projections.split(",") if p.strip()]
+    bad = [p for p in projections if p not in PROJECTION_METHODS]
+    if bad:
+        raise ValueError(f"--projections: expected some of {PROJECTION_METHODS}, got {bad}")
+    if args.cross:
+        center = _floats([args.center], "center")
+        if len(center) != 2:
+            raise ValueError(f"--center: expected beta,gamma, got {args.center!r}")
+        cells = sweep.cross(betas, gammas, center=(center[0], center[1]))
+    else:
+        cells = sweep.grid(betas, gammas)
+    root = Path(args.cache) if args.cache else sweep.default_cache_dir(spec)
+    cache = sweep.SweepCache(root, spec)
+    print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
+    result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
+    print(cache.table(cells))
+    if result["failed"]:
+        print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
+              file=sys.stderr)
+        return 1
+    return 0
+
+
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .runner import DataSpec
@@ -229,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
             return cmd_demo(args)
         if args.command == "train":
             return cmd_train(args)
+        if args.command == "sweep":
+            return cmd_sweep(args)
         if args.command == "ablate":
             return cmd_ablate(args)
         if args.command == "data" and args.data_command == "inspect":

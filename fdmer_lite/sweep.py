@@ -1,0 +1,614 @@
+"""A sweep over FDMER's trade-off weights beta and gamma, cached on disk, one folder per setting.
+
+FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
+
+    L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis),
+
+so beta weighs the adversarial/discriminative losses on the common and private representations
+(Eq. 10-11) and gamma the consistency and HSIC disparity constraints (Eq. 5, 7). A *sweep* trains
+one small model per (beta, gamma) setting on the same data with the same seeds, and keeps
+everything the beta/gamma explorer (``fdmer_lite.widgets``) shows, so revisiting a setting never
+retrains.
+
+On-disk layout (the *cache*)::
+
+    <cache>/
+      spec.json                       what every cell is trained on: preset, config overrides,
+                                      data (make_benchmark arguments), projection sample size and
+                                      seed. A cache holds one spec; opening it with another is an
+                                      error, never a silent mix.
+      beta=0.02_gamma=0.02/           one finished cell: complete, or absent
+        config.json  history.json     written by train.run_experiment
+        metrics.json model.pt
+        reps.npz                      test-split representations: C_<m>, P_<m> (N, d_k), the
+                                      discriminator probabilities pc_<m>, pp_<m> (N, M), psi (N, T),
+                                      psi_names, prediction, labels, ids, modalities
+        projections/index.json        which 2-D projections (t-SNE, UMAP, PCA) are present
+        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P)
+        cell.json                     beta, gamma, seconds, finished time: written last
+      .partial-beta=0.2_gamma=0.02-<pid>-<random>/
+                                      a cell being computed. It is renamed to its final name only
+                                      when complete, so an interrupted cell leaves no finished
+                                      folder; the next fill deletes partial folders whose process
+                                      is gone and starts the cell again.
+
+Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.02``, ``2``), so
+0.02 and 0.020000000000000004 are the same cell.
+
+``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable). Execution
+goes through :func:`run_cells` alone (one process, or a ``ProcessPoolExecutor``), so it can be
+replaced by the project's run engine without touching the rest.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .config import Config, fast_mode, get_preset
+
+SPEC_FILE = "spec.json"
+CELL_FILE = "cell.json"
+REPS_FILE = "reps.npz"
+PROJECTIONS = "projections"
+PARTIAL_PREFIX = ".partial-"
+CACHE_ENV = "FDMER_LITE_SWEEP_CACHE"
+
+# Log-spaced slider values including 0: decades around the paper's 0.02 (Sec. 4.2).
+DEFAULT_VALUES = (0.0, 0.002, 0.02, 0.2, 2.0)
+FAST_VALUES = (0.0, 0.02, 2.0)
+PAPER_SETTING = (0.02, 0.02)                     # CMU-MOSI's beta and gamma (Sec. 4.2)
+FAST_DATA = {"n_train": 256, "n_valid": 64, "n_test": 128}   # the same sizes as `demo --fast`
+
+Progress = Callable[[int, int, str], None]      # (done, total, message)
+
+
+# ---------------------------------------------------------------- cells and their names
+
+
+def format_value(x: float) -> str:
+    """The text a weight has in a cell name: ``format(x, "g")``; ``-0.0`` is ``0``."""
+    x = float(x)
+    if not math.isfinite(x) or x < 0:
+        raise ValueError(f"beta and gamma must be finite and >= 0, got {x!r}")
+    return format(x + 0.0, "g")
+
+
+def cell_name(beta: float, gamma: float) -> str:
+    """``beta=0.02_gamma=0.02``."""
+    return f"beta={format_value(beta)}_gamma={format_value(gamma)}"
+
+
+def parse_cell_name(name: str) -> tuple[float, float] | None:
+    """Inverse of :func:`cell_name`; ``None`` for any other folder name."""
+    if not name.startswith("beta=") or "_gamma=" not in name:
+        return None
+    b, g = name[len("beta="):].split("_gamma=", 1)
+    try:
+        return float(b), float(g)
+    except ValueError:
+        return None
+
+
+def grid(betas: Iterable[float], gammas: Iterable[float]) -> list[tuple[float, float]]:
+    """Every (beta, gamma) pair."""
+    return [(float(b), float(g)) for b in betas for g in gammas]
+
+
+def cross(betas: Iterable[float], gammas: Iterable[float],
+          center: tuple[float, float] = PAPER_SETTING) -> list[tuple[float, float]]:
+    """The center, then the settings that change only beta, then only gamma (a '+' in the grid).
+
+    Moving one slider away from the center always lands on a cell of the cross: a cheap sweep
+    for a class or a FAST notebook run.
+    """
+    b0, g0 = float(center[0]), float(center[1])
+    out = [(b0, g0)]
+    out += [(float(b), g0) for b in betas if format_value(b) != format_value(b0)]
+    out += [(b0, float(g)) for g in gammas if format_value(g) != format_value(g0)]
+    return out
+
+
+# ---------------------------------------------------------------- the spec
+
+
+@dataclass
+class SweepSpec:
+    """What every cell of a sweep shares; only beta and gamma differ between cells.
+
+    ``preset`` names a config preset; ``overrides`` are ``Config.replace`` sections applied on
+    top (e.g. ``{"train": {"epochs": 5}}``); ``data`` are the keyword arguments of
+    ``data.synthetic.make_benchmark`` (``kind``, sizes, ``seed`` ...); ``max_points`` samples
+    per modality and kind go into the 2-D projections, drawn with ``projection_seed``.
+    """
+
+    preset: str = "synthetic"
+    overrides: dict = field(default_factory=dict)
+    data: dict = field(default_factory=lambda: {"kind": "emotion", "seed": 0})
+    dataset: str = "synthetic"
+    max_points: int = 300
+    projection_seed: int = 0
+
+    def to_dict(self) -> dict:
+        return json.loads(json.dumps(asdict(self)))          # plain JSON types only
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "SweepSpec":
+        return cls(**d)
+
+    def config(self, beta: float, gamma: float, device: str = "auto") -> Config:
+        """The training config of one cell (no progress bars: cells run in the background)."""
+        cfg = get_preset(self.preset)
+        if self.overrides:
+            cfg = cfg.replace(**self.overrides)
+        return cfg.replace(loss={"beta": float(beta), "gamma": float(gamma)},
+                           train={"device": device, "progress": False})
+
+    def make_data(self):
+        if self.dataset != "synthetic":
+            raise ValueError(f"dataset: only 'synthetic' can be swept for now, got {self.dataset!r}")
+        from .data.synthetic import make_benchmark
+        return make_benchmark(**self.data)
+
+    @property
+    def slug(self) -> str:
+        """A short folder name for the default cache location, e.g. ``fast-emotion-seed0``."""
+        return f"{self.preset}-{self.data.get('kind', 'emotion')}-seed{self.data.get('seed', 0)}"
+
+
+def default_spec(fast: bool | None = None, kind: str = "emotion", seed: int = 0) -> SweepSpec:
+    """FAST (``FDMER_LITE_FAST=1`` or ``fast=True``): the ``fast`` preset on the small benchmark of
+    ``demo --fast``, 100 points per set in the projections. Otherwise the ``synthetic`` preset on
+    the full benchmark, 300 points per set."""
+    fast = fast_mode() if fast is None else fast
+    if fast:
+        return SweepSpec(preset="fast", data={"kind": kind, "seed": seed, **FAST_DATA}, max_points=100)
+    return SweepSpec(preset="synthetic", data={"kind": kind, "seed": seed}, max_points=300)
+
+
+def default_values(fast: bool | None = None) -> tuple[float, ...]:
+    """Slider values: 0 and decades around 0.02 (FAST: 0, 0.02, 2)."""
+    return FAST_VALUES if (fast_mode() if fast is None else fast) else DEFAULT_VALUES
+
+
+def default_cache_dir(spec: SweepSpec, base: str | os.PathLike | None = None) -> Path:
+    """``<base>/<spec.slug>``.
+
+    ``base``: given, else ``$FDMER_LITE_SWEEP_CACHE``, else ``runs/sweep`` at the root of the
+    checkout the working directory is in (so ``fdmer-lite sweep`` run at the root and the notebook
+    run from ``notebooks/`` share one cache; git ignores ``runs/``), else ``./runs/sweep``.
+    """
+    if base is None and os.environ.get(CACHE_ENV):
+        base = Path(os.environ[CACHE_ENV]).expanduser()
+    if base is None:
+        cwd = Path.cwd().resolve()
+        root = next((d for d in (cwd, *cwd.parents) if (d / "pyproject.toml").is_file()
+                     and 'name = "fdmer_lite"' in (d / "pyproject.toml").read_text(encoding="utf-8")), cwd)
+        base = root / "runs" / "sweep"
+    return Path(base) / spec.slug
+
+
+# ---------------------------------------------------------------- representations on disk
+
+
+def save_representations(reps, path: Path) -> None:
+    """Write what the explorer plots (no raw features, no latents) to one ``.npz``."""
+    arrays = {"modalities": np.array(reps.modalities), "psi": reps.psi,
+              "psi_names": np.array(list(reps.psi_names)), "prediction": reps.prediction,
+              "labels": reps.labels, "ids": np.array([str(i) for i in reps.ids])}
+    for m in reps.modalities:
+        arrays[f"C_{m}"] = reps.common[m]
+        arrays[f"P_{m}"] = reps.private[m]
+        if m in reps.disc_prob_common:
+            arrays[f"pc_{m}"] = reps.disc_prob_common[m]
+            arrays[f"pp_{m}"] = reps.disc_prob_private[m]
+    np.savez(path, **arrays)
+
+
+def load_representations(path: Path):
+    """Read :func:`save_representations`' file back as an ``analysis.Representations``."""
+    from .analysis import Representations
+    with np.load(path, allow_pickle=False) as z:
+        mods = str(z["modalities"])
+        pick = lambda prefix: {m: z[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
+        return Representations(modalities=mods, common=pick("C"), private=pick("P"), features={},
+                               psi=z["psi"], psi_names=tuple(str(s) for s in z["psi_names"]),
+                               disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
+                               prediction=z["prediction"], labels=z["labels"],
+                               ids=[str(s) for s in z["ids"]])
+
+
+# ---------------------------------------------------------------- one cell
+
+
+@dataclass
+class CellResult:
+    """A finished cell, read back from disk."""
+
+    beta: float
+    gamma: float
+    path: Path
+    metrics: dict
+    history: list
+    config: dict
+    info: dict
+    reps: object                      # analysis.Representations of the test split
+
+    @property
+    def name(self) -> str:
+        return cell_name(self.beta, self.gamma)
+
+
+def _write_json(path: Path, obj) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2, default=float))
+    tmp.replace(path)
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore.
+
+    Tiny models (the FAST preset) train faster on one thread: with two, OpenMP's spin-waiting
+    costs more than it gains, and on a shared, loaded machine far more (measured: 2.8 s on one
+    thread vs. 50 s on two for one FAST cell at load 10 on two cores).
+    """
+    if n is None:
+        yield
+        return
+    import torch
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
+    """One torch thread for FAST cells; with several workers, the cores shared between them."""
+    if workers > 1:
+        return max(1, (os.cpu_count() or 1) // workers)
+    return 1 if spec.preset == "fast" else None
+
+
+_DATA_MEMO: "OrderedDict[str, object]" = OrderedDict()
+
+
+def _data_for(spec: SweepSpec):
+    """The sweep's data, generated once per process (every cell of a sweep uses the same data)."""
+    key = json.dumps(spec.data, sort_keys=True) + spec.dataset
+    if key not in _DATA_MEMO:
+        _DATA_MEMO[key] = spec.make_data()
+        while len(_DATA_MEMO) > 2:
+            _DATA_MEMO.popitem(last=False)
+    return _DATA_MEMO[key]
+
+
+def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
+                 projections: Iterable[str] = ("tsne",), device: str = "auto",
+                 threads: int | None = None, progress: Progress | None = None) -> dict:
+    """Train one cell, extract its test representations and projections, publish it atomically.
+
+    Everything is written into ``<root>/.partial-<name>-<pid>-<random>/`` and renamed to
+    ``<root>/<name>/`` at the very end. Returns the cell's ``cell.json`` content. If another
+    process finished the same cell first, its result is kept and this one discarded.
+    """
+    from .analysis import extract_representations
+    from .train import run_experiment
+
+    root = Path(root)
+    name = cell_name(beta, gamma)
+    final = root / name
+    if (final / CELL_FILE).is_file():
+        return json.loads((final / CELL_FILE).read_text())
+    projections = tuple(projections)
+    cfg = spec.config(beta, gamma, device=device)
+    total = cfg.train.epochs + 2 + len(projections)            # epochs, scores, extraction, projections
+    report = progress or (lambda done, total, msg: None)
+
+    tmp = root / f"{PARTIAL_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(3)}"
+    tmp.mkdir(parents=True)
+    start = time.perf_counter()
+    try:
+        with torch_threads(threads):
+            report(0, total, "preparing data")
+            data = _data_for(spec)
+            epochs = cfg.train.epochs
+            trainer = _reporting_trainer(cfg, data, on_epoch=lambda e: report(e, total, f"trained epoch {e}/{epochs}"))
+            report(0, total, f"training (epoch 1/{epochs})")
+            metrics = run_experiment(cfg, data, tmp, trainer=trainer)      # + baselines and scores
+            report(epochs + 1, total, "representations")
+            reps = extract_representations(trainer.model, data, "test", device=trainer.device)
+            save_representations(reps, tmp / REPS_FILE)
+            for i, method in enumerate(projections):
+                report(epochs + 2 + i, total, f"{method} projection")
+                _project_into(tmp, spec, method)
+        info = {"beta": float(beta), "gamma": float(gamma), "name": name,
+                "seconds": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                "train_seconds": metrics.get("train_seconds"), "fdmer_lite": __version__}
+        _write_json(tmp / CELL_FILE, info)
+        try:
+            tmp.rename(final)                                  # atomic publish
+        except OSError:
+            if not (final / CELL_FILE).is_file():              # not a finished twin: a real error
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            return json.loads((final / CELL_FILE).read_text())
+        report(total, total, "done")
+        return info
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+def _reporting_trainer(config, data, on_epoch):
+    """A Trainer that calls ``on_epoch(epoch)`` after each epoch's validation pass.
+
+    ``Trainer.fit`` validates once per epoch through the public ``evaluate("valid")``; counting
+    those calls gives the epoch without touching the trainer's internals.
+    """
+    from .train import Trainer
+
+    class ReportingTrainer(Trainer):
+        def evaluate(self, split: str = "test") -> dict:
+            result = super().evaluate(split)
+            if split == "valid":
+                on_epoch(len(self.history) + 1)
+            return result
+
+    return ReportingTrainer(config, data)
+
+
+def _projection_index(cell_dir: Path) -> dict:
+    f = cell_dir / PROJECTIONS / "index.json"
+    return json.loads(f.read_text()) if f.is_file() else {}
+
+
+def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
+    """Compute one 2-D projection of the cell's saved representations and record it.
+
+    The projection is computed from the representations *as read back from disk*, so the
+    explorer's later call of the same builder finds it in the cache. It is written into a temp
+    folder first and moved in, so an interrupted UMAP never leaves a half-written file.
+    """
+    from . import viz
+    reps = load_representations(cell_dir / REPS_FILE)
+    proj = cell_dir / PROJECTIONS
+    proj.mkdir(exist_ok=True)
+    tmp = proj / f".tmp-{method}-{os.getpid()}-{secrets.token_hex(3)}"
+    tmp.mkdir()
+    try:
+        viz.representation_embedding(reps, method=method, max_points=spec.max_points,
+                                     seed=spec.projection_seed, cache=tmp)
+        for f in tmp.iterdir():
+            os.replace(f, proj / f.name)
+        index = _projection_index(cell_dir)
+        index[method] = {"max_points": spec.max_points, "seed": spec.projection_seed}
+        _write_json(proj / "index.json", index)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+# ---------------------------------------------------------------- execution (swappable)
+
+
+def _cell_task(args: tuple) -> tuple[float, float, dict | None, str | None]:
+    root, spec_dict, beta, gamma, projections, device, threads = args
+    try:
+        info = compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
+                            projections=projections, device=device, threads=threads)
+        return beta, gamma, info, None
+    except Exception as err:                                       # reported, the sweep goes on
+        return beta, gamma, None, f"{type(err).__name__}: {err}"
+
+
+def run_cells(tasks: list[tuple], workers: int = 1):
+    """Run cell tasks and yield ``(beta, gamma, info, error)`` as each finishes.
+
+    The only place that decides *where* cells run: in this process for ``workers=1``, otherwise
+    in a pool of ``workers`` fresh (spawned) processes. A run engine can replace this function.
+    """
+    if workers <= 1:
+        for task in tasks:
+            yield _cell_task(task)
+        return
+    import multiprocessing
+    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        futures = [pool.submit(_cell_task, t) for t in tasks]
+        for fut in as_completed(futures):
+            yield fut.result()
+
+
+# ---------------------------------------------------------------- the cache
+
+
+class SpecMismatch(ValueError):
+    """The cache folder was made for another spec."""
+
+
+class SweepCache:
+    """A folder of finished cells for one :class:`SweepSpec` (layout: module docstring)."""
+
+    def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *, memory: int = 16):
+        self.root = Path(root)
+        spec_file = self.root / SPEC_FILE
+        if spec is None:
+            if not spec_file.is_file():
+                raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
+            spec = SweepSpec.from_dict(json.loads(spec_file.read_text())["spec"])
+        self.spec = spec
+        if spec_file.is_file():
+            saved = json.loads(spec_file.read_text()).get("spec")
+            if saved != spec.to_dict():
+                diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
+                              if (saved or {}).get(k) != spec.to_dict().get(k))
+                raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
+                                   f"{saved}, not {spec.to_dict()}; use another cache folder")
+        else:
+            self.root.mkdir(parents=True, exist_ok=True)
+            _write_json(spec_file, {"spec": spec.to_dict(), "fdmer_lite": __version__})
+        self._memory: "OrderedDict[str, CellResult]" = OrderedDict()
+        self._memory_size = memory
+
+    # -- lookup ---------------------------------------------------------------------------------
+    def cell_dir(self, beta: float, gamma: float) -> Path:
+        return self.root / cell_name(beta, gamma)
+
+    def has(self, beta: float, gamma: float) -> bool:
+        return (self.cell_dir(beta, gamma) / CELL_FILE).is_file()
+
+    def finished(self) -> list[tuple[float, float]]:
+        """Every finished cell, sorted by (beta, gamma)."""
+        out = []
+        for d in self.root.iterdir():
+            key = parse_cell_name(d.name)
+            if key is not None and (d / CELL_FILE).is_file():
+                out.append(key)
+        return sorted(out)
+
+    def missing(self, cells: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
+        seen, out = set(), []
+        for b, g in cells:
+            name = cell_name(b, g)
+            if name not in seen and not self.has(b, g):
+                out.append((float(b), float(g)))
+            seen.add(name)
+        return out
+
+    def load(self, beta: float, gamma: float) -> CellResult:
+        """A finished cell (kept in memory afterwards: revisits cost nothing)."""
+        name = cell_name(beta, gamma)
+        if name in self._memory:
+            self._memory.move_to_end(name)
+            return self._memory[name]
+        d = self.root / name
+        if not (d / CELL_FILE).is_file():
+            raise KeyError(f"{d}: no finished cell for beta={format_value(beta)}, gamma={format_value(gamma)}")
+        read = lambda f: json.loads((d / f).read_text())       # noqa: E731
+        cell = CellResult(beta=float(beta), gamma=float(gamma), path=d, metrics=read("metrics.json"),
+                          history=read("history.json"), config=read("config.json"), info=read(CELL_FILE),
+                          reps=load_representations(d / REPS_FILE))
+        self._memory[name] = cell
+        while len(self._memory) > self._memory_size:
+            self._memory.popitem(last=False)
+        return cell
+
+    def has_projection(self, beta: float, gamma: float, method: str) -> bool:
+        entry = _projection_index(self.cell_dir(beta, gamma)).get(method)
+        return entry == {"max_points": self.spec.max_points, "seed": self.spec.projection_seed}
+
+    def projection_dir(self, beta: float, gamma: float) -> Path:
+        return self.cell_dir(beta, gamma) / PROJECTIONS
+
+    def ensure_projection(self, beta: float, gamma: float, method: str) -> None:
+        """Compute a projection a finished cell lacks (e.g. UMAP after a t-SNE-only sweep)."""
+        if not self.has_projection(beta, gamma, method):
+            _project_into(self.cell_dir(beta, gamma), self.spec, method)
+
+    # -- computing ------------------------------------------------------------------------------
+    def clean_partials(self) -> list[Path]:
+        """Delete folders of interrupted cells (their process is gone); return what was removed."""
+        removed = []
+        for d in self.root.glob(f"{PARTIAL_PREFIX}*"):
+            try:
+                pid = int(d.name.rsplit("-", 2)[-2])
+            except (ValueError, IndexError):
+                pid = -1
+            if pid == os.getpid():
+                continue                                       # ours: still being written
+            if pid <= 0 or not _pid_alive(pid):
+                shutil.rmtree(d, ignore_errors=True)
+                removed.append(d)
+        return removed
+
+    def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
+                device: str = "auto", threads: int | None | str = "auto",
+                progress: Progress | None = None) -> CellResult:
+        """Train one missing cell here, in this process (the explorer's Train button)."""
+        threads = default_threads(self.spec) if threads == "auto" else threads
+        compute_cell(self.root, self.spec, beta, gamma, projections=projections, device=device,
+                     threads=threads, progress=progress)
+        return self.load(beta, gamma)
+
+    def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
+             projections: Iterable[str] = ("tsne",), device: str = "auto",
+             threads: int | None | str = "auto", log: Callable[[str], None] | None = print) -> dict:
+        """Compute every missing cell of ``cells``; finished cells are skipped (resumable).
+
+        Returns ``{"computed": [...], "skipped": [...], "failed": {(beta, gamma): message}}``.
+        A projection listed in ``projections`` that a finished cell lacks is added to it.
+        """
+        log = log or (lambda msg: None)
+        cells = [(float(b), float(g)) for b, g in cells]
+        removed = self.clean_partials()
+        if removed:
+            log(f"removed {len(removed)} interrupted cell(s): {', '.join(p.name for p in removed)}")
+        todo = self.missing(cells)
+        todo_names = {cell_name(b, g) for b, g in todo}
+        skipped = [c for c in dict.fromkeys(cells) if cell_name(*c) not in todo_names]
+        projections = tuple(projections)
+        for b, g in skipped:                                   # a sweep may add e.g. UMAP later
+            for method in projections:
+                if not self.has_projection(b, g, method):
+                    log(f"{cell_name(b, g)}: adding the {method} projection")
+                    self.ensure_projection(b, g, method)
+        log(f"{len(skipped)} cell(s) already finished, {len(todo)} to compute in {self.root}")
+        threads = default_threads(self.spec, workers) if threads == "auto" else threads
+        tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device, threads) for b, g in todo]
+        computed, failed = [], {}
+        start = time.perf_counter()
+        for i, (b, g, info, error) in enumerate(run_cells(tasks, workers=workers), start=1):
+            if error is None:
+                computed.append((b, g))
+                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: {info['seconds']:.1f} s, "
+                    f"test MAE {_metric(self.root / cell_name(b, g), 'mae')}")
+            else:
+                failed[(b, g)] = error
+                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: FAILED: {error}")
+        if todo:
+            log(f"done in {time.perf_counter() - start:.1f} s")
+        return {"computed": computed, "skipped": skipped, "failed": failed}
+
+    def table(self, cells: Iterable[tuple[float, float]] | None = None,
+              keys: tuple[str, ...] = ("mae", "disc_prob_common", "common_modality_acc",
+                                       "private_modality_acc", "common_factor_r2", "private_factor_r2")) -> str:
+        """A markdown table of the finished cells' metrics (one row per cell)."""
+        cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
+        lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
+        for b, g in cells:
+            m = self.load(b, g).metrics
+            vals = [f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—" for k in keys]
+            lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
+        return "\n".join(lines)
+
+
+def _metric(cell_dir: Path, key: str) -> str:
+    try:
+        return f"{json.loads((cell_dir / 'metrics.json').read_text())[key]:.3f}"
+    except (OSError, KeyError, ValueError, TypeError):
+        return "—"
+
