@@ -1,0 +1,162 @@
+# ---
+# jupyter:
+#   jupytext:
+#     text_representation:
+#       extension: .py
+#       format_name: percent
+#       format_version: '1.3'
+#       jupytext_version: 1.19.6
+#   kernelspec:
+#     display_name: Python 3 (ipykernel)
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 9. Exploring β and γ
+#
+# FDMER trains with one objective (Eq. 18):
+#
+# $$L_{all} = L_{task} + \beta\,(L_{ami} + L_{ams}) + \gamma\,(L_{con} + L_{dis})$$
+#
+# * **β** weighs the two discriminator losses: `L_ami` (Eq. 10) asks the common encoders to fool
+#   the modality discriminator (through gradient reversal), `L_ams` (Eq. 11) asks the private
+#   encoders to be recognisable by it.
+# * **γ** weighs the two constraints: `L_con` (Eq. 5) makes the batch similarity matrices of
+#   `C_t`, `C_a`, `C_v` agree; `L_dis` (Eq. 7, HSIC) makes the private spaces independent.
+#
+# The paper uses β = γ = 0.02 on CMU-MOSI (Sec. 4.2) and does not show what happens elsewhere.
+# Here you can look. Every (β, γ) setting is one small model, trained once and **cached on
+# disk**: moving a slider to a cached setting redraws everything at once; an uncached one is
+# trained in the background when you press *Train this setting*.
+
+# %%
+from fdmer_lite import lessons, sweep
+from fdmer_lite.widgets import BetaGammaExplorer
+
+fast = lessons.setup()
+
+# %% [markdown]
+# ## 9.1 The cache
+#
+# A *sweep spec* fixes everything the settings share: the preset (`fast` in FAST mode,
+# `synthetic` otherwise), the data (the known-factor benchmark, emotion-like labels) and the
+# seeds. The cache is a folder with one sub-folder per setting, e.g. `beta=0.02_gamma=0.02/`,
+# holding the run's `metrics.json`, `history.json`, `config.json`, `model.pt`, the test-split
+# representations and their 2-D projections.
+#
+# Before a class, fill the whole grid from a terminal at the root of the checkout (it skips
+# what is already done, so it can be stopped and started again):
+#
+# ```
+# fdmer-lite sweep --dataset synthetic --beta 0 0.002 0.02 0.2 2 --gamma 0 0.002 0.02 0.2 2
+# ```
+#
+# Here we compute only a "+" through the paper's setting: every setting that changes one of
+# the two weights. From the reference, one step of either slider always lands on a cached cell.
+
+# %%
+spec = sweep.default_spec()
+values = sweep.default_values()
+cache = sweep.SweepCache(sweep.default_cache_dir(spec), spec)
+cells = sweep.cross(values, values, center=sweep.PAPER_SETTING)
+print("slider values:", [sweep.format_value(v) for v in values])
+print("settings to have:", [sweep.cell_name(b, g) for b, g in cells])
+result = cache.fill(cells)
+
+# %% [markdown]
+# ## 9.2 The explorer
+#
+# Left: the setting of the sliders. Right: the pinned reference (the paper's β = γ = 0.02 to
+# start with; *Pin as reference* pins the current one). Top to bottom: the metrics and
+# disentanglement scores, the common (light) and private (dark) representations projected to
+# 2-D, the discriminator's probability of the true modality (paper Fig. 4a), and the fusion
+# weights ψ over the targets C, P_t, P_a, P_v (Fig. 4b).
+
+# %%
+explorer = BetaGammaExplorer(cache, values, values, reference=sweep.PAPER_SETTING)
+explorer
+
+# %% [markdown]
+# ## 9.3 A guided tour
+#
+# Move the sliders yourself; the cells below do the same from code and print the numbers, so
+# the tour also works where widgets are not drawn. Read each table against the reference row.
+#
+# ### β = 0: an idle discriminator
+#
+# With β = 0 neither `L_ami` nor `L_ams` sends a gradient to the discriminator: it keeps its
+# random initial weights. You might expect it to answer 1/3 everywhere. Look at the box plot:
+# because Eq. 9 multiplies the cosines by α = 72, even a random discriminator is *confident*,
+# and each box sits near 0 or near 1. The mean over the three modalities (the table's
+# `disc_prob_common`) can still come out near 1/3, by accident. So the paper's Figure 4a
+# reading, "≈ 1/3 on the common representations", is not evidence on its own: read it together
+# with the private boxes (a trained discriminator recognises `P_m`, near 1) and with the fresh
+# linear probe `modality from C_m`.
+
+# %%
+explorer.select(beta=0.0, gamma=sweep.PAPER_SETTING[1])
+print(cache.table([sweep.PAPER_SETTING, explorer.setting]))
+
+# %% [markdown]
+# ### Large β: a confident liar
+#
+# With the paper's gradient reversal, the common encoders are rewarded for making the
+# discriminator *wrong*, and the cheapest way to be wrong is to relabel the modalities
+# consistently. Watch `D's p(true modality | C_m)`: does it sit at 1/3 (confused) or near 0
+# (confidently wrong)? And does the test MAE pay for a large β? (DESIGN.md section 3 reports the
+# same experiment on a prototype: β = 2 with gradient reversal drove the probability to 0.00 and
+# the MAE to three times the Bayes floor.)
+
+# %%
+explorer.select(beta=values[-1], gamma=sweep.PAPER_SETTING[1])
+print(cache.table([sweep.PAPER_SETTING, explorer.setting]))
+
+# %% [markdown]
+# ### Large γ: constraints that outweigh the task
+#
+# A large γ makes the common representations of the three modalities agree in their *pairwise
+# similarities* (Eq. 5) and the private ones independent (Eq. 7). Neither removes a constant
+# modality offset, so look at the embedding: do the light (common) clouds of text, audio and
+# visual move together? Then look at the factor probes: is the shared latent `s` still readable
+# from `C_m` (`probe R² of s`), and what does the MAE say about the task?
+
+# %%
+explorer.select(beta=sweep.PAPER_SETTING[0], gamma=values[-1])
+print(cache.table([sweep.PAPER_SETTING, explorer.setting]))
+
+# %% [markdown]
+# Back to the reference, so the explorer above starts where the tour started:
+
+# %%
+explorer.select(*sweep.PAPER_SETTING)
+print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cache.has(*explorer.setting))
+
+# %% [markdown]
+# In FAST mode (the tests) the models train for three epochs on 256 clips, so the numbers only
+# show that everything is wired up; run this notebook without `FDMER_LITE_FAST`, or fill the
+# cache with `fdmer-lite sweep`, to read them as results.
+#
+# ## Summary
+#
+# * β weighs the discriminator losses (Eq. 10-11), γ the consistency and disparity constraints
+#   (Eq. 5, 7). Each setting is one model; a sweep caches them on disk, one folder per setting,
+#   and `fdmer-lite sweep` fills the cache ahead of time, skipping finished settings.
+# * At β = 0 the discriminator is idle, and with α = 72 an idle one is confidently arbitrary;
+#   a mean probability of 1/3 on C_m means nothing without the private boxes and a fresh probe.
+# * With gradient reversal, a large β makes the discriminator confidently wrong on C_m rather
+#   than confused, and costs accuracy.
+# * γ aligns similarity structure, not location: the modality can stay readable from C_m.
+#
+# ## Exercises
+#
+# 1. Pick an uncached setting (e.g. β = 0, γ = 0 in FAST mode, or β = 0.2) and press *Train
+#    this setting*. Move the sliders while it trains: does the notebook stay responsive? What
+#    does a second click on *Train* do?
+# 2. Pin β = 0 as the reference and compare it with β = 0.02. Which of the six disentanglement
+#    scores move, and which stay where they were?
+# 3. Switch the embedding to UMAP (the first UMAP in a session takes about a minute). Do t-SNE and
+#    UMAP tell the same story about the common clouds?
+# 4. Build a cache with the confusion adversary instead of gradient reversal:
+#    `sweep.SweepSpec(preset=..., overrides={"loss": {"adversary": "confusion"}}, data=...)`.
+#    Does a large β now give probabilities near 1/3 on C_m?
