@@ -1,0 +1,305 @@
+"""The beta/gamma explorer as a learner uses it: JupyterLab in a real (headless) Chromium.
+
+Starts JupyterLab on 127.0.0.1 (a free port, no token) in a temporary root holding a copy of
+``notebooks/09_beta_gamma_explorer.ipynb`` (the checkout is never touched: JupyterLab autosaves),
+with HOME, the Jupyter dirs and the sweep cache in a temporary folder and FDMER_LITE_FAST=1.
+Playwright's Python package drives the system's Chromium (Debian's ``chromium``; never a browser
+download): run all cells, wait for the explorer, move the beta slider with the keyboard, check
+that the metrics text and every figure switch to the new setting, then train a missing setting
+with the Train button and watch the progress bar and the result arrive. Screenshots go to
+``test-artifacts/``. The server and its kernels are shut down whatever happens.
+
+Skipped, with the reason, only where no Chromium binary can be found (or the ``browser`` extra,
+which provides Playwright's Python package, is not installed).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.browser
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOK = ROOT / "notebooks" / "09_beta_gamma_explorer.ipynb"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run",
+                 "--disable-dev-shm-usage"]
+TOTAL_SECONDS = 240                                  # the whole test, CI on two cores included
+
+
+def find_chromium() -> str | None:
+    """``$FDMER_LITE_CHROMIUM``, else Debian's /usr/bin/chromium, else chromium-like names on PATH."""
+    candidates = [os.environ.get("FDMER_LITE_CHROMIUM"), "/usr/bin/chromium"]
+    candidates += [shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome")]
+    for c in candidates:
+        if c and os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    return None
+
+
+@pytest.fixture(scope="module")
+def chromium() -> str:
+    path = find_chromium()
+    if path is None:
+        pytest.skip("no Chromium binary found ($FDMER_LITE_CHROMIUM, /usr/bin/chromium, or chromium, "
+                    "chromium-browser, google-chrome on PATH); install it with `apt-get install chromium`")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        pytest.skip("Playwright's Python package is missing: pip install -e '.[browser]' "
+                    "(the browser is the system's Chromium; no browser download is needed)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _children(pid: int) -> list[int]:
+    """Direct child processes (Linux /proc), e.g. the kernels a Jupyter server started."""
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(x) for x in text.split()]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
+def _http(url: str, method: str = "GET", timeout: float = 5.0) -> int:
+    req = urllib.request.Request(url, method=method, data=b"" if method != "GET" else None)
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return resp.status
+
+
+@pytest.fixture
+def lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a temp copy of the notebook; always shut down."""
+    root = tmp_path / "lab"
+    (root / "notebooks").mkdir(parents=True)
+    shutil.copy(NOTEBOOK, root / "notebooks" / NOTEBOOK.name)
+    home = tmp_path / "home"
+    env = {**os.environ,
+           "HOME": str(home), "JUPYTER_CONFIG_DIR": str(home / ".jupyter"),
+           "JUPYTER_DATA_DIR": str(home / ".local/share/jupyter"),
+           "JUPYTER_RUNTIME_DIR": str(tmp_path / "runtime"), "IPYTHONDIR": str(home / ".ipython"),
+           "FDMER_LITE_FAST": "1", "FDMER_LITE_SWEEP_CACHE": str(tmp_path / "sweep"),
+           "FDMER_LITE_RUNS_DIR": str(tmp_path / "runs"), "PYTHONUNBUFFERED": "1"}
+    # No network from the server: no news feed, no update check, no extension manager look-ups.
+    (home / ".jupyter").mkdir(parents=True)
+    (home / ".jupyter" / "jupyter_server_config.json").write_text(json.dumps({"LabApp": {
+        "news_url": None, "check_for_updates_class": "jupyterlab.NeverCheckForUpdate",
+        "extension_manager": "readonly"}}))
+    # ... and no "get notified about Jupyter news?" toast over the screenshots.
+    settings = home / ".jupyter" / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False}))
+    port = _free_port()
+    url = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / "jupyterlab.log"
+    cmd = [sys.executable, "-m", "jupyter", "lab", "--no-browser", "--ServerApp.ip=127.0.0.1",
+           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", "--IdentityProvider.token=",
+           "--ServerApp.password=", "--LabApp.expose_app_in_browser=True",
+           f"--ServerApp.root_dir={root}", "--ServerApp.disable_check_xsrf=True"]
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        cmd.append("--allow-root")                                 # CI containers run as root
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                                start_new_session=True)
+    kernels: set[int] = set()
+    try:
+        deadline = time.monotonic() + 90
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited ({proc.returncode}):\n{log_path.read_text()[-3000:]}")
+            try:
+                if _http(f"{url}/api/status") == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer in 90 s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(0.5)
+        yield {"url": url, "root": root, "log": log_path, "proc": proc, "kernels": kernels,
+               "cache": tmp_path / "sweep"}
+    finally:
+        kernels.update(_children(proc.pid))
+        try:
+            _http(f"{url}/api/shutdown", method="POST")             # stops kernels, then itself
+        except OSError:
+            pass
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait(timeout=10)
+        for pid in kernels:                                         # kernels have their own session
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+# --------------------------------------------------------------------------- page helpers
+
+NOTEBOOK_STATE = """() => {
+  const app = window.jupyterapp;
+  const panel = app && app.shell.currentWidget;
+  if (!panel || !panel.content || !panel.sessionContext) return null;
+  const kernel = panel.sessionContext.session && panel.sessionContext.session.kernel;
+  const cells = panel.content.widgets.filter(c => c.model.type === 'code');
+  const errors = [];
+  for (const c of cells) {
+    for (const o of c.model.outputs.toJSON()) {
+      if (o.output_type === 'error') errors.push(o.ename + ': ' + o.evalue);
+    }
+  }
+  return {kernel: kernel ? kernel.status : null,
+          executed: cells.filter(c => c.model.executionCount !== null).length,
+          total: cells.length, errors: errors};
+}"""
+
+PANEL_STATE = """(role) => {
+  const q = s => document.querySelector('.fdmer-' + role + '-' + s);
+  const metrics = q('metrics');
+  const figure = name => {
+    const plot = q(name) && q(name).querySelector('.js-plotly-plot');
+    if (!plot) return null;
+    const title = plot.querySelector('.gtitle');
+    const points = Array.from(plot.querySelectorAll('path.point')).slice(0, 40)
+                        .map(p => p.getAttribute('transform') || p.getAttribute('d')).join(';');
+    const box = plot.getBoundingClientRect();
+    return {title: title ? title.textContent : '', points: points,
+            visible: box.width > 100 && box.height > 100};
+  };
+  return {metrics: metrics ? metrics.innerText : '',
+          embedding: figure('embedding'), discriminator: figure('discriminator'),
+          fusion: figure('fusion')};
+}"""
+
+
+def _wait(predicate, timeout: float, what: str, poll: float = 0.25):
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(poll)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last state: {last!r})")
+
+
+def _figures_show(state: dict, setting: str) -> bool:
+    """Every figure of a panel is drawn, has a visible size, and its title names ``setting``."""
+    return all(state.get(k) and state[k]["visible"] and state[k]["title"].startswith(setting)
+               for k in ("embedding", "discriminator", "fusion"))
+
+
+def test_explorer_in_jupyterlab(chromium, lab):
+    from playwright.sync_api import sync_playwright
+
+    ARTIFACTS.mkdir(exist_ok=True)
+    test_start = time.monotonic()
+    remaining = lambda: TOTAL_SECONDS - (time.monotonic() - test_start)   # noqa: E731
+    timings = {}
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        try:
+            page = browser.new_page(viewport={"width": 1500, "height": 1900})
+            page.set_default_timeout(60_000)
+            page.goto(f"{lab['url']}/lab/tree/notebooks/{NOTEBOOK.name}")
+            state = _wait(lambda: (s := page.evaluate(NOTEBOOK_STATE)) and s["kernel"] == "idle" and s,
+                          min(90, remaining()), "the notebook to open with an idle kernel")
+            assert state["total"] >= 5
+
+            # Run everything, as a learner would (Run > Run All Cells).
+            t = time.monotonic()
+            page.evaluate("() => window.jupyterapp.commands.execute('notebook:run-all-cells')")
+            state = _wait(lambda: (s := page.evaluate(NOTEBOOK_STATE)) and s["kernel"] == "idle"
+                          and s["executed"] == s["total"] and s,
+                          min(150, remaining()), "all cells to run")
+            timings["run_all"] = time.monotonic() - t
+            assert not state["errors"], f"cells raised: {state['errors']}"
+
+            # The explorer shows the reference setting on both sides.
+            ref = "β = 0.02, γ = 0.02"
+            before = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and ref in s["metrics"]
+                           and _figures_show(s, ref) and s, 30, "the explorer's figures")
+            assert _figures_show(page.evaluate(PANEL_STATE, "reference"), ref)
+            assert "test MAE" in before["metrics"]
+            page.locator(".fdmer-explorer").scroll_into_view_if_needed()
+            page.screenshot(path=str(ARTIFACTS / "explorer-start.png"))
+
+            # Move beta one step left with the keyboard (0.02 -> 0, a cached setting).
+            handle = page.locator(".fdmer-beta .noUi-handle")
+            handle.focus()
+            t = time.monotonic()
+            page.keyboard.press("ArrowLeft")
+            new = "β = 0, γ = 0.02"
+            after = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and new in s["metrics"]
+                          and _figures_show(s, new) and s, 30, f"the current panel to show {new}",
+                          poll=0.02)
+            timings["cached_update"] = time.monotonic() - t
+            assert after["metrics"] != before["metrics"]
+            for k in ("embedding", "discriminator", "fusion"):
+                assert after[k]["title"] != before[k]["title"]
+            assert after["embedding"]["points"] != before["embedding"]["points"]   # other points drawn
+            assert _figures_show(page.evaluate(PANEL_STATE, "reference"), ref)       # the pin stays
+            page.screenshot(path=str(ARTIFACTS / "explorer.png"))
+
+            # Move gamma to 0 (not cached in the FAST notebook) and train it with the button.
+            page.locator(".fdmer-gamma .noUi-handle").focus()
+            page.keyboard.press("ArrowLeft")
+            missing = "β = 0, γ = 0"
+            _wait(lambda: missing in page.evaluate(PANEL_STATE, "current")["metrics"], 30,
+                  "the uncached setting's message")
+            assert "not trained yet" in page.evaluate(PANEL_STATE, "current")["metrics"]
+            t = time.monotonic()
+            page.locator(".fdmer-train button, button.fdmer-train").first.click()
+            _wait(lambda: page.locator(".fdmer-train button, button.fdmer-train").first.is_disabled(),
+                  10, "the Train button to be disabled while training")
+            progress_seen = _wait(lambda: page.evaluate(
+                "() => { const b = document.querySelector('.fdmer-explorer .progress-bar');"
+                " return b && parseFloat(b.style.width) > 0 ? b.style.width : null; }"),
+                min(60, remaining()), "the progress bar to move", poll=0.1)
+            trained = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and missing in s["metrics"]
+                            and "test MAE" in s["metrics"] and _figures_show(s, missing) and s,
+                            min(90, remaining()), "the trained setting to be shown")
+            timings["train_uncached"] = time.monotonic() - t
+            assert progress_seen
+            assert "done" in page.locator(".fdmer-status").inner_text()
+            page.screenshot(path=str(ARTIFACTS / "explorer-trained.png"))
+        except BaseException:
+            with_page = locals().get("page")
+            if with_page is not None:
+                with_page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"))
+            raise
+        finally:
+            browser.close()
+    assert (lab["cache"] / "fast-emotion-seed0" / "beta=0_gamma=0" / "cell.json").is_file()
+    timings["total"] = time.monotonic() - test_start
+    (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=2))
+    print("browser timings (s):", {k: round(v, 2) for k, v in timings.items()})
