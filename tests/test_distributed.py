@@ -22,7 +22,9 @@ import pytest
 import torch
 
 from fdmer_lite.config import get_preset
-from fdmer_lite.distributed import DistributedTrainer, ShardedBatchSampler, init_process_group
+from fdmer_lite.ablations import BY_KEY
+from fdmer_lite.distributed import (DistributedTrainer, ShardedBatchSampler, has_unused_parameters,
+                                     init_process_group)
 from fdmer_lite.runner import DataSpec
 from fdmer_lite.train import Trainer
 
@@ -53,6 +55,16 @@ def test_sharded_batches_partition_the_one_process_batches():
         assert sorted(shards[0][k] + shards[1][k]) == batches[k]
 
 
+def test_unused_parameters_are_detected_without_touching_the_random_stream():
+    data = TINY.load()
+    full = Trainer(_config(), data)
+    state = torch.get_rng_state()
+    assert not has_unused_parameters(full)
+    assert torch.equal(state, torch.get_rng_state())
+    # without L_ami and L_ams nothing trains the discriminator: DDP must be told
+    assert has_unused_parameters(Trainer(BY_KEY["wo_ami_ams"].apply(_config()), data))
+
+
 def _compare(hist_a, hist_b):
     assert len(hist_a) == len(hist_b)
     for a, b in zip(hist_a, hist_b):
@@ -61,10 +73,11 @@ def _compare(hist_a, hist_b):
         assert b["valid"]["task"] == pytest.approx(a["valid"]["task"], rel=1e-5)
 
 
-def test_a_world_of_one_is_the_plain_trainer():
+@pytest.mark.parametrize("variant", ["full", "wo_ami_ams"])      # wo_ami_ams: unused parameters
+def test_a_world_of_one_is_the_plain_trainer(variant):
     import torch.distributed as dist
     data = TINY.load()
-    cfg = _config()
+    cfg = BY_KEY[variant].apply(_config())
     reference = Trainer(cfg, data).fit()
     init_process_group("gloo")
     try:
