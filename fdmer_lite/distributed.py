@@ -122,10 +122,15 @@ def gather_rows(x: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
     return torch.cat([p[:n] for p, n in zip(parts, sizes)], dim=0)        # (n_global, d)
 
 
-def has_unused_parameters(trainer: Trainer) -> bool:
-    """True when some parameters get no gradient from the objective (e.g. the discriminator
-    without L_ami and L_ams). One forward/backward on two training samples; RNG state restored.
-    DDP needs to know: ``find_unused_parameters`` costs a graph traversal every step."""
+def unused_parameters(trainer: Trainer) -> list[str]:
+    """Names of the parameters the objective gives no gradient (e.g. the discriminator without
+    L_ami and L_ams: it still runs in forward, but nothing in the loss uses its output). One
+    forward/backward on two training samples; the random stream is restored afterwards.
+
+    DDP must not wait for their gradients. ``find_unused_parameters`` does not help here (it
+    counts a module as used when its output is returned, even if the loss ignores it), so the
+    parameters are left out of DDP's synchronisation instead: their gradients stay None on every
+    rank, exactly as in one process (Adam then skips them, weight decay included)."""
     state = torch.get_rng_state()
     model, was_training = trainer.model, trainer.model.training
     model.train()
@@ -133,11 +138,11 @@ def has_unused_parameters(trainer: Trainer) -> bool:
     batch = ds.collate(list(range(min(2, len(ds))))).to(trainer.device)
     out = model(batch.features, batch.masks)
     loss = fdmer_objective(out, batch.label, trainer.config.loss, trainer.task)["all"]
-    params = [p for p in model.parameters() if p.requires_grad]
-    grads = torch.autograd.grad(loss, params, allow_unused=True)
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     model.train(was_training)
     torch.set_rng_state(state)
-    return any(g is None for g in grads)
+    return [n for (n, _), g in zip(named, grads) if g is None]
 
 
 # ------------------------------------------------------------------------------- trainer
@@ -163,8 +168,10 @@ class DistributedTrainer(Trainer):
         super().__init__(config.replace(train={"device": device, "num_workers": 0}), data)
         if self.rank > 0:                                     # own dropout stream per rank
             torch.manual_seed(config.train.seed + 7919 * self.rank)
-        self.ddp = DistributedDataParallel(self.model, device_ids=[local_rank] if on_cuda else None,
-                                           find_unused_parameters=has_unused_parameters(self))
+        self.unused = unused_parameters(self)
+        if self.unused:                                       # e.g. "discriminator.weight"
+            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.model, self.unused)
+        self.ddp = DistributedDataParallel(self.model, device_ids=[local_rank] if on_cuda else None)
         self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
 
     # -- data ---------------------------------------------------------------------------------
