@@ -15,8 +15,11 @@ On-disk layout (the *cache*)::
     <cache>/
       spec.json                       what every cell is trained on: preset, config overrides,
                                       data (make_benchmark arguments), projection sample size and
-                                      seed. A cache holds one spec; opening it with another is an
-                                      error, never a silent mix.
+                                      seed, and the fingerprint of the generated data (a hash of
+                                      every split's features and labels). A cache holds one spec;
+                                      opening it with another, or training a cell on data that
+                                      hash differently (the generator changed), is an error,
+                                      never a silent mix.
       beta=0.02_gamma=0.02/           one finished cell: complete, or absent
         config.json  history.json     written by train.run_experiment
         metrics.json model.pt
@@ -43,11 +46,13 @@ replaced by the project's run engine without touching the rest.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
 import os
 import secrets
 import shutil
+import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
@@ -253,7 +258,7 @@ class CellResult:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")   # unique per writer
     tmp.write_text(json.dumps(obj, indent=2, default=float))
     tmp.replace(path)
 
@@ -296,6 +301,8 @@ def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
 
 
 _DATA_MEMO: "OrderedDict[str, object]" = OrderedDict()
+_FINGERPRINTS: dict[int, str] = {}                 # id(data) -> fingerprint, for memoised data
+_SPEC_LOCK = threading.Lock()
 
 
 def _data_for(spec: SweepSpec):
@@ -304,8 +311,46 @@ def _data_for(spec: SweepSpec):
     if key not in _DATA_MEMO:
         _DATA_MEMO[key] = spec.make_data()
         while len(_DATA_MEMO) > 2:
-            _DATA_MEMO.popitem(last=False)
+            _, dropped = _DATA_MEMO.popitem(last=False)
+            _FINGERPRINTS.pop(id(dropped), None)
     return _DATA_MEMO[key]
+
+
+def data_fingerprint(data) -> str:
+    """sha256 of every split's labels and features (modality order fixed), first 16 hex digits."""
+    h = hashlib.sha256()
+    for name in sorted(data.splits):
+        split = data.splits[name]
+        h.update(f"{name}|{np.asarray(split.labels).dtype.str}".encode())
+        h.update(np.ascontiguousarray(split.labels).tobytes())
+        for m in sorted(split.features):
+            x = np.ascontiguousarray(split.features[m])
+            h.update(f"|{m}|{x.shape}|{x.dtype.str}".encode())
+            h.update(x.tobytes())
+    return h.hexdigest()[:16]
+
+
+class DataChanged(ValueError):
+    """The data a cell would train on differ from the data of the cache's other cells."""
+
+
+def _check_fingerprint(root: Path, data) -> str:
+    """Record the data's fingerprint in spec.json on the first cell; refuse different data later."""
+    with _SPEC_LOCK:
+        fingerprint = _FINGERPRINTS.get(id(data)) or data_fingerprint(data)
+        _FINGERPRINTS[id(data)] = fingerprint
+        spec_file = root / SPEC_FILE
+        content = json.loads(spec_file.read_text())
+        saved = content.get("data_fingerprint")
+        if saved is None:
+            content["data_fingerprint"] = fingerprint
+            _write_json(spec_file, content)
+        elif saved != fingerprint:
+            raise DataChanged(
+                f"{spec_file}: field 'data_fingerprint': the cells here were trained on data with "
+                f"fingerprint {saved}, but the same spec now generates data with fingerprint "
+                f"{fingerprint} (the generator changed). Use a new cache folder, or delete this one.")
+    return fingerprint
 
 
 def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
@@ -337,6 +382,7 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
         with torch_threads(threads):
             report(0, total, "preparing data")
             data = _data_for(spec)
+            fingerprint = _check_fingerprint(root, data)
             epochs = cfg.train.epochs
             trainer = _reporting_trainer(cfg, data, on_epoch=lambda e: report(e, total, f"trained epoch {e}/{epochs}"))
             report(0, total, f"training (epoch 1/{epochs})")
@@ -349,7 +395,8 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
                 _project_into(tmp, spec, method)
         info = {"beta": float(beta), "gamma": float(gamma), "name": name,
                 "seconds": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "train_seconds": metrics.get("train_seconds"), "fdmer_lite": __version__}
+                "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
+                "fdmer_lite": __version__}
         _write_json(tmp / CELL_FILE, info)
         try:
             tmp.rename(final)                                  # atomic publish

@@ -147,6 +147,22 @@ def test_fill_skips_finished_cells_and_restarts_interrupted_ones(tmp_path, count
     assert done["computed"] == [] and len(done["skipped"]) == 3 and count_fits == []
 
 
+def test_cells_trained_on_changed_data_are_refused(tmp_path):
+    cache = sw.SweepCache(tmp_path / "cache", TINY)
+    cache.fill([A], log=None)
+    spec_file = cache.root / "spec.json"
+    recorded = json.loads(spec_file.read_text())["data_fingerprint"]
+    assert recorded == sw.data_fingerprint(TINY.make_data())
+    assert json.loads((cache.root / sw.cell_name(*A) / "cell.json").read_text())["data_fingerprint"] == recorded
+    # Pretend the generator changed since A was trained: B must not join the cache.
+    content = json.loads(spec_file.read_text())
+    content["data_fingerprint"] = "0" * 16
+    spec_file.write_text(json.dumps(content))
+    with pytest.raises(sw.DataChanged, match="data_fingerprint"):
+        cache.compute(*B)
+    assert not cache.has(*B) and not list(cache.root.glob(".partial-*"))
+
+
 def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(sw, "default_spec", lambda **kwargs: TINY)
     argv = ["sweep", "--dataset", "synthetic", "--beta", "0,0.02", "--gamma", "0.02",
