@@ -94,10 +94,11 @@ def main() -> None:
     print(f"after: {after}")
     timings = ROOT / "test-artifacts" / "browser-timings.json"
     if timings.is_file():
-        t = json.loads(timings.read_text())
+        t = {k: float("nan") for k in ("cached_update", "train_uncached", "total")}
+        t.update(json.loads(timings.read_text()))
         print(f"browser (from the last tests/test_browser.py run): slider key press -> metrics and all "
-              f"three figures redrawn {t.get('cached_update', float('nan')):.2f} s; Train click -> trained "
-              f"setting shown {t.get('train_uncached', float('nan')):.1f} s; whole test {t.get('total', float('nan')):.0f} s")
+              f"three figures redrawn {t['cached_update']:.2f} s; Train click -> trained setting shown "
+              f"{t['train_uncached']:.1f} s; whole test {t['total']:.0f} s")
 
 
 if __name__ == "__main__":

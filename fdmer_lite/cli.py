@@ -63,7 +63,8 @@ def build_parser() -> argparse.ArgumentParser:
     sweep.add_argument("--kind", default="emotion", choices=["emotion", "humor"])
     sweep.add_argument("--seed", type=int, default=0)
     sweep.add_argument("--fast", action="store_true", help="fast preset on small data (also FDMER_LITE_FAST=1)")
-    sweep.add_argument("--cache", default=None, help="cache folder (default: $FDMER_LITE_SWEEP_CACHE or runs/sweep, then <preset>-<kind>-seed<S>)")
+    sweep.add_argument("--cache", default=None,
+                       help="cache folder (default: <$FDMER_LITE_SWEEP_CACHE or runs/sweep>/<preset>-<kind>-seed<S>)")
     sweep.add_argument("--projections", default="tsne", help="2-D projections to store: tsne,umap,pca")
     sweep.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
     sweep.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")

@@ -158,8 +158,9 @@ class BetaGammaExplorer:
         self.last_error: BaseException | None = None
         self.train_calls = 0                                    # training jobs started
         self._build(method)
+        self._quiet = False                                     # True while select() moves both sliders
         b0, g0 = start if start is not None else self.reference
-        self.beta_slider.value, self.gamma_slider.value = float(b0), float(g0)
+        self.select(b0, g0, render=False)
         self.refresh()
 
     # -- construction ---------------------------------------------------------------------------
@@ -221,13 +222,17 @@ class BetaGammaExplorer:
     def busy(self) -> bool:
         return self._job is not None and self._job.is_alive()
 
-    def select(self, beta: float | None = None, gamma: float | None = None) -> None:
-        """Move the sliders (to values they offer)."""
-        with self.beta_slider.hold_trait_notifications(), self.gamma_slider.hold_trait_notifications():
-            if beta is not None:
-                self.beta_slider.value = self._option(self.betas, beta)
-            if gamma is not None:
-                self.gamma_slider.value = self._option(self.gammas, gamma)
+    def select(self, beta: float | None = None, gamma: float | None = None, *, render: bool = True) -> None:
+        """Move the sliders (to values they offer); the panel is redrawn once, for both."""
+        new_beta = self.beta_slider.value if beta is None else self._option(self.betas, beta)
+        new_gamma = self.gamma_slider.value if gamma is None else self._option(self.gammas, gamma)
+        self._quiet = True
+        try:
+            self.beta_slider.value, self.gamma_slider.value = new_beta, new_gamma
+        finally:
+            self._quiet = False
+        if render:
+            self._on_setting()
 
     @staticmethod
     def _option(values, x) -> float:
@@ -245,6 +250,8 @@ class BetaGammaExplorer:
 
     # -- rendering ------------------------------------------------------------------------------
     def _on_setting(self, change=None) -> None:
+        if self._quiet:
+            return
         start = time.perf_counter()
         b, g = self.setting
         state = self._render(self.current, b, g)
