@@ -63,6 +63,7 @@ cells = sweep.cross(values, values, center=sweep.PAPER_SETTING)
 print("slider values:", [sweep.format_value(v) for v in values])
 print("settings to have:", [sweep.cell_name(b, g) for b, g in cells])
 result = cache.fill(cells)
+assert not result["failed"] and all(cache.has(b, g) for b, g in cells)
 
 # %% [markdown]
 # ## 9.2 The explorer
@@ -130,6 +131,7 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting]))
 
 # %%
 explorer.select(*sweep.PAPER_SETTING)
+assert explorer.setting == sweep.PAPER_SETTING and explorer.train_calls == 0   # the tour trained nothing
 print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cache.has(*explorer.setting))
 
 # %% [markdown]
