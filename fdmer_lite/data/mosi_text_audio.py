@@ -194,21 +194,17 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
 
     oov = Counter(w for toks in tokens for w in toks if w not in vocab)
     text = np.zeros((len(rows), seq_len, GLOVE_WIDTH), np.float32)          # (N, L, 50)
+    known_mask = np.zeros((len(rows), seq_len), bool)                         # (N, L) GloVe knows it
     for i, toks in enumerate(tokens):
-        idx = [vocab.get(w, -1) for w in toks[:seq_len]]
-        known = np.array([j >= 0 for j in idx])
-        if known.any():
-            rows_known = np.array(idx)[known]
-            text[i, np.flatnonzero(known)] = vectors[rows_known]
+        idx = np.array([vocab.get(w, -1) for w in toks[:seq_len]])
+        known_mask[i, :len(idx)] = idx >= 0
+        text[i, np.flatnonzero(idx >= 0)] = vectors[idx[idx >= 0]]
     lengths = np.minimum(n_tok, seq_len).astype(np.int64)
 
     split_of = np.array([r["split"] for r in rows])
     train = split_of == "train"
     # GloVe dimensions, standardised over the training split's known tokens; unknown tokens and
     # padding stay 0, which after standardising is the mean training word.
-    known_mask = np.zeros(text.shape[:2], bool)                               # (N, L)
-    for i, toks in enumerate(tokens):
-        known_mask[i, :min(len(toks), seq_len)] = [w in vocab for w in toks[:seq_len]]
     train_tokens = text[train][known_mask[train]]                             # (tokens, 50)
     t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
     if standardise_text:
