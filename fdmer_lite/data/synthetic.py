@@ -1,0 +1,500 @@
+"""The known-factor benchmark: generated multimodal data whose causes are known.
+
+Why generated data? FDMER (Yang et al., ACM MM 2022, Sec. 3) claims to split each modality's
+representation into a *common* part C_m (what the text, audio and video of a clip share) and a
+*private* part P_m (what only that modality carries). On CMU-MOSI nobody knows what the shared
+and private factors of a clip are, so the claim can only be judged indirectly (better accuracy,
+nicer t-SNE pictures). Here we *choose* the factors, so it can be measured:
+
+* every sample has a shared latent ``s`` (``shared_dim`` numbers) and one private latent ``z_m``
+  per modality m in {t, a, v} (``private_dim`` numbers each), all standard normal;
+* each modality shows ``[s; z_m]`` through its own random nonlinear map
+  ``h_m = tanh(W1_m [s; z_m] + b1_m)`` (``hidden`` units), played as a short "gesture" during a
+  random time window: at window position r in (0, 1) the frame is
+  ``W2_m h_m + motion * sqrt(2) cos(pi r) V2_m h_m``. Outside the window the frame carries no
+  information about the latents at all. The cosine part averages to zero over the window, so a
+  model that only looks at time averages cannot see it;
+* every frame also gets *nuisance* (a smooth random process through its own random map: think
+  head movement or background noise, unrelated to the label) and white Gaussian noise;
+* finally each modality gets its own offset and scale (the "distribution gap" between modalities
+  that FDMER's common space has to close);
+* the label adds a function ``g`` of ``s`` and of each ``z_m``::
+
+      f = label_std * (w_s g(s) + w_t g(z_t) + w_a g(z_a) + w_v g(z_v)) / sqrt(w_s^2 + sum w_m^2)
+      g(u) = sqrt(1 - nonlinearity) u_0
+             + sqrt(nonlinearity / 2) (u_1 u_2 + (u_3^2 - 1) / sqrt(2))
+
+  ``g`` has mean 0 and variance 1 and its three terms are uncorrelated, so ``w_s^2 / (w_s^2 +
+  sum w_m^2)`` is exactly the share of the label variance that comes from the shared latent.
+  Regression labels are ``y = clip(f + eps, -3, 3)`` with ``eps ~ N(0, label_noise^2)`` (MOSI's
+  range); classification labels are ``1[f + eps > 0]`` ("humor-like" binary).
+
+Two kinds of label: ``"emotion"`` (private-dominant: 80 % of the label variance comes from the
+``z_m``) and ``"humor"`` (common-dominant: 80 % from ``s``). With the same seeds both kinds share
+the *same* features and latents; only the labels differ, so a learner can watch FDMER's fusion
+attention move from the private tokens to the common token.
+
+Ground truth is returned with the data: each split's ``extras`` hold the latents ``s``, ``z_t``,
+``z_a``, ``z_v``, the noise-free label ``clean`` (= f, unclipped) and its parts ``clean_s``,
+``clean_t``, ``clean_a``, ``clean_v`` (they sum to ``clean``), and each modality's window
+``window_m`` = [start, stop). ``data.info["bayes_mae"]`` is the **Bayes floor**: the test MAE of
+the ideal predictor that knows the latents, ``clip(f, -3, 3)`` (the median of y given the
+latents, hence MAE-optimal). No model can beat it on average; how close a model gets is a real
+score. For classification ``data.info["bayes_acc"]`` is the accuracy of ``1[f > 0]``.
+
+Two seeds: ``world_seed`` draws the *world* (the random maps, offsets and scales; the rules) and
+``seed`` draws the *samples* (latents, windows, nuisance, noise). Different ``seed`` values are
+fresh samples from the same world, so a model trained on one seed is meaningfully tested on
+another; different ``world_seed`` values are different worlds. Each split has its own sample
+stream, so changing ``n_train`` leaves the valid and test samples unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+
+from ..config import MODALITIES
+from .base import SPLITS, MultimodalData, Split
+
+WIDTHS = {
+    "glove": {"t": 300, "a": 74, "v": 47},    # CMU-MOSI: GloVe 300, COVAREP 74, Facet 47
+    "bert": {"t": 768, "a": 5, "v": 20},      # CMU-MOSI in MMSA's BERT files
+}
+
+KINDS = ("emotion", "humor")
+
+# The kinds differ only in how the label weighs the shared and the private latents.
+# Shared share of the label variance = shared_weight^2 / (shared_weight^2 + private_weight^2).
+KIND_WEIGHTS = {
+    "emotion": {"shared_weight": 0.5, "private_weight": 1.0},   # 20 % shared, 80 % private
+    "humor": {"shared_weight": 1.0, "private_weight": 0.5},     # 80 % shared, 20 % private
+}
+
+DEFAULT_SIZES = {"n_train": 2000, "n_valid": 500, "n_test": 1000}
+
+
+def _check_positive(name, value, allow_zero=False):
+    ok = value >= 0 if allow_zero else value > 0
+    if not ok:
+        raise ValueError(f"{name} must be {'>= 0' if allow_zero else '> 0'}, got {value!r}")
+
+
+def _resolve_widths(widths) -> dict[str, int]:
+    if isinstance(widths, str):
+        if widths not in WIDTHS:
+            raise ValueError(f"widths must be one of {sorted(WIDTHS)} or a dict, got {widths!r}")
+        return dict(WIDTHS[widths])
+    if isinstance(widths, Mapping):
+        if set(widths) != set(MODALITIES):
+            raise ValueError(f"widths dict needs exactly the keys {MODALITIES}, got {sorted(widths)}")
+        out = {m: int(widths[m]) for m in MODALITIES}
+        for m, d in out.items():
+            _check_positive(f"widths[{m!r}]", d)
+        return out
+    raise ValueError(f"widths must be 'glove', 'bert' or a dict, got {widths!r}")
+
+
+def _resolve_private_weights(private_weight) -> dict[str, float]:
+    """A float is the total private weight, split equally; a dict gives each modality's weight."""
+    if isinstance(private_weight, Mapping):
+        if set(private_weight) != set(MODALITIES):
+            raise ValueError(f"private_weight dict needs the keys {MODALITIES}, got {sorted(private_weight)}")
+        return {m: float(private_weight[m]) for m in MODALITIES}
+    return {m: float(private_weight) / math.sqrt(len(MODALITIES)) for m in MODALITIES}
+
+
+def label_part(u: np.ndarray, nonlinearity: float) -> np.ndarray:
+    """g(u): mean 0, variance 1 for u ~ N(0, I); uses the first four coordinates.
+
+    ``u``: (N, >= 4) -> (N,). A linear term, a product and a centred square, pairwise
+    uncorrelated, each of variance 1; the share of variance that is *not* linear is
+    ``nonlinearity``. (Smooth on purpose: an MLP learns products and squares from a few thousand
+    samples, while a kink such as |u| costs it noticeably more data.)
+    """
+    lin = u[:, 0]
+    prod = u[:, 1] * u[:, 2]                                     # var 1
+    square = (u[:, 3] ** 2 - 1.0) / math.sqrt(2.0)               # var 1 (E u^4 = 3)
+    return math.sqrt(1 - nonlinearity) * lin + math.sqrt(nonlinearity / 2) * (prod + square)
+
+
+def _make_world(widths, world_seed, shared_dim, private_dim, hidden, map_gain, motion,
+                nuisance_dim, offset, scale_gap):
+    """The random rules of one world: per-modality maps, nuisance maps, offsets and scales.
+
+    Each modality has its own seed stream, so e.g. the text map does not change when the audio
+    width does.
+    """
+    order = np.random.default_rng([world_seed, 999]).permutation(len(MODALITIES))
+    levels = np.linspace(-1.0, 1.0, len(MODALITIES))[order]      # distinct offset levels
+    scales = scale_gap ** np.linspace(-0.5, 0.5, len(MODALITIES))[order[::-1]]  # distinct scales
+    world = {}
+    k_in = shared_dim + private_dim
+    for i, m in enumerate(MODALITIES):
+        rng = np.random.default_rng([world_seed, i])
+        d = widths[m]
+        world[m] = {
+            "W1": rng.normal(0, map_gain / math.sqrt(k_in), (k_in, hidden)),      # (k_in, H)
+            "b1": rng.normal(0, 0.5, hidden),                                     # (H,)
+            "W2": rng.normal(0, 1 / math.sqrt(hidden), (hidden, d)),              # (H, d)
+            "V2": rng.normal(0, motion / math.sqrt(hidden), (hidden, d)),         # (H, d)
+            "N": rng.normal(0, 1 / math.sqrt(nuisance_dim), (nuisance_dim, d)),   # (k_n, d)
+            "offset": offset * (levels[i] + 0.5 * rng.normal(0, 1, d)),           # (d,)
+            "scale": float(scales[i]),
+        }
+    return world
+
+
+def _smooth_process(rng, n, length, dim, timescale):
+    """Stationary AR(1) process with unit variance and correlation exp(-1/timescale) per step."""
+    rho = math.exp(-1.0 / timescale) if timescale > 0 else 0.0
+    out = np.empty((n, length, dim), dtype=np.float32)                   # (N, L, k_n)
+    out[:, 0] = rng.standard_normal((n, dim), dtype=np.float32)
+    innov = rng.standard_normal((n, length, dim), dtype=np.float32) * math.sqrt(1 - rho * rho)
+    for t in range(1, length):
+        out[:, t] = rho * out[:, t - 1] + innov[:, t]
+    return out
+
+
+def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weights,
+                label_std, label_noise, nonlinearity, feature_noise, window, nuisance,
+                nuisance_dim, nuisance_timescale, task):
+    # The big white-noise arrays come from torch's generator (about 3x faster than numpy's),
+    # seeded from this split's numpy stream, so everything still follows from ``seed``.
+    noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
+    s = rng.standard_normal((n, shared_dim))                                      # (N, ds)
+    z = {m: rng.standard_normal((n, private_dim)) for m in MODALITIES}            # m -> (N, dz)
+
+    # The label: additive over the latent groups (each part computable inside one modality).
+    norm = math.sqrt(weights["s"] ** 2 + sum(weights[m] ** 2 for m in MODALITIES))
+    parts = {"s": label_std * weights["s"] / norm * label_part(s, nonlinearity)}
+    for m in MODALITIES:
+        parts[m] = label_std * weights[m] / norm * label_part(z[m], nonlinearity)
+    clean = parts["s"] + sum(parts[m] for m in MODALITIES)                        # (N,)
+    noisy = clean + label_noise * rng.standard_normal(n)
+    if task == "regression":
+        labels = np.clip(noisy, -3.0, 3.0).astype(np.float32)
+    else:
+        labels = (noisy > 0).astype(np.int64)
+
+    features, extras = {}, {"s": s.astype(np.float32)}
+    steps = np.arange(seq_len)[None, :]                                           # (1, L)
+    lo_frac, hi_frac = window
+    for m in MODALITIES:
+        w = world[m]
+        d = w["W2"].shape[1]
+        h = np.tanh(np.concatenate([s, z[m]], axis=1) @ w["W1"] + w["b1"])         # (N, H)
+        pose = (h @ w["W2"]).astype(np.float32)                                   # (N, d)
+        move = (h @ w["V2"]).astype(np.float32)                                   # (N, d)
+
+        lo = max(1, int(round(lo_frac * seq_len)))
+        hi = max(lo, int(round(hi_frac * seq_len)))
+        win_len = rng.integers(lo, hi + 1, n)                                     # (N,)
+        start = rng.integers(0, seq_len - win_len + 1)                            # (N,)
+        inside = (steps >= start[:, None]) & (steps < (start + win_len)[:, None])  # (N, L)
+        r = (steps - start[:, None] + 0.5) / win_len[:, None]                     # (N, L) in (0,1) inside
+        env_pose = inside.astype(np.float32)                                      # (N, L)
+        env_move = np.where(inside, math.sqrt(2) * np.cos(math.pi * r), 0.0).astype(np.float32)
+
+        # Each frame is a mixture of a few rows: [pose, motion, nuisance rows..., offset].
+        # One batched matmul builds the whole array (fast, and no large temporaries).
+        proc = _smooth_process(rng, n, seq_len, nuisance_dim, nuisance_timescale)  # (N, L, k_n)
+        mix = np.concatenate([env_pose[:, :, None], env_move[:, :, None], proc,
+                              np.ones((n, seq_len, 1), np.float32)], axis=2)       # (N, L, 3 + k_n)
+        shared_rows = np.concatenate([nuisance * w["N"], w["offset"][None] / w["scale"]])  # (k_n + 1, d)
+        rows = np.concatenate([pose[:, None], move[:, None],
+                               np.broadcast_to(shared_rows, (n, *shared_rows.shape))], axis=1)
+        rows = (w["scale"] * rows).astype(np.float32)                             # (N, 3 + k_n, d)
+        x = torch.randn((n, seq_len, d), generator=noise_gen)                     # (N, L, d)
+        x.mul_(w["scale"] * feature_noise)
+        x.baddbmm_(torch.from_numpy(mix), torch.from_numpy(rows))                 # += mix @ rows
+        x = x.numpy()
+        features[m] = x
+        extras[f"z_{m}"] = z[m].astype(np.float32)
+        extras[f"window_{m}"] = np.stack([start, start + win_len], axis=1).astype(np.int64)  # (N, 2)
+
+    extras["clean"] = clean.astype(np.float32)
+    for key, part in parts.items():
+        extras[f"clean_{key}"] = part.astype(np.float32)
+    ids = [f"syn_{name}_{i:05d}" for i in range(n)]
+    return Split(features=features, labels=labels, ids=ids, extras=extras)
+
+
+def make_benchmark(
+    kind: str = "emotion",
+    *,
+    task: str = "regression",
+    n_train: int = DEFAULT_SIZES["n_train"],
+    n_valid: int = DEFAULT_SIZES["n_valid"],
+    n_test: int = DEFAULT_SIZES["n_test"],
+    seq_len: int = 50,
+    widths: str | Mapping[str, int] = "glove",
+    seed: int = 0,
+    world_seed: int = 0,
+    shared_weight: float | None = None,
+    private_weight: float | Mapping[str, float] | None = None,
+    shared_dim: int = 4,
+    private_dim: int = 4,
+    nonlinearity: float = 0.5,
+    label_std: float = 1.5,
+    label_noise: float = 0.45,
+    hidden: int = 16,
+    map_gain: float = 1.5,
+    motion: float = 0.7,
+    feature_noise: float = 0.5,
+    window: tuple[float, float] = (0.4, 1.0),
+    nuisance: float = 1.0,
+    nuisance_dim: int = 3,
+    nuisance_timescale: float = 5.0,
+    offset: float = 2.0,
+    scale_gap: float = 4.0,
+) -> MultimodalData:
+    """Generate the known-factor benchmark (see the module docstring for the recipe).
+
+    Args:
+        kind: ``"emotion"`` (label mostly from the private latents) or ``"humor"`` (mostly from
+            the shared latent). Sets the defaults of ``shared_weight`` / ``private_weight``.
+        task: ``"regression"`` (labels in [-3, 3]) or ``"classification"`` (labels in {0, 1}).
+        n_train, n_valid, n_test: split sizes (each split has its own random stream).
+        seq_len: length L of every sequence (all steps valid; no padding).
+        widths: ``"glove"`` (300/74/47), ``"bert"`` (768/5/20) or a dict ``{"t": .., "a": .., "v": ..}``.
+        seed: draws the samples. world_seed: draws the random maps, offsets and scales.
+        shared_weight: weight w_s of g(s) in the label (default by kind: emotion 0.5, humor 1.0).
+        private_weight: a float is the total weight of the private parts, split equally
+            (w_m = private_weight / sqrt(3)); a dict sets each w_m (default: emotion 1.0, humor 0.5).
+        shared_dim, private_dim: sizes of s and of each z_m (>= 4: g uses four coordinates; any
+            extra coordinates shape the features but not the label).
+        nonlinearity: share of g's variance that is not linear in the latents (0 = linear label).
+        label_std: standard deviation of the clean label f (MOSI labels have std about 1.5).
+        label_noise: standard deviation of the label noise eps (sets the Bayes floor).
+        hidden: width H of each modality's random map tanh(W1 [s; z_m] + b1).
+        map_gain: standard deviation of W1's pre-activations (larger = more saturated tanh).
+        motion: strength of the time-varying part of the gesture (invisible to time averages).
+        feature_noise: standard deviation of the white noise on every feature.
+        window: (min, max) fraction of ``seq_len`` covered by each modality's expression window.
+        nuisance: strength of the smooth label-free nuisance process; nuisance_dim its dimension;
+            nuisance_timescale its correlation time in steps.
+        offset: size of the per-modality offsets (levels -offset, 0, +offset, plus per-feature
+            jitter of offset/2). scale_gap: ratio between the largest and the smallest
+            per-modality scale.
+
+    Returns:
+        A :class:`MultimodalData` named ``synthetic-<kind>``; ``info`` holds the Bayes floor
+        (``bayes_mae`` or ``bayes_acc``), ``label_shares``, ``kind``, the seeds and every knob.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
+    if task not in ("regression", "classification"):
+        raise ValueError(f"task must be 'regression' or 'classification', got {task!r}")
+    for name, value in (("n_train", n_train), ("n_valid", n_valid), ("n_test", n_test),
+                        ("seq_len", seq_len), ("hidden", hidden), ("nuisance_dim", nuisance_dim)):
+        _check_positive(name, value)
+    if shared_dim < 4 or private_dim < 4:
+        raise ValueError(f"shared_dim and private_dim must be >= 4 (g uses four coordinates), "
+                         f"got {shared_dim} and {private_dim}")
+    if not 0.0 <= nonlinearity <= 1.0:
+        raise ValueError(f"nonlinearity must be in [0, 1], got {nonlinearity!r}")
+    lo_frac, hi_frac = window
+    if not 0.0 < lo_frac <= hi_frac <= 1.0:
+        raise ValueError(f"window must be (min, max) with 0 < min <= max <= 1, got {window!r}")
+    for name, value in (("label_std", label_std), ("label_noise", label_noise),
+                        ("feature_noise", feature_noise), ("nuisance", nuisance),
+                        ("offset", offset), ("motion", motion), ("map_gain", map_gain),
+                        ("nuisance_timescale", nuisance_timescale)):
+        _check_positive(name, value, allow_zero=True)
+    _check_positive("scale_gap", scale_gap)
+
+    widths_d = _resolve_widths(widths)
+    defaults = KIND_WEIGHTS[kind]
+    shared_weight = defaults["shared_weight"] if shared_weight is None else float(shared_weight)
+    private_weight = defaults["private_weight"] if private_weight is None else private_weight
+    weights = {"s": shared_weight, **_resolve_private_weights(private_weight)}
+    total = sum(w * w for w in weights.values())
+    if total <= 0:
+        raise ValueError("shared_weight and private_weight cannot all be zero")
+    shares = {k: w * w / total for k, w in weights.items()}   # exact variance shares of f
+
+    world = _make_world(widths_d, world_seed, shared_dim, private_dim, hidden, map_gain, motion,
+                        nuisance_dim, offset, scale_gap)
+    sizes = {"train": n_train, "valid": n_valid, "test": n_test}
+    splits = {}
+    for i, name in enumerate(SPLITS):
+        rng = np.random.default_rng([seed, 1000 + i])     # one stream per split
+        splits[name] = _make_split(
+            name, sizes[name], rng, world, seq_len=seq_len, shared_dim=shared_dim,
+            private_dim=private_dim, weights=weights, label_std=label_std,
+            label_noise=label_noise, nonlinearity=nonlinearity, feature_noise=feature_noise,
+            window=window, nuisance=nuisance, nuisance_dim=nuisance_dim,
+            nuisance_timescale=nuisance_timescale, task=task)
+
+    test = splits["test"]
+    knobs = dict(shared_weight=shared_weight,
+                 private_weight=dict(private_weight) if isinstance(private_weight, Mapping)
+                 else private_weight,
+                 shared_dim=shared_dim, private_dim=private_dim, nonlinearity=nonlinearity,
+                 label_std=label_std, label_noise=label_noise, hidden=hidden, map_gain=map_gain,
+                 motion=motion, feature_noise=feature_noise, window=tuple(window),
+                 nuisance=nuisance, nuisance_dim=nuisance_dim,
+                 nuisance_timescale=nuisance_timescale, offset=offset, scale_gap=scale_gap)
+    info = {"kind": kind, "seed": seed, "world_seed": world_seed, "widths": widths_d,
+            "seq_len": seq_len, "label_shares": shares, "knobs": knobs,
+            "modality_scales": {m: world[m]["scale"] for m in MODALITIES}}
+    if task == "regression":
+        ideal = np.clip(test.extras["clean"], -3.0, 3.0)
+        info["bayes_mae"] = float(np.mean(np.abs(test.labels - ideal)))
+    else:
+        ideal = (test.extras["clean"] > 0).astype(np.int64)
+        info["bayes_acc"] = float(np.mean(ideal == test.labels))
+    source = f"<synthetic kind={kind} task={task} seed={seed} world_seed={world_seed}>"
+    return MultimodalData(name=f"synthetic-{kind}", task=task, splits=splits,
+                          n_classes=2 if task == "classification" else 0, info=info, source=source)
+
+
+def time_average(split: Split) -> np.ndarray:
+    """Concatenate every modality's mean over its valid steps: (N, sum of widths)."""
+    cols = []
+    for m in MODALITIES:
+        if m not in split.features:
+            continue
+        x = split.features[m]                                                    # (N, L, d)
+        if m in split.lengths:
+            valid = np.arange(x.shape[1])[None, :] < split.lengths[m][:, None]   # (N, L)
+            cols.append((x * valid[:, :, None]).sum(1) / split.lengths[m][:, None])
+        else:
+            cols.append(x.mean(axis=1))
+    return np.concatenate(cols, axis=1).astype(np.float64)
+
+
+def baselines(data: MultimodalData) -> dict:
+    """Reference scores on the test split, to read a trained model's score against.
+
+    Regression: ``bayes_mae`` (when the data carry it), ``mean_mae`` (always predict the training
+    mean), ``ridge_mae`` (RidgeCV on standardised time-averaged raw features of all modalities,
+    fit on train). Classification: ``bayes_acc``, ``majority_acc`` and ``ridge_acc`` (logistic
+    regression on the same features).
+    """
+    from sklearn.linear_model import LogisticRegression, RidgeCV
+    from sklearn.model_selection import GridSearchCV
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    train, test = data.splits["train"], data.splits["test"]
+    x_tr, x_te = time_average(train), time_average(test)
+    out = {}
+    if data.task == "regression":
+        y_tr, y_te = train.labels.astype(np.float64), test.labels.astype(np.float64)
+        if "bayes_mae" in data.info:
+            out["bayes_mae"] = float(data.info["bayes_mae"])
+        out["mean_mae"] = float(np.mean(np.abs(y_te - y_tr.mean())))
+        ridge = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-2, 4, 13)))
+        ridge.fit(x_tr, y_tr)
+        out["ridge_mae"] = float(np.mean(np.abs(y_te - ridge.predict(x_te))))
+    else:
+        y_tr, y_te = train.labels, test.labels
+        if "bayes_acc" in data.info:
+            out["bayes_acc"] = float(data.info["bayes_acc"])
+        majority = np.bincount(y_tr).argmax()
+        out["majority_acc"] = float(np.mean(y_te == majority))
+        logreg = make_pipeline(StandardScaler(), GridSearchCV(
+            LogisticRegression(solver="newton-cholesky", max_iter=200),
+            {"C": np.logspace(-3, 1, 5).tolist()}, cv=3))
+        logreg.fit(x_tr, y_tr)
+        out["ridge_acc"] = float(np.mean(logreg.predict(x_te) == y_te))
+    return out
+
+
+def _mlp_mae(x_tr, y_tr, x_va, y_va, x_te, y_te, *, hidden=128, epochs=80, seed=0):
+    """Test MAE of a two-hidden-layer torch MLP (standardised inputs, MSE, AdamW with a cosine
+    schedule), keeping the epoch that is best on the validation split."""
+    gen = torch.Generator().manual_seed(seed)
+    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-8
+    to_t = lambda a: torch.as_tensor((a - mu) / sd, dtype=torch.float32)  # noqa: E731
+    xt, xv, xe = to_t(x_tr), to_t(x_va), to_t(x_te)                        # (N, k)
+    yt = torch.as_tensor(y_tr, dtype=torch.float32)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        net = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], hidden), torch.nn.SiLU(),
+                                  torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
+                                  torch.nn.Linear(hidden, 1))
+    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
+    best_valid, best_test = float("inf"), float("nan")
+    for _ in range(epochs):
+        perm = torch.randperm(len(xt), generator=gen)
+        for i in range(0, len(xt), 64):
+            b = perm[i:i + 64]
+            loss = torch.nn.functional.mse_loss(net(xt[b]).squeeze(-1), yt[b])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        sched.step()
+        with torch.no_grad():
+            valid = float(np.mean(np.abs(y_va - net(xv).squeeze(-1).numpy())))
+            if valid < best_valid:
+                best_valid = valid
+                best_test = float(np.mean(np.abs(y_te - net(xe).squeeze(-1).numpy())))
+    return best_test
+
+
+def oracle_checks(data: MultimodalData, epochs: int = 80) -> dict:
+    """Learnability checks for a regression benchmark (tens of seconds on a CPU).
+
+    ``mlp_latent_mae``: an MLP fit on the true latents [s, z_t, z_a, z_v] should come close to
+    the Bayes floor (the label's nonlinearity is learnable from this many samples).
+    ``mlp_avg_mae``: an MLP on the time-averaged raw features should beat ridge (the features
+    hold nonlinear information that a linear readout misses) but stay well above the floor
+    (time averages lose the window and the motion).
+    """
+    sp = [data.splits[k] for k in SPLITS]
+    lat = lambda p: np.concatenate([p.extras[k] for k in ("s", "z_t", "z_a", "z_v")], 1)  # noqa: E731
+    ys = [p.labels.astype(np.float64) for p in sp]
+    args_lat = [a for p, y in zip(sp, ys) for a in (lat(p), y)]
+    args_avg = [a for p, y in zip(sp, ys) for a in (time_average(p), y)]
+    return {"mlp_latent_mae": _mlp_mae(*args_lat, epochs=epochs),
+            "mlp_avg_mae": _mlp_mae(*args_avg, epochs=epochs)}
+
+
+FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
+
+
+def load(path=None, *, kind: str = "emotion", seed: int = 0, fast: bool = False, **knobs) -> MultimodalData:
+    """Entry point for ``load_dataset("synthetic")`` / ``fdmer-lite train --dataset synthetic``.
+
+    ``path`` must be None (the benchmark is generated, nothing is read); ``fast`` uses the small
+    FAST-mode sizes unless sizes are given in ``knobs``.
+    """
+    if path is not None:
+        from .base import DataError
+        raise DataError(str(path), "--data", "no path: the synthetic benchmark is generated")
+    sizes = dict(FAST_SIZES) if fast else {}
+    sizes.update(knobs)
+    return make_benchmark(kind, seed=seed, **sizes)
+
+
+if __name__ == "__main__":
+    for kind in KINDS:
+        t0 = time.perf_counter()
+        data = make_benchmark(kind)
+        seconds = time.perf_counter() - t0
+        print(data.summary())
+        shares = data.info["label_shares"]
+        print(f"  label variance shares: s {shares['s']:.2f}, private "
+              f"{shares['t'] + shares['a'] + shares['v']:.2f}; generated in {seconds:.2f} s")
+        b = baselines(data)
+        o = oracle_checks(data)
+        bayes = b["bayes_mae"]
+        print(f"  bayes_mae {bayes:.3f} | mean_mae {b['mean_mae']:.3f} "
+              f"(bayes <= mean/3: {bayes <= b['mean_mae'] / 3}) | ridge_mae {b['ridge_mae']:.3f} "
+              f"({b['ridge_mae'] / bayes:.2f} x bayes; target >= 2)")
+        print(f"  MLP on true latents {o['mlp_latent_mae']:.3f} ({o['mlp_latent_mae'] / bayes:.2f} x bayes;"
+              f" target <= 1.1) | MLP on time averages {o['mlp_avg_mae']:.3f} "
+              f"({o['mlp_avg_mae'] / bayes:.2f} x bayes)")
+        c = make_benchmark(kind, task="classification")
+        bc = baselines(c)
+        print(f"  classification: bayes_acc {bc['bayes_acc']:.3f} | majority_acc "
+              f"{bc['majority_acc']:.3f} | logistic {bc['ridge_acc']:.3f}\n")
+
