@@ -201,6 +201,13 @@ PANEL_STATE = """(role) => {
 }"""
 
 
+PROGRESS_STATE = """() => {
+  const bar = document.querySelector('.fdmer-explorer .progress-bar');
+  const button = document.querySelector('button.fdmer-train');
+  return [bar ? parseFloat(bar.style.width) || 0 : 0, button ? button.disabled : null];
+}"""
+
+
 def _wait(predicate, timeout: float, what: str, poll: float = 0.25):
     deadline = time.monotonic() + timeout
     last = None
@@ -227,6 +234,7 @@ def test_explorer_in_jupyterlab(chromium, lab):
     timings = {}
     with sync_playwright() as pw:
         browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS, headless=True)
+        page = None
         try:
             page = browser.new_page(viewport={"width": 1500, "height": 1900})
             page.set_default_timeout(60_000)
@@ -278,24 +286,27 @@ def test_explorer_in_jupyterlab(chromium, lab):
                   "the uncached setting's message")
             assert "not trained yet" in page.evaluate(PANEL_STATE, "current")["metrics"]
             t = time.monotonic()
-            page.locator(".fdmer-train button, button.fdmer-train").first.click()
-            _wait(lambda: page.locator(".fdmer-train button, button.fdmer-train").first.is_disabled(),
-                  10, "the Train button to be disabled while training")
-            progress_seen = _wait(lambda: page.evaluate(
-                "() => { const b = document.querySelector('.fdmer-explorer .progress-bar');"
-                " return b && parseFloat(b.style.width) > 0 ? b.style.width : null; }"),
-                min(60, remaining()), "the progress bar to move", poll=0.1)
-            trained = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and missing in s["metrics"]
-                            and "test MAE" in s["metrics"] and _figures_show(s, missing) and s,
-                            min(90, remaining()), "the trained setting to be shown")
+            page.locator("button.fdmer-train").click()
+            _wait(lambda: page.locator("button.fdmer-train").is_disabled(), 10,
+                  "the Train button to be disabled while training")
+            # Sample the progress bar while the job runs: it must move *during* training (the
+            # widget is updated from the training thread), not only jump to full at the end.
+            samples = []
+
+            def trained_or_sample():
+                samples.append(page.evaluate(PROGRESS_STATE))
+                s = page.evaluate(PANEL_STATE, "current")
+                return missing in s["metrics"] and "test MAE" in s["metrics"] and _figures_show(s, missing) and s
+            _wait(trained_or_sample, min(120, remaining()), "the trained setting to be shown", poll=0.1)
             timings["train_uncached"] = time.monotonic() - t
-            assert progress_seen
-            assert "done" in page.locator(".fdmer-status").inner_text()
+            during = [w for w, disabled in samples if disabled and 0 < w < 100]
+            assert during, f"the progress bar never moved while training: {samples}"
+            _wait(lambda: "done" in page.locator(".fdmer-status").inner_text(), 10,
+                  "the status line to report the finished job")
             page.screenshot(path=str(ARTIFACTS / "explorer-trained.png"))
         except BaseException:
-            with_page = locals().get("page")
-            if with_page is not None:
-                with_page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"))
+            if page is not None:                                    # what the page showed then
+                page.screenshot(path=str(ARTIFACTS / "explorer-failure.png"))
             raise
         finally:
             browser.close()
