@@ -165,14 +165,14 @@ def demo_table(m: dict) -> str:
 def cmd_demo(args) -> int:
     from . import viz
     from .analysis import extract_representations
-    from .data.synthetic import make_benchmark
+    from .data.synthetic import FAST_SIZES, make_benchmark
     from .train import Trainer, run_experiment
 
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = Path(args.out or "runs/demo")
     start = time.perf_counter()
-    data = make_benchmark("emotion", **(_FAST_SIZES if fast else {}))
+    data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     print(data.summary())
     print(f"training FDMER (preset {cfg.name}) on {cfg.train.device}; writing to {out}")
     trainer = Trainer(cfg, data)
@@ -192,8 +192,6 @@ def cmd_demo(args) -> int:
     print(f"demo took {time.perf_counter() - start:.1f} s")
     return 0
 
-
-_FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 
 
 def _floats(items, name: str) -> list[float]:
@@ -242,6 +240,7 @@ def cmd_sweep(args) -> int:
 
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
+    from .data.synthetic import FAST_SIZES
     from .runner import DataSpec
     if args.list:
         for v in VARIANTS:
@@ -258,7 +257,7 @@ def cmd_ablate(args) -> int:
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
-                                              **(_FAST_SIZES if cfg.name == "fast" else {})})
+                                              **(FAST_SIZES if cfg.name == "fast" else {})})
         label = f"synthetic-{args.kind}"
     else:
         data = DataSpec(args.dataset, args.data)
