@@ -135,6 +135,8 @@ class BetaGammaExplorer:
         method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
         device, threads: where the Train button trains (``threads="auto"``: one torch thread
             for FAST cells, see ``sweep.torch_threads``).
+        prefetch: build the figures of every cached setting on the sliders in a background
+            thread, nearest first, so that even a first visit only sends them (default True).
 
     ``explorer.widget`` is the app (displaying the explorer displays it); ``select``, ``pin``,
     ``train`` and ``wait`` drive it from code.
@@ -142,7 +144,8 @@ class BetaGammaExplorer:
 
     def __init__(self, cache: sw.SweepCache | str, betas=None, gammas=None, *,
                  reference: tuple[float, float] = sw.PAPER_SETTING, start: tuple[float, float] | None = None,
-                 method: str = "tsne", device: str = "auto", threads: int | None | str = "auto"):
+                 method: str = "tsne", device: str = "auto", threads: int | None | str = "auto",
+                 prefetch: bool = True):
         self.cache = cache if isinstance(cache, sw.SweepCache) else sw.SweepCache(cache)
         fast = self.cache.spec.preset == "fast"
         self.betas = self._values(betas if betas is not None else sw.default_values(fast), reference[0], start)
@@ -154,6 +157,9 @@ class BetaGammaExplorer:
         self._job_desc = ""
         self._lock = threading.RLock()
         self._bundles: "OrderedDict[tuple, dict]" = OrderedDict()
+        self._memo_lock = threading.Lock()                      # guards _bundles only
+        self._prefetch_enabled = prefetch
+        self._prefetcher: threading.Thread | None = None
         self.last_update_seconds: float | None = None
         self.last_error: BaseException | None = None
         self.train_calls = 0                                    # training jobs started
@@ -162,6 +168,7 @@ class BetaGammaExplorer:
         b0, g0 = start if start is not None else self.reference
         self.select(b0, g0, render=False)
         self.refresh()
+        self.prefetch()
 
     # -- construction ---------------------------------------------------------------------------
     @staticmethod
@@ -194,7 +201,7 @@ class BetaGammaExplorer:
 
         self.beta_slider.observe(self._on_setting, names="value")
         self.gamma_slider.observe(self._on_setting, names="value")
-        self.method.observe(lambda change: self.refresh(), names="value")
+        self.method.observe(lambda change: (self.refresh(), self.prefetch()), names="value")
         self.train_button.on_click(lambda _: self.train())
         self.pin_button.on_click(lambda _: self.pin())
 
@@ -267,9 +274,10 @@ class BetaGammaExplorer:
     def _figures(self, cell: sw.CellResult, method: str) -> dict[str, dict]:
         """The three figures of a cell as display outputs, memoised (a revisit re-sends them only)."""
         key = (cell.name, method)
-        if key in self._bundles:
-            self._bundles.move_to_end(key)
-            return self._bundles[key]
+        with self._memo_lock:
+            if key in self._bundles:
+                self._bundles.move_to_end(key)
+                return self._bundles[key]
         spec = self.cache.spec
         prefix = setting_text(cell.beta, cell.gamma)
         figs = {"discriminator": viz.discriminator_probabilities(cell.reps),
@@ -286,10 +294,33 @@ class BetaGammaExplorer:
             out[k] = figure_output(fig)
         if "embedding" not in out:                          # not memoised: it will come
             return out
-        self._bundles[key] = out
-        while len(self._bundles) > 32:
-            self._bundles.popitem(last=False)
+        with self._memo_lock:
+            self._bundles[key] = out
+            while len(self._bundles) > 64:
+                self._bundles.popitem(last=False)
         return out
+
+    def prefetch(self) -> None:
+        """Build, in a background thread, the figures of every cached setting on the sliders
+        (nearest to the current setting first) that have the current projection."""
+        if not self._prefetch_enabled or (self._prefetcher is not None and self._prefetcher.is_alive()):
+            return
+        self._prefetcher = threading.Thread(target=self._prefetch, args=(self.method.value,),
+                                            daemon=True, name="fdmer-explorer-prefetch")
+        self._prefetcher.start()
+
+    def _prefetch(self, method: str) -> None:
+        bi, gi = self.betas.index(self.setting[0]), self.gammas.index(self.setting[1])
+        todo = sorted(((b, g) for b in self.betas for g in self.gammas),
+                      key=lambda s: abs(self.betas.index(s[0]) - bi) + abs(self.gammas.index(s[1]) - gi))
+        for b, g in todo:
+            if method != self.method.value:
+                return                                          # the learner switched projection
+            if self.cache.has(b, g) and self.cache.has_projection(b, g, method):
+                try:
+                    self._figures(self.cache.load(b, g), method)
+                except Exception:                               # best effort: a visit will say why
+                    continue
 
     def _render(self, panel: _Panel, beta: float, gamma: float) -> str:
         """Show a setting in a panel; returns "shown", "missing" or "projecting"."""
@@ -405,6 +436,7 @@ class BetaGammaExplorer:
         for panel in (self.current, self.reference_panel):
             panel.shown = None
         self.refresh()
+        self.prefetch()
         self._say(f"{desc}: done in {time.perf_counter() - start:.1f} s")
 
     def wait(self, timeout: float | None = None) -> bool:

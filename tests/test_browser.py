@@ -267,10 +267,16 @@ def test_explorer_in_jupyterlab(chromium, lab):
             t = time.monotonic()
             page.keyboard.press("ArrowLeft")
             new = "β = 0, γ = 0.02"
-            after = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and new in s["metrics"]
-                          and _figures_show(s, new) and s, 30, f"the current panel to show {new}",
-                          poll=0.02)
-            timings["cached_update"] = time.monotonic() - t
+            first_seen = {}
+
+            def switched():
+                s = page.evaluate(PANEL_STATE, "current")
+                if new in s["metrics"]:
+                    first_seen.setdefault("metrics", time.monotonic() - t)
+                return _figures_show(s, new) and s
+            after = _wait(switched, 30, f"the current panel to show {new}", poll=0.02)
+            timings["cached_update"] = time.monotonic() - t             # metrics and all figures
+            timings["cached_update_metrics"] = first_seen.get("metrics", timings["cached_update"])
             assert after["metrics"] != before["metrics"]
             for k in ("embedding", "discriminator", "fusion"):
                 assert after[k]["title"] != before[k]["title"]

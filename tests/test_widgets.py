@@ -202,6 +202,20 @@ def test_slider_change_to_a_cached_setting_updates_every_figure_without_training
     assert _title(ex.current.figures["embedding"].outputs[0]).startswith(setting_text(*A))
 
 
+def test_prefetch_builds_the_figures_of_cached_settings_in_the_background(filled, monkeypatch):
+    ex = BetaGammaExplorer(filled, [0.0, 0.02, 2.0], [0.0, 0.02, 2.0], reference=A)
+    ex._prefetcher.join(60)
+    assert {(sw.cell_name(*B), "tsne"), (sw.cell_name(*A), "tsne")} <= set(ex._bundles)
+    from fdmer_lite import viz
+
+    def no_figures(*args, **kwargs):
+        raise AssertionError("a figure was built on the slider move")
+    for name in ("representation_embedding", "discriminator_probabilities", "fusion_weights"):
+        monkeypatch.setattr(viz, name, no_figures)
+    ex.select(*B)                                              # a first visit, served prefetched
+    assert _title(ex.current.figures["fusion"].outputs[0]).startswith(setting_text(*B))
+
+
 def test_uncached_setting_says_so_and_train_on_a_cached_one_does_nothing(filled, monkeypatch):
     ex = BetaGammaExplorer(filled, [0.0, 0.02, 2.0], [0.0, 0.02, 2.0])
     _no_training(monkeypatch)
