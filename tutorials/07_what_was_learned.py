@@ -88,7 +88,8 @@ viz.embedding_comparison({"beta = gamma = 0": reps["beta = gamma = 0"], "paper's
 if fast:
     print("FAST mode: UMAP skipped (numba compilation takes ~40 s). Unset FDMER_LITE_FAST to draw it.")
 else:
-    fig = viz.representation_embedding(r, method="umap", max_points=n_points, cache=lessons.projection_cache())
+    fig = viz.embedding_comparison({"beta = gamma = 0": reps["beta = gamma = 0"], "paper's beta, gamma": r},
+                                   method="umap", max_points=n_points, cache=lessons.projection_cache())
     fig.show()
 
 # %% [markdown]
