@@ -93,6 +93,7 @@ def main(argv=None) -> int:
     p.add_argument("--max-words", type=int, default=None,
                    help="truncate transcripts to N tokens (explicit and counted; default: no truncation)")
     p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--patience", type=int, default=None, help="early-stopping patience (epochs)")
     p.add_argument("--reuse", action="store_true",
                    help="reuse finished seed runs in --out whose config matches (e.g. seeds run in parallel)")
     p.add_argument("--threads", type=int, default=min(2, os.cpu_count() or 1),
@@ -128,6 +129,8 @@ def main(argv=None) -> int:
         cfg = mosi_text_audio_config().replace(train={"seed": seed, "device": "cpu", "progress": False})
         if args.epochs is not None:
             cfg = cfg.replace(train={"epochs": args.epochs})
+        if args.patience is not None:
+            cfg = cfg.replace(train={"patience": args.patience})
         start = time.perf_counter()
         run_dir = out / f"seed{seed}"
         saved = _finished_run(run_dir, cfg.to_dict(), info["seq_len"]) if args.reuse else None
