@@ -177,10 +177,6 @@ def paper_dataset(data) -> str | None:
 
 # ------------------------------------------------------------------ the benchmark grid
 
-#: Split sizes of the grid's FAST check (the same as ``fdmer-lite demo --fast``).
-FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
-
-
 def benchmark_setup(kind: str = "emotion", fast: bool = False) -> tuple[Config, DataSpec, str]:
     """The Table-4 grid on the known-factor benchmark: (full-model configuration, data, label).
 
@@ -190,6 +186,7 @@ def benchmark_setup(kind: str = "emotion", fast: bool = False) -> tuple[Config, 
     preset on 256/64/128 samples. The data use sample seed 0 and world seed 0 for every run.
     """
     from .config import get_preset
+    from .data.synthetic import FAST_SIZES                 # the sizes of `fdmer-lite demo --fast`
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": "cpu"})
     data = DataSpec("synthetic", options={"kind": kind, "seed": 0, **(FAST_SIZES if fast else {})})
     return cfg, data, f"synthetic-{kind}" + ("-fast" if fast else "")
