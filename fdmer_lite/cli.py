@@ -95,8 +95,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
+
+
 def configure(args) -> Config:
-    cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
+    default = "fast" if fast_mode() else DATASET_PRESETS.get(getattr(args, "dataset", None), "synthetic")
+    cfg = get_preset(args.preset or default)
     train, loss, model = {}, {}, {}
     if args.epochs is not None:
         train["epochs"] = args.epochs

@@ -7,7 +7,8 @@ os.environ.setdefault("FDMER_LITE_FAST", "1")
 import pytest  # noqa: E402
 import torch  # noqa: E402
 
-torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+# FDMER_LITE_THREADS overrides (on a shared, overloaded machine one thread is often faster).
+torch.set_num_threads(int(os.environ.get("FDMER_LITE_THREADS", max(1, min(2, os.cpu_count() or 1)))))
 
 
 @pytest.fixture

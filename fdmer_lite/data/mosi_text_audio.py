@@ -270,14 +270,8 @@ def mosi_text_audio_config():
     (it can weigh the few sentiment words of a sentence), dropout 0.3, batch 16. The validation
     loss of 229 utterances from 10 videos is noisy from epoch to epoch, so early stopping waits
     15 epochs (patience 8 stopped one seed at a lucky dip in epoch 2)."""
-    from ..config import Config, LossConfig, ModelConfig, TrainConfig
-    return Config(
-        model=ModelConfig(modalities="ta", model_dim=64, layers_t=2, layers_a=1, layers_v=1, heads=4,
-                          ff_mult=2, d_k=64, d_disc=32, dropout=0.3, pooling="attention"),
-        loss=LossConfig(beta=2e-2, gamma=2e-2),
-        train=TrainConfig(batch_size=16, epochs=50, lr=1e-3, weight_decay=1e-4, patience=15),
-        name="mosi_text_audio",
-    )
+    from ..config import get_preset
+    return get_preset("mosi_text_audio")
 
 
 __all__ = ["ENV_VAR", "STANDARD_SIZES", "load", "load_glove", "tokenize", "resolve_dir",
