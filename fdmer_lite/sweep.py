@@ -76,7 +76,6 @@ CACHE_ENV = "FDMER_LITE_SWEEP_CACHE"
 DEFAULT_VALUES = (0.0, 0.002, 0.02, 0.2, 2.0)
 FAST_VALUES = (0.0, 0.02, 2.0)
 PAPER_SETTING = (0.02, 0.02)                     # CMU-MOSI's beta and gamma (Sec. 4.2)
-FAST_DATA = {"n_train": 256, "n_valid": 64, "n_test": 128}   # the same sizes as `demo --fast`
 
 Progress = Callable[[int, int, str], None]      # (done, total, message)
 
@@ -178,9 +177,10 @@ def default_spec(fast: bool | None = None, kind: str = "emotion", seed: int = 0)
     """FAST (``FDMER_LITE_FAST=1`` or ``fast=True``): the ``fast`` preset on the small benchmark of
     ``demo --fast``, 100 points per set in the projections. Otherwise the ``synthetic`` preset on
     the full benchmark, 300 points per set."""
+    from .data.synthetic import FAST_SIZES                     # the sizes of `demo --fast`
     fast = fast_mode() if fast is None else fast
     if fast:
-        return SweepSpec(preset="fast", data={"kind": kind, "seed": seed, **FAST_DATA}, max_points=100)
+        return SweepSpec(preset="fast", data={"kind": kind, "seed": seed, **FAST_SIZES}, max_points=100)
     return SweepSpec(preset="synthetic", data={"kind": kind, "seed": seed}, max_points=300)
 
 

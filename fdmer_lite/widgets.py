@@ -152,7 +152,8 @@ class BetaGammaExplorer:
         self.gammas = self._values(gammas if gammas is not None else sw.default_values(fast), reference[1], start, 1)
         self.reference = (float(reference[0]), float(reference[1]))
         self.device, self.threads = device, threads
-        self._job: threading.Thread | None = None
+        self._job: threading.Thread | None = None              # the job while it computes
+        self._thread: threading.Thread | None = None           # the last job's thread (wait() joins it)
         self._job_label = ""                                    # cell name (or projection) being computed
         self._job_desc = ""
         self._lock = threading.RLock()
@@ -392,8 +393,8 @@ class BetaGammaExplorer:
             self.progress.value, self.progress.max = 0, 1
             self.progress.description = "working"
             self._say(f"{desc}…")
-            self._job = threading.Thread(target=self._run_job, args=(desc, fn), daemon=True,
-                                         name=f"fdmer-explorer-{label}")
+            self._job = self._thread = threading.Thread(target=self._run_job, args=(desc, fn), daemon=True,
+                                                        name=f"fdmer-explorer-{label}")
             self._job.start()
         b, g = self.setting
         if label == sw.cell_name(b, g):
@@ -440,11 +441,14 @@ class BetaGammaExplorer:
         self._say(f"{desc}: done in {time.perf_counter() - start:.1f} s")
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the running job (if any) finishes; ``True`` when nothing is running."""
+        """Block until the running job (if any) has finished, including the redraw it does at the
+        end and any job that redraw started; ``True`` when nothing is running."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        while (job := self._job) is not None:              # a finished job may start another
-            job.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if deadline is not None and time.monotonic() >= deadline:
+        while (thread := self._thread) is not None:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():                          # timed out
+                break
+            if self._thread is thread:                     # it started no further job
                 break
         return not self.busy
 

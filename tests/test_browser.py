@@ -195,7 +195,8 @@ PANEL_STATE = """(role) => {
     return {title: title ? title.textContent : '', points: points,
             visible: box.width > 100 && box.height > 100};
   };
-  return {metrics: metrics ? metrics.innerText : '',
+  const tagged = metrics && metrics.querySelector('[data-setting]');
+  return {metrics: metrics ? metrics.innerText : '', setting: tagged ? tagged.dataset.setting : null,
           embedding: figure('embedding'), discriminator: figure('discriminator'),
           fusion: figure('fusion')};
 }"""
@@ -203,18 +204,18 @@ PANEL_STATE = """(role) => {
 
 # Times, inside the page, from the key press to the metrics text and to all three figures of the
 # current panel showing the new setting (no polling from Python in the measurement).
-IN_PAGE_TIMER = """(setting) => {
+IN_PAGE_TIMER = """([setting, name]) => {
   const root = document.querySelector('.fdmer-current');
   const T = window.__fdmerTiming = {t0: null, metrics: null, figures: null};
   document.addEventListener('keydown', () => { if (T.t0 === null) T.t0 = performance.now(); },
                             {capture: true, once: true});
   const check = () => {
     if (T.t0 === null) return;
-    const m = root.querySelector('.fdmer-current-metrics');
-    if (T.metrics === null && m && m.innerText.includes(setting)) T.metrics = performance.now() - T.t0;
+    const m = root.querySelector('.fdmer-current-metrics [data-setting]');
+    if (T.metrics === null && m && m.dataset.setting === name) T.metrics = performance.now() - T.t0;
     const drawn = ['embedding', 'discriminator', 'fusion'].every(k => {
       const t = root.querySelector('.fdmer-current-' + k + ' .gtitle');
-      return t && t.textContent.startsWith(setting);
+      return t && t.textContent.startsWith(setting) && !/[0-9.]/.test(t.textContent.charAt(setting.length));
     });
     if (T.figures === null && drawn) T.figures = performance.now() - T.t0;
   };
@@ -240,10 +241,20 @@ def _wait(predicate, timeout: float, what: str, poll: float = 0.25):
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what} (last state: {last!r})")
 
 
+def _names(title: str, setting: str) -> bool:
+    """``title`` starts with ``setting`` exactly ("β = 0, γ = 0" does not name "β = 0, γ = 0.02")."""
+    return title.startswith(setting) and title[len(setting):len(setting) + 1] not in set("0123456789.")
+
+
 def _figures_show(state: dict, setting: str) -> bool:
     """Every figure of a panel is drawn, has a visible size, and its title names ``setting``."""
-    return all(state.get(k) and state[k]["visible"] and state[k]["title"].startswith(setting)
+    return all(state.get(k) and state[k]["visible"] and _names(state[k]["title"], setting)
                for k in ("embedding", "discriminator", "fusion"))
+
+
+def _shows(state: dict, setting: str, name: str) -> bool:
+    """The panel's metrics are those of the cell ``name`` (e.g. beta=0_gamma=0.02)."""
+    return state["setting"] == name and setting in state["metrics"]
 
 
 def test_explorer_in_jupyterlab(chromium, lab):
@@ -275,8 +286,9 @@ def test_explorer_in_jupyterlab(chromium, lab):
 
             # The explorer shows the reference setting on both sides.
             ref = "β = 0.02, γ = 0.02"
-            before = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current")) and ref in s["metrics"]
-                           and _figures_show(s, ref) and s, 30, "the explorer's figures")
+            before = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current"))
+                           and _shows(s, ref, "beta=0.02_gamma=0.02") and _figures_show(s, ref) and s,
+                           30, "the explorer's figures")
             assert _figures_show(page.evaluate(PANEL_STATE, "reference"), ref)
             assert "test MAE" in before["metrics"]
             page.locator(".fdmer-explorer").scroll_into_view_if_needed()
@@ -284,7 +296,7 @@ def test_explorer_in_jupyterlab(chromium, lab):
 
             # Move beta one step left with the keyboard (0.02 -> 0, a cached setting).
             new = "β = 0, γ = 0.02"
-            page.evaluate(IN_PAGE_TIMER, new)
+            page.evaluate(IN_PAGE_TIMER, [new, "beta=0_gamma=0.02"])
             handle = page.locator(".fdmer-beta .noUi-handle")
             handle.focus()
             t = time.monotonic()
@@ -293,9 +305,9 @@ def test_explorer_in_jupyterlab(chromium, lab):
 
             def switched():
                 s = page.evaluate(PANEL_STATE, "current")
-                if new in s["metrics"]:
+                if _shows(s, new, "beta=0_gamma=0.02"):
                     first_seen.setdefault("metrics", time.monotonic() - t)
-                return _figures_show(s, new) and s
+                return _shows(s, new, "beta=0_gamma=0.02") and _figures_show(s, new) and s
             after = _wait(switched, 30, f"the current panel to show {new}", poll=0.02)
             timings["cached_update"] = time.monotonic() - t             # metrics and all figures
             timings["cached_update_metrics"] = first_seen.get("metrics", timings["cached_update"])
@@ -314,7 +326,7 @@ def test_explorer_in_jupyterlab(chromium, lab):
             page.locator(".fdmer-gamma .noUi-handle").focus()
             page.keyboard.press("ArrowLeft")
             missing = "β = 0, γ = 0"
-            _wait(lambda: missing in page.evaluate(PANEL_STATE, "current")["metrics"], 30,
+            _wait(lambda: page.evaluate(PANEL_STATE, "current")["setting"] == "beta=0_gamma=0", 30,
                   "the uncached setting's message")
             assert "not trained yet" in page.evaluate(PANEL_STATE, "current")["metrics"]
             t = time.monotonic()
@@ -328,7 +340,8 @@ def test_explorer_in_jupyterlab(chromium, lab):
             def trained_or_sample():
                 samples.append(page.evaluate(PROGRESS_STATE))
                 s = page.evaluate(PANEL_STATE, "current")
-                return missing in s["metrics"] and "test MAE" in s["metrics"] and _figures_show(s, missing) and s
+                return (_shows(s, missing, "beta=0_gamma=0") and "test MAE" in s["metrics"]
+                        and _figures_show(s, missing) and s)
             _wait(trained_or_sample, min(120, remaining()), "the trained setting to be shown", poll=0.1)
             timings["train_uncached"] = time.monotonic() - t
             during = [w for w, disabled in samples if disabled and 0 < w < 100]
