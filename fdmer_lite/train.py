@@ -219,13 +219,25 @@ def train_or_load(config: Config, data: MultimodalData, out_dir: str | Path, *, 
     trainer = Trainer(config, data)
     ckpt, saved_cfg = out_dir / CHECKPOINT, out_dir / "config.json"
     if not retrain and ckpt.is_file() and saved_cfg.is_file():
-        if json.loads(saved_cfg.read_text()).get("config") == config.to_dict():
+        saved = json.loads(saved_cfg.read_text())
+        if saved.get("config") == config.to_dict() and saved.get("fingerprint") == data_fingerprint(data):
             trainer.load(ckpt)
             hist = out_dir / "history.json"
             trainer.history = json.loads(hist.read_text()) if hist.is_file() else []
             return trainer
     run_experiment(config, data, out_dir, trainer=trainer)
     return trainer
+
+
+def data_fingerprint(data: MultimodalData) -> dict:
+    """What identifies a data set for ``train_or_load``: a run trained on other data is not reused."""
+    fp = {"name": data.name, "source": str(data.source), "modalities": data.modalities,
+          "widths": data.widths, "lengths": data.seq_lengths,
+          "sizes": {s: len(sp) for s, sp in data.splits.items()}}
+    for key in ("bayes_mae", "bayes_acc"):
+        if key in data.info:
+            fp[key] = round(float(data.info[key]), 10)
+    return fp
 
 
 def _write_json(path: Path, obj) -> None:
@@ -246,7 +258,7 @@ def run_experiment(config: Config, data: MultimodalData, out_dir: str | Path, *,
     trainer = trainer or Trainer(config, data)
     _write_json(out_dir / "config.json", {"config": config.to_dict(), "data": data.name,
                                           "source": str(data.source), "modalities": trainer.data.modalities,
-                                          "device": str(trainer.device)})
+                                          "device": str(trainer.device), "fingerprint": data_fingerprint(data)})
     start = time.perf_counter()
     try:
         trainer.fit()

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 import torch
 
+from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
 from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, run_experiment,
                               select_device, train_or_load)
@@ -87,7 +88,11 @@ def test_train_or_load_reuses_a_matching_run(tiny_data, fast_config, tmp_path):
     assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp          # not retrained
     pa, pb = a.predict("test")[0], b.predict("test")[0]
     np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
-    c = train_or_load(fast_config.replace(loss={"beta": 0.5}), tiny_data, tmp_path)
+    other = make_benchmark("emotion", n_train=96, n_valid=32, n_test=48, seq_len=12, seed=1)
+    train_or_load(fast_config, other, tmp_path)
+    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # other data: retrained
+    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    c = train_or_load(fast_config.replace(loss={"beta": 0.5}), other, tmp_path)
     assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # config changed: retrained
     assert c.config.loss.beta == 0.5
 
