@@ -5,7 +5,8 @@ Eq. 1: each modality's sequence U_m (L_m x d_m) passes through its own transform
 Choices the paper leaves open, made here:
   * the input is first projected to ``model_dim`` (the paper runs at the raw width 300/74/47,
     whose head counts are awkward), plus fixed sinusoidal positions;
-  * pre-norm layers with GELU;
+  * pre-norm layers with GELU, written out in ``layers.py`` (with a dropout that is cheaper on a
+    CPU than ``nn.Dropout``);
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
@@ -18,6 +19,8 @@ import math
 
 import torch
 from torch import nn
+
+from .layers import Dropout, TransformerEncoder
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -49,13 +52,7 @@ class ModalityEncoder(nn.Module):
         self.pooling = pooling
         self.to_model = nn.Linear(in_dim, model_dim)
         self.register_buffer("positions", sinusoidal_positions(max_len, model_dim), persistent=False)
-        layer = nn.TransformerEncoderLayer(model_dim, heads, dim_feedforward=ff_mult * model_dim,
-                                           dropout=dropout, activation="gelu", batch_first=True,
-                                           norm_first=True)
-        # enable_nested_tensor=False: the nested fast path only exists in eval mode and changes
-        # numerics slightly between train and eval; a teaching model should behave the same.
-        self.transformer = nn.TransformerEncoder(layer, layers, norm=nn.LayerNorm(model_dim),
-                                                 enable_nested_tensor=False)
+        self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout)
         self.attend = nn.Linear(model_dim, 1) if pooling == "attention" else None
         self.to_out = nn.Linear(model_dim, d_k)
 
@@ -65,7 +62,7 @@ class ModalityEncoder(nn.Module):
             self.positions = sinusoidal_positions(L, self.positions.shape[1]).to(x.device)
         z = self.to_model(x) + self.positions[:L]                            # (B, L, D)
         pad = None if mask is None else ~mask                                # True = ignore
-        z = self.transformer(z, src_key_padding_mask=pad)                    # (B, L, D)
+        z = self.transformer(z, pad)                    # (B, L, D)
         if self.pooling == "mean":
             pooled = masked_mean(z, mask)                                    # (B, D)
         elif self.pooling == "last":
@@ -84,7 +81,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, d_k: int, dropout: float = 0.0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), nn.Dropout(dropout), nn.Linear(d_k, d_k))
+        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout), nn.Linear(d_k, d_k))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

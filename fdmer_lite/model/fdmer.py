@@ -20,6 +20,7 @@ from ..config import MODALITIES, ModelConfig
 from .discriminator import ModalityDiscriminator, grad_reverse
 from .encoders import MLPEncoder, ModalityEncoder
 from .fusion import build_fusion
+from .layers import Dropout
 
 
 @dataclass
@@ -92,7 +93,7 @@ class FDMER(nn.Module):
         self.fusion = build_fusion(config.fusion, d_k, len(names), phase1=config.cmaf_phase1,
                                    phase2=config.cmaf_phase2, attn_scale=config.attn_scale,
                                    dropout=config.dropout)
-        self.head = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), nn.Dropout(config.dropout),
+        self.head = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(config.dropout),
                                   nn.Linear(d_k, output_dim))
 
     def forward(self, features: dict[str, torch.Tensor],

@@ -26,6 +26,8 @@ import math
 import torch
 from torch import nn
 
+from .layers import Dropout
+
 
 class CMAF(nn.Module):
     def __init__(self, d_k: int, n_tokens: int, *, phase1: bool = True, phase2: bool = True,
@@ -40,7 +42,7 @@ class CMAF(nn.Module):
             self.to_g = nn.Parameter(torch.randn(n_tokens, d_k, d_k) * d_k ** -0.5)   # W_G per target
             self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
             self.norm_mid = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
-            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), nn.Dropout(dropout),
+            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), Dropout(dropout),
                                          nn.Linear(2 * d_k, d_k))
         if phase2:
             self.to_score = nn.ModuleList(nn.Linear(d_k, d_k) for _ in range(n_tokens))  # W_ta, b_ta

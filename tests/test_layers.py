@@ -1,0 +1,116 @@
+"""The written-out transformer layer and the CPU dropout, each against an independent reference:
+PyTorch's own ``nn.TransformerEncoderLayer`` (same weights) and the statistics of a Bernoulli mask."""
+
+import math
+
+import pytest
+import torch
+from torch import nn
+
+from fdmer_lite.model.layers import Dropout, TransformerEncoder, TransformerLayer, dropout_mask
+
+
+def test_dropout_mask_drops_at_the_requested_rate_and_is_unbiased():
+    torch.manual_seed(0)
+    p = 0.1
+    mask = dropout_mask((400, 1000), p)                                     # 400,000 draws
+    dropped = (mask == 0).float().mean().item()
+    # Binomial standard error sqrt(p (1 - p) / n) = 4.7e-4; allow 5 of them.
+    assert abs(dropped - p) < 5 * math.sqrt(p * (1 - p) / mask.numel())
+    assert abs(mask.mean().item() - 1.0) < 5e-3                              # E[mask] = 1
+    kept = mask[mask > 0]
+    assert torch.allclose(kept, torch.full_like(kept, kept[0].item()))
+    assert kept[0].item() == pytest.approx(1 / (1 - p), rel=1e-3)
+
+
+def test_dropout_mask_uses_every_bit_slice_evenly():
+    # The four 15-bit slices of each 64-bit draw land on elements 4i, 4i+1, 4i+2, 4i+3: each
+    # slice must drop at the same rate (a biased slice would show up here).
+    torch.manual_seed(1)
+    p = 0.3
+    mask = dropout_mask((100_000, 4), p)
+    rates = (mask == 0).float().mean(dim=0)
+    se = math.sqrt(p * (1 - p) / 100_000)
+    assert torch.all((rates - p).abs() < 5 * se), rates
+    # and neighbouring elements are independent: P(both dropped) = p^2
+    both = ((mask[:, 0] == 0) & (mask[:, 1] == 0)).float().mean().item()
+    assert abs(both - p * p) < 5 * math.sqrt(p * p * (1 - p * p) / 100_000)
+
+
+def test_dropout_is_seeded_and_off_in_eval_mode():
+    drop = Dropout(0.5)
+    x = torch.ones(8, 16)
+    torch.manual_seed(3)
+    a = drop(x)
+    torch.manual_seed(3)
+    b = drop(x)
+    assert torch.equal(a, b)
+    assert set(a.unique().tolist()) <= {0.0, 2.0}
+    drop.eval()
+    assert torch.equal(drop(x), x)
+    with pytest.raises(ValueError, match="dropout probability"):
+        Dropout(1.0)
+
+
+def test_dropout_gradient_is_the_mask():
+    torch.manual_seed(4)
+    x = torch.randn(32, 8, requires_grad=True)
+    y = Dropout(0.25)(x)
+    y.sum().backward()
+    # d(sum(x * mask))/dx = mask, and y = x * mask
+    assert torch.allclose(y, x.detach() * x.grad)
+
+
+def _reference_layer(ours: TransformerLayer, dim, heads, ff_dim) -> nn.TransformerEncoderLayer:
+    ref = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim, dropout=0.0, activation="gelu",
+                                     batch_first=True, norm_first=True)
+    with torch.no_grad():
+        ref.self_attn.in_proj_weight.copy_(ours.qkv.weight)
+        ref.self_attn.in_proj_bias.copy_(ours.qkv.bias)
+        ref.self_attn.out_proj.weight.copy_(ours.out.weight)
+        ref.self_attn.out_proj.bias.copy_(ours.out.bias)
+        ref.linear1.weight.copy_(ours.ff[0].weight)
+        ref.linear1.bias.copy_(ours.ff[0].bias)
+        ref.linear2.weight.copy_(ours.ff[3].weight)
+        ref.linear2.bias.copy_(ours.ff[3].bias)
+        for a, b in ((ref.norm1, ours.norm1), (ref.norm2, ours.norm2)):
+            a.weight.copy_(b.weight)
+            a.bias.copy_(b.bias)
+    return ref
+
+
+def test_transformer_layer_matches_pytorch_reference_with_padding():
+    torch.manual_seed(0)
+    dim, heads, ff = 16, 4, 32
+    ours = TransformerLayer(dim, heads, ff, dropout=0.0)
+    with torch.no_grad():                          # non-trivial LayerNorm parameters
+        for norm in (ours.norm1, ours.norm2):
+            norm.weight.uniform_(0.5, 1.5)
+            norm.bias.normal_()
+    ref = _reference_layer(ours, dim, heads, ff)
+    x = torch.randn(3, 7, dim)
+    pad = torch.zeros(3, 7, dtype=torch.bool)
+    pad[1, 5:] = True
+    pad[2, 2:] = True
+    ours.train(), ref.train()                     # training mode: PyTorch's plain (non-fast) path
+    expected = ref(x, src_key_padding_mask=pad)
+    got = ours(x, pad)
+    keep = ~pad
+    assert torch.allclose(got[keep], expected[keep], atol=1e-5)
+    assert torch.allclose(ours(x), ref(x), atol=1e-5)
+
+
+def test_padded_steps_do_not_change_valid_steps():
+    torch.manual_seed(0)
+    enc = TransformerEncoder(8, 2, 16, layers=2, dropout=0.0).eval()
+    x = torch.randn(2, 6, 8)
+    pad = torch.tensor([[False] * 4 + [True] * 2, [False] * 6])
+    y = x.clone()
+    y[0, 4:] = 100 * torch.randn(2, 8)
+    assert torch.allclose(enc(x, pad)[0, :4], enc(y, pad)[0, :4], atol=1e-5)
+    assert torch.isfinite(enc(x, torch.ones(2, 6, dtype=torch.bool))).all()  # all padded: no NaN
+
+
+def test_heads_must_divide_the_width():
+    with pytest.raises(ValueError, match="divisible"):
+        TransformerLayer(10, 3, 20)
