@@ -77,6 +77,8 @@ class TrainConfig:
     epochs: int = 30
     lr: float = 1e-3
     weight_decay: float = 0.0
+    lr_schedule: str = "constant"    # "constant" (the paper's plain Adam) | "cosine" (decay to 0 by the last epoch)
+    warmup_epochs: float = 0.0       # linear warm-up of the learning rate from 0 over this many epochs
     patience: int = 10               # early stopping on the validation task loss
     grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
     seed: int = 0

@@ -100,12 +100,23 @@ def confusion_loss(cos: torch.Tensor, scale: float) -> torch.Tensor:
     return -(logp.mean(dim=-1)).sum(dim=1).mean()
 
 
-def alignment_loss(*common: torch.Tensor) -> torch.Tensor:
-    """Extension beyond the paper: mean over pairs of the per-sample squared distance ||C_i - C_j||^2."""
+def alignment_loss(*common: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Extension beyond the paper: how far apart one sample's common representations are,
+    relative to how much they vary across samples.
+
+        align = mean over pairs (i, j) of  mean_b ||C_i[b] - C_j[b]||^2 / (2 V)
+        V     = mean over modalities of mean_b ||C_m[b] - mean_b' C_m[b']||^2
+
+    0 means C_t, C_a, C_v are identical for every sample; about 1 means they are no closer than
+    two unrelated samples. Dividing by V makes the term blind to the scale of C, so it cannot be
+    lowered by shrinking C (the LayerNorms of the fusion would undo any shrinking anyway).
+    """
     pairs = _pairs(common)
     if not pairs:
         return common[0].new_zeros(())
-    return torch.stack([((ci - cj) ** 2).sum(dim=-1).mean() for ci, cj in pairs]).mean()
+    spread = torch.stack([((c - c.mean(dim=0)) ** 2).sum(dim=-1).mean() for c in common]).mean()
+    gaps = torch.stack([((ci - cj) ** 2).sum(dim=-1).mean() for ci, cj in pairs]).mean()
+    return gaps / (2 * spread + eps)
 
 
 def task_loss(prediction: torch.Tensor, label: torch.Tensor, task: str) -> torch.Tensor:

@@ -74,6 +74,27 @@ def _progress(iterable, enabled: bool, **kw):
     return tqdm(iterable, **kw)
 
 
+def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float, epochs: int,
+                 steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
+    """Per-step learning-rate factor: a linear warm-up from 0 over ``warmup_epochs``, then either
+    constant (``"constant"``) or a half cosine down to 0 at the end of ``epochs`` (``"cosine"``)."""
+    if schedule not in ("constant", "cosine"):
+        raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
+    if warmup_epochs < 0:
+        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
+    total, warm = max(1, epochs * steps_per_epoch), warmup_epochs * steps_per_epoch
+
+    def factor(step: int) -> float:                    # step = optimizer steps taken so far
+        if step < warm:
+            return (step + 1) / warm
+        if schedule == "constant":
+            return 1.0
+        progress = min(1.0, (step - warm) / max(1.0, total - warm))
+        return 0.5 * (1.0 + math.cos(math.pi * progress))
+
+    return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
 class Trainer:
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None):
         wanted = config.model.modalities
@@ -90,6 +111,7 @@ class Trainer:
         self.use_amp = bool(config.train.amp and self.device.type == "cuda")
         self.history: list[dict] = []
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
+        self.last_lr = config.train.lr
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
@@ -110,6 +132,7 @@ class Trainer:
         opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
+        sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, len(train_loader))
         since_best = 0
         bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
         for epoch in bar:
@@ -126,6 +149,7 @@ class Trainer:
                     torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
                 scaler.step(opt)
                 scaler.update()
+                sched.step()
                 n = len(batch)
                 for k in TERMS:
                     sums[k] += float(terms[k].detach()) * n
@@ -135,6 +159,7 @@ class Trainer:
                      "train": {k: sums[k] / count for k in TERMS},
                      "valid": valid["losses"],
                      "valid_metrics": valid["metrics"],
+                     "lr": opt.param_groups[0]["lr"],
                      "seconds": time.perf_counter() - start}
             self.history.append(entry)
             score = valid["losses"]["task"]
@@ -148,6 +173,7 @@ class Trainer:
                                 best=self.best_epoch)
             if since_best >= t.patience:
                 break
+        self.last_lr = opt.param_groups[0]["lr"]
         self.restore_best()
         return self.history
 

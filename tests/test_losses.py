@@ -156,3 +156,25 @@ def test_objective_switches_and_classification():
     assert t["task"].item() == pytest.approx(F.cross_entropy(out.prediction, y).item(), rel=1e-6)
     assert t["ami"].item() == 0.0 and t["con"].item() == 0.0
     assert t["ams"].item() == pytest.approx(losses.modality_loss(out.disc_cos_private, 72.0, 0.0).item(), rel=1e-6)
+
+
+def test_alignment_loss_matches_a_loop_and_ignores_scale():
+    torch.manual_seed(0)
+    C = [torch.randn(6, 4) for _ in range(3)]
+    n = 6
+    # the same quantity by explicit loops over samples and coordinates
+    gaps = []
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        gaps.append(sum(float((C[i][b, k] - C[j][b, k]) ** 2) for b in range(n) for k in range(4)) / n)
+    spreads = []
+    for c in C:
+        mean = [sum(float(c[b, k]) for b in range(n)) / n for k in range(4)]
+        spreads.append(sum((float(c[b, k]) - mean[k]) ** 2 for b in range(n) for k in range(4)) / n)
+    expected = (sum(gaps) / 3) / (2 * sum(spreads) / 3)
+    assert float(losses.alignment_loss(*C)) == pytest.approx(expected, rel=1e-5)
+    assert float(losses.alignment_loss(*[10 * c for c in C])) == pytest.approx(expected, rel=1e-5)
+    same = torch.randn(6, 4)
+    assert float(losses.alignment_loss(same, same.clone(), same.clone())) == pytest.approx(0.0, abs=1e-7)
+    # unrelated samples from one distribution sit near 1
+    big = [torch.randn(20000, 8) for _ in range(2)]
+    assert float(losses.alignment_loss(*big)) == pytest.approx(1.0, abs=0.03)

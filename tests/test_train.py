@@ -9,7 +9,7 @@ import torch
 
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
-from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, run_experiment,
+from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, lr_scheduler, run_experiment,
                               select_device, train_or_load)
 
 
@@ -130,3 +130,37 @@ def test_cuda_training_step_with_mixed_precision(tiny_data, fast_config):
     assert out.prediction.dtype == torch.float16 and terms["all"].dtype == torch.float32
     tr.fit()
     assert math.isfinite(tr.history[-1]["train"]["all"])
+
+
+def _lrs(schedule, warmup_epochs, epochs=4, steps=5):
+    p = torch.nn.Parameter(torch.zeros(1))
+    opt = torch.optim.SGD([p], lr=0.1)
+    sched = lr_scheduler(opt, schedule, warmup_epochs, epochs, steps)
+    seen = []
+    for _ in range(epochs * steps):
+        seen.append(opt.param_groups[0]["lr"])
+        opt.step()
+        sched.step()
+    return seen
+
+
+def test_lr_schedules_follow_their_formulas():
+    assert _lrs("constant", 0) == [0.1] * 20
+    # warm-up over 1 epoch = 5 steps: 0.1 * (k + 1) / 5, then flat
+    assert _lrs("constant", 1)[:6] == pytest.approx([0.02, 0.04, 0.06, 0.08, 0.1, 0.1])
+    # cosine without warm-up: 0.1 * (1 + cos(pi * k / 20)) / 2 at step k
+    expected = [0.05 * (1 + math.cos(math.pi * k / 20)) for k in range(20)]
+    assert _lrs("cosine", 0) == pytest.approx(expected)
+    # cosine after a 5-step warm-up: step 5 + j has 0.05 * (1 + cos(pi * j / 15))
+    got = _lrs("cosine", 1)
+    assert got[5:] == pytest.approx([0.05 * (1 + math.cos(math.pi * j / 15)) for j in range(15)])
+    with pytest.raises(ValueError, match="lr_schedule"):
+        _lrs("linear", 0)
+
+
+def test_trainer_uses_the_schedule(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"lr_schedule": "cosine", "epochs": 2, "patience": 5})
+    trainer = Trainer(cfg, tiny_data)
+    trainer.fit()
+    # after every step of a cosine schedule that ends with the last epoch, the rate is ~0
+    assert trainer.last_lr < 0.05 * cfg.train.lr
