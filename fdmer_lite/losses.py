@@ -100,23 +100,33 @@ def confusion_loss(cos: torch.Tensor, scale: float) -> torch.Tensor:
     return -(logp.mean(dim=-1)).sum(dim=1).mean()
 
 
-def alignment_loss(*common: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
-    """Extension beyond the paper: how far apart one sample's common representations are,
-    relative to how much they vary across samples.
+def alignment_loss(*common: torch.Tensor, shrink: float = 1e-3) -> torch.Tensor:
+    """Extension beyond the paper: how far apart one sample's common representations are, in
+    the units a linear probe would see them.
 
-        align = mean over pairs (i, j) of  mean_b ||C_i[b] - C_j[b]||^2 / (2 V)
-        V     = mean over modalities of mean_b ||C_m[b] - mean_b' C_m[b']||^2
+        S     = within-modality covariance of the C_m (each modality centred on its own batch
+                mean, pooled), plus shrink * tr(S)/d * I; treated as a constant (no gradient)
+        align = mean over pairs (i, j) of  mean_b (C_i[b] - C_j[b])^T S^-1 (C_i[b] - C_j[b]) / (2 d)
 
     0 means C_t, C_a, C_v are identical for every sample; about 1 means they are no closer than
-    two unrelated samples. Dividing by V makes the term blind to the scale of C, so it cannot be
-    lowered by shrinking C (the LayerNorms of the fusion would undo any shrinking anyway).
+    two unrelated samples. Measuring the gaps after whitening by S matters: a small but steady
+    offset between modalities along a direction in which C hardly varies is all a linear probe
+    needs to tell the modalities apart (Fisher's discriminant), and whitening makes exactly that
+    offset large. It also makes the term blind to the scale of C.
     """
     pairs = _pairs(common)
     if not pairs:
         return common[0].new_zeros(())
-    spread = torch.stack([((c - c.mean(dim=0)) ** 2).sum(dim=-1).mean() for c in common]).mean()
-    gaps = torch.stack([((ci - cj) ** 2).sum(dim=-1).mean() for ci, cj in pairs]).mean()
-    return gaps / (2 * spread + eps)
+    d = common[0].shape[-1]
+    with torch.no_grad():
+        centred = torch.cat([c - c.mean(dim=0) for c in common]).double()   # (M*B, d)
+        S = centred.T @ centred / centred.shape[0]                          # (d, d)
+        S = S + shrink * S.trace() / d * torch.eye(d, dtype=S.dtype, device=S.device)
+        L = torch.linalg.cholesky(S)                                         # S = L L^T
+        W = torch.linalg.solve_triangular(L, torch.eye(d, dtype=S.dtype, device=S.device),
+                                          upper=False).to(common[0].dtype)   # L^(-1)
+    gaps = [((ci - cj) @ W.T).pow(2).sum(dim=-1).mean() for ci, cj in pairs]
+    return torch.stack(gaps).mean() / (2 * d)
 
 
 def task_loss(prediction: torch.Tensor, label: torch.Tensor, task: str) -> torch.Tensor:

@@ -413,21 +413,9 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
 
 
 def _reporting_trainer(config, data, on_epoch):
-    """A Trainer that calls ``on_epoch(epoch)`` after each epoch's validation pass.
-
-    ``Trainer.fit`` validates once per epoch through the public ``evaluate("valid")``; counting
-    those calls gives the epoch without touching the trainer's internals.
-    """
+    """A Trainer that calls ``on_epoch(epoch)`` after each epoch's validation pass."""
     from .train import Trainer
-
-    class ReportingTrainer(Trainer):
-        def evaluate(self, split: str = "test") -> dict:
-            result = super().evaluate(split)
-            if split == "valid":
-                on_epoch(len(self.history) + 1)
-            return result
-
-    return ReportingTrainer(config, data)
+    return Trainer(config, data, on_epoch=lambda entry: on_epoch(entry["epoch"]))
 
 
 def _projection_index(cell_dir: Path) -> dict:

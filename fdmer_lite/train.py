@@ -19,6 +19,7 @@ import math
 import os
 import random
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +97,15 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float
 
 
 class Trainer:
-    def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None):
+    """Trains one FDMER model on one data set.
+
+    ``on_epoch``, if given, is called with each epoch's history entry (epoch number, train and
+    valid losses, valid metrics, learning rate, seconds) right after that epoch's validation:
+    a hook for progress displays such as the beta/gamma explorer.
+    """
+
+    def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
+                 on_epoch: Callable[[dict], None] | None = None):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
@@ -112,6 +121,7 @@ class Trainer:
         self.history: list[dict] = []
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
         self.last_lr = config.train.lr
+        self.on_epoch = on_epoch
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
@@ -162,6 +172,8 @@ class Trainer:
                      "lr": opt.param_groups[0]["lr"],
                      "seconds": time.perf_counter() - start}
             self.history.append(entry)
+            if self.on_epoch is not None:
+                self.on_epoch(entry)
             score = valid["losses"]["task"]
             if score < self.best_score:
                 self.best_score, self.best_epoch, since_best = score, epoch, 0
@@ -296,7 +308,9 @@ def run_experiment(config: Config, data: MultimodalData, out_dir: str | Path, *,
     metrics["best_epoch"] = trainer.best_epoch
     if "bayes_mae" in data.info or "bayes_acc" in data.info:
         from .data.synthetic import baselines
-        metrics.update(baselines(data))
+        if getattr(data, "_baselines", None) is None:       # once per data object, not per run
+            data._baselines = baselines(data)
+        metrics.update(data._baselines)
     if scores and trainer.model.config.disentangle:
         from .analysis import disentanglement_scores
         metrics.update(disentanglement_scores(trainer.model, trainer.data, device=trainer.device))

@@ -158,23 +158,46 @@ def test_objective_switches_and_classification():
     assert t["ams"].item() == pytest.approx(losses.modality_loss(out.disc_cos_private, 72.0, 0.0).item(), rel=1e-6)
 
 
-def test_alignment_loss_matches_a_loop_and_ignores_scale():
+def test_alignment_loss_matches_numpy_mahalanobis_and_ignores_scale():
+    import numpy as np
     torch.manual_seed(0)
-    C = [torch.randn(6, 4) for _ in range(3)]
-    n = 6
-    # the same quantity by explicit loops over samples and coordinates
-    gaps = []
+    B, d = 12, 3
+    C = [torch.randn(B, d, dtype=torch.float64) for _ in range(3)]
+    X = [c.numpy() for c in C]
+    # pooled within-modality covariance by explicit sums
+    S = np.zeros((d, d))
+    for x in X:
+        mu = x.mean(axis=0)
+        for b in range(B):
+            S += np.outer(x[b] - mu, x[b] - mu)
+    S /= 3 * B
+    S += 1e-3 * np.trace(S) / d * np.eye(d)
+    Sinv = np.linalg.inv(S)
+    pair_means = []
     for i, j in ((0, 1), (0, 2), (1, 2)):
-        gaps.append(sum(float((C[i][b, k] - C[j][b, k]) ** 2) for b in range(n) for k in range(4)) / n)
-    spreads = []
-    for c in C:
-        mean = [sum(float(c[b, k]) for b in range(n)) / n for k in range(4)]
-        spreads.append(sum((float(c[b, k]) - mean[k]) ** 2 for b in range(n) for k in range(4)) / n)
-    expected = (sum(gaps) / 3) / (2 * sum(spreads) / 3)
-    assert float(losses.alignment_loss(*C)) == pytest.approx(expected, rel=1e-5)
-    assert float(losses.alignment_loss(*[10 * c for c in C])) == pytest.approx(expected, rel=1e-5)
-    same = torch.randn(6, 4)
-    assert float(losses.alignment_loss(same, same.clone(), same.clone())) == pytest.approx(0.0, abs=1e-7)
+        pair_means.append(np.mean([(X[i][b] - X[j][b]) @ Sinv @ (X[i][b] - X[j][b]) for b in range(B)]))
+    expected = np.mean(pair_means) / (2 * d)
+    assert float(losses.alignment_loss(*C)) == pytest.approx(expected, rel=1e-9)
+    assert float(losses.alignment_loss(*[10 * c for c in C])) == pytest.approx(expected, rel=1e-9)
+    same = torch.randn(B, d)
+    assert float(losses.alignment_loss(same, same.clone(), same.clone())) == pytest.approx(0.0, abs=1e-6)
     # unrelated samples from one distribution sit near 1
     big = [torch.randn(20000, 8) for _ in range(2)]
     assert float(losses.alignment_loss(*big)) == pytest.approx(1.0, abs=0.03)
+
+
+def test_alignment_loss_sees_a_small_offset_in_a_quiet_direction():
+    # C varies a lot along x and hardly along y; a 0.05 offset along y is tiny in raw distance
+    # but separates the modalities perfectly for a linear probe. Whitening makes it count.
+    torch.manual_seed(0)
+    x = torch.randn(4000, 1)
+    quiet = 0.01 * torch.randn(4000, 1)
+    Ct = torch.cat([x, quiet], dim=1)
+    Ca = torch.cat([x, quiet + 0.05], dim=1)
+    raw_ratio = float(((Ct - Ca) ** 2).sum(1).mean() / (2 * ((Ct - Ct.mean(0)) ** 2).sum(1).mean()))
+    assert raw_ratio < 0.01                                   # invisible to a raw distance
+    assert float(losses.alignment_loss(Ct, Ca)) > 1.0        # 25 (0.05/0.01)^2 / 4 ~ 6
+    # gradients flow into the representations, not into the whitening
+    Ct.requires_grad_(True)
+    losses.alignment_loss(Ct, Ca).backward()
+    assert Ct.grad is not None and torch.isfinite(Ct.grad).all()

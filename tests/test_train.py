@@ -164,3 +164,24 @@ def test_trainer_uses_the_schedule(tiny_data, fast_config):
     trainer.fit()
     # after every step of a cosine schedule that ends with the last epoch, the rate is ~0
     assert trainer.last_lr < 0.05 * cfg.train.lr
+
+
+def test_on_epoch_sees_every_history_entry(tiny_data, fast_config):
+    seen = []
+    trainer = Trainer(fast_config.replace(train={"epochs": 3, "patience": 5}), tiny_data,
+                      on_epoch=seen.append)
+    history = trainer.fit()
+    assert [e["epoch"] for e in seen] == [1, 2, 3]
+    assert seen == history                   # the very entries, in order, as each epoch ended
+
+
+def test_run_experiment_computes_the_baselines_once_per_data(tiny_data, fast_config, tmp_path, monkeypatch):
+    from fdmer_lite.data import synthetic
+    calls = []
+    real = synthetic.baselines
+    monkeypatch.setattr(synthetic, "baselines", lambda data: calls.append(1) or real(data))
+    data = make_benchmark("emotion", n_train=64, n_valid=32, n_test=32, seq_len=8, seed=5)
+    a = run_experiment(fast_config, data, tmp_path / "a", scores=False)
+    b = run_experiment(fast_config.replace(train={"seed": 1}), data, tmp_path / "b", scores=False)
+    assert len(calls) == 1
+    assert a["ridge_mae"] == b["ridge_mae"] == pytest.approx(real(data)["ridge_mae"])

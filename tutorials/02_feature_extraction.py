@@ -111,20 +111,21 @@ print("input", tuple(x.shape), "-> h_t", tuple(enc(x).shape))
 
 # %% [markdown]
 # One pre-norm encoder layer is `x + SelfAttention(LN(x))`, then `x + FeedForward(LN(x))`. With
-# several heads, each head attends in its own slice of the width. Written out with the layer's
-# own weights:
+# several heads, each head attends in its own slice of the width. The library's layer
+# (`fdmer_lite/model/layers.py`, twenty lines) is written the same way; here it is again with the
+# layer's own weights, dropout left out (the encoder is in eval mode):
 
 # %%
 def encoder_layer(layer, x):
     B, L, D = x.shape
-    H = layer.self_attn.num_heads
-    q, k, v = F.linear(layer.norm1(x), layer.self_attn.in_proj_weight,
-                       layer.self_attn.in_proj_bias).chunk(3, dim=-1)           # 3 x (B, L, D)
+    H = layer.heads
+    q, k, v = F.linear(layer.norm1(x), layer.qkv.weight, layer.qkv.bias).chunk(3, dim=-1)  # 3 x (B, L, D)
     split = lambda t: t.reshape(B, L, H, D // H).transpose(1, 2)               # (B, H, L, D/H)
     att = (split(q) @ split(k).transpose(-1, -2) / (D // H) ** 0.5).softmax(-1)  # (B, H, L, L)
     heads = (att @ split(v)).transpose(1, 2).reshape(B, L, D)                  # (B, L, D)
-    x = x + layer.self_attn.out_proj(heads)
-    return x + layer.linear2(F.gelu(layer.linear1(layer.norm2(x))))
+    x = x + layer.out(heads)
+    w1, w2 = layer.ff[0], layer.ff[3]                                          # the feed-forward block
+    return x + w2(F.gelu(w1(layer.norm2(x))))
 
 
 # %% [markdown]

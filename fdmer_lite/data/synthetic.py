@@ -47,6 +47,17 @@ Two seeds: ``world_seed`` draws the *world* (the random maps, offsets and scales
 fresh samples from the same world, so a model trained on one seed is meaningfully tested on
 another; different ``world_seed`` values are different worlds. Each split has its own sample
 stream, so changing ``n_train`` leaves the valid and test samples unchanged.
+
+How the defaults were chosen (measured, emotion kind, 5,000 / 500 / 1,000 samples). The
+benchmark must be neither noise-dominated (Bayes floor at most a third of the mean predictor's
+MAE: 0.370 against 1.223) nor linear (ridge on time averages well above the floor: 0.762). The
+label's nonlinearity is what defeats ridge; the *feature* side is kept mild (almost linear maps,
+``map_gain`` 0.5; no ``motion``; light noise and nuisance; windows covering 80-100 % of the
+clip), because with the harder settings of an earlier version (``map_gain`` 1.5, ``motion`` 0.7,
+``feature_noise`` 0.5, ``nuisance`` 1.0, windows of 40-100 %, 2,000 training samples) the
+CPU-sized FDMER overfitted at about 2.5x the floor while an MLP on the *true* latents reached
+1.14x: the data, not the method, was the bottleneck. The harder settings remain one argument
+away for learners who want them.
 """
 
 from __future__ import annotations
@@ -75,7 +86,7 @@ KIND_WEIGHTS = {
     "humor": {"shared_weight": 1.0, "private_weight": 0.5},     # 80 % shared, 20 % private
 }
 
-DEFAULT_SIZES = {"n_train": 2000, "n_valid": 500, "n_test": 1000}
+DEFAULT_SIZES = {"n_train": 5000, "n_valid": 500, "n_test": 1000}
 
 
 def _check_positive(name, value, allow_zero=False):
@@ -239,15 +250,15 @@ def make_benchmark(
     private_weight: float | Mapping[str, float] | None = None,
     shared_dim: int = 4,
     private_dim: int = 4,
-    nonlinearity: float = 0.5,
+    nonlinearity: float = 0.4,
     label_std: float = 1.5,
-    label_noise: float = 0.45,
+    label_noise: float = 0.5,
     hidden: int = 16,
-    map_gain: float = 1.5,
-    motion: float = 0.7,
-    feature_noise: float = 0.5,
-    window: tuple[float, float] = (0.4, 1.0),
-    nuisance: float = 1.0,
+    map_gain: float = 0.5,
+    motion: float = 0.0,
+    feature_noise: float = 0.2,
+    window: tuple[float, float] = (0.8, 1.0),
+    nuisance: float = 0.3,
     nuisance_dim: int = 3,
     nuisance_timescale: float = 5.0,
     offset: float = 2.0,
