@@ -156,10 +156,13 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 # loss is unbounded (notebook 4, section 4.6). The confusion adversary gave about **0.3-0.38**,
 # the paper's picture. And under both, a fresh linear probe still read the modality from `C_m`
 # almost perfectly (`common_modality_acc` near 1): fooling one discriminator is a much weaker
-# property than hiding the modality. A full-mode run of this notebook (the `synthetic` preset,
-# CPU) measured the same pattern: p(true modality) on `C_m` **0.11** with gradient reversal,
-# **0.34** with the confusion adversary, 0.24 with `beta = gamma = 0` (an untrained
-# discriminator), and `common_modality_acc` 1.00 in all three. (In FAST mode, three epochs on
+# property than hiding the modality. Full-mode runs of these settings (the `synthetic` preset on
+# the default benchmark, CPU; `benchmarks/demo_settings.md`) measured p(true modality) on `C_m`
+# **0.33** with gradient reversal, **0.34** with the confusion adversary and 0.37 with
+# `beta = gamma = 0` (an untrained discriminator): all three near 1/3, so the mean alone cannot
+# tell them apart. `common_modality_acc` was 1.00 in all three, and the test MAE 0.68, 0.56 and
+# 0.54: the paper's losses cost accuracy here. On an earlier, harder version of the benchmark
+# gradient reversal gave 0.11, confidently wrong. (In FAST mode, three epochs on
 # tiny data, the numbers can say anything: run the notebook without `FDMER_LITE_FAST` to see
 # the real effect.)
 #
