@@ -373,7 +373,8 @@ _SCORE_COLUMNS = [("common_modality_acc", "modality from C (probe; ideal 1/M)", 
                   ("private_modality_acc", "modality from P (ideal 1)", False, None),
                   ("common_factor_r2", "R² s from C", False, None),
                   ("private_factor_r2", "R² z from P", False, None),
-                  ("disc_prob_common", "D p(true) on C (paper ~0.33)", False, None)]
+                  ("disc_prob_common", "D p(true) on C (paper ~0.33)", False, None),
+                  ("common_gap", "gap between C_m (ideal 0; 1 = unrelated)", False, None)]
 
 
 def _cell(row: dict, key: str, percent: bool) -> str:
@@ -482,6 +483,10 @@ def paper_claims(rows: list[dict], kind: str | None = None) -> list[dict]:
     add("Removing L_ami + L_ams makes the modality easier to read from C "
         "(common_modality_acc rises)", _delta(by, "wo_ami_ams", "common_modality_acc"), +1,
         " common_modality_acc vs full")
+    add("Removing L_ami + L_ams leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
+        _delta(by, "wo_ami_ams", "common_gap"), +1, " common_gap vs full")
+    add("Removing L_con leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
+        _delta(by, "wo_con", "common_gap"), +1, " common_gap vs full")
     if kind in ("emotion", "humor"):
         dc, dp = _delta(by, "wo_common", "mae"), _delta(by, "wo_private", "mae")
         if dc is not None and dp is not None:

@@ -13,8 +13,13 @@ representations and scores them on the test split:
   disc_prob_common      the discriminator's mean probability of the true modality on C_m
                         (the paper reports about 0.33)
   disc_prob_private     the same on P_m
+  common_gap            how far apart one sample's C_t, C_a, C_v are, relative to how much C
+                        varies across samples (test split, no probe)   ideal: 0; about 1 means
+                        no closer than unrelated samples; far above 1, the modalities sit in
+                        separate clouds
 The modality probe is stricter than anything the paper reports: a discriminator can be fooled
-while the modality stays linearly readable by a fresh probe.
+while the modality stays linearly readable by a fresh probe. ``common_gap`` is continuous where
+the probe saturates at 1.0, so it shows *how* the losses move the common representations.
 """
 
 from __future__ import annotations
@@ -97,6 +102,16 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
     return float(probe.score(X_te, y_te))
 
 
+def common_gap(common: dict[str, np.ndarray], mods: str) -> float:
+    """Mean over modality pairs of mean_b ||C_i[b] - C_j[b]||^2, divided by twice the mean over
+    modalities of the spread mean_b ||C_m[b] - mean(C_m)||^2 (the plain-distance form of
+    ``losses.alignment_loss``)."""
+    C = [np.asarray(common[m], dtype=np.float64) for m in mods]
+    spread = np.mean([((c - c.mean(axis=0)) ** 2).sum(axis=1).mean() for c in C])
+    gaps = [((C[i] - C[j]) ** 2).sum(axis=1).mean() for i in range(len(C)) for j in range(i + 1, len(C))]
+    return float(np.mean(gaps) / (2 * spread)) if gaps and spread > 0 else float("nan")
+
+
 def factor_r2(X_tr: np.ndarray, Z_tr: np.ndarray, X_te: np.ndarray, Z_te: np.ndarray) -> float:
     """Test R^2 (averaged over the factor's dimensions) of a ridge probe from X to Z."""
     probe = make_pipeline(StandardScaler(), RidgeCV(alphas=np.logspace(-3, 3, 13)))
@@ -127,6 +142,7 @@ def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
         scores["private_modality_acc"] = modality_probe_accuracy(tr.private, te.private, mods)
         scores["disc_prob_common"] = true_modality_probability(te.disc_prob_common, mods)
         scores["disc_prob_private"] = true_modality_probability(te.disc_prob_private, mods)
+        scores["common_gap"] = common_gap(te.common, mods)
     if "s" in tr.extras:
         scores["common_factor_r2"] = float(np.mean(
             [factor_r2(tr.common[m], tr.extras["s"], te.common[m], te.extras["s"]) for m in mods]))

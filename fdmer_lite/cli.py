@@ -161,7 +161,8 @@ def demo_table(m: dict) -> str:
     lines.append("|---|---|---|")
     ideal = {"common_modality_acc": "1/3 (chance)", "private_modality_acc": "1.0",
              "common_factor_r2": "near 1", "private_factor_r2": "near 1",
-             "disc_prob_common": "~0.33 (paper)", "disc_prob_private": "1.0"}
+             "disc_prob_common": "~0.33 (paper)", "disc_prob_private": "1.0",
+             "common_gap": "0 (1 = unrelated samples)"}
     lines += [f"| {k} | {m[k]:.3f} | {v} |" for k, v in ideal.items() if k in m]
     return "\n".join(lines)
 
