@@ -32,14 +32,6 @@ TOL = dict(abs=1e-5)
 TINY = DataSpec("synthetic", options=dict(kind="emotion", n_train=96, n_valid=40, n_test=48, seq_len=8, seed=0))
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def _config(batch_size=31):
     # batch 31 on 96 samples: global batches 31, 31, 31, 3 -> uneven shards (16/15, 2/1)
     return get_preset("fast").replace(train={"epochs": 3, "batch_size": batch_size, "device": "cpu",

@@ -5,21 +5,12 @@ import io
 import json
 
 import pytest
-import torch
 
 from fdmer_lite.ablations import run_ablation
 from fdmer_lite.config import get_preset
 from fdmer_lite.runner import COMPLETE_MARKER, ERROR_FILE, DataSpec, RunSpec, run_all
 
 TINY = DataSpec("synthetic", options=dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0))
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def _config(**train):
