@@ -78,12 +78,16 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # `metrics.json`: stop it, start it again, and only the missing runs train.
 #
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid
-# (all 16 rows, 3 seeds, the CPU-sized preset) takes hours on two cores; run it beforehand from a
-# terminal, where it can use worker processes, and this notebook will find it:
+# (all 16 rows, 3 seeds, the CPU-sized preset) took 56 minutes on two cores with two worker
+# processes; run it beforehand from a terminal, where it can use worker processes, and this
+# notebook will find it:
 #
 # ```
 # python benchmarks/ablation_grid.py --kind emotion --out runs/lessons/full
 # ```
+#
+# The tables and claims of that measured run are in `benchmarks/results/`, if you only want to
+# read them.
 
 # %%
 if fast:
