@@ -120,7 +120,6 @@ class Trainer:
         self.use_amp = bool(config.train.amp and self.device.type == "cuda")
         self.history: list[dict] = []
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
-        self.last_lr = config.train.lr
         self.on_epoch = on_epoch
 
     # -- data ---------------------------------------------------------------------------------
@@ -185,7 +184,6 @@ class Trainer:
                                 best=self.best_epoch)
             if since_best >= t.patience:
                 break
-        self.last_lr = opt.param_groups[0]["lr"]
         self.restore_best()
         return self.history
 

@@ -163,7 +163,8 @@ def test_trainer_uses_the_schedule(tiny_data, fast_config):
     trainer = Trainer(cfg, tiny_data)
     trainer.fit()
     # after every step of a cosine schedule that ends with the last epoch, the rate is ~0
-    assert trainer.last_lr < 0.05 * cfg.train.lr
+    assert trainer.history[-1]["lr"] < 0.05 * cfg.train.lr
+    assert trainer.history[0]["lr"] > trainer.history[-1]["lr"]
 
 
 def test_on_epoch_sees_every_history_entry(tiny_data, fast_config):
