@@ -156,5 +156,8 @@ def test_paper_column_where_the_paper_used_the_data():
              "mae_mean": 0.9, "mae_std": math.nan}]
     md = to_markdown(rows, {"task": "regression", "paper_dataset": "mosi", "seeds": [1], "dataset": "x"})
     assert "paper (MOSI) MAE" in md and "n/a*" in md and PAPER_NOTE in md
+    wo_visual = {**rows[0], "variant": "wo_visual", "name": "w/o Visual"}
+    md = to_markdown([wo_visual], {"task": "regression", "paper_dataset": "mosi", "seeds": [1], "dataset": "x"})
+    assert "| 0.925 |" in md and PAPER_NOTE not in md     # the one sourced row, and nothing missing
     md = to_markdown(rows, {"task": "regression", "paper_dataset": None, "seeds": [1], "dataset": "x"})
     assert "paper" not in md.split("\n")[0]
