@@ -104,8 +104,8 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
 
 def common_gap(common: dict[str, np.ndarray], mods: str) -> float:
     """Mean over modality pairs of mean_b ||C_i[b] - C_j[b]||^2, divided by twice the mean over
-    modalities of the spread mean_b ||C_m[b] - mean(C_m)||^2 (the plain-distance form of
-    ``losses.alignment_loss``)."""
+    modalities of the spread mean_b ||C_m[b] - mean(C_m)||^2 (``losses.alignment_loss`` measures
+    the same gaps after whitening; this score keeps plain distances)."""
     C = [np.asarray(common[m], dtype=np.float64) for m in mods]
     spread = np.mean([((c - c.mean(axis=0)) ** 2).sum(axis=1).mean() for c in C])
     gaps = [((C[i] - C[j]) ** 2).sum(axis=1).mean() for i in range(len(C)) for j in range(i + 1, len(C))]
