@@ -93,13 +93,36 @@ def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarr
     return X, y
 
 
-def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str) -> float:
-    """Test accuracy of a linear (logistic) probe that predicts the modality of a representation."""
+def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str, *,
+                            centre: bool = False) -> float:
+    """Test accuracy of a linear (logistic) probe that predicts the modality of a representation.
+
+    ``centre=True`` first subtracts from each modality's train *and* test representations that
+    modality's mean over the train split. A per-modality offset is then gone, so what the probe
+    still reads is everything *except* the offset. On our runs it falls to chance: the offset is
+    all a linear probe uses (notebook 7).
+    """
+    if centre:
+        mu = {m: np.asarray(train[m]).mean(axis=0) for m in mods}
+        train = {m: train[m] - mu[m] for m in mods}
+        test = {m: test[m] - mu[m] for m in mods}
     X_tr, y_tr = _stack_by_modality(train, mods)
     X_te, y_te = _stack_by_modality(test, mods)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
     probe.fit(X_tr, y_tr)
     return float(probe.score(X_te, y_te))
+
+
+def offset_share(reps: dict[str, np.ndarray], mods: str) -> float:
+    """Mean over modalities of ||mean_b C_m[b]||^2 / mean_b ||C_m[b]||^2: the share of the
+    representations' energy that is one constant vector per modality. Near 1, every sample's C_m
+    is the same vector plus a small variation (the common space has collapsed onto an offset)."""
+    shares = []
+    for m in mods:
+        x = np.asarray(reps[m], dtype=np.float64)
+        energy = (x ** 2).sum(axis=1).mean()
+        shares.append((x.mean(axis=0) ** 2).sum() / energy if energy > 0 else float("nan"))
+    return float(np.mean(shares))
 
 
 def common_gap(common: dict[str, np.ndarray], mods: str) -> float:

@@ -68,7 +68,8 @@ class LossConfig:
     use_ams: bool = True
     use_con: bool = True
     use_dis: bool = True
-    align_weight: float = 0.0        # extension beyond the paper: per-sample alignment of C_m
+    align_weight: float = 0.0        # extension beyond the paper: alignment of the C_m (losses.alignment_loss)
+    align_form: str = "sample"       # "sample" (each sample's C_t, C_a, C_v) | "mean" (the modalities' average C)
 
 
 @dataclass

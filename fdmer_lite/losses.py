@@ -100,20 +100,30 @@ def confusion_loss(cos: torch.Tensor, scale: float) -> torch.Tensor:
     return -(logp.mean(dim=-1)).sum(dim=1).mean()
 
 
-def alignment_loss(*common: torch.Tensor, shrink: float = 1e-3) -> torch.Tensor:
-    """Extension beyond the paper: how far apart one sample's common representations are, in
+def alignment_loss(*common: torch.Tensor, shrink: float = 1e-3, form: str = "sample") -> torch.Tensor:
+    """Extension beyond the paper: how far apart the modalities' common representations are, in
     the units a linear probe would see them.
 
         S     = within-modality covariance of the C_m (each modality centred on its own batch
                 mean, pooled), plus shrink * tr(S)/d * I; treated as a constant (no gradient)
-        align = mean over pairs (i, j) of  mean_b (C_i[b] - C_j[b])^T S^-1 (C_i[b] - C_j[b]) / (2 d)
+        form "sample": mean over pairs (i, j) of  mean_b (C_i[b] - C_j[b])^T S^-1 (C_i[b] - C_j[b]) / (2 d)
+        form "mean":   mean over pairs (i, j) of  (m_i - m_j)^T S^-1 (m_i - m_j) / (2 d),
+                       m_i = mean_b C_i[b]  (first-moment matching, as the central moment
+                       discrepancy that MISA uses for its shared space, whitened)
 
-    0 means C_t, C_a, C_v are identical for every sample; about 1 means they are no closer than
-    two unrelated samples. Measuring the gaps after whitening by S matters: a small but steady
-    offset between modalities along a direction in which C hardly varies is all a linear probe
-    needs to tell the modalities apart (Fisher's discriminant), and whitening makes exactly that
-    offset large. It also makes the term blind to the scale of C.
+    "sample" is 0 when C_t, C_a, C_v are identical for every sample and about 1 when they are no
+    closer than two unrelated samples. "mean" only asks the modalities' *average* C to coincide:
+    a per-modality offset is the one thing the linear modality probe of
+    ``analysis.disentanglement_scores`` reads (centre each modality on its own mean and the probe
+    falls to chance), and offsets carry nothing about the label.
+
+    Measuring the gaps after whitening by S matters: a small but steady offset between
+    modalities along a direction in which C hardly varies is all a linear probe needs to tell
+    the modalities apart (Fisher's discriminant), and whitening makes exactly that offset large.
+    It also makes the term blind to the scale of C.
     """
+    if form not in ("sample", "mean"):
+        raise ValueError(f"align_form must be 'sample' or 'mean', got {form!r}")
     pairs = _pairs(common)
     if not pairs:
         return common[0].new_zeros(())
@@ -125,7 +135,10 @@ def alignment_loss(*common: torch.Tensor, shrink: float = 1e-3) -> torch.Tensor:
         L = torch.linalg.cholesky(S)                                         # S = L L^T
         W = torch.linalg.solve_triangular(L, torch.eye(d, dtype=S.dtype, device=S.device),
                                           upper=False).to(common[0].dtype)   # L^(-1)
-    gaps = [((ci - cj) @ W.T).pow(2).sum(dim=-1).mean() for ci, cj in pairs]
+    if form == "mean":
+        gaps = [((ci.mean(dim=0) - cj.mean(dim=0)) @ W.T).pow(2).sum() for ci, cj in pairs]
+    else:
+        gaps = [((ci - cj) @ W.T).pow(2).sum(dim=-1).mean() for ci, cj in pairs]
     return torch.stack(gaps).mean() / (2 * d)
 
 
@@ -157,7 +170,7 @@ def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> 
     terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
     total = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"]) + cfg.gamma * (terms["con"] + terms["dis"])
     if cfg.align_weight > 0 and C:
-        terms["align"] = alignment_loss(*C)
+        terms["align"] = alignment_loss(*C, form=cfg.align_form)
         total = total + cfg.align_weight * terms["align"]
     terms["all"] = total
     return terms

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from fdmer_lite.analysis import common_gap, factor_r2, modality_probe_accuracy
+from fdmer_lite.analysis import common_gap, factor_r2, modality_probe_accuracy, offset_share
 
 
 def test_common_gap_matches_loops():
@@ -45,3 +45,22 @@ def test_factor_r2_is_one_for_a_linear_code_and_zero_for_noise():
     assert factor_r2(X[:600], Z[:600], X[600:], Z[600:]) > 0.99
     noise = rng.normal(size=(800, 16))
     assert factor_r2(noise[:600], Z[:600], noise[600:], Z[600:]) < 0.05
+
+
+def test_centred_probe_cannot_read_a_per_modality_offset():
+    rng = np.random.default_rng(3)
+    n, d = 600, 4
+    # the modalities differ only by a constant offset: the raw probe reads it, the centred one cannot
+    base = lambda: rng.normal(size=(n, d))                                   # noqa: E731
+    shift = {"t": 0.0, "a": 3.0, "v": -3.0}
+    train = {m: base() + shift[m] for m in "tav"}
+    test = {m: base() + shift[m] for m in "tav"}
+    assert modality_probe_accuracy(train, test, "tav") > 0.95
+    assert modality_probe_accuracy(train, test, "tav", centre=True) < 0.40
+
+
+def test_offset_share_by_hand():
+    x = {"t": np.array([[1.0, 0.0], [3.0, 0.0]]), "a": np.array([[0.0, 1.0], [0.0, -1.0]])}
+    # t: mean (2, 0) -> 4; energy (1 + 9) / 2 = 5 -> 0.8.   a: mean 0 -> 0
+    assert offset_share(x, "ta") == pytest.approx(0.4)
+    assert offset_share({"t": np.ones((5, 3)) * 7}, "t") == pytest.approx(1.0)

@@ -201,3 +201,25 @@ def test_alignment_loss_sees_a_small_offset_in_a_quiet_direction():
     Ct.requires_grad_(True)
     losses.alignment_loss(Ct, Ca).backward()
     assert Ct.grad is not None and torch.isfinite(Ct.grad).all()
+
+
+def test_alignment_loss_mean_form_matches_numpy_and_ignores_within_modality_differences():
+    import numpy as np
+    torch.manual_seed(1)
+    B, d = 10, 3
+    C = [torch.randn(B, d, dtype=torch.float64) + k for k in range(3)]
+    X = [c.numpy() for c in C]
+    S = sum(np.cov(x.T, bias=True) for x in X) / 3            # pooled within-modality covariance
+    S += 1e-3 * np.trace(S) / d * np.eye(d)
+    means = [x.mean(axis=0) for x in X]
+    expected = np.mean([np.linalg.solve(S, means[i] - means[j]) @ (means[i] - means[j])
+                        for i, j in ((0, 1), (0, 2), (1, 2))]) / (2 * d)
+    assert float(losses.alignment_loss(*C, form="mean")) == pytest.approx(expected, rel=1e-9)
+    # same means, unrelated samples: the mean form is ~0 where the sample form is ~1
+    a = torch.randn(B, d, dtype=torch.float64)
+    b = torch.randn(B, d, dtype=torch.float64)
+    b = b - b.mean(0) + a.mean(0)
+    assert float(losses.alignment_loss(a, b, form="mean")) == pytest.approx(0.0, abs=1e-12)
+    assert float(losses.alignment_loss(a, b, form="sample")) > 0.3
+    with pytest.raises(ValueError, match="align_form"):
+        losses.alignment_loss(a, b, form="median")

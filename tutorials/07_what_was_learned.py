@@ -166,7 +166,51 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 # tiny data, the numbers can say anything: run the notebook without `FDMER_LITE_FAST` to see
 # the real effect.)
 #
-# ## 7.4 Figure 4b: fusion weights, emotion-like versus humor-like
+# ## 7.4 What does the probe read?
+#
+# In all three runs the probe reads the modality from `C_m` almost perfectly, while the
+# discriminator sits near 1/3. What does the probe use? Two measurements
+# (`fdmer_lite.analysis`):
+#
+# * `modality_probe_accuracy(..., centre=True)` subtracts from each modality's `C_m` that
+#   modality's mean over the train split, then refits the probe. If it falls to chance, a
+#   constant per-modality offset was all the probe needed.
+# * `offset_share` is the share of `C_m`'s energy that is one constant vector per modality. Near
+#   1, every sample's `C_m` is the same vector plus a thin variation.
+
+# %%
+from fdmer_lite.analysis import modality_probe_accuracy, offset_share
+
+emotion_runs = [name for name in runs if not name.startswith("humor")]
+train_reps = {name: extract_representations(runs[name].model, emotion, "train",
+                                            device=runs[name].trainer.device)
+              for name in emotion_runs}
+for name in emotion_runs:
+    tr, te = train_reps[name], reps[name]
+    raw = modality_probe_accuracy(tr.common, te.common, te.modalities)
+    centred = modality_probe_accuracy(tr.common, te.common, te.modalities, centre=True)
+    share = offset_share(te.common, te.modalities)
+    print(f"{name:18s} probe {raw:.2f}   centred probe {centred:.2f}   offset share {share:.3f}")
+
+# %% [markdown]
+# Full-mode runs (`benchmarks/demo_settings.md`, section 5) measured: centred, the probe is at
+# chance (0.33) in all three runs, so **the offset is all it reads**. And with the paper's losses
+# 99.6 % of `C_m`'s energy is the offset (23 % without them): the common space has *collapsed*
+# onto one vector per modality, with the label-carrying variation a thin layer on top. Why do
+# the losses allow that? A large constant shared by all samples makes every cosine in the
+# consistency loss's `S_m` close to 1 (so `L_con` is near 0), and it points every normalised
+# discriminator input the same way (Eq. 8-9 normalise): both losses are satisfied without the
+# modalities being aligned. The small offset *between* the modalities that remains is tiny next
+# to the constant but large next to the thin variation, and a standardised probe reads it.
+#
+# If the offset is what the probe reads, a loss that matches the modalities' *mean* `C` should
+# help: `LossConfig(align_weight=..., align_form="mean")`, an extension beyond the paper
+# (first-moment matching, as in the central moment discrepancy that MISA uses, whitened like the
+# probe). Measured in full mode with the confusion adversary at weight 10: probe **0.46**, test
+# MAE unchanged (0.681); without an adversary, weight 50 only reaches 0.85. Exercise 2 asks you
+# to reproduce it.
+#
+# ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
 #
 # The two benchmarks share features and latents; only the label differs: in the emotion-like
 # one 80 % of the label variance is private, in the humor-like one 80 % is shared. Does CMAF's
@@ -193,14 +237,19 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # * With gradient reversal, "fooling" the discriminator can mean making it confidently wrong;
 #   the confusion adversary reproduces the paper's ~0.33; neither makes the modality unreadable
 #   to a fresh probe.
+# * The probe reads a per-modality offset and nothing else, and the paper's losses let the
+#   common space collapse onto such offsets. Matching the modalities' mean `C` (an extension)
+#   brings the probe close to chance.
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
 #
 # ## Exercises
 #
 # 1. Colour the t-SNE by the true shared latent `s[:, 0]` instead of by modality (build the
 #    figure with `viz.embedding_figure` and `r.extras["s"]`). Do the common clouds order by `s`?
-# 2. Train the confusion adversary with `align_weight=1.0` (an extension beyond the paper,
-#    `LossConfig.align_weight`). What happens to `common_modality_acc`?
+# 2. Train the confusion adversary with `align_weight=10, align_form="mean"` (an extension
+#    beyond the paper, `LossConfig`). What happens to the probe, the centred probe and the
+#    offset share? Then try `align_form="sample"`, which asks every sample's `C_t, C_a, C_v` to
+#    coincide: what does it cost in MAE?
 # 3. Compute the discriminator's accuracy on `C_m` under gradient reversal. Is it below chance?
 #    What does a *permutation* in the matrix of 7.3 tell you?
 # 4. Train the humor-like benchmark with `beta = gamma = 0`. Does ψ still move towards `C`?
