@@ -82,6 +82,7 @@ class TrainConfig:
     warmup_epochs: float = 0.0       # linear warm-up of the learning rate from 0 over this many epochs
     patience: int = 10               # early stopping on the validation task loss
     grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
+    disc_lr_mult: float = 1.0        # the discriminator's learning rate relative to lr (the paper: one rate)
     seed: int = 0
     deterministic: bool = False
     device: str = "auto"             # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"

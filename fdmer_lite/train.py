@@ -134,11 +134,21 @@ class Trainer:
             out = self.model(batch.features, batch.masks)
         return out, fdmer_objective(out, batch.label, self.config.loss, self.task), batch
 
+    def _param_groups(self, t) -> list[dict]:
+        """One Adam group, or two when ``disc_lr_mult != 1``: the modality discriminator learns
+        at ``disc_lr_mult`` times the rate of everything else."""
+        disc = getattr(self.model, "discriminator", None)
+        if t.disc_lr_mult == 1.0 or disc is None:
+            return [{"params": list(self.model.parameters())}]
+        mine = {id(p) for p in disc.parameters()}
+        rest = [p for p in self.model.parameters() if id(p) not in mine]
+        return [{"params": rest}, {"params": list(disc.parameters()), "lr": t.lr * t.disc_lr_mult}]
+
     # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
         t = self.config.train
         epochs = t.epochs if epochs is None else epochs
-        opt = torch.optim.Adam(self.model.parameters(), lr=t.lr, weight_decay=t.weight_decay)
+        opt = torch.optim.Adam(self._param_groups(t), lr=t.lr, weight_decay=t.weight_decay)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, len(train_loader))

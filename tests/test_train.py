@@ -186,3 +186,20 @@ def test_run_experiment_computes_the_baselines_once_per_data(tiny_data, fast_con
     b = run_experiment(fast_config.replace(train={"seed": 1}), data, tmp_path / "b", scores=False)
     assert len(calls) == 1
     assert a["ridge_mae"] == b["ridge_mae"] == pytest.approx(real(data)["ridge_mae"])
+
+
+def test_disc_lr_mult_gives_the_discriminator_its_own_rate(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"disc_lr_mult": 10.0, "epochs": 1})
+    trainer = Trainer(cfg, tiny_data)
+    groups = trainer._param_groups(cfg.train)
+    disc = {id(p) for p in trainer.model.discriminator.parameters()}
+    assert len(groups) == 2 and {id(p) for p in groups[1]["params"]} == disc
+    every = [id(p) for g in groups for p in g["params"]]
+    assert sorted(every) == sorted(id(p) for p in trainer.model.parameters())   # each once
+    # one step: the discriminator's first Adam step moves each weight by ~its group's lr
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.fit()
+    moved = lambda pick: max(float((p - before[n]).abs().max())                 # noqa: E731
+                             for n, p in trainer.model.named_parameters() if pick(n))
+    assert moved(lambda n: n.startswith("discriminator.")) > 3 * moved(lambda n: n.startswith("common_encoder."))
+    assert len(trainer._param_groups(fast_config.train)) == 1

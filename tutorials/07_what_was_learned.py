@@ -207,8 +207,9 @@ for name in emotion_runs:
 # help: `LossConfig(align_weight=..., align_form="mean")`, an extension beyond the paper
 # (first-moment matching, as in the central moment discrepancy that MISA uses, whitened like the
 # probe). Measured in full mode with the confusion adversary at weight 10: probe **0.46**, test
-# MAE unchanged (0.681); without an adversary, weight 50 only reaches 0.85. Exercise 2 asks you
-# to reproduce it.
+# MAE unchanged (0.681); without an adversary, weight 50 only reached 0.85. But the result is
+# fragile: on cleaner features, or with the gap measured slightly differently, the same weight
+# left the probe at 0.71-1.00. Exercise 2 asks you to try it.
 #
 # ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
 #
@@ -239,7 +240,7 @@ for name in ("paper (grl)", "humor-like (grl)"):
 #   to a fresh probe.
 # * The probe reads a per-modality offset and nothing else, and the paper's losses let the
 #   common space collapse onto such offsets. Matching the modalities' mean `C` (an extension)
-#   brings the probe close to chance.
+#   can bring the probe close to chance, but not reliably.
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
 #
 # ## Exercises
