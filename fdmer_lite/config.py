@@ -161,14 +161,17 @@ def _fast():
 
 
 def _mosi_text_audio():
-    # The real CMU-MOSI text + audio set (1,284 training utterances): chosen on its validation
-    # split (benchmarks/real_mosi.py). Attention pooling weighs the few sentiment words; the
-    # validation loss of 229 utterances is noisy, so early stopping waits 15 epochs.
+    # The real CMU-MOSI text + audio set (1,284 training utterances), chosen on its validation
+    # split over three seeds (benchmarks/real_mosi.py): width 32, one text layer, dropout 0.5,
+    # weight decay 1e-3, lr 5e-4 reached validation MAE 1.149 (seeds 0-2) against 1.178 for
+    # width 64 with two text layers, dropout 0.3, lr 1e-3, which overfitted by epoch 4-5 on two
+    # of the three seeds. Attention pooling weighs the few sentiment words; the validation loss
+    # of 229 utterances is noisy, so early stopping waits 20 epochs.
     return Config(
-        model=ModelConfig(modalities="ta", model_dim=64, layers_t=2, layers_a=1, layers_v=1, heads=4,
-                          ff_mult=2, d_k=64, d_disc=32, dropout=0.3, pooling="attention"),
+        model=ModelConfig(modalities="ta", model_dim=32, layers_t=1, layers_a=1, layers_v=1, heads=2,
+                          ff_mult=2, d_k=32, d_disc=16, dropout=0.5, pooling="attention"),
         loss=LossConfig(beta=2e-2, gamma=2e-2),
-        train=TrainConfig(batch_size=16, epochs=50, lr=1e-3, weight_decay=1e-4, patience=15),
+        train=TrainConfig(batch_size=16, epochs=60, lr=5e-4, weight_decay=1e-3, patience=20),
         name="mosi_text_audio",
     )
 
