@@ -199,7 +199,7 @@ def test_disc_lr_mult_gives_the_discriminator_its_own_rate(tiny_data, fast_confi
     # one step: the discriminator's first Adam step moves each weight by ~its group's lr
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
     trainer.fit()
-    moved = lambda pick: max(float((p - before[n]).abs().max())                 # noqa: E731
+    moved = lambda pick: max(float((p.detach() - before[n]).abs().max())        # noqa: E731
                              for n, p in trainer.model.named_parameters() if pick(n))
     assert moved(lambda n: n.startswith("discriminator.")) > 3 * moved(lambda n: n.startswith("common_encoder."))
     assert len(trainer._param_groups(fast_config.train)) == 1
