@@ -186,12 +186,12 @@ class DistributedTrainer(Trainer):
                           collate_fn=ds.collate, generator=gen, pin_memory=self.device.type == "cuda")
 
     # -- training step ------------------------------------------------------------------------
-    def _forward(self, batch):
+    def _forward(self, batch, grl_coeff: float = 1.0):
         if not self.model.training:
             return super()._forward(batch)
         batch = batch.to(self.device, non_blocking=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            out = self.ddp(batch.features, batch.masks)
+            out = self.ddp(batch.features, batch.masks, grl_coeff=grl_coeff)
         cfg = self.config.loss
         local = fdmer_objective(out, batch.label, dataclasses.replace(cfg, use_con=False, use_dis=False),
                                 self.task)                           # con = dis = 0 here
@@ -205,7 +205,7 @@ class DistributedTrainer(Trainer):
         mods = out.modalities
         if out.common and cfg.use_con:
             terms["con"] = consistency_loss(*[gather_rows(out.common[m].float(), sizes, self.rep_group)
-                                              for m in mods])
+                                              for m in mods], centre=cfg.con_centre)
         else:
             terms["con"] = zero
         if out.private and cfg.use_dis:

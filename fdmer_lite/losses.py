@@ -31,18 +31,26 @@ def _pairs(items):
     return list(itertools.combinations(items, 2))
 
 
-def similarity_matrix(c: torch.Tensor) -> torch.Tensor:
-    """Eq. 4: S = norm(C) norm(C)^T, the (B, B) cosine similarities within the batch."""
+def similarity_matrix(c: torch.Tensor, centre: bool = False) -> torch.Tensor:
+    """Eq. 4: S = norm(C) norm(C)^T, the (B, B) cosine similarities within the batch.
+
+    ``centre=True`` subtracts the batch mean of C first (S becomes the matrix of Pearson
+    correlations between samples). Uncentred, one large vector shared by every sample makes every
+    cosine close to 1, whatever the samples' own variation: see ``consistency_loss``.
+    """
+    if centre:
+        c = c - c.mean(dim=0, keepdim=True)
     z = F.normalize(c, dim=-1)
     return z @ z.T
 
 
-def consistency_loss(*common: torch.Tensor) -> torch.Tensor:
+def consistency_loss(*common: torch.Tensor, centre: bool = False) -> torch.Tensor:
     """Eq. 5 for any number of modalities: mean over pairs of ||S_i - S_j||_F^2.
 
-    ``consistency_loss(c_t, c_a, c_v)`` with three; zero with fewer than two.
+    ``consistency_loss(c_t, c_a, c_v)`` with three; zero with fewer than two. ``centre``: build
+    each S_m from the batch-centred C_m (see ``similarity_matrix``).
     """
-    pairs = _pairs([similarity_matrix(c) for c in common])
+    pairs = _pairs([similarity_matrix(c, centre) for c in common])
     if not pairs:
         return common[0].new_zeros(()) if common else torch.zeros(())
     return torch.stack([((si - sj) ** 2).sum() for si, sj in pairs]).mean()
@@ -166,7 +174,7 @@ def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> 
         if cfg.use_ams:
             ams = modality_loss(out.disc_cos_private.float(), cfg.scale, margin)
     terms["ami"], terms["ams"] = ami, ams
-    terms["con"] = consistency_loss(*C) if (cfg.use_con and C) else zero
+    terms["con"] = consistency_loss(*C, centre=cfg.con_centre) if (cfg.use_con and C) else zero
     terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
     total = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"]) + cfg.gamma * (terms["con"] + terms["dis"])
     if cfg.align_weight > 0 and C:

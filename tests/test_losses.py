@@ -49,6 +49,30 @@ def test_consistency_loss_is_zero_for_identical_directions_and_two_modalities():
     assert losses.consistency_loss(c).item() == 0.0
 
 
+def test_centred_similarity_is_pearson_correlation_between_samples():
+    c = torch.randn(6, 5, dtype=torch.float64)
+    got = losses.similarity_matrix(c, centre=True)
+    import numpy as np
+    # rows of C - batch mean are the samples; np.corrcoef of the *columns* of that, i.e. an
+    # uncentred cosine of the centred samples, computed by hand:
+    x = (c - c.mean(dim=0)).numpy()
+    expected = np.array([[x[i] @ x[j] / (np.linalg.norm(x[i]) * np.linalg.norm(x[j])) for j in range(6)]
+                         for i in range(6)])
+    np.testing.assert_allclose(got.numpy(), expected, atol=1e-12)
+
+
+def test_centred_consistency_ignores_a_shared_constant_that_fools_the_plain_one():
+    c_t, c_a = torch.randn(8, 4, dtype=torch.float64), torch.randn(8, 4, dtype=torch.float64)
+    big = 1e4 * torch.randn(4, dtype=torch.float64)
+    # Plain Eq. 4-5: a huge vector shared by every sample makes every cosine ~1, so the loss of
+    # two unrelated modalities all but vanishes; centred, the constant is gone before S is built.
+    assert losses.consistency_loss(c_t + big, c_a + big).item() < 1e-4
+    plain = losses.consistency_loss(c_t, c_a).item()
+    assert losses.consistency_loss(c_t + big, c_a - big, centre=True).item() == pytest.approx(
+        losses.consistency_loss(c_t - c_t.mean(0), c_a - c_a.mean(0)).item(), rel=1e-9)
+    assert plain > 1.0
+
+
 def test_hsic_linear_kernel_closed_form():
     # tr(U X X^T U Y Y^T) = ||Xc^T Yc||_F^2 with Xc, Yc column-centred.
     x, y = torch.randn(9, 4, dtype=torch.float64), torch.randn(9, 3, dtype=torch.float64)
@@ -142,7 +166,10 @@ def test_objective_eq18_combines_terms_with_beta_and_gamma():
     assert t["task"].item() == pytest.approx(mse, rel=1e-6)
     C = [out.common[m] for m in "tav"]
     P = [out.private[m] for m in "tav"]
-    assert t["con"].item() == pytest.approx(losses.consistency_loss(*C).item())
+    # the default reading builds S_m from batch-centred C_m: the plain Eq. 5 on centred inputs
+    assert t["con"].item() == pytest.approx(losses.consistency_loss(*[c - c.mean(0) for c in C]).item())
+    raw = losses.fdmer_objective(out, y, LossConfig(beta=0.3, gamma=0.7, con_centre=False), "regression")
+    assert raw["con"].item() == pytest.approx(losses.consistency_loss(*C).item())
     assert t["dis"].item() == pytest.approx(losses.disparity_loss(*P).item())
     expected = mse + 0.3 * (t["ami"] + t["ams"]).item() + 0.7 * (t["con"] + t["dis"]).item()
     assert t["all"].item() == pytest.approx(expected, rel=1e-5)

@@ -81,6 +81,10 @@ def test_gradient_reversal_sits_between_common_and_discriminator():
     C = torch.stack([out.common[m] for m in "tav"], dim=1)
     direct = torch.autograd.grad(model.discriminator(C).sum(), C_t)[0]
     torch.testing.assert_close(g_model, -direct)
+    # grl_coeff scales the reversed gradient (the DANN ramp passes values in [0, 1])
+    out = model(x, grl_coeff=0.25)
+    g_quarter = torch.autograd.grad(out.disc_cos_common.sum(), out.common["t"], retain_graph=True)[0]
+    torch.testing.assert_close(g_quarter, -0.25 * direct)
     # the private branch is NOT reversed
     P_t = out.private["t"]
     g_p = torch.autograd.grad(out.disc_cos_private.sum(), P_t, retain_graph=True)[0]

@@ -61,7 +61,7 @@ def test_default_sizes_and_glove_widths():
     import inspect
     sig = inspect.signature(make_benchmark)
     assert (sig.parameters["n_train"].default, sig.parameters["n_valid"].default,
-            sig.parameters["n_test"].default) == (5000, 500, 1000)
+            sig.parameters["n_test"].default) == (10000, 500, 1000)
     assert WIDTHS["glove"] == {"t": 300, "a": 74, "v": 47}
     assert WIDTHS["bert"] == {"t": 768, "a": 5, "v": 20}
 

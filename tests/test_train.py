@@ -9,8 +9,8 @@ import torch
 
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
-from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, lr_scheduler, run_experiment,
-                              select_device, train_or_load)
+from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, lr_scheduler, reversal_coefficient,
+                              run_experiment, select_device, train_or_load)
 
 
 def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
@@ -26,6 +26,33 @@ def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
     assert tr.best_epoch == best["epoch"]
     # the restored weights are the best epoch's: re-evaluating gives its validation loss
     assert tr.evaluate("valid")["losses"]["task"] == pytest.approx(best["valid"]["task"], rel=1e-5)
+
+
+def test_reversal_coefficient_is_the_dann_ramp():
+    assert reversal_coefficient("constant", 0.0) == reversal_coefficient("constant", 0.7) == 1.0
+    for p in (0.0, 0.05, 0.1, 0.5, 1.0):                       # Ganin & Lempitsky (2015), Sec. 5.2
+        lam = (1 - math.exp(-10 * p)) / (1 + math.exp(-10 * p))  # = 2 / (1 + e^(-10p)) - 1 = tanh(5p)
+        assert reversal_coefficient("dann", p) == pytest.approx(lam, abs=1e-12)
+        assert reversal_coefficient("dann", p) == pytest.approx(math.tanh(5 * p), abs=1e-12)
+    with pytest.raises(ValueError, match="grl_schedule"):
+        reversal_coefficient("linear", 0.5)
+
+
+def test_trainer_passes_the_reversal_ramp_to_the_model(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"epochs": 2, "grl_schedule": "dann", "patience": 10})
+    tr = Trainer(cfg, tiny_data)
+    seen, forward = [], tr.model.forward
+
+    def spy(features, masks=None, grl_coeff=1.0):
+        if tr.model.training:
+            seen.append(grl_coeff)
+        return forward(features, masks, grl_coeff=grl_coeff)
+
+    tr.model.forward = spy
+    tr.fit()
+    steps = len(tr.loader("train"))                            # 96 samples, batch 32: 3 steps
+    expected = [math.tanh(5 * i / (2 * steps)) for i in range(2 * steps)]
+    assert seen == pytest.approx(expected, abs=1e-12)
 
 
 def test_early_stopping_stops_after_patience(tiny_data, fast_config):

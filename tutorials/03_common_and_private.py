@@ -90,6 +90,10 @@ def consistency(c_t, c_a, c_v):
     return sum(((S[i] - S[j]) ** 2).sum() for i, j in pairs) / 3
 
 
+def consistency_2(c_1, c_2):                         # the same with two modalities (one pair)
+    return ((similarity(c_1) - similarity(c_2)) ** 2).sum()
+
+
 # %%
 C = [out.common[m] for m in "tav"]
 torch.testing.assert_close(similarity(C[0]), losses.similarity_matrix(C[0]))
@@ -105,6 +109,24 @@ c = torch.randn(5, 4)
 Q, _ = torch.linalg.qr(torch.randn(4, 4))            # a random rotation
 print(losses.consistency_loss(c, 3.0 * c @ Q).item())                 # ~0
 print(losses.consistency_loss(c, torch.randn(5, 4)).item())           # > 0
+
+# %% [markdown]
+# **A loophole, and the reading we chose.** Cosines have a blind spot: add one large vector to
+# every sample of every modality and every cosine goes to 1, so every `S_m` becomes the matrix
+# of ones and `L_con` vanishes, however unrelated the modalities are. An encoder can take that
+# exit: in our measured runs with Eq. 4 read literally, 99.6 % of the energy of `C_m` ended up
+# in one constant vector per modality, with the variation that carries the label a thin layer
+# on top (`benchmarks/demo_settings.md`, section 5). We therefore build `S_m` from the
+# batch-centred `C_m` (`LossConfig.con_centre = True`, the default; `S_m[i, j]` is then the
+# Pearson correlation between samples i and j). The constant no longer hides anything:
+
+# %%
+big = 1e3 * torch.randn(4)                           # one vector shared by every sample
+c_t, c_a = torch.randn(6, 4), torch.randn(6, 4)      # unrelated "modalities"
+print("raw cosines:", losses.consistency_loss(c_t + big, c_a + big).item())                   # ~0
+print("centred    :", losses.consistency_loss(c_t + big, c_a + big, centre=True).item())      # > 0
+torch.testing.assert_close(losses.consistency_loss(c_t + big, c_a + big, centre=True),
+                           consistency_2(c_t - c_t.mean(0), c_a - c_a.mean(0)), rtol=1e-3, atol=1e-3)
 
 # %% [markdown]
 # ## 3.3 Disparity with HSIC (Eq. 6-7)

@@ -86,7 +86,7 @@ KIND_WEIGHTS = {
     "humor": {"shared_weight": 1.0, "private_weight": 0.5},     # 80 % shared, 20 % private
 }
 
-DEFAULT_SIZES = {"n_train": 5000, "n_valid": 500, "n_test": 1000}
+DEFAULT_SIZES = {"n_train": 10000, "n_valid": 500, "n_test": 1000}
 
 
 def _check_positive(name, value, allow_zero=False):

@@ -97,7 +97,8 @@ class FDMER(nn.Module):
                                   nn.Linear(d_k, output_dim))
 
     def forward(self, features: dict[str, torch.Tensor],
-                masks: dict[str, torch.Tensor] | None = None) -> FDMEROutput:
+                masks: dict[str, torch.Tensor] | None = None, grl_coeff: float = 1.0) -> FDMEROutput:
+        """``grl_coeff``: the gradient reversal multiplies the gradient by ``-grl_coeff``."""
         masks = masks or {}
         h = {m: self.encoders[m](features[m], masks.get(m)) for m in self.modalities}   # (B, d_k)
         common, private = {}, {}
@@ -109,7 +110,7 @@ class FDMER(nn.Module):
             P = torch.stack([private[m] for m in self.modalities], dim=1)           # (B, M, d_k)
             if self.discriminator is not None:
                 if self.adversary == "grl":
-                    cos_c = self.discriminator(grad_reverse(C))                     # (B, M, M)
+                    cos_c = self.discriminator(grad_reverse(C, grl_coeff))             # (B, M, M)
                 else:
                     cos_c = self.discriminator(C.detach())
                     cos_c_frozen = self.discriminator(C, frozen=True)
