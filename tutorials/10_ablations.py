@@ -79,7 +79,8 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 #
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid
 # (all 16 rows, 3 seeds, the CPU-sized preset) took 56 minutes on two cores with two worker
-# processes; run it beforehand from a terminal, where it can use worker processes, and this
+# processes with the earlier, half-sized training split; expect about twice that today. Run it
+# beforehand from a terminal, where it can use worker processes, and this
 # notebook will find it:
 #
 # ```
