@@ -172,6 +172,7 @@ def test_two_modalities_pair_losses_see_one_pair(tmp_path, fast_config):
     assert out.modalities == "ta" and out.disc_cos_common.shape == (4, 2, 2)
     assert out.psi_names == ("C", "P_t", "P_a")
     c_t, c_a = out.common["t"].double(), out.common["a"].double()
+    c_t, c_a = c_t - c_t.mean(0), c_a - c_a.mean(0)          # the default reading: S_m on centred C_m
     s_t = [[float(c_t[i] @ c_t[j] / (c_t[i].norm() * c_t[j].norm())) for j in range(4)] for i in range(4)]
     s_a = [[float(c_a[i] @ c_a[j] / (c_a[i].norm() * c_a[j].norm())) for j in range(4)] for i in range(4)]
     con = sum((s_t[i][j] - s_a[i][j]) ** 2 for i in range(4) for j in range(4))
