@@ -94,18 +94,31 @@ def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarr
 
 
 def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str, *,
-                            centre: bool = False) -> float:
+                            centre: bool = False, top_components: int | None = None) -> float:
     """Test accuracy of a linear (logistic) probe that predicts the modality of a representation.
 
     ``centre=True`` first subtracts from each modality's train *and* test representations that
     modality's mean over the train split. A per-modality offset is then gone, so what the probe
     still reads is everything *except* the offset. On our runs it falls to chance: the offset is
     all a linear probe uses (notebook 7).
+
+    ``top_components=k`` first projects every representation onto the k leading principal
+    components of the train representations of all modalities together (the directions in which
+    they vary most). Comparing k small and k = d_k tells whether the modality is readable where
+    the representations carry their variation or only in directions where they hardly vary.
     """
     if centre:
         mu = {m: np.asarray(train[m]).mean(axis=0) for m in mods}
         train = {m: train[m] - mu[m] for m in mods}
         test = {m: test[m] - mu[m] for m in mods}
+    if top_components is not None:
+        pooled = np.concatenate([np.asarray(train[m], dtype=np.float64) for m in mods])   # (N*M, d)
+        if not 1 <= top_components <= pooled.shape[1]:
+            raise ValueError(f"top_components must be in [1, {pooled.shape[1]}], got {top_components!r}")
+        mean = pooled.mean(axis=0)
+        basis = np.linalg.svd(pooled - mean, full_matrices=False)[2][:top_components].T    # (d, k)
+        train = {m: (np.asarray(train[m]) - mean) @ basis for m in mods}
+        test = {m: (np.asarray(test[m]) - mean) @ basis for m in mods}
     X_tr, y_tr = _stack_by_modality(train, mods)
     X_te, y_te = _stack_by_modality(test, mods)
     probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))

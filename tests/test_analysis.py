@@ -64,3 +64,28 @@ def test_offset_share_by_hand():
     # t: mean (2, 0) -> 4; energy (1 + 9) / 2 = 5 -> 0.8.   a: mean 0 -> 0
     assert offset_share(x, "ta") == pytest.approx(0.4)
     assert offset_share({"t": np.ones((5, 3)) * 7}, "t") == pytest.approx(1.0)
+
+
+def test_probe_on_leading_components_misses_an_offset_in_a_quiet_direction():
+    # Each modality: large variation in dims 0-1 (the same distribution for all), and a small but
+    # steady per-modality offset in dim 4, where the representations hardly vary.
+    rng = np.random.default_rng(3)
+
+    def reps(n):
+        out = {}
+        for i, m in enumerate("tav"):
+            x = rng.normal(scale=0.01, size=(n, 6))
+            x[:, :2] = rng.normal(scale=5.0, size=(n, 2))
+            x[:, 4] += 0.1 * i
+            out[m] = x
+        return out
+
+    train, test = reps(1500), reps(600)
+    assert modality_probe_accuracy(train, test, "tav") > 0.99                     # every direction
+    assert modality_probe_accuracy(train, test, "tav", top_components=2) < 0.42   # dims 0-1 only: chance
+    # the projection by hand: the two leading principal directions are dims 0 and 1
+    pooled = np.concatenate([train[m] for m in "tav"])
+    basis = np.linalg.svd(pooled - pooled.mean(0), full_matrices=False)[2][:2]
+    assert np.abs(basis[:, 2:]).max() < 0.01
+    with pytest.raises(ValueError, match="top_components"):
+        modality_probe_accuracy(train, test, "tav", top_components=7)
