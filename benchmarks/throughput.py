@@ -16,7 +16,9 @@ Measured on the two-core machine, quiet (load average below 1), two threads, 202
     with nn.TransformerEncoderLayer + nn.Dropout: 1428.6 ms a step, 44.8 samples/s, 33 % of peak
     with fdmer_lite.model.layers (same FLOPs):    1059.2 ms a step, 60.4 samples/s, 45 % of peak
 
-(matmul peak 432 GFLOP/s; 206 GFLOP a step). The profiler showed ``aten::bernoulli_``, PyTorch's
+(matmul peak 432 GFLOP/s; 206 GFLOP a step). On 2026-11-27, on another machine of the same
+kind (matmul peak 183 GFLOP/s), quiet, two threads, with fused Adam: 1712.1 ms a step, 37.4
+samples/s, 120.3 GFLOP/s = 66 % of peak. The profiler showed ``aten::bernoulli_``, PyTorch's
 one-number-per-element CPU dropout mask, at 28 % of the step; model/layers.py explains the fix.
 """
 
