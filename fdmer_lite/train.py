@@ -169,7 +169,8 @@ class Trainer:
                                fused=self.device.type in ("cpu", "cuda"))
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
-        sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, len(train_loader))
+        steps = len(train_loader)                       # optimiser steps per epoch
+        sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
         since_best = 0
         bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
         for epoch in bar:
@@ -177,7 +178,7 @@ class Trainer:
             self.model.train()
             sums, count = dict.fromkeys(TERMS, 0.0), 0
             for step, batch in enumerate(train_loader, start=1):
-                progress = ((epoch - 1) * len(train_loader) + step - 1) / (epochs * len(train_loader))
+                progress = ((epoch - 1) * steps + step - 1) / (epochs * steps)
                 _, terms, batch = self._forward(batch, reversal_coefficient(t.grl_schedule, progress))
                 self._check_finite(terms, epoch, step)
                 opt.zero_grad(set_to_none=True)
