@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from fdmer_lite.model.layers import Dropout, TransformerEncoder, TransformerLayer, dropout_mask
+from fdmer_lite.model.layers import Dropout, TransformerEncoder, TransformerLayer, attention_reference, dropout_mask
 
 
 def test_dropout_mask_drops_at_the_requested_rate_and_is_unbiased():
@@ -114,3 +114,48 @@ def test_padded_steps_do_not_change_valid_steps():
 def test_heads_must_divide_the_width():
     with pytest.raises(ValueError, match="divisible"):
         TransformerLayer(10, 3, 20)
+
+
+def _loop_attention(q, k, v, pad):
+    """softmax(q k^T / sqrt(d)) v one (sample, head, query) at a time, padded keys left out."""
+    B, H, L, d = q.shape
+    out = torch.zeros_like(q)
+    for b in range(B):
+        valid = ~pad[b] if (~pad[b]).any() else torch.ones(L, dtype=torch.bool)
+        for h in range(H):
+            for i in range(L):
+                s = torch.stack([q[b, h, i] @ k[b, h, j] / d ** 0.5 for j in range(L) if valid[j]])
+                w = torch.softmax(s, dim=0)
+                out[b, h, i] = sum(wj * v[b, h, j] for wj, j in zip(w, [j for j in range(L) if valid[j]]))
+    return out
+
+
+def test_attention_reference_and_fused_kernel_match_a_loop():
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(3, 2, 5, 4) for _ in range(3))
+    pad = torch.zeros(3, 5, dtype=torch.bool)
+    pad[1, 3:] = True
+    pad[2, :] = True                                   # no valid step: attend to all of it
+    keep = (~pad | pad.all(dim=1, keepdim=True))[:, None, None, :]
+    expected = _loop_attention(q, k, v, pad)
+    assert torch.allclose(attention_reference(q, k, v, keep), expected, atol=1e-5)
+    fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep)
+    assert torch.allclose(fused, expected, atol=1e-5)
+
+
+def test_attention_dropout_is_its_own_setting_and_drops_weights_in_training():
+    torch.manual_seed(0)
+    layer = TransformerLayer(8, 2, 16, dropout=0.0, attn_dropout=0.5)
+    assert layer.drop_attn.p == 0.5 and layer.drop1.p == 0.0
+    assert TransformerLayer(8, 2, 16, dropout=0.2).drop_attn.p == 0.2      # None: same as dropout
+    x = torch.randn(2, 6, 8)
+    layer.train()
+    torch.manual_seed(1)
+    got = layer.attention(x, None)
+    torch.manual_seed(1)                               # the same draws, by hand
+    B, L, D = x.shape
+    q, k, v = layer.qkv(x).view(B, L, 3, 2, D // 2).permute(2, 0, 3, 1, 4)
+    scores = torch.softmax(q @ k.transpose(-2, -1) / (D // 2) ** 0.5, dim=-1)
+    by_hand = layer.out((layer.drop_attn(scores) @ v).transpose(1, 2).reshape(B, L, D))
+    assert torch.allclose(got, by_hand, atol=1e-6)
+    assert not torch.allclose(got, layer.eval().attention(x, None), atol=1e-3)

@@ -60,6 +60,24 @@ class Dropout(nn.Module):
         return f"p={self.p}"
 
 
+def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor | None,
+                        dropout: nn.Module | None = None) -> torch.Tensor:
+    """Scaled dot-product attention written out: softmax(q k^T / sqrt(d), over the kept keys) v.
+
+    q, k, v (B, H, L, d); ``keep`` (B, 1, 1, L) is False at padded keys, whose scores become -inf
+    (every row must keep at least one key). ``dropout`` is applied to the attention weights.
+    ``F.scaled_dot_product_attention`` computes the same in one fused kernel;
+    :class:`TransformerLayer` uses it wherever it is faster.
+    """
+    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])               # (B, H, L, L)
+    if keep is not None:
+        scores = scores.masked_fill(~keep, float("-inf"))
+    weights = scores.softmax(dim=-1)                                       # (B, H, L, L)
+    if dropout is not None:
+        weights = dropout(weights)
+    return weights @ v                                                     # (B, H, L, d)
+
+
 class TransformerLayer(nn.Module):
     """One pre-norm transformer encoder layer (Vaswani et al. 2017; norm first, GELU):
 
@@ -70,7 +88,8 @@ class TransformerLayer(nn.Module):
     ``pad`` (B, L) is True at padded steps, which no query may attend to.
     """
 
-    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float = 0.1):
+    def __init__(self, dim: int, heads: int, ff_dim: int, dropout: float = 0.1,
+                 attn_dropout: float | None = None):
         super().__init__()
         if dim % heads:
             raise ValueError(f"model width {dim} is not divisible by heads={heads}")
@@ -79,16 +98,21 @@ class TransformerLayer(nn.Module):
         self.qkv = nn.Linear(dim, 3 * dim)                                  # W_Q, W_K, W_V at once
         self.out = nn.Linear(dim, dim)                                      # W_O
         self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), Dropout(dropout), nn.Linear(ff_dim, dim))
-        self.drop_attn, self.drop1, self.drop2 = Dropout(dropout), Dropout(dropout), Dropout(dropout)
+        self.drop1, self.drop2 = Dropout(dropout), Dropout(dropout)
+        self.drop_attn = Dropout(dropout if attn_dropout is None else attn_dropout)   # on the weights
 
     def attention(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         B, L, D = x.shape
         q, k, v = self.qkv(x).view(B, L, 3, self.heads, D // self.heads).permute(2, 0, 3, 1, 4)  # (B, H, L, D/H) each
-        scores = q @ k.transpose(-2, -1) / math.sqrt(D // self.heads)     # (B, H, L, L)
-        if pad is not None:
-            scores = scores.masked_fill(pad[:, None, None, :], torch.finfo(scores.dtype).min)
-        weights = self.drop_attn(scores.softmax(dim=-1))                   # (B, H, L, L)
-        return self.out((weights @ v).transpose(1, 2).reshape(B, L, D))    # (B, L, D)
+        keep = None
+        if pad is not None:                  # a sequence with no valid step attends to all of it
+            keep = (~pad | pad.all(dim=1, keepdim=True))[:, None, None, :]  # (B, 1, 1, L)
+        drop = self.drop_attn.p if self.training else 0.0
+        if drop > 0.0 and x.device.type == "cpu":    # the fused kernel's CPU dropout is slower
+            mixed = attention_reference(q, k, v, keep, self.drop_attn)
+        else:                                        # the same sum in one fused kernel
+            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=drop)
+        return self.out(mixed.transpose(1, 2).reshape(B, L, D))            # (B, L, D)
 
     def forward(self, z: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         z = z + self.drop1(self.attention(self.norm1(z), pad))
@@ -98,9 +122,11 @@ class TransformerLayer(nn.Module):
 class TransformerEncoder(nn.Module):
     """``layers`` pre-norm transformer layers and a final LayerNorm."""
 
-    def __init__(self, dim: int, heads: int, ff_dim: int, layers: int, dropout: float = 0.1):
+    def __init__(self, dim: int, heads: int, ff_dim: int, layers: int, dropout: float = 0.1,
+                 attn_dropout: float | None = None):
         super().__init__()
-        self.layers = nn.ModuleList([TransformerLayer(dim, heads, ff_dim, dropout) for _ in range(layers)])
+        self.layers = nn.ModuleList([TransformerLayer(dim, heads, ff_dim, dropout, attn_dropout)
+                                     for _ in range(layers)])
         self.norm = nn.LayerNorm(dim)
 
     def forward(self, z: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
