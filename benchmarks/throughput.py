@@ -62,9 +62,14 @@ def main(argv=None):
     p.add_argument("--steps", type=int, default=10)
     p.add_argument("--device", default="auto")
     p.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's own choice)")
+    p.add_argument("--attention-dropout", action="store_true",
+                   help="instead: time a step with dropout on the attention weights against one without, "
+                        "interleaved in one run (the second uses the fused attention kernel)")
     args = p.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.attention_dropout:
+        return compare_attention_dropout(args)
 
     device = select_device(args.device)
     cfg = get_preset(args.preset)
@@ -106,6 +111,48 @@ def main(argv=None):
     print(f"time per step:               {seconds * 1e3:8.1f} ms over {args.steps} steps")
     print(f"training throughput:         {B / seconds:8.1f} samples/s")
     print(f"achieved:                    {achieved:8.1f} GFLOP/s = {achieved / peak:.0%} of the matmul peak")
+
+
+def compare_attention_dropout(args, rounds: int = 5) -> None:
+    """ms per training step with attention dropout (the written-out attention, as on the CPU
+    any dropout on the weights needs) and without it (``F.scaled_dot_product_attention``), both
+    on the same inputs, timed in alternating blocks so that a change in the machine's load hits
+    both alike."""
+    device = select_device(args.device)
+    cfg = get_preset(args.preset)
+    B = cfg.train.batch_size
+    x = {m: torch.randn(B, LENGTH, d, device=device) for m, d in WIDTHS.items()}
+    y = torch.randn(B, device=device).clamp(-3, 3)
+    drop = cfg.model.dropout
+    steps = {}
+    for name, p_attn in (("with", drop), ("without", 0.0)):
+        torch.manual_seed(0)
+        model = build_model(cfg.replace(model={"attn_dropout": p_attn}), WIDTHS, 1, max_len=LENGTH).to(device)
+        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+
+        def step(model=model, opt=opt):
+            loss = fdmer_objective(model(x), y, cfg.loss)["all"]
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+        for _ in range(3):
+            step()
+        steps[name] = step
+    times = {name: 0.0 for name in steps}
+    for _ in range(rounds):
+        for name, step in steps.items():
+            _sync(device)
+            start = time.perf_counter()
+            for _ in range(args.steps):
+                step()
+            _sync(device)
+            times[name] += time.perf_counter() - start
+    ms = {name: t / (rounds * args.steps) * 1e3 for name, t in times.items()}
+    print(f"device {device}, torch threads {torch.get_num_threads()}, preset {args.preset}: batch {B}, "
+          f"length {LENGTH}, {rounds} x {args.steps} steps each, alternating")
+    print(f"attention dropout {drop}:  {ms['with']:8.1f} ms a step (written-out attention)")
+    print(f"attention dropout 0:    {ms['without']:8.1f} ms a step (fused kernel)")
+    print(f"ratio with / without:   {ms['with'] / ms['without']:8.2f}")
 
 
 if __name__ == "__main__":

@@ -25,6 +25,8 @@ Eq. 18, with the batch size of the configuration):
   (``torch.distributed.nn.functional.all_gather``, on a separate process group) and the two terms
   are computed on the whole global batch on every rank. The all-gather's backward sums the
   gradients of all ranks, which DDP's average turns back into the exact gradient.
+* The optional centring of C_m (``ModelConfig.common_centring``) subtracts the global batch's
+  per-modality mean: each rank's sum is all-reduced with a gradient, by the same argument.
 * Evaluation. Each rank predicts an interleaved shard of the split (no padding, so no duplicates);
   the predictions are gathered (``all_gather_object``), put back in split order, and the metrics
   and the validation task loss (which drives early stopping, so every rank must agree on it) are
@@ -115,6 +117,32 @@ class _AllGather(torch.autograd.Function):
         return grad[ctx.rank], None
 
 
+class _AllReduceSum(torch.autograd.Function):
+    """all_reduce (sum) with a gradient: every rank's output is the sum of all ranks' inputs, so
+    the gradient of an input is the sum over ranks of the gradients of the output."""
+
+    @staticmethod
+    def forward(ctx, x, group):
+        ctx.group = group
+        total = x.clone()
+        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
+        return total
+
+    @staticmethod
+    def backward(ctx, grad):
+        grad = grad.contiguous().clone()
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
+        return grad, None
+
+
+def global_mean(x: torch.Tensor, group=None) -> torch.Tensor:
+    """The mean over the first axis of the GLOBAL batch from each rank's (n_rank, ...) share,
+    differentiable (``model.encoders.ModalityCentring`` under DDP)."""
+    count = torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device)
+    dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
+    return _AllReduceSum.apply(x.sum(dim=0), group) / count
+
+
 def gather_rows(x: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
     """Differentiable all-gather of (n_rank, d) tensors of different lengths -> (n_global, d)."""
     pad = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))                     # (n_max, d)
@@ -125,7 +153,8 @@ def gather_rows(x: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
 def unused_parameters(trainer: Trainer) -> list[str]:
     """Names of the parameters the objective gives no gradient (e.g. the discriminator without
     L_ami and L_ams: it still runs in forward, but nothing in the loss uses its output). One
-    forward/backward on two training samples; the random stream is restored afterwards.
+    forward/backward on two training samples; the random stream and the model's buffers (the
+    running means of ``common_centring``) are restored afterwards.
 
     DDP must not wait for their gradients. ``find_unused_parameters`` does not help here (it
     counts a module as used when its output is returned, even if the loss ignores it), so the
@@ -133,6 +162,7 @@ def unused_parameters(trainer: Trainer) -> list[str]:
     rank, exactly as in one process (Adam then skips them, weight decay included)."""
     state = torch.get_rng_state()
     model, was_training = trainer.model, trainer.model.training
+    buffers = {name: b.clone() for name, b in model.named_buffers()}
     model.train()
     ds = SplitDataset(trainer.data.splits["train"], trainer.data.task)
     batch = ds.collate(list(range(min(2, len(ds))))).to(trainer.device)
@@ -142,6 +172,9 @@ def unused_parameters(trainer: Trainer) -> list[str]:
     grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     model.train(was_training)
     torch.set_rng_state(state)
+    with torch.no_grad():
+        for name, b in model.named_buffers():
+            b.copy_(buffers[name])
     return [n for (n, _), g in zip(named, grads) if g is None]
 
 
@@ -173,6 +206,8 @@ class DistributedTrainer(Trainer):
             DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.model, self.unused)
         self.ddp = DistributedDataParallel(self.model, device_ids=[local_rank] if on_cuda else None)
         self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
+        if getattr(self.model, "centring", None) is not None:    # the global batch's means
+            self.model.centring.group = self.rep_group
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):

@@ -61,7 +61,7 @@ def test_forward_output_shapes_and_psi_sums_to_one():
 
 
 def test_common_encoder_is_shared_private_encoders_are_not():
-    model = build_model(small(), WIDTHS, 1)
+    model = build_model(small(common_centring=False), WIDTHS, 1)          # Eq. 2 as the paper has it
     out = model(batch())
     for m in "tav":
         torch.testing.assert_close(out.common[m], model.common_encoder(out.features[m]))
@@ -175,3 +175,37 @@ def test_any_subset_of_modalities(mods):
 def test_missing_width_is_a_clear_error():
     with pytest.raises(ValueError, match="input widths"):
         FDMER(small().model, {"t": 3}, 1)
+
+
+def test_modality_centring_subtracts_batch_means_in_training_and_running_means_in_eval():
+    torch.manual_seed(0)
+    model = build_model(small(common_centring=True), WIDTHS, 1)
+    means = []
+    for seed in (1, 2, 3):
+        x = {m: torch.randn(6, 9, d, generator=torch.Generator().manual_seed(seed)) for m, d in WIDTHS.items()}
+        out = model(x)
+        raw = {m: model.common_encoder(out.features[m]) for m in "tav"}          # E_c(h_m), uncentred
+        for m in "tav":
+            torch.testing.assert_close(out.common[m], raw[m] - raw[m].mean(dim=0))
+        means.append(torch.stack([raw[m].mean(dim=0) for m in "tav"]).detach())
+    # The running mean is the plain average of the first batch means (fewer than 1/momentum).
+    torch.testing.assert_close(model.centring.running_mean, sum(means) / 3)
+    model.eval()
+    x = batch(B=1)
+    out = model(x)
+    for i, m in enumerate("tav"):
+        torch.testing.assert_close(out.common[m], model.common_encoder(out.features[m]) - sum(means)[i] / 3)
+
+
+def test_modality_centring_reaches_everything_that_reads_c():
+    model = build_model(small(common_centring=True), WIDTHS, 1).eval()
+    model.centring.running_mean.normal_()
+    out = model(batch())
+    C = torch.stack([out.common[m] for m in "tav"], dim=1)
+    torch.testing.assert_close(out.disc_cos_common, model.discriminator(C))
+    plain = build_model(small(common_centring=False), WIDTHS, 1)
+    assert plain.centring is None and "centring.running_mean" not in plain.state_dict()
+    state = model.state_dict()
+    again = build_model(small(common_centring=True), WIDTHS, 1)
+    again.load_state_dict(state)                                   # the running mean is saved
+    torch.testing.assert_close(again.centring.running_mean, model.centring.running_mean)

@@ -45,14 +45,15 @@ class ModalityEncoder(nn.Module):
     """Eq. 1: h_m = FC(pool(Transformer_m(U_m))) for one modality."""
 
     def __init__(self, in_dim: int, *, model_dim: int, layers: int, heads: int, ff_mult: int,
-                 dropout: float, d_k: int, pooling: str = "mean", max_len: int = 512):
+                 dropout: float, d_k: int, pooling: str = "mean", max_len: int = 512,
+                 attn_dropout: float | None = None):
         super().__init__()
         if pooling not in ("mean", "last", "attention"):
             raise ValueError(f"pooling must be 'mean', 'last' or 'attention', got {pooling!r}")
         self.pooling = pooling
         self.to_model = nn.Linear(in_dim, model_dim)
         self.register_buffer("positions", sinusoidal_positions(max_len, model_dim), persistent=False)
-        self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout)
+        self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout, attn_dropout)
         self.attend = nn.Linear(model_dim, 1) if pooling == "attention" else None
         self.to_out = nn.Linear(model_dim, d_k)
 
@@ -77,11 +78,60 @@ class ModalityEncoder(nn.Module):
 
 
 class MLPEncoder(nn.Module):
-    """Eq. 2-3: a two-layer perceptron with GELU, d_k -> d_k."""
+    """Eq. 2-3: a two-layer perceptron with GELU, d_k -> d_k.
 
-    def __init__(self, d_k: int, dropout: float = 0.0):
+    ``out_bias=False`` drops the bias of the second layer: used when :class:`ModalityCentring`
+    follows, which cancels any constant exactly (the bias would get a gradient of zero up to
+    rounding, and Adam would turn the rounding into steps of full size)."""
+
+    def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout), nn.Linear(d_k, d_k))
+        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout),
+                                 nn.Linear(d_k, d_k, bias=out_bias))
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
+
+
+class ModalityCentring(nn.Module):
+    """Extension beyond the paper: subtract from each modality's C_m that modality's mean.
+
+    Why. A linear probe can tell the modalities apart from C_m exactly when their means differ:
+    no linear classifier does better than a constant guess if and only if the class-conditional
+    means are equal (Belrose et al. 2023, "LEACE", Theorem 3.1). Nothing in Eq. 18 asks for equal
+    means. The adversary (Eq. 10) fools its discriminator, and the centred consistency loss
+    compares only how samples vary, so each modality keeps its own small offset, and a fresh
+    probe reads the modality from it (notebook 7). Centring removes the offsets by construction,
+    the way domain-specific batch normalisation does in domain adaptation; the offsets carry
+    nothing about the label (C = C_t + C_a + C_v turns them into one constant).
+
+    Like batch normalisation without scaling: in training, the batch mean of each modality
+    (gradients flow through it), with a running mean kept on the side; in evaluation, the
+    running mean, so one sample's output does not depend on its batch. The running mean is the
+    plain average of the batch means for the first ``1 / momentum`` batches, an exponential
+    average with weight ``momentum`` after that. Under DistributedDataParallel, ``group`` (set by
+    ``distributed.DistributedTrainer``) makes the batch mean that of the global batch, summed
+    over the ranks with a differentiable all-reduce, so two processes train like one.
+    """
+
+    def __init__(self, n_modalities: int, d_k: int, momentum: float = 0.01):
+        super().__init__()
+        self.momentum = momentum
+        self.group = None                           # a torch.distributed process group, or None
+        self.register_buffer("running_mean", torch.zeros(n_modalities, d_k))
+        self.register_buffer("batches", torch.zeros((), dtype=torch.long))
+
+    def forward(self, C: torch.Tensor) -> torch.Tensor:
+        """C (B, M, d_k) -> C minus each modality's mean, (B, M, d_k)."""
+        if not self.training:
+            return C - self.running_mean.to(C.dtype)
+        if self.group is None:
+            mean = C.mean(dim=0)                                              # (M, d_k)
+        else:
+            from .. import distributed
+            mean = distributed.global_mean(C, self.group)
+        with torch.no_grad():
+            self.batches += 1
+            weight = max(self.momentum, 1.0 / self.batches.item())
+            self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), weight)
+        return C - mean

@@ -5,6 +5,9 @@
     C_m --gradient reversal--> discriminator (Eq. 8)   -> cosines for L_ami (Eq. 10)
     P_m ---------------------> the same discriminator  -> cosines for L_ams (Eq. 11)
 
+Optional extension beyond the paper (``ModelConfig.common_centring``): each C_m minus its
+modality's mean (``encoders.ModalityCentring``), before anything reads it.
+
 ``forward`` returns an :class:`FDMEROutput` holding everything the losses and the figures need;
 nothing is stashed on the module.
 """
@@ -18,7 +21,7 @@ from torch import nn
 
 from ..config import MODALITIES, ModelConfig
 from .discriminator import ModalityDiscriminator, grad_reverse
-from .encoders import MLPEncoder, ModalityEncoder
+from .encoders import MLPEncoder, ModalityCentring, ModalityEncoder
 from .fusion import build_fusion
 from .layers import Dropout
 
@@ -79,10 +82,11 @@ class FDMER(nn.Module):
         self.encoders = nn.ModuleDict({
             m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.layers(m),
                                heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
-                               d_k=d_k, pooling=config.pooling, max_len=max_len)
+                               d_k=d_k, pooling=config.pooling, max_len=max_len,
+                               attn_dropout=config.attn_dropout)
             for m in mods})
         if config.disentangle:
-            self.common_encoder = MLPEncoder(d_k, config.dropout)                     # E_c, shared
+            self.common_encoder = MLPEncoder(d_k, config.dropout, out_bias=not config.common_centring)  # E_c, shared
             self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, config.dropout) for m in mods})
             self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods)) if len(mods) > 1 else None
             names = (["C"] if config.use_common else []) + ([f"P_{m}" for m in mods] if config.use_private else [])
@@ -90,6 +94,7 @@ class FDMER(nn.Module):
             self.common_encoder = self.private_encoders = self.discriminator = None
             names = [f"h_{m}" for m in mods]
         self.psi_names = tuple(names)
+        self.centring = ModalityCentring(len(mods), d_k) if (config.disentangle and config.common_centring) else None
         self.fusion = build_fusion(config.fusion, d_k, len(names), phase1=config.cmaf_phase1,
                                    phase2=config.cmaf_phase2, attn_scale=config.attn_scale,
                                    dropout=config.dropout)
@@ -107,6 +112,10 @@ class FDMER(nn.Module):
             common = {m: self.common_encoder(h[m]) for m in self.modalities}
             private = {m: self.private_encoders[m](h[m]) for m in self.modalities}
             C = torch.stack([common[m] for m in self.modalities], dim=1)            # (B, M, d_k)
+            if self.centring is not None:                                           # extension
+                centred = self.centring(C)
+                common = {m: centred[:, i] for i, m in enumerate(self.modalities)}
+                C = torch.stack([common[m] for m in self.modalities], dim=1)        # downstream of common
             P = torch.stack([private[m] for m in self.modalities], dim=1)           # (B, M, d_k)
             if self.discriminator is not None:
                 if self.adversary == "grl":
