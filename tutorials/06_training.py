@@ -132,8 +132,9 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 # Without the four auxiliary losses nothing asks `C_m` to be common or `P_m` to be private:
 # the same architecture becomes a plain multimodal regressor. Notebook 7 compares what the two
 # runs learned; here, the scores. Do not assume the auxiliary losses help the task: compare the
-# two MAEs (in our full-mode runs on a CPU, three seeds each, the contrast run reached a test
-# MAE 0.011 lower, 0.462 against 0.473: within the spread between seeds).
+# two MAEs (in our full-mode runs on a CPU with today's defaults, three seeds each, the
+# paper's losses reached a test MAE 0.009 lower on average, 0.445 against 0.454: lower on every
+# seed, but by less than the spread between seeds; `benchmarks/demo_settings.md`, section 7).
 
 # %%
 config0 = config.replace(loss={"beta": 0.0, "gamma": 0.0})

@@ -165,15 +165,18 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 # gradient reversal gave 0.11, confidently wrong. (Those runs used the earlier defaults: raw
 # cosines in Eq. 4, reversal at full strength from the first step, 5,000 training samples. With
 # today's defaults, section 7.4 below, the full model reached test MAE 0.46-0.48 against
-# 0.46-0.47 without the losses over three seeds, D(C) 0.31-0.34, and the probe still 0.99-1.00.) (In FAST mode, three epochs on
+# 0.46-0.47 without the losses over three seeds, D(C) 0.31-0.34, and the probe still 0.99-1.00,
+# until the centring at the end of section 7.4 came in.) (In FAST mode, three epochs on
 # tiny data, the numbers can say anything: run the notebook without `FDMER_LITE_FAST` to see
 # the real effect.)
 #
 # ## 7.4 What does the probe read?
 #
-# In all three runs the probe reads the modality from `C_m` almost perfectly, while the
-# discriminator sits near 1/3. What does the probe use? Two measurements
-# (`fdmer_lite.analysis`):
+# With today's presets the probe reads the modality from `C_m` only a little better than
+# chance. That is the work of one setting beyond the paper, `ModelConfig.common_centring`, and
+# why it is there is the story of this section. Without it, in every run we made, the probe read
+# the modality from `C_m` almost perfectly while the discriminator sat near 1/3. What did the
+# probe use? Two measurements (`fdmer_lite.analysis`):
 #
 # * `modality_probe_accuracy(..., centre=True)` subtracts from each modality's `C_m` that
 #   modality's mean over the train split, then refits the probe. If it falls to chance, a
@@ -241,6 +244,30 @@ for name in emotion_runs:
 # adversary was near chance, and a classifier trained afresh afterwards still recovered them
 # well above chance.
 #
+# **The last step: centre each modality's `C_m`.** The offset is not a detail a better
+# adversary will eventually remove. A linear classifier can do no better than a constant guess
+# *exactly when* the classes have equal means (Belrose et al. 2023, "LEACE: perfect linear
+# concept erasure in closed form", Theorem 3.1), and no term of Eq. 18 asks for equal means:
+# adversaries push towards them, and a trace is left. So `fdmer_lite` can make the means equal
+# by construction: `ModelConfig(common_centring=True)` subtracts from every `C_m` its modality's
+# mean, the batch mean in training and a running mean in evaluation, like a batch
+# normalisation without the scaling (`fdmer_lite.model.encoders.ModalityCentring`; domain
+# adaptation knows the idea as domain-specific batch normalisation). It is an extension beyond
+# the paper: on in the `synthetic` and `fast` presets, off in the paper presets. The offsets it
+# removes carry nothing about the label, since the fusion sums `C_t + C_a + C_v`.
+#
+# Measured in full mode (`benchmarks/demo_settings.md`, section 7; three seeds, each on its own
+# benchmark draw): with the paper's losses and centring, the probe read **0.37-0.44** and the
+# test MAE was 1.18-1.22x the Bayes floor; the discriminator's p(true modality) on `C_m` was
+# 0.36-0.41. The catch: **the same run with `beta = gamma = 0` has the same centring, and its
+# probe is also near chance** (0.42-0.46; seed by seed the two differ by -0.015 to +0.047). A
+# linear probe cannot tell the two apart, with centring (both near chance) or without it (both
+# 0.99-1.00). What *does* separate them, on every seed, is how much of the shared latent `C`
+# holds (`common_factor_r2`, printed in notebook 6: 0.975-0.978 with the losses against
+# 0.899-0.912 without). So on this benchmark the paper's Figure-2 claim, common representations
+# that no longer tell their modality apart, is reached by the centring, not by the paper's
+# losses; what the losses add is a common space that carries more of what the modalities share.
+#
 # ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
 #
 # The two benchmarks share features and latents; only the label differs: in the emotion-like
@@ -269,8 +296,10 @@ for name in ("paper (grl)", "humor-like (grl)"):
 #   the confusion adversary reproduces the paper's ~0.33; neither makes the modality unreadable
 #   to a fresh probe.
 # * The probe reads a per-modality offset and nothing else, and the paper's losses let the
-#   common space collapse onto such offsets. Matching the modalities' mean `C` (an extension)
-#   can bring the probe close to chance, but not reliably.
+#   common space collapse onto such offsets. A loss that matches the modalities' mean `C` (an
+#   extension) brings the probe down, but not reliably; centring each modality's `C_m`
+#   (`common_centring`, on in the CPU presets) makes the means equal by construction and the
+#   probe falls to about 0.4, with or without the paper's losses.
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
 #
 # ## Exercises
@@ -284,3 +313,6 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # 3. Compute the discriminator's accuracy on `C_m` under gradient reversal. Is it below chance?
 #    What does a *permutation* in the matrix of 7.3 tell you?
 # 4. Train the humor-like benchmark with `beta = gamma = 0`. Does ψ still move towards `C`?
+# 5. Train the paper's losses with `lessons.lesson_config(model={"common_centring": False})`.
+#    Where does the probe go, and the probe refitted on the top 8 components? Does the test MAE
+#    change?

@@ -105,8 +105,9 @@ TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_moda
 #
 # Now look at the reference on the right the same way. *(The numbers in italics in this
 # notebook are from the full-size cache, `synthetic` preset on the default benchmark, built with
-# `fdmer-lite sweep` on 2026-11-25, before two defaults changed: Eq. 4 on centred `C_m` and the
-# ramped gradient reversal, see notebook 7, section 7.4. Rebuild the cache with `fdmer-lite
+# `fdmer-lite sweep` on 2026-11-25, before three defaults changed: Eq. 4 on centred `C_m`, the
+# ramped gradient reversal and the centring of each modality's `C_m` (`common_centring`), see
+# notebook 7, section 7.4. Rebuild the cache with `fdmer-lite
 # sweep` to see today's; FAST mode shows its own.) In the full-size run the
 # reference's mean was 0.32, close to the paper's number, but per modality the boxes sat at
 # 0.00, 0.04 and 0.92: confidently wrong on two modalities, confidently right on the third. At
