@@ -30,6 +30,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression, RidgeCV
 from sklearn.metrics import r2_score
+from sklearn.neighbors import KNeighborsClassifier
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
@@ -94,8 +95,16 @@ def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarr
 
 
 def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str, *,
-                            centre: bool = False, top_components: int | None = None) -> float:
-    """Test accuracy of a linear (logistic) probe that predicts the modality of a representation.
+                            centre: bool = False, top_components: int | None = None,
+                            kind: str = "linear") -> float:
+    """Test accuracy of a probe that predicts the modality of a representation: ``kind="linear"``
+    (logistic regression, the ``common_modality_acc`` of DESIGN.md) or ``"knn"`` (15 nearest
+    neighbours). Both see standardised features.
+
+    A linear probe reads only differences between the modalities' means: with equal means no
+    linear classifier beats a constant guess (Belrose et al. 2023, LEACE). The nearest-neighbour
+    probe also reads differences in spread and shape, so it tells how far a representation is
+    from modality-free when the linear probe is already at chance.
 
     ``centre=True`` first subtracts from each modality's train *and* test representations that
     modality's mean over the train split. A per-modality offset is then gone, so what the probe
@@ -119,9 +128,12 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
         basis = np.linalg.svd(pooled - mean, full_matrices=False)[2][:top_components].T    # (d, k)
         train = {m: (np.asarray(train[m]) - mean) @ basis for m in mods}
         test = {m: (np.asarray(test[m]) - mean) @ basis for m in mods}
+    if kind not in ("linear", "knn"):
+        raise ValueError(f"kind must be 'linear' or 'knn', got {kind!r}")
     X_tr, y_tr = _stack_by_modality(train, mods)
     X_te, y_te = _stack_by_modality(test, mods)
-    probe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000))
+    head = LogisticRegression(max_iter=2000) if kind == "linear" else KNeighborsClassifier(15)
+    probe = make_pipeline(StandardScaler(), head)
     probe.fit(X_tr, y_tr)
     return float(probe.score(X_te, y_te))
 

@@ -89,3 +89,19 @@ def test_probe_on_leading_components_misses_an_offset_in_a_quiet_direction():
     assert np.abs(basis[:, 2:]).max() < 0.01
     with pytest.raises(ValueError, match="top_components"):
         modality_probe_accuracy(train, test, "tav", top_components=7)
+
+
+def test_knn_probe_reads_what_the_linear_probe_cannot():
+    # Equal means, different spreads: no linear classifier beats a constant guess (chance 1/3),
+    # but the spread alone tells the modalities apart to neighbours.
+    rng = np.random.default_rng(3)
+    scale = {"t": 0.2, "a": 1.0, "v": 5.0}
+
+    def reps(n):
+        return {m: rng.normal(scale=scale[m], size=(n, 3)) for m in "tav"}
+
+    train, test = reps(1500), reps(600)
+    assert modality_probe_accuracy(train, test, "tav") < 0.45
+    assert modality_probe_accuracy(train, test, "tav", kind="knn") > 0.85
+    with pytest.raises(ValueError, match="kind"):
+        modality_probe_accuracy(train, test, "tav", kind="mlp")
