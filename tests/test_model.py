@@ -7,6 +7,7 @@ import torch
 
 from fdmer_lite.config import get_preset
 from fdmer_lite.model import FDMER, CMAF, ModalityDiscriminator, build_model, grad_reverse
+from fdmer_lite.model.encoders import temporal_pool
 
 WIDTHS = {"t": 12, "a": 5, "v": 7}
 
@@ -209,3 +210,46 @@ def test_modality_centring_reaches_everything_that_reads_c():
     again = build_model(small(common_centring=True), WIDTHS, 1)
     again.load_state_dict(state)                                   # the running mean is saved
     torch.testing.assert_close(again.centring.running_mean, model.centring.running_mean)
+
+
+def _pool_by_loop(x, mask, stride):
+    B, L, D = x.shape
+    n = -(-L // stride)
+    out, keep = torch.zeros(B, n, D), torch.zeros(B, n, dtype=torch.bool)
+    for b in range(B):
+        for w in range(n):
+            steps = [t for t in range(w * stride, min(L, (w + 1) * stride)) if mask is None or mask[b, t]]
+            if steps:
+                out[b, w] = torch.stack([x[b, t] for t in steps]).mean(dim=0)
+                keep[b, w] = True
+    return out, keep
+
+
+@pytest.mark.parametrize("L, stride, masked", [(8, 2, False), (9, 2, False), (9, 3, True), (7, 2, True)])
+def test_temporal_pool_averages_the_valid_steps_of_each_window(L, stride, masked):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(3, L, 4, generator=g)
+    mask = None
+    if masked:
+        mask = torch.ones(3, L, dtype=torch.bool)
+        mask[1, L - 3:] = False                          # a padded tail
+        mask[2, 1] = False                               # a hole inside a window
+    pooled, keep = temporal_pool(x, mask, stride)
+    expected, expected_keep = _pool_by_loop(x, mask, stride)
+    torch.testing.assert_close(pooled * expected_keep[..., None], expected)
+    if keep is None:
+        assert expected_keep.all()
+    else:
+        assert torch.equal(keep, expected_keep)
+
+
+def test_time_stride_feeds_the_transformer_the_pooled_sequence():
+    torch.manual_seed(0)
+    strided = build_model(small(time_stride=2), WIDTHS, 1).eval()
+    plain = build_model(small(time_stride=1), WIDTHS, 1).eval()
+    plain.load_state_dict(strided.state_dict())
+    x = batch(L=10)
+    pooled = {m: temporal_pool(v, None, 2)[0] for m, v in x.items()}
+    torch.testing.assert_close(strided(x).prediction, plain(pooled).prediction)
+    with pytest.raises(ValueError, match="time_stride"):
+        build_model(small(time_stride=0), WIDTHS, 1)

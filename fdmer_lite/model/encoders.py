@@ -41,13 +41,36 @@ def masked_mean(x: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
     return (x * w).sum(dim=1) / w.sum(dim=1).clamp_min(1.0)
 
 
+def temporal_pool(x: torch.Tensor, mask: torch.Tensor | None, stride: int
+                  ) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Average non-overlapping windows of ``stride`` time steps: (B, L, D) -> (B, ceil(L / stride), D).
+
+    Only valid steps (``mask`` True) count; a window with none is padding in the result. A
+    sequence whose length is not a multiple of ``stride`` gets padded steps at its end first.
+    """
+    B, L, D = x.shape
+    extra = (-L) % stride
+    if mask is None and extra == 0:
+        return x.view(B, L // stride, stride, D).mean(dim=2), None
+    if mask is None:
+        mask = torch.ones(B, L, dtype=torch.bool, device=x.device)
+    x = nn.functional.pad(x, (0, 0, 0, extra))
+    mask = nn.functional.pad(mask, (0, extra), value=False)
+    w = mask.view(B, -1, stride, 1).to(x.dtype)                             # (B, L', s, 1)
+    pooled = (x.view(B, -1, stride, D) * w).sum(dim=2) / w.sum(dim=2).clamp_min(1.0)
+    return pooled, mask.view(B, -1, stride).any(dim=2)
+
+
 class ModalityEncoder(nn.Module):
     """Eq. 1: h_m = FC(pool(Transformer_m(U_m))) for one modality."""
 
     def __init__(self, in_dim: int, *, model_dim: int, layers: int, heads: int, ff_mult: int,
                  dropout: float, d_k: int, pooling: str = "mean", max_len: int = 512,
-                 attn_dropout: float | None = None):
+                 attn_dropout: float | None = None, time_stride: int = 1):
         super().__init__()
+        if time_stride < 1:
+            raise ValueError(f"time_stride must be >= 1, got {time_stride!r}")
+        self.time_stride = time_stride
         if pooling not in ("mean", "last", "attention"):
             raise ValueError(f"pooling must be 'mean', 'last' or 'attention', got {pooling!r}")
         self.pooling = pooling
@@ -58,6 +81,8 @@ class ModalityEncoder(nn.Module):
         self.to_out = nn.Linear(model_dim, d_k)
 
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        if self.time_stride > 1:                     # fewer, averaged steps (the CPU preset)
+            x, mask = temporal_pool(x, mask, self.time_stride)
         B, L, _ = x.shape                                                    # (B, L, d_m)
         if L > self.positions.shape[0]:
             self.positions = sinusoidal_positions(L, self.positions.shape[1]).to(x.device)

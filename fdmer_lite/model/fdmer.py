@@ -83,7 +83,7 @@ class FDMER(nn.Module):
             m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.layers(m),
                                heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
                                d_k=d_k, pooling=config.pooling, max_len=max_len,
-                               attn_dropout=config.attn_dropout)
+                               attn_dropout=config.attn_dropout, time_stride=config.time_stride)
             for m in mods})
         if config.disentangle:
             self.common_encoder = MLPEncoder(d_k, config.dropout, out_bias=not config.common_centring)  # E_c, shared
