@@ -259,15 +259,15 @@ for name in emotion_runs:
 # the paper: on in the `synthetic` and `fast` presets, off in the paper presets. The offsets it
 # removes carry nothing about the label, since the fusion sums `C_t + C_a + C_v`.
 #
-# Measured in full mode (`benchmarks/demo_settings.md`, section 7; three seeds, each on its own
-# benchmark draw): with the paper's losses and centring, the probe read **0.37-0.44** and the
-# test MAE was 1.18-1.22x the Bayes floor; the discriminator's p(true modality) on `C_m` was
-# 0.36-0.41. The catch: **the same run with `beta = gamma = 0` has the same centring, and its
-# probe is also near chance** (0.42-0.46; seed by seed the two differ by -0.015 to +0.047). A
-# linear probe cannot tell the two apart, with centring (both near chance) or without it (both
-# 0.99-1.00). What *does* separate them, on every seed, is how much of the shared latent `C`
-# holds (`common_factor_r2`, printed in notebook 6: 0.975-0.978 with the losses against
-# 0.899-0.912 without).
+# Measured in full mode (`benchmarks/demo_settings.md`, section 7; today's `synthetic` preset,
+# three seeds, each on its own benchmark draw): with the paper's losses and centring, the probe
+# read **0.39-0.47** and the test MAE was 1.19-1.26x the Bayes floor; the discriminator's
+# p(true modality) on `C_m` was 0.38-0.47. The catch: **the same run with `beta = gamma = 0` has
+# the same centring, and its probe is also near chance** (0.40-0.43; seed by seed the two
+# differ by -0.07 to +0.03). A linear probe cannot tell the two apart, with centring (both
+# near chance) or without it (both 0.99-1.00). What *does* separate them, on every seed, is
+# how much of the shared latent `C` holds (`common_factor_r2`, printed in notebook 6:
+# 0.972-0.977 with the losses against 0.895-0.928 without).
 #
 # And the centring hides the modality from a *linear* reader only. The 15-neighbour probe read
 # it at **0.99-1.00** in all six runs, with and without the paper's losses: the modalities' `C`
