@@ -145,7 +145,7 @@ def _synthetic():
     # learning-rate decay. Chosen on the known-factor benchmark: width 64 with two layers
     # overfitted 5,000 training samples, 25 epochs at a constant rate stopped short, and with the
     # 10,000 training samples of today's benchmark 30 epochs reach 1.24-1.30x the Bayes floor
-    # where 40 epochs on 5,000 reached 1.84x (benchmarks/demo_settings.md). About 3 minutes of training on two CPU cores.
+    # where 40 epochs on 5,000 reached 1.84x (benchmarks/demo_settings.md). About 2 minutes of training on two CPU cores.
     # Two settings beyond the paper (demo_settings.md, section 7): each modality's C_m is
     # centred on its own mean (common_centring), which takes the linear modality probe from
     # 1.00 to about 0.4; and no dropout on the attention weights, so that the fused attention

@@ -124,7 +124,7 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 
 # %% [markdown]
 # In FAST mode (tiny data, three epochs) the model barely beats the training mean: that mode
-# only checks that everything runs. Unset `FDMER_LITE_FAST` to train for real (about three
+# only checks that everything runs. Unset `FDMER_LITE_FAST` to train for real (about two
 # minutes per run on two laptop cores: 10,000 training samples, 30 epochs).
 #
 # ## 6.4 The contrast run: beta = gamma = 0
