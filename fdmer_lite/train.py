@@ -32,6 +32,12 @@ from .metrics import classification_metrics, regression_metrics
 from .model import build_model
 
 CHECKPOINT = "model.pt"
+IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
+
+
+def improves(score: float, best: float) -> bool:
+    """Whether ``score`` beats ``best`` by more than float rounding (relative 1e-6)."""
+    return best == math.inf or score < best - IMPROVEMENT_RTOL * abs(best)
 
 
 class NonFiniteLoss(RuntimeError):
@@ -204,7 +210,9 @@ class Trainer:
             if self.on_epoch is not None:
                 self.on_epoch(entry)
             score = valid["losses"]["task"]
-            if score < self.best_score:
+            # Improvements within float rounding (the eval-time running mean of C_m is
+            # re-averaged every epoch even when no weight moves) do not reset the patience.
+            if improves(score, self.best_score):
                 self.best_score, self.best_epoch, since_best = score, epoch, 0
                 self.best_state = copy.deepcopy(self.model.state_dict())
             else:

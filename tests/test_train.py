@@ -9,7 +9,7 @@ import torch
 
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
-from fdmer_lite.train import (NonFiniteLoss, Trainer, load_checkpoint, lr_scheduler, reversal_coefficient,
+from fdmer_lite.train import (NonFiniteLoss, Trainer, improves, load_checkpoint, lr_scheduler, reversal_coefficient,
                               run_experiment, select_device, train_or_load)
 
 
@@ -59,6 +59,14 @@ def test_early_stopping_stops_after_patience(tiny_data, fast_config):
     cfg = fast_config.replace(train={"epochs": 50, "patience": 2, "lr": 0.0})   # lr 0: never improves
     hist = Trainer(cfg, tiny_data).fit()
     assert len(hist) == 3                      # best at epoch 1, then two epochs without improvement
+
+
+def test_only_a_fall_beyond_float_rounding_counts_as_an_improvement():
+    assert improves(5.0, math.inf)
+    assert improves(1.0, 2.0) and not improves(2.0, 2.0) and not improves(3.0, 2.0)
+    assert not improves(2.0 * (1 - 1e-7), 2.0)            # a rounding-sized fall
+    assert improves(2.0 * (1 - 1e-5), 2.0)
+    assert improves(-2.0 * (1 + 1e-5), -2.0) and not improves(-2.0 * (1 + 1e-7), -2.0)
 
 
 def test_training_reduces_the_task_loss(tiny_data, fast_config):
