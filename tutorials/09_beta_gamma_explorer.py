@@ -104,16 +104,14 @@ TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_moda
 # linear probe `modality from C_m`.
 #
 # Now look at the reference on the right the same way. *(The numbers in italics in this
-# notebook are from the full-size cache, `synthetic` preset on the default benchmark, built with
-# `fdmer-lite sweep` on 2026-11-25, before three defaults changed: Eq. 4 on centred `C_m`, the
-# ramped gradient reversal and the centring of each modality's `C_m` (`common_centring`), see
-# notebook 7, section 7.4. Rebuild the cache with `fdmer-lite
-# sweep` to see today's; FAST mode shows its own.) In the full-size run the
-# reference's mean was 0.32, close to the paper's number, but per modality the boxes sat at
-# 0.00, 0.04 and 0.92: confidently wrong on two modalities, confidently right on the third. At
-# β = 0 the untrained discriminator answered "audio" for everything (1.00 on audio, 0.00 on the
-# other two), which also averages to 1/3. β = 0 also gave the better test MAE (0.58 against
-# 0.69 at β = 0.02).*
+# notebook are from the full-size cache: `synthetic` preset with today's defaults on the default
+# benchmark, built with `fdmer-lite sweep --dataset synthetic --cross` on 2026-11-30, nine
+# settings in 15 minutes with two workers. FAST mode shows its own.) In the full-size run the
+# reference's mean was 0.45, but per modality the medians sat at 0.12, 0.15 and 0.84: mostly
+# wrong on text and audio, mostly right on visual. At β = 0 the untrained discriminator
+# answered "audio" for almost everything: on C_m its medians were 0.00, 1.00 and 0.00, on P_m
+# 0.55, 0.94 and 0.00. That averages to 0.32 on C_m, the paper's number, by accident. The test
+# MAE was the same with and without the margin losses (0.459 at β = 0, 0.460 at β = 0.02).*
 
 # %%
 explorer.select(beta=0.0, gamma=sweep.PAPER_SETTING[1])
@@ -125,11 +123,14 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 # With the paper's gradient reversal, the common encoders are rewarded for making the
 # discriminator *wrong*, and the cheapest way to be wrong is to relabel the modalities
 # consistently. Watch `D's p(true modality | C_m)`: does it sit at 1/3 (confused) or near 0
-# (confidently wrong)? And what does the task pay? *In the full-size run β = 2 drove the
-# probability to 0.00 for every modality, a clean relabelling (text read as visual, audio as
-# text, visual as audio), and the test MAE to 1.23, about `mean_mae` (1.22): the model stopped
-# predicting anything but the mean (its best epoch was the 3rd).* DESIGN.md section 3 reports
-# the same on an independent prototype.
+# (confidently wrong)? And what does the task pay? *In the full-size run β = 2 broke
+# training in the second epoch: the validation task loss jumped from 1.31 to 6.3, then
+# settled at 2.05, about what predicting the mean costs. The best epoch was the first, with
+# test MAE 0.94 (2.0x the reference's 0.46; `mean_mae` is 1.22). The discriminator was
+# neither confused nor cleanly relabelling (medians 0.90, 0.06 and 0.74), and the fresh probe
+# read the modality from C_m without an error (1.000, against 0.41 for the reference). β = 0.2
+# already cost 0.15 of MAE (0.605).* DESIGN.md section 3 reports a large β breaking the task on
+# an independent prototype, too.
 
 # %%
 explorer.select(beta=values[-1], gamma=sweep.PAPER_SETTING[1])
@@ -140,13 +141,19 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 #
 # A large γ makes the common representations of the three modalities agree in their *pairwise
 # similarities* (Eq. 5) and the private ones independent (Eq. 7). Neither removes a constant
-# modality offset, so look at the embedding: do the light (common) clouds of text, audio and
-# visual move together? Then the probes: is the shared latent `s` still readable from `C_m`
+# modality offset (in the `synthetic` and `fast` presets the centring of each `C_m` does
+# that), so look at the embedding: do the light (common) clouds of text, audio and visual move
+# together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
-# *In the full-size run γ = 2 moved the boxes on C_m to about 1/3 for every modality (0.32,
-# 0.30 and 0.27: a confused discriminator, not a relabelling) and improved the MAE over the
-# reference (0.66 against 0.69), yet the probe still read the modality from C_m without a
-# single error.*
+# *In the full-size run γ = 2 put the mean probability on C_m at about 0.6 for every modality,
+# but each box reached from 0.03-0.08 to 1.00: some samples confidently wrong, most confidently
+# right, few in between. It cost MAE (0.71 against 0.46), while the linear probe stayed near
+# chance (0.39; centring gives each modality's C_m the same mean). The other direction taught
+# more: with γ = 0 (β kept at 0.02) the probe read the modality at 0.87, and the shared
+# latent's R² in C fell from 0.97 to 0.79; with β = γ = 0 (notebook 7, three seeds) it read
+# 0.40-0.43. Gradient reversal left to itself drives the modalities' common clouds apart in
+# shape, which centring does not undo, and γ's constraints hold them together. (One seed for
+# γ = 0.)*
 
 # %%
 explorer.select(beta=sweep.PAPER_SETTING[0], gamma=values[-1])
@@ -172,10 +179,11 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 #   and `fdmer-lite sweep` fills the cache ahead of time, skipping finished settings.
 # * At β = 0 the discriminator is idle, and with α = 72 an idle one is confidently arbitrary;
 #   a mean probability of 1/3 on C_m means nothing without the private boxes and a fresh probe.
-# * With gradient reversal, a large β makes the discriminator confidently wrong on C_m rather
-#   than confused, and can cost the whole task (a model no better than the training mean).
+# * With gradient reversal, a large β does not make the discriminator confused on C_m; it can
+#   break training and cost most of the task (β = 2: best epoch the first).
 # * A mean probability near 1/3 can hide boxes at 0 and 1: look at distributions, per modality.
-# * γ aligns similarity structure, not location: the modality can stay readable from C_m.
+# * γ aligns similarity structure, not location (centring handles location). Without it,
+#   gradient reversal pushes the common clouds apart and a fresh probe reads the modality.
 #
 # ## Exercises
 #
