@@ -277,6 +277,11 @@ for name in emotion_runs:
 # the paper's losses, and does not hold for a nonlinear reader at all; what the losses add is a
 # common space that carries more of what the modalities share.
 #
+# One contrast does show on the linear probe, inside the paper's objective: turn off only γ
+# (β stays 0.02) and the probe reads the modality at 0.74-0.87 over three seeds, against about
+# 0.40 with the full objective. Gradient reversal on its own pulls the common clouds apart, and
+# the consistency and disparity terms hold them together (notebook 9 has the β/γ sweep).
+#
 # ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
 #
 # The two benchmarks share features and latents; only the label differs: in the emotion-like
