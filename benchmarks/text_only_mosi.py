@@ -155,16 +155,19 @@ def main(argv=None) -> int:
     from fdmer_lite.data.mosi_text_audio import load, resolve_dir
     from real_mosi import fmt, tfidf_ridge
 
-    try:
-        folder = resolve_dir(a.data)
-        data = load(folder)
-    except DataError as err:
-        print(f"text_only_mosi: {err}", file=sys.stderr)
-        return 2
-    seeds = [int(s) for s in a.seeds.split(",")]
     modes = [s.strip() for s in a.mode.split(",")]
     if any(m not in ("frozen", "finetuned") for m in modes):
         p.error(f"--mode takes frozen and/or finetuned, got {a.mode!r}")
+    try:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds takes comma-separated integers, got {a.seeds!r}")
+    try:
+        folder = resolve_dir(a.data)
+        data = load(folder)
+    except (DataError, FileNotFoundError) as err:
+        print(f"text_only_mosi: {err}", file=sys.stderr)
+        return 2
     ids = table = None
     if "finetuned" in modes:
         ids, table = word_ids(data, folder, a.min_count)
