@@ -70,70 +70,71 @@ def word_ids(data, folder: Path, min_count: int):
 
 def train_one(data, mode: str, seed: int, ids=None, table=None, *, word_dropout: float,
               embedding_lr: float) -> dict:
+    import copy
+
     import torch
     from torch import nn
 
+    from fdmer_lite.data.base import SplitDataset
     from fdmer_lite.data.mosi_text_audio import mosi_text_audio_config
     from fdmer_lite.metrics import regression_metrics
     from fdmer_lite.model.encoders import ModalityEncoder
+    from fdmer_lite.train import improves
 
     cfg = mosi_text_audio_config()
     m, t = cfg.model, cfg.train
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    encoder = ModalityEncoder(50, model_dim=m.model_dim, layers=m.layers_t, heads=m.heads,
-                              ff_mult=m.ff_mult, dropout=m.dropout, d_k=m.d_k, pooling=m.pooling,
-                              max_len=data.info["seq_len"], attn_dropout=m.attn_dropout)
-    head = nn.Linear(m.d_k, 1)
-    groups = [{"params": list(encoder.parameters()) + list(head.parameters())}]
-    embedding = None
+    net = nn.ModuleDict({
+        "encoder": ModalityEncoder(50, model_dim=m.model_dim, layers=m.layers_t, heads=m.heads,
+                                   ff_mult=m.ff_mult, dropout=m.dropout, d_k=m.d_k, pooling=m.pooling,
+                                   max_len=data.info["seq_len"], attn_dropout=m.attn_dropout),
+        "head": nn.Linear(m.d_k, 1)})
+    groups = [{"params": list(net.parameters())}]
     if mode == "finetuned":
-        embedding = nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=False)
-        groups.append({"params": [embedding.weight], "lr": embedding_lr, "weight_decay": 0.0})
+        # padding_idx 0: row 0 (rare words, padding) gets no gradient and stays the zero vector
+        net["embedding"] = nn.Embedding.from_pretrained(torch.from_numpy(table), freeze=False, padding_idx=0)
+        groups.append({"params": [net["embedding"].weight], "lr": embedding_lr, "weight_decay": 0.0})
     opt = torch.optim.Adam(groups, lr=t.lr, weight_decay=t.weight_decay)
+    splits = {s: SplitDataset(sp, data.task) for s, sp in data.splits.items()}
 
-    def inputs(split, rows, train):
-        lengths = torch.from_numpy(data.splits[split].lengths["t"][rows])
-        mask = torch.arange(data.info["seq_len"])[None, :] < lengths[:, None]          # (B, L)
-        if embedding is None:
-            return torch.from_numpy(data.splits[split].features["t"][rows]), mask
-        x = torch.from_numpy(ids[split][rows])
-        if train and word_dropout > 0:
-            x = x.masked_fill(torch.rand(x.shape) < word_dropout, 0)
-        emb = embedding(x)
-        emb = emb * (x != 0).unsqueeze(-1)      # row 0 (rare words, padding) stays the zero vector
-        return emb, mask
+    def predict(split, rows):
+        """(prediction, label) for the samples ``rows`` of ``split``; dropout as ``net`` is set."""
+        batch = splits[split].collate(rows)
+        x = batch.features["t"]                                              # (B, L, 50)
+        if "embedding" in net:
+            words = torch.from_numpy(ids[split][rows])                       # (B, L)
+            if net.training and word_dropout > 0:
+                words = words.masked_fill(torch.rand(words.shape) < word_dropout, 0)
+            x = net["embedding"](words)
+        return net["head"](net["encoder"](x, batch.masks["t"])).squeeze(-1), batch.label
 
-    def predict(split):
-        encoder.eval(), head.eval()
+    def evaluate(split):
+        net.eval()
         with torch.no_grad():
-            rows = np.arange(len(data.splits[split].labels))
-            return head(encoder(*inputs(split, rows, False))).squeeze(-1).numpy()
+            pred, label = predict(split, np.arange(len(data.splits[split])))
+        return pred.numpy(), label.numpy()
 
-    y = {s: data.splits[s].labels for s in data.splits}
     best, best_state, since, epoch = np.inf, None, 0, 0
     for epoch in range(1, t.epochs + 1):
-        encoder.train(), head.train()
-        order = rng.permutation(len(y["train"]))
+        net.train()
+        order = rng.permutation(len(data.splits["train"]))
         for b in range(0, len(order), t.batch_size):
-            rows = order[b:b + t.batch_size]
-            pred = head(encoder(*inputs("train", rows, True))).squeeze(-1)
-            loss = nn.functional.mse_loss(pred, torch.from_numpy(y["train"][rows]))
+            pred, label = predict("train", order[b:b + t.batch_size])
+            loss = nn.functional.mse_loss(pred, label)
             opt.zero_grad()
             loss.backward()
             opt.step()
-        valid = float(np.mean((predict("valid") - y["valid"]) ** 2))
-        if valid < best:
-            best, since = valid, 0
-            best_state = [{k: v.clone() for k, v in part.state_dict().items()}
-                          for part in (encoder, head, embedding) if part is not None]
+        pred, label = evaluate("valid")
+        valid = float(np.mean((pred - label) ** 2))
+        if improves(valid, best):            # the trainer's rule for early stopping
+            best, since, best_state = valid, 0, copy.deepcopy(net.state_dict())
         else:
             since += 1
             if since >= t.patience:
                 break
-    for part, state in zip([p for p in (encoder, head, embedding) if p is not None], best_state):
-        part.load_state_dict(state)
-    result = regression_metrics(predict("test"), y["test"])
+    net.load_state_dict(best_state)
+    result = regression_metrics(*evaluate("test"))
     result["epochs_run"] = epoch
     return result
 
