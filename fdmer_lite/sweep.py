@@ -15,8 +15,9 @@ On-disk layout (the *cache*)::
     <cache>/
       spec.json                       what every cell is trained on: preset, config overrides,
                                       data (make_benchmark arguments), projection sample size and
-                                      seed, and the fingerprint of the generated data (a hash of
-                                      every split's features and labels). A cache holds one spec;
+                                      seed, and the fingerprint of the generated data
+                                      (MultimodalData.fingerprint: a hash of every split's
+                                      features, labels and lengths). A cache holds one spec;
                                       opening it with another, or training a cell on data that
                                       hash differently (the generator changed), is an error,
                                       never a silent mix.
@@ -46,7 +47,6 @@ replaced by the project's run engine without touching the rest.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import math
 import os
@@ -301,7 +301,6 @@ def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
 
 
 _DATA_MEMO: "OrderedDict[str, object]" = OrderedDict()
-_FINGERPRINTS: dict[int, str] = {}                 # id(data) -> fingerprint, for memoised data
 _SPEC_LOCK = threading.Lock()
 
 
@@ -311,23 +310,8 @@ def _data_for(spec: SweepSpec):
     if key not in _DATA_MEMO:
         _DATA_MEMO[key] = spec.make_data()
         while len(_DATA_MEMO) > 2:
-            _, dropped = _DATA_MEMO.popitem(last=False)
-            _FINGERPRINTS.pop(id(dropped), None)
+            _DATA_MEMO.popitem(last=False)
     return _DATA_MEMO[key]
-
-
-def data_fingerprint(data) -> str:
-    """sha256 of every split's labels and features (modality order fixed), first 16 hex digits."""
-    h = hashlib.sha256()
-    for name in sorted(data.splits):
-        split = data.splits[name]
-        h.update(f"{name}|{np.asarray(split.labels).dtype.str}".encode())
-        h.update(np.ascontiguousarray(split.labels).tobytes())
-        for m in sorted(split.features):
-            x = np.ascontiguousarray(split.features[m])
-            h.update(f"|{m}|{x.shape}|{x.dtype.str}".encode())
-            h.update(x.tobytes())
-    return h.hexdigest()[:16]
 
 
 class DataChanged(ValueError):
@@ -337,8 +321,7 @@ class DataChanged(ValueError):
 def _check_fingerprint(root: Path, data) -> str:
     """Record the data's fingerprint in spec.json on the first cell; refuse different data later."""
     with _SPEC_LOCK:
-        fingerprint = _FINGERPRINTS.get(id(data)) or data_fingerprint(data)
-        _FINGERPRINTS[id(data)] = fingerprint
+        fingerprint = data.fingerprint()                # computed once per data object
         spec_file = root / SPEC_FILE
         content = json.loads(spec_file.read_text())
         saved = content.get("data_fingerprint")

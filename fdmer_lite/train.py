@@ -304,10 +304,13 @@ def train_or_load(config: Config, data: MultimodalData, out_dir: str | Path, *, 
 
 
 def data_fingerprint(data: MultimodalData) -> dict:
-    """What identifies a data set for ``train_or_load``: a run trained on other data is not reused."""
+    """What identifies a data set for ``train_or_load``: a run trained on other data is not reused.
+
+    ``content`` is :meth:`MultimodalData.fingerprint` (a hash of every number); the rest says in
+    words what the data were, for a reader of ``config.json``."""
     fp = {"name": data.name, "source": str(data.source), "modalities": data.modalities,
           "widths": data.widths, "lengths": data.seq_lengths,
-          "sizes": {s: len(sp) for s, sp in data.splits.items()}}
+          "sizes": {s: len(sp) for s, sp in data.splits.items()}, "content": data.fingerprint()}
     for key in ("bayes_mae", "bayes_acc"):
         if key in data.info:
             fp[key] = round(float(data.info[key]), 10)

@@ -1,5 +1,6 @@
 """Trainer: a short fit, history, early stopping, checkpoints, NaN handling, devices, CUDA path."""
 
+import copy
 import json
 import math
 
@@ -7,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from fdmer_lite import train
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
 from fdmer_lite.train import (NonFiniteLoss, Trainer, improves, load_checkpoint, lr_scheduler, reversal_coefficient,
@@ -130,6 +132,50 @@ def test_train_or_load_reuses_a_matching_run(tiny_data, fast_config, tmp_path):
     c = train_or_load(fast_config.replace(loss={"beta": 0.5}), other, tmp_path)
     assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # config changed: retrained
     assert c.config.loss.beta == 0.5
+
+
+def test_train_or_load_retrains_on_other_numbers_of_the_same_shape(tiny_data, fast_config, tmp_path):
+    train_or_load(fast_config, tiny_data, tmp_path)
+    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
+    other = copy.deepcopy(tiny_data)                 # same name, source, sizes, widths, Bayes floor
+    other.splits["train"].labels[0] += 0.5
+    assert train.data_fingerprint(other) != train.data_fingerprint(tiny_data)
+    train_or_load(fast_config, other, tmp_path)
+    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # retrained, not reused
+    saved = json.loads((tmp_path / "config.json").read_text())["fingerprint"]
+    assert saved["content"] == other.fingerprint() != tiny_data.fingerprint()
+
+
+def test_fingerprint_changes_with_every_number_and_only_with_the_numbers(tiny_data):
+    fp = tiny_data.fingerprint()
+    assert len(fp) == 16 and int(fp, 16) >= 0
+    again = make_benchmark("emotion", n_train=96, n_valid=32, n_test=48, seq_len=12, seed=0)
+    assert again is not tiny_data and again.fingerprint() == fp          # same numbers, same hash
+    same = copy.deepcopy(tiny_data)
+    for sp in same.splits.values():                                      # another memory layout
+        sp.features = {m: np.asfortranarray(x) for m, x in sp.features.items()}
+    assert same.fingerprint() == fp
+
+    def changed(edit):
+        d = copy.deepcopy(tiny_data)                  # a copy is hashed afresh, not from the cache
+        edit(d)
+        return d.fingerprint()
+
+    one_ulp = lambda x: np.nextafter(x, np.float32(np.inf))  # noqa: E731
+    variants = {
+        "a feature, by one ulp": changed(lambda d: d.splits["test"].features["v"].__setitem__(
+            (3, 4, 5), one_ulp(d.splits["test"].features["v"][3, 4, 5]))),
+        "a label": changed(lambda d: d.splits["valid"].labels.__setitem__(0, 2.5)),
+        "valid lengths added": changed(lambda d: d.splits["train"].lengths.__setitem__(
+            "a", np.full(96, 12, dtype=np.int64))),
+        "two splits swapped": changed(lambda d: d.splits.update(valid=d.splits["test"], test=d.splits["valid"])),
+        "a modality left out": tiny_data.select("ta").fingerprint(),
+    }
+    assert all(v != fp for v in variants.values()), variants
+    assert len(set(variants.values())) == len(variants)
+    # A split given a new array is hashed again (the remembered hash follows the arrays held).
+    tiny_data.splits["train"].labels = tiny_data.splits["train"].labels + 1.0
+    assert tiny_data.fingerprint() != fp
 
 
 def test_subset_of_modalities_trains(tiny_data, fast_config):

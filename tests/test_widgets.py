@@ -152,7 +152,7 @@ def test_cells_trained_on_changed_data_are_refused(tmp_path):
     cache.fill([A], log=None)
     spec_file = cache.root / "spec.json"
     recorded = json.loads(spec_file.read_text())["data_fingerprint"]
-    assert recorded == sw.data_fingerprint(TINY.make_data())
+    assert recorded == TINY.make_data().fingerprint()
     assert json.loads((cache.root / sw.cell_name(*A) / "cell.json").read_text())["data_fingerprint"] == recorded
     # Pretend the generator changed since A was trained: B must not join the cache.
     content = json.loads(spec_file.read_text())
