@@ -236,6 +236,9 @@ def cmd_sweep(args) -> int:
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
     print(cache.table(cells))
+    if not args.cross and len(betas) > 1 and len(gammas) > 1:
+        for key, title in sweep.MATRIX_KEYS:
+            print("\n" + cache.matrix(key, betas, gammas, title))
     if result["failed"]:
         print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
               file=sys.stderr)

@@ -623,6 +623,31 @@ class SweepCache:
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
+    def matrix(self, key: str, betas: Iterable[float], gammas: Iterable[float], title: str | None = None) -> str:
+        """One metric over a grid as a markdown table, a row per beta and a column per gamma
+        ("—" where a cell is not finished or lacks the metric)."""
+        gammas = list(gammas)
+        lines = [f"**{title or key}** (rows β, columns γ)", "",
+                 "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
+                 "|---|" + "---|" * len(gammas)]
+        for b in betas:
+            vals = [_cell_text(self.load(b, g).metrics.get(key) if self.has(b, g) else None) for g in gammas]
+            lines.append(f"| {format_value(b)} | " + " | ".join(vals) + " |")
+        return "\n".join(lines)
+
+
+# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md).
+MATRIX_KEYS = (("mae", "test MAE"), ("common_modality_acc", "linear probe: modality from C_m"),
+               ("common_factor_r2", "common R² (shared latent from C)"),
+               ("disc_prob_common", "D's p(true modality) on C_m"), ("private_factor_r2", "private R²"),
+               ("best_epoch", "best epoch"))
+
+
+def _cell_text(v) -> str:
+    if isinstance(v, int):
+        return str(v)
+    return f"{v:.3f}" if isinstance(v, float) else "—"
+
 
 def _metric(cell_dir: Path, key: str) -> str:
     try:

@@ -6,6 +6,7 @@ training paths run in seconds. How fast a cached update is gets measured in
 """
 
 import json
+import shutil
 import subprocess
 import threading
 
@@ -174,6 +175,37 @@ def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
     assert "2 cell(s) already finished, 0 to compute" in capsys.readouterr().out
     assert cli.main(["sweep", "--dataset", "synthetic", "--beta", "-1", "--cache", str(tmp_path / "c")]) == 2
     assert "finite and >= 0" in capsys.readouterr().err
+
+
+def test_matrix_puts_each_cells_metric_at_its_beta_row_and_gamma_column(filled):
+    # the filled cache holds A = (0.02, 0.02) and B = (0, 0.02); gamma = 0 and beta = 2 are missing
+    table = filled.matrix("mae", [0.0, 0.02, 2.0], [0.0, 0.02], title="test MAE").splitlines()
+    assert table[0] == "**test MAE** (rows β, columns γ)"
+    assert table[2] == "| β \\ γ | 0 | 0.02 |" and table[3] == "|---|---|---|"
+    rows = {line.strip("| ").split(" | ")[0]: line.strip("| ").split(" | ")[1:] for line in table[4:]}
+    assert list(rows) == ["0", "0.02", "2"] and rows["2"] == ["—", "—"]
+    for (beta, gamma), row in ((B, "0"), (A, "0.02")):
+        on_disk = json.loads((filled.root / sw.cell_name(beta, gamma) / "metrics.json").read_text())
+        assert rows[row] == ["—", f"{on_disk['mae']:.3f}"]
+        epochs = filled.matrix("best_epoch", [beta], [gamma]).splitlines()[-1]
+        assert epochs == f"| {row} | {on_disk['best_epoch']} |"          # an integer stays one
+    assert filled.matrix("no_such_metric", [0.0], [0.02]).splitlines()[-1] == "| 0 | — |"
+
+
+def test_cli_sweep_prints_the_matrices_of_a_grid_even_when_cells_fail(filled, tmp_path, monkeypatch, capsys):
+    root = tmp_path / "copy"
+    shutil.copytree(filled.root, root)
+    _no_training(monkeypatch)                               # the two gamma = 0 cells fail
+    monkeypatch.setattr(sw, "default_spec", lambda **kwargs: TINY)
+    argv = ["sweep", "--dataset", "synthetic", "--beta", "0,0.02", "--gamma", "0,0.02", "--cache", str(root)]
+    assert cli.main(argv) == 1
+    out = capsys.readouterr().out
+    assert out.count("(rows β, columns γ)") == len(sw.MATRIX_KEYS)
+    mae = json.loads((root / sw.cell_name(*B) / "metrics.json").read_text())["mae"]
+    assert f"**test MAE** (rows β, columns γ)\n\n| β \\ γ | 0 | 0.02 |\n|---|---|---|\n| 0 | — | {mae:.3f} |" in out
+    cross = argv[:-2] + ["--cross", "--center", "0.02,0.02"] + argv[-2:]   # a cross prints no matrices
+    cli.main(cross)
+    assert "(rows β" not in capsys.readouterr().out
 
 
 # ------------------------------------------------------------------------ the explorer
