@@ -251,12 +251,12 @@ class DistributedTrainer(Trainer):
         terms["all"] = weight * local["all"] + cfg.gamma * (terms["con"] + terms["dis"])
         return out, terms, batch
 
-    def _check_finite(self, terms, epoch, step):
-        bad = torch.tensor([0.0 if all(torch.isfinite(v.detach()).all() for v in terms.values()) else 1.0],
+    def _check_finite(self, values, epoch, step):
+        bad = torch.tensor([0.0 if all(math.isfinite(v) for v in values.values()) else 1.0],
                            device=self.device)
         dist.all_reduce(bad, op=dist.ReduceOp.MAX)            # every rank stops together
         if bad.item() > 0:
-            super()._check_finite(terms, epoch, step)         # raises here with the details...
+            super()._check_finite(values, epoch, step)        # raises here with the details...
             self.restore_best()
             raise NonFiniteLoss(f"non-finite loss on another rank at epoch {epoch}, step {step}; "
                                 f"training stopped on every rank")

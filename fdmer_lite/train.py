@@ -102,6 +102,12 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def term_values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
+    """Every loss term as a Python float, read in one go (one stack and one copy, not a read
+    per term: a step of the small CPU presets is a few hundred tiny operations, each costly)."""
+    return dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))
+
+
 def reversal_coefficient(schedule: str, progress: float) -> float:
     """Strength of the gradient reversal at ``progress`` in [0, 1] of training.
 
@@ -177,6 +183,9 @@ class Trainer:
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
+        # One call norms and scales all 110 gradients of the synthetic preset instead of a Python
+        # loop over them (the same numbers; about 0.5 ms of a 30 ms CPU step).
+        foreach = True if self.device.type in ("cpu", "cuda") else None
         since_best = 0
         bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
         for epoch in bar:
@@ -186,18 +195,19 @@ class Trainer:
             for step, batch in enumerate(train_loader, start=1):
                 progress = ((epoch - 1) * steps + step - 1) / (epochs * steps)
                 _, terms, batch = self._forward(batch, reversal_coefficient(t.grl_schedule, progress))
-                self._check_finite(terms, epoch, step)
+                values = term_values(terms)
+                self._check_finite(values, epoch, step)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(terms["all"]).backward()
                 if t.grad_clip:
                     scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip)
+                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip, foreach=foreach)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
                 n = len(batch)
                 for k in TERMS:
-                    sums[k] += float(terms[k].detach()) * n
+                    sums[k] += values[k] * n
                 count += n
             valid = self.evaluate("valid")
             entry = {"epoch": epoch,
@@ -225,14 +235,14 @@ class Trainer:
         self.restore_best()
         return self.history
 
-    def _check_finite(self, terms, epoch, step):
-        bad = [k for k, v in terms.items() if not torch.isfinite(v.detach()).all()]
+    def _check_finite(self, values: dict[str, float], epoch, step):
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
         if bad:
             self.restore_best()
             kept = (f"the best weights so far (epoch {self.best_epoch}) were restored"
                     if self.best_state is not None else "no epoch had finished, so no checkpoint exists")
             raise NonFiniteLoss(f"non-finite loss at epoch {epoch}, step {step}: term {bad[0]!r} = "
-                                f"{float(terms[bad[0]].detach())}; training stopped and {kept}. "
+                                f"{values[bad[0]]}; training stopped and {kept}. "
                                 f"Try a lower learning rate, smaller beta/gamma or gradient clipping.")
 
     def restore_best(self) -> None:

@@ -12,7 +12,7 @@ from fdmer_lite import train
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
 from fdmer_lite.train import (NonFiniteLoss, Trainer, improves, load_checkpoint, lr_scheduler, reversal_coefficient,
-                              run_experiment, select_device, train_or_load)
+                              run_experiment, select_device, term_values, train_or_load)
 
 
 def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
@@ -102,6 +102,17 @@ def test_nan_loss_stops_with_epoch_step_and_term(tiny_data, fast_config, monkeyp
         tr.fit()
     assert tr.best_epoch >= 1                                   # the best checkpoint so far is kept
     assert all(torch.isfinite(p).all() for p in tr.model.parameters())
+
+
+def test_term_values_reads_every_term_by_name_in_one_go():
+    terms = {"task": torch.tensor(0.25), "ami": torch.tensor(3.0, requires_grad=True) * 2,
+             "con": torch.tensor(1.5, dtype=torch.float16), "dis": torch.tensor(float("inf")),
+             "align": torch.tensor(float("nan"))}
+    values = term_values(terms)
+    assert list(values) == ["task", "ami", "con", "dis", "align"]
+    assert values["task"] == 0.25 and values["ami"] == 6.0 and values["con"] == 1.5
+    assert values["dis"] == float("inf") and values["align"] != values["align"]      # NaN kept
+    assert all(type(v) is float for v in values.values())
 
 
 def test_run_experiment_writes_the_contract_files(tiny_data, fast_config, tmp_path):
