@@ -23,7 +23,14 @@ one-number-per-element CPU dropout mask, at 28 % of the step; model/layers.py ex
 Later the same day, same kind of machine (peak 190 GFLOP/s), quiet, two threads: 1607.9 ms a
 step, 39.8 samples/s, 128.1 GFLOP/s = 68 % of peak.
 
-``--attention-dropout`` (same day, ``--preset synthetic --steps 20``, quiet): 47.2 ms a step with
+On 2026-11-30 (third session; another machine, matmul peak 250-290 GFLOP/s, a busier host)
+the step here became the trainer's own (``training_step``: fused Adam and gradient clipping, as
+``Trainer.fit`` takes it; it had been plain Adam without clipping). Old step, three runs: 38, 49
+and 46 % of the peak (1741-2020 ms a step); the trainer's step, three runs: 50, 50 and 46 %
+(1502-1765 ms). In one run with alternating blocks of five steps the trainer's step took 1934
+against 2027 ms, 1.05x.
+
+``--attention-dropout`` (2026-11-27, ``--preset synthetic --steps 20``, quiet): 47.2 ms a step with
 dropout 0.1 on the attention weights against 44.7 ms without (fused kernel) on two threads,
 1.06x; 50.0 against 42.8 ms on one thread, 1.17x. One thread is as fast as two at this size.
 """
@@ -39,7 +46,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from fdmer_lite.config import get_preset
 from fdmer_lite.losses import fdmer_objective
 from fdmer_lite.model import build_model
-from fdmer_lite.train import select_device
+from fdmer_lite.train import clip_gradients, make_optimizer, select_device
 
 WIDTHS = {"t": 300, "a": 74, "v": 47}        # CMU-MOSI, GloVe / COVAREP / Facet
 LENGTH = 50
@@ -55,6 +62,21 @@ def matmul_peak(device, n=2048, repeats=10) -> float:
         a @ b
     _sync(device)
     return 2 * n ** 3 * repeats / (time.perf_counter() - start) / 1e9
+
+
+def training_step(model, cfg, device, x, y):
+    """One step as ``Trainer.fit`` takes it on a CPU (no mixed precision there): the objective,
+    backward, gradient clipping when the preset clips, and the trainer's Adam (fused)."""
+    opt = make_optimizer(model.parameters(), cfg.train, device)
+
+    def step():
+        loss = fdmer_objective(model(x), y, cfg.loss)["all"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if cfg.train.grad_clip:
+            clip_gradients(model.parameters(), cfg.train.grad_clip, device)
+        opt.step()
+    return step
 
 
 def _sync(device):
@@ -82,16 +104,9 @@ def main(argv=None):
     B = cfg.train.batch_size
     torch.manual_seed(0)
     model = build_model(cfg, WIDTHS, 1, max_len=LENGTH).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     x = {m: torch.randn(B, LENGTH, d, device=device) for m, d in WIDTHS.items()}
     y = torch.randn(B, device=device).clamp(-3, 3)
-
-    def step():
-        out = model(x)
-        loss = fdmer_objective(out, y, cfg.loss)["all"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+    step = training_step(model, cfg, device, x, y)
 
     with FlopCounterMode(display=False) as counter:
         step()
@@ -134,13 +149,7 @@ def compare_attention_dropout(args, rounds: int = 5) -> None:
     for name, p_attn in (("with", drop), ("without", 0.0)):
         torch.manual_seed(0)
         model = build_model(cfg.replace(model={"attn_dropout": p_attn}), WIDTHS, 1, max_len=LENGTH).to(device)
-        opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
-
-        def step(model=model, opt=opt):
-            loss = fdmer_objective(model(x), y, cfg.loss)["all"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
+        step = training_step(model, cfg, device, x, y)
         for _ in range(3):
             step()
         steps[name] = step

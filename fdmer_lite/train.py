@@ -102,6 +102,21 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
+def make_optimizer(params, t, device: torch.device) -> torch.optim.Adam:
+    """The trainer's optimiser (``t`` a TrainConfig): Adam, with the fused kernel on CPU and CUDA,
+    which updates every parameter in one call (about 8 % off a CPU step of the small synthetic
+    preset, whose many small tensors make the per-parameter loop costly)."""
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=device.type in ("cpu", "cuda"))
+
+
+def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tensor:
+    """Scale the gradients to a total norm of at most ``max_norm``, in one ``foreach`` call on CPU
+    and CUDA instead of a Python loop over the tensors (the same numbers; about 0.5 ms of a 30 ms
+    CPU step of the synthetic preset, whose gradients are 110 small tensors)."""
+    foreach = True if device.type in ("cpu", "cuda") else None
+    return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
+
+
 def term_values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     """Every loss term as a Python float, read in one go (one stack and one copy, not a read
     per term: a step of the small CPU presets is a few hundred tiny operations, each costly)."""
@@ -175,17 +190,11 @@ class Trainer:
     def fit(self, epochs: int | None = None) -> list[dict]:
         t = self.config.train
         epochs = t.epochs if epochs is None else epochs
-        # The fused Adam kernel updates every parameter in one call: about 8 % off a CPU step of the
-        # small synthetic preset, whose many small tensors make the per-parameter loop costly.
-        opt = torch.optim.Adam(self._param_groups(t), lr=t.lr, weight_decay=t.weight_decay,
-                               fused=self.device.type in ("cpu", "cuda"))
+        opt = make_optimizer(self._param_groups(t), t, self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
-        # One call norms and scales all 110 gradients of the synthetic preset instead of a Python
-        # loop over them (the same numbers; about 0.5 ms of a 30 ms CPU step).
-        foreach = True if self.device.type in ("cpu", "cuda") else None
         since_best = 0
         bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
         for epoch in bar:
@@ -201,7 +210,7 @@ class Trainer:
                 scaler.scale(terms["all"]).backward()
                 if t.grad_clip:
                     scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(self.model.parameters(), t.grad_clip, foreach=foreach)
+                    clip_gradients(self.model.parameters(), t.grad_clip, self.device)
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
