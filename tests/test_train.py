@@ -9,10 +9,12 @@ import pytest
 import torch
 
 from fdmer_lite import train
+from fdmer_lite.config import get_preset
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
-from fdmer_lite.train import (NonFiniteLoss, Trainer, improves, load_checkpoint, lr_scheduler, reversal_coefficient,
-                              run_experiment, select_device, term_values, train_or_load)
+from fdmer_lite.train import (NonFiniteLoss, Trainer, clip_gradients, improves, load_checkpoint, lr_scheduler,
+                              make_optimizer, reversal_coefficient, run_experiment, select_device, term_values,
+                              train_or_load)
 
 
 def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
@@ -113,6 +115,28 @@ def test_term_values_reads_every_term_by_name_in_one_go():
     assert values["task"] == 0.25 and values["ami"] == 6.0 and values["con"] == 1.5
     assert values["dis"] == float("inf") and values["align"] != values["align"]      # NaN kept
     assert all(type(v) is float for v in values.values())
+
+
+def test_clip_gradients_scales_to_the_total_norm_and_make_optimizer_is_the_fused_adam():
+    torch.manual_seed(0)
+    params = [torch.nn.Parameter(torch.randn(n)) for n in (3, 5, 7)]
+    grads = [torch.randn(p.shape) * 10 for p in params]
+    for p, g in zip(params, grads):
+        p.grad = g.clone()
+    total = math.sqrt(sum(float((g.double() ** 2).sum()) for g in grads))      # by hand, in float64
+    returned = clip_gradients(params, 1.0, torch.device("cpu"))
+    assert float(returned) == pytest.approx(total, rel=1e-6)
+    for p, g in zip(params, grads):                                   # every gradient times 1 / total
+        assert torch.allclose(p.grad.double(), g.double() / total, rtol=1e-5)
+    small = [torch.nn.Parameter(torch.ones(2))]
+    small[0].grad = torch.full((2,), 0.1)
+    clip_gradients(small, 1.0, torch.device("cpu"))
+    assert torch.equal(small[0].grad, torch.full((2,), 0.1))          # under the limit: untouched
+    t = get_preset("fast").train
+    opt = make_optimizer(params, t, torch.device("cpu"))
+    group = opt.param_groups[0]
+    assert isinstance(opt, torch.optim.Adam) and group["fused"] is True
+    assert (group["lr"], group["weight_decay"]) == (t.lr, t.weight_decay)
 
 
 def test_run_experiment_writes_the_contract_files(tiny_data, fast_config, tmp_path):
