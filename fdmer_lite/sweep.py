@@ -618,7 +618,7 @@ class SweepCache:
         cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
         lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for b, g in cells:
-            m = self.load(b, g).metrics
+            m = _cell_metrics(self.cell_dir(b, g))
             vals = [f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—" for k in keys]
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
@@ -631,7 +631,8 @@ class SweepCache:
                  "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
                  "|---|" + "---|" * len(gammas)]
         for b in betas:
-            vals = [_cell_text(self.load(b, g).metrics.get(key) if self.has(b, g) else None) for g in gammas]
+            vals = [_cell_text(_cell_metrics(self.cell_dir(b, g)).get(key) if self.has(b, g) else None)
+                    for g in gammas]
             lines.append(f"| {format_value(b)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
@@ -649,9 +650,17 @@ def _cell_text(v) -> str:
     return f"{v:.3f}" if isinstance(v, float) else "—"
 
 
-def _metric(cell_dir: Path, key: str) -> str:
+def _cell_metrics(cell_dir: Path) -> dict:
+    """A cell's metrics.json alone ({} if unreadable): what the tables need, without loading the
+    cell's history and representations as ``SweepCache.load`` does."""
     try:
-        return f"{json.loads((cell_dir / 'metrics.json').read_text())[key]:.3f}"
-    except (OSError, KeyError, ValueError, TypeError):
-        return "—"
+        metrics = json.loads((cell_dir / "metrics.json").read_text())
+    except (OSError, ValueError):
+        return {}
+    return metrics if isinstance(metrics, dict) else {}
+
+
+def _metric(cell_dir: Path, key: str) -> str:
+    value = _cell_metrics(cell_dir).get(key)
+    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
 
