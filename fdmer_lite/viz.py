@@ -15,7 +15,7 @@ FDMER (Yang et al., ACM MM 2022) explains the method with four kinds of figures,
 Plus :func:`metrics_table` (ours beside the paper's Tables 1-3), :func:`compare_table` (several
 runs side by side), :func:`write_report`, which writes one self-contained, offline HTML file,
 and the teaching figures of the tutorials: :func:`sample_sequences` (one sample's three
-sequences), :func:`attention_heatmap` (a tiny attention probe, Eq. 1 and Eq. 13),
+sequences), :func:`attention_heatmap` (a tiny attention probe, Eq. 1 and Eq. 12),
 :func:`angular_geometry` (the decision regions of Eq. 9 on the unit circle) and
 :func:`embedding_comparison` (Figure 2 for several runs side by side).
 

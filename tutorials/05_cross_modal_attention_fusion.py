@@ -54,29 +54,33 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 # %% [markdown]
 # ## 5.2 Phase 1: cross-modal attention (Eq. 12-14)
 #
-# The source `F_so = [C, P_t, P_a, P_v]` is flattened (`4 d_k`) and projected twice, by `W_Q`
-# and `W_U`, then cut back into four query tokens `Q_so` and four value tokens `U_so` (Eq. 12).
-# Each target `F_ta` has its own `W_G`: `G_ta = F_ta W_G`. Then
+# The source `F_so = [C, P_t, P_a, P_v]` is flattened into one `4 d_k` vector,
+# layer-normalised as that one vector, projected twice, by `W_Q` and `W_U`, and cut back into
+# four query tokens `Q_so` and four value tokens `U_so`. Each target `F_ta` is layer-normalised
+# and has its own `W_G`: `G_ta = LN(F_ta) W_G`. Then
 #
-# $$F_{so \to ta} = \mathrm{softmax}\!\Big(\frac{G_{ta} Q_{so}^\top}{\sqrt{d_k}}\Big) U_{so} \quad \text{(Eq. 13)}, \qquad
-# Y_{ta} = \mathrm{LN}(F_{ta}) + F_{so \to ta}, \quad Y_{ta} \leftarrow f_\delta(\mathrm{LN}(Y_{ta})) + Y_{ta} \quad \text{(Eq. 14)}$$
+# $$F_{so \to ta} = \mathrm{softmax}\!\Big(\frac{G_{ta} Q_{so}^\top}{\sqrt{d_k}}\Big) U_{so} \quad \text{(Eq. 12)}, \qquad
+# Y_{ta} = \mathrm{LN}(F_{ta}) + F_{so \to ta} \quad \text{(Eq. 13)}, \qquad
+# Y_{ta} \leftarrow f_\delta(\mathrm{LN}(Y_{ta})) + Y_{ta} \quad \text{(Eq. 14)}$$
 #
-# The paper's Eq. 13 has no `1/sqrt(d_k)`; we scale (`attn_scale=True`) because at `d_k = 256`
-# the unscaled softmax saturates. `f_δ` is one feed-forward block shared by the targets.
+# The paper's Eq. 12 has no `1/sqrt(d_k)`; we scale (`attn_scale=True`) because at `d_k = 256`
+# the unscaled softmax saturates (the literal presets leave it out). `LN(F_ta)` of Eq. 12 and of
+# Eq. 13 is one LayerNorm per target. `f_δ` is one feed-forward block shared by the targets.
 
 # %%
 def phase1(fusion, tokens):
     B, T, D = tokens.shape
-    flat = tokens.reshape(B, T * D)                                            # (B, T*d_k)
-    Q = fusion.to_q(flat).reshape(B, T, D)                                     # Q_so
-    U = fusion.to_u(flat).reshape(B, T, D)                                     # U_so
-    G = torch.stack([tokens[:, j] @ fusion.to_g[j] for j in range(T)], dim=1)  # G_ta (B, T, d_k)
+    source = fusion.norm_source(tokens.reshape(B, T * D))                      # LN(F_so) (B, T*d_k)
+    Q = fusion.to_q(source).reshape(B, T, D)                                   # Q_so
+    U = fusion.to_u(source).reshape(B, T, D)                                   # U_so
+    target = torch.stack([fusion.norm_in[j](tokens[:, j]) for j in range(T)], dim=1)   # LN(F_ta)
+    G = torch.stack([target[:, j] @ fusion.to_g[j] for j in range(T)], dim=1)  # G_ta (B, T, d_k)
     attn = (G @ Q.transpose(1, 2) / D ** 0.5).softmax(dim=-1)                  # (B, T_target, T_source)
     cross = attn @ U                                                           # F_so->ta (B, T, d_k)
     Y = []
     for j in range(T):
-        y = fusion.norm_in[j](tokens[:, j]) + cross[:, j]                      # Eq. 14, first line
-        Y.append(fusion.f_delta(fusion.norm_mid[j](y)) + y)                    # Eq. 14, second line
+        y = target[:, j] + cross[:, j]                                         # Eq. 13
+        Y.append(fusion.f_delta(fusion.norm_mid[j](y)) + y)                    # Eq. 14
     return torch.stack(Y, dim=1), attn
 
 

@@ -3,16 +3,24 @@
 The fusion sees T tokens of width d_k: the summed common representation C = C_t + C_a + C_v and
 the private ones P_t, P_a, P_v (T = 4 with all three modalities).
 
-Phase 1 (Eq. 12-14). The source F_so = [C, P_t, P_a, P_v] is flattened (T*d_k) and projected
-twice, W_Q and W_U (T*d_k -> T*d_k), then reshaped to T query/value tokens Q_so, U_so. Each
-target F_ta in {C, P_t, P_a, P_v} has its own W_G (d_k x d_k): G_ta = F_ta W_G, and attends over
-the T source tokens:
-    F_so->ta = softmax(G_ta Q_so^T / sqrt(d_k)) U_so                     (d_k)
-    Y_ta = LN(F_ta) + F_so->ta
-    Y_ta = f_delta(LN(Y_ta)) + Y_ta
-Open choices, made here: the scores are divided by sqrt(d_k) (``attn_scale``; the paper's Eq. 13
-has no scaling, and without it the softmax saturates at d_k = 256); each target has its own two
-LayerNorms; f_delta (a GELU feed-forward d_k -> 2 d_k -> d_k) is SHARED by the targets.
+Phase 1 (Eq. 12-14), as the paper writes it. The source F_so = [C, P_t, P_a, P_v] is flattened
+into one T*d_k vector, layer-normalised as that one vector, and projected twice, W_Q and W_U
+(T*d_k -> T*d_k), then reshaped to T tokens: Q_so = LN(F_so) W_Q, U_so = LN(F_so) W_U. Each
+target F_ta in {C, P_t, P_a, P_v} has its own LayerNorm and its own W_G (d_k x d_k):
+G_ta = LN(F_ta) W_G. Then
+    F_so->ta = softmax(G_ta Q_so^T / sqrt(d_k)) U_so                     (Eq. 12, d_k)
+    Y_ta = LN(F_ta) + F_so->ta                                           (Eq. 13)
+    Y_ta = f_delta(LN(Y_ta)) + Y_ta                                      (Eq. 14)
+Because every input is layer-normalised before it is used, phase 1 gives the same Y when all
+tokens are scaled by one positive factor.
+
+Open choices, made here:
+  * LN(F_ta) of Eq. 12 and LN(F_ta) of Eq. 13 are ONE module per target: the paper writes the
+    same symbol in both places, so we read it as the same normalised tensor.
+  * the scores are divided by sqrt(d_k) (``attn_scale``, a reading). Eq. 12 has no scaling; the
+    literal presets turn it off.
+  * the second LayerNorm (Eq. 14) is also one per target; f_delta (a GELU feed-forward
+    d_k -> 2 d_k -> d_k) is SHARED by the targets.
 
 Phase 2 (Eq. 15-17). A score per target, mu_ta = q^T tanh(W_ta Y_ta + b_ta), with one shared
 vector q and a per-target W_ta; psi = softmax over the T targets; Y_fin = sum_ta psi_ta Y_ta.
@@ -40,7 +48,8 @@ class CMAF(nn.Module):
             self.to_q = nn.Linear(n_tokens * d_k, n_tokens * d_k)            # W_Q
             self.to_u = nn.Linear(n_tokens * d_k, n_tokens * d_k)            # W_U
             self.to_g = nn.Parameter(torch.randn(n_tokens, d_k, d_k) * d_k ** -0.5)   # W_G per target
-            self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
+            self.norm_source = nn.LayerNorm(n_tokens * d_k)                  # LN(F_so), one 4 d_k vector
+            self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))  # LN(F_ta), Eq. 12-13
             self.norm_mid = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
             self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), Dropout(dropout),
                                          nn.Linear(2 * d_k, d_k))
@@ -51,16 +60,17 @@ class CMAF(nn.Module):
     def cross_attention(self, tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Phase 1. tokens (B, T, d_k) -> Y (B, T, d_k) and attention (B, T_target, T_source)."""
         B, T, D = tokens.shape
-        flat = tokens.reshape(B, T * D)                                      # (B, T*d_k)
-        Q = self.to_q(flat).reshape(B, T, D)                                 # Q_so (B, T, d_k)
-        U = self.to_u(flat).reshape(B, T, D)                                 # U_so (B, T, d_k)
-        G = torch.einsum("btd,tde->bte", tokens, self.to_g)                  # G_ta (B, T, d_k)
+        source = self.norm_source(tokens.reshape(B, T * D))                  # LN(F_so) (B, T*d_k)
+        Q = self.to_q(source).reshape(B, T, D)                               # Q_so (B, T, d_k)
+        U = self.to_u(source).reshape(B, T, D)                               # U_so (B, T, d_k)
+        target = torch.stack([self.norm_in[j](tokens[:, j]) for j in range(T)], dim=1)  # LN(F_ta)
+        G = torch.einsum("btd,tde->bte", target, self.to_g)                  # G_ta (B, T, d_k)
         attn = (G @ Q.transpose(1, 2) * self.scale).softmax(dim=-1)          # (B, T, T)
         cross = attn @ U                                                     # F_so->ta (B, T, d_k)
         ys = []
         for j in range(T):
-            y = self.norm_in[j](tokens[:, j]) + cross[:, j]                  # (B, d_k)
-            ys.append(self.f_delta(self.norm_mid[j](y)) + y)
+            y = target[:, j] + cross[:, j]                                   # Eq. 13 (B, d_k)
+            ys.append(self.f_delta(self.norm_mid[j](y)) + y)                 # Eq. 14
         return torch.stack(ys, dim=1), attn                                  # (B, T, d_k)
 
     def target_weights(self, Y: torch.Tensor) -> torch.Tensor:
