@@ -25,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 TERMS = ("task", "ami", "ams", "con", "dis", "all")
+MARGIN_LOSSES = ("angular", "cosine_ce", "ce")
 
 
 def _pairs(items):
@@ -93,10 +94,14 @@ def angular_margin_loss(cosine: torch.Tensor, labels: torch.Tensor, scale: float
 def modality_loss(cos: torch.Tensor, scale: float, margin: float) -> torch.Tensor:
     """Eq. 10/11 body: cos (B, M, M), row i of each sample has true class i.
 
-    The mean over samples of the sum over the M modalities of Eq. 9.
+    The mean over samples of the sum over the M modalities of Eq. 9. With ``margin = 0`` it is
+    the softmax cross-entropy of ``scale * cos``; with ``scale = 1, margin = 0`` and raw logits
+    in place of cosines it is the conventional cross-entropy (no clamping then).
     """
     B, M, _ = cos.shape
     labels = torch.arange(M, device=cos.device).repeat(B)                    # (B*M,)
+    if margin == 0.0:
+        return M * F.cross_entropy(scale * cos.reshape(B * M, M), labels)
     return M * angular_margin_loss(cos.reshape(B * M, M), labels, scale, margin)
 
 
@@ -164,15 +169,20 @@ def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> 
     terms = {"task": task_loss(out.prediction, label, task)}
     C = [out.common[m].float() for m in out.modalities] if out.common else []
     P = [out.private[m].float() for m in out.modalities] if out.private else []
-    margin = cfg.margin if cfg.margin_loss == "angular" else 0.0
+    if cfg.margin_loss not in MARGIN_LOSSES:
+        raise ValueError(f"margin_loss must be one of {MARGIN_LOSSES}, got {cfg.margin_loss!r}")
+    # "angular": Eq. 9. "cosine_ce": the same scaled cosines, no margin. "ce": the conventional
+    # softmax cross-entropy on the raw logits W_D^T F(h) (no normalisation, scale or margin).
+    scale, margin = (1.0, 0.0) if cfg.margin_loss == "ce" else \
+        (cfg.scale, cfg.margin if cfg.margin_loss == "angular" else 0.0)
     ami = ams = zero
     if out.disc_cos_common is not None:
         if cfg.use_ami:
-            ami = modality_loss(out.disc_cos_common.float(), cfg.scale, margin)
+            ami = modality_loss(out.disc_cos_common.float(), scale, margin)
             if cfg.adversary == "confusion":
-                ami = ami + confusion_loss(out.disc_cos_common_frozen.float(), cfg.scale)
+                ami = ami + confusion_loss(out.disc_cos_common_frozen.float(), scale)
         if cfg.use_ams:
-            ams = modality_loss(out.disc_cos_private.float(), cfg.scale, margin)
+            ams = modality_loss(out.disc_cos_private.float(), scale, margin)
     terms["ami"], terms["ams"] = ami, ams
     terms["con"] = consistency_loss(*C, centre=cfg.con_centre) if (cfg.use_con and C) else zero
     terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero

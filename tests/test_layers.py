@@ -63,7 +63,7 @@ def test_dropout_gradient_is_the_mask():
 
 def _reference_layer(ours: TransformerLayer, dim, heads, ff_dim) -> nn.TransformerEncoderLayer:
     ref = nn.TransformerEncoderLayer(dim, heads, dim_feedforward=ff_dim, dropout=0.0, activation="gelu",
-                                     batch_first=True, norm_first=True)
+                                     batch_first=True, norm_first=ours.norm_first)
     with torch.no_grad():
         ref.self_attn.in_proj_weight.copy_(ours.qkv.weight)
         ref.self_attn.in_proj_bias.copy_(ours.qkv.bias)
@@ -79,10 +79,11 @@ def _reference_layer(ours: TransformerLayer, dim, heads, ff_dim) -> nn.Transform
     return ref
 
 
-def test_transformer_layer_matches_pytorch_reference_with_padding():
+@pytest.mark.parametrize("norm_first", [True, False])      # pre-norm (our reading), post-norm (Sec. 3.2)
+def test_transformer_layer_matches_pytorch_reference_with_padding(norm_first):
     torch.manual_seed(0)
     dim, heads, ff = 16, 4, 32
-    ours = TransformerLayer(dim, heads, ff, dropout=0.0)
+    ours = TransformerLayer(dim, heads, ff, dropout=0.0, norm_first=norm_first)
     with torch.no_grad():                          # non-trivial LayerNorm parameters
         for norm in (ours.norm1, ours.norm2):
             norm.weight.uniform_(0.5, 1.5)
@@ -159,3 +160,12 @@ def test_attention_dropout_is_its_own_setting_and_drops_weights_in_training():
     by_hand = layer.out((layer.drop_attn(scores) @ v).transpose(1, 2).reshape(B, L, D))
     assert torch.allclose(got, by_hand, atol=1e-6)
     assert not torch.allclose(got, layer.eval().attention(x, None), atol=1e-3)
+
+
+def test_post_norm_stack_has_no_extra_final_norm_and_pre_norm_stack_has_one():
+    from fdmer_lite.model.layers import TransformerEncoder
+    pre, post = TransformerEncoder(8, 2, 16, 2, 0.0), TransformerEncoder(8, 2, 16, 2, 0.0, norm_first=False)
+    assert isinstance(pre.norm, nn.LayerNorm) and isinstance(post.norm, nn.Identity)
+    x = torch.randn(2, 5, 8) * 10 + 3
+    z = post(x)                                   # a post-norm layer ends with LayerNorm
+    torch.testing.assert_close(z.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)

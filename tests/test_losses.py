@@ -173,11 +173,29 @@ def test_objective_eq18_combines_terms_with_beta_and_gamma():
 
 def test_objective_switches_and_classification():
     out, y = _Out(reg=False), torch.randint(0, 2, (6,))
-    cfg = LossConfig(use_ami=False, use_con=False, margin_loss="ce")
+    cfg = LossConfig(use_ami=False, use_con=False, margin_loss="cosine_ce")
     t = losses.fdmer_objective(out, y, cfg, "classification")
     assert t["task"].item() == pytest.approx(F.cross_entropy(out.prediction, y).item(), rel=1e-6)
     assert t["ami"].item() == 0.0 and t["con"].item() == 0.0
     assert t["ams"].item() == pytest.approx(losses.modality_loss(out.disc_cos_private, 72.0, 0.0).item(), rel=1e-6)
+
+
+def test_cross_entropy_ablation_is_the_conventional_softmax_loss_on_raw_logits():
+    # Table 4's "Cross-Entropy Loss": -log softmax(W_D^T F(h))_y, no scale, no margin, summed
+    # over the modalities and averaged over the samples, written out with exp and log.
+    out = _Out(B=4)
+    raw = torch.randn(4, 3, 3) * 5.0                      # logits, not confined to [-1, 1]
+    out.disc_cos_common, out.disc_cos_private = raw, 2.0 * raw
+    t = losses.fdmer_objective(out, torch.randn(4), LossConfig(margin_loss="ce"), "regression")
+    for got, logits in ((t["ami"], raw), (t["ams"], 2.0 * raw)):
+        expected = 0.0
+        for b in range(4):
+            for m in range(3):
+                z = logits[b, m].double()
+                expected += -(z[m] - torch.log(torch.exp(z).sum())).item()
+        assert got.item() == pytest.approx(expected / 4, rel=1e-5)
+    with pytest.raises(ValueError, match="margin_loss"):
+        losses.fdmer_objective(out, torch.randn(4), LossConfig(margin_loss="arc"), "regression")
 
 
 def test_alignment_loss_matches_numpy_mahalanobis_and_ignores_scale():

@@ -103,22 +103,31 @@ def test_confusion_adversary_outputs_frozen_cosines():
     assert model.encoders["t"].to_model.weight.grad is not None     # but it reaches the encoders
 
 
-def cmaf_by_loops(f: CMAF, tokens):
-    """Eq. 12-17 written sample by sample and target by target."""
+def layer_norm_by_hand(x, ln):
+    """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance)."""
+    mean = sum(x) / len(x)
+    var = sum((xi - mean) ** 2 for xi in x) / len(x)
+    return (x - mean) / math.sqrt(var + ln.eps) * ln.weight + ln.bias
+
+
+def cmaf_by_loops(f: CMAF, tokens, scaled: bool = True):
+    """Eq. 12-17 as the paper writes them, sample by sample and target by target:
+    G_ta = LN(F_ta) W_G, Q_so = LN(F_so) W_Q, U_so = LN(F_so) W_U with F_so one T*d_k vector."""
     B, T, D = tokens.shape
     out, psis = [], []
     for b in range(B):
-        flat = tokens[b].reshape(T * D)
-        Q = (f.to_q.weight @ flat + f.to_q.bias).reshape(T, D)
-        U = (f.to_u.weight @ flat + f.to_u.bias).reshape(T, D)
+        source = layer_norm_by_hand(tokens[b].reshape(T * D), f.norm_source)
+        Q = (f.to_q.weight @ source + f.to_q.bias).reshape(T, D)
+        U = (f.to_u.weight @ source + f.to_u.bias).reshape(T, D)
         Ys = []
         for j in range(T):
-            G = tokens[b, j] @ f.to_g[j]
-            scores = torch.stack([G @ Q[k] / math.sqrt(D) for k in range(T)])
+            target = layer_norm_by_hand(tokens[b, j], f.norm_in[j])          # LN(F_ta)
+            G = target @ f.to_g[j]
+            scores = torch.stack([G @ Q[k] / (math.sqrt(D) if scaled else 1.0) for k in range(T)])
             a = torch.exp(scores) / torch.exp(scores).sum()
             cross = sum(a[k] * U[k] for k in range(T))
-            Y = f.norm_in[j](tokens[b, j]) + cross
-            Ys.append(f.f_delta(f.norm_mid[j](Y)) + Y)
+            Y = target + cross                                               # Eq. 13
+            Ys.append(f.f_delta(layer_norm_by_hand(Y, f.norm_mid[j])) + Y)   # Eq. 14
         mu = torch.stack([f.q @ torch.tanh(f.to_score[j].weight @ Ys[j] + f.to_score[j].bias) for j in range(T)])
         psi = torch.exp(mu) / torch.exp(mu).sum()
         out.append(sum(psi[j] * Ys[j] for j in range(T)))
@@ -126,14 +135,34 @@ def cmaf_by_loops(f: CMAF, tokens):
     return torch.stack(out), torch.stack(psis)
 
 
-def test_cmaf_matches_explicit_loops():
+@pytest.mark.parametrize("scaled", [True, False])
+def test_cmaf_matches_explicit_loops(scaled):
     torch.manual_seed(3)
-    f = CMAF(d_k=6, n_tokens=4).double().eval()
+    f = CMAF(d_k=6, n_tokens=4, attn_scale=scaled).double().eval()
+    for ln in [f.norm_source, *f.norm_in, *f.norm_mid]:                    # not the identity init
+        torch.nn.init.normal_(ln.weight, 1.0, 0.3)
+        torch.nn.init.normal_(ln.bias, 0.0, 0.3)
     tokens = torch.randn(3, 4, 6, dtype=torch.float64)
     fused, psi = f(tokens)
-    fused_ref, psi_ref = cmaf_by_loops(f, tokens)
+    fused_ref, psi_ref = cmaf_by_loops(f, tokens, scaled)
     torch.testing.assert_close(fused, fused_ref)
     torch.testing.assert_close(psi, psi_ref)
+
+
+def test_cmaf_phase1_is_unchanged_when_every_token_is_scaled():
+    # Every input of Eq. 12-13 is layer-normalised, so one positive factor on all the tokens
+    # cancels; without the LayerNorms of Eq. 12 the attention scores would grow with its square.
+    torch.manual_seed(4)
+    f = CMAF(d_k=8, n_tokens=4).double().eval()
+    tokens = torch.randn(5, 4, 8, dtype=torch.float64)
+    Y, attn = f.cross_attention(tokens)
+    for factor in (0.5, 7.0, 300.0):             # (LayerNorm's eps = 1e-5 is all that differs)
+        Y_s, attn_s = f.cross_attention(factor * tokens)
+        torch.testing.assert_close(attn_s, attn, atol=1e-4, rtol=1e-4)
+        torch.testing.assert_close(Y_s, Y, atol=1e-4, rtol=1e-4)
+    one = tokens.clone()
+    one[:, 0] *= 3.0                             # one token alone: LN(F_so) sees a new vector
+    assert not torch.allclose(f.cross_attention(one)[1], attn, atol=1e-3)
 
 
 def test_cmaf_without_phases():
@@ -253,3 +282,35 @@ def test_time_stride_feeds_the_transformer_the_pooled_sequence():
     torch.testing.assert_close(strided(x).prediction, plain(pooled).prediction)
     with pytest.raises(ValueError, match="time_stride"):
         build_model(small(time_stride=0), WIDTHS, 1)
+
+
+def test_head_count_is_the_largest_divisor_not_above_the_limit():
+    from fdmer_lite.model.encoders import head_count
+    for width, most in [(300, 8), (74, 8), (47, 8), (768, 8), (5, 8), (20, 8), (16, 4)]:
+        expected = max(h for h in range(1, most + 1) if width % h == 0)
+        assert head_count(width, most) == expected
+        assert width % head_count(width, most) == 0
+    assert head_count(47, 8) == 1 and head_count(300, 8) == 6
+
+
+def test_model_dim_none_runs_each_transformer_at_its_input_width():
+    model = build_model(small(model_dim=None, heads=4), WIDTHS, 1)   # widths 12 / 5 / 7
+    for m, width in WIDTHS.items():
+        enc = model.encoders[m]
+        assert isinstance(enc.to_model, torch.nn.Identity)
+        layer = enc.transformer.layers[0]
+        assert layer.qkv.in_features == width
+        assert layer.heads == {12: 4, 5: 1, 7: 1}[width]
+    assert model(batch()).prediction.shape == (4,)
+
+
+def test_cross_entropy_variant_gives_raw_discriminator_logits():
+    cfg = small().replace(loss={"margin_loss": "ce"})
+    model = build_model(cfg, WIDTHS, 1).eval()
+    out = model(batch())
+    D = model.discriminator
+    C = torch.stack([out.common[m] for m in "tav"], dim=1)
+    raw = (C @ D.project.weight.T + D.project.bias) @ D.class_weights      # W_D^T F(h)
+    torch.testing.assert_close(out.disc_cos_common, raw)
+    torch.testing.assert_close(out.disc_prob_common, torch.softmax(raw, dim=-1))   # no alpha
+    assert not build_model(small(), WIDTHS, 1).eval()(batch()).disc_cos_common.abs().gt(1 + 1e-6).any()

@@ -3,7 +3,9 @@
 Eq. 8: F(h) = W_F h + b_F maps a d_k representation to d (=128). The discriminator's class
 weights W_D (d x M, one column per modality) and F(h) are both L2-normalised, so the logits are
 cosines cos(theta_m) in [-1, 1]; Eq. 9 (in ``losses``) adds the angular margin. ONE
-discriminator serves both the common and the private representations.
+discriminator serves both the common and the private representations. ``normalise=False``
+gives the raw logits W_D^T F(h) instead, for Table 4's "Cross-Entropy Loss" row (conventional
+softmax cross-entropy, no normalisation, no scale, no margin).
 
 Gradient reversal (Ganin & Lempitsky, 2015): identity in the forward pass, gradient times -1 in
 the backward pass. Placed between the common encoder's output and the discriminator, it lets the
@@ -34,10 +36,12 @@ def grad_reverse(x: torch.Tensor, coeff: float = 1.0) -> torch.Tensor:
 
 
 class ModalityDiscriminator(nn.Module):
-    """cos(theta_m) between normalised F(h) and the normalised column m of W_D (Eq. 8-9)."""
+    """cos(theta_m) between normalised F(h) and the normalised column m of W_D (Eq. 8-9), or the
+    raw logits W_D^T F(h) when ``normalise`` is False."""
 
-    def __init__(self, d_k: int, d: int, n_modalities: int):
+    def __init__(self, d_k: int, d: int, n_modalities: int, normalise: bool = True):
         super().__init__()
+        self.normalise = normalise
         self.project = nn.Linear(d_k, d)                                     # F: W_F h + b_F
         self.class_weights = nn.Parameter(torch.randn(d, n_modalities) * d ** -0.5)   # W_D
 
@@ -47,6 +51,7 @@ class ModalityDiscriminator(nn.Module):
         W_F, b_F, W_D = self.project.weight, self.project.bias, self.class_weights
         if frozen:
             W_F, b_F, W_D = W_F.detach(), b_F.detach(), W_D.detach()
-        f = F.normalize(F.linear(h, W_F, b_F), dim=-1)                       # (..., d)
-        w = F.normalize(W_D, dim=0)                                          # (d, M)
-        return f @ w                                                         # (..., M)
+        f = F.linear(h, W_F, b_F)                                            # F(h) (..., d)
+        if not self.normalise:
+            return f @ W_D                                                   # raw logits (..., M)
+        return F.normalize(f, dim=-1) @ F.normalize(W_D, dim=0)              # cosines (..., M)

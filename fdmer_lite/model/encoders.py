@@ -4,9 +4,10 @@ Eq. 1: each modality's sequence U_m (L_m x d_m) passes through its own transform
 (n_t = 5, n_a = n_v = 4 layers in the paper) and becomes one vector h_m of width d_k.
 Choices the paper leaves open, made here:
   * the input is first projected to ``model_dim`` (the paper runs at the raw width 300/74/47,
-    whose head counts are awkward), plus fixed sinusoidal positions;
-  * pre-norm layers with GELU, written out in ``layers.py`` (with a dropout that is cheaper on a
-    CPU than ``nn.Dropout``);
+    whose head counts are awkward; ``model_dim=None`` runs at the raw width, as the literal
+    presets do), plus fixed sinusoidal positions;
+  * pre-norm layers (``norm_first``; post-norm in the literal presets) with GELU, written out in
+    ``layers.py`` (with a dropout that is cheaper on a CPU than ``nn.Dropout``);
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
@@ -61,22 +62,34 @@ def temporal_pool(x: torch.Tensor, mask: torch.Tensor | None, stride: int
     return pooled, mask.view(B, -1, stride).any(dim=2)
 
 
-class ModalityEncoder(nn.Module):
-    """Eq. 1: h_m = FC(pool(Transformer_m(U_m))) for one modality."""
+def head_count(width: int, most: int) -> int:
+    """The largest number of attention heads, at most ``most``, that divides ``width``."""
+    return max(h for h in range(1, max(1, most) + 1) if width % h == 0)
 
-    def __init__(self, in_dim: int, *, model_dim: int, layers: int, heads: int, ff_mult: int,
+
+class ModalityEncoder(nn.Module):
+    """Eq. 1: h_m = FC(pool(Transformer_m(U_m))) for one modality.
+
+    ``model_dim=None``: the transformer runs at the input width ``in_dim`` (no projection), with
+    :func:`head_count` heads."""
+
+    def __init__(self, in_dim: int, *, model_dim: int | None, layers: int, heads: int, ff_mult: int,
                  dropout: float, d_k: int, pooling: str = "mean", max_len: int = 512,
-                 attn_dropout: float | None = None, time_stride: int = 1):
+                 attn_dropout: float | None = None, time_stride: int = 1, norm_first: bool = True):
         super().__init__()
+        project = model_dim is not None
+        if not project:
+            model_dim, heads = in_dim, head_count(in_dim, heads)
         if time_stride < 1:
             raise ValueError(f"time_stride must be >= 1, got {time_stride!r}")
         self.time_stride = time_stride
         if pooling not in ("mean", "last", "attention"):
             raise ValueError(f"pooling must be 'mean', 'last' or 'attention', got {pooling!r}")
         self.pooling = pooling
-        self.to_model = nn.Linear(in_dim, model_dim)
+        self.to_model = nn.Linear(in_dim, model_dim) if project else nn.Identity()
         self.register_buffer("positions", sinusoidal_positions(max_len, model_dim), persistent=False)
-        self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout, attn_dropout)
+        self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout,
+                                              attn_dropout, norm_first)
         self.attend = nn.Linear(model_dim, 1) if pooling == "attention" else None
         self.to_out = nn.Linear(model_dim, d_k)
 

@@ -37,18 +37,24 @@ class FDMEROutput:
     psi_names: tuple[str, ...]                 # e.g. ("C", "P_t", "P_a", "P_v")
     # Discriminator cosines, (B, M, M): [b, i, j] = cos(theta_j) for the representation of
     # modality i of sample b. The true class of row i is i. None with a single modality.
+    # With ``disc_normalised`` False they are the raw logits W_D^T F(h) (the CE ablation).
     disc_cos_common: torch.Tensor | None = None        # what the discriminator learns from on C
     disc_cos_private: torch.Tensor | None = None
     disc_cos_common_frozen: torch.Tensor | None = None  # confusion adversary only
     disc_scale: float = 72.0
+    disc_normalised: bool = True
     extra: dict = field(default_factory=dict)
 
     def _prob(self, cos):
-        return None if cos is None else torch.softmax(self.disc_scale * cos.detach().float(), dim=-1)
+        if cos is None:
+            return None
+        scale = self.disc_scale if self.disc_normalised else 1.0
+        return torch.softmax(scale * cos.detach().float(), dim=-1)
 
     @property
     def disc_prob_common(self) -> torch.Tensor | None:
-        """Discriminator probabilities softmax(alpha cos) on C_m, (B, M, M) (no margin: inference)."""
+        """Discriminator probabilities softmax(alpha cos) on C_m, (B, M, M) (no margin: inference;
+        softmax of the raw logits when the discriminator does not normalise)."""
         return self._prob(self.disc_cos_common)
 
     @property
@@ -62,10 +68,12 @@ class FDMER(nn.Module):
     ``adversary``: "grl" puts a gradient reversal layer between C_m and the discriminator (the
     paper); "confusion" lets the discriminator learn on detached C_m and additionally returns the
     cosines of a frozen discriminator on C_m, for a loss that pushes them towards uniform.
+    ``disc_normalised=False``: the discriminator gives raw logits (Table 4's CE row).
     """
 
     def __init__(self, config: ModelConfig, input_dims: dict[str, int], output_dim: int = 1, *,
-                 adversary: str = "grl", disc_scale: float = 72.0, max_len: int = 512):
+                 adversary: str = "grl", disc_scale: float = 72.0, max_len: int = 512,
+                 disc_normalised: bool = True):
         super().__init__()
         if adversary not in ("grl", "confusion"):
             raise ValueError(f"adversary must be 'grl' or 'confusion', got {adversary!r}")
@@ -77,18 +85,20 @@ class FDMER(nn.Module):
         if not (config.use_common or config.use_private) and config.disentangle:
             raise ValueError("use_common and use_private cannot both be False")
         self.config, self.modalities, self.output_dim = config, mods, output_dim
-        self.adversary, self.disc_scale = adversary, disc_scale
+        self.adversary, self.disc_scale, self.disc_normalised = adversary, disc_scale, disc_normalised
         d_k = config.d_k
         self.encoders = nn.ModuleDict({
             m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.layers(m),
                                heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
                                d_k=d_k, pooling=config.pooling, max_len=max_len,
-                               attn_dropout=config.attn_dropout, time_stride=config.time_stride)
+                               attn_dropout=config.attn_dropout, time_stride=config.time_stride,
+                               norm_first=config.norm_first)
             for m in mods})
         if config.disentangle:
             self.common_encoder = MLPEncoder(d_k, config.dropout, out_bias=not config.common_centring)  # E_c, shared
             self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, config.dropout) for m in mods})
-            self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods)) if len(mods) > 1 else None
+            self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods), disc_normalised) \
+                if len(mods) > 1 else None
             names = (["C"] if config.use_common else []) + ([f"P_{m}" for m in mods] if config.use_private else [])
         else:
             self.common_encoder = self.private_encoders = self.discriminator = None
@@ -136,10 +146,12 @@ class FDMER(nn.Module):
         return FDMEROutput(prediction=pred, modalities=self.modalities, features=h, common=common,
                            private=private, psi=psi, psi_names=self.psi_names,
                            disc_cos_common=cos_c, disc_cos_private=cos_p,
-                           disc_cos_common_frozen=cos_c_frozen, disc_scale=self.disc_scale)
+                           disc_cos_common_frozen=cos_c_frozen, disc_scale=self.disc_scale,
+                           disc_normalised=self.disc_normalised)
 
 
 def build_model(config, data_widths: dict[str, int], output_dim: int, max_len: int = 512) -> FDMER:
     """FDMER from a full :class:`~fdmer_lite.config.Config` and the data's input widths."""
     return FDMER(config.model, data_widths, output_dim, adversary=config.loss.adversary,
-                 disc_scale=config.loss.scale, max_len=max_len)
+                 disc_scale=config.loss.scale, max_len=max_len,
+                 disc_normalised=config.loss.margin_loss != "ce")
