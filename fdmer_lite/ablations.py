@@ -1,4 +1,4 @@
-"""The paper's ablations (FDMER, Yang et al., ACM MM 2022, Section 4.5 and Table 4) as
+"""The paper's ablations (FDMER, Yang et al., ACM MM 2022, Section 4.4 and Table 4) as
 configuration transforms, and the multi-seed study that reruns them.
 
 Table 4 is the paper's argument that every component earns its place. Each row there is one
@@ -16,8 +16,12 @@ Visual                 (e.g. the real CMU-MOSI text+audio set has no visual) the
 w/o L_ami + L_ams      ``loss.use_ami = use_ams = False`` (no modality discriminator losses)
 w/o L_con              ``loss.use_con = False``
 w/o L_dis              ``loss.use_dis = False``
-w/ CE (no margin)      ``loss.margin_loss = "ce"``: softmax cross-entropy on the same scaled
-                       cosines instead of the additive angular margin (Eq. 9 with tau = 0)
+Cross-Entropy Loss     ``loss.margin_loss = "ce"``: the conventional softmax cross-entropy on
+                       the discriminator's raw logits W_D^T F(h) (no normalisation, no scale,
+                       no margin) instead of Eq. 9
+CE on cosines          ``loss.margin_loss = "cosine_ce"``: not a row of the paper; softmax
+                       cross-entropy on the same scaled cosines as Eq. 9, without the margin
+                       (tau = 0): what the margin alone adds
 w/o Common             ``model.use_common = False``: C_m are still learnt (L_ami, L_con apply)
                        but C is left out of the fusion and the prediction
 w/o Private            ``model.use_private = False``: the same for P_t, P_a, P_v
@@ -36,10 +40,9 @@ Ray; resumable) and writes ``table.csv`` and ``table.md``: one row per variant, 
 sample standard deviation (n - 1) over seeds of every metric. The data are the same for every
 seed; a seed changes initialisation, dropout and batch order.
 
-The paper's own Table-4 numbers belong in :data:`PAPER_TABLE4`. Only one row is filled in (MOSI
-"w/o Visual", quoted in the project's real-data issue): the paper's text was not available where
-this was written, and numbers are never guessed. The tables show the paper column where the data
-set is one the paper used (MOSI, MOSEI) and mark the missing numbers.
+The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.paper``).
+The tables show the paper's column where the data set has the standard folds of one the paper
+used (MOSI, MOSEI, UR_FUNNY) and mark rows the paper does not have.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ from pathlib import Path
 
 import numpy as np
 
+from . import paper
 from .config import MODALITIES, Config
 from .runner import DataSpec, RunReport, RunSpec, run_all
 
@@ -108,9 +112,12 @@ VARIANTS: tuple[Variant, ...] = (
             _set(loss={"use_ami": False, "use_ams": False})),
     Variant("wo_con", "w/o L_con", "loss", "loss.use_con = False", _set(loss={"use_con": False})),
     Variant("wo_dis", "w/o L_dis", "loss", "loss.use_dis = False", _set(loss={"use_dis": False})),
-    Variant("ce_loss", "w/ CE (no angular margin)", "loss",
-            "loss.margin_loss = 'ce' (softmax cross-entropy, tau = 0)",
+    Variant("ce_loss", "Cross-Entropy Loss", "loss",
+            "loss.margin_loss = 'ce' (softmax cross-entropy on the raw logits W_D^T F(h))",
             _set(loss={"margin_loss": "ce"})),
+    Variant("ce_cosine", "CE on cosines (not in the paper)", "loss",
+            "loss.margin_loss = 'cosine_ce' (cross-entropy on alpha cos, tau = 0)",
+            _set(loss={"margin_loss": "cosine_ce"})),
     Variant("wo_common", "w/o Common", "representation",
             "model.use_common = False (C_m still learnt, left out of fusion)",
             _set(model={"use_common": False})),
@@ -157,20 +164,13 @@ def select_variants(spec: str | Iterable[str] = "all") -> list[Variant]:
 
 # ---------------------------------------------------------------------- paper's numbers
 
-#: The paper's Table 4: {"mosi" | "mosei": {variant key: {metric: value}}}, metrics as in
-#: ``metrics.json`` (fractions, not percentages). Only the row we could source is filled in: MOSI
-#: "w/o Visual" (GloVe 300-d words, word-aligned COVAREP), as quoted in the project's real-data
-#: issue. Fill the rest from the paper.
-PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = {
-    "mosi": {"wo_visual": {"mae": 0.925, "corr": 0.714}},
-    "mosei": {},
-}
-PAPER_NOTE = ("n/a*: paper number not available here: the text of the paper's Table 4 could not be "
-              "consulted where this table was made, and numbers are never guessed "
-              "(fill fdmer_lite.ablations.PAPER_TABLE4)")
+#: The paper's Table 4: {"mosi" | "mosei": {variant key: {"mae", "corr"}}, "ur_funny": {variant
+#: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.paper.TABLE4``).
+PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = paper.TABLE4
+PAPER_NOTE = "n/a: the paper's Table 4 has no such row"
 
 # Split sizes of the standard folds (train, valid, test) of the data sets the paper used.
-_PAPER_SIZES = {(1284, 229, 686): "mosi", (16326, 1871, 4659): "mosei"}
+_PAPER_SIZES = {(1284, 229, 686): "mosi", (16326, 1871, 4659): "mosei", (10598, 2626, 3290): "ur_funny"}
 
 
 def paper_dataset(data) -> str | None:
@@ -421,7 +421,7 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
             cells.append("")
         if paper:
             pv = paper_vals.get(r["variant"], {}).get(main)
-            cells.append("n/a*" if pv is None else f"{pv * (100 if percent else 1):.{1 if percent else 3}f}")
+            cells.append("n/a" if pv is None else f"{pv * (100 if percent else 1):.{1 if percent else 3}f}")
         cells += [_cell(r, c[0], c[2]) for c in scores]
         cells.append(r.get("note", ""))
         lines.append("| " + " | ".join(cells) + " |")
@@ -434,7 +434,7 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
     if regression:
         notes.append("Acc-2 and F1 are the non0 reading (labels = 0 left out); table.csv has both.")
     if paper and any(main not in paper_vals.get(r["variant"], {}) for r in rows):
-        notes.append(f"* {PAPER_NOTE}.")
+        notes.append(f"{PAPER_NOTE}.")
     if paper and manifest.get("data", {}).get("name") == "mosi-text-audio":
         notes.append("The paper's MOSI rows use text, audio and visual with its own features; this "
                      "data set has text (GloVe 50-d) and utterance-level audio only: not like for like.")

@@ -9,7 +9,7 @@ import statistics
 import pytest
 import torch
 
-from fdmer_lite.ablations import (BY_KEY, PAPER_NOTE, VARIANTS, NotApplicable, get_variant, load_ablation,
+from fdmer_lite.ablations import (BY_KEY, PAPER_NOTE, PAPER_TABLE4, VARIANTS, NotApplicable, get_variant, load_ablation,
                                   paper_dataset, run_ablation, select_variants, to_markdown)
 from fdmer_lite.config import get_preset
 from fdmer_lite.runner import DataSpec
@@ -28,6 +28,7 @@ EXPECTED_CHANGES = {
     "wo_con": {"loss.use_con": False},
     "wo_dis": {"loss.use_dis": False},
     "ce_loss": {"loss.margin_loss": "ce"},
+    "ce_cosine": {"loss.margin_loss": "cosine_ce"},
     "wo_common": {"model.use_common": False},
     "wo_private": {"model.use_private": False},
     "non_disentangled": {"model.disentangle": False},
@@ -61,7 +62,7 @@ def test_the_paper_rows_are_all_there_in_order():
     assert [v.key for v in VARIANTS] == list(EXPECTED_CHANGES)
     assert get_variant("w/o L_con") is BY_KEY["wo_con"] and get_variant("WO_CON") is BY_KEY["wo_con"]
     assert [v.key for v in select_variants("wo_con,wo_dis")] == ["full", "wo_con", "wo_dis"]
-    assert len(select_variants("all")) == 16
+    assert len(select_variants("all")) == 17        # Table 4's 16 rows and the CE on cosines
     with pytest.raises(ValueError, match="unknown variant"):
         get_variant("w/o everything")
 
@@ -155,9 +156,26 @@ def test_paper_column_where_the_paper_used_the_data():
     rows = [{"variant": "full", "name": "FDMER (full)", "n": 1, "seeds": "1", "note": "",
              "mae_mean": 0.9, "mae_std": math.nan}]
     md = to_markdown(rows, {"task": "regression", "paper_dataset": "mosi", "seeds": [1], "dataset": "x"})
-    assert "paper (MOSI) MAE" in md and "n/a*" in md and PAPER_NOTE in md
+    assert "paper (MOSI) MAE" in md and "| 0.845 |" in md and PAPER_NOTE not in md
     wo_visual = {**rows[0], "variant": "wo_visual", "name": "w/o Visual"}
-    md = to_markdown([wo_visual], {"task": "regression", "paper_dataset": "mosi", "seeds": [1], "dataset": "x"})
-    assert "| 0.925 |" in md and PAPER_NOTE not in md     # the one sourced row, and nothing missing
+    extra = {**rows[0], "variant": "ce_cosine", "name": "CE on cosines"}
+    md = to_markdown([wo_visual, extra], {"task": "regression", "paper_dataset": "mosei", "seeds": [1], "dataset": "x"})
+    assert "| 0.639 |" in md and "| n/a |" in md and PAPER_NOTE in md   # MOSEI w/o Visual; no such row
     md = to_markdown(rows, {"task": "regression", "paper_dataset": None, "seeds": [1], "dataset": "x"})
     assert "paper" not in md.split("\n")[0]
+
+
+def test_paper_table4_holds_every_row_of_the_paper():
+    from fdmer_lite import paper
+    table_rows = [v.key for v in VARIANTS if v.key != "ce_cosine"]
+    for dataset, metrics in (("mosi", {"mae", "corr"}), ("mosei", {"mae", "corr"}), ("ur_funny", {"acc2"})):
+        assert sorted(PAPER_TABLE4[dataset]) == sorted(table_rows)
+        assert all(set(row) == metrics for row in PAPER_TABLE4[dataset].values())
+    # spot checks against the paper's printed Table 4, and its full row against Tables 1-3
+    assert PAPER_TABLE4["mosi"]["wo_text"] == {"mae": 1.275, "corr": 0.345}
+    assert PAPER_TABLE4["mosei"]["addition"] == {"mae": 0.607, "corr": 0.718}
+    assert PAPER_TABLE4["ur_funny"]["wo_cmaf"]["acc2"] == pytest.approx(0.6733)
+    assert PAPER_TABLE4["mosi"]["full"] == {k: paper.TABLE1["glove"]["FDMER"][k] for k in ("mae", "corr")}
+    assert PAPER_TABLE4["mosei"]["full"] == {k: paper.TABLE2["glove"]["FDMER"][k] for k in ("mae", "corr")}
+    assert PAPER_TABLE4["ur_funny"]["full"]["acc2"] == paper.TABLE3["glove"]["FDMER"]["acc2"]
+    assert paper.TABLE1["glove"]["PMR"]["mae"] is None and paper.TABLE1["bert"]["FDMER"]["acc7"] == 0.441
