@@ -48,7 +48,7 @@ from fdmer_lite.losses import fdmer_objective
 from fdmer_lite.model import build_model
 from fdmer_lite.train import clip_gradients, make_optimizer, select_device
 
-WIDTHS = {"t": 300, "a": 74, "v": 47}        # CMU-MOSI, GloVe / COVAREP / Facet
+WIDTHS = {"t": 300, "a": 74, "v": 47}        # CMU-MOSI, GloVe / COVAREP / FACET 4.1
 LENGTH = 50
 
 

@@ -4,7 +4,7 @@
 common and private representations (FDMER Eq. 2-3), the discriminator's probabilities (Eq. 8-9,
 the paper's Figure 4a), the fusion weights psi (Eq. 16, Figure 4b) and the predictions.
 
-``disentanglement_scores`` (DESIGN.md section 4) fits simple probes on train-split
+``disentanglement_scores`` fits simple probes on train-split
 representations and scores them on the test split:
   common_modality_acc   linear probe, modality from C_m        ideal: chance (1/M)
   private_modality_acc  linear probe, modality from P_m        ideal: 1.0
@@ -98,7 +98,7 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
                             centre: bool = False, top_components: int | None = None,
                             kind: str = "linear") -> float:
     """Test accuracy of a probe that predicts the modality of a representation: ``kind="linear"``
-    (logistic regression, the ``common_modality_acc`` of DESIGN.md) or ``"knn"`` (15 nearest
+    (logistic regression, the ``common_modality_acc`` of :func:`disentanglement_scores`) or ``"knn"`` (15 nearest
     neighbours). Both see standardised features.
 
     A linear probe reads only differences between the modalities' means: with equal means no
@@ -174,7 +174,7 @@ def true_modality_probability(probs: dict[str, np.ndarray], mods: str) -> float:
 
 def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
                            device: str | torch.device = "cpu", max_train: int = 4000) -> dict[str, float]:
-    """The scores of DESIGN.md section 4 (factor R^2 only where the data carries latents)."""
+    """The disentanglement scores on the test split (factor R^2 only where the data carries latents)."""
     tr = extract_representations(model, data, "train", device=device)
     te = extract_representations(model, data, "test", device=device)
     mods = tr.modalities

@@ -1,4 +1,4 @@
-"""The ``fdmer-lite`` command (DESIGN.md section 6).
+"""The ``fdmer-lite`` command (the README's "The command line" lists every option).
 
     fdmer-lite demo  [--out DIR] [--device auto|cpu|cuda] [--fast]
     fdmer-lite train --dataset synthetic|mmsa|sdk|urfunny|mosi-text-audio [--data PATH] ...

@@ -15,7 +15,7 @@ FDMER (Yang et al., ACM MM 2022), Section 4.3 and Tables 1-3 report, following t
 Rounding is numpy's (``np.round``: half to even, so 0.5 -> 0 and 1.5 -> 2), exactly as MMSA.
 Unlike MMSA we return unrounded values; accuracies and F1 are fractions in [0, 1].
 
-This module is a pure function of arrays: it never imports the model (DESIGN.md section 2).
+This module is a pure function of arrays: it never imports the model.
 """
 
 from __future__ import annotations

@@ -128,7 +128,7 @@ def reversal_coefficient(schedule: str, progress: float) -> float:
 
     ``"constant"``: 1 throughout (the paper says nothing of a schedule). ``"dann"``: the ramp of
     Ganin & Lempitsky (2015), who introduced gradient reversal, 2 / (1 + exp(-10 p)) - 1: 0 at the
-    start, 0.76 at p = 0.1, 0.99 at p = 0.5, so the discriminator has something to learn from
+    start, 0.46 at p = 0.1, 0.99 at p = 0.5, so the discriminator has something to learn from
     before the encoders start to fight it.
     """
     if schedule == "constant":

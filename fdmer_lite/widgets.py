@@ -8,7 +8,7 @@ reference setting:
 - the common/private embedding (paper Figure 2; t-SNE, UMAP or PCA) -> ``viz.representation_embedding``
 - the discriminator's probability of the true modality (Figure 4a) -> ``viz.discriminator_probabilities``
 - the fusion weights psi (Figure 4b, Eq. 16) -> ``viz.fusion_weights``
-- the test metrics and the disentanglement scores (DESIGN.md section 4).
+- the test metrics and the disentanglement scores (``analysis.disentanglement_scores``).
 
 Every setting is one cell of a :class:`~fdmer_lite.sweep.SweepCache` on disk. A cached setting is
 shown at once (read from disk once, then from memory). **Train** trains a missing setting in a

@@ -42,7 +42,9 @@ fast = lessons.setup()
 #
 # CMU-MOSI, the benchmark of the paper, has 2,199 opinion clips. In the usual feature files each
 # clip is three sequences of length L = 50: GloVe word vectors (width 300), COVAREP acoustic
-# features (74) and Facet facial features (47). The label is the mean of five annotators'
+# features (74) and Facet facial features (47: CMU-MOSI's FACET 4.1 features in the
+# CMU-MultimodalSDK, which hold face-box, emotion and action-unit measures; the paper's "35
+# facial action units" is the width of CMU-MOSEI's FACET 4.2 features). The label is the mean of five annotators'
 # sentiment scores, from -3 (very negative) to +3 (very positive).
 #
 # Our data has exactly these shapes. `lesson_data()` generates it (at FAST or full size).

@@ -159,7 +159,7 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
 # ## Exercises
 #
 # 1. Train with `beta = 0.5` (`config.replace(loss={"beta": 0.5})`). What happens to the test
-#    MAE and to `L_ami`? (DESIGN.md section 3 reports what a prototype measured.)
+#    MAE and to `L_ami`? (notebook 04 shows what gradient reversal does to the discriminator.)
 # 2. Set `margin_loss="ce"` (plain cross-entropy in Eq. 9). Do the curves of `L_ams` change shape?
 # 3. How many epochs did early stopping keep? Re-run with `patience=2` and compare.
 # 4. The paper trains MOSI for 120 epochs at batch 64. Using the `seconds` field of the history,

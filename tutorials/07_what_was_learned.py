@@ -18,7 +18,7 @@
 # The paper argues for its subspaces with pictures: t-SNE of the common and private
 # representations (Figure 2), the discriminator's probabilities (Figure 4a) and the fusion
 # weights (Figure 4b). We redraw each for our trained models, and because the known-factor
-# benchmark knows its latents, we also *measure* the disentanglement (DESIGN.md section 4):
+# benchmark knows its latents, we also *measure* the disentanglement (`analysis.disentanglement_scores`):
 #
 # | score | what it asks | ideal |
 # |---|---|---|
@@ -150,7 +150,7 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 
 # %% [markdown]
 # Read the measured numbers above (`disc_prob_common`) rather than our words. What a prototype
-# measured with 25 epochs on the full benchmark (DESIGN.md section 3): with gradient reversal
+# measured with 25 epochs on the full benchmark (an early prototype): with gradient reversal
 # the discriminator's p(true modality) on `C_m` fell to about **0.02**: the encoders made it
 # *confidently wrong*, a relabelling of the modalities, not confused, because maximising its
 # loss is unbounded (notebook 4, section 4.6). The confusion adversary gave about **0.3-0.38**,

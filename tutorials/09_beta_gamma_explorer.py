@@ -130,7 +130,7 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 # test MAE 0.94 (2.0x the reference's 0.46; `mean_mae` is 1.22). The discriminator was
 # neither confused nor cleanly relabelling (medians 0.90, 0.06 and 0.74), and the fresh probe
 # read the modality from C_m without an error (1.000, against 0.41 for the reference). β = 0.2
-# already cost 0.15 of MAE (0.605).* DESIGN.md section 3 reports a large β breaking the task on
+# already cost 0.15 of MAE (0.605).* An early prototype showed a large β breaking the task on
 # an independent prototype, too.
 
 # %%

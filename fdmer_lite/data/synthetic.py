@@ -75,7 +75,7 @@ from ..config import MODALITIES
 from .base import SPLITS, MultimodalData, Split
 
 WIDTHS = {
-    "glove": {"t": 300, "a": 74, "v": 47},    # CMU-MOSI: GloVe 300, COVAREP 74, Facet 47
+    "glove": {"t": 300, "a": 74, "v": 47},    # CMU-MOSI: GloVe 300, COVAREP 74, FACET 4.1 (47; see tutorial 01)
     "bert": {"t": 768, "a": 5, "v": 20},      # CMU-MOSI in MMSA's BERT files
 }
 
