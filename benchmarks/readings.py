@@ -1,6 +1,6 @@
 """What each reading and extension buys: the CPU preset with one switch flipped at a time.
 
-    python benchmarks/readings.py                     # every row, seeds 0 1 2 (about 2 min a run)
+    python benchmarks/readings.py --n-train 4000      # every row, seeds 0 1 2
     python benchmarks/readings.py --rows default literal_recipe --seeds 0
     python benchmarks/readings.py --presets mosi mosi_literal --epochs 3 --n-train 2000
     python benchmarks/readings.py --table             # print the table of what has finished
@@ -36,8 +36,10 @@ OUT = Path(__file__).resolve().parent / "out" / "readings"
 ROWS = {
     "default": ({}, "the `synthetic` preset as shipped"),
     "centring": ({"model": {"common_centring": True}}, "extension on: each C_m minus its modality's mean"),
-    "constant_lr": ({"train": {"lr_schedule": "constant", "warmup_epochs": 0.0}},
-                    "extension off: constant learning rate, no warm-up"),
+    "losses_off": ({"loss": {"beta": 0.0, "gamma": 0.0}}, "the paper's Figure-2 contrast: beta = gamma = 0"),
+    "gamma0": ({"loss": {"gamma": 0.0}}, "gamma = 0: the reversed adversary without the constraints"),
+    "cosine_lr": ({"train": {"lr_schedule": "cosine", "warmup_epochs": 1.0}},
+                  "extension on: cosine learning-rate decay after a one-epoch warm-up"),
     "raw_cosines": ({"loss": {"con_centre": False}}, "reading off: Eq. 4 on raw cosines"),
     "constant_grl": ({"train": {"grl_schedule": "constant"}}, "reading off: reversal at -1 from the first step"),
     "no_attn_scale": ({"model": {"attn_scale": False}}, "reading off: no 1/sqrt(d_k) in Eq. 12"),
@@ -48,8 +50,7 @@ ROWS = {
     "time_stride_1": ({"model": {"time_stride": 1}}, "speed device off: every time step"),
     "literal_recipe": ({"model": {"norm_first": False, "attn_scale": False, "time_stride": 1},
                         "loss": {"con_centre": False},
-                        "train": {"grl_schedule": "constant", "grad_clip": None, "lr_schedule": "constant",
-                                  "warmup_epochs": 0.0, "patience": 10**6}},
+                        "train": {"grl_schedule": "constant", "grad_clip": None, "patience": 10**6}},
                        "every literal switch at once, at the CPU preset's sizes"),
 }
 

@@ -171,8 +171,7 @@ def _synthetic():
         model=ModelConfig(model_dim=32, layers_t=1, layers_a=1, layers_v=1, heads=2, ff_mult=2,
                           d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, time_stride=2),
         loss=LossConfig(beta=2e-2, gamma=2e-2),
-        train=TrainConfig(batch_size=64, epochs=30, lr=1e-3, patience=10, lr_schedule="cosine",
-                          warmup_epochs=1),
+        train=TrainConfig(batch_size=64, epochs=30, lr=1e-3, patience=10),
         name="synthetic",
     )
 

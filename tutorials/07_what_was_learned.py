@@ -172,10 +172,9 @@ viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities)
 #
 # ## 7.4 What does the probe read?
 #
-# With today's presets the probe reads the modality from `C_m` only a little better than
-# chance. That is the work of one setting beyond the paper, `ModelConfig.common_centring`, and
-# why it is there is the story of this section. Without it, in every run we made, the probe read
-# the modality from `C_m` almost perfectly while the discriminator sat near 1/3. What did the
+# Print the probe of your own runs below. Without a setting beyond the paper,
+# `ModelConfig.common_centring` (off in every preset), the probe can read the modality from
+# `C_m` while the discriminator sits near 1/3; this section asks what it reads. What did the
 # probe use? Two measurements (`fdmer_lite.analysis`):
 #
 # * `modality_probe_accuracy(..., centre=True)` subtracts from each modality's `C_m` that
@@ -256,8 +255,8 @@ for name in emotion_runs:
 # mean, the batch mean in training and a running mean in evaluation, like a batch
 # normalisation without the scaling (`fdmer_lite.model.encoders.ModalityCentring`; domain
 # adaptation knows the idea as domain-specific batch normalisation). It is an extension beyond
-# the paper: on in the `synthetic` and `fast` presets, off in the paper presets. The offsets it
-# removes carry nothing about the label, since the fusion sums `C_t + C_a + C_v`.
+# the paper, off in every preset; exercise 5 turns it on. The offsets it removes carry nothing
+# about the label, since the fusion sums `C_t + C_a + C_v`.
 #
 # Measured in full mode (`benchmarks/demo_settings.md`, section 7; today's `synthetic` preset,
 # three seeds, each on its own benchmark draw): with the paper's losses and centring, the probe
@@ -312,8 +311,8 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # * The probe reads a per-modality offset and nothing else, and the paper's losses let the
 #   common space collapse onto such offsets. A loss that matches the modalities' mean `C` (an
 #   extension) brings the probe down, but not reliably; centring each modality's `C_m`
-#   (`common_centring`, on in the CPU presets) makes the means equal by construction and the
-#   probe falls to about 0.4, with or without the paper's losses. Nearest neighbours still tell
+#   (`common_centring`, an extension, off in every preset) makes the means equal by
+#   construction and the probe falls towards chance, with or without the paper's losses. Nearest neighbours still tell
 #   the modalities apart (0.99-1.00).
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
 #
@@ -328,6 +327,6 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # 3. Compute the discriminator's accuracy on `C_m` under gradient reversal. Is it below chance?
 #    What does a *permutation* in the matrix of 7.3 tell you?
 # 4. Train the humor-like benchmark with `beta = gamma = 0`. Does ψ still move towards `C`?
-# 5. Train the paper's losses with `lessons.lesson_config(model={"common_centring": False})`.
+# 5. Train the paper's losses with `lessons.lesson_config(model={"common_centring": True})`.
 #    Where does the probe go, and the probe refitted on the top 8 components? Does the test MAE
 #    change?

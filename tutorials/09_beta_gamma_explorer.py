@@ -124,14 +124,9 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 # With the paper's gradient reversal, the common encoders are rewarded for making the
 # discriminator *wrong*, and the cheapest way to be wrong is to relabel the modalities
 # consistently. Watch `D's p(true modality | C_m)`: does it sit at 1/3 (confused) or near 0
-# (confidently wrong)? And what does the task pay? *In the full-size run β = 2 broke
-# training in the second epoch: the validation task loss jumped from 1.31 to 6.3, then
-# settled at 2.05, about what predicting the mean costs. The best epoch was the first, with
-# test MAE 0.94 (2.0x the reference's 0.46; `mean_mae` is 1.22). The discriminator was
-# neither confused nor cleanly relabelling (medians 0.90, 0.06 and 0.74), and the fresh probe
-# read the modality from C_m without an error (1.000, against 0.41 for the reference). β = 0.2
-# already cost 0.15 of MAE (0.605).* An early prototype showed a large β breaking the task on
-# an independent prototype, too.
+# (confidently wrong)? And what does the task pay? The table below prints both settings side
+# by side from the cache; a grid measured at full size is in
+# `benchmarks/results/sweep-synthetic-emotion.md` (made with an earlier model).
 
 # %%
 explorer.select(beta=values[-1], gamma=sweep.PAPER_SETTING[1])
@@ -142,23 +137,10 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 #
 # A large γ makes the common representations of the three modalities agree in their *pairwise
 # similarities* (Eq. 5) and the private ones independent (Eq. 7). Neither removes a constant
-# modality offset (in the `synthetic` and `fast` presets the centring of each `C_m` does
-# that), so look at the embedding: do the light (common) clouds of text, audio and visual move
+# modality offset (centring each `C_m`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
 # together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
-# *In the full-size run γ = 2 put the mean probability on C_m at about 0.6 for every modality,
-# but each box reached from 0.03-0.08 to 1.00: some samples confidently wrong, most confidently
-# right, few in between. It cost MAE (0.71 against 0.46), while the linear probe stayed near
-# chance (0.39; centring gives each modality's C_m the same mean). The other direction taught
-# more: with γ = 0 (β kept at 0.02) the probe read the modality at 0.87, and the shared
-# latent's R² in C fell from 0.97 to 0.79; with β = γ = 0 (notebook 7, three seeds) it read
-# 0.40-0.43. Gradient reversal left to itself drives the modalities' common clouds apart in
-# shape, which centring does not undo, and γ's constraints hold them together. (Seeds 1 and 2
-# with γ = 0 agree: probe 0.74 and 0.80, R² 0.73 and 0.81.) The whole 5 × 5 grid, filled
-# later with the command of section 9.1 (41 minutes on two cores), shows it along the γ = 0
-# column: as β goes 0, 0.002, 0.02, 0.2, 2 the probe reads 0.40, 0.44, 0.87, 1.00, 0.96,
-# while any γ from 0.002 up holds it at 0.37-0.47 for every β up to 0.2
-# (`benchmarks/results/sweep-synthetic-emotion.md`).*
+# Compare the two rows of the table below: the probe on `C_m` and the shared factor's R² in C.
 
 # %%
 explorer.select(beta=sweep.PAPER_SETTING[0], gamma=values[-1])
@@ -187,8 +169,8 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 # * With gradient reversal, a large β does not make the discriminator confused on C_m; it can
 #   break training and cost most of the task (β = 2: best epoch the first).
 # * A mean probability near 1/3 can hide boxes at 0 and 1: look at distributions, per modality.
-# * γ aligns similarity structure, not location (centring handles location). Without it,
-#   gradient reversal pushes the common clouds apart and a fresh probe reads the modality.
+# * γ aligns similarity structure, not location. Without it, gradient reversal can push the
+#   common clouds apart, and a fresh probe reads the modality: compare γ = 0 with the reference.
 #
 # ## Exercises
 #
