@@ -563,3 +563,34 @@ def embedding_comparison(panels: dict, method: str = "tsne", max_points: int | N
                       template="plotly_white", height=480, width=460 * len(figs) + 200,
                       legend_title_text="representation")
     return fig
+
+
+def similarity_matrices(matrices: dict, title: str = "Batch similarity matrices S_m (Eq. 4)") -> go.Figure:
+    """Square matrices side by side on one colour scale from -1 to 1, e.g. ``{"S_t": S_t, ...}``:
+    entry (i, j) relates samples i and j of one batch."""
+    names = list(matrices)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.04)
+    for k, name in enumerate(names, start=1):
+        S = np.asarray(matrices[name], dtype=float)
+        if S.ndim != 2 or S.shape[0] != S.shape[1]:
+            raise ValueError(f"{name}: expected a square matrix, got shape {S.shape}")
+        fig.add_trace(go.Heatmap(z=S, zmin=-1.0, zmax=1.0, colorscale="RdBu", reversescale=True,
+                                 showscale=k == len(names), colorbar=dict(title="cosine"),
+                                 hovertemplate="sample %{y}, sample %{x}: %{z:.2f}<extra></extra>"), 1, k)
+        fig.update_yaxes(autorange="reversed", title_text="sample i" if k == 1 else None, row=1, col=k)
+        fig.update_xaxes(title_text="sample j", row=1, col=k)
+    fig.update_layout(title=title, template="plotly_white", height=330, width=300 * len(names) + 80)
+    return fig
+
+
+def dependence_curve(x, curves: dict, xlabel: str, ylabel: str, title: str = "",
+                     log_y: bool = False) -> go.Figure:
+    """One line per entry of ``curves`` (name -> y values over ``x``), with markers."""
+    fig = go.Figure()
+    for name, y in curves.items():
+        fig.add_trace(go.Scatter(x=list(x), y=list(np.asarray(y, dtype=float)), mode="lines+markers", name=name))
+    fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, template="plotly_white",
+                      height=380, width=640)
+    if log_y:
+        fig.update_yaxes(type="log")
+    return fig

@@ -101,6 +101,18 @@ torch.testing.assert_close(consistency(*C), losses.consistency_loss(*C))
 print(f"L_con of the untrained model: {losses.consistency_loss(*C).item():.3f}")
 
 # %% [markdown]
+# **The picture.** The three matrices side by side, for the first 12 samples of the batch. Red
+# cells are pairs of samples the modality's common representation finds alike, blue ones
+# opposite. `L_con` is small when the three pictures look the same. What to look for in an
+# untrained model: the matrices differ, because nothing has aligned the modalities yet;
+# notebook 6 trains the model, and you can redraw them then.
+
+# %%
+from fdmer_lite import viz
+
+viz.similarity_matrices({f"S_{m}": losses.similarity_matrix(c[:12]).numpy() for m, c in zip("tav", C)})
+
+# %% [markdown]
 # **Probe.** The loss only looks at *relations between samples*, not at the vectors
 # themselves. Rotate and rescale `C_t` and the loss against the original is zero:
 
@@ -114,11 +126,11 @@ print(losses.consistency_loss(c, torch.randn(5, 4)).item())           # > 0
 # **A loophole, and the reading we chose.** Cosines have a blind spot: add one large vector to
 # every sample of every modality and every cosine goes to 1, so every `S_m` becomes the matrix
 # of ones and `L_con` vanishes, however unrelated the modalities are. An encoder can take that
-# exit: in our measured runs with Eq. 4 read literally, 99.6 % of the energy of `C_m` ended up
-# in one constant vector per modality, with the variation that carries the label a thin layer
-# on top (`benchmarks/demo_settings.md`, section 5). We therefore build `S_m` from the
-# batch-centred `C_m` (`LossConfig.con_centre = True`, the default; `S_m[i, j]` is then the
-# Pearson correlation between samples i and j). The constant no longer hides anything:
+# exit, putting almost all of `C_m`'s energy into one constant vector per modality, with the
+# variation that carries the label a thin layer on top. Our reading therefore builds `S_m` from the
+# batch-centred `C_m` (`LossConfig.con_centre = True` in every preset but the literal ones;
+# `S_m[i, j]` is then the Pearson correlation between samples i and j). The constant no longer
+# hides anything:
 
 # %%
 big = 1e3 * torch.randn(4)                           # one vector shared by every sample
@@ -168,6 +180,23 @@ independent = losses.hsic(x, torch.randn(200, 3, generator=g))
 dependent = losses.hsic(x, x @ torch.randn(3, 3, generator=g))
 print(f"independent {independent.item():.4f}   dependent {dependent.item():.4f}")
 assert dependent > 10 * independent
+
+# %% [markdown]
+# **The picture.** A known dependence of adjustable strength: `y = a x + noise`. At `a = 0` the
+# two are independent and HSIC is only the noise of a finite sample; as `a` grows HSIC should
+# rise steadily. The second curve, `y = a x^2 + noise`, is a dependence HSIC with an
+# inner-product kernel cannot see: look for a curve that stays flat.
+
+# %%
+strengths = [0.0, 0.1, 0.2, 0.5, 1.0, 2.0]
+noise = torch.randn(200, 3, generator=g)
+linear = [losses.hsic(x, a * x + noise).item() for a in strengths]
+square = [losses.hsic(x, a * x ** 2 + noise).item() for a in strengths]
+print(f"HSIC rises with a linear dependence: {all(b > a for a, b in zip(linear, linear[1:]))}; "
+      f"with a square one it grows {square[-1] / square[0]:.1f}x from a = 0 to 2, the linear one {linear[-1] / linear[0]:.0f}x")
+viz.dependence_curve(strengths, {"y = a x + noise": linear, "y = a x^2 + noise": square},
+                     xlabel="strength a", ylabel="HSIC(x, y)", title="HSIC against a known dependence",
+                     log_y=True)
 
 # %% [markdown]
 # The disparity loss is the mean HSIC over the three private pairs:
