@@ -103,16 +103,8 @@ TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_moda
 # with the private boxes (a trained discriminator recognises `P_m`, near 1) and with the fresh
 # linear probe `modality from C_m`.
 #
-# Now look at the reference on the right the same way. *(The numbers in italics in this
-# notebook are from the full-size cache: `synthetic` preset with today's defaults on the default
-# benchmark, built with `fdmer-lite sweep --dataset synthetic --cross` on 2026-11-30, nine
-# settings in 15 minutes with two workers. FAST mode shows its own.) In the full-size run the
-# reference's mean was 0.45, but per modality the medians sat at 0.12, 0.15 and 0.84: mostly
-# wrong on text and audio, mostly right on visual. At β = 0 the untrained discriminator
-# answered "audio" for almost everything: on C_m its means were 0.09, 0.86 and 0.00 (medians
-# 0.00, 1.00 and 0.00), on P_m 0.55, 0.94 and 0.00. The C_m means average to 0.32, the paper's
-# number, by accident. The test MAE was the same with and without the margin losses (0.459 at
-# β = 0, 0.460 at β = 0.02).*
+# Now look at the reference on the right the same way: are its boxes per modality near 1/3,
+# or near 0 and 1 with a mean that only averages to 1/3? The table below prints both settings.
 
 # %%
 explorer.select(beta=0.0, gamma=sweep.PAPER_SETTING[1])
