@@ -34,7 +34,8 @@ _DATA_CACHE: dict = {}
 
 
 def setup(seed: int = 0, verbose: bool = True) -> bool:
-    """Seed python/numpy/torch and set torch's thread count. Returns ``fast_mode()``.
+    """Seed python/numpy/torch, set torch's thread count and the figures' renderer. Returns
+    ``fast_mode()``.
 
     Threads: ``$FDMER_LITE_THREADS`` if set (useful on a shared machine, where spare threads
     only fight for cores), else one in FAST mode, else torch's default.
@@ -50,6 +51,10 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     elif fast:
         torch.set_num_threads(1)
     seed_everything(seed)
+    # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
+    # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
+    import plotly.io as pio
+    pio.renderers.default = "plotly_mimetype+notebook"
     if verbose:
         mode = ("FAST mode (FDMER_LITE_FAST=1): tiny data, the 'fast' preset, few epochs"
                 if fast else "full mode: the 'synthetic' preset at the benchmark's default sizes")

@@ -303,3 +303,31 @@ def test_titles_can_be_set():
     reps = _reps(n=8)
     assert viz.discriminator_probabilities(reps, title="GRL").layout.title.text == "GRL"
     assert viz.fusion_weights(reps, title="psi").layout.title.text == "psi"
+
+
+def test_lesson_figures_carry_an_html_copy_for_exported_notebooks():
+    import plotly.graph_objects as go
+    import plotly.io as pio
+
+    from fdmer_lite import lessons
+    before = pio.renderers.default
+    try:
+        lessons.setup(verbose=False)
+        bundle = go.Figure(go.Scatter(x=[0, 1], y=[1, 0]))._repr_mimebundle_()
+        assert "application/vnd.plotly.v1+json" in bundle               # JupyterLab's own
+        assert "text/html" in bundle and "Plotly.newPlot" in bundle["text/html"]
+        assert "cdn.plot.ly" not in bundle["text/html"]                 # plotly.js inlined, not fetched
+    finally:
+        pio.renderers.default = before
+
+
+def test_similarity_matrices_and_dependence_curve_draw_what_they_are_given():
+    import numpy as np
+    S = np.eye(3)
+    fig = viz.similarity_matrices({"S_t": S, "S_a": -S})
+    assert [t.z.tolist() for t in fig.data] == [S.tolist(), (-S).tolist()]
+    assert fig.data[0].zmin == -1 and fig.data[0].zmax == 1
+    with pytest.raises(ValueError, match="square"):
+        viz.similarity_matrices({"S_t": np.ones((2, 3))})
+    curve = viz.dependence_curve([0, 1, 2], {"a": [1, 2, 4]}, "x", "y", log_y=True)
+    assert list(curve.data[0].y) == [1, 2, 4] and curve.layout.yaxis.type == "log"
