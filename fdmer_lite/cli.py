@@ -152,20 +152,65 @@ def cmd_train(args) -> int:
     return 0
 
 
+DEMO_SCORES = (  # code name, plain name, ideal
+    ("common_modality_acc", "linear probe: modality from C_m", "1/3 (chance)"),
+    ("private_modality_acc", "linear probe: modality from P_m", "1.0"),
+    ("common_factor_r2", "shared factor's R^2 in C", "near 1"),
+    ("private_factor_r2", "private factors' R^2 in P", "near 1"),
+    ("disc_prob_common", "discriminator p(true modality) on C_m", "~0.33 (paper)"),
+    ("disc_prob_private", "discriminator p(true modality) on P_m", "1.0"),
+    ("common_gap", "distance between C_t, C_a, C_v of a sample", "0 (1 = unrelated samples)"),
+)
+
+
+def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
+    """The demo's two tables as rows: (predictor, test MAE, x Bayes floor) and (plain name,
+    code name, value, ideal)."""
+    mae = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
+           ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
+    maes = [(name, f"{v:.3f}", f"{v / m['bayes_mae']:.2f}") for name, v in mae]
+    scores = [(plain, code, f"{m[code]:.3f}", ideal) for code, plain, ideal in DEMO_SCORES if code in m]
+    return maes, scores
+
+
 def demo_table(m: dict) -> str:
-    rows = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
-            ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
+    maes, scores = demo_rows(m)
     lines = ["| predictor | test MAE | x Bayes floor |", "|---|---|---|"]
-    lines += [f"| {name} | {v:.3f} | {v / m['bayes_mae']:.2f} |" for name, v in rows]
-    lines.append("")
-    lines.append("| disentanglement score | value | ideal |")
-    lines.append("|---|---|---|")
-    ideal = {"common_modality_acc": "1/3 (chance)", "private_modality_acc": "1.0",
-             "common_factor_r2": "near 1", "private_factor_r2": "near 1",
-             "disc_prob_common": "~0.33 (paper)", "disc_prob_private": "1.0",
-             "common_gap": "0 (1 = unrelated samples)"}
-    lines += [f"| {k} | {m[k]:.3f} | {v} |" for k, v in ideal.items() if k in m]
+    lines += ["| " + " | ".join(r) + " |" for r in maes]
+    lines += ["", "| disentanglement score | code name | value | ideal |", "|---|---|---|---|"]
+    lines += ["| " + " | ".join(r) + " |" for r in scores]
     return "\n".join(lines)
+
+
+def _html_table(header: tuple, rows: list[tuple]) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in r) + "</tr>" for r in rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def demo_summary_html(m: dict, details: list[tuple], contrast: str) -> str:
+    """The report's opening: run details, the two tables, and the Figure-2 contrast."""
+    maes, scores = demo_rows(m)
+    return ("<h2>This run</h2>" + _html_table(("", ""), details)
+            + "<h2>Test error against the references</h2>"
+            + _html_table(("predictor", "test MAE", "x Bayes floor"), maes)
+            + "<p class=\"caption\">The Bayes floor is the error of an oracle that knows the hidden factors; "
+              "no model can beat it. A good run sits well below the ridge and the training mean, and close "
+              "to the floor.</p>"
+            + "<h2>Disentanglement scores (test split)</h2>"
+            + _html_table(("score", "code name", "value", "ideal"), scores)
+            + "<h2>The paper's Figure-2 contrast</h2><pre>" + html.escape(contrast) + "</pre>")
+
+
+def describe_benchmark(data) -> str:
+    """The known-factor benchmark in words, for the terminal and the report."""
+    sizes = "/".join(str(len(data.splits[s])) for s in ("train", "valid", "test"))
+    names = {"t": "text", "a": "audio", "v": "visual"}
+    streams = ", ".join(f"{names[m]} {data.seq_lengths[m]} steps x {data.widths[m]}" for m in data.modalities)
+    kind = data.info.get("kind", "emotion")
+    return (f"data: the known-factor benchmark ({kind}-like, {data.task}), {sizes} train/valid/test "
+            f"samples; sequences: {streams}; Bayes floor (test MAE of an oracle) "
+            f"{data.info['bayes_mae']:.3f}")
 
 
 def cmd_demo(args) -> int:
@@ -177,12 +222,14 @@ def cmd_demo(args) -> int:
 
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
-    out = Path(args.out or "runs/demo")
+    out = Path(args.out or ("runs/demo-fast" if fast else "runs/demo"))   # FAST never overwrites a full run
     start = time.perf_counter()
     data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
-    print(data.summary())
-    print(f"training FDMER (preset {cfg.name}) on {cfg.train.device}; writing to {out}")
+    described = describe_benchmark(data)
+    print(described)
     trainer = Trainer(cfg, data)
+    print(f"training FDMER (preset {cfg.name}, {cfg.train.epochs} epochs at most) on {trainer.device}; "
+          f"writing to {out}")
     metrics = run_experiment(cfg, data, out, trainer=trainer)
     print()
     print(demo_table(metrics))
@@ -190,14 +237,19 @@ def cmd_demo(args) -> int:
     print("\nThe paper's Figure-2 contrast (comparison runs shipped with the package):")
     print(contrast)
     reps = extract_representations(trainer.model, data, "test", device=trainer.device)
-    figures = [("Loss curves (cf. the paper's Figure 3)", viz.loss_curves(trainer.history)),
-               ("Common and private representations, t-SNE (cf. Figure 2)",
-                viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400)),
-               ("Discriminator probability of the true modality (cf. Figure 4a)",
-                viz.discriminator_probabilities(reps)),
-               ("Fusion weights psi (cf. Figure 4b)", viz.fusion_weights(reps))]
-    summary = ("<pre>" + demo_table(metrics) + "</pre>\n<h2>The paper's Figure-2 contrast</h2>\n<pre>"
-               + html.escape(contrast) + "</pre>")
+    captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
+    figures = list(zip(
+        ["Loss curves (cf. the paper's Figure 3)", "Common and private representations, t-SNE (cf. Figure 2)",
+         "Discriminator probability of the true modality (cf. Figure 4a)", "Fusion weights psi (cf. Figure 4b)"],
+        [viz.loss_curves(trainer.history),
+         viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400),
+         viz.discriminator_probabilities(reps), viz.fusion_weights(reps)],
+        captions))
+    details = [("preset", cfg.name), ("epochs trained", len(trainer.history)),
+               ("best epoch (on validation)", metrics["best_epoch"]), ("seed", cfg.train.seed),
+               ("device used", str(trainer.device)), ("training time", f"{metrics['train_seconds']:.0f} s"),
+               ("data", described)]
+    summary = demo_summary_html(metrics, details, contrast)
     report = viz.write_report(out / "report.html", figures, title="fdmer_lite demo", summary_html=summary)
     print(f"\nwrote {out}/metrics.json, history.json, config.json, model.pt and {report or out / 'report.html'}")
     print(f"demo took {time.perf_counter() - start:.1f} s")

@@ -365,18 +365,23 @@ def metrics_table(ours: dict, paper: dict | None = None, bayes: dict | None = No
     return fig
 
 
-def write_report(path, figures: list[tuple[str, go.Figure]], title: str = "fdmer_lite report",
+def write_report(path, figures: list[tuple], title: str = "fdmer_lite report",
                  summary_html: str = "") -> Path:
     """Write one self-contained HTML file (works offline): plotly.js embedded once, then each
-    figure under its own heading. ``summary_html`` is inserted as is, below the title."""
+    figure under its own heading. ``figures`` holds ``(heading, figure)`` or ``(heading, figure,
+    caption)``; a caption (plain text) is printed under its figure. ``summary_html`` is inserted
+    as is, below the title."""
     parts = []
-    for i, (heading, fig) in enumerate(figures):
+    for i, (heading, fig, *caption) in enumerate(figures):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
         parts.append(fig.to_html(full_html=False, include_plotlyjs=(i == 0)))   # bundle once
+        if caption and caption[0]:
+            parts.append(f'<p class="caption">{html.escape(caption[0])}</p>')
     page = (
         "<!DOCTYPE html>\n<html>\n<head>\n<meta charset=\"utf-8\">\n"
         f"<title>{html.escape(title)}</title>\n"
-        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}</style>\n"
+        "<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;}"
+        ".caption{max-width:60em;line-height:1.4;color:#333;}</style>\n"
         "</head>\n<body>\n"
         f"<h1>{html.escape(title)}</h1>\n{summary_html}\n" + "\n".join(parts) + "\n</body>\n</html>\n"
     )
@@ -594,3 +599,33 @@ def dependence_curve(x, curves: dict, xlabel: str, ylabel: str, title: str = "",
     if log_y:
         fig.update_yaxes(type="log")
     return fig
+
+
+def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) -> list[str]:
+    """One caption per figure of the demo's report (loss curves, embedding, discriminator,
+    fusion weights): what it shows, what a good result looks like, and what this run shows,
+    read from its numbers."""
+    valid = [h["valid"]["task"] for h in history]
+    best = int(metrics.get("best_epoch", 0) or 0)
+    curve = (f"This run: the validation task loss went from {valid[0]:.3f} in epoch 1 to "
+             f"{min(valid):.3f} at its best epoch ({best} of {len(valid)})." if valid else "")
+    get = lambda k: metrics.get(k, float("nan"))  # noqa: E731
+    weights = ""
+    if psi is not None and len(psi_names):
+        mean = np.asarray(psi, dtype=float).mean(axis=0)
+        weights = "This run's mean weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(psi_names, mean)) + "."
+    return [
+        "Every term of Eq. 18 per epoch, on the training and the validation split. A good run: "
+        "the task loss falls on both splits and the validation curve levels off; the constraint "
+        "terms fall too. " + curve,
+        "The common (light) and private (dark) representations of the test split, coloured by "
+        "modality. In the paper's picture the light clouds of the three modalities mix and the "
+        f"dark ones stay apart. This run: a fresh linear probe tells the modality from C_m at "
+        f"{get('common_modality_acc'):.2f} (chance is 1/3) and from P_m at {get('private_modality_acc'):.2f}.",
+        "The discriminator's probability of the true modality, on C_m and on P_m. The paper shows "
+        "about 1/3 on C_m (fooled) and near 1 on P_m (recognised); a mean near 1/3 can also hide "
+        f"boxes at 0 and 1. This run's means: {get('disc_prob_common'):.2f} on C_m, "
+        f"{get('disc_prob_private'):.2f} on P_m.",
+        "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right "
+        "in itself: the weights say which tokens the prediction leans on. " + weights,
+    ]
