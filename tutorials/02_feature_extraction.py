@@ -163,9 +163,8 @@ for m in "tav":
 # the length. The `synthetic` preset therefore averages each pair of neighbouring steps before
 # Eq. 1 (`ModelConfig.time_stride = 2`, `fdmer_lite.model.encoders.temporal_pool`; padded steps
 # do not count): 25 steps instead of 50. This is not in the paper, whose presets keep
-# `time_stride = 1`. On the known-factor benchmark a training step became 1.4-1.55x faster and
-# the test MAE moved by less than the spread between seeds (`benchmarks/demo_settings.md`,
-# section 7).
+# `time_stride = 1`: it is a speed device, labelled as one in `docs/readings.md`, which links
+# to its measured cost and gain.
 
 # %%
 from fdmer_lite.model.encoders import temporal_pool

@@ -253,8 +253,8 @@ for name, p in probs.items():
 # 0 to 1, so the discriminator has learnt something before the encoders start to fight it. The
 # paper says nothing of a schedule; we use this ramp by default
 # (`TrainConfig.grl_schedule = "dann"`; `"constant"` reverses at full strength throughout).
-# Measured on the known-factor benchmark (seed 0, `benchmarks/demo_settings.md` section 6):
-# test MAE 0.589 at full strength against 0.480 with the ramp, the loss-free network 0.457.
+# The literal presets reverse at full strength; what the ramp buys is measured in
+# `benchmarks/results/readings-synthetic.md` (row `constant_grl`).
 
 # %%
 from fdmer_lite.train import reversal_coefficient

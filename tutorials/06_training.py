@@ -132,10 +132,8 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 # Without the four auxiliary losses nothing asks `C_m` to be common or `P_m` to be private:
 # the same architecture becomes a plain multimodal regressor. Notebook 7 compares what the two
 # runs learned; here, the scores. Do not assume the auxiliary losses help the task: compare the
-# two MAEs (in our full-mode runs on a CPU with today's defaults, three seeds each, the
-# paper's losses reached a test MAE 0.011 lower on average, 0.452 against 0.463: lower on two
-# seeds of three, by less than the spread between seeds; `benchmarks/demo_settings.md`,
-# section 7).
+# two MAEs the cell below prints, and remember that one seed is one draw: a difference smaller
+# than the spread between seeds says nothing (notebook 10 puts error bars on it).
 
 # %%
 config0 = config.replace(loss={"beta": 0.0, "gamma": 0.0})

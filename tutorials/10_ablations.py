@@ -115,11 +115,10 @@ print(result.report.summary())
 print(result.markdown)
 
 # %% [markdown]
-# The paper's own Table-4 numbers would go beside ours on CMU-MOSI and CMU-MOSEI. Only one of
-# them is in this package (`fdmer_lite.ablations.PAPER_TABLE4`: MOSI "w/o Visual", MAE 0.925 and
-# Corr 0.714): the paper's text was not at hand when it was written, and numbers are never
-# guessed. On the generated benchmark there is nothing to compare with anyway; the Bayes floor
-# is the reference instead.
+# The paper's own Table-4 numbers (`fdmer_lite.ablations.PAPER_TABLE4`, every row for MOSI,
+# MOSEI and UR_FUNNY) go beside ours when the data has the standard folds of one of its data
+# sets. On the generated benchmark there is nothing of the paper's to compare with; the Bayes
+# floor is the reference instead.
 #
 # ## 10.4 Error bars first
 #
