@@ -2,7 +2,7 @@
 
     python benchmarks/readings.py --n-train 4000      # every row, seeds 0 1 2
     python benchmarks/readings.py --rows default literal_recipe --seeds 0
-    python benchmarks/readings.py --presets mosi mosi_literal --epochs 3 --n-train 2000
+    python benchmarks/readings.py --presets mosi mosi_literal synthetic --device cuda   # on a GPU
     python benchmarks/readings.py --table             # print the table of what has finished
 
 Every row trains the ``synthetic`` preset on the known-factor benchmark with ONE change (the
@@ -38,8 +38,9 @@ ROWS = {
     "centring": ({"model": {"common_centring": True}}, "extension on: each C_m minus its modality's mean"),
     "losses_off": ({"loss": {"beta": 0.0, "gamma": 0.0}}, "the paper's Figure-2 contrast: beta = gamma = 0"),
     "gamma0": ({"loss": {"gamma": 0.0}}, "gamma = 0: the reversed adversary without the constraints"),
-    "cosine_lr": ({"train": {"lr_schedule": "cosine", "warmup_epochs": 1.0}},
-                  "extension on: cosine learning-rate decay after a one-epoch warm-up"),
+    "cosine_lr": ({"train": {"lr_schedule": "cosine"}}, "a decaying rate: cosine decay from the initial rate to 0"),
+    "cosine_warmup": ({"train": {"lr_schedule": "cosine", "warmup_epochs": 1.0}},
+                      "cosine decay after a one-epoch linear warm-up"),
     "raw_cosines": ({"loss": {"con_centre": False}}, "reading off: Eq. 4 on raw cosines"),
     "constant_grl": ({"train": {"grl_schedule": "constant"}}, "reading off: reversal at -1 from the first step"),
     "no_attn_scale": ({"model": {"attn_scale": False}}, "reading off: no 1/sqrt(d_k) in Eq. 12"),
@@ -58,14 +59,14 @@ COLUMNS = (("mae/floor", None), ("common_factor_r2", "common R^2"), ("disc_prob_
            ("common_modality_acc", "probe C"), ("best_epoch", "best epoch"))
 
 
-def run_one(name: str, cfg, seed: int, data) -> dict:
+def run_one(name: str, cfg, seed: int, data, device: str = "cpu") -> dict:
     folder = OUT / name / f"seed{seed}"
     done = folder / "metrics.json"
     if done.is_file():
         return json.loads(done.read_text())
     print(f"-- {name} seed {seed}", flush=True)
     start = time.perf_counter()
-    metrics = run_experiment(cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"}), data, folder)
+    metrics = run_experiment(cfg.replace(train={"seed": seed, "progress": False, "device": device}), data, folder)
     print(f"   {time.perf_counter() - start:.0f} s: MAE {metrics['mae']:.3f} (floor {metrics['bayes_mae']:.3f})",
           flush=True)
     return metrics
@@ -74,6 +75,8 @@ def run_one(name: str, cfg, seed: int, data) -> dict:
 def cell(values: list[float]) -> str:
     if not values:
         return "-"
+    if all(float(v).is_integer() for v in values):
+        return " / ".join(str(int(v)) for v in values)
     if len(values) == 1:
         return f"{values[0]:.3f}"
     return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
@@ -104,6 +107,7 @@ def main(argv=None) -> int:
     ap.add_argument("--n-train", type=int, default=None, help="training samples (default: the benchmark's)")
     ap.add_argument("--epochs", type=int, default=None, help="epochs (default: the preset's)")
     ap.add_argument("--table", action="store_true", help="only print the table of finished runs")
+    ap.add_argument("--device", default="cpu", help="cpu (default) or cuda: the paper presets need a GPU")
     args = ap.parse_args(argv)
     torch.set_num_threads(int(os.environ.get("FDMER_LITE_THREADS", "1")))
     sizes = {} if args.n_train is None else {"n_train": args.n_train}
@@ -122,7 +126,7 @@ def main(argv=None) -> int:
                 cfg = get_preset(key) if args.presets else get_preset("synthetic").replace(**ROWS[key][0])
                 if args.epochs is not None:
                     cfg = cfg.replace(train={"epochs": args.epochs})
-                run_one(name, cfg, seed, data)
+                run_one(name, cfg, seed, data, args.device)
     print(table(list(names.values()), descriptions))
     return 0
 
