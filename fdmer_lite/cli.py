@@ -292,6 +292,7 @@ def cmd_data_inspect(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import NonFiniteLoss
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
@@ -309,6 +310,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ValueError as err:                            # bad option values (device, preset, ...)
         print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLoss as err:                         # says what was kept, and where
+        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fdmer-lite: interrupted; finished runs are kept, the unfinished one was discarded",
+              file=sys.stderr)
+        return 130
+    except OSError as err:                               # --out: read-only, full disk, ...
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"fdmer-lite: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 1
 

@@ -81,10 +81,10 @@ def test_cell_names_round_trip_and_reject_bad_weights():
 def test_cache_layout(filled):
     root = filled.root
     assert json.loads((root / "spec.json").read_text())["spec"] == TINY.to_dict()
-    assert {p.name for p in root.iterdir()} == {"spec.json", sw.cell_name(*A), sw.cell_name(*B)}
+    assert {p.name for p in root.iterdir()} == {"spec.json", ".locks", sw.cell_name(*A), sw.cell_name(*B)}
     for beta, gamma in (A, B):
         d = root / sw.cell_name(beta, gamma)
-        for f in RUN_FILES + ("reps.npz", "cell.json", "projections/index.json"):
+        for f in RUN_FILES + ("reps.npz", "cell.json", "projections/index.json", "complete.json"):
             assert (d / f).is_file(), f
         assert len(list((d / "projections").glob("tsne-*.npy"))) == 1
         info = json.loads((d / "cell.json").read_text())
