@@ -29,8 +29,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (the option and what was expected) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train on the known-factor benchmark and write a report")
@@ -138,7 +145,12 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
 
 
 def cmd_train(args) -> int:
+    from .options import check_training_options
+    from .runstore import check_target
     from .train import run_experiment
+    check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
+                           modalities=args.modalities, seed=args.seed)
+    check_target(Path(args.out or f"runs/train-{args.dataset}"))
     cfg = configure(args)
     data = load_data(args, cfg)
     out = Path(args.out or f"runs/train-{args.dataset}")
@@ -173,9 +185,10 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .train import Trainer, run_experiment
 
+    from .runstore import check_target
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
-    out = Path(args.out or "runs/demo")
+    out = check_target(Path(args.out or "runs/demo"))
     start = time.perf_counter()
     data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     print(data.summary())
@@ -213,13 +226,14 @@ def _floats(items, name: str) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from . import sweep
+    from .options import check_root, check_training_options
     from .viz import PROJECTION_METHODS
+    check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
     spec = sweep.default_spec(fast=args.fast or fast_mode(), kind=args.kind, seed=args.seed)
     fast = spec.preset == "fast"
     betas = _floats(args.beta, "beta") if args.beta else list(sweep.default_values(fast))
     gammas = _floats(args.gamma, "gamma") if args.gamma else list(sweep.default_values(fast))
-    for v in betas + gammas:
-        sweep.format_value(v)                             # finite and >= 0, or a clear error
+    check_training_options(beta=betas, gamma=gammas, seed=args.seed, workers=args.workers, min_workers=1)
     projections = [p.strip() for p in args.projections.split(",") if p.strip()]
     bad = [p for p in projections if p not in PROJECTION_METHODS]
     if bad:
@@ -228,10 +242,11 @@ def cmd_sweep(args) -> int:
         center = _floats([args.center], "center")
         if len(center) != 2:
             raise ValueError(f"--center: expected beta,gamma, got {args.center!r}")
+        check_training_options(beta=center[0], gamma=center[1])
         cells = sweep.cross(betas, gammas, center=(center[0], center[1]))
     else:
         cells = sweep.grid(betas, gammas)
-    root = Path(args.cache) if args.cache else sweep.default_cache_dir(spec)
+    root = check_root(Path(args.cache) if args.cache else sweep.default_cache_dir(spec), "--cache")
     cache = sweep.SweepCache(root, spec)
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
@@ -249,6 +264,7 @@ def cmd_sweep(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
+    from .options import check_root, check_training_options
     from .runner import DataSpec
     if args.list:
         for v in VARIANTS:
@@ -260,8 +276,9 @@ def cmd_ablate(args) -> int:
         raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
+    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
     cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
-    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs else {})})
+    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
@@ -269,7 +286,7 @@ def cmd_ablate(args) -> int:
         label = f"synthetic-{args.kind}"
     else:
         data = DataSpec(args.dataset, args.data)
-    out = Path(args.out or f"runs/ablate-{label}")
+    out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
                        threads=args.threads, ray_address=args.ray_address, dataset_label=label)

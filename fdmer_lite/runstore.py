@@ -196,15 +196,32 @@ def check_target(final: str | os.PathLike, option: str = "--out") -> Path:
         raise DataError(f"{option} {final}", "path",
                         "a new or empty folder, or a previous run's folder (it is replaced)",
                         f"a folder holding other files ({', '.join(others)}, ...)")
-    parent = final.parent if str(final.parent) else Path(".")
-    for p in (parent, *parent.parents):                   # the nearest existing ancestor
+    probe_writable(final.parent, f"{option} {final}")
+    return final
+
+
+def probe_writable(folder: Path, label: str) -> None:
+    """Create ``folder`` (and its parents) and write and delete a small file in it, so a
+    read-only place, a parent that is a file or a full disk is reported before any work."""
+    folder = Path(folder) if str(folder) else Path(".")
+    for p in (folder, *folder.parents):                   # the nearest existing ancestor
         if p.exists() or p.is_symlink():
             if not p.is_dir():
-                raise DataError(f"{option} {final}", "path", "a parent folder", f"{p} is a file")
-            if not os.access(p, os.W_OK | os.X_OK):
-                raise DataError(f"{option} {final}", "path", "a writable place", f"{p} is not writable")
+                raise DataError(label, "path", "a parent folder", f"{p} is a file")
             break
-    return final
+    probe = folder / f".fdmer-write-probe-{os.getpid()}-{secrets.token_hex(3)}"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with open(probe, "xb") as f:
+            f.write(b"0" * 4096)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError as err:
+        raise DataError(label, "path", "a writable place with free space",
+                        f"{err.strerror or err} ({err.filename or folder})") from None
+    finally:
+        with contextlib.suppress(OSError):
+            probe.unlink()
 
 
 def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:

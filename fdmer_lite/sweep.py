@@ -326,7 +326,7 @@ def _check_fingerprint(root: Path, data) -> str:
     with _SPEC_LOCK:
         fingerprint = data.fingerprint()                # computed once per data object
         spec_file = root / SPEC_FILE
-        content = json.loads(spec_file.read_text())
+        content = runstore.read_json(spec_file)
         saved = content.get("data_fingerprint")
         if saved is None:
             content["data_fingerprint"] = fingerprint
@@ -497,10 +497,10 @@ class SweepCache:
         if spec is None:
             if not spec_file.is_file():
                 raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
-            spec = SweepSpec.from_dict(json.loads(spec_file.read_text())["spec"])
+            spec = SweepSpec.from_dict(runstore.read_json(spec_file)["spec"])
         self.spec = spec
         if spec_file.is_file():
-            saved = json.loads(spec_file.read_text()).get("spec")
+            saved = runstore.read_json(spec_file).get("spec")
             if saved != spec.to_dict():
                 diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
                               if (saved or {}).get(k) != spec.to_dict().get(k))

@@ -159,3 +159,55 @@ def test_a_second_writer_waits_for_the_lock_then_reuses_the_run(tiny_data, fast_
         assert len(fits) == 1 and waited and not t.is_alive()       # the second reused it
     finally:
         train_mod.Trainer.fit = real_fit
+
+
+# ------------------------------------------------------------------------ options, --out
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--dataset", "synthetic", "--epochs", "0"], "--epochs"),
+    (["train", "--dataset", "synthetic", "--epochs", "-3"], "--epochs"),
+    (["train", "--dataset", "synthetic", "--beta", "-1"], "--beta"),
+    (["train", "--dataset", "synthetic", "--beta", "nan"], "--beta"),
+    (["train", "--dataset", "synthetic", "--beta", "1e309"], "--beta"),
+    (["train", "--dataset", "synthetic", "--gamma", "inf"], "--gamma"),
+    (["train", "--dataset", "synthetic", "--modalities", "tt"], "--modalities"),
+    (["train", "--dataset", "synthetic", "--modalities", "tx"], "--modalities"),
+    (["train", "--dataset", "synthetic", "--seed", "-1"], "--seed"),
+    (["ablate", "--dataset", "synthetic", "--epochs", "0"], "--epochs"),
+    (["ablate", "--dataset", "synthetic", "--seeds", "1,-2"], "--seeds"),
+    (["sweep", "--dataset", "synthetic", "--gamma", "nan"], "--gamma"),
+    (["sweep", "--dataset", "synthetic", "--workers", "0"], "--workers"),
+    (["train", "--dataset", "synthetic", "--epochs", "two"], "--epochs"),
+])
+def test_every_option_is_checked_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
+    from fdmer_lite import cli
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:                                         # argparse's own checks
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert option in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()                           # nothing was started
+
+
+@pytest.mark.parametrize("make", ["file", "parent_file", "symlink", "foreign"])
+def test_bad_out_is_refused_up_front(make, tmp_path, capsys):
+    from fdmer_lite import cli
+    out = tmp_path / "out"
+    if make == "file":
+        out.write_text("x")
+    elif make == "parent_file":
+        (tmp_path / "f").write_text("x")
+        out = tmp_path / "f" / "out"
+    elif make == "symlink":
+        (tmp_path / "elsewhere").mkdir()
+        out.symlink_to(tmp_path / "elsewhere")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and str(out) in err and "'path'" in err, err

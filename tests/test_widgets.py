@@ -174,7 +174,7 @@ def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
     assert cli.main(argv) == 0
     assert "2 cell(s) already finished, 0 to compute" in capsys.readouterr().out
     assert cli.main(["sweep", "--dataset", "synthetic", "--beta", "-1", "--cache", str(tmp_path / "c")]) == 2
-    assert "finite and >= 0" in capsys.readouterr().err
+    assert "--beta: expected a finite number >= 0, got -1.0" in capsys.readouterr().err
 
 
 def test_matrix_puts_each_cells_metric_at_its_beta_row_and_gamma_column(filled):
