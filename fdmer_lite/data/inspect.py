@@ -12,12 +12,12 @@ read through the allow-list unpickler, so inspecting a hostile file runs none of
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from .base import SPLITS, DataError
+from .safe_arrays import check_h5_dataset, load_npy, read_csv
 
 LARGE_BYTES = 512 * 2 ** 20          # folders larger than this are described, not test-loaded
 
@@ -167,6 +167,8 @@ def _inspect_csd(path: Path) -> list[str]:
         for vid in vids:
             g = cs.data[vid]
             f = g["features"]
+            check_h5_dataset(f, str(path), f"{cs.root}/data/{vid}/features")
+            check_h5_dataset(g["intervals"], str(path), f"{cs.root}/data/{vid}/intervals")
             dtypes.add(str(f.dtype))
             widths.add(f.shape[1] if len(f.shape) == 2 else f.shape)
             rows += f.shape[0]
@@ -218,8 +220,7 @@ def _inspect_sdk_folder(folder: Path) -> list[str]:
 def _inspect_mosi_folder(folder: Path) -> list[str]:
     from . import mosi_text_audio as mta
     lines = ["format: real CMU-MOSI text+audio folder"]
-    with open(folder / mta.CSV_NAME, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_csv(folder / mta.CSV_NAME)
     lines.append(f"  {mta.CSV_NAME}: {len(rows)} rows, columns {list(rows[0]) if rows else []}")
     for s in sorted({r.get('split', '?') for r in rows}):
         sel = [r for r in rows if r.get("split") == s]
@@ -234,11 +235,11 @@ def _inspect_mosi_folder(folder: Path) -> list[str]:
     audio_path = folder / mta.AUDIO_NAME
     if audio_path.is_file():
         try:
-            a = np.load(audio_path, allow_pickle=False)
+            a = load_npy(audio_path)
             lines.append(f"  {mta.AUDIO_NAME}: shape {a.shape}, dtype {a.dtype}, {_finite_counts(a)}, "
                          f"range [{a.min():.2f}, {a.max():.2f}]")
-        except ValueError as err:
-            lines.append(f"  {mta.AUDIO_NAME}: unreadable without pickle ({err})")
+        except DataError as err:
+            lines.append(f"  {mta.AUDIO_NAME}: unreadable ({err})")
     else:
         lines.append(f"  {mta.AUDIO_NAME}: missing")
     lines.append(_try(lambda p: mta.load(p), folder))
@@ -281,7 +282,7 @@ def inspect_path(path) -> str:
             lines.append("format: CMU-MultimodalSDK computational sequence (HDF5)")
             lines += ["  " + s for s in _inspect_csd(path)]
         elif suffix == ".npy":
-            a = np.load(path, allow_pickle=False, mmap_mode="r")
+            a = load_npy(path, mmap_mode="r")
             lines.append("format: numpy array")
             lines.append(_describe_array("array", np.asarray(a), "  "))
         elif path.name == "utterances.csv":

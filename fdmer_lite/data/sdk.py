@@ -43,7 +43,6 @@ Videos missing from a stream, from the labels or from the folds are dropped and 
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 from pathlib import Path
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SPLITS, DataError, MultimodalData, Split
+from .safe_arrays import check_h5_dataset, read_csv
 from .mmsa import check_labels, check_widths, treat_nonfinite
 
 # filename / root-name keywords that say which modality a .csd holds
@@ -90,11 +90,20 @@ class ComputationalSequence:
 
     def _read(self, vid: str, name: str) -> np.ndarray:
         try:
-            return self.h5[f"{self.root}/data/{vid}/{name}"][()]     # one path lookup
+            ds = self.h5[f"{self.root}/data/{vid}/{name}"]            # one path lookup
         except KeyError:
             keys = list(self.data[vid].keys()) if vid in self.data else "no such video"
             raise DataError(str(self.path), f"{self.root}/data/{vid}/{name}", f"a dataset {name!r}",
                             f"keys {keys}") from None
+        import h5py
+        field = f"{self.root}/data/{vid}/{name}"
+        if not isinstance(ds, h5py.Dataset):
+            raise DataError(str(self.path), field, "a dataset", f"a {type(ds).__name__}")
+        check_h5_dataset(ds, str(self.path), field)        # before allocating the declared shape
+        try:
+            return ds[()]
+        except (OSError, ValueError, TypeError) as err:
+            raise DataError(str(self.path), field, "a readable dataset", f"{type(err).__name__}: {err}") from None
 
     def intervals(self, vid: str) -> np.ndarray:
         iv = np.asarray(self._read(vid, "intervals"), dtype=np.float64)
@@ -188,9 +197,11 @@ def mosi_folds_from_csv(folder=None) -> dict[str, list[str]]:
         raise DataError("<arguments>", "folds", "the real CMU-MOSI folder (FDMER_LITE_MOSI_DIR) for folds='mosi'",
                         "not found")
     out: dict[str, set] = {s: set() for s in SPLITS}
-    with open(Path(folder) / "utterances.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out[row["split"]].add(row["video_id"])
+    path = Path(folder) / "utterances.csv"
+    for i, row in enumerate(read_csv(path)[1], start=2):
+        if row.get("split") not in out or "video_id" not in row:
+            raise DataError(str(path), f"line {i}", f"a split in {SPLITS} and a video_id", repr(row.get("split")))
+        out[row["split"]].add(row["video_id"])
     return {s: sorted(v) for s, v in out.items()}
 
 
