@@ -153,8 +153,15 @@ def cmd_train(args) -> int:
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     cfg = configure(args)
     data = load_data(args, cfg)
+    from .data.base import overlap_warning
     out = Path(args.out or f"runs/train-{args.dataset}")
     print(data.summary())
+    shared = overlap_warning(data)
+    if shared:
+        print(f"fdmer-lite: warning: {shared}", file=sys.stderr)
+    from .train import data_treatments
+    for key, value in data_treatments(data).items():
+        print(f"data treatment: {key}: {value}")
     print(f"preset {cfg.name}, modalities {cfg.model.modalities}, beta {cfg.loss.beta}, "
           f"gamma {cfg.loss.gamma}, writing to {out}")
     metrics = run_experiment(cfg, data, out)

@@ -377,6 +377,17 @@ def data_fingerprint(data: MultimodalData) -> dict:
     return fp
 
 
+TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1", "nonzero_padding",
+                  "truncated_segments", "truncated_utterances", "truncated_samples", "dropped", "videos_dropped",
+                  "segments_without_words", "words_without_frames")
+
+
+def data_treatments(data: MultimodalData) -> dict:
+    """What the loader changed in the data (non-finite values zeroed, lengths set, samples dropped
+    ...), from ``data.info``: recorded in ``metrics.json`` and printed by ``fdmer-lite train``."""
+    return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
+
+
 def _write_json(path: Path, obj) -> None:
     runstore.write_json(path, obj)                       # strict JSON, never half-written
 
@@ -416,7 +427,8 @@ def _publish_run(config: Config, data: MultimodalData, out_dir: Path, trainer: T
         try:
             metrics = _write_run(config, data, tmp, trainer, scores, extra)
         except NonFiniteLoss as err:
-            raise NonFiniteLoss(f"{out_dir}: {err} {_keep_failed(trainer, tmp, out_dir, err)}") from None
+            raise NonFiniteLoss(f"{out_dir} (training on {data.source}): {err} "
+                                f"{_keep_failed(trainer, tmp, out_dir, err)}") from None
         runstore.seal(tmp, {"kind": "run"})
         runstore.publish(tmp, out_dir)
         return metrics
@@ -450,6 +462,9 @@ def _write_run(config: Config, data: MultimodalData, out_dir: Path, trainer: Tra
     metrics = trainer.evaluate("test")["metrics"]
     metrics["train_seconds"] = time.perf_counter() - start
     metrics["best_epoch"] = trainer.best_epoch
+    treated = data_treatments(data)
+    if treated:
+        metrics["data_treatments"] = treated
     if "bayes_mae" in data.info or "bayes_acc" in data.info:
         from .data.synthetic import baselines
         if getattr(data, "_baselines", None) is None:       # once per data object, not per run

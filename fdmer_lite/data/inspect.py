@@ -58,8 +58,12 @@ def _try(loader, path) -> str:
         data = loader(path)
     except (DataError, FileNotFoundError) as err:
         return f"loads: NO -- {err}"
+    from .base import overlap_warning
     lines = ["loads: OK"]
     lines += ["  " + s for s in data.summary().splitlines()]
+    shared = overlap_warning(data)
+    if shared:
+        lines.append(f"  WARNING: {shared}")
     for key in ("dataset", "nonfinite_replaced", "zero_lengths_set_to_1", "nonzero_padding", "truncated_segments",
                 "truncated_utterances", "truncated_samples", "dropped", "videos_dropped", "segments_without_words",
                 "words_without_frames", "oov_tokens", "oov_rate", "folds"):
@@ -166,6 +170,9 @@ def _inspect_csd(path: Path) -> list[str]:
         dtypes = set()
         for vid in vids:
             g = cs.data[vid]
+            if not hasattr(g, "keys") or "features" not in g or "intervals" not in g:
+                raise DataError(str(path), f"{cs.root}/data/{vid}", "a group holding 'features' and 'intervals'",
+                                type(g).__name__)
             f = g["features"]
             check_h5_dataset(f, str(path), f"{cs.root}/data/{vid}/features")
             check_h5_dataset(g["intervals"], str(path), f"{cs.root}/data/{vid}/intervals")

@@ -105,6 +105,9 @@ def load(path, *, version: int | None = None, context: bool = False, max_words: 
         if key is None:
             raise DataError(str(folder / FILES["folds"]), "<top level>", "keys 'train', 'dev', 'test'",
                             str(sorted(map(str, folds_raw))))
+        if not isinstance(folds_raw[key], (list, tuple, np.ndarray)):
+            raise DataError(str(folder / FILES["folds"]), key, "a list of sample ids",
+                            type(folds_raw[key]).__name__)
         folds[s] = list(folds_raw[key])
 
     emb_path = folder / FILES["embeddings"]
