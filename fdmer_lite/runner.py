@@ -399,13 +399,20 @@ def _map_ray(fn, items: list, address: str, cpus: list[int]):
         task = ray.remote(max_retries=0)(fn)
         index = {task.options(num_cpus=c).remote(item): i for i, (item, c) in enumerate(zip(items, cpus))}
         pending = list(index)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        yield index[ref], ray.get(ref), None
+                    except Exception:                   # the task or its node died
+                        yield index[ref], None, traceback.format_exc()
+        finally:                                        # Ctrl-C or an error here: stop the rest
+            for ref in pending:
                 try:
-                    yield index[ref], ray.get(ref), None
-                except Exception:                       # the task or its node died
-                    yield index[ref], None, traceback.format_exc()
+                    ray.cancel(ref, force=True)
+                except Exception:                       # already finished or gone
+                    pass
     finally:
         if started_here:
             ray.shutdown()

@@ -69,6 +69,9 @@ def _load_dict(path: Path, what: str) -> dict:
 
 
 def _matrix(value, source: str, field: str, width: int | None = None) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":
+        raise DataError(source, field, "a real (n_words, width) array",
+                        f"complex dtype {value.dtype} (the imaginary part would be lost)")
     try:
         x = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as err:
