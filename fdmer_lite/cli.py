@@ -339,8 +339,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"fdmer-lite: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
-        print("fdmer-lite: interrupted; finished runs are kept, the unfinished one was discarded",
-              file=sys.stderr)
+        print("fdmer-lite: interrupted; finished runs are kept, unfinished ones were discarded "
+              "(run the same command again to resume)", file=sys.stderr)
         return 130
     except OSError as err:                               # --out: read-only, full disk, ...
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""

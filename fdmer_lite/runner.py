@@ -356,6 +356,7 @@ def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
             pass
     if os.getppid() != parent_pid:                          # the parent died before prctl
         os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)            # Ctrl-C is the parent's to handle
 
     def watch():
         while True:
@@ -372,9 +373,36 @@ def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
                                   initargs=(os.getpid(),))
 
 
+def submit_all(pool: cf.ProcessPoolExecutor, fn, items: list) -> list:
+    """``pool.submit(fn, item)`` for every item, with Ctrl-C ignored while the workers start: a
+    spawned worker inherits that across ``exec``, so a Ctrl-C is the parent's alone (one line,
+    then :func:`stop_pool`), never a traceback from a worker half-way through its imports."""
+    import signal
+    import threading
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return [pool.submit(fn, item) for item in items]
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, before)
+
+
+def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers (Ctrl-C, an error, the caller stopping
+    early): their unfinished runs are partial folders, deleted by the next command."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        try:
+            p.kill()
+        except (OSError, AttributeError):
+            pass
+
+
 def _map_processes(fn, items: list, workers: int):
     with worker_pool(workers) as pool:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        futures = {fut: i for i, fut in enumerate(submit_all(pool, fn, items))}
         try:
             for fut in cf.as_completed(futures):
                 try:
@@ -382,7 +410,7 @@ def _map_processes(fn, items: list, workers: int):
                 except Exception:                       # the worker process itself died
                     yield futures[fut], None, traceback.format_exc()
         except BaseException:                           # Ctrl-C or the caller stopped early
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool)
             raise
 
 

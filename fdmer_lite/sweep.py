@@ -474,11 +474,15 @@ def run_cells(tasks: list[tuple], workers: int = 1):
         for task in tasks:
             yield _cell_task(task)
         return
-    from .runner import worker_pool                                # workers die with this process
+    from .runner import stop_pool, submit_all, worker_pool         # workers die with this process
     with worker_pool(workers) as pool:
-        futures = [pool.submit(_cell_task, t) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+        futures = submit_all(pool, _cell_task, tasks)
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BaseException:                                      # Ctrl-C: stop, do not wait
+            stop_pool(pool)
+            raise
 
 
 # ---------------------------------------------------------------- the cache

@@ -36,6 +36,13 @@ def _children(pid: int) -> set[int]:
     return out
 
 
+def _cmdline(pid: int) -> str:
+    try:
+        return (Path("/proc") / str(pid) / "cmdline").read_text()
+    except OSError:
+        return ""
+
+
 def _alive(pid: int) -> bool:
     try:
         state = (Path("/proc") / str(pid) / "stat").read_text().rsplit(")", 1)[1].split()[0]
@@ -119,3 +126,23 @@ def test_two_ablations_on_one_folder_train_each_run_once(tmp_path):
     done = [re.search(r"(\d+) run\(s\) done, (\d+) already finished", o).groups() for o, _ in outs]
     assert sum(int(d) for d, _ in done) == 2, outs                    # two runs, each trained once
     assert len(_records(out)) == 2
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_ablate_is_one_line_and_stops_the_workers(tmp_path):
+    out = tmp_path / "ablate"
+    cmd = _cli("ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants", "wo_con",
+               "--seeds", "1,2", "--workers", "2", "--threads", "1", "--out", str(out))
+    proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
+    workers, deadline = set(), time.time() + 120
+    while time.time() < deadline and len(workers) < 2:
+        workers |= {p for p in _children(proc.pid) if "spawn_main" in _cmdline(p)}
+        time.sleep(0.2)
+    time.sleep(2)
+    os.killpg(proc.pid, signal.SIGINT)                         # what a terminal's Ctrl-C does
+    err = proc.communicate(timeout=60)[1].decode()
+    lines = [line for line in err.replace("\r", "\n").splitlines() if line.strip() and "ablation runs" not in line]
+    assert proc.returncode == 130 and len(lines) == 1 and "interrupted" in lines[0], err
+    time.sleep(1)
+    assert workers and not [p for p in workers if _alive(p)]
