@@ -211,3 +211,35 @@ def test_bad_out_is_refused_up_front(make, tmp_path, capsys):
     rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)])
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and str(out) in err and "'path'" in err, err
+
+
+# ------------------------------------------------------------------------ runner and sweep
+
+
+def test_a_truncated_metrics_json_makes_the_runner_redo_that_run(tmp_path):
+    from test_runner import TINY, _config
+
+    from fdmer_lite.runner import RunSpec, run_all
+    spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
+    assert run_all([spec], workers=0, progress=False).ran == [spec.run_id]
+    m = spec.path / "metrics.json"
+    m.write_text(m.read_text()[:20])                                  # half-written
+    assert not spec.is_complete()
+    with pytest.raises(runstore.RunCorrupt, match="metrics.json: field 'bytes'"):
+        spec.metrics()
+    again = run_all([spec], workers=0, progress=False)
+    assert again.ran == [spec.run_id] and spec.is_complete() and "mae" in spec.metrics()
+
+
+def test_a_truncated_cell_file_makes_the_sweep_compute_the_cell_again(tmp_path):
+    from test_widgets import A, TINY
+
+    from fdmer_lite import sweep as sw
+    cache = sw.SweepCache(tmp_path / "cache", TINY)
+    cache.fill([A], log=None)
+    m = cache.cell_dir(*A) / "metrics.json"
+    m.write_text(m.read_text()[:20])
+    logs = []
+    result = cache.fill([A], log=logs.append)
+    assert result["computed"] == [A] and any("metrics.json" in line and "again" in line for line in logs), logs
+    assert json.loads(m.read_text())["mae"] > 0 and runstore.is_finished(cache.cell_dir(*A))
