@@ -311,7 +311,16 @@ def cmd_ablate(args) -> int:
 
 def cmd_data_inspect(args) -> int:
     from .data.inspect import inspect_path
-    print(inspect_path(args.path))
+    report = inspect_path(args.path)
+    print(report)
+    lines = [line.strip() for line in report.splitlines()]
+    for line in lines:
+        if line.startswith("WARNING: "):
+            print(f"fdmer-lite: warning: {line[len('WARNING: '):]}", file=sys.stderr)
+    refused = [line for line in lines if line.startswith("loads: NO -- ")]
+    if refused and "loads: OK" not in lines:                # described, but it does not load
+        print(f"fdmer-lite: error: {refused[0][len('loads: NO -- '):]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 

@@ -126,6 +126,11 @@ def build(root: str | os.PathLike) -> list[Case]:
         pkl(kind, group, pickle.dumps(d, protocol=4))
         if kind == "train-equals-test":
             cases[-1].expect = "warn"
+        if kind in ("labels-are-a-dict", "complex-features", "lengths-are-strings", "all-nan-stream",
+                    "train-equals-test"):                     # and what `data inspect` says of it
+            p = root / f"{kind}.pkl"
+            cases.append(Case(f"inspect-{kind}", group, ["data", "inspect", str(p)], str(p),
+                              expect="warn" if kind == "train-equals-test" else "refuse"))
 
     mmsa("labels-are-a-dict", lambda d: d["train"].__setitem__("regression_labels", {"a": 1}))
     mmsa("lengths-are-strings", lambda d: d["train"].__setitem__("audio_lengths", ["x"] * 8))

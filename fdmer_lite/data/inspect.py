@@ -23,6 +23,9 @@ LARGE_BYTES = 512 * 2 ** 20          # folders larger than this are described, n
 
 
 def _finite_counts(x: np.ndarray) -> str:
+    if x.dtype.kind == "c":
+        bad = int((~np.isfinite(x)).sum())
+        return f"complex (not usable as features), {bad} non-finite"
     if x.dtype.kind not in "fc":
         return "all finite"
     nan, ninf, pinf = int(np.isnan(x).sum()), int(np.isneginf(x).sum()), int(np.isposinf(x).sum())
@@ -74,6 +77,19 @@ def _try(loader, path) -> str:
 
 # -- MMSA pickles -------------------------------------------------------------------------------
 
+def _describe_key(key: str, v) -> list[str]:
+    """The report's line(s) for one entry of an MMSA split."""
+    if key in ("id", "raw_text"):
+        return [f"    {key}: {len(v)} entries, e.g. {str(v[0])[:40]!r}" if len(v) else f"    {key}: empty"]
+    if key.endswith("_lengths"):
+        ln = np.asarray(v)
+        return [f"    {key}: min {ln.min()}, max {ln.max()}, zeros {int((ln == 0).sum())}"
+                if ln.size else f"    {key}: empty"]
+    if key.endswith("labels"):
+        return [_describe_array(key, v), f"      {_label_stats(v)}"]
+    return [_describe_array(key, v)]
+
+
 def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
     from . import mmsa
     lines = [f"format: MMSA pickle ({'unaligned' if 'audio_lengths' in raw.get('train', {}) else 'aligned'})"]
@@ -82,20 +98,15 @@ def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
         n = len(part.get("regression_labels", []))
         lines.append(f"  split {s!r}: {n} samples")
         for key in sorted(part):
-            v = part[key]
-            if key in ("id", "raw_text"):
-                lines.append(f"    {key}: {len(v)} entries, e.g. {str(v[0])[:40]!r}" if len(v) else f"    {key}: empty")
-            elif key.endswith("_lengths"):
-                ln = np.asarray(v)
-                lines.append(f"    {key}: min {ln.min()}, max {ln.max()}, zeros {int((ln == 0).sum())}"
-                             if ln.size else f"    {key}: empty")
-            elif key.endswith("labels"):
-                lines.append(_describe_array(key, v))
-                lines.append(f"      {_label_stats(v)}")
-            else:
-                lines.append(_describe_array(key, v))
-    widths = {m: int(np.asarray(raw["train"][k]).shape[-1]) for m, k in mmsa.STREAMS.items()
-              if isinstance(raw.get("train"), dict) and k in raw["train"] and np.asarray(raw["train"][k]).ndim == 3}
+            try:
+                lines += _describe_key(key, part[key])
+            except Exception as err:                       # noqa: BLE001 - a report, not a loader
+                lines.append(f"    {key}: unreadable ({type(err).__name__}: {str(err)[:80]})")
+    try:
+        widths = {m: int(np.asarray(raw["train"][k]).shape[-1]) for m, k in mmsa.STREAMS.items()
+                  if isinstance(raw.get("train"), dict) and k in raw["train"] and np.asarray(raw["train"][k]).ndim == 3}
+    except Exception:                                      # noqa: BLE001 - described above
+        widths = {}
     if widths:
         lines.append(f"  widths (train): {widths}")
         known = [name for name, k in mmsa.KNOWN.items() if all(k['widths'].get(m) == w for m, w in widths.items()
