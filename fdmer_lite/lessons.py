@@ -140,10 +140,8 @@ def lesson_run(name: str, config: Config, data, *, retrain: bool = False,
     A checkpoint that no longer fits the model (the library changed since it was written) is
     retrained rather than failing.
     """
-    from .train import train_or_load
-
     from . import runstore
-    from .train import NonFiniteLoss
+    from .train import NonFiniteLoss, train_or_load
 
     path = runs_dir() / name
     start = time.perf_counter()
