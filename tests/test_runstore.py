@@ -243,3 +243,18 @@ def test_a_truncated_cell_file_makes_the_sweep_compute_the_cell_again(tmp_path):
     result = cache.fill([A], log=logs.append)
     assert result["computed"] == [A] and any("metrics.json" in line and "again" in line for line in logs), logs
     assert json.loads(m.read_text())["mae"] > 0 and runstore.is_finished(cache.cell_dir(*A))
+
+
+def test_a_shipped_run_is_checked_against_its_record_then_published(tmp_path):
+    from test_runner import TINY, _config
+
+    from fdmer_lite.runner import RunSpec, _write_shipped, execute
+    spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
+    result = execute(spec, ship=True)                      # what a Ray node sends back
+    assert "error" not in result and runstore.RECORD in result["files"]
+    forged = dict(result["files"], **{"metrics.json": b'{"mae": 0.0}'})
+    with pytest.raises(runstore.RunCorrupt, match="metrics.json"):
+        _write_shipped(spec, forged)
+    assert not spec.path.exists()
+    _write_shipped(spec, result["files"])
+    assert spec.is_complete() and (spec.path / "run.json").is_file() and "mae" in spec.metrics()
