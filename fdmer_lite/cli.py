@@ -7,7 +7,9 @@
     fdmer-lite data inspect PATH
 
 Bad input stops with one message naming the file, the field and what was expected, and exit
-status 2.
+status 2: bad data, a bad option (checked before any work, ``fdmer_lite.options``), an ``--out``
+that cannot take a run, a non-finite loss (the message says what was kept, and where). Ctrl-C
+prints one line and exits with 130; finished runs are kept, unfinished ones never published.
 """
 
 from __future__ import annotations
