@@ -51,6 +51,7 @@ import csv
 import io
 import json
 import math
+import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -58,7 +59,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paper
+from . import paper, runstore
 from .config import MODALITIES, Config
 from .runner import DataSpec, RunReport, RunSpec, run_all
 
@@ -288,7 +289,7 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
         "runs": [{"variant": r.variant, "seed": r.seed, "note": r.note,
                   "run_id": r.spec.run_id if r.spec else None} for r in runs],
     }
-    (out_dir / "ablation.json").write_text(json.dumps(manifest, indent=2, default=str))
+    runstore.write_json(out_dir / "ablation.json", json.loads(json.dumps(manifest, default=str)))
     specs = [r.spec for r in runs if r.spec is not None]
     report = run_all(specs, workers=workers, ray_address=ray_address, progress=progress,
                      desc="ablation runs")
@@ -298,11 +299,17 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
     return result
 
 
+def _write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)                                  # never half a table, never via a symlink
+
+
 def load_ablation(out_dir: str | Path) -> AblationResult:
     """Rebuild the tables from the run directories in ``out_dir`` (finished runs only) and write
     ``table.csv`` and ``table.md`` again. Works on cached results, without training."""
     out_dir = Path(out_dir)
-    manifest = json.loads((out_dir / "ablation.json").read_text())
+    manifest = runstore.read_json(out_dir / "ablation.json")
     runs = []
     for r in manifest["runs"]:
         spec = None
@@ -312,8 +319,8 @@ def load_ablation(out_dir: str | Path) -> AblationResult:
         runs.append(PlannedRun(r["variant"], r["seed"], spec, r.get("note", "")))
     rows = summarise(runs, [BY_KEY[k] for k in manifest["variants"]])
     md = to_markdown(rows, manifest)
-    (out_dir / "table.csv").write_text(to_csv(rows))
-    (out_dir / "table.md").write_text(md + "\n")
+    _write_text(out_dir / "table.csv", to_csv(rows))
+    _write_text(out_dir / "table.md", md + "\n")
     return AblationResult(rows, runs, None, out_dir, md)
 
 
@@ -338,9 +345,9 @@ def summarise(runs: Sequence[PlannedRun], variants: Sequence[Variant]) -> list[d
         per_metric: dict[str, list[float]] = {}
         seeds = []
         for r in mine:
-            if r.spec is None or not r.spec.is_complete():
+            if r.spec is None or not r.spec.is_complete():   # finished and intact, else left out
                 continue
-            m = r.spec.metrics()
+            m = {k: v for k, v in r.spec.metrics().items() if v is not None}
             if "mae" in m and m.get("bayes_mae"):
                 m["mae_over_bayes"] = m["mae"] / m["bayes_mae"]
             for k, val in m.items():

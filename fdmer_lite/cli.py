@@ -7,7 +7,9 @@
     fdmer-lite data inspect PATH
 
 Bad input stops with one message naming the file, the field and what was expected, and exit
-status 2.
+status 2: bad data, a bad option (checked before any work, ``fdmer_lite.options``), an ``--out``
+that cannot take a run, a non-finite loss (the message says what was kept, and where). Ctrl-C
+prints one line and exits with 130; finished runs are kept, unfinished ones never published.
 """
 
 from __future__ import annotations
@@ -30,8 +32,15 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a bad option is one line (the option and what was expected) and exit 2."""
+
+    def error(self, message: str):
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
+    parser = _Parser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     demo = sub.add_parser("demo", help="train on the known-factor benchmark and write a report")
@@ -139,11 +148,23 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
 
 
 def cmd_train(args) -> int:
+    from .options import check_training_options
+    from .runstore import check_target
     from .train import run_experiment
+    check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
+                           modalities=args.modalities, seed=args.seed)
+    check_target(Path(args.out or f"runs/train-{args.dataset}"))
     cfg = configure(args)
     data = load_data(args, cfg)
+    from .data.base import overlap_warning
     out = Path(args.out or f"runs/train-{args.dataset}")
     print(data.summary())
+    shared = overlap_warning(data)
+    if shared:
+        print(f"fdmer-lite: warning: {shared}", file=sys.stderr)
+    from .train import data_treatments
+    for key, value in data_treatments(data).items():
+        print(f"data treatment: {key}: {value}")
     print(f"preset {cfg.name}, modalities {cfg.model.modalities}, beta {cfg.loss.beta}, "
           f"gamma {cfg.loss.gamma}, writing to {out}")
     metrics = run_experiment(cfg, data, out)
@@ -218,11 +239,12 @@ def cmd_demo(args) -> int:
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .shipped import demo_contrast
+    from .runstore import check_target
     from .train import Trainer, data_fingerprint, run_experiment
 
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
-    out = Path(args.out or ("runs/demo-fast" if fast else "runs/demo"))   # FAST never overwrites a full run
+    out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
     start = time.perf_counter()
     data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
@@ -271,13 +293,14 @@ def _floats(items, name: str) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from . import sweep
+    from .options import check_root, check_training_options
     from .viz import PROJECTION_METHODS
+    check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
     spec = sweep.default_spec(fast=args.fast or fast_mode(), kind=args.kind, seed=args.seed)
     fast = spec.preset == "fast"
     betas = _floats(args.beta, "beta") if args.beta else list(sweep.default_values(fast))
     gammas = _floats(args.gamma, "gamma") if args.gamma else list(sweep.default_values(fast))
-    for v in betas + gammas:
-        sweep.format_value(v)                             # finite and >= 0, or a clear error
+    check_training_options(beta=betas, gamma=gammas, seed=args.seed, workers=args.workers, min_workers=1)
     projections = [p.strip() for p in args.projections.split(",") if p.strip()]
     bad = [p for p in projections if p not in PROJECTION_METHODS]
     if bad:
@@ -286,10 +309,11 @@ def cmd_sweep(args) -> int:
         center = _floats([args.center], "center")
         if len(center) != 2:
             raise ValueError(f"--center: expected beta,gamma, got {args.center!r}")
+        check_training_options(beta=center[0], gamma=center[1])
         cells = sweep.cross(betas, gammas, center=(center[0], center[1]))
     else:
         cells = sweep.grid(betas, gammas)
-    root = Path(args.cache) if args.cache else sweep.default_cache_dir(spec)
+    root = check_root(Path(args.cache) if args.cache else sweep.default_cache_dir(spec), "--cache")
     cache = sweep.SweepCache(root, spec)
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
@@ -307,6 +331,7 @@ def cmd_sweep(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
+    from .options import check_root, check_training_options
     from .runner import DataSpec
     if args.list:
         for v in VARIANTS:
@@ -318,8 +343,9 @@ def cmd_ablate(args) -> int:
         raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
+    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
     cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
-    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs else {})})
+    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
@@ -327,7 +353,7 @@ def cmd_ablate(args) -> int:
         label = f"synthetic-{args.kind}"
     else:
         data = DataSpec(args.dataset, args.data)
-    out = Path(args.out or f"runs/ablate-{label}")
+    out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
                        threads=args.threads, ray_address=args.ray_address, dataset_label=label)
@@ -345,11 +371,21 @@ def cmd_ablate(args) -> int:
 
 def cmd_data_inspect(args) -> int:
     from .data.inspect import inspect_path
-    print(inspect_path(args.path))
+    report = inspect_path(args.path)
+    print(report)
+    lines = [line.strip() for line in report.splitlines()]
+    for line in lines:
+        if line.startswith("WARNING: "):
+            print(f"fdmer-lite: warning: {line[len('WARNING: '):]}", file=sys.stderr)
+    refused = [line for line in lines if line.startswith("loads: NO -- ")]
+    if refused and "loads: OK" not in lines:                # described, but it does not load
+        print(f"fdmer-lite: error: {refused[0][len('loads: NO -- '):]}", file=sys.stderr)
+        return EXIT_BAD_INPUT
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    from .train import NonFiniteLoss
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
@@ -367,6 +403,17 @@ def main(argv: list[str] | None = None) -> int:
         return EXIT_BAD_INPUT
     except ValueError as err:                            # bad option values (device, preset, ...)
         print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except NonFiniteLoss as err:                         # says what was kept, and where
+        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        print("fdmer-lite: interrupted; finished runs are kept, unfinished ones were discarded "
+              "(run the same command again to resume)", file=sys.stderr)
+        return 130
+    except OSError as err:                               # --out: read-only, full disk, ...
+        where = f"{err.filename}: " if getattr(err, "filename", None) else ""
+        print(f"fdmer-lite: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
     return 1
 

@@ -145,24 +145,31 @@ def lesson_run(name: str, config: Config, data, *, retrain: bool = False,
     A checkpoint that no longer fits the model (the library changed since it was written) is
     retrained rather than failing.
     """
-    from .train import train_or_load
+    from . import runstore
+    from .train import NonFiniteLoss, train_or_load
 
     path = runs_dir() / name
     start = time.perf_counter()
-    saved = path / "config.json"
-    had_run = (not retrain and (path / "model.pt").is_file() and saved.is_file()
-               and json.loads(saved.read_text()).get("config") == config.to_dict())
+    had_run = False
+    if not retrain and runstore.is_finished(path):         # finished and intact, never a failed run
+        try:
+            had_run = runstore.read_json(path / "config.json").get("config") == \
+                json.loads(runstore.dumps(config.to_dict()))
+        except (OSError, ValueError, AttributeError):
+            had_run = False
+    record_before = (path / runstore.RECORD).read_bytes() if had_run else None
     try:
         trainer = train_or_load(config, data, path, retrain=retrain)
+    except NonFiniteLoss:                                   # retraining would fail the same way
+        raise
     except (RuntimeError, ValueError, KeyError) as err:     # stale checkpoint from older code
         if verbose:
             print(f"{path}: cannot reuse the saved run ({type(err).__name__}); retraining")
         trainer = train_or_load(config, data, path, retrain=True)
         had_run = False
     seconds = time.perf_counter() - start
-    metrics_file = path / "metrics.json"
-    metrics = json.loads(metrics_file.read_text()) if metrics_file.is_file() else {}
-    loaded = had_run
+    metrics = runstore.read_json(path / "metrics.json")    # the run just published or loaded
+    loaded = had_run and (path / runstore.RECORD).read_bytes() == record_before   # not republished
     if verbose:
         how = "loaded" if loaded else f"trained ({len(trainer.history)} epochs)"
         print(f"run {name!r}: {how} in {seconds:.1f} s on {trainer.device}; files in {path}")

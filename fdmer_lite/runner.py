@@ -18,9 +18,13 @@ not the arrays themselves) and a deterministic directory ``<root>/<name>-<hash>`
 covers the configuration and the data spec. The same run therefore always lands in the same
 place, and a changed configuration never overwrites an old result.
 
-Resuming. ``train.run_experiment`` writes ``metrics.json`` last and atomically, so a directory with
-``metrics.json`` is a finished run and is never redone. A directory without it is what an
-interrupted or failed run left behind; it is wiped and the run starts again from scratch.
+Resuming. ``train.run_experiment`` writes a run into a partial folder and publishes it in one
+rename with its completion record ``complete.json`` (``fdmer_lite.runstore``), so a directory whose
+files match that record is a finished run and is never redone. Anything else (a failed run's
+``error.txt``, a truncated ``metrics.json`` or ``model.pt``) is wiped and the run starts again.
+Each run holds a lock on its folder while it trains: two commands on one folder never train the
+same run twice (the second waits, then reuses the first one's result). Local worker processes
+die with the process that started them (``PR_SET_PDEATHSIG`` on Linux, and a watchdog thread).
 
 The engines give the same numbers: every run seeds itself from its configuration and sets its
 own torch thread count (part of the spec), whatever process or machine it lands on.
@@ -42,9 +46,10 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from . import runstore
 from .config import Config
 
-COMPLETE_MARKER = "metrics.json"        # written last, atomically, by train.run_experiment
+COMPLETE_MARKER = runstore.RECORD       # written last, by runstore.seal, before the publishing rename
 SPEC_FILE = "run.json"
 ERROR_FILE = "error.txt"
 
@@ -117,10 +122,13 @@ class RunSpec:
         return Path(self.out_dir)
 
     def is_complete(self) -> bool:
-        return (self.path / COMPLETE_MARKER).is_file()
+        """A finished run whose files match their record (``runstore.read_finished``)."""
+        return runstore.is_finished(self.path)
 
     def metrics(self) -> dict:
-        return json.loads((self.path / COMPLETE_MARKER).read_text())
+        """The finished run's ``metrics.json``; ``RunCorrupt`` naming the file otherwise."""
+        runstore.read_finished(self.path)
+        return runstore.read_json(self.path / "metrics.json")
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
@@ -154,17 +162,16 @@ class RunReport:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
+    runstore.write_json(path, obj)
 
 
 def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
     """Train one run. Runs in a worker process, a Ray task, or this process.
 
-    ``ship=False`` writes straight into ``spec.out_dir`` (same machine). ``ship=True`` trains in a
-    temporary folder and returns the files' bytes, for the caller to write (Ray nodes).
-    Never raises: a failure comes back as ``{"error": traceback}``.
+    ``ship=False`` publishes straight into ``spec.out_dir`` (same machine), holding the folder's
+    lock: a run another process finished meanwhile is reused, not redone (``"reused": True``).
+    ``ship=True`` trains in a temporary folder and returns the files' bytes, for the caller to
+    verify and publish (Ray nodes). Never raises: a failure comes back as ``{"error": traceback}``.
     """
     import torch
 
@@ -175,22 +182,26 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
     tmp = None
     try:
         torch.set_num_threads(spec.threads)
-        data = spec.data.load()
-        config = Config.from_dict(spec.config)
+        record = {**spec.to_dict(), "host": socket.gethostname(), "pid": os.getpid()}
+        start = time.perf_counter()
         if ship:
             tmp = Path(tempfile.mkdtemp(prefix="fdmer-run-"))
-            target = tmp
+            target = tmp / "run"
+            metrics = run_experiment(Config.from_dict(spec.config), spec.data.load(), target,
+                                     extra={SPEC_FILE: record})
         else:
             target = spec.path
-            target.mkdir(parents=True, exist_ok=True)
-        _write_json(target / SPEC_FILE, {**spec.to_dict(), "host": socket.gethostname(),
-                                         "pid": os.getpid()})
-        start = time.perf_counter()
-        metrics = run_experiment(config, data, target)
+            with runstore.locked(target):
+                if runstore.is_finished(target):            # another command finished it first
+                    return {"run_id": spec.run_id, "metrics": spec.metrics(), "seconds": 0.0,
+                            "host": socket.gethostname(), "reused": True}
+                metrics = run_experiment(Config.from_dict(spec.config), spec.data.load(), target,
+                                         extra={SPEC_FILE: record}, lock=False)
         result = {"run_id": spec.run_id, "metrics": metrics, "seconds": time.perf_counter() - start,
                   "host": socket.gethostname()}
         if ship:
-            result["files"] = {p.name: p.read_bytes() for p in target.iterdir() if p.is_file()}
+            result["files"] = {p.relative_to(target).as_posix(): p.read_bytes()
+                               for p in target.rglob("*") if p.is_file()}
         return result
     except Exception:                                     # reported, never raised across processes
         return {"run_id": spec.run_id, "error": traceback.format_exc()}
@@ -201,20 +212,37 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
 
 
 def _write_shipped(spec: RunSpec, files: dict[str, bytes]) -> None:
-    """Write a run that came back from another machine; the completion marker goes last."""
-    spec.path.mkdir(parents=True, exist_ok=True)
-    for name in sorted(files, key=lambda n: n == COMPLETE_MARKER):
-        tmp = spec.path / (name + ".tmp")
-        tmp.write_bytes(files[name])
-        tmp.replace(spec.path / name)
+    """Publish a run that came back from another machine: written aside, checked against its own
+    completion record, then renamed into place."""
+    with runstore.locked(spec.path):
+        tmp = runstore.partial_dir(spec.path)
+        try:
+            for name, blob in files.items():
+                path = tmp / name
+                if ".." in Path(name).parts or Path(name).is_absolute():
+                    raise runstore.RunCorrupt(spec.run_id, name, "a file name inside the run", name)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(blob)
+            runstore.read_finished(tmp)                     # every file as recorded
+            runstore.publish(tmp, spec.path)
+        finally:
+            runstore.discard(tmp)
 
 
 def prepare(spec: RunSpec) -> bool:
-    """True if the run must be done. A finished run is kept; a partial one is wiped."""
+    """True if the run must be done. A finished, intact run is kept; anything else there (a
+    failed run, an interrupted one, files that no longer match their record) is wiped."""
     if spec.is_complete():
         return False
-    if spec.path.exists():
-        shutil.rmtree(spec.path)
+    try:
+        with runstore.locked(spec.path, wait=False):
+            runstore.clean_stale(spec.path)
+            if spec.is_complete():                         # finished while we looked
+                return False
+            if spec.path.exists() and runstore.replaceable(spec.path):
+                shutil.rmtree(spec.path)
+    except BlockingIOError:                                # another command is training it:
+        pass                                               # execute() waits for it, then reuses
     return True
 
 
@@ -258,12 +286,13 @@ def run_all(specs: list[RunSpec], *, workers: int | None = None, ray_address: st
             spec = todo[i]
             if error is not None or "error" in result:
                 report.failed[spec.run_id] = error or result["error"]
-                spec.path.mkdir(parents=True, exist_ok=True)
-                (spec.path / ERROR_FILE).write_text(report.failed[spec.run_id])
+                if not spec.is_complete():                 # never mark a finished run failed
+                    spec.path.mkdir(parents=True, exist_ok=True)
+                    (spec.path / ERROR_FILE).write_text(report.failed[spec.run_id])
             else:
                 if "files" in result:
                     _write_shipped(spec, result["files"])
-                report.ran.append(spec.run_id)
+                (report.skipped if result.get("reused") else report.ran).append(spec.run_id)
             if bar is not None:
                 bar.update(1)
                 bar.set_postfix(failed=len(report.failed))
@@ -310,10 +339,70 @@ def map_unordered(fn, items: list, *, workers: int | None = None, ray_address: s
         yield from _map_processes(fn, items, min(workers or default_workers(), len(items)))
 
 
-def _map_processes(fn, items: list, workers: int):
+def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Make this (worker) process end when ``parent_pid`` does, even after a ``kill -9`` of the
+    parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and everywhere a daemon thread that
+    polls ``os.getppid()`` and exits when the worker has been re-parented. A worker that dies
+    this way leaves only a partial folder, which the next command deletes."""
+    import signal
+    import sys
+    import threading
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:                          # the parent died before prctl
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)            # Ctrl-C is the parent's to handle
+
+    def watch():
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+    threading.Thread(target=watch, name="fdmer-parent-watchdog", daemon=True).start()
+
+
+def worker_pool(workers: int) -> cf.ProcessPoolExecutor:
+    """A spawned process pool whose workers die with this process (:func:`die_with_parent`)."""
     ctx = multiprocessing.get_context("spawn")         # fresh interpreters: safe with torch threads
-    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
-        futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+    return cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                                  initargs=(os.getpid(),))
+
+
+def submit_all(pool: cf.ProcessPoolExecutor, fn, items: list) -> list:
+    """``pool.submit(fn, item)`` for every item, with Ctrl-C ignored while the workers start: a
+    spawned worker inherits that across ``exec``, so a Ctrl-C is the parent's alone (one line,
+    then :func:`stop_pool`), never a traceback from a worker half-way through its imports."""
+    import signal
+    import threading
+    main = threading.current_thread() is threading.main_thread()
+    before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+    try:
+        return [pool.submit(fn, item) for item in items]
+    finally:
+        if main:
+            signal.signal(signal.SIGINT, before)
+
+
+def stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers (Ctrl-C, an error, the caller stopping
+    early): their unfinished runs are partial folders, deleted by the next command."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        try:
+            p.kill()
+        except (OSError, AttributeError):
+            pass
+
+
+def _map_processes(fn, items: list, workers: int):
+    with worker_pool(workers) as pool:
+        futures = {fut: i for i, fut in enumerate(submit_all(pool, fn, items))}
         try:
             for fut in cf.as_completed(futures):
                 try:
@@ -321,7 +410,7 @@ def _map_processes(fn, items: list, workers: int):
                 except Exception:                       # the worker process itself died
                     yield futures[fut], None, traceback.format_exc()
         except BaseException:                           # Ctrl-C or the caller stopped early
-            pool.shutdown(wait=False, cancel_futures=True)
+            stop_pool(pool)
             raise
 
 
@@ -338,13 +427,20 @@ def _map_ray(fn, items: list, address: str, cpus: list[int]):
         task = ray.remote(max_retries=0)(fn)
         index = {task.options(num_cpus=c).remote(item): i for i, (item, c) in enumerate(zip(items, cpus))}
         pending = list(index)
-        while pending:
-            done, pending = ray.wait(pending, num_returns=1)
-            for ref in done:
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        yield index[ref], ray.get(ref), None
+                    except Exception:                   # the task or its node died
+                        yield index[ref], None, traceback.format_exc()
+        finally:                                        # Ctrl-C or an error here: stop the rest
+            for ref in pending:
                 try:
-                    yield index[ref], ray.get(ref), None
-                except Exception:                       # the task or its node died
-                    yield index[ref], None, traceback.format_exc()
+                    ray.cancel(ref, force=True)
+                except Exception:                       # already finished or gone
+                    pass
     finally:
         if started_here:
             ray.shutdown()

@@ -29,7 +29,12 @@ On-disk layout (the *cache*)::
                                       psi_names, prediction, labels, ids, modalities
         projections/index.json        which 2-D projections (t-SNE, UMAP, PCA) are present
         projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P)
-        cell.json                     beta, gamma, seconds, finished time: written last
+        cell.json                     beta, gamma, seconds, finished time
+        complete.json                 size and sha256 of every file above (not projections/):
+                                      written last (fdmer_lite.runstore); a cell without it, or
+                                      whose files do not match it, is not finished
+      .locks/beta=0.02_gamma=0.02.lock   held (fcntl.flock) while a process computes the cell:
+                                      a second process waits, then reuses the finished cell
       .partial-beta=0.2_gamma=0.02-<pid>-<random>/
                                       a cell being computed. It is renamed to its final name only
                                       when complete, so an interrupted cell leaves no finished
@@ -56,13 +61,13 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from . import __version__
+from . import __version__, runstore
 from .config import Config, fast_mode, get_preset
 
 SPEC_FILE = "spec.json"
@@ -258,9 +263,7 @@ class CellResult:
 
 
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")   # unique per writer
-    tmp.write_text(json.dumps(obj, indent=2, default=float))
-    tmp.replace(path)
+    runstore.write_json(path, obj)                      # strict JSON, unique temp file per writer
 
 
 def _pid_alive(pid: int) -> bool:
@@ -323,7 +326,7 @@ def _check_fingerprint(root: Path, data) -> str:
     with _SPEC_LOCK:
         fingerprint = data.fingerprint()                # computed once per data object
         spec_file = root / SPEC_FILE
-        content = json.loads(spec_file.read_text())
+        content = runstore.read_json(spec_file)
         saved = content.get("data_fingerprint")
         if saved is None:
             content["data_fingerprint"] = fingerprint
@@ -351,8 +354,30 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
     root = Path(root)
     name = cell_name(beta, gamma)
     final = root / name
-    if (final / CELL_FILE).is_file():
-        return json.loads((final / CELL_FILE).read_text())
+    report = progress or (lambda done, total, msg: None)
+    with runstore.locked(final, on_wait=lambda msg: report(0, 1, msg)):   # one writer per cell
+        if _cell_intact(final):
+            return runstore.read_json(final / CELL_FILE)
+        return _compute_cell(root, spec, beta, gamma, projections=projections, device=device,
+                             threads=threads, progress=progress)
+
+
+def _cell_intact(cell_dir: Path) -> bool:
+    try:
+        runstore.read_finished(cell_dir)
+        runstore.read_json(cell_dir / CELL_FILE)
+        return True
+    except (OSError, runstore.RunCorrupt):
+        return False
+
+
+def _compute_cell(root: Path, spec: SweepSpec, beta: float, gamma: float, *, projections, device,
+                  threads, progress) -> dict:
+    from .analysis import extract_representations
+    from .train import run_experiment
+
+    name = cell_name(beta, gamma)
+    final = root / name
     projections = tuple(projections)
     cfg = spec.config(beta, gamma, device=device)
     total = cfg.train.epochs + 2 + len(projections)            # epochs, scores, extraction, projections
@@ -369,7 +394,7 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
             epochs = cfg.train.epochs
             trainer = _reporting_trainer(cfg, data, on_epoch=lambda e: report(e, total, f"trained epoch {e}/{epochs}"))
             report(0, total, f"training (epoch 1/{epochs})")
-            metrics = run_experiment(cfg, data, tmp, trainer=trainer)      # + baselines and scores
+            metrics = run_experiment(cfg, data, tmp, trainer=trainer, publish=False)   # + baselines, scores
             report(epochs + 1, total, "representations")
             reps = extract_representations(trainer.model, data, "test", device=trainer.device)
             save_representations(reps, tmp / REPS_FILE)
@@ -381,13 +406,8 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
                 "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
                 "fdmer_lite": __version__}
         _write_json(tmp / CELL_FILE, info)
-        try:
-            tmp.rename(final)                                  # atomic publish
-        except OSError:
-            if not (final / CELL_FILE).is_file():              # not a finished twin: a real error
-                raise
-            shutil.rmtree(tmp, ignore_errors=True)
-            return json.loads((final / CELL_FILE).read_text())
+        runstore.seal(tmp, {"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
+        runstore.publish(tmp, final)                           # one rename (under the cell's lock)
         report(total, total, "done")
         return info
     except BaseException:
@@ -454,11 +474,15 @@ def run_cells(tasks: list[tuple], workers: int = 1):
         for task in tasks:
             yield _cell_task(task)
         return
-    import multiprocessing
-    with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("spawn")) as pool:
-        futures = [pool.submit(_cell_task, t) for t in tasks]
-        for fut in as_completed(futures):
-            yield fut.result()
+    from .runner import stop_pool, submit_all, worker_pool         # workers die with this process
+    with worker_pool(workers) as pool:
+        futures = submit_all(pool, _cell_task, tasks)
+        try:
+            for fut in as_completed(futures):
+                yield fut.result()
+        except BaseException:                                      # Ctrl-C: stop, do not wait
+            stop_pool(pool)
+            raise
 
 
 # ---------------------------------------------------------------- the cache
@@ -477,10 +501,10 @@ class SweepCache:
         if spec is None:
             if not spec_file.is_file():
                 raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
-            spec = SweepSpec.from_dict(json.loads(spec_file.read_text())["spec"])
+            spec = SweepSpec.from_dict(runstore.read_json(spec_file)["spec"])
         self.spec = spec
         if spec_file.is_file():
-            saved = json.loads(spec_file.read_text()).get("spec")
+            saved = runstore.read_json(spec_file).get("spec")
             if saved != spec.to_dict():
                 diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
                               if (saved or {}).get(k) != spec.to_dict().get(k))
@@ -497,14 +521,17 @@ class SweepCache:
         return self.root / cell_name(beta, gamma)
 
     def has(self, beta: float, gamma: float) -> bool:
-        return (self.cell_dir(beta, gamma) / CELL_FILE).is_file()
+        """Whether the cell is finished: ``cell.json`` and its completion record are there
+        (:meth:`fill` also checks every file against that record)."""
+        d = self.cell_dir(beta, gamma)
+        return (d / CELL_FILE).is_file() and (d / runstore.RECORD).is_file()
 
     def finished(self) -> list[tuple[float, float]]:
         """Every finished cell, sorted by (beta, gamma)."""
         out = []
         for d in self.root.iterdir():
             key = parse_cell_name(d.name)
-            if key is not None and (d / CELL_FILE).is_file():
+            if key is not None and (d / CELL_FILE).is_file() and (d / runstore.RECORD).is_file():
                 out.append(key)
         return sorted(out)
 
@@ -524,9 +551,10 @@ class SweepCache:
             self._memory.move_to_end(name)
             return self._memory[name]
         d = self.root / name
-        if not (d / CELL_FILE).is_file():
+        if not self.has(beta, gamma):
             raise KeyError(f"{d}: no finished cell for beta={format_value(beta)}, gamma={format_value(gamma)}")
-        read = lambda f: json.loads((d / f).read_text())       # noqa: E731
+        runstore.read_finished(d, hashes=False)                  # sizes as recorded, or RunCorrupt
+        read = lambda f: runstore.read_json(d / f)               # noqa: E731
         cell = CellResult(beta=float(beta), gamma=float(gamma), path=d, metrics=read("metrics.json"),
                           history=read("history.json"), config=read("config.json"), info=read(CELL_FILE),
                           reps=load_representations(d / REPS_FILE))
@@ -585,6 +613,16 @@ class SweepCache:
         removed = self.clean_partials()
         if removed:
             log(f"removed {len(removed)} interrupted cell(s): {', '.join(p.name for p in removed)}")
+        for b, g in dict.fromkeys(cells):                     # finished, but intact?
+            d = self.cell_dir(b, g)
+            if self.has(b, g) and not _cell_intact(d):
+                try:
+                    runstore.read_finished(d)
+                    runstore.read_json(d / CELL_FILE)
+                except (OSError, runstore.RunCorrupt) as err:
+                    log(f"{d.name}: {err}; computing it again")
+                self._memory.pop(d.name, None)
+                (d / runstore.RECORD).unlink(missing_ok=True)   # no longer finished
         todo = self.missing(cells)
         todo_names = {cell_name(b, g) for b, g in todo}
         skipped = [c for c in dict.fromkeys(cells) if cell_name(*c) not in todo_names]

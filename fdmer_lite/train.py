@@ -4,7 +4,9 @@
 ``evaluate(split)`` gives the field's metrics and every loss term; ``save``/``load`` write and read
 a checkpoint (read back with ``torch.load(weights_only=True)``: no code can run from it).
 ``train_or_load`` lets later notebooks reuse a run instead of retraining, and ``run_experiment``
-writes a whole run (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``) to a folder.
+writes a whole run (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, and last the
+completion record ``complete.json``) to a folder, published in one rename (``fdmer_lite.runstore``):
+a failed or interrupted run is never found there and never reused.
 
 Devices: ``auto`` picks CUDA, then Apple's MPS, then the CPU. Mixed precision (float16 autocast
 with a gradient scaler) is used on CUDA only; pinned host memory makes the copies to the GPU
@@ -13,6 +15,7 @@ asynchronous.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import math
@@ -25,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from . import runstore
 from .config import Config
 from .data.base import MultimodalData, make_loader
 from .losses import TERMS, fdmer_objective
@@ -281,12 +285,16 @@ class Trainer:
 
     # -- checkpoints --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
+        """Write the checkpoint through a temporary file and ``os.replace``: a symlink planted at
+        ``path`` is replaced, never written through."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         torch.save({"model_state": self.model.state_dict(), "config": self.config.to_dict(),
                     "widths": self.data.widths, "output_dim": self.data.output_dim,
                     "max_len": max(self.data.seq_lengths.values()), "best_epoch": self.best_epoch},
-                   path)
+                   tmp)
+        os.replace(tmp, path)
         return path
 
     def load(self, path: str | Path) -> None:
@@ -307,19 +315,52 @@ def load_checkpoint(path: str | Path) -> dict:
 
 
 def train_or_load(config: Config, data: MultimodalData, out_dir: str | Path, *, retrain: bool = False) -> Trainer:
-    """Load the run in ``out_dir`` when its config matches, otherwise train and save it there."""
-    out_dir = Path(out_dir)
+    """Load the finished run in ``out_dir`` when its config and data match, otherwise train and
+    publish it there.
+
+    Only a run that :func:`fdmer_lite.runstore.read_finished` accepts is loaded: a folder left by a
+    failed or interrupted run, or one whose files do not match their record (a truncated
+    ``model.pt``, an edited ``metrics.json``), is retrained, with a warning naming the file.
+    Two processes on one folder: the second waits for the first and then loads its run.
+    """
+    out_dir = runstore.check_target(out_dir, "out_dir")
     trainer = Trainer(config, data)
-    ckpt, saved_cfg = out_dir / CHECKPOINT, out_dir / "config.json"
-    if not retrain and ckpt.is_file() and saved_cfg.is_file():
-        saved = json.loads(saved_cfg.read_text())
-        if saved.get("config") == config.to_dict() and saved.get("fingerprint") == data_fingerprint(data):
-            trainer.load(ckpt)
-            hist = out_dir / "history.json"
-            trainer.history = json.loads(hist.read_text()) if hist.is_file() else []
-            return trainer
-    run_experiment(config, data, out_dir, trainer=trainer)
+    with runstore.locked(out_dir):
+        if not retrain and out_dir.is_dir():
+            loaded = _load_finished(trainer, config, data, out_dir)
+            if loaded:
+                return trainer
+        _publish_run(config, data, out_dir, trainer)
     return trainer
+
+
+def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, out_dir: Path) -> bool:
+    """Load the run in ``out_dir`` into ``trainer`` if it is finished, intact and matching."""
+    import warnings
+    try:
+        runstore.read_finished(out_dir)
+        saved = runstore.read_json(out_dir / "config.json")
+    except FileNotFoundError:
+        return False
+    except runstore.RunCorrupt as err:
+        if (out_dir / runstore.RECORD).is_file() or (out_dir / CHECKPOINT).is_file():
+            warnings.warn(f"not reusing the run in {out_dir}: {err}; retraining", stacklevel=3)
+        return False
+    if (not isinstance(saved, dict) or saved.get("config") != json.loads(runstore.dumps(config.to_dict()))
+            or saved.get("fingerprint") != plain_fingerprint(data)):
+        return False
+    try:
+        trainer.load(out_dir / CHECKPOINT)
+    except Exception as err:                        # matches its record, yet does not load
+        raise runstore.RunCorrupt(str(out_dir / CHECKPOINT), "model_state",
+                                  "a checkpoint of this model", f"{type(err).__name__}: {err}") from None
+    trainer.history = runstore.read_json(out_dir / "history.json")
+    return True
+
+
+def plain_fingerprint(data: MultimodalData) -> dict:
+    """:func:`data_fingerprint` as it reads back from strict JSON."""
+    return json.loads(runstore.dumps(data_fingerprint(data)))
 
 
 def data_fingerprint(data: MultimodalData) -> dict:
@@ -336,34 +377,94 @@ def data_fingerprint(data: MultimodalData) -> dict:
     return fp
 
 
+TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1", "nonzero_padding",
+                  "truncated_segments", "truncated_utterances", "truncated_samples", "dropped", "videos_dropped",
+                  "segments_without_words", "words_without_frames")
+
+
+def data_treatments(data: MultimodalData) -> dict:
+    """What the loader changed in the data (non-finite values zeroed, lengths set, samples dropped
+    ...), from ``data.info``: recorded in ``metrics.json`` and printed by ``fdmer-lite train``."""
+    return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
+
+
 def _write_json(path: Path, obj) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, default=float))
-    tmp.replace(path)                                   # never leave a half-written file
+    runstore.write_json(path, obj)                       # strict JSON, never half-written
 
 
 def run_experiment(config: Config, data: MultimodalData, out_dir: str | Path, *,
-                   trainer: Trainer | None = None, scores: bool = True) -> dict:
+                   trainer: Trainer | None = None, scores: bool = True, publish: bool = True,
+                   extra: dict | None = None, lock: bool = True) -> dict:
     """Train, test the best-on-validation checkpoint, and write the run's files into ``out_dir``.
 
     On the known-factor benchmark the metrics also hold the reference MAEs (``bayes_mae``,
     ``mean_mae``, ``ridge_mae``) and the disentanglement scores of ``analysis``.
+
+    ``publish=True`` (default): the files are written into a partial folder beside ``out_dir``,
+    sealed with ``complete.json`` and renamed to ``out_dir`` in one step (``fdmer_lite.runstore``);
+    a failure leaves the previous run there untouched. ``publish=False`` writes straight into
+    ``out_dir``, a private folder the caller seals and publishes itself (the sweep's cells).
+    ``extra``: more JSON files to write into the run, ``{name: content}``. ``lock=False``: the
+    caller already holds ``runstore.locked(out_dir)``.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     trainer = trainer or Trainer(config, data)
+    if not publish:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        return _write_run(config, data, out_dir, trainer, scores, extra)
+    runstore.check_target(out_dir, "out_dir")
+    with runstore.locked(out_dir) if lock else contextlib.nullcontext():
+        return _publish_run(config, data, out_dir, trainer, scores=scores, extra=extra)
+
+
+def _publish_run(config: Config, data: MultimodalData, out_dir: Path, trainer: Trainer, *,
+                 scores: bool = True, extra: dict | None = None) -> dict:
+    """Train into a partial folder and publish it as ``out_dir``; on a non-finite loss keep the
+    best checkpoint (if an epoch finished) in ``<out_dir>.failed``, never under ``out_dir``."""
+    runstore.clean_stale(out_dir)
+    tmp = runstore.partial_dir(out_dir)
+    try:
+        try:
+            metrics = _write_run(config, data, tmp, trainer, scores, extra)
+        except NonFiniteLoss as err:
+            raise NonFiniteLoss(f"{out_dir} (training on {data.source}): {err} "
+                                f"{_keep_failed(trainer, tmp, out_dir, err)}") from None
+        runstore.seal(tmp, {"kind": "run"})
+        runstore.publish(tmp, out_dir)
+        return metrics
+    finally:
+        runstore.discard(tmp)                           # gone after a publish; else the partial
+
+
+def _keep_failed(trainer: Trainer, tmp: Path, out_dir: Path, err: Exception) -> str:
+    if trainer.best_state is None:
+        return f"Nothing was written to {out_dir}."
+    trainer.save(tmp / CHECKPOINT)                      # the best weights (restored by the trainer)
+    _write_json(tmp / "history.json", trainer.history)
+    runstore.seal(tmp, {"kind": "run", "error": str(err), "best_epoch": trainer.best_epoch}, status="failed")
+    failed = runstore.failed_dir(out_dir)
+    runstore.publish(tmp, failed)
+    return (f"The best checkpoint (epoch {trainer.best_epoch}) is in {failed / CHECKPOINT}, in a folder "
+            f"marked failed ({runstore.FAILED_RECORD}): it is never loaded as a finished run.")
+
+
+def _write_run(config: Config, data: MultimodalData, out_dir: Path, trainer: Trainer, scores: bool,
+               extra: dict | None) -> dict:
     _write_json(out_dir / "config.json", {"config": config.to_dict(), "data": data.name,
                                           "source": str(data.source), "modalities": trainer.data.modalities,
                                           "device": str(trainer.device), "fingerprint": data_fingerprint(data)})
+    for name, content in (extra or {}).items():
+        _write_json(out_dir / name, content)
     start = time.perf_counter()
-    try:
-        trainer.fit()
-    finally:                                            # keep what was learned, even on failure
-        trainer.save(out_dir / CHECKPOINT)
-        _write_json(out_dir / "history.json", trainer.history)
+    trainer.fit()
+    trainer.save(out_dir / CHECKPOINT)
+    _write_json(out_dir / "history.json", trainer.history)
     metrics = trainer.evaluate("test")["metrics"]
     metrics["train_seconds"] = time.perf_counter() - start
     metrics["best_epoch"] = trainer.best_epoch
+    treated = data_treatments(data)
+    if treated:
+        metrics["data_treatments"] = treated
     if "bayes_mae" in data.info or "bayes_acc" in data.info:
         from .data.synthetic import baselines
         if getattr(data, "_baselines", None) is None:       # once per data object, not per run

@@ -81,10 +81,10 @@ def test_cell_names_round_trip_and_reject_bad_weights():
 def test_cache_layout(filled):
     root = filled.root
     assert json.loads((root / "spec.json").read_text())["spec"] == TINY.to_dict()
-    assert {p.name for p in root.iterdir()} == {"spec.json", sw.cell_name(*A), sw.cell_name(*B)}
+    assert {p.name for p in root.iterdir()} == {"spec.json", ".locks", sw.cell_name(*A), sw.cell_name(*B)}
     for beta, gamma in (A, B):
         d = root / sw.cell_name(beta, gamma)
-        for f in RUN_FILES + ("reps.npz", "cell.json", "projections/index.json"):
+        for f in RUN_FILES + ("reps.npz", "cell.json", "projections/index.json", "complete.json"):
             assert (d / f).is_file(), f
         assert len(list((d / "projections").glob("tsne-*.npy"))) == 1
         info = json.loads((d / "cell.json").read_text())
@@ -174,7 +174,7 @@ def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
     assert cli.main(argv) == 0
     assert "2 cell(s) already finished, 0 to compute" in capsys.readouterr().out
     assert cli.main(["sweep", "--dataset", "synthetic", "--beta", "-1", "--cache", str(tmp_path / "c")]) == 2
-    assert "finite and >= 0" in capsys.readouterr().err
+    assert "--beta: expected a finite number >= 0, got -1.0" in capsys.readouterr().err
 
 
 def test_matrix_puts_each_cells_metric_at_its_beta_row_and_gamma_column(filled):

@@ -64,6 +64,9 @@ class Split:
                 raise DataError(source, f, "a 3-d array (N, length, width)", f"shape {x.shape}")
             if x.shape[0] != n:
                 raise DataError(source, f, f"{n} samples (as many as labels)", str(x.shape[0]))
+            if x.shape[1] == 0 or x.shape[2] == 0:
+                raise DataError(source, f, "at least one time step and one feature per step",
+                                f"shape {x.shape} (drop the stream with --modalities instead)")
             if not np.all(np.isfinite(x)):
                 bad = int((~np.isfinite(x)).sum())
                 raise DataError(source, f, "finite values", f"{bad} NaN/inf entries")
@@ -242,3 +245,39 @@ def make_loader(data: MultimodalData, split: str, batch_size: int, shuffle: bool
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=ds.collate,
                       generator=gen, pin_memory=pin_memory, num_workers=num_workers)
+
+
+def _row_digests(split: Split) -> list[bytes]:
+    """One digest per sample of every feature stream (its valid steps as stored)."""
+    out = []
+    mods = sorted(split.features)
+    for i in range(len(split)):
+        h = hashlib.blake2b(digest_size=16)
+        for m in mods:
+            h.update(np.ascontiguousarray(split.features[m][i]).tobytes())
+        out.append(h.digest())
+    return out
+
+
+def shared_samples(data: "MultimodalData", a: str = "train", b: str = "test") -> dict[str, int]:
+    """Samples of split ``a`` that are also in split ``b``: ``{"ids": n, "features": n}`` (the
+    same sample id, or identical features in every stream). A test set that shares samples
+    with the training set measures memory, not generalisation."""
+    sa, sb = data.splits[a], data.splits[b]
+    ids = len({str(i) for i in sa.ids} & {str(i) for i in sb.ids})
+    feats = len(set(_row_digests(sa)) & set(_row_digests(sb))) if len(sa) and len(sb) else 0
+    return {"ids": ids, "features": feats}
+
+
+def overlap_warning(data: "MultimodalData") -> str | None:
+    """One line saying which splits share samples, or None."""
+    parts = []
+    for a, b in (("train", "test"), ("train", "valid"), ("valid", "test")):
+        if a in data.splits and b in data.splits:
+            n = shared_samples(data, a, b)
+            if n["ids"] or n["features"]:
+                parts.append(f"{a} and {b} share {n['ids']} sample id(s) and {n['features']} sample(s) "
+                             "with identical features")
+    if not parts:
+        return None
+    return f"{data.source}: field 'splits': expected disjoint splits, found: " + "; ".join(parts)

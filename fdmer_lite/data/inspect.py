@@ -12,17 +12,20 @@ read through the allow-list unpickler, so inspecting a hostile file runs none of
 
 from __future__ import annotations
 
-import csv
 from pathlib import Path
 
 import numpy as np
 
 from .base import SPLITS, DataError
+from .safe_arrays import check_h5_dataset, load_npy, read_csv
 
 LARGE_BYTES = 512 * 2 ** 20          # folders larger than this are described, not test-loaded
 
 
 def _finite_counts(x: np.ndarray) -> str:
+    if x.dtype.kind == "c":
+        bad = int((~np.isfinite(x)).sum())
+        return f"complex (not usable as features), {bad} non-finite"
     if x.dtype.kind not in "fc":
         return "all finite"
     nan, ninf, pinf = int(np.isnan(x).sum()), int(np.isneginf(x).sum()), int(np.isposinf(x).sum())
@@ -58,8 +61,12 @@ def _try(loader, path) -> str:
         data = loader(path)
     except (DataError, FileNotFoundError) as err:
         return f"loads: NO -- {err}"
+    from .base import overlap_warning
     lines = ["loads: OK"]
     lines += ["  " + s for s in data.summary().splitlines()]
+    shared = overlap_warning(data)
+    if shared:
+        lines.append(f"  WARNING: {shared}")
     for key in ("dataset", "nonfinite_replaced", "zero_lengths_set_to_1", "nonzero_padding", "truncated_segments",
                 "truncated_utterances", "truncated_samples", "dropped", "videos_dropped", "segments_without_words",
                 "words_without_frames", "oov_tokens", "oov_rate", "folds"):
@@ -70,6 +77,19 @@ def _try(loader, path) -> str:
 
 # -- MMSA pickles -------------------------------------------------------------------------------
 
+def _describe_key(key: str, v) -> list[str]:
+    """The report's line(s) for one entry of an MMSA split."""
+    if key in ("id", "raw_text"):
+        return [f"    {key}: {len(v)} entries, e.g. {str(v[0])[:40]!r}" if len(v) else f"    {key}: empty"]
+    if key.endswith("_lengths"):
+        ln = np.asarray(v)
+        return [f"    {key}: min {ln.min()}, max {ln.max()}, zeros {int((ln == 0).sum())}"
+                if ln.size else f"    {key}: empty"]
+    if key.endswith("labels"):
+        return [_describe_array(key, v), f"      {_label_stats(v)}"]
+    return [_describe_array(key, v)]
+
+
 def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
     from . import mmsa
     lines = [f"format: MMSA pickle ({'unaligned' if 'audio_lengths' in raw.get('train', {}) else 'aligned'})"]
@@ -78,20 +98,15 @@ def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
         n = len(part.get("regression_labels", []))
         lines.append(f"  split {s!r}: {n} samples")
         for key in sorted(part):
-            v = part[key]
-            if key in ("id", "raw_text"):
-                lines.append(f"    {key}: {len(v)} entries, e.g. {str(v[0])[:40]!r}" if len(v) else f"    {key}: empty")
-            elif key.endswith("_lengths"):
-                ln = np.asarray(v)
-                lines.append(f"    {key}: min {ln.min()}, max {ln.max()}, zeros {int((ln == 0).sum())}"
-                             if ln.size else f"    {key}: empty")
-            elif key.endswith("labels"):
-                lines.append(_describe_array(key, v))
-                lines.append(f"      {_label_stats(v)}")
-            else:
-                lines.append(_describe_array(key, v))
-    widths = {m: int(np.asarray(raw["train"][k]).shape[-1]) for m, k in mmsa.STREAMS.items()
-              if isinstance(raw.get("train"), dict) and k in raw["train"] and np.asarray(raw["train"][k]).ndim == 3}
+            try:
+                lines += _describe_key(key, part[key])
+            except Exception as err:                       # noqa: BLE001 - a report, not a loader
+                lines.append(f"    {key}: unreadable ({type(err).__name__}: {str(err)[:80]})")
+    try:
+        widths = {m: int(np.asarray(raw["train"][k]).shape[-1]) for m, k in mmsa.STREAMS.items()
+                  if isinstance(raw.get("train"), dict) and k in raw["train"] and np.asarray(raw["train"][k]).ndim == 3}
+    except Exception:                                      # noqa: BLE001 - described above
+        widths = {}
     if widths:
         lines.append(f"  widths (train): {widths}")
         known = [name for name, k in mmsa.KNOWN.items() if all(k['widths'].get(m) == w for m, w in widths.items()
@@ -166,7 +181,12 @@ def _inspect_csd(path: Path) -> list[str]:
         dtypes = set()
         for vid in vids:
             g = cs.data[vid]
+            if not hasattr(g, "keys") or "features" not in g or "intervals" not in g:
+                raise DataError(str(path), f"{cs.root}/data/{vid}", "a group holding 'features' and 'intervals'",
+                                type(g).__name__)
             f = g["features"]
+            check_h5_dataset(f, str(path), f"{cs.root}/data/{vid}/features")
+            check_h5_dataset(g["intervals"], str(path), f"{cs.root}/data/{vid}/intervals")
             dtypes.add(str(f.dtype))
             widths.add(f.shape[1] if len(f.shape) == 2 else f.shape)
             rows += f.shape[0]
@@ -218,8 +238,7 @@ def _inspect_sdk_folder(folder: Path) -> list[str]:
 def _inspect_mosi_folder(folder: Path) -> list[str]:
     from . import mosi_text_audio as mta
     lines = ["format: real CMU-MOSI text+audio folder"]
-    with open(folder / mta.CSV_NAME, newline="", encoding="utf-8") as f:
-        rows = list(csv.DictReader(f))
+    _, rows = read_csv(folder / mta.CSV_NAME)
     lines.append(f"  {mta.CSV_NAME}: {len(rows)} rows, columns {list(rows[0]) if rows else []}")
     for s in sorted({r.get('split', '?') for r in rows}):
         sel = [r for r in rows if r.get("split") == s]
@@ -234,11 +253,11 @@ def _inspect_mosi_folder(folder: Path) -> list[str]:
     audio_path = folder / mta.AUDIO_NAME
     if audio_path.is_file():
         try:
-            a = np.load(audio_path, allow_pickle=False)
+            a = load_npy(audio_path)
             lines.append(f"  {mta.AUDIO_NAME}: shape {a.shape}, dtype {a.dtype}, {_finite_counts(a)}, "
                          f"range [{a.min():.2f}, {a.max():.2f}]")
-        except ValueError as err:
-            lines.append(f"  {mta.AUDIO_NAME}: unreadable without pickle ({err})")
+        except DataError as err:
+            lines.append(f"  {mta.AUDIO_NAME}: unreadable ({err})")
     else:
         lines.append(f"  {mta.AUDIO_NAME}: missing")
     lines.append(_try(lambda p: mta.load(p), folder))
@@ -281,7 +300,7 @@ def inspect_path(path) -> str:
             lines.append("format: CMU-MultimodalSDK computational sequence (HDF5)")
             lines += ["  " + s for s in _inspect_csd(path)]
         elif suffix == ".npy":
-            a = np.load(path, allow_pickle=False, mmap_mode="r")
+            a = load_npy(path, mmap_mode="r")
             lines.append("format: numpy array")
             lines.append(_describe_array("array", np.asarray(a), "  "))
         elif path.name == "utterances.csv":

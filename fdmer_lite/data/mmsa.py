@@ -63,6 +63,9 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
         raise DataError("<arguments>", "nonfinite", f"one of {NONFINITE_POLICIES}", repr(policy))
     bad = ~np.isfinite(x)
     n = int(bad.sum())
+    if n and n == x.size:
+        raise DataError(source, field, "a stream with some finite values",
+                        f"all {n} entries NaN/inf (it would be all zeros; drop the modality with --modalities)")
     if n and policy == "error":
         raise DataError(source, field, "finite values (nonfinite='error')",
                         f"{n} NaN/inf entries ({int(np.isnan(x).sum())} NaN, "
@@ -76,6 +79,12 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
 
 def as_float_array(value, source: str, field: str, ndim: int) -> np.ndarray:
     """A float32 array of the given rank, or a DataError naming the field."""
+    raw = value if isinstance(value, np.ndarray) else None
+    if raw is not None and raw.dtype.kind == "c":
+        raise DataError(source, field, f"a real {ndim}-d array", f"complex dtype {raw.dtype} (the imaginary "
+                        "part would be lost)")
+    if raw is not None and raw.dtype.kind in "USO" and raw.dtype != object:
+        raise DataError(source, field, f"a numeric {ndim}-d array", f"strings (dtype {raw.dtype})")
     try:
         x = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as err:
@@ -102,7 +111,7 @@ def check_labels(y: np.ndarray, source: str, field: str, low: float = -3.0, high
 
 def _lengths(value, n: int, seq_len: int, source: str, field: str) -> tuple[np.ndarray, int]:
     ln = np.asarray(value)
-    if ln.shape != (n,) or (n and not np.all(np.equal(np.mod(ln, 1), 0))):
+    if ln.dtype.kind not in "iuf" or ln.shape != (n,) or (n and not np.all(np.equal(np.mod(ln, 1), 0))):
         raise DataError(source, field, f"{n} integer lengths (one per sample)", f"shape {ln.shape}, dtype {ln.dtype}")
     ln = ln.astype(np.int64)
     if n and (ln.min() < 0 or ln.max() > seq_len):
@@ -177,7 +186,8 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
         if LABEL_KEY not in part:
             raise DataError(source, f"{s}.{LABEL_KEY}", "the regression labels (N,)",
                             f"keys {sorted(map(str, part))}")
-        y = np.asarray(part[LABEL_KEY], dtype=np.float32)
+        y = as_float_array(part[LABEL_KEY], source, f"{s}.{LABEL_KEY}",
+                           np.ndim(part[LABEL_KEY]) if np.ndim(part[LABEL_KEY]) in (1, 2) else 1)
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:

@@ -35,7 +35,6 @@ What :func:`load` builds, and the choices it makes (all recorded in ``data.info`
 
 from __future__ import annotations
 
-import csv
 import functools
 import os
 from collections import Counter
@@ -44,6 +43,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SPLITS, DataError, MultimodalData, Split
+from .safe_arrays import load_npy, read_csv
 
 ENV_VAR = "FDMER_LITE_MOSI_DIR"
 CSV_NAME = "utterances.csv"
@@ -129,13 +129,13 @@ def tokenize(transcript: str, vocab) -> tuple[list[str], int]:
 
 def read_rows(folder: Path) -> list[dict]:
     path = folder / CSV_NAME
-    with open(path, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
-        if missing:
-            raise DataError(str(path), "header", f"columns {list(CSV_COLUMNS)}",
-                            f"missing {missing} in {reader.fieldnames}")
-        rows = list(reader)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    columns, rows = read_csv(path)                          # UTF-8, whole rows, bounded fields
+    missing = [c for c in CSV_COLUMNS if c not in columns]
+    if missing:
+        raise DataError(str(path), "header", f"columns {list(CSV_COLUMNS)}",
+                        f"missing {missing} in {columns}")
     if not rows:
         raise DataError(str(path), "rows", "at least one utterance", "none")
     ids = Counter(r["id"] for r in rows)
@@ -158,10 +158,7 @@ def read_rows(folder: Path) -> list[dict]:
 
 def read_audio(folder: Path, n_rows: int) -> np.ndarray:
     path = folder / AUDIO_NAME
-    try:
-        audio = np.load(path, allow_pickle=False)            # a plain .npy: no code can run
-    except ValueError as err:
-        raise DataError(str(path), "<file>", "a plain .npy array (no pickle)", str(err)) from None
+    audio = load_npy(path)            # a plain .npy (no code can run), its header checked first
     if audio.shape != (n_rows, AUDIO_WIDTH):
         raise DataError(str(path), "array", f"shape ({n_rows}, {AUDIO_WIDTH}): one {AUDIO_WIDTH}-d vector "
                         f"per row of {CSV_NAME}", str(audio.shape))

@@ -43,7 +43,6 @@ Videos missing from a stream, from the labels or from the folds are dropped and 
 from __future__ import annotations
 
 import ast
-import csv
 import json
 import os
 from pathlib import Path
@@ -51,6 +50,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SPLITS, DataError, MultimodalData, Split
+from .safe_arrays import check_h5_dataset, read_csv
 from .mmsa import check_labels, check_widths, treat_nonfinite
 
 # filename / root-name keywords that say which modality a .csd holds
@@ -77,9 +77,10 @@ class ComputationalSequence:
             self.h5 = h5py.File(self.path, "r")
         except OSError as err:
             raise DataError(str(self.path), "<file>", "an HDF5 computational sequence (.csd)", str(err)) from None
-        roots = [k for k in self.h5.keys() if isinstance(self.h5[k], h5py.Group) and "data" in self.h5[k]]
+        roots = [k for k in self.h5.keys() if isinstance(self.h5[k], h5py.Group) and "data" in self.h5[k]
+                 and isinstance(self.h5[k]["data"], h5py.Group)]
         if len(roots) != 1:
-            raise DataError(str(self.path), "<root>", "exactly one top-level group holding 'data'",
+            raise DataError(str(self.path), "<root>", "exactly one top-level group holding a group 'data'",
                             f"top-level keys {list(self.h5.keys())}")
         self.root = roots[0]
         self.data = self.h5[self.root]["data"]
@@ -89,12 +90,24 @@ class ComputationalSequence:
         return list(self.data.keys())
 
     def _read(self, vid: str, name: str) -> np.ndarray:
+        import h5py
+        if not isinstance(self.data.get(vid), h5py.Group):
+            raise DataError(str(self.path), f"{self.root}/data/{vid}", "a group (features, intervals)",
+                            type(self.data.get(vid)).__name__)
         try:
-            return self.h5[f"{self.root}/data/{vid}/{name}"][()]     # one path lookup
+            ds = self.h5[f"{self.root}/data/{vid}/{name}"]            # one path lookup
         except KeyError:
             keys = list(self.data[vid].keys()) if vid in self.data else "no such video"
             raise DataError(str(self.path), f"{self.root}/data/{vid}/{name}", f"a dataset {name!r}",
                             f"keys {keys}") from None
+        field = f"{self.root}/data/{vid}/{name}"
+        if not isinstance(ds, h5py.Dataset):
+            raise DataError(str(self.path), field, "a dataset", f"a {type(ds).__name__}")
+        check_h5_dataset(ds, str(self.path), field)        # before allocating the declared shape
+        try:
+            return ds[()]
+        except (OSError, ValueError, TypeError) as err:
+            raise DataError(str(self.path), field, "a readable dataset", f"{type(err).__name__}: {err}") from None
 
     def intervals(self, vid: str) -> np.ndarray:
         iv = np.asarray(self._read(vid, "intervals"), dtype=np.float64)
@@ -164,7 +177,13 @@ def _folds_from_dict(d: dict, source: str) -> dict[str, list[str]]:
 
 def _folds_from_python(path: Path) -> dict[str, list[str]]:
     """The SDK's ``*_std_folds.py``: literal lists assigned to names with train/valid/test in them."""
-    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    except SyntaxError as err:
+        raise DataError(str(path), f"line {err.lineno}", "a Python file of literal fold lists",
+                        f"a syntax error ({err.msg})") from None
+    except (UnicodeDecodeError, ValueError) as err:
+        raise DataError(str(path), "<encoding>", "UTF-8 Python source", str(err)[:120]) from None
     found: dict[str, list[str]] = {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -188,9 +207,11 @@ def mosi_folds_from_csv(folder=None) -> dict[str, list[str]]:
         raise DataError("<arguments>", "folds", "the real CMU-MOSI folder (FDMER_LITE_MOSI_DIR) for folds='mosi'",
                         "not found")
     out: dict[str, set] = {s: set() for s in SPLITS}
-    with open(Path(folder) / "utterances.csv", newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            out[row["split"]].add(row["video_id"])
+    path = Path(folder) / "utterances.csv"
+    for i, row in enumerate(read_csv(path)[1], start=2):
+        if row.get("split") not in out or "video_id" not in row:
+            raise DataError(str(path), f"line {i}", f"a split in {SPLITS} and a video_id", repr(row.get("split")))
+        out[row["split"]].add(row["video_id"])
     return {s: sorted(v) for s, v in out.items()}
 
 

@@ -69,6 +69,9 @@ def _load_dict(path: Path, what: str) -> dict:
 
 
 def _matrix(value, source: str, field: str, width: int | None = None) -> np.ndarray:
+    if isinstance(value, np.ndarray) and value.dtype.kind == "c":
+        raise DataError(source, field, "a real (n_words, width) array",
+                        f"complex dtype {value.dtype} (the imaginary part would be lost)")
     try:
         x = np.asarray(value, dtype=np.float32)
     except (TypeError, ValueError) as err:
@@ -105,6 +108,9 @@ def load(path, *, version: int | None = None, context: bool = False, max_words: 
         if key is None:
             raise DataError(str(folder / FILES["folds"]), "<top level>", "keys 'train', 'dev', 'test'",
                             str(sorted(map(str, folds_raw))))
+        if not isinstance(folds_raw[key], (list, tuple, np.ndarray)):
+            raise DataError(str(folder / FILES["folds"]), key, "a list of sample ids",
+                            type(folds_raw[key]).__name__)
         folds[s] = list(folds_raw[key])
 
     emb_path = folder / FILES["embeddings"]

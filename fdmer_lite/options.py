@@ -1,0 +1,87 @@
+"""The rules every command's options follow, checked once, before any work starts.
+
+``fdmer-lite train``, ``sweep`` and ``ablate`` (and anything else that takes these settings) call
+:func:`check_training_options`, so the same value is accepted or refused the same way everywhere:
+
+* ``epochs``: an integer >= 1 (0 or less would publish an untrained run as finished);
+* ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
+* ``modalities``: one or more distinct letters of ``tav``;
+* ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
+* ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``); ``threads``: >= 1.
+
+A refusal is an :class:`OptionError` (a ``ValueError``) naming the option, what was expected and
+what was given; ``fdmer-lite`` prints it as one line and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+MAX_SEED = 2 ** 32
+
+
+class OptionError(ValueError):
+    """A command-line option (or the equivalent argument) has a value it cannot take."""
+
+    def __init__(self, option: str, expected: str, found):
+        super().__init__(f"{option}: expected {expected}, got {found!r}")
+        self.option, self.expected, self.found = option, expected, found
+
+
+def _int(option: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(option, "an integer", value)
+    if value < low or (high is not None and value >= high):
+        rng = f">= {low}" if high is None else f"an integer in [{low}, {high})"
+        raise OptionError(option, rng if high is not None else f"an integer {rng}", value)
+    return value
+
+
+def check_weight(option: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(option, "a number", value) from None
+    if not math.isfinite(x) or x < 0:
+        raise OptionError(option, "a finite number >= 0", value)
+    return x
+
+
+def check_modalities(option: str, value: str) -> str:
+    if not isinstance(value, str) or not value or any(m not in "tav" for m in value) \
+            or len(set(value)) != len(value):
+        raise OptionError(option, "one or more distinct letters of 'tav' (e.g. tav, ta, av)", value)
+    return value
+
+
+def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
+                           seeds=None, workers=None, min_workers: int = 0, threads=None) -> None:
+    """Refuse any value outside the rules of the module docstring (``None``: not given)."""
+    if epochs is not None:
+        _int("--epochs", epochs, 1)
+    for name, v in (("--beta", beta), ("--gamma", gamma)):
+        for x in (v if isinstance(v, (list, tuple)) else [] if v is None else [v]):
+            check_weight(name, x)
+    if modalities is not None:
+        check_modalities("--modalities", modalities)
+    if seed is not None:
+        _int("--seed", seed, 0, MAX_SEED)
+    for s in seeds or ():
+        _int("--seeds", s, 0, MAX_SEED)
+    if workers is not None:
+        _int("--workers", workers, min_workers)
+    if threads is not None:
+        _int("--threads", threads, 1)
+
+
+def check_root(path, option: str) -> Path:
+    """A folder that will hold many runs (``ablate --out``, ``sweep --cache``): a folder or a new
+    name whose nearest existing parent is a writable folder."""
+    from .data.base import DataError
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
+    from .runstore import probe_writable
+    probe_writable(path, f"{option} {path}")
+    return path

@@ -1,0 +1,260 @@
+"""Runs that never lie: a run folder is trusted only when sealed and intact (fdmer_lite.runstore)."""
+
+import json
+import math
+import threading
+import time
+
+import pytest
+import torch
+
+import fdmer_lite.train as train_mod
+from fdmer_lite import runstore
+from fdmer_lite.data.base import DataError
+from fdmer_lite.train import NonFiniteLoss, run_experiment, train_or_load
+
+
+def _poison_after(monkeypatch, train_steps: int):
+    """Make the 'dis' term NaN from the (train_steps + 1)-th training step on."""
+    real = train_mod.fdmer_objective
+    seen = {"n": 0}
+
+    def poisoned(out, label, cfg, task):
+        terms = real(out, label, cfg, task)
+        if out.prediction.requires_grad:
+            seen["n"] += 1
+            if seen["n"] > train_steps:
+                terms["dis"] = terms["dis"] * float("nan")
+        return terms
+    monkeypatch.setattr(train_mod, "fdmer_objective", poisoned)
+
+
+def _steps_per_epoch(config, data):
+    return math.ceil(len(data.splits["train"]) / config.train.batch_size)
+
+
+def test_a_finished_run_is_sealed_and_verified(tiny_data, fast_config, tmp_path):
+    out = tmp_path / "run"
+    run_experiment(fast_config, tiny_data, out)
+    record = runstore.read_finished(out)
+    assert record["status"] == "finished"
+    assert {"config.json", "history.json", "metrics.json", "model.pt"} <= set(record["files"])
+    assert record["files"]["model.pt"]["bytes"] == (out / "model.pt").stat().st_size
+    assert not list(tmp_path.glob(".run.partial-*"))                  # nothing left aside
+
+
+def test_nan_after_an_epoch_keeps_the_previous_run_and_the_best_checkpoint_as_failed(
+        tiny_data, fast_config, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    train_or_load(fast_config, tiny_data, out)
+    before = (out / runstore.RECORD).read_bytes()
+    cfg = fast_config.replace(train={"epochs": 3})
+    _poison_after(monkeypatch, _steps_per_epoch(cfg, tiny_data) + 1)   # epoch 1 finishes
+    with pytest.raises(NonFiniteLoss, match=r"best checkpoint \(epoch 1\) is in .*run\.failed.model\.pt"):
+        train_or_load(cfg, tiny_data, out)
+    assert (out / runstore.RECORD).read_bytes() == before              # the finished run is untouched
+    failed = tmp_path / "run.failed"
+    assert (failed / "model.pt").is_file() and (failed / runstore.FAILED_RECORD).is_file()
+    assert not (failed / runstore.RECORD).exists() and not runstore.is_finished(failed)
+    ckpt = train_mod.load_checkpoint(failed / "model.pt")
+    assert all(torch.isfinite(v).all() for v in ckpt["model_state"].values() if v.is_floating_point())
+
+
+def test_nan_before_any_epoch_writes_nothing_and_is_never_loaded(tiny_data, fast_config, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    _poison_after(monkeypatch, 0)
+    with pytest.raises(NonFiniteLoss, match="Nothing was written"):
+        train_or_load(fast_config, tiny_data, out)
+    assert not out.exists() and not (tmp_path / "run.failed").exists()
+    monkeypatch.undo()
+    trainer = train_or_load(fast_config, tiny_data, out)              # trains: nothing to reuse
+    assert len(trainer.history) >= 1 and runstore.is_finished(out)
+
+
+def test_ctrl_c_during_training_leaves_the_previous_run(tiny_data, fast_config, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    run_experiment(fast_config, tiny_data, out)
+    before = (out / runstore.RECORD).read_bytes()
+
+    def interrupted(self, epochs=None):
+        raise KeyboardInterrupt
+    monkeypatch.setattr(train_mod.Trainer, "fit", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(fast_config.replace(loss={"beta": 0.5}), tiny_data, out)
+    assert (out / runstore.RECORD).read_bytes() == before and runstore.is_finished(out)
+    assert not list(tmp_path.glob(".run.partial-*"))
+
+
+@pytest.mark.parametrize("victim", ["model.pt", "metrics.json"])
+def test_a_truncated_file_is_named_and_the_run_retrained(tiny_data, fast_config, tmp_path, victim):
+    out = tmp_path / "run"
+    train_or_load(fast_config, tiny_data, out)
+    path = out / victim
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+    with pytest.raises(runstore.RunCorrupt, match=rf"{victim}: field 'bytes'"):
+        runstore.read_finished(out)
+    with pytest.warns(UserWarning, match=victim):
+        train_or_load(fast_config, tiny_data, out)
+    assert runstore.is_finished(out)
+    json.loads((out / "metrics.json").read_text())                    # whole again
+
+
+def test_an_edited_file_of_the_same_size_fails_the_hash(tiny_data, fast_config, tmp_path):
+    out = tmp_path / "run"
+    run_experiment(fast_config, tiny_data, out)
+    blob = bytearray((out / "model.pt").read_bytes())
+    blob[-100] ^= 0xFF
+    (out / "model.pt").write_bytes(bytes(blob))
+    with pytest.raises(runstore.RunCorrupt, match="model.pt: field 'sha256'"):
+        runstore.read_finished(out)
+
+
+def test_a_symlink_planted_in_the_run_folder_is_never_written_through(tiny_data, fast_config, tmp_path):
+    out = tmp_path / "run"
+    run_experiment(fast_config, tiny_data, out)
+    victim = tmp_path / "precious.txt"
+    victim.write_text("keep me")
+    (out / "model.pt").unlink()
+    (out / "model.pt").symlink_to(victim)
+    run_experiment(fast_config.replace(loss={"beta": 0.5}), tiny_data, out)
+    assert victim.read_text() == "keep me"
+    assert not (out / "model.pt").is_symlink() and runstore.is_finished(out)
+
+
+def test_out_that_holds_other_files_is_refused_before_training(tiny_data, fast_config, tmp_path):
+    (tmp_path / "thesis.tex").write_text("months of work")
+    with pytest.raises(DataError, match="thesis.tex"):
+        run_experiment(fast_config, tiny_data, tmp_path)
+    assert (tmp_path / "thesis.tex").read_text() == "months of work"
+
+
+def test_strict_json_has_no_bare_nan(tmp_path):
+    runstore.write_json(tmp_path / "m.json", {"r2": float("nan"), "x": [1.0, float("inf")]})
+    text = (tmp_path / "m.json").read_text()
+    assert "NaN" not in text and "Infinity" not in text
+    assert json.loads(text) == {"r2": None, "x": [1.0, None]}
+
+
+def test_a_second_writer_waits_for_the_lock_then_reuses_the_run(tiny_data, fast_config, tmp_path):
+    out = tmp_path / "run"
+    fits = []
+    real_fit = train_mod.Trainer.fit
+
+    def counting_fit(self, epochs=None):
+        fits.append(1)
+        return real_fit(self, epochs)
+    train_mod.Trainer.fit = counting_fit
+    try:
+        waited = []
+        with runstore.locked(out):                                  # a "first command" holds it
+            with pytest.raises(BlockingIOError, match="being written by pid"):
+                with runstore.locked(out, wait=False):
+                    pass
+            t = threading.Thread(target=lambda: waited.append(train_or_load(fast_config, tiny_data, out)))
+            t.start()
+            time.sleep(0.5)
+            assert t.is_alive() and not fits                        # waiting, not training
+            run_experiment(fast_config, tiny_data, out, lock=False)  # the first one finishes
+        t.join(60)
+        assert len(fits) == 1 and waited and not t.is_alive()       # the second reused it
+    finally:
+        train_mod.Trainer.fit = real_fit
+
+
+# ------------------------------------------------------------------------ options, --out
+
+
+@pytest.mark.parametrize("argv, option", [
+    (["train", "--dataset", "synthetic", "--epochs", "0"], "--epochs"),
+    (["train", "--dataset", "synthetic", "--epochs", "-3"], "--epochs"),
+    (["train", "--dataset", "synthetic", "--beta", "-1"], "--beta"),
+    (["train", "--dataset", "synthetic", "--beta", "nan"], "--beta"),
+    (["train", "--dataset", "synthetic", "--beta", "1e309"], "--beta"),
+    (["train", "--dataset", "synthetic", "--gamma", "inf"], "--gamma"),
+    (["train", "--dataset", "synthetic", "--modalities", "tt"], "--modalities"),
+    (["train", "--dataset", "synthetic", "--modalities", "tx"], "--modalities"),
+    (["train", "--dataset", "synthetic", "--seed", "-1"], "--seed"),
+    (["ablate", "--dataset", "synthetic", "--epochs", "0"], "--epochs"),
+    (["ablate", "--dataset", "synthetic", "--seeds", "1,-2"], "--seeds"),
+    (["sweep", "--dataset", "synthetic", "--gamma", "nan"], "--gamma"),
+    (["sweep", "--dataset", "synthetic", "--workers", "0"], "--workers"),
+    (["train", "--dataset", "synthetic", "--epochs", "two"], "--epochs"),
+])
+def test_every_option_is_checked_before_any_work(argv, option, tmp_path, capsys, monkeypatch):
+    from fdmer_lite import cli
+    monkeypatch.chdir(tmp_path)
+    try:
+        rc = cli.main(argv)
+    except SystemExit as exc:                                         # argparse's own checks
+        rc = exc.code
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert option in err and len(err.splitlines()) == 1, err
+    assert not (tmp_path / "runs").exists()                           # nothing was started
+
+
+@pytest.mark.parametrize("make", ["file", "parent_file", "symlink", "foreign"])
+def test_bad_out_is_refused_up_front(make, tmp_path, capsys):
+    from fdmer_lite import cli
+    out = tmp_path / "out"
+    if make == "file":
+        out.write_text("x")
+    elif make == "parent_file":
+        (tmp_path / "f").write_text("x")
+        out = tmp_path / "f" / "out"
+    elif make == "symlink":
+        (tmp_path / "elsewhere").mkdir()
+        out.symlink_to(tmp_path / "elsewhere")
+    else:
+        out.mkdir()
+        (out / "notes.txt").write_text("mine")
+    rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and str(out) in err and "'path'" in err, err
+
+
+# ------------------------------------------------------------------------ runner and sweep
+
+
+def test_a_truncated_metrics_json_makes_the_runner_redo_that_run(tmp_path):
+    from test_runner import TINY, _config
+
+    from fdmer_lite.runner import RunSpec, run_all
+    spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
+    assert run_all([spec], workers=0, progress=False).ran == [spec.run_id]
+    m = spec.path / "metrics.json"
+    m.write_text(m.read_text()[:20])                                  # half-written
+    assert not spec.is_complete()
+    with pytest.raises(runstore.RunCorrupt, match="metrics.json: field 'bytes'"):
+        spec.metrics()
+    again = run_all([spec], workers=0, progress=False)
+    assert again.ran == [spec.run_id] and spec.is_complete() and "mae" in spec.metrics()
+
+
+def test_a_truncated_cell_file_makes_the_sweep_compute_the_cell_again(tmp_path):
+    from test_widgets import A, TINY
+
+    from fdmer_lite import sweep as sw
+    cache = sw.SweepCache(tmp_path / "cache", TINY)
+    cache.fill([A], log=None)
+    m = cache.cell_dir(*A) / "metrics.json"
+    m.write_text(m.read_text()[:20])
+    logs = []
+    result = cache.fill([A], log=logs.append)
+    assert result["computed"] == [A] and any("metrics.json" in line and "again" in line for line in logs), logs
+    assert json.loads(m.read_text())["mae"] > 0 and runstore.is_finished(cache.cell_dir(*A))
+
+
+def test_a_shipped_run_is_checked_against_its_record_then_published(tmp_path):
+    from test_runner import TINY, _config
+
+    from fdmer_lite.runner import RunSpec, _write_shipped, execute
+    spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
+    result = execute(spec, ship=True)                      # what a Ray node sends back
+    assert "error" not in result and runstore.RECORD in result["files"]
+    forged = dict(result["files"], **{"metrics.json": b'{"mae": 0.0}'})
+    with pytest.raises(runstore.RunCorrupt, match="metrics.json"):
+        _write_shipped(spec, forged)
+    assert not spec.path.exists()
+    _write_shipped(spec, result["files"])
+    assert spec.is_complete() and (spec.path / "run.json").is_file() and "mae" in spec.metrics()
