@@ -107,7 +107,7 @@ def layer_norm_by_hand(x, ln):
     """(x - mean) / sqrt(var + eps) * weight + bias over the last axis (biased variance)."""
     mean = sum(x) / len(x)
     var = sum((xi - mean) ** 2 for xi in x) / len(x)
-    return (x - mean) / math.sqrt(var + ln.eps) * ln.weight + ln.bias
+    return (x - mean) / torch.sqrt(var + ln.eps) * ln.weight + ln.bias
 
 
 def cmaf_by_loops(f: CMAF, tokens, scaled: bool = True):
