@@ -189,6 +189,15 @@ def _mosi_text_audio():
     )
 
 
+def _mosi_text_audio_minilm():
+    # The same data with all-MiniLM-L6-v2 token states (384-d) as the text input
+    # (``--text-features minilm``); chosen on the validation split (benchmarks/real_mosi.py,
+    # benchmarks/results/real-mosi-text-audio.md).
+    cfg = _mosi_text_audio()
+    cfg.name = "mosi_text_audio_minilm"
+    return cfg
+
+
 PRESETS = {
     "mosi": lambda: _paper(64, 120, 1e-3, 2e-2, 2e-2, "mosi"),
     "mosei": lambda: _paper(16, 100, 1e-3, 3e-2, 4e-2, "mosei"),
@@ -196,12 +205,13 @@ PRESETS = {
     "synthetic": _synthetic,
     "fast": _fast,
     "mosi_text_audio": _mosi_text_audio,
+    "mosi_text_audio_minilm": _mosi_text_audio_minilm,
 }
 
 
 def get_preset(name: str) -> Config:
     """A fresh copy of a named preset: ``mosi``, ``mosei``, ``ur_funny``, ``synthetic``, ``fast``,
-    ``mosi_text_audio``."""
+    ``mosi_text_audio``, ``mosi_text_audio_minilm``."""
     key = name.lower().replace("-", "_")
     if key not in PRESETS:
         raise ValueError(f"unknown preset {name!r}; expected one of {sorted(PRESETS)}")

@@ -165,3 +165,58 @@ def test_a_damaged_or_stale_cache_is_rebuilt(fake_encoder, tmp_path, damage, cap
     assert "encoding 3 texts" in capsys.readouterr().out
     third = tm.cached_encode(TEXTS, cache, verbose=False)        # and the rebuilt one is reused
     assert len(calls) == 2 and third["cached"]
+
+
+# -- the real-MOSI loader with text_features="minilm" -----------------------------------------
+
+COLUMNS = ["id", "video_id", "clip", "split", "label", "transcript"]
+ROWS = [("train", "2.4", "ANYHOW IT WAS REALLY GOOD"), ("train", "-1.8", "I COULDVE DONE WITHOUT IT"),
+        ("train", "0.0", "IT WAS OK I GUESS"), ("valid", "1.0", "WORTH IT"), ("test", "-2.2", "BORING")]
+
+
+def make_folder(folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / "utterances.csv", "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for i, (split, label, text) in enumerate(ROWS):
+            w.writerow([f"v{split}_{i + 1}", f"v{split}", i + 1, split, label, text])
+    np.save(folder / "audio_utterance_73d.npy", np.random.default_rng(0).normal(size=(len(ROWS), 73)).astype(np.float32))
+    return folder
+
+
+def test_loader_takes_the_token_states(fake_encoder, tmp_path):
+    from fdmer_lite.data.mosi_text_audio import load
+    folder = make_folder(tmp_path / "mosi")
+    data = load(folder, text_features="minilm", cache_dir=tmp_path / "cache", expected_sizes=None)
+    assert data.widths == {"t": tm.WIDTH, "a": 73} and data.info["text_features"] == "minilm"
+    lengths = [len(t.split()) + 2 for _, _, t in ROWS]          # the stand-in's lengths
+    assert data.splits["train"].lengths["t"].tolist() == lengths[:3]
+    assert data.seq_lengths["t"] == max(lengths)
+    # standardised over the training split's valid tokens; padding stays 0
+    tr = data.splits["train"]
+    valid = np.arange(tr.features["t"].shape[1])[None, :] < tr.lengths["t"][:, None]
+    np.testing.assert_allclose(tr.features["t"][valid].mean(0), 0, atol=1e-5)
+    np.testing.assert_allclose(tr.features["t"][valid].std(0), 1, atol=1e-4)
+    assert np.all(tr.features["t"][~valid] == 0)
+    short = load(folder, text_features="minilm", cache_dir=tmp_path / "cache", expected_sizes=None, max_words=4)
+    assert short.seq_lengths["t"] == 4 and short.info["truncated_utterances"] == 3
+    with pytest.raises(DataError, match="text_features"):
+        load(folder, text_features="bert", expected_sizes=None)
+
+
+def test_cli_prints_the_choice_and_rejects_other_data(fake_encoder, tmp_path, monkeypatch, capsys):
+    from fdmer_lite import cli
+    folder = make_folder(tmp_path / "mosi")
+    monkeypatch.setenv(tm.CACHE_ENV, str(tmp_path / "cache"))
+    from fdmer_lite.data import mosi_text_audio
+    monkeypatch.setitem(mosi_text_audio.load.__kwdefaults__, "expected_sizes", None)   # a 5-row folder
+    args = cli.build_parser().parse_args(["train", "--dataset", "mosi-text-audio", "--data", str(folder)])
+    cfg = cli.configure(args)
+    data = cli.load_data(args, cfg)
+    out = capsys.readouterr().out
+    expected = "minilm" if tm.available() else "glove"
+    assert f"text features: {expected} (the default" in out
+    assert data.widths["t"] == (tm.WIDTH if expected == "minilm" else 50)
+    assert cli.main(["train", "--dataset", "synthetic", "--text-features", "minilm"]) == cli.EXIT_BAD_INPUT
+    assert "only for --dataset mosi-text-audio" in capsys.readouterr().err
