@@ -341,6 +341,71 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
     return MultimodalData("mosi-text-audio", "regression", splits, info=info, source=str(folder))
 
 
+# -- reference points ------------------------------------------------------------------------
+
+# FDMER's own rows for CMU-MOSI in Yang et al., ACM MM 2022 (cited, not measured here): Table 4
+# "w/o Visual" (text + audio, GloVe 300-d words, word-aligned COVAREP) and Table 1 (all three
+# modalities, GloVe or BERT text). Acc2 and F1 as the paper prints them (one convention).
+PAPER_ROWS = {
+    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": {"mae": 0.925, "corr": 0.714},
+    "FDMER t+a+v, GloVe (paper, Table 1)": {"mae": 0.845, "corr": 0.732, "acc7": 0.421, "acc2": 0.842,
+                                           "f1": 0.839},
+    "FDMER t+a+v, BERT (paper, Table 1)": {"mae": 0.724, "corr": 0.788, "acc7": 0.441, "acc2": 0.846,
+                                          "f1": 0.847},
+}
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 29))
+
+
+def _ridge_by_valid(X: dict, y: dict, alphas=RIDGE_ALPHAS) -> tuple[dict, float]:
+    """Ridge fit on train, alpha by validation MAE, test metrics (and the alpha)."""
+    from sklearn.linear_model import Ridge
+
+    from ..metrics import regression_metrics
+    best = None
+    for alpha in alphas:
+        model = Ridge(alpha=alpha).fit(X["train"], y["train"])
+        mae = float(np.abs(model.predict(X["valid"]) - y["valid"]).mean())
+        if best is None or mae < best[0]:
+            best = (mae, alpha, model)
+    metrics = regression_metrics(best[2].predict(X["test"]), y["test"])
+    metrics["valid_mae"] = best[0]
+    return metrics, best[1]
+
+
+def tfidf_ridge(path=None) -> tuple[dict, float]:
+    """Ridge on TF-IDF 1-2-grams of the transcripts (fit on train; alpha by validation MAE);
+    test metrics and the alpha."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    folder = resolve_dir(path)
+    rows = read_rows(folder)
+    split = np.array([r["split"] for r in rows])
+    text = [r["transcript"] for r in rows]
+    vec = TfidfVectorizer(ngram_range=(1, 2)).fit([t for t, s in zip(text, split) if s == "train"])
+    X = vec.transform(text)
+    y = np.array([float(r["label"]) for r in rows])
+    return _ridge_by_valid({s: X[split == s] for s in SPLITS}, {s: y[split == s] for s in SPLITS},
+                           alphas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0))
+
+
+def sentence_vectors(split: Split) -> np.ndarray:
+    """Each utterance's text states averaged over its valid steps (N, d): for ``minilm``
+    features, all-MiniLM-L6-v2's own sentence embedding (mean pooling over the attention mask),
+    up to the per-dimension standardisation, which is affine."""
+    x, ln = split.features["t"], split.lengths["t"]
+    valid = (np.arange(x.shape[1])[None, :] < ln[:, None]).astype(np.float64)
+    return (x * valid[:, :, None]).sum(1) / ln[:, None]
+
+
+def sentence_ridge(data: MultimodalData) -> tuple[dict, float]:
+    """Ridge on the mean-pooled text vectors (standardised; fit on train, alpha by validation
+    MAE): the same states FDMER reads, without their order and without the audio."""
+    from sklearn.preprocessing import StandardScaler
+    X = {s: sentence_vectors(data.splits[s]) for s in SPLITS}
+    scaler = StandardScaler().fit(X["train"])
+    return _ridge_by_valid({s: scaler.transform(X[s]) for s in SPLITS},
+                           {s: data.splits[s].labels.astype(np.float64) for s in SPLITS})
+
+
 def mosi_text_audio_config(text_features: str = "glove"):
     """A CPU-sized FDMER configuration for this data set (chosen on the validation split over
     three seeds; see the ``mosi_text_audio`` preset in ``fdmer_lite.config`` and
@@ -356,5 +421,5 @@ def mosi_text_audio_config(text_features: str = "glove"):
 PRESET_FOR = {"glove": "mosi_text_audio", "minilm": "mosi_text_audio_minilm"}
 
 
-__all__ = ["ENV_VAR", "STANDARD_SIZES", "TEXT_FEATURES", "PRESET_FOR", "default_text_features", "load", "load_glove", "tokenize", "resolve_dir",
+__all__ = ["ENV_VAR", "STANDARD_SIZES", "TEXT_FEATURES", "PRESET_FOR", "default_text_features", "load", "PAPER_ROWS", "tfidf_ridge", "sentence_ridge", "sentence_vectors", "load_glove", "tokenize", "resolve_dir",
            "mosi_text_audio_config"]
