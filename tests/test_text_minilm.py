@@ -220,3 +220,34 @@ def test_cli_prints_the_choice_and_rejects_other_data(fake_encoder, tmp_path, mo
     assert data.widths["t"] == (tm.WIDTH if expected == "minilm" else 50)
     assert cli.main(["train", "--dataset", "synthetic", "--text-features", "minilm"]) == cli.EXIT_BAD_INPUT
     assert "only for --dataset mosi-text-audio" in capsys.readouterr().err
+
+
+def test_sentence_vectors_are_the_masked_mean(fake_encoder, tmp_path):
+    from fdmer_lite.data.mosi_text_audio import load, sentence_vectors
+    data = load(make_folder(tmp_path / "mosi"), text_features="minilm", cache_dir=tmp_path / "cache",
+                expected_sizes=None)
+    tr = data.splits["train"]
+    expected = [tr.features["t"][i, :n].mean(0) for i, n in enumerate(tr.lengths["t"])]
+    np.testing.assert_allclose(sentence_vectors(tr), np.stack(expected), rtol=1e-5, atol=1e-6)
+
+
+REAL = __import__("os").environ.get("FDMER_LITE_MOSI_DIR")
+
+
+@needs_extra
+@pytest.mark.slow
+@pytest.mark.skipif(not REAL or not Path(REAL).is_dir(),
+                    reason="FDMER_LITE_MOSI_DIR is not set to the real CMU-MOSI text+audio folder "
+                           "(CI sets it to ../shared/data/cmu_mosi_text_audio)")
+def test_real_mosi_token_states():
+    """The real set through the encoder (about a minute on two cores the first time, cached
+    after): shapes, and the ridge on its mean-pooled states beats the TF-IDF ridge."""
+    from fdmer_lite.data.mosi_text_audio import load, sentence_ridge, tfidf_ridge
+    data = load(REAL, text_features="minilm", progress=False)            # the shared cache: runs/features
+    assert data.widths == {"t": tm.WIDTH, "a": 73}
+    assert {s: len(data.splits[s]) for s in data.splits} == {"train": 1284, "valid": 229, "test": 686}
+    assert data.info["truncated_utterances"] == 0
+    assert data.seq_lengths["t"] == max(int(data.splits[s].lengths["t"].max()) for s in data.splits)
+    same, _ = sentence_ridge(data)
+    tfidf, _ = tfidf_ridge(REAL)
+    assert same["mae"] < tfidf["mae"] - 0.05 and same["corr"] > tfidf["corr"] + 0.05

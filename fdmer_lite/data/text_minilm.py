@@ -218,8 +218,15 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
 # -- the cache -------------------------------------------------------------------------------
 
 def default_cache_dir() -> Path:
-    """``$FDMER_LITE_FEATURE_CACHE``, else ``runs/features`` (beside the runs)."""
-    return Path(os.environ.get(CACHE_ENV) or "runs/features")
+    """``$FDMER_LITE_FEATURE_CACHE``, else ``runs/features`` at the root of the checkout (found
+    from the working directory, then from this file, as the lessons' runs are; git ignores
+    ``runs/``), else ``~/.cache/fdmer_lite/features``. The command line, the benchmarks, the
+    notebooks and the tests so share one cache."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    from ..lessons import _project_root
+    root = _project_root(Path.cwd().resolve()) or _project_root(Path(__file__).resolve().parent)
+    return root / "runs" / "features" if root else Path.home() / ".cache" / "fdmer_lite" / "features"
 
 
 def cache_paths(cache_dir: Path, data_fp: str, enc_fp: str) -> tuple[Path, Path]:
