@@ -11,6 +11,12 @@ The data is the real CMU-MOSI folder (``--data`` or ``$FDMER_LITE_MOSI_DIR``): t
 GloVe 6B 50-d word sequences, one 73-d acoustic vector per utterance, the standard folds (1,284 /
 229 / 686 utterances). There is no visual stream, so this is the paper's "w/o Visual" setting.
 
+With ``--text-features minilm`` the transcripts are all-MiniLM-L6-v2 token states instead (384-d
+per word piece, the extra ``fdmer_lite[minilm]``, encoded once and cached in ``runs/features``),
+FDMER uses the preset ``mosi_text_audio_minilm``, and the table gains a row: ridge on the
+mean-pooled sentence vectors (the same states, averaged; alpha by validation MAE) and the
+paper's BERT row. The measurements are in ``benchmarks/results/real-mosi-text-audio.md``.
+
 Rows of the printed table:
 
 * **FDMER (t + a)**: ``fdmer_lite.data.mosi_text_audio.mosi_text_audio_config()`` trained once per
@@ -147,11 +153,13 @@ def main(argv=None) -> int:
     load_seconds = time.perf_counter() - t0
     info = data.info
     print(data.summary())
-    print(f"text: {info['text']}; sequence length {info['seq_len']} ({info['seq_len_rule']}), "
-          f"{info['truncated_utterances']} utterances truncated; OOV {info['oov_tokens']} of {info['tokens']} tokens "
-          f"({100 * info['oov_rate']:.2f} %, {info['oov_types']} types, set to 0, the mean word); "
-          f"{info['contractions_split']} contractions split; loaded in {load_seconds:.0f} s")
     minilm = args.text_features == "minilm"
+    words = (f"{info['tokens']} word pieces, encoded in {info['text_encode_seconds']:.0f} s"
+             + (" (read from the cache)" if info["text_cached"] else "") if minilm else
+             f"OOV {info['oov_tokens']} of {info['tokens']} tokens ({100 * info['oov_rate']:.2f} %, "
+             f"{info['oov_types']} types, set to 0, the mean word); {info['contractions_split']} contractions split")
+    print(f"text: {info['text']}; sequence length {info['seq_len']} ({info['seq_len_rule']}), "
+          f"{info['truncated_utterances']} utterances truncated; {words}; loaded in {load_seconds:.0f} s")
 
     ridge, alpha = tfidf_ridge(folder)
     averaged = input_ridge(data)
