@@ -158,9 +158,9 @@ def cell(r, k):
 
 if real is not None:
     keys = ["mae", "corr", "acc7", "acc2_has0", "acc2_non0", "f1_has0"]
-    print(f"{f'test split ({len(y_test)} utterances)':64s} " + " ".join(f"{k:>9s}" for k in keys))
+    print(f"{f'test split ({len(y_test)} utterances)':68s} " + " ".join(f"{k:>9s}" for k in keys))
     for name, r in rows.items():
-        print(f"{name:64s} " + " ".join(f"{cell(r, k):>9s}" for k in keys))
+        print(f"{name:68s} " + " ".join(f"{cell(r, k):>9s}" for k in keys))
 
 # %% [markdown]
 # The same table over three seeds, and the Table-4 rows on this data, are in
