@@ -258,3 +258,23 @@ def test_a_shipped_run_is_checked_against_its_record_then_published(tmp_path):
     assert not spec.path.exists()
     _write_shipped(spec, result["files"])
     assert spec.is_complete() and (spec.path / "run.json").is_file() and "mae" in spec.metrics()
+
+
+def test_a_full_disk_while_saving_is_one_line_and_leaves_no_finished_run(tmp_path, capsys, monkeypatch):
+    # The disk fills while the checkpoint is written: one message with exit 2, and no folder
+    # that a later command would take for a finished run.
+    import errno
+
+    import torch
+
+    from fdmer_lite import cli
+
+    def full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "out" / "model.pt"))
+
+    monkeypatch.setattr(torch, "save", full)
+    out = tmp_path / "out"
+    rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(out)])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and len(err.splitlines()) == 1 and "No space left on device" in err, err
+    assert not (out / "complete.json").exists()
