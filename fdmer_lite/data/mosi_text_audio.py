@@ -50,6 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import paper
 from .base import SPLITS, DataError, MultimodalData, Split
 from .safe_arrays import load_npy, read_csv
 
@@ -343,12 +344,10 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
 # FDMER's own rows for CMU-MOSI in Yang et al., ACM MM 2022 (cited, not measured here): Table 4
 # "w/o Visual" (text + audio, GloVe 300-d words, word-aligned COVAREP) and Table 1 (all three
 # modalities, GloVe or BERT text). Acc2 and F1 as the paper prints them (one convention).
-PAPER_ROWS = {
-    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": {"mae": 0.925, "corr": 0.714},
-    "FDMER t+a+v, GloVe (paper, Table 1)": {"mae": 0.845, "corr": 0.732, "acc7": 0.421, "acc2": 0.842,
-                                           "f1": 0.839},
-    "FDMER t+a+v, BERT (paper, Table 1)": {"mae": 0.724, "corr": 0.788, "acc7": 0.441, "acc2": 0.846,
-                                          "f1": 0.847},
+PAPER_ROWS = {   # the paper's rows for MOSI, read from fdmer_lite.paper (Tables 1 and 4)
+    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": dict(paper.TABLE4["mosi"]["wo_visual"]),
+    "FDMER t+a+v, GloVe (paper, Table 1)": dict(paper.TABLE1["glove"]["FDMER"]),
+    "FDMER t+a+v, BERT (paper, Table 1)": dict(paper.TABLE1["bert"]["FDMER"]),
 }
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 29))
 
