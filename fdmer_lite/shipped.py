@@ -95,6 +95,11 @@ def contrast_verdict(this_run: dict, contrasts: dict[str, dict | None]) -> list[
         more = r2 > off["common_factor_r2"]
         lines.append(f"With the paper's losses C holds {'more' if more else 'no more'} of the shared factor "
                      f"(R^2 {r2:.3f} against {off['common_factor_r2']:.3f} at beta = gamma = 0).")
+    d = this_run.get("disc_prob_common")
+    if g0 is not None and d is not None and g0.get("disc_prob_common") is not None:
+        lines.append(f"Without gamma the discriminator's p(true modality | C_m) is {g0['disc_prob_common']:.3f} "
+                     f"against {d:.3f} with both losses (1/3 is a confused discriminator, near 0 a "
+                     f"confidently wrong one).")
     probe = this_run.get("common_modality_acc")
     if g0 is not None and probe is not None and g0.get("common_modality_acc") is not None:
         higher = g0["common_modality_acc"] > probe
