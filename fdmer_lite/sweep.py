@@ -266,16 +266,6 @@ def _write_json(path: Path, obj) -> None:
     runstore.write_json(path, obj)                      # strict JSON, unique temp file per writer
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore.
@@ -586,7 +576,7 @@ class SweepCache:
                 pid = -1
             if pid == os.getpid():
                 continue                                       # ours: still being written
-            if pid <= 0 or not _pid_alive(pid):
+            if not runstore.pid_alive(pid):
                 shutil.rmtree(d, ignore_errors=True)
                 removed.append(d)
         return removed
