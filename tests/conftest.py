@@ -9,7 +9,7 @@ import torch  # noqa: E402
 
 # The test models are tiny: one thread is as fast, and far faster on a busy shared machine where
 # two threads oversubscribe the cores. FDMER_LITE_THREADS overrides.
-torch.set_num_threads(int(os.environ.get("FDMER_LITE_THREADS", "1")))
+torch.set_num_threads(int(os.environ.get("FDMER_LITE_THREADS", "").strip() or "1"))
 
 
 @pytest.fixture
