@@ -183,7 +183,8 @@ viz.compare_table({"ideal (Bayes)": regression_metrics(ideal, test.labels),
 #   latents, so disentanglement can be measured and every score read against the Bayes floor.
 # * Acc2 comes in two readings: *has0* (all samples, 0 counts as non-negative) and *non0*
 #   (zero labels dropped). Always say which one you report.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Generate `lessons.lesson_data("humor")`. Which label shares change? Are the features the

@@ -182,7 +182,8 @@ print(tuple(x.shape), "->", tuple(pooled.shape), "with time_stride", cfg.time_st
 #   average of all steps; positions are added because attention itself ignores order.
 # * Our encoder = input projection + positions + pre-norm layers + masked mean + linear map,
 #   and a 10-line rebuild matches it to floating-point precision.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. In the probe, scale token 2 to `[3, 3]`. How does row 2 of the attention change, and why?

@@ -211,7 +211,8 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 # %% [markdown]
 # Note what HSIC with an inner-product kernel sees: *linear* dependence (cross-covariance). Two
 # private spaces can still share nonlinear information and score zero.
-#
+
+# %% [markdown]
 # ## Summary
 #
 # * Eq. 2-3: one shared MLP makes `C_m` for every modality, three MLPs make `P_m`.
@@ -219,7 +220,8 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 #   blind to rotations and scalings of a modality's common space.
 # * Eq. 6-7: `L_dis` is the mean HSIC between private spaces; with `K = X X^T` it equals the
 #   squared Frobenius norm of the cross-covariance.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. `L_con` is a *sum* over the B x B entries. How does it scale with the batch size? What does

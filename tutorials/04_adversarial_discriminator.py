@@ -274,7 +274,8 @@ assert reversal_coefficient("dann", 0.0) == 0.0 and reversal_coefficient("dann",
 # * Eq. 10-11: the same discriminator scores `C_m` (reversed) and `P_m` (not reversed).
 # * Maximising the discriminator's loss rewards a confidently *wrong* discriminator, not a
 #   confused one; the confusion objective rewards confusion.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Retrain the toy discriminators with `alpha = 16`. Which of the two figures changes more?

@@ -175,7 +175,8 @@ with torch.no_grad():
 #   LayerNorm + feed-forward refines it.
 # * Phase 2 (Eq. 15-17): a scalar score per target, ψ = softmax over targets, and the fused
 #   vector is the ψ-weighted sum. ψ is Figure 4b.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Build `CMAF(..., attn_scale=False)` with `d_k = 256` and random tokens of unit variance.

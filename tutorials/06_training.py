@@ -153,7 +153,8 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
 #   keeps the best-on-validation weights and writes `metrics.json`, `history.json`,
 #   `config.json` and `model.pt`, so later notebooks load instead of retraining.
 # * A result on the known-factor benchmark is read against the Bayes floor, ridge and the mean.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Train with `beta = 0.5` (`config.replace(loss={"beta": 0.5})`). What happens to the test

@@ -252,7 +252,8 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # %% [markdown]
 # ψ says how much each target is *weighted*, not how much information it carries: a target can
 # get a small weight and a large norm. Treat Figure 4b as a hint, and the probes above as the test.
-#
+
+# %% [markdown]
 # ## Summary
 #
 # * Figure 2 (t-SNE/UMAP) is a picture; on the known-factor benchmark we can also measure
@@ -265,7 +266,8 @@ for name in ("paper (grl)", "humor-like (grl)"):
 #   term of Eq. 18 asks them to coincide; the centred probe tells whether an offset is all it
 #   reads. Nearest neighbours read spread and shape too, which no linear probe can.
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Colour the t-SNE by the true shared latent `s[:, 0]` instead of by modality (build the

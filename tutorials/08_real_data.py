@@ -317,7 +317,8 @@ workdir.cleanup()                                     # the tiny files of 8.2-8.
 # * MMSA, SDK and UR-FUNNY files load with `load_dataset(name, path)` into the same
 #   `MultimodalData`; pickles go through an allow-list unpickler; `data inspect` shows a file
 #   before training.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. On real MOSI, train text only (`modalities="t"` on `real.select("t")`) and compare the test

@@ -150,7 +150,8 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 # In FAST mode (the tests) the models train for three epochs on 256 clips, so the numbers only
 # show that everything is wired up; run this notebook without `FDMER_LITE_FAST`, or fill the
 # cache with `fdmer-lite sweep`, to read them as results.
-#
+
+# %% [markdown]
 # ## Summary
 #
 # * β weighs the discriminator losses (Eq. 10-11), γ the consistency and disparity constraints
@@ -163,7 +164,8 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 # * A mean probability near 1/3 can hide boxes at 0 and 1: look at distributions, per modality.
 # * γ aligns similarity structure, not location. Without it, gradient reversal can push the
 #   common clouds apart, and a fresh probe reads the modality: compare γ = 0 with the reference.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Pick an uncached setting (e.g. β = 0, γ = 0 in FAST mode, or β = 0.2) and press *Train

@@ -164,7 +164,8 @@ print(claims_markdown(paper_claims(result.rows, kind="emotion")))
 # Read the verdicts with the error bars in mind. In FAST mode (two epochs on 128 samples) almost
 # everything is noise, and that is a finding too: a one-seed ablation table of a small model can
 # show any ordering.
-#
+
+# %% [markdown]
 # ## Summary
 #
 # * Each row of Table 4 is a transformation of the configuration (`fdmer_lite.ablations`);
@@ -173,7 +174,8 @@ print(claims_markdown(paper_claims(result.rows, kind="emotion")))
 #   processes or Ray) and report mean ± standard deviation per metric.
 # * With error bars, some of the orderings of a single-run table do not survive; on the
 #   known-factor benchmark we can also check what the parts do to the representations.
-#
+
+# %% [markdown]
 # ## Exercises
 #
 # 1. Run the grid on the humor-like benchmark (`benchmark_setup("humor")`, or
