@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from .config import Config, fast_mode, get_preset
-from .data.base import DataError
+from .errors import DataError, NonFiniteLoss
 
 EXIT_BAD_INPUT = 2
 
@@ -424,7 +424,6 @@ def cmd_data_inspect(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import NonFiniteLoss
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":

@@ -30,6 +30,7 @@ import torch
 
 from . import runstore
 from .config import Config
+from .errors import NonFiniteLoss  # noqa: F401  (raised here; the command line names it)
 from .data.base import MultimodalData, make_loader
 from .losses import TERMS, fdmer_objective
 from .metrics import classification_metrics, regression_metrics
@@ -42,10 +43,6 @@ IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fracti
 def improves(score: float, best: float) -> bool:
     """Whether ``score`` beats ``best`` by more than float rounding (relative 1e-6)."""
     return best == math.inf or score < best - IMPROVEMENT_RTOL * abs(best)
-
-
-class NonFiniteLoss(RuntimeError):
-    """A loss term became NaN or inf; training stopped and the best weights were kept."""
 
 
 def select_device(name: str = "auto") -> torch.device:

@@ -25,3 +25,14 @@ def test_demo_fast_writes_a_run_and_a_report_that_explains_itself(tmp_path, caps
     assert "device used</td><td>cpu" in report and "<td>common_modality_acc</td>" in report
     assert f"{metrics['disc_prob_common']:.2f} on C_m" in report   # the caption reads this run's numbers
     assert report.count("Plotly.newPlot") == 4
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["ablate", "--help"]])
+def test_help_answers_without_importing_torch(argv):
+    import subprocess
+    import sys
+    code = ("import sys\nfrom fdmer_lite import cli\ntry:\n    cli.main(%r)\nexcept SystemExit as e:\n"
+            "    assert e.code == 0, e.code\nassert 'torch' not in sys.modules, 'torch was imported'\n" % argv)
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    assert "usage: fdmer-lite" in proc.stdout

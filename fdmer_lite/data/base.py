@@ -17,19 +17,9 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..config import MODALITIES
+from ..errors import DataError  # noqa: F401  (defined there, raised here and by every loader)
 
 SPLITS = ("train", "valid", "test")
-
-
-class DataError(ValueError):
-    """Bad input data. The message names the file, the field and what was expected."""
-
-    def __init__(self, source: str, field_name: str, expected: str, found: str | None = None):
-        msg = f"{source}: field {field_name!r}: expected {expected}"
-        if found is not None:
-            msg += f", found {found}"
-        super().__init__(msg)
-        self.source, self.field, self.expected, self.found = source, field_name, expected, found
 
 
 @dataclass
