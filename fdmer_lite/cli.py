@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import html
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -177,6 +178,17 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
 
 
+def apply_threads() -> None:
+    """Honour ``$FDMER_LITE_THREADS`` (torch's intra-op threads), as the notebooks do."""
+    value = os.environ.get("FDMER_LITE_THREADS", "").strip()
+    if not value:
+        return
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"$FDMER_LITE_THREADS: expected a whole number >= 1, got {value!r}")
+    import torch
+    torch.set_num_threads(int(value))
+
+
 def cmd_train(args) -> int:
     from .options import check_training_options
     from .runstore import check_target
@@ -184,6 +196,7 @@ def cmd_train(args) -> int:
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
+    apply_threads()
     cfg = configure(args)
     data = load_data(args, cfg)
     from .data.base import overlap_warning
@@ -272,6 +285,7 @@ def cmd_demo(args) -> int:
     from .runstore import check_target
     from .train import Trainer, data_fingerprint, run_experiment
 
+    apply_threads()
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run

@@ -36,3 +36,17 @@ def test_help_answers_without_importing_torch(argv):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert proc.returncode == 0, proc.stderr
     assert "usage: fdmer-lite" in proc.stdout
+
+
+def test_the_command_line_honours_fdmer_lite_threads(tmp_path, capsys, monkeypatch):
+    import torch
+    seen = []
+    monkeypatch.setattr(torch, "set_num_threads", seen.append)
+    monkeypatch.setenv("FDMER_LITE_THREADS", "3")
+    cli.apply_threads()
+    assert seen == [3]
+    monkeypatch.setenv("FDMER_LITE_THREADS", "two")
+    rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and "$FDMER_LITE_THREADS" in err and len(err.splitlines()) == 1
+    assert seen == [3] and not (tmp_path / "out" / "complete.json").exists()
