@@ -72,10 +72,10 @@ def run_one(name: str, cfg, seed: int, data, device: str = "cpu") -> dict:
     return metrics
 
 
-def cell(values: list[float]) -> str:
+def cell(values: list[float], integers: bool = False) -> str:
     if not values:
         return "-"
-    if all(float(v).is_integer() for v in values):
+    if integers:
         return " / ".join(str(int(v)) for v in values)
     if len(values) == 1:
         return f"{values[0]:.3f}"
@@ -94,7 +94,7 @@ def table(names: list[str], descriptions: dict[str, str]) -> str:
             if key == "mae/floor":
                 vals.append(cell([r["mae"] / r["bayes_mae"] for r in runs]))
             else:
-                vals.append(cell([float(r[key]) for r in runs if r.get(key) is not None]))
+                vals.append(cell([float(r[key]) for r in runs if r.get(key) is not None], key == "best_epoch"))
         lines.append(f"| `{name}` | {descriptions.get(name, '')} | {len(runs)} | " + " | ".join(vals) + " |")
     return "\n".join(lines)
 
