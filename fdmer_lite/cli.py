@@ -17,12 +17,11 @@ from __future__ import annotations
 import argparse
 import html
 import json
-import os
 import sys
 import time
 from pathlib import Path
 
-from .config import Config, fast_mode, get_preset
+from .config import Config, fast_mode, get_preset, threads_from_env
 from .errors import DataError, NonFiniteLoss
 
 EXIT_BAD_INPUT = 2
@@ -180,13 +179,10 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
 
 def apply_threads() -> None:
     """Honour ``$FDMER_LITE_THREADS`` (torch's intra-op threads), as the notebooks do."""
-    value = os.environ.get("FDMER_LITE_THREADS", "").strip()
-    if not value:
-        return
-    if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"$FDMER_LITE_THREADS: expected a whole number >= 1, got {value!r}")
-    import torch
-    torch.set_num_threads(int(value))
+    threads = threads_from_env()
+    if threads is not None:
+        import torch
+        torch.set_num_threads(threads)
 
 
 def cmd_train(args) -> int:

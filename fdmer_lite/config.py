@@ -19,6 +19,17 @@ from dataclasses import dataclass, field
 MODALITIES = ("t", "a", "v")
 
 
+def threads_from_env() -> int | None:
+    """``$FDMER_LITE_THREADS`` as a thread count (None when unset or empty); anything but a whole
+    number >= 1 is a ValueError naming the variable."""
+    value = os.environ.get("FDMER_LITE_THREADS", "").strip()
+    if not value:
+        return None
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"$FDMER_LITE_THREADS: expected a whole number >= 1, got {value!r}")
+    return int(value)
+
+
 def fast_mode() -> bool:
     """True when ``FDMER_LITE_FAST`` is set to a true value (CI and quick notebook runs)."""
     return os.environ.get("FDMER_LITE_FAST", "").strip().lower() in {"1", "true", "yes", "on"}

@@ -24,7 +24,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from .config import Config, default_preset, fast_mode, get_preset
+from .config import Config, default_preset, fast_mode, get_preset, threads_from_env
 
 FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
@@ -45,9 +45,9 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     from .train import seed_everything
 
     fast = fast_mode()
-    threads = os.environ.get(THREADS_ENV, "").strip()
-    if threads:
-        torch.set_num_threads(max(1, int(threads)))
+    threads = threads_from_env()
+    if threads is not None:
+        torch.set_num_threads(threads)
     elif fast:
         torch.set_num_threads(1)
     seed_everything(seed)
