@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 from fdmer_lite.ablations import benchmark_setup, claims_markdown, paper_claims, run_ablation
-from fdmer_lite.runner import DataSpec
+from fdmer_lite.experiments.specs import DataSpec
 
 def load_average() -> str:
     try:

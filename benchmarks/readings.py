@@ -28,7 +28,7 @@ import torch
 
 from fdmer_lite.config import get_preset
 from fdmer_lite.data.synthetic import make_benchmark
-from fdmer_lite.train import run_experiment
+from fdmer_lite.experiments.runs import obtain
 
 OUT = Path(__file__).resolve().parent / "out" / "readings"
 
@@ -66,7 +66,7 @@ def run_one(name: str, cfg, seed: int, data, device: str = "cpu") -> dict:
         return json.loads(done.read_text())
     print(f"-- {name} seed {seed}", flush=True)
     start = time.perf_counter()
-    metrics = run_experiment(cfg.replace(train={"seed": seed, "progress": False, "device": device}), data, folder)
+    metrics = obtain(cfg.replace(train={"seed": seed, "progress": False, "device": device}), data, folder, retrain=True).metrics
     print(f"   {time.perf_counter() - start:.0f} s: MAE {metrics['mae']:.3f} (floor {metrics['bayes_mae']:.3f})",
           flush=True)
     return metrics

@@ -142,7 +142,7 @@ def main(argv=None) -> int:
     import torch
 
     from fdmer_lite.data.mosi_text_audio import load, mosi_text_audio_config, resolve_dir
-    from fdmer_lite.train import run_experiment
+    from fdmer_lite.experiments.runs import obtain
 
     torch.set_num_threads(args.threads)
     folder = resolve_dir(args.data)
@@ -180,7 +180,7 @@ def main(argv=None) -> int:
         start = time.perf_counter()
         run_dir = out / f"seed{seed}"
         saved = _finished_run(run_dir, cfg.to_dict(), info["seq_len"]) if args.reuse else None
-        metrics = saved or run_experiment(cfg, data, run_dir, scores=False)
+        metrics = saved or obtain(cfg, data, run_dir, scores=False, retrain=True).metrics
         if saved:
             print(f"seed {seed}: reusing the finished run in {run_dir}")
         (run_dir / "seq_len.txt").write_text(str(info["seq_len"]))

@@ -23,7 +23,7 @@ import torch
 from fdmer_lite.config import get_preset
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.shipped import CONTRASTS, SHIPPED_DIR, contrast_config, load_contrast
-from fdmer_lite.train import data_fingerprint, run_experiment
+from fdmer_lite.experiments.runs import data_fingerprint, obtain
 
 
 def main(argv=None) -> int:
@@ -45,7 +45,7 @@ def main(argv=None) -> int:
         else:
             run_dir = Path(tempfile.mkdtemp()) / name
             print(f"{name}: training into {run_dir}", flush=True)
-            run_experiment(cfg.replace(train={"device": "cpu"}), data, run_dir)
+            obtain(cfg.replace(train={"device": "cpu"}), data, run_dir, retrain=True).metrics
         target = SHIPPED_DIR / name
         target.mkdir(parents=True, exist_ok=True)
         for f in ("config.json", "metrics.json"):

@@ -3,6 +3,23 @@
 Feature-Disentangled Multimodal Emotion Recognition learns, for each modality m in {t, a, v},
 a common representation C_m (shared across modalities) and a private one P_m, and fuses them with
 cross-modal attention (CMAF). Each module's docstring names the equations it implements.
+
+The modules, bottom layer first (a module imports only its own layer and those below):
+
+* floor: ``errors`` (the two exceptions), ``config`` (ModelConfig, LossConfig, TrainConfig,
+  presets), ``paper`` (Tables 1-4), ``paths`` (where ``runs/`` is), ``collectives``
+  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics);
+* ``data``: one module per source format, all producing ``data.base.MultimodalData``;
+  ``data.synthetic`` is the known-factor benchmark;
+* ``model`` (Eq. 1-3, 8, 12-17) and ``losses`` (Eq. 4-11, 18);
+* ``train``: the Trainer;
+* ``analysis`` (representations, probes, scores), ``viz`` (plotly figures), ``readings``
+  (the paper's open choices and our extensions);
+* ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``obtain``: a finished run, or
+  train it), ``pool`` (local processes or Ray), ``specs`` (many runs);
+* front: ``ablations`` (Table 4), ``sweep`` and ``widgets`` (the beta/gamma explorer),
+  ``distributed`` (torchrun), ``lessons`` and ``shipped`` (the notebooks' and the demo's
+  helpers), ``options`` and ``cli`` (the ``fdmer-lite`` command).
 """
 
 __version__ = "0.1.0"

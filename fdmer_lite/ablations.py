@@ -35,8 +35,8 @@ Multiplication         ``model.fusion = "mult"``: element-wise product of the to
                        ``model.fusion.MultFusion`` for how it relates to Mittal et al.)
 =====================  =====================================================================
 
-:func:`run_ablation` runs variants x seeds through :mod:`fdmer_lite.runner` (worker processes or
-Ray; resumable) and writes ``table.csv`` and ``table.md``: one row per variant, the mean and the
+:func:`run_ablation` runs variants x seeds through :mod:`fdmer_lite.experiments.specs` (worker
+processes or Ray; resumable) and writes ``table.csv`` and ``table.md``: one row per variant, the mean and the
 sample standard deviation (n - 1) over seeds of every metric. The data are the same for every
 seed; a seed changes initialisation, dropout and batch order.
 
@@ -59,9 +59,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paper, runstore
-from .config import MODALITIES, Config
-from .runner import DataSpec, RunReport, RunSpec, run_all
+from . import paper
+from .config import MODALITIES, Config, get_preset
+from .data.synthetic import FAST_SIZES
+from .experiments import runstore
+from .experiments.pool import default_workers
+from .experiments.specs import DataSpec, RunReport, RunSpec, run_all
 
 # ------------------------------------------------------------------------------- variants
 
@@ -191,8 +194,6 @@ def benchmark_setup(kind: str = "emotion", fast: bool = False) -> tuple[Config, 
     Full: the CPU-sized ``synthetic`` preset on the generator's default sizes; fast: the ``fast``
     preset on 256/64/128 samples. The data use sample seed 0 and world seed 0 for every run.
     """
-    from .config import get_preset
-    from .data.synthetic import FAST_SIZES                 # the sizes of `fdmer-lite demo --fast`
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": "cpu"})
     data = DataSpec("synthetic", options={"kind": kind, "seed": 0, **(FAST_SIZES if fast else {})})
     return cfg, data, f"synthetic-{kind}" + ("-fast" if fast else "")
@@ -261,11 +262,9 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
     """Run variants x seeds (finished runs are skipped), then write ``table.csv``/``table.md``.
 
     ``base``: the full model's configuration (its ``model.modalities`` may name streams the data
-    lacks; they are dropped). ``workers``/``ray_address``: see :func:`fdmer_lite.runner.run_all`.
+    lacks; they are dropped). ``workers``/``ray_address``: see :func:`fdmer_lite.experiments.specs.run_all`.
     ``threads``: torch threads per run (default: cores / workers, at least 1).
     """
-    from .runner import default_workers
-
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -25,6 +25,7 @@ the probe saturates at 1.0, so it shows *how* the losses move the common represe
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -86,6 +87,32 @@ def extract_representations(model: torch.nn.Module, data: MultimodalData, split:
                            disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
                            prediction=cat["prediction"], labels=np.asarray(sp.labels), ids=list(sp.ids),
                            extras=dict(sp.extras))
+
+
+def save_representations(reps: Representations, path: Path) -> None:
+    """Write what the figures plot (no raw features, no latents) to one ``.npz``."""
+    arrays = {"modalities": np.array(reps.modalities), "psi": reps.psi,
+              "psi_names": np.array(list(reps.psi_names)), "prediction": reps.prediction,
+              "labels": reps.labels, "ids": np.array([str(i) for i in reps.ids])}
+    for m in reps.modalities:
+        arrays[f"C_{m}"] = reps.common[m]
+        arrays[f"P_{m}"] = reps.private[m]
+        if m in reps.disc_prob_common:
+            arrays[f"pc_{m}"] = reps.disc_prob_common[m]
+            arrays[f"pp_{m}"] = reps.disc_prob_private[m]
+    np.savez(path, **arrays)
+
+
+def load_representations(path: Path) -> Representations:
+    """Read :func:`save_representations`' file back (no pickles: ``allow_pickle=False``)."""
+    with np.load(path, allow_pickle=False) as z:
+        mods = str(z["modalities"])
+        pick = lambda prefix: {m: z[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
+        return Representations(modalities=mods, common=pick("C"), private=pick("P"), features={},
+                               psi=z["psi"], psi_names=tuple(str(s) for s in z["psi_names"]),
+                               disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
+                               prediction=z["prediction"], labels=z["labels"],
+                               ids=[str(s) for s in z["ids"]])
 
 
 def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarray, np.ndarray]:
@@ -173,10 +200,13 @@ def true_modality_probability(probs: dict[str, np.ndarray], mods: str) -> float:
 
 
 def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
-                           device: str | torch.device = "cpu", max_train: int = 4000) -> dict[str, float]:
-    """The disentanglement scores on the test split (factor R^2 only where the data carries latents)."""
+                           device: str | torch.device = "cpu", max_train: int = 4000,
+                           test: Representations | None = None) -> dict[str, float]:
+    """The disentanglement scores on the test split (factor R^2 only where the data carries latents).
+
+    ``test``: the test split's representations, if the caller has extracted them already."""
     tr = extract_representations(model, data, "train", device=device)
-    te = extract_representations(model, data, "test", device=device)
+    te = test if test is not None else extract_representations(model, data, "test", device=device)
     mods = tr.modalities
     if not tr.common:
         return {}

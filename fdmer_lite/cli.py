@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import argparse
 import html
-import json
 import sys
 import time
 from pathlib import Path
 
 from .config import Config, fast_mode, get_preset, threads_from_env
 from .errors import DataError, NonFiniteLoss
+
+# Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
+# option must answer without importing torch (seconds), so nothing heavy is imported up here.
 
 EXIT_BAD_INPUT = 2
 
@@ -186,9 +188,9 @@ def apply_threads() -> None:
 
 
 def cmd_train(args) -> int:
+    from .experiments.runs import data_treatments, obtain
+    from .experiments.runstore import check_target
     from .options import check_training_options
-    from .runstore import check_target
-    from .train import run_experiment
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
@@ -201,12 +203,11 @@ def cmd_train(args) -> int:
     shared = overlap_warning(data)
     if shared:
         print(f"fdmer-lite: warning: {shared}", file=sys.stderr)
-    from .train import data_treatments
     for key, value in data_treatments(data).items():
         print(f"data treatment: {key}: {value}")
     print(f"preset {cfg.name}, modalities {cfg.model.modalities}, beta {cfg.loss.beta}, "
           f"gamma {cfg.loss.gamma}, writing to {out}")
-    metrics = run_experiment(cfg, data, out)
+    metrics = obtain(cfg, data, out, retrain=True).metrics
     print("test metrics (checkpoint best on validation):")
     print_metrics(metrics)
     return 0
@@ -277,9 +278,10 @@ def cmd_demo(args) -> int:
     from . import viz
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
+    from .experiments.runs import data_fingerprint, obtain
+    from .experiments.runstore import check_target
     from .shipped import demo_contrast
-    from .runstore import check_target
-    from .train import Trainer, data_fingerprint, run_experiment
+    from .train import Trainer
 
     apply_threads()
     fast = args.fast or fast_mode()
@@ -292,7 +294,7 @@ def cmd_demo(args) -> int:
     trainer = Trainer(cfg, data)
     print(f"training FDMER (preset {cfg.name}, {cfg.train.epochs} epochs at most) on {trainer.device}; "
           f"writing to {out}")
-    metrics = run_experiment(cfg, data, out, trainer=trainer)
+    metrics = obtain(cfg, data, out, retrain=True, trainer=trainer).metrics
     print()
     print(demo_table(metrics))
     contrast = demo_contrast(cfg, data_fingerprint(data), metrics)
@@ -372,7 +374,7 @@ def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
     from .options import check_root, check_training_options
-    from .runner import DataSpec
+    from .experiments.specs import DataSpec
     if args.list:
         for v in VARIANTS:
             print(f"  {v.key:<17} {v.name:<27} {v.change}")

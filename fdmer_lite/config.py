@@ -51,9 +51,9 @@ class ModelConfig:
     layers_t: int = 5                # n_t in Eq. 1
     layers_a: int = 4                # n_a
     layers_v: int = 4                # n_v
-    heads: int = 4
+    heads: int = 4                   # attention heads per transformer layer
     ff_mult: int = 4                 # feed-forward width = ff_mult * model_dim
-    dropout: float = 0.1
+    dropout: float = 0.1             # dropout in the transformers, the MLPs of Eq. 2-3, the fusion and the head
     attn_dropout: float | None = None  # dropout on the attention weights; None: the same as dropout
     pooling: str = "mean"            # sequence -> vector: "mean" | "last" | "attention"
     norm_first: bool = True          # pre-norm transformer layers (our reading); False: post-norm, as Section 3.2 writes
@@ -83,41 +83,42 @@ class LossConfig:
     margin: float = 0.5              # tau in Eq. 9 (radians)
     adversary: str = "grl"           # "grl" (the paper) | "confusion" (extension: D learns on detached C_m, encoders push D(C_m) to uniform)
     margin_loss: str = "angular"     # "angular" (Eq. 9) | "ce" (Table 4: softmax CE on raw W_D^T F(h)) | "cosine_ce" (CE on alpha cos, no margin)
-    use_ami: bool = True
-    use_ams: bool = True
-    use_con: bool = True
+    use_ami: bool = True             # L_ami, Eq. 10 (Table 4: w/o L_ami + L_ams turns both off)
+    use_ams: bool = True             # L_ams, Eq. 11
+    use_con: bool = True             # L_con, Eq. 4-5
     con_centre: bool = True          # Eq. 4 on batch-centred C_m (our reading; False = raw cosines, see losses.similarity_matrix)
-    use_dis: bool = True
+    use_dis: bool = True             # L_dis, Eq. 6-7
     align_weight: float = 0.0        # extension beyond the paper: alignment of the C_m (losses.alignment_loss)
     align_form: str = "sample"       # "sample" (each sample's C_t, C_a, C_v) | "mean" (the modalities' average C)
 
 
 @dataclass
 class TrainConfig:
-    batch_size: int = 64
-    epochs: int = 30
-    lr: float = 1e-3
-    weight_decay: float = 0.0
+    """How a run is trained (Section 4.2: Adam, batch size and epochs per data set)."""
+
+    batch_size: int = 64             # samples per optimiser step
+    epochs: int = 30                 # at most; early stopping may end sooner
+    lr: float = 1e-3                 # Adam's learning rate
+    weight_decay: float = 0.0        # Adam's L2 weight decay
     lr_schedule: str = "constant"    # "constant" (the paper's plain Adam) | "cosine" (decay to 0 by the last epoch)
     warmup_epochs: float = 0.0       # linear warm-up of the learning rate from 0 over this many epochs
     patience: int = 10               # early stopping on the validation task loss
     grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
-    disc_lr_mult: float = 1.0        # the discriminator's learning rate relative to lr (the paper: one rate)
     grl_schedule: str = "dann"       # strength of the gradient reversal over training: "dann" ramp | "constant" (train.reversal_coefficient)
-    seed: int = 0
-    deterministic: bool = False
+    seed: int = 0                    # weights, dropout and batch order
+    deterministic: bool = False      # ask torch for deterministic kernels (slower on CUDA)
     device: str = "auto"             # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
     amp: bool = True                 # mixed precision, used on CUDA only
-    num_workers: int = 0
-    progress: bool = True
+    num_workers: int = 0             # DataLoader worker processes (0: load in the training process)
+    progress: bool = True            # show a progress bar
 
 
 @dataclass
 class Config:
-    model: ModelConfig = field(default_factory=ModelConfig)
-    loss: LossConfig = field(default_factory=LossConfig)
-    train: TrainConfig = field(default_factory=TrainConfig)
-    name: str = "custom"
+    model: ModelConfig = field(default_factory=ModelConfig)   # the network
+    loss: LossConfig = field(default_factory=LossConfig)      # the objective, Eq. 18
+    train: TrainConfig = field(default_factory=TrainConfig)   # the optimiser and the loop
+    name: str = "custom"                                      # the preset it came from
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)

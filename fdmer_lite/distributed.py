@@ -44,10 +44,11 @@ reordering (tests/test_distributed.py states the tolerance).
 from __future__ import annotations
 
 import argparse
-import dataclasses
+import functools
 import json
 import math
 import os
+import shutil
 import sys
 import tempfile
 from datetime import timedelta
@@ -56,13 +57,17 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
-from .config import Config
+from .collectives import gather_rows, global_mean
+from .config import Config, default_preset, get_preset
 from .data.base import MultimodalData, SplitDataset
-from .losses import TERMS, consistency_loss, disparity_loss, fdmer_objective, task_loss
+from .data.synthetic import FAST_SIZES
+from .experiments.runs import obtain
+from .experiments.specs import DataSpec
+from .losses import TERMS, fdmer_objective, task_loss
+from .model import build_model
 from .train import NonFiniteLoss, Trainer
 
 # --------------------------------------------------------------------------------- setup
@@ -98,58 +103,6 @@ class ShardedBatchSampler(Sampler[list[int]]):
         return len(self.batch_sampler)
 
 
-class _AllGather(torch.autograd.Function):
-    """all_gather with a gradient: forward stacks every rank's (n, d) tensor into (W, n, d);
-    backward sums the incoming gradients over ranks (every rank computed its loss from all the
-    pieces) and hands each rank the slice of its own piece."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group, ctx.rank = group, dist.get_rank(group)
-        parts = [torch.empty_like(x) for _ in range(dist.get_world_size(group))]
-        dist.all_gather(parts, x.contiguous(), group=group)
-        return torch.stack(parts)                                         # (W, n, d)
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)      # (W, n, d)
-        return grad[ctx.rank], None
-
-
-class _AllReduceSum(torch.autograd.Function):
-    """all_reduce (sum) with a gradient: every rank's output is the sum of all ranks' inputs, so
-    the gradient of an input is the sum over ranks of the gradients of the output."""
-
-    @staticmethod
-    def forward(ctx, x, group):
-        ctx.group = group
-        total = x.clone()
-        dist.all_reduce(total, op=dist.ReduceOp.SUM, group=group)
-        return total
-
-    @staticmethod
-    def backward(ctx, grad):
-        grad = grad.contiguous().clone()
-        dist.all_reduce(grad, op=dist.ReduceOp.SUM, group=ctx.group)
-        return grad, None
-
-
-def global_mean(x: torch.Tensor, group=None) -> torch.Tensor:
-    """The mean over the first axis of the GLOBAL batch from each rank's (n_rank, ...) share,
-    differentiable (``model.encoders.ModalityCentring`` under DDP)."""
-    count = torch.tensor([float(x.shape[0])], dtype=x.dtype, device=x.device)
-    dist.all_reduce(count, op=dist.ReduceOp.SUM, group=group)
-    return _AllReduceSum.apply(x.sum(dim=0), group) / count
-
-
-def gather_rows(x: torch.Tensor, sizes: list[int], group=None) -> torch.Tensor:
-    """Differentiable all-gather of (n_rank, d) tensors of different lengths -> (n_global, d)."""
-    pad = F.pad(x, (0, 0, 0, max(sizes) - x.shape[0]))                     # (n_max, d)
-    parts = _AllGather.apply(pad, group)                                  # (W, n_max, d)
-    return torch.cat([p[:n] for p, n in zip(parts, sizes)], dim=0)        # (n_global, d)
-
-
 def unused_parameters(trainer: Trainer) -> list[str]:
     """Names of the parameters the objective gives no gradient (e.g. the discriminator without
     L_ami and L_ams: it still runs in forward, but nothing in the loss uses its output). One
@@ -158,8 +111,9 @@ def unused_parameters(trainer: Trainer) -> list[str]:
 
     DDP must not wait for their gradients. ``find_unused_parameters`` does not help here (it
     counts a module as used when its output is returned, even if the loss ignores it), so the
-    parameters are left out of DDP's synchronisation instead: their gradients stay None on every
-    rank, exactly as in one process (Adam then skips them, weight decay included)."""
+    trainer sets ``requires_grad=False`` on them, which DDP leaves out of its synchronisation:
+    their gradients stay None on every rank, exactly as in one process (Adam then skips them,
+    weight decay included)."""
     state = torch.get_rng_state()
     model, was_training = trainer.model, trainer.model.training
     buffers = {name: b.clone() for name, b in model.named_buffers()}
@@ -198,16 +152,21 @@ class DistributedTrainer(Trainer):
         device = f"cuda:{local_rank}" if on_cuda else "cpu"
         if on_cuda:
             torch.cuda.set_device(local_rank)
+        self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
         super().__init__(config.replace(train={"device": device, "num_workers": 0}), data)
         if self.rank > 0:                                     # own dropout stream per rank
             torch.manual_seed(config.train.seed + 7919 * self.rank)
         self.unused = unused_parameters(self)
-        if self.unused:                                       # e.g. "discriminator.weight"
-            DistributedDataParallel._set_params_and_buffers_to_ignore_for_model(self.model, self.unused)
+        parameters = dict(self.model.named_parameters())
+        for name in self.unused:                              # e.g. "discriminator.weight"
+            parameters[name].requires_grad_(False)
         self.ddp = DistributedDataParallel(self.model, device_ids=[local_rank] if on_cuda else None)
-        self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
-        if getattr(self.model, "centring", None) is not None:    # the global batch's means
-            self.model.centring.group = self.rep_group
+
+    def new_model(self) -> torch.nn.Module:
+        """The model, with the optional centring of C_m on the GLOBAL batch's means."""
+        return build_model(self.config, self.data.widths, self.data.output_dim,
+                           max_len=max(self.data.seq_lengths.values()),
+                           batch_mean=functools.partial(global_mean, group=self.rep_group))
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
@@ -227,28 +186,13 @@ class DistributedTrainer(Trainer):
         batch = batch.to(self.device, non_blocking=True)
         with torch.autocast(device_type=self.device.type, dtype=torch.float16, enabled=self.use_amp):
             out = self.ddp(batch.features, batch.masks, grl_coeff=grl_coeff)
-        cfg = self.config.loss
-        local = fdmer_objective(out, batch.label, dataclasses.replace(cfg, use_con=False, use_dis=False),
-                                self.task)                           # con = dis = 0 here
         n = torch.tensor([len(batch)], device=self.device)
         sizes = [torch.zeros_like(n) for _ in range(self.world)]
         dist.all_gather(sizes, n, group=self.rep_group)
         sizes = [int(s) for s in sizes]
-        weight = len(batch) * self.world / sum(sizes)
-        terms = dict(local)
-        zero = local["task"].new_zeros(())
-        mods = out.modalities
-        if out.common and cfg.use_con:
-            terms["con"] = consistency_loss(*[gather_rows(out.common[m].float(), sizes, self.rep_group)
-                                              for m in mods], centre=cfg.con_centre)
-        else:
-            terms["con"] = zero
-        if out.private and cfg.use_dis:
-            terms["dis"] = disparity_loss(*[gather_rows(out.private[m].float(), sizes, self.rep_group)
-                                            for m in mods])
-        else:
-            terms["dis"] = zero
-        terms["all"] = weight * local["all"] + cfg.gamma * (terms["con"] + terms["dis"])
+        terms = fdmer_objective(out, batch.label, self.config.loss, self.task,
+                                gather=lambda rows: gather_rows(rows, sizes, self.rep_group),
+                                share=len(batch) * self.world / sum(sizes))
         return out, terms, batch
 
     def _check_finite(self, values, epoch, step):
@@ -309,7 +253,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="path to the data file or folder")
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"], help="synthetic only")
     p.add_argument("--data-spec", default=None,
-                   help="JSON of a fdmer_lite.runner.DataSpec (overrides --dataset/--data/--kind)")
+                   help="JSON of a fdmer_lite.experiments.specs.DataSpec (overrides --dataset/--data/--kind)")
     p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
     p.add_argument("--config", default=None, help="JSON file with a whole Config (overrides --preset)")
     p.add_argument("--epochs", type=int, default=None)
@@ -325,7 +269,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _config(args) -> Config:
-    from .config import default_preset, get_preset
     if args.config:
         cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
     else:
@@ -339,20 +282,18 @@ def _config(args) -> Config:
     return cfg.replace(train=train, loss=loss, model=model)
 
 
-def _data_spec(args, cfg: Config):
-    from .runner import DataSpec
+def _data_spec(args, cfg: Config) -> DataSpec:
     if args.data_spec:
         return DataSpec.from_dict(json.loads(args.data_spec))
     if args.dataset == "synthetic":
         opts = {"kind": args.kind, "seed": 0}
         if cfg.name == "fast":
-            opts.update(n_train=256, n_valid=64, n_test=128)
+            opts.update(FAST_SIZES)
         return DataSpec("synthetic", options=opts)
     return DataSpec(args.dataset, args.data)
 
 
 def main(argv: list[str] | None = None) -> int:
-    from .train import run_experiment
     args = build_parser().parse_args(argv)
     rank, world, _ = init_process_group(args.backend)
     try:
@@ -367,8 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"DDP: {world} process(es), backend {dist.get_backend()}, global batch "
                   f"{cfg.train.batch_size} ({cfg.train.batch_size / world:g} per rank); writing {out}",
                   flush=True)
-        metrics = run_experiment(trainer.config, data, out, trainer=trainer,
-                                 scores=(rank == 0 and not args.no_scores))
+        metrics = obtain(trainer.config, data, out, retrain=True, trainer=trainer,
+                         scores=(rank == 0 and not args.no_scores)).metrics
         if rank == 0:
             (out / "distributed.json").write_text(json.dumps(
                 {"world_size": world, "backend": dist.get_backend(),
@@ -378,7 +319,6 @@ def main(argv: list[str] | None = None) -> int:
                              indent=1), flush=True)
         dist.barrier()
         if rank > 0:
-            import shutil
             shutil.rmtree(out, ignore_errors=True)
     finally:
         dist.destroy_process_group()

@@ -162,9 +162,19 @@ def task_loss(prediction: torch.Tensor, label: torch.Tensor, task: str) -> torch
     return F.cross_entropy(prediction.float(), label.long())
 
 
-def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> dict[str, torch.Tensor]:
+def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression", *,
+                    gather=None, share: float = 1.0) -> dict[str, torch.Tensor]:
     """Eq. 18 with every term: ``{"task", "ami", "ams", "con", "dis", "all"}`` (plus ``"align"``
-    when ``cfg.align_weight > 0``). ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig."""
+    when ``cfg.align_weight > 0``). ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig.
+
+    ``gather`` and ``share`` are for a batch split over processes (DistributedDataParallel; one
+    process leaves them alone). L_con, L_dis and the alignment are terms of the whole batch, not
+    means over samples: ``gather`` maps each process's (n_rank, d) rows of C_m and P_m to the
+    global batch's rows, with gradients, and these terms are computed on those. L_task, L_ami and
+    L_ams are means over the process's own samples and are weighted by ``share`` =
+    n_rank * W / n_global, so that averaging the W processes' gradients gives the gradient of
+    Eq. 18 on the global batch.
+    """
     zero = out.prediction.new_zeros((), dtype=torch.float32)
     terms = {"task": task_loss(out.prediction, label, task)}
     C = [out.common[m].float() for m in out.modalities] if out.common else []
@@ -184,9 +194,14 @@ def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> 
         if cfg.use_ams:
             ams = modality_loss(out.disc_cos_private.float(), scale, margin)
     terms["ami"], terms["ams"] = ami, ams
+    if gather is not None:                               # the global batch's rows
+        C, P = [gather(c) for c in C], [gather(p) for p in P]
     terms["con"] = consistency_loss(*C, centre=cfg.con_centre) if (cfg.use_con and C) else zero
     terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
-    total = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"]) + cfg.gamma * (terms["con"] + terms["dis"])
+    per_sample = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"])
+    if share != 1.0:
+        per_sample = share * per_sample
+    total = per_sample + cfg.gamma * (terms["con"] + terms["dis"])
     if cfg.align_weight > 0 and C:
         terms["align"] = alignment_loss(*C, form=cfg.align_form)
         total = total + cfg.align_weight * terms["align"]

@@ -18,6 +18,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .errors import DataError
+from .experiments.runstore import probe_writable
+
 MAX_SEED = 2 ** 32
 
 
@@ -78,10 +81,8 @@ def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=Non
 def check_root(path, option: str) -> Path:
     """A folder that will hold many runs (``ablate --out``, ``sweep --cache``): a folder or a new
     name whose nearest existing parent is a writable folder."""
-    from .data.base import DataError
     path = Path(path)
     if path.exists() and not path.is_dir():
         raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
-    from .runstore import probe_writable
     probe_writable(path, f"{option} {path}")
     return path

@@ -53,14 +53,18 @@ def comparable(config: Config) -> dict:
 
 def load_contrast(name: str, config: Config, fingerprint: dict, folder: Path | None = None) -> dict | None:
     """The shipped metrics of ``name`` if it was trained with ``config`` on data with
-    ``fingerprint`` (``train.data_fingerprint``), else None."""
+    ``fingerprint`` (``experiments.runs.data_fingerprint``), else None."""
     folder = (folder or SHIPPED_DIR) / name
     try:
         record = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if comparable(Config.from_dict(record["config"])) != comparable(config):
+    try:
+        shipped = Config.from_dict(record["config"])
+    except (KeyError, TypeError):                       # a field this code no longer has
+        return None
+    if comparable(shipped) != comparable(config):
         return None
     if record.get("fingerprint") != fingerprint:
         return None

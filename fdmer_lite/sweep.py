@@ -22,7 +22,7 @@ On-disk layout (the *cache*)::
                                       hash differently (the generator changed), is an error,
                                       never a silent mix.
       beta=0.02_gamma=0.02/           one finished cell: complete, or absent
-        config.json  history.json     written by train.run_experiment
+        config.json  history.json     written by experiments.runs.obtain
         metrics.json model.pt
         reps.npz                      test-split representations: C_<m>, P_<m> (N, d_k), the
                                       discriminator probabilities pc_<m>, pp_<m> (N, M), psi (N, T),
@@ -31,11 +31,11 @@ On-disk layout (the *cache*)::
         projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P)
         cell.json                     beta, gamma, seconds, finished time
         complete.json                 size and sha256 of every file above (not projections/):
-                                      written last (fdmer_lite.runstore); a cell without it, or
+                                      written last (experiments.runstore); a cell without it, or
                                       whose files do not match it, is not finished
       .locks/beta=0.02_gamma=0.02.lock   held (fcntl.flock) while a process computes the cell:
                                       a second process waits, then reuses the finished cell
-      .partial-beta=0.2_gamma=0.02-<pid>-<random>/
+      .beta=0.2_gamma=0.02.partial-<pid>-<random>/
                                       a cell being computed. It is renamed to its final name only
                                       when complete, so an interrupted cell leaves no finished
                                       folder; the next fill deletes partial folders whose process
@@ -44,9 +44,8 @@ On-disk layout (the *cache*)::
 Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.02``, ``2``), so
 0.02 and 0.020000000000000004 are the same cell.
 
-``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable). Execution
-goes through :func:`run_cells` alone (one process, or a ``ProcessPoolExecutor``), so it can be
-replaced by the project's run engine without touching the rest.
+``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable), on this
+process or on the worker processes of ``experiments.pool`` (:func:`run_cells`).
 """
 
 from __future__ import annotations
@@ -61,20 +60,24 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from concurrent.futures import as_completed
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import numpy as np
+import torch
 
-from . import __version__, runstore
+from . import __version__, viz
+from .analysis import load_representations
 from .config import Config, fast_mode, get_preset
+from .data.synthetic import FAST_SIZES, make_benchmark
+from .experiments import runstore
+from .experiments.pool import map_unordered
+from .experiments.runs import REPS_FILE, obtain
+from .paths import runs_root
+from .train import Trainer
 
 SPEC_FILE = "spec.json"
 CELL_FILE = "cell.json"
-REPS_FILE = "reps.npz"
 PROJECTIONS = "projections"
-PARTIAL_PREFIX = ".partial-"
 CACHE_ENV = "FDMER_LITE_SWEEP_CACHE"
 
 # Log-spaced slider values including 0: decades around the paper's 0.02 (Sec. 4.2).
@@ -169,7 +172,6 @@ class SweepSpec:
     def make_data(self):
         if self.dataset != "synthetic":
             raise ValueError(f"dataset: only 'synthetic' can be swept for now, got {self.dataset!r}")
-        from .data.synthetic import make_benchmark
         return make_benchmark(**self.data)
 
     @property
@@ -182,7 +184,6 @@ def default_spec(fast: bool | None = None, kind: str = "emotion", seed: int = 0)
     """FAST (``FDMER_LITE_FAST=1`` or ``fast=True``): the ``fast`` preset on the small benchmark of
     ``demo --fast``, 100 points per set in the projections. Otherwise the ``synthetic`` preset on
     the full benchmark, 300 points per set."""
-    from .data.synthetic import FAST_SIZES                     # the sizes of `demo --fast`
     fast = fast_mode() if fast is None else fast
     if fast:
         return SweepSpec(preset="fast", data={"kind": kind, "seed": seed, **FAST_SIZES}, max_points=100)
@@ -197,48 +198,15 @@ def default_values(fast: bool | None = None) -> tuple[float, ...]:
 def default_cache_dir(spec: SweepSpec, base: str | os.PathLike | None = None) -> Path:
     """``<base>/<spec.slug>``.
 
-    ``base``: given, else ``$FDMER_LITE_SWEEP_CACHE``, else ``runs/sweep`` at the root of the
-    checkout the working directory is in (so ``fdmer-lite sweep`` run at the root and the notebook
-    run from ``notebooks/`` share one cache; git ignores ``runs/``), else ``./runs/sweep``.
+    ``base``: given, else ``$FDMER_LITE_SWEEP_CACHE``, else ``sweep`` in ``paths.runs_root()``
+    (``runs/`` of the checkout, so ``fdmer-lite sweep`` run at the root and the notebook run from
+    ``notebooks/`` share one cache; git ignores ``runs/``).
     """
     if base is None and os.environ.get(CACHE_ENV):
         base = Path(os.environ[CACHE_ENV]).expanduser()
     if base is None:
-        cwd = Path.cwd().resolve()
-        root = next((d for d in (cwd, *cwd.parents) if (d / "pyproject.toml").is_file()
-                     and 'name = "fdmer_lite"' in (d / "pyproject.toml").read_text(encoding="utf-8")), cwd)
-        base = root / "runs" / "sweep"
+        base = runs_root() / "sweep"
     return Path(base) / spec.slug
-
-
-# ---------------------------------------------------------------- representations on disk
-
-
-def save_representations(reps, path: Path) -> None:
-    """Write what the explorer plots (no raw features, no latents) to one ``.npz``."""
-    arrays = {"modalities": np.array(reps.modalities), "psi": reps.psi,
-              "psi_names": np.array(list(reps.psi_names)), "prediction": reps.prediction,
-              "labels": reps.labels, "ids": np.array([str(i) for i in reps.ids])}
-    for m in reps.modalities:
-        arrays[f"C_{m}"] = reps.common[m]
-        arrays[f"P_{m}"] = reps.private[m]
-        if m in reps.disc_prob_common:
-            arrays[f"pc_{m}"] = reps.disc_prob_common[m]
-            arrays[f"pp_{m}"] = reps.disc_prob_private[m]
-    np.savez(path, **arrays)
-
-
-def load_representations(path: Path):
-    """Read :func:`save_representations`' file back as an ``analysis.Representations``."""
-    from .analysis import Representations
-    with np.load(path, allow_pickle=False) as z:
-        mods = str(z["modalities"])
-        pick = lambda prefix: {m: z[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
-        return Representations(modalities=mods, common=pick("C"), private=pick("P"), features={},
-                               psi=z["psi"], psi_names=tuple(str(s) for s in z["psi_names"]),
-                               disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
-                               prediction=z["prediction"], labels=z["labels"],
-                               ids=[str(s) for s in z["ids"]])
 
 
 # ---------------------------------------------------------------- one cell
@@ -262,22 +230,16 @@ class CellResult:
         return cell_name(self.beta, self.gamma)
 
 
-def _write_json(path: Path, obj) -> None:
-    runstore.write_json(path, obj)                      # strict JSON, unique temp file per writer
-
-
 @contextlib.contextmanager
 def torch_threads(n: int | None):
     """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore.
 
     Tiny models (the FAST preset) train faster on one thread: with two, OpenMP's spin-waiting
-    costs more than it gains, and on a shared, loaded machine far more (measured: 2.8 s on one
-    thread vs. 50 s on two for one FAST cell at load 10 on two cores).
+    costs more than it gains, most of all on a loaded machine (``benchmarks/results/``).
     """
     if n is None:
         yield
         return
-    import torch
     before = torch.get_num_threads()
     torch.set_num_threads(max(1, int(n)))
     try:
@@ -320,7 +282,7 @@ def _check_fingerprint(root: Path, data) -> str:
         saved = content.get("data_fingerprint")
         if saved is None:
             content["data_fingerprint"] = fingerprint
-            _write_json(spec_file, content)
+            runstore.write_json(spec_file, content)
         elif saved != fingerprint:
             raise DataChanged(
                 f"{spec_file}: field 'data_fingerprint': the cells here were trained on data with "
@@ -332,24 +294,50 @@ def _check_fingerprint(root: Path, data) -> str:
 def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
                  projections: Iterable[str] = ("tsne",), device: str = "auto",
                  threads: int | None = None, progress: Progress | None = None) -> dict:
-    """Train one cell, extract its test representations and projections, publish it atomically.
+    """Train one cell, store its test representations and projections, publish it atomically.
 
-    Everything is written into ``<root>/.partial-<name>-<pid>-<random>/`` and renamed to
-    ``<root>/<name>/`` at the very end. Returns the cell's ``cell.json`` content. If another
-    process finished the same cell first, its result is kept and this one discarded.
+    One run of the store (``experiments.runs.obtain``), with the representations, the
+    projections and ``cell.json`` added before it is sealed (the projections folder may grow
+    later, so the seal leaves it out). Returns the cell's ``cell.json`` content. If another
+    process finished the same cell first, its result is kept and nothing is trained.
     """
-    from .analysis import extract_representations
-    from .train import run_experiment
-
     root = Path(root)
     name = cell_name(beta, gamma)
     final = root / name
+    projections = tuple(projections)
+    cfg = spec.config(beta, gamma, device=device)
+    epochs = cfg.train.epochs
+    total = epochs + 2 + len(projections)                      # epochs, scores, extraction, projections
     report = progress or (lambda done, total, msg: None)
     with runstore.locked(final, on_wait=lambda msg: report(0, 1, msg)):   # one writer per cell
         if _cell_intact(final):
             return runstore.read_json(final / CELL_FILE)
-        return _compute_cell(root, spec, beta, gamma, projections=projections, device=device,
-                             threads=threads, progress=progress)
+        start = time.perf_counter()
+        info = {}
+        with torch_threads(threads):
+            report(0, total, "preparing data")
+            data = _data_for(spec)
+            fingerprint = _check_fingerprint(root, data)
+            trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
+                entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
+            report(0, total, f"training (epoch 1/{epochs})")
+
+            def finish(tmp: Path, trainer, metrics: dict) -> None:
+                report(epochs + 1, total, "representations")
+                for i, method in enumerate(projections):
+                    report(epochs + 2 + i, total, f"{method} projection")
+                    _project_into(tmp, spec, method)
+                info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
+                             "seconds": time.perf_counter() - start,
+                             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                             "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
+                             "fdmer_lite": __version__})
+                runstore.write_json(tmp / CELL_FILE, info)
+
+            obtain(cfg, data, final, retrain=True, representations=True, trainer=trainer, lock=False,
+                   finish=finish, record={"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
+        report(total, total, "done")
+        return info
 
 
 def _cell_intact(cell_dir: Path) -> bool:
@@ -359,56 +347,6 @@ def _cell_intact(cell_dir: Path) -> bool:
         return True
     except (OSError, runstore.RunCorrupt):
         return False
-
-
-def _compute_cell(root: Path, spec: SweepSpec, beta: float, gamma: float, *, projections, device,
-                  threads, progress) -> dict:
-    from .analysis import extract_representations
-    from .train import run_experiment
-
-    name = cell_name(beta, gamma)
-    final = root / name
-    projections = tuple(projections)
-    cfg = spec.config(beta, gamma, device=device)
-    total = cfg.train.epochs + 2 + len(projections)            # epochs, scores, extraction, projections
-    report = progress or (lambda done, total, msg: None)
-
-    tmp = root / f"{PARTIAL_PREFIX}{name}-{os.getpid()}-{secrets.token_hex(3)}"
-    tmp.mkdir(parents=True)
-    start = time.perf_counter()
-    try:
-        with torch_threads(threads):
-            report(0, total, "preparing data")
-            data = _data_for(spec)
-            fingerprint = _check_fingerprint(root, data)
-            epochs = cfg.train.epochs
-            trainer = _reporting_trainer(cfg, data, on_epoch=lambda e: report(e, total, f"trained epoch {e}/{epochs}"))
-            report(0, total, f"training (epoch 1/{epochs})")
-            metrics = run_experiment(cfg, data, tmp, trainer=trainer, publish=False)   # + baselines, scores
-            report(epochs + 1, total, "representations")
-            reps = extract_representations(trainer.model, data, "test", device=trainer.device)
-            save_representations(reps, tmp / REPS_FILE)
-            for i, method in enumerate(projections):
-                report(epochs + 2 + i, total, f"{method} projection")
-                _project_into(tmp, spec, method)
-        info = {"beta": float(beta), "gamma": float(gamma), "name": name,
-                "seconds": time.perf_counter() - start, "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
-                "fdmer_lite": __version__}
-        _write_json(tmp / CELL_FILE, info)
-        runstore.seal(tmp, {"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
-        runstore.publish(tmp, final)                           # one rename (under the cell's lock)
-        report(total, total, "done")
-        return info
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-
-
-def _reporting_trainer(config, data, on_epoch):
-    """A Trainer that calls ``on_epoch(epoch)`` after each epoch's validation pass."""
-    from .train import Trainer
-    return Trainer(config, data, on_epoch=lambda entry: on_epoch(entry["epoch"]))
 
 
 def _projection_index(cell_dir: Path) -> dict:
@@ -423,7 +361,6 @@ def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
     explorer's later call of the same builder finds it in the cache. It is written into a temp
     folder first and moved in, so an interrupted UMAP never leaves a half-written file.
     """
-    from . import viz
     reps = load_representations(cell_dir / REPS_FILE)
     proj = cell_dir / PROJECTIONS
     proj.mkdir(exist_ok=True)
@@ -436,7 +373,7 @@ def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
             os.replace(f, proj / f.name)
         index = _projection_index(cell_dir)
         index[method] = {"max_points": spec.max_points, "seed": spec.projection_seed}
-        _write_json(proj / "index.json", index)
+        runstore.write_json(proj / "index.json", index)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -455,24 +392,14 @@ def _cell_task(args: tuple) -> tuple[float, float, dict | None, str | None]:
 
 
 def run_cells(tasks: list[tuple], workers: int = 1):
-    """Run cell tasks and yield ``(beta, gamma, info, error)`` as each finishes.
-
-    The only place that decides *where* cells run: in this process for ``workers=1``, otherwise
-    in a pool of ``workers`` fresh (spawned) processes. A run engine can replace this function.
-    """
-    if workers <= 1:
-        for task in tasks:
-            yield _cell_task(task)
-        return
-    from .runner import stop_pool, submit_all, worker_pool         # workers die with this process
-    with worker_pool(workers) as pool:
-        futures = submit_all(pool, _cell_task, tasks)
-        try:
-            for fut in as_completed(futures):
-                yield fut.result()
-        except BaseException:                                      # Ctrl-C: stop, do not wait
-            stop_pool(pool)
-            raise
+    """Run cell tasks and yield ``(beta, gamma, info, error)`` as each finishes: in this process
+    for ``workers=1``, else on ``workers`` worker processes of ``experiments.pool``."""
+    results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
+    for i, result, error in results:
+        if error is not None:                                      # the worker process died
+            yield tasks[i][2], tasks[i][3], None, error
+        else:
+            yield result
 
 
 # ---------------------------------------------------------------- the cache
@@ -502,7 +429,7 @@ class SweepCache:
                                    f"{saved}, not {spec.to_dict()}; use another cache folder")
         else:
             self.root.mkdir(parents=True, exist_ok=True)
-            _write_json(spec_file, {"spec": spec.to_dict(), "fdmer_lite": __version__})
+            runstore.write_json(spec_file, {"spec": spec.to_dict(), "fdmer_lite": __version__})
         self._memory: "OrderedDict[str, CellResult]" = OrderedDict()
         self._memory_size = memory
 
@@ -568,18 +495,8 @@ class SweepCache:
     # -- computing ------------------------------------------------------------------------------
     def clean_partials(self) -> list[Path]:
         """Delete folders of interrupted cells (their process is gone); return what was removed."""
-        removed = []
-        for d in self.root.glob(f"{PARTIAL_PREFIX}*"):
-            try:
-                pid = int(d.name.rsplit("-", 2)[-2])
-            except (ValueError, IndexError):
-                pid = -1
-            if pid == os.getpid():
-                continue                                       # ours: still being written
-            if not runstore.pid_alive(pid):
-                shutil.rmtree(d, ignore_errors=True)
-                removed.append(d)
-        return removed
+        finals = {d.name[1:].split(".partial-")[0] for d in self.root.glob(".*.partial-*")}
+        return [d for name in sorted(finals) for d in runstore.clean_stale(self.root / name)]
 
     def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
                 device: str = "auto", threads: int | None | str = "auto",

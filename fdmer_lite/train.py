@@ -2,11 +2,8 @@
 
 ``Trainer(config, data).fit()`` trains and restores the best-on-validation weights;
 ``evaluate(split)`` gives the field's metrics and every loss term; ``save``/``load`` write and read
-a checkpoint (read back with ``torch.load(weights_only=True)``: no code can run from it).
-``train_or_load`` lets later notebooks reuse a run instead of retraining, and ``run_experiment``
-writes a whole run (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, and last the
-completion record ``complete.json``) to a folder, published in one rename (``fdmer_lite.runstore``):
-a failed or interrupted run is never found there and never reused.
+a checkpoint (read back with ``torch.load(weights_only=True)``: no code can run from it). Writing
+whole runs to folders, and reusing them, is ``fdmer_lite.experiments.runs.obtain``.
 
 Devices: ``auto`` picks CUDA, then Apple's MPS, then the CPU. Mixed precision (float16 autocast
 with a gradient scaler) is used on CUDA only; pinned host memory makes the copies to the GPU
@@ -15,9 +12,7 @@ asynchronous.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import math
 import os
 import random
@@ -28,7 +23,6 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from . import runstore
 from .config import Config
 from .errors import NonFiniteLoss  # noqa: F401  (raised here; the command line names it)
 from .data.base import MultimodalData, make_loader
@@ -105,15 +99,14 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float
 
 def make_optimizer(params, t, device: torch.device) -> torch.optim.Adam:
     """The trainer's optimiser (``t`` a TrainConfig): Adam, with the fused kernel on CPU and CUDA,
-    which updates every parameter in one call (about 8 % off a CPU step of the small synthetic
-    preset, whose many small tensors make the per-parameter loop costly)."""
+    which updates every parameter in one call (the small presets' many small tensors make the
+    per-parameter loop costly; ``benchmarks/results/code-notes.md``)."""
     return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=device.type in ("cpu", "cuda"))
 
 
 def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tensor:
     """Scale the gradients to a total norm of at most ``max_norm``, in one ``foreach`` call on CPU
-    and CUDA instead of a Python loop over the tensors (the same numbers; about 0.5 ms of a 30 ms
-    CPU step of the synthetic preset, whose gradients are 110 small tensors)."""
+    and CUDA instead of a Python loop over the tensors (the same numbers, fewer calls)."""
     foreach = True if device.type in ("cpu", "cuda") else None
     return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
 
@@ -157,13 +150,17 @@ class Trainer:
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
         seed_everything(config.train.seed, config.train.deterministic)
-        self.model = model or build_model(config, self.data.widths, self.data.output_dim,
-                                          max_len=max(self.data.seq_lengths.values()))
+        self.model = model or self.new_model()
         self.model.to(self.device)
         self.use_amp = bool(config.train.amp and self.device.type == "cuda")
         self.history: list[dict] = []
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
         self.on_epoch = on_epoch
+
+    def new_model(self) -> torch.nn.Module:
+        """FDMER for this trainer's config and data (the distributed trainer adds its collectives)."""
+        return build_model(self.config, self.data.widths, self.data.output_dim,
+                           max_len=max(self.data.seq_lengths.values()))
 
     # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
@@ -177,21 +174,11 @@ class Trainer:
             out = self.model(batch.features, batch.masks, grl_coeff=grl_coeff)
         return out, fdmer_objective(out, batch.label, self.config.loss, self.task), batch
 
-    def _param_groups(self, t) -> list[dict]:
-        """One Adam group, or two when ``disc_lr_mult != 1``: the modality discriminator learns
-        at ``disc_lr_mult`` times the rate of everything else."""
-        disc = getattr(self.model, "discriminator", None)
-        if t.disc_lr_mult == 1.0 or disc is None:
-            return [{"params": list(self.model.parameters())}]
-        mine = {id(p) for p in disc.parameters()}
-        rest = [p for p in self.model.parameters() if id(p) not in mine]
-        return [{"params": rest}, {"params": list(disc.parameters()), "lr": t.lr * t.disc_lr_mult}]
-
     # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
         t = self.config.train
         epochs = t.epochs if epochs is None else epochs
-        opt = make_optimizer(self._param_groups(t), t, self.device)
+        opt = make_optimizer(self.model.parameters(), t, self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
@@ -309,166 +296,3 @@ def load_checkpoint(path: str | Path) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no checkpoint file")
     return torch.load(path, map_location="cpu", weights_only=True)
-
-
-def train_or_load(config: Config, data: MultimodalData, out_dir: str | Path, *, retrain: bool = False) -> Trainer:
-    """Load the finished run in ``out_dir`` when its config and data match, otherwise train and
-    publish it there.
-
-    Only a run that :func:`fdmer_lite.runstore.read_finished` accepts is loaded: a folder left by a
-    failed or interrupted run, or one whose files do not match their record (a truncated
-    ``model.pt``, an edited ``metrics.json``), is retrained, with a warning naming the file.
-    Two processes on one folder: the second waits for the first and then loads its run.
-    """
-    out_dir = runstore.check_target(out_dir, "out_dir")
-    trainer = Trainer(config, data)
-    with runstore.locked(out_dir):
-        if not retrain and out_dir.is_dir():
-            loaded = _load_finished(trainer, config, data, out_dir)
-            if loaded:
-                return trainer
-        _publish_run(config, data, out_dir, trainer)
-    return trainer
-
-
-def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, out_dir: Path) -> bool:
-    """Load the run in ``out_dir`` into ``trainer`` if it is finished, intact and matching."""
-    import warnings
-    try:
-        runstore.read_finished(out_dir)
-        saved = runstore.read_json(out_dir / "config.json")
-    except FileNotFoundError:
-        return False
-    except runstore.RunCorrupt as err:
-        if (out_dir / runstore.RECORD).is_file() or (out_dir / CHECKPOINT).is_file():
-            warnings.warn(f"not reusing the run in {out_dir}: {err}; retraining", stacklevel=3)
-        return False
-    if (not isinstance(saved, dict) or saved.get("config") != json.loads(runstore.dumps(config.to_dict()))
-            or saved.get("fingerprint") != plain_fingerprint(data)):
-        return False
-    try:
-        trainer.load(out_dir / CHECKPOINT)
-    except Exception as err:                        # matches its record, yet does not load
-        raise runstore.RunCorrupt(str(out_dir / CHECKPOINT), "model_state",
-                                  "a checkpoint of this model", f"{type(err).__name__}: {err}") from None
-    trainer.history = runstore.read_json(out_dir / "history.json")
-    return True
-
-
-def plain_fingerprint(data: MultimodalData) -> dict:
-    """:func:`data_fingerprint` as it reads back from strict JSON."""
-    return json.loads(runstore.dumps(data_fingerprint(data)))
-
-
-def data_fingerprint(data: MultimodalData) -> dict:
-    """What identifies a data set for ``train_or_load``: a run trained on other data is not reused.
-
-    ``content`` is :meth:`MultimodalData.fingerprint` (a hash of every number); the rest says in
-    words what the data were, for a reader of ``config.json``."""
-    fp = {"name": data.name, "source": str(data.source), "modalities": data.modalities,
-          "widths": data.widths, "lengths": data.seq_lengths,
-          "sizes": {s: len(sp) for s, sp in data.splits.items()}, "content": data.fingerprint()}
-    for key in ("bayes_mae", "bayes_acc"):
-        if key in data.info:
-            fp[key] = round(float(data.info[key]), 10)
-    return fp
-
-
-TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1", "nonzero_padding",
-                  "truncated_segments", "truncated_utterances", "truncated_samples", "dropped", "videos_dropped",
-                  "segments_without_words", "words_without_frames")
-
-
-def data_treatments(data: MultimodalData) -> dict:
-    """What the loader changed in the data (non-finite values zeroed, lengths set, samples dropped
-    ...), from ``data.info``: recorded in ``metrics.json`` and printed by ``fdmer-lite train``."""
-    return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
-
-
-def _write_json(path: Path, obj) -> None:
-    runstore.write_json(path, obj)                       # strict JSON, never half-written
-
-
-def run_experiment(config: Config, data: MultimodalData, out_dir: str | Path, *,
-                   trainer: Trainer | None = None, scores: bool = True, publish: bool = True,
-                   extra: dict | None = None, lock: bool = True) -> dict:
-    """Train, test the best-on-validation checkpoint, and write the run's files into ``out_dir``.
-
-    On the known-factor benchmark the metrics also hold the reference MAEs (``bayes_mae``,
-    ``mean_mae``, ``ridge_mae``) and the disentanglement scores of ``analysis``.
-
-    ``publish=True`` (default): the files are written into a partial folder beside ``out_dir``,
-    sealed with ``complete.json`` and renamed to ``out_dir`` in one step (``fdmer_lite.runstore``);
-    a failure leaves the previous run there untouched. ``publish=False`` writes straight into
-    ``out_dir``, a private folder the caller seals and publishes itself (the sweep's cells).
-    ``extra``: more JSON files to write into the run, ``{name: content}``. ``lock=False``: the
-    caller already holds ``runstore.locked(out_dir)``.
-    """
-    out_dir = Path(out_dir)
-    trainer = trainer or Trainer(config, data)
-    if not publish:
-        out_dir.mkdir(parents=True, exist_ok=True)
-        return _write_run(config, data, out_dir, trainer, scores, extra)
-    runstore.check_target(out_dir, "out_dir")
-    with runstore.locked(out_dir) if lock else contextlib.nullcontext():
-        return _publish_run(config, data, out_dir, trainer, scores=scores, extra=extra)
-
-
-def _publish_run(config: Config, data: MultimodalData, out_dir: Path, trainer: Trainer, *,
-                 scores: bool = True, extra: dict | None = None) -> dict:
-    """Train into a partial folder and publish it as ``out_dir``; on a non-finite loss keep the
-    best checkpoint (if an epoch finished) in ``<out_dir>.failed``, never under ``out_dir``."""
-    runstore.clean_stale(out_dir)
-    tmp = runstore.partial_dir(out_dir)
-    try:
-        try:
-            metrics = _write_run(config, data, tmp, trainer, scores, extra)
-        except NonFiniteLoss as err:
-            raise NonFiniteLoss(f"{out_dir} (training on {data.source}): {err} "
-                                f"{_keep_failed(trainer, tmp, out_dir, err)}") from None
-        runstore.seal(tmp, {"kind": "run"})
-        runstore.publish(tmp, out_dir)
-        return metrics
-    finally:
-        runstore.discard(tmp)                           # gone after a publish; else the partial
-
-
-def _keep_failed(trainer: Trainer, tmp: Path, out_dir: Path, err: Exception) -> str:
-    if trainer.best_state is None:
-        return f"Nothing was written to {out_dir}."
-    trainer.save(tmp / CHECKPOINT)                      # the best weights (restored by the trainer)
-    _write_json(tmp / "history.json", trainer.history)
-    runstore.seal(tmp, {"kind": "run", "error": str(err), "best_epoch": trainer.best_epoch}, status="failed")
-    failed = runstore.failed_dir(out_dir)
-    runstore.publish(tmp, failed)
-    return (f"The best checkpoint (epoch {trainer.best_epoch}) is in {failed / CHECKPOINT}, in a folder "
-            f"marked failed ({runstore.FAILED_RECORD}): it is never loaded as a finished run.")
-
-
-def _write_run(config: Config, data: MultimodalData, out_dir: Path, trainer: Trainer, scores: bool,
-               extra: dict | None) -> dict:
-    _write_json(out_dir / "config.json", {"config": config.to_dict(), "data": data.name,
-                                          "source": str(data.source), "modalities": trainer.data.modalities,
-                                          "device": str(trainer.device), "fingerprint": data_fingerprint(data)})
-    for name, content in (extra or {}).items():
-        _write_json(out_dir / name, content)
-    start = time.perf_counter()
-    trainer.fit()
-    trainer.save(out_dir / CHECKPOINT)
-    _write_json(out_dir / "history.json", trainer.history)
-    metrics = trainer.evaluate("test")["metrics"]
-    metrics["train_seconds"] = time.perf_counter() - start
-    metrics["best_epoch"] = trainer.best_epoch
-    treated = data_treatments(data)
-    if treated:
-        metrics["data_treatments"] = treated
-    if "bayes_mae" in data.info or "bayes_acc" in data.info:
-        from .data.synthetic import baselines
-        if getattr(data, "_baselines", None) is None:       # once per data object, not per run
-            data._baselines = baselines(data)
-        metrics.update(data._baselines)
-    if scores and trainer.model.config.disentangle:
-        from .analysis import disentanglement_scores
-        metrics.update(disentanglement_scores(trainer.model, trainer.data, device=trainer.device))
-    _write_json(out_dir / "metrics.json", metrics)
-    return metrics

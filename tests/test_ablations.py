@@ -12,7 +12,7 @@ import torch
 from fdmer_lite.ablations import (BY_KEY, PAPER_NOTE, PAPER_TABLE4, VARIANTS, NotApplicable, get_variant, load_ablation,
                                   paper_dataset, run_ablation, select_variants, to_markdown)
 from fdmer_lite.config import get_preset
-from fdmer_lite.runner import DataSpec
+from fdmer_lite.experiments.specs import DataSpec
 from fdmer_lite.train import Trainer
 
 TINY = dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0)
@@ -179,3 +179,21 @@ def test_paper_table4_holds_every_row_of_the_paper():
     assert PAPER_TABLE4["mosei"]["full"] == {k: paper.TABLE2["glove"]["FDMER"][k] for k in ("mae", "corr")}
     assert PAPER_TABLE4["ur_funny"]["full"]["acc2"] == paper.TABLE3["glove"]["FDMER"]["acc2"]
     assert paper.TABLE1["glove"]["PMR"]["mae"] is None and paper.TABLE1["bert"]["FDMER"]["acc7"] == 0.441
+
+
+def test_the_ablate_command_end_to_end_writes_the_table_and_resumes(tmp_path, capsys):
+    from fdmer_lite import cli
+    out = tmp_path / "grid"
+    argv = ["ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants",
+            "full,wo_con", "--seeds", "1", "--workers", "0", "--out", str(out)]
+    assert cli.main(argv) == 0
+    first = capsys.readouterr().out
+    assert "2 run(s) done, 0 already finished" in first
+    rows = list(csv.DictReader((out / "table.csv").open()))
+    assert [r["variant"] for r in rows] == ["full", "wo_con"]
+    for r in rows:                              # the table's MAE is the run's own metrics.json
+        run = next(out.glob(f"{r['variant']}-seed1-*"))
+        assert float(r["mae_mean"]) == pytest.approx(json.loads((run / "metrics.json").read_text())["mae"])
+    assert (out / "table.md").read_text().count("| FDMER (full) |") == 1
+    assert cli.main(argv) == 0                  # a second call trains nothing
+    assert "0 run(s) done, 2 already finished" in capsys.readouterr().out

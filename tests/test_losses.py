@@ -263,3 +263,41 @@ def test_alignment_loss_mean_form_matches_numpy_and_ignores_within_modality_diff
     assert float(losses.alignment_loss(a, b, form="sample")) > 0.3
     with pytest.raises(ValueError, match="align_form"):
         losses.alignment_loss(a, b, form="median")
+
+
+@pytest.mark.parametrize("align_weight", [0.0, 0.5])
+def test_eq18_split_over_processes_averages_to_the_whole_batch(align_weight):
+    """Two shards of a batch, each with ``gather`` giving the whole batch's rows and ``share`` its
+    weight, average (as DDP averages gradients) to the one-batch objective: value and gradients."""
+    from types import SimpleNamespace
+    torch.manual_seed(0)
+    n, d, M, mods = 10, 6, 3, "tav"
+    reps = {f"{k}_{m}": torch.randn(n, d, requires_grad=True) for k in "CP" for m in mods}
+    pred = torch.randn(n, requires_grad=True)
+    cos_c = torch.empty(n, M, M).uniform_(-0.9, 0.9).requires_grad_()
+    cos_p = torch.empty(n, M, M).uniform_(-0.9, 0.9).requires_grad_()
+    leaves = [pred, cos_c, cos_p, *reps.values()]
+    label = torch.randn(n)
+    cfg = LossConfig(align_weight=align_weight)
+    shards = [slice(0, 4), slice(4, n)]                        # unequal shards, W = 2
+
+    def output(rows):
+        return SimpleNamespace(prediction=pred[rows], modalities=mods,
+                               common={m: reps[f"C_{m}"][rows] for m in mods},
+                               private={m: reps[f"P_{m}"][rows] for m in mods},
+                               disc_cos_common=cos_c[rows], disc_cos_private=cos_p[rows],
+                               disc_cos_common_frozen=None)
+
+    def gather_for(r):
+        def gather(rows):                                      # shard r's rows -> the whole batch's
+            name = next(k for k, v in reps.items() if torch.equal(rows.detach(), v[shards[r]].detach()))
+            return torch.cat([rows if s == r else reps[name][shards[s]] for s in range(2)])
+        return gather
+
+    whole = losses.fdmer_objective(output(slice(None)), label, cfg)["all"]
+    per = [losses.fdmer_objective(output(shards[r]), label[shards[r]], cfg, gather=gather_for(r),
+                                  share=(shards[r].stop - shards[r].start) * 2 / n)["all"] for r in range(2)]
+    averaged = (per[0] + per[1]) / 2
+    torch.testing.assert_close(averaged, whole)
+    for a, b in zip(torch.autograd.grad(averaged, leaves), torch.autograd.grad(whole, leaves)):
+        torch.testing.assert_close(a, b)

@@ -9,9 +9,10 @@ import pytest
 import torch
 
 import fdmer_lite.train as train_mod
-from fdmer_lite import runstore
+from fdmer_lite.experiments import runstore
 from fdmer_lite.data.base import DataError
-from fdmer_lite.train import NonFiniteLoss, run_experiment, train_or_load
+from fdmer_lite.experiments.runs import obtain
+from fdmer_lite.train import NonFiniteLoss
 
 
 def _poison_after(monkeypatch, train_steps: int):
@@ -35,7 +36,7 @@ def _steps_per_epoch(config, data):
 
 def test_a_finished_run_is_sealed_and_verified(tiny_data, fast_config, tmp_path):
     out = tmp_path / "run"
-    run_experiment(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out, retrain=True).metrics
     record = runstore.read_finished(out)
     assert record["status"] == "finished"
     assert {"config.json", "history.json", "metrics.json", "model.pt"} <= set(record["files"])
@@ -46,12 +47,12 @@ def test_a_finished_run_is_sealed_and_verified(tiny_data, fast_config, tmp_path)
 def test_nan_after_an_epoch_keeps_the_previous_run_and_the_best_checkpoint_as_failed(
         tiny_data, fast_config, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    train_or_load(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out).trainer
     before = (out / runstore.RECORD).read_bytes()
     cfg = fast_config.replace(train={"epochs": 3})
     _poison_after(monkeypatch, _steps_per_epoch(cfg, tiny_data) + 1)   # epoch 1 finishes
     with pytest.raises(NonFiniteLoss, match=r"best checkpoint \(epoch 1\) is in .*run\.failed.model\.pt"):
-        train_or_load(cfg, tiny_data, out)
+        obtain(cfg, tiny_data, out).trainer
     assert (out / runstore.RECORD).read_bytes() == before              # the finished run is untouched
     failed = tmp_path / "run.failed"
     assert (failed / "model.pt").is_file() and (failed / runstore.FAILED_RECORD).is_file()
@@ -64,23 +65,23 @@ def test_nan_before_any_epoch_writes_nothing_and_is_never_loaded(tiny_data, fast
     out = tmp_path / "run"
     _poison_after(monkeypatch, 0)
     with pytest.raises(NonFiniteLoss, match="Nothing was written"):
-        train_or_load(fast_config, tiny_data, out)
+        obtain(fast_config, tiny_data, out).trainer
     assert not out.exists() and not (tmp_path / "run.failed").exists()
     monkeypatch.undo()
-    trainer = train_or_load(fast_config, tiny_data, out)              # trains: nothing to reuse
+    trainer = obtain(fast_config, tiny_data, out).trainer              # trains: nothing to reuse
     assert len(trainer.history) >= 1 and runstore.is_finished(out)
 
 
 def test_ctrl_c_during_training_leaves_the_previous_run(tiny_data, fast_config, tmp_path, monkeypatch):
     out = tmp_path / "run"
-    run_experiment(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out, retrain=True).metrics
     before = (out / runstore.RECORD).read_bytes()
 
     def interrupted(self, epochs=None):
         raise KeyboardInterrupt
     monkeypatch.setattr(train_mod.Trainer, "fit", interrupted)
     with pytest.raises(KeyboardInterrupt):
-        run_experiment(fast_config.replace(loss={"beta": 0.5}), tiny_data, out)
+        obtain(fast_config.replace(loss={"beta": 0.5}), tiny_data, out, retrain=True).metrics
     assert (out / runstore.RECORD).read_bytes() == before and runstore.is_finished(out)
     assert not list(tmp_path.glob(".run.partial-*"))
 
@@ -88,20 +89,20 @@ def test_ctrl_c_during_training_leaves_the_previous_run(tiny_data, fast_config, 
 @pytest.mark.parametrize("victim", ["model.pt", "metrics.json"])
 def test_a_truncated_file_is_named_and_the_run_retrained(tiny_data, fast_config, tmp_path, victim):
     out = tmp_path / "run"
-    train_or_load(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out).trainer
     path = out / victim
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(runstore.RunCorrupt, match=rf"{victim}: field 'bytes'"):
         runstore.read_finished(out)
     with pytest.warns(UserWarning, match=victim):
-        train_or_load(fast_config, tiny_data, out)
+        obtain(fast_config, tiny_data, out).trainer
     assert runstore.is_finished(out)
     json.loads((out / "metrics.json").read_text())                    # whole again
 
 
 def test_an_edited_file_of_the_same_size_fails_the_hash(tiny_data, fast_config, tmp_path):
     out = tmp_path / "run"
-    run_experiment(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out, retrain=True).metrics
     blob = bytearray((out / "model.pt").read_bytes())
     blob[-100] ^= 0xFF
     (out / "model.pt").write_bytes(bytes(blob))
@@ -111,12 +112,12 @@ def test_an_edited_file_of_the_same_size_fails_the_hash(tiny_data, fast_config, 
 
 def test_a_symlink_planted_in_the_run_folder_is_never_written_through(tiny_data, fast_config, tmp_path):
     out = tmp_path / "run"
-    run_experiment(fast_config, tiny_data, out)
+    obtain(fast_config, tiny_data, out, retrain=True).metrics
     victim = tmp_path / "precious.txt"
     victim.write_text("keep me")
     (out / "model.pt").unlink()
     (out / "model.pt").symlink_to(victim)
-    run_experiment(fast_config.replace(loss={"beta": 0.5}), tiny_data, out)
+    obtain(fast_config.replace(loss={"beta": 0.5}), tiny_data, out, retrain=True).metrics
     assert victim.read_text() == "keep me"
     assert not (out / "model.pt").is_symlink() and runstore.is_finished(out)
 
@@ -124,7 +125,7 @@ def test_a_symlink_planted_in_the_run_folder_is_never_written_through(tiny_data,
 def test_out_that_holds_other_files_is_refused_before_training(tiny_data, fast_config, tmp_path):
     (tmp_path / "thesis.tex").write_text("months of work")
     with pytest.raises(DataError, match="thesis.tex"):
-        run_experiment(fast_config, tiny_data, tmp_path)
+        obtain(fast_config, tiny_data, tmp_path, retrain=True).metrics
     assert (tmp_path / "thesis.tex").read_text() == "months of work"
 
 
@@ -150,11 +151,11 @@ def test_a_second_writer_waits_for_the_lock_then_reuses_the_run(tiny_data, fast_
             with pytest.raises(BlockingIOError, match="being written by pid"):
                 with runstore.locked(out, wait=False):
                     pass
-            t = threading.Thread(target=lambda: waited.append(train_or_load(fast_config, tiny_data, out)))
+            t = threading.Thread(target=lambda: waited.append(obtain(fast_config, tiny_data, out).trainer))
             t.start()
             time.sleep(0.5)
             assert t.is_alive() and not fits                        # waiting, not training
-            run_experiment(fast_config, tiny_data, out, lock=False)  # the first one finishes
+            obtain(fast_config, tiny_data, out, lock=False, retrain=True).metrics  # the first one finishes
         t.join(60)
         assert len(fits) == 1 and waited and not t.is_alive()       # the second reused it
     finally:
@@ -217,9 +218,9 @@ def test_bad_out_is_refused_up_front(make, tmp_path, capsys):
 
 
 def test_a_truncated_metrics_json_makes_the_runner_redo_that_run(tmp_path):
-    from test_runner import TINY, _config
+    from test_specs import TINY, _config
 
-    from fdmer_lite.runner import RunSpec, run_all
+    from fdmer_lite.experiments.specs import RunSpec, run_all
     spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
     assert run_all([spec], workers=0, progress=False).ran == [spec.run_id]
     m = spec.path / "metrics.json"
@@ -246,9 +247,9 @@ def test_a_truncated_cell_file_makes_the_sweep_compute_the_cell_again(tmp_path):
 
 
 def test_a_shipped_run_is_checked_against_its_record_then_published(tmp_path):
-    from test_runner import TINY, _config
+    from test_specs import TINY, _config
 
-    from fdmer_lite.runner import RunSpec, _write_shipped, execute
+    from fdmer_lite.experiments.specs import RunSpec, _write_shipped, execute
     spec = RunSpec.create(_config(), TINY, tmp_path, "full-seed1")
     result = execute(spec, ship=True)                      # what a Ray node sends back
     assert "error" not in result and runstore.RECORD in result["files"]

@@ -52,7 +52,7 @@ def test_the_shipped_runs_match_todays_demo():
     # Generates the demo's full-size benchmark (about 20-50 s): a change to the preset, the
     # generator or the contrasts makes the shipped runs stale, and this test says so.
     from fdmer_lite.data.synthetic import make_benchmark
-    from fdmer_lite.train import data_fingerprint
+    from fdmer_lite.experiments.runs import data_fingerprint
     fp = data_fingerprint(make_benchmark("emotion"))
     base = get_preset("synthetic")
     for name in shipped.CONTRASTS:

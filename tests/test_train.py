@@ -1,20 +1,17 @@
 """Trainer: a short fit, history, early stopping, checkpoints, NaN handling, devices, CUDA path."""
 
 import copy
-import json
 import math
 
 import numpy as np
 import pytest
 import torch
 
-from fdmer_lite import train
 from fdmer_lite.config import get_preset
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.losses import TERMS
-from fdmer_lite.train import (NonFiniteLoss, Trainer, clip_gradients, improves, load_checkpoint, lr_scheduler,
-                              make_optimizer, reversal_coefficient, run_experiment, select_device, term_values,
-                              train_or_load)
+from fdmer_lite.train import (NonFiniteLoss, Trainer, clip_gradients, improves, lr_scheduler,
+                              make_optimizer, reversal_coefficient, select_device, term_values)
 
 
 def test_fit_records_every_term_and_restores_best(tiny_data, fast_config):
@@ -139,48 +136,6 @@ def test_clip_gradients_scales_to_the_total_norm_and_make_optimizer_is_the_fused
     assert (group["lr"], group["weight_decay"]) == (t.lr, t.weight_decay)
 
 
-def test_run_experiment_writes_the_contract_files(tiny_data, fast_config, tmp_path):
-    m = run_experiment(fast_config, tiny_data, tmp_path)
-    for name in ("metrics.json", "history.json", "config.json", "model.pt"):
-        assert (tmp_path / name).is_file()
-    saved = json.loads((tmp_path / "metrics.json").read_text())
-    for key in ("mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0",
-                "bayes_mae", "mean_mae", "ridge_mae", "common_modality_acc", "private_modality_acc",
-                "common_factor_r2", "private_factor_r2", "disc_prob_common"):
-        assert key in saved, key
-    assert saved["mae"] == pytest.approx(m["mae"])
-    ckpt = load_checkpoint(tmp_path / "model.pt")              # weights_only=True
-    assert ckpt["widths"] == tiny_data.widths
-
-
-def test_train_or_load_reuses_a_matching_run(tiny_data, fast_config, tmp_path):
-    a = train_or_load(fast_config, tiny_data, tmp_path)
-    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
-    b = train_or_load(fast_config, tiny_data, tmp_path)
-    assert (tmp_path / "model.pt").stat().st_mtime_ns == stamp          # not retrained
-    pa, pb = a.predict("test")[0], b.predict("test")[0]
-    np.testing.assert_allclose(pa, pb, rtol=1e-5, atol=1e-6)
-    other = make_benchmark("emotion", n_train=96, n_valid=32, n_test=48, seq_len=12, seed=1)
-    train_or_load(fast_config, other, tmp_path)
-    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # other data: retrained
-    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
-    c = train_or_load(fast_config.replace(loss={"beta": 0.5}), other, tmp_path)
-    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # config changed: retrained
-    assert c.config.loss.beta == 0.5
-
-
-def test_train_or_load_retrains_on_other_numbers_of_the_same_shape(tiny_data, fast_config, tmp_path):
-    train_or_load(fast_config, tiny_data, tmp_path)
-    stamp = (tmp_path / "model.pt").stat().st_mtime_ns
-    other = copy.deepcopy(tiny_data)                 # same name, source, sizes, widths, Bayes floor
-    other.splits["train"].labels[0] += 0.5
-    assert train.data_fingerprint(other) != train.data_fingerprint(tiny_data)
-    train_or_load(fast_config, other, tmp_path)
-    assert (tmp_path / "model.pt").stat().st_mtime_ns != stamp          # retrained, not reused
-    saved = json.loads((tmp_path / "config.json").read_text())["fingerprint"]
-    assert saved["content"] == other.fingerprint() != tiny_data.fingerprint()
-
-
 def test_fingerprint_changes_with_every_number_and_only_with_the_numbers(tiny_data):
     fp = tiny_data.fingerprint()
     assert len(fp) == 16 and int(fp, 16) >= 0
@@ -290,32 +245,3 @@ def test_on_epoch_sees_every_history_entry(tiny_data, fast_config):
     history = trainer.fit()
     assert [e["epoch"] for e in seen] == [1, 2, 3]
     assert seen == history                   # the very entries, in order, as each epoch ended
-
-
-def test_run_experiment_computes_the_baselines_once_per_data(tiny_data, fast_config, tmp_path, monkeypatch):
-    from fdmer_lite.data import synthetic
-    calls = []
-    real = synthetic.baselines
-    monkeypatch.setattr(synthetic, "baselines", lambda data: calls.append(1) or real(data))
-    data = make_benchmark("emotion", n_train=64, n_valid=32, n_test=32, seq_len=8, seed=5)
-    a = run_experiment(fast_config, data, tmp_path / "a", scores=False)
-    b = run_experiment(fast_config.replace(train={"seed": 1}), data, tmp_path / "b", scores=False)
-    assert len(calls) == 1
-    assert a["ridge_mae"] == b["ridge_mae"] == pytest.approx(real(data)["ridge_mae"])
-
-
-def test_disc_lr_mult_gives_the_discriminator_its_own_rate(tiny_data, fast_config):
-    cfg = fast_config.replace(train={"disc_lr_mult": 10.0, "epochs": 1})
-    trainer = Trainer(cfg, tiny_data)
-    groups = trainer._param_groups(cfg.train)
-    disc = {id(p) for p in trainer.model.discriminator.parameters()}
-    assert len(groups) == 2 and {id(p) for p in groups[1]["params"]} == disc
-    every = [id(p) for g in groups for p in g["params"]]
-    assert sorted(every) == sorted(id(p) for p in trainer.model.parameters())   # each once
-    # one step: the discriminator's first Adam step moves each weight by ~its group's lr
-    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
-    trainer.fit()
-    moved = lambda pick: max(float((p.detach() - before[n]).abs().max())        # noqa: E731
-                             for n, p in trainer.model.named_parameters() if pick(n))
-    assert moved(lambda n: n.startswith("discriminator.")) > 3 * moved(lambda n: n.startswith("common_encoder."))
-    assert len(trainer._param_groups(fast_config.train)) == 1

@@ -80,9 +80,9 @@ if device.type == "cuda":
 # ## 6.3 Training
 #
 # The lesson preset (`fast` under `FDMER_LITE_FAST=1`, else `synthetic`): Adam, early stopping on
-# the validation task loss, the best-on-validation weights kept. `lesson_run` calls
-# `train_or_load`: if this exact configuration was trained before, it loads the checkpoint from
-# `runs/lessons/` instead of retraining.
+# the validation task loss, the best-on-validation weights kept. `lesson_run` asks the run store
+# (`fdmer_lite.experiments.runs.obtain`): if this exact configuration was trained on these data
+# before, it loads the checkpoint from `runs/lessons/` instead of retraining.
 
 # %%
 print(config.name, config.model.d_k, config.train.epochs, config.train.batch_size, config.train.lr)

@@ -299,7 +299,7 @@ print("streams:", aligned.info["streams"])
 # fdmer-lite train --dataset sdk --data ~/data/cmu_mosi_csd --preset mosi --modalities ta
 # ```
 #
-# In Python, `lessons.lesson_run(name, config, data)` (or `fdmer_lite.train.run_experiment`)
+# In Python, `lessons.lesson_run(name, config, data)` (or `fdmer_lite.experiments.runs.obtain`)
 # with any of the `data` objects above, and notebooks 6-7 apply as they are.
 
 # %%

@@ -33,7 +33,7 @@ import plotly.graph_objects as go
 from fdmer_lite import lessons
 from fdmer_lite.ablations import (BY_KEY, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
                                   run_ablation)
-from fdmer_lite.runner import DataSpec
+from fdmer_lite.experiments.specs import DataSpec
 
 fast = lessons.setup()
 

@@ -139,11 +139,11 @@ class MultimodalData:
         """What the data hold, as 16 hex digits: sha256 over every split's labels, features and
         valid lengths, in a fixed order of splits and modalities, with shapes and dtypes.
 
-        Two data sets with equal fingerprints hold the same numbers. ``train_or_load`` and the
-        beta/gamma sweep cache use it so that a run trained on other data is never reused. It is
-        remembered for as long as the object holds the same arrays (hashing the full
-        benchmark's 1 GB takes about 2 s), so a copy, or a split given new arrays, is hashed
-        afresh; changing an array's values in place is not noticed.
+        Two data sets with equal fingerprints hold the same numbers. The run store
+        (``experiments.runs``) and the beta/gamma sweep cache use it so that a run trained on
+        other data is never reused. It is remembered for as long as the object holds the same
+        arrays (hashing the full benchmark takes seconds), so a copy, or a split given new
+        arrays, is hashed afresh; changing an array's values in place is not noticed.
         """
         splits = sorted(self.splits.items())
         key = tuple(id(a) for _, sp in splits

@@ -16,7 +16,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .base import SPLITS, DataError
+from . import mmsa, sdk, urfunny
+from . import mosi_text_audio as mta
+from .base import SPLITS, DataError, overlap_warning
+from .safe_pickle import safe_load
+from .sdk import ComputationalSequence
 from .safe_arrays import check_h5_dataset, load_npy, read_csv
 
 LARGE_BYTES = 512 * 2 ** 20          # folders larger than this are described, not test-loaded
@@ -61,7 +65,6 @@ def _try(loader, path) -> str:
         data = loader(path)
     except (DataError, FileNotFoundError) as err:
         return f"loads: NO -- {err}"
-    from .base import overlap_warning
     lines = ["loads: OK"]
     lines += ["  " + s for s in data.summary().splitlines()]
     shared = overlap_warning(data)
@@ -91,7 +94,6 @@ def _describe_key(key: str, v) -> list[str]:
 
 
 def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
-    from . import mmsa
     lines = [f"format: MMSA pickle ({'unaligned' if 'audio_lengths' in raw.get('train', {}) else 'aligned'})"]
     for s in [k for k in raw if isinstance(raw[k], dict)]:
         part = raw[s]
@@ -122,7 +124,6 @@ def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
 # -- pickles in general -------------------------------------------------------------------------
 
 def _inspect_pickle(path: Path) -> list[str]:
-    from .safe_pickle import safe_load
     raw = safe_load(path)          # an unsafe pickle raises UnsafePickleError here (exit status 2)
     if isinstance(raw, dict) and any(s in raw for s in SPLITS) and any(isinstance(v, dict) for v in raw.values()) \
             and not (set(raw) <= {"train", "dev", "test"} and all(isinstance(v, list) for v in raw.values())):
@@ -172,7 +173,6 @@ def _inspect_pickle(path: Path) -> list[str]:
 # -- CMU-MultimodalSDK ----------------------------------------------------------------------------
 
 def _inspect_csd(path: Path) -> list[str]:
-    from .sdk import ComputationalSequence
     cs = ComputationalSequence(path)
     try:
         vids = cs.videos()
@@ -210,7 +210,6 @@ def _inspect_csd(path: Path) -> list[str]:
 
 
 def _inspect_sdk_folder(folder: Path) -> list[str]:
-    from . import sdk
     lines = ["format: folder of CMU-MultimodalSDK .csd files"]
     for f in sorted(folder.glob("*.csd")):
         lines += ["  " + s for s in _inspect_csd(f)]
@@ -236,7 +235,6 @@ def _inspect_sdk_folder(folder: Path) -> list[str]:
 # -- the other folders ------------------------------------------------------------------------------
 
 def _inspect_mosi_folder(folder: Path) -> list[str]:
-    from . import mosi_text_audio as mta
     lines = ["format: real CMU-MOSI text+audio folder"]
     _, rows = read_csv(folder / mta.CSV_NAME)
     lines.append(f"  {mta.CSV_NAME}: {len(rows)} rows, columns {list(rows[0]) if rows else []}")
@@ -265,7 +263,6 @@ def _inspect_mosi_folder(folder: Path) -> list[str]:
 
 
 def _inspect_urfunny_folder(folder: Path) -> list[str]:
-    from . import urfunny
     lines = ["format: UR-FUNNY feature folder"]
     for name in urfunny.FILES.values():
         p = folder / name

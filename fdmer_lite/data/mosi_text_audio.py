@@ -51,6 +51,9 @@ from pathlib import Path
 import numpy as np
 
 from .. import paper
+from ..config import get_preset
+from ..metrics import regression_metrics
+from . import text_minilm
 from .base import SPLITS, DataError, MultimodalData, Split
 from .safe_arrays import load_npy, read_csv
 
@@ -182,8 +185,7 @@ TEXT_FEATURES = ("glove", "minilm")
 
 def default_text_features() -> str:
     """``minilm`` when the extra ``fdmer_lite[minilm]`` is installed, else ``glove``."""
-    from .text_minilm import available
-    return "minilm" if available() else "glove"
+    return "minilm" if text_minilm.available() else "glove"
 
 
 def _glove_text(rows, max_words, standardise_text, train):
@@ -239,7 +241,6 @@ def _glove_text(rows, max_words, standardise_text, train):
 
 
 def _minilm_text(rows, max_words, standardise_text, train, cache_dir, progress):
-    from . import text_minilm
     enc = text_minilm.cached_encode([r["transcript"] for r in rows], cache_dir, progress=progress)
     text, n_tok = enc["hidden"], enc["lengths"]
     seq_len = text.shape[1] if max_words is None else int(max_words)
@@ -356,7 +357,6 @@ def _ridge_by_valid(X: dict, y: dict, alphas=RIDGE_ALPHAS) -> tuple[dict, float]
     """Ridge fit on train, alpha by validation MAE, test metrics (and the alpha)."""
     from sklearn.linear_model import Ridge
 
-    from ..metrics import regression_metrics
     best = None
     for alpha in alphas:
         model = Ridge(alpha=alpha).fit(X["train"], y["train"])
@@ -410,7 +410,6 @@ def mosi_text_audio_config(text_features: str = "glove"):
     batch 16. The validation loss of 229 utterances from 10 videos is noisy from epoch to epoch,
     so early stopping waits 20 epochs. ``text_features="minilm"``: the preset
     ``mosi_text_audio_minilm`` (tuned on the validation split for the sentence-encoder states)."""
-    from ..config import get_preset
     return get_preset(PRESET_FOR[text_features])
 
 

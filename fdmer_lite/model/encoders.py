@@ -17,6 +17,7 @@ E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -147,15 +148,17 @@ class ModalityCentring(nn.Module):
     (gradients flow through it), with a running mean kept on the side; in evaluation, the
     running mean, so one sample's output does not depend on its batch. The running mean is the
     plain average of the batch means for the first ``1 / momentum`` batches, an exponential
-    average with weight ``momentum`` after that. Under DistributedDataParallel, ``group`` (set by
-    ``distributed.DistributedTrainer``) makes the batch mean that of the global batch, summed
-    over the ranks with a differentiable all-reduce, so two processes train like one.
+    average with weight ``momentum`` after that. ``batch_mean``: how to take the batch mean over
+    the first axis (default ``x.mean(dim=0)``); under DistributedDataParallel the trainer passes
+    a differentiable mean over every process's shard (``collectives.global_mean``), so two
+    processes train like one.
     """
 
-    def __init__(self, n_modalities: int, d_k: int, momentum: float = 0.01):
+    def __init__(self, n_modalities: int, d_k: int, momentum: float = 0.01,
+                 batch_mean: Callable[[torch.Tensor], torch.Tensor] | None = None):
         super().__init__()
         self.momentum = momentum
-        self.group = None                           # a torch.distributed process group, or None
+        self.batch_mean = batch_mean
         self.register_buffer("running_mean", torch.zeros(n_modalities, d_k))
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
@@ -163,11 +166,7 @@ class ModalityCentring(nn.Module):
         """C (B, M, d_k) -> C minus each modality's mean, (B, M, d_k)."""
         if not self.training:
             return C - self.running_mean.to(C.dtype)
-        if self.group is None:
-            mean = C.mean(dim=0)                                              # (M, d_k)
-        else:
-            from .. import distributed
-            mean = distributed.global_mean(C, self.group)
+        mean = C.mean(dim=0) if self.batch_mean is None else self.batch_mean(C)   # (M, d_k)
         with torch.no_grad():
             self.batches += 1
             weight = max(self.momentum, 1.0 / self.batches.item())

@@ -14,7 +14,7 @@ nothing is stashed on the module.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import torch
 from torch import nn
@@ -41,9 +41,8 @@ class FDMEROutput:
     disc_cos_common: torch.Tensor | None = None        # what the discriminator learns from on C
     disc_cos_private: torch.Tensor | None = None
     disc_cos_common_frozen: torch.Tensor | None = None  # confusion adversary only
-    disc_scale: float = 72.0
-    disc_normalised: bool = True
-    extra: dict = field(default_factory=dict)
+    disc_scale: float = 72.0                 # alpha of Eq. 9: softmax(alpha cos) is D's probability
+    disc_normalised: bool = True             # False: the cosines above are raw logits
 
     def _prob(self, cos):
         if cos is None:
@@ -73,7 +72,7 @@ class FDMER(nn.Module):
 
     def __init__(self, config: ModelConfig, input_dims: dict[str, int], output_dim: int = 1, *,
                  adversary: str = "grl", disc_scale: float = 72.0, max_len: int = 512,
-                 disc_normalised: bool = True):
+                 disc_normalised: bool = True, batch_mean=None):
         super().__init__()
         if adversary not in ("grl", "confusion"):
             raise ValueError(f"adversary must be 'grl' or 'confusion', got {adversary!r}")
@@ -104,7 +103,8 @@ class FDMER(nn.Module):
             self.common_encoder = self.private_encoders = self.discriminator = None
             names = [f"h_{m}" for m in mods]
         self.psi_names = tuple(names)
-        self.centring = ModalityCentring(len(mods), d_k) if (config.disentangle and config.common_centring) else None
+        self.centring = ModalityCentring(len(mods), d_k, batch_mean=batch_mean) \
+            if (config.disentangle and config.common_centring) else None
         self.fusion = build_fusion(config.fusion, d_k, len(names), phase1=config.cmaf_phase1,
                                    phase2=config.cmaf_phase2, attn_scale=config.attn_scale,
                                    dropout=config.dropout)
@@ -150,8 +150,12 @@ class FDMER(nn.Module):
                            disc_normalised=self.disc_normalised)
 
 
-def build_model(config, data_widths: dict[str, int], output_dim: int, max_len: int = 512) -> FDMER:
-    """FDMER from a full :class:`~fdmer_lite.config.Config` and the data's input widths."""
+def build_model(config, data_widths: dict[str, int], output_dim: int, max_len: int = 512, *,
+                batch_mean=None) -> FDMER:
+    """FDMER from a full :class:`~fdmer_lite.config.Config` and the data's input widths.
+
+    ``batch_mean``: the batch mean the optional centring uses (``ModalityCentring``); the
+    distributed trainer passes one that averages over every process's shard."""
     return FDMER(config.model, data_widths, output_dim, adversary=config.loss.adversary,
                  disc_scale=config.loss.scale, max_len=max_len,
-                 disc_normalised=config.loss.margin_loss != "ce")
+                 disc_normalised=config.loss.margin_loss != "ce", batch_mean=batch_mean)

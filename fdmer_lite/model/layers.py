@@ -11,8 +11,9 @@ Why not ``nn.Dropout`` and ``nn.TransformerEncoderLayer``? Two reasons.
   literal presets use post-norm. The feed-forward block uses GELU (Hendrycks & Gimpel 2016),
   where Vaswani et al. used ReLU.
 * **Speed on a CPU.** PyTorch's CPU dropout draws one random number per element on one thread
-  (``bernoulli_``). At the paper's MOSI preset that was 28 % of a training step on two cores,
-  more than the feed-forward matrix products it follows (``benchmarks/throughput.py``).
+  (``bernoulli_``); at the paper's MOSI preset that costs more of a step than the feed-forward
+  matrix products it follows (``benchmarks/throughput.py``; figures in
+  ``benchmarks/results/code-notes.md``).
   :class:`Dropout` here draws 64 random bits at a time and cuts them into four 15-bit numbers,
   one per element, so it asks the generator for a quarter as many draws. On CUDA it calls
   ``F.dropout``, whose generator is already fast.

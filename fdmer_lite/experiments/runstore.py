@@ -1,7 +1,7 @@
 """Run folders that never lie: written aside, published by one rename, checked on every read.
 
-Every run (``train.run_experiment``: ``fdmer-lite train``, ``train_or_load``, the lessons, the
-runner's ablation runs, the sweep's cells) goes through this module:
+Every run (``experiments.runs.obtain``: ``fdmer-lite train``, the lessons, the ablation runs,
+the sweep's cells, the distributed trainer) goes through this module:
 
 * the files are written into a *partial* folder beside the final one,
   ``<parent>/.<name>.partial-<pid>-<random>``;
@@ -36,7 +36,7 @@ import shutil
 import time
 from pathlib import Path
 
-from .data.base import DataError
+from ..errors import DataError
 
 RECORD = "complete.json"
 FAILED_RECORD = "failed.json"

@@ -8,7 +8,7 @@ import pytest
 
 from fdmer_lite.ablations import run_ablation
 from fdmer_lite.config import get_preset
-from fdmer_lite.runner import COMPLETE_MARKER, ERROR_FILE, DataSpec, RunSpec, run_all
+from fdmer_lite.experiments.specs import COMPLETE_MARKER, ERROR_FILE, DataSpec, RunSpec, run_all
 
 TINY = DataSpec("synthetic", options=dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0))
 
