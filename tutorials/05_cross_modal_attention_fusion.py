@@ -210,7 +210,7 @@ assert exercises.check("5.1", (flat51, per_token51))
 #
 # Set the private text token to zeros in `tokens` and compare ψ with the original. **You learn**
 # what ψ measures: Eq. 15 scores the *attended* target `Y_ta`, which mixes all four sources, so
-# a silent token need not lose its weight.
+# ψ says how the fusion weighs a slot, not how much information the token itself carries.
 #
 # *Hint:* `silent = tokens.clone(); silent[:, 1] = 0`, then `fusion(silent)[1]`.
 
@@ -220,5 +220,7 @@ silent = tokens.clone()
 silent[:, 1] = 0.0
 with torch.no_grad():
     psi_before, psi_after = fusion(tokens)[1], fusion(silent)[1]
-print("mean psi before:", psi_before.mean(0).numpy().round(3), "after:", psi_after.mean(0).numpy().round(3))
-print("names:", names)
+for j, name in enumerate(names):
+    print(f"{name:4s} mean psi {psi_before[:, j].mean():.3f} -> {psi_after[:, j].mean():.3f}")
+change52 = psi_after[:, 1].mean() - psi_before[:, 1].mean()
+print(f"P_t's weight {'went down' if change52 < 0 else 'did not go down'} ({change52:+.3f}); the other slots share the rest")

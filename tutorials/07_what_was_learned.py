@@ -326,4 +326,4 @@ for name in ("paper (grl)", "confusion"):
 run73 = lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)
 rep73 = extract_representations(run73.model, humor, "test", device=run73.trainer.device)
 for name, rep in (("paper's losses", reps["humor-like (grl)"]), ("beta = gamma = 0", rep73)):
-    print(f"{name:18s} mean psi", dict(zip(rep.psi_names, rep.psi.mean(axis=0).round(3))))
+    print(f"{name:18s} mean psi", {n: round(float(v), 3) for n, v in zip(rep.psi_names, rep.psi.mean(axis=0))})

@@ -209,3 +209,9 @@ for key in TOUR:
 rep92 = cache.load(values[-1], sweep.PAPER_SETTING[1]).reps
 p_true = {m: float(rep92.disc_prob_common[m][:, k].mean()) for k, m in enumerate(rep92.modalities)}
 print({m: round(p, 3) for m, p in p_true.items()}, "| chance is 1/3")
+if max(p_true.values()) < 0.1:
+    print("confidently wrong on every modality: a relabelling, not confusion")
+elif all(abs(p - 1 / 3) < 0.1 for p in p_true.values()):
+    print("near 1/3 on every modality: confused")
+else:
+    print("mixed: their mean can sit near 1/3 without any modality being confused")
