@@ -2,6 +2,7 @@
 
     python benchmarks/notebook_prose.py              # print the table
     python benchmarks/notebook_prose.py --write      # also write benchmarks/results/notebook-prose.md
+    python benchmarks/notebook_prose.py --at dce48f5 # the tutorials of an earlier commit
 
 Prose teaches; numbers of our own runs come from the cells' outputs (issue 16). The targets: at
 most 8 measured decimals in a notebook's markdown, 40 in the series, no markdown cell over 200
@@ -34,6 +35,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import re
+import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
@@ -126,11 +128,12 @@ def cell_decimals(cell: str, sections: set[str] = frozenset()) -> list[str]:
     return found
 
 
-def notebook_prose(source: Path) -> dict:
-    """``{"decimals": [...], "longest_words": n, "longest_cell": i}`` for one tutorial."""
+def notebook_prose(source: Path, text: str | None = None) -> dict:
+    """``{"decimals": [...], "longest_words": n, "longest_cell": i}`` for one tutorial (its file,
+    or ``text``, the file's content at another commit)."""
     import jupytext
 
-    nb = jupytext.read(source)
+    nb = jupytext.read(source) if text is None else jupytext.reads(text, fmt="py:percent")
     markdown = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"]
     sections = _section_numbers([text for _, text in markdown])
     decimals = [d for _, text in markdown for d in cell_decimals(text, sections)]
@@ -143,12 +146,22 @@ def prose_decimals(source: Path) -> list[str]:
     return notebook_prose(source)["decimals"]
 
 
-def table() -> tuple[str, int]:
+def _sources(at: str | None) -> list[tuple[Path, str | None]]:
+    if at is None:
+        return [(p, None) for p in sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))]
+    names = subprocess.run(["git", "ls-tree", "--name-only", at, "tutorials/"], cwd=ROOT, check=True,
+                           capture_output=True, text=True).stdout.split()
+    return [(ROOT / n, subprocess.run(["git", "show", f"{at}:{n}"], cwd=ROOT, check=True, capture_output=True,
+                                      text=True).stdout)
+            for n in sorted(names) if re.match(r"tutorials/\d\d_.*\.py$", n)]
+
+
+def table(at: str | None = None) -> tuple[str, int]:
     rows = ["| notebook | measured decimals in prose | longest markdown cell (words) |",
             "|---|---:|---:|"]
     total = 0
-    for source in sorted(TUTORIALS.glob("[0-9][0-9]_*.py")):
-        stats = notebook_prose(source)
+    for source, text in _sources(at):
+        stats = notebook_prose(source, text)
         total += len(stats["decimals"])
         rows.append(f"| {source.stem} | {len(stats['decimals'])} | {stats['longest_words']} |")
     rows.append(f"| series | {total} | |")
@@ -159,14 +172,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.relative_to(ROOT)}")
     parser.add_argument("--show", metavar="NN", help="list the counted decimals of one notebook")
+    parser.add_argument("--at", metavar="REV", help="count the tutorials of a git commit instead")
     args = parser.parse_args(argv)
     if args.show:
         for source in TUTORIALS.glob(f"{args.show}_*.py"):
             print(source.name, notebook_prose(source)["decimals"])
         return 0
-    text, total = table()
+    text, total = table(args.at)
     print(text)
-    if args.write:
+    if args.write and not args.at:
         RESULTS.write_text(
             "# Measured decimals in the tutorials' prose\n\n"
             "Written by `python benchmarks/notebook_prose.py --write`; the counting rule is in that "
