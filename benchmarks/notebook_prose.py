@@ -20,12 +20,12 @@ The rule (what counts as a measured decimal), applied to each markdown cell of `
    or ``Exercise``, and after ``and``/``,``/``-`` in a list of such references (``Sections 7.3 and
    7.4``); a section number of the series (a markdown heading ``## 7.4 ...``) after ``in``/``see``/
    ``of``/``from``/``at``; and a heading's own number.
-4. The paper's numbers: a value printed in the paper's Tables 1-4 (:mod:`fdmer_lite.paper`, in
-   percent or as a fraction) or a numeric setting of the paper presets (``mosi``, ``mosei``,
-   ``ur_funny`` and their ``_literal`` readings, :func:`fdmer_lite.config.get_preset`), such as
-   ``0.5`` (tau), ``72`` (alpha) or ``2e-2`` (beta), and the few numbers of its text in
-   :data:`PAPER_TEXT` (Figure 4a's ``0.33``). The value written must equal the paper's (``84.2``
-   and ``0.842`` both match Table 1's Acc-2). A measurement that happens to equal a paper number is missed; that is rare.
+4. The paper's numbers: a setting of its Section 4.2 as the paper presets hold it
+   (:data:`PAPER_SETTINGS` of ``mosi``, ``mosei``, ``ur_funny``: ``0.5`` (tau), ``72`` (alpha),
+   ``2e-2`` (beta), ...), the few numbers of its text in :data:`PAPER_TEXT` (Figure 4a's ``0.33``),
+   and a value of its Tables 1-4 (:mod:`fdmer_lite.paper`) written as the paper prints it: in
+   percent (``84.2``) or as a fraction with three decimals or more (``0.842``, an MAE ``0.845``).
+   The value must be equal; a measurement that happens to equal a paper number is missed.
 
 Everything else is counted: a measured figure in the prose is a finding a cell should print.
 """
@@ -62,14 +62,21 @@ def _words(text: str) -> int:
     return len(re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", _MATH.sub(" math ", text)))
 
 
+#: The settings the paper's Section 4.2 gives, as the paper presets hold them.
+PAPER_SETTINGS = ("loss.beta", "loss.gamma", "loss.scale", "loss.margin", "train.lr", "train.batch_size",
+                  "train.epochs", "model.d_k", "model.d_disc")
+
+
 @lru_cache(maxsize=1)
-def paper_numbers() -> frozenset[float]:
-    """Every number printed in the paper's tables or set by its presets, as floats."""
+def paper_numbers() -> tuple[frozenset[float], frozenset[float]]:
+    """(the values of the paper's Tables 1-4, its settings and :data:`PAPER_TEXT`), as floats.
+
+    Table values are held both as printed in percent (``84.2``) and as fractions (``0.842``)."""
     sys.path.insert(0, str(ROOT))
     from fdmer_lite import paper
     from fdmer_lite.config import get_preset
 
-    values: set[float] = set()
+    tables: set[float] = set()
     for name in dir(paper):
         table = getattr(paper, name)
         if not (name.startswith("TABLE") and isinstance(table, dict)):
@@ -80,21 +87,27 @@ def paper_numbers() -> frozenset[float]:
             if isinstance(item, dict):
                 stack.extend(item.values())
             elif isinstance(item, (int, float)) and not isinstance(item, bool):
-                values.update({float(item), round(float(item) * 100, 6)})
-    for preset in ("mosi", "mosei", "ur_funny", "mosi_literal", "mosei_literal", "ur_funny_literal"):
+                tables.update({float(item), round(float(item) * 100, 6)})
+    settings: set[float] = set(PAPER_TEXT)
+    for preset in ("mosi", "mosei", "ur_funny"):
         cfg = get_preset(preset)
-        for section in (cfg.model, cfg.loss, cfg.train):
-            for field in dataclasses.fields(section):
-                value = getattr(section, field.name)
-                if isinstance(value, (int, float)) and not isinstance(value, bool):
-                    values.add(float(value))
-    values.update(PAPER_TEXT)
-    return frozenset(values)
+        for dotted in PAPER_SETTINGS:
+            section, field = dotted.split(".")
+            settings.add(float(getattr(getattr(cfg, section), field)))
+    return frozenset(tables), frozenset(settings)
 
 
 def _is_paper_number(text: str) -> bool:
+    """A setting as written (``0.5``, ``2e-2``); a table value as the paper prints it: in percent
+    (above 1, ``84.2``) or as a fraction with at least three decimals (``0.842``, ``0.845``), so
+    that a short ``0.4`` is not taken for Table 1's ``40.0``."""
     value = float(text)
-    return any(abs(v - value) < 1e-9 for v in paper_numbers())
+    tables, settings = paper_numbers()
+    if any(abs(v - value) < 1e-12 for v in settings):
+        return True
+    decimals = len(text.split(".")[1].lower().split("e")[0]) if "." in text else 0
+    printed_like_the_paper = value > 1 or decimals >= 3
+    return printed_like_the_paper and any(abs(v - value) < 1e-9 for v in tables)
 
 
 def _prose(cell: str) -> str:

@@ -157,6 +157,7 @@ def test_the_decimal_counter_follows_its_rule():
     assert prose.cell_decimals("## 7.4 The probe", sections) == []
     assert prose.cell_decimals("Set `beta=0.37` and $x = 0.37$; torch 2.13.0.") == []
     assert prose.cell_decimals("The paper: tau = 0.5, MAE 0.845, Acc-2 84.2 %; ours 0.812.") == ["0.812"]
+    assert prose.cell_decimals("Our Acc7 is 0.4 (the paper's MulT: 40.0).") == ["0.4"]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
