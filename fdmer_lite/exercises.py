@@ -78,8 +78,8 @@ def _bayes_floor(answer):
             bad.append(f"noise {noise:g}: {floor:.3f}, expected about {expected:.3f}")
     if bad:
         return False, "; ".join(bad) + " (sigma * sqrt(2/pi), less a little where labels are clipped)"
-    return True, ("each floor is close to sigma * sqrt(2/pi), the mean |error| of N(0, sigma^2): "
-                  "the floor is the label noise, nothing else")
+    return True, ("each floor is near sigma * sqrt(2/pi), the mean |error| of N(0, sigma^2), a little "
+                  "below where clipping at ±3 cuts the error: the floor is the label noise")
 
 
 # ------------------------------------------------------------------ notebook 2
