@@ -17,6 +17,7 @@ nbval still fails on any exception, so those checks run in CI.
 from __future__ import annotations
 
 import re
+import sys
 import tomllib
 from pathlib import Path
 
@@ -75,18 +76,88 @@ def test_notebook_is_committed_clean(ipynb):
     assert "widgets" not in nb.metadata, f"{ipynb.name}: saved widget state in metadata"
 
 
+def _is_solution(cell) -> bool:
+    meta = cell.get("metadata", {})
+    return (cell.cell_type == "code" and "solution" in meta.get("tags", [])
+            and meta.get("jupyter", {}).get("source_hidden") is True)
+
+
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
 def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source):
+    """A title first; at the end a ``## Summary`` cell, a ``## Exercises`` cell, then 2-4 exercises.
+
+    Each exercise is a markdown cell ``### Exercise N.k: ...`` with a hint, followed by its
+    solution: one code cell tagged ``solution`` and collapsed (``jupyter.source_hidden``), which
+    nbval runs like any other cell. One plain code cell (the imports) may follow ``## Exercises``.
+    Every ``exercises.check("N.k", ...)`` named in the notebook exists, and every check of this
+    notebook's exercises is used in its solutions.
+    """
+    from fdmer_lite import exercises
+
     nb = jupytext.read(source)
-    markdown = [c.source for c in nb.cells if c.cell_type == "markdown"]
-    assert markdown and nb.cells[0].cell_type == "markdown" and markdown[0].lstrip().startswith("# "), \
+    cells, n = nb.cells, int(source.name[:2])
+    assert cells[0].cell_type == "markdown" and cells[0].source.lstrip().startswith("# "), \
         f"{source.name}: the first cell should be a markdown title"
-    tail = "\n".join(markdown[-2:])
-    assert re.search(r"^## Summary\b", tail, re.M), f"{source.name}: no '## Summary' near the end"
-    assert re.search(r"^## Exercises\b", tail, re.M), f"{source.name}: no '## Exercises' near the end"
-    exercises = tail.split("## Exercises", 1)[1]
-    assert len(re.findall(r"^\d+\. ", exercises, re.M)) >= 2, f"{source.name}: fewer than 2 exercises"
-    assert nb.cells[-1].cell_type == "markdown", f"{source.name}: the last cell should be the exercises"
+    heads = [i for i, c in enumerate(cells) if c.cell_type == "markdown" and re.match(r"## Exercises\b", c.source)]
+    assert len(heads) == 1, f"{source.name}: expected one '## Exercises' markdown cell"
+    start = heads[0]
+    assert cells[start - 1].cell_type == "markdown" and re.match(r"## Summary\b", cells[start - 1].source), \
+        f"{source.name}: the cell before '## Exercises' should be '## Summary'"
+    rest = cells[start + 1:]
+    if rest and rest[0].cell_type == "code" and not _is_solution(rest[0]):
+        rest = rest[1:]
+    assert len(rest) % 2 == 0 and 2 <= len(rest) // 2 <= 4, \
+        f"{source.name}: after '## Exercises', 2-4 pairs of (exercise, solution) cells"
+    for k, (task, solution) in enumerate(zip(rest[::2], rest[1::2]), start=1):
+        assert task.cell_type == "markdown" and task.source.startswith(f"### Exercise {n}.{k}:"), \
+            f"{source.name}: exercise {k} should open '### Exercise {n}.{k}: ...'"
+        assert "*Hint:*" in task.source, f"{source.name}: exercise {n}.{k} has no '*Hint:*'"
+        assert "You learn" in task.source or "you learn" in task.source, \
+            f"{source.name}: exercise {n}.{k} does not say what the student learns"
+        assert _is_solution(solution) and solution.source.startswith(f"# Solution {n}.{k}"), \
+            f"{source.name}: exercise {n}.{k} should be followed by its collapsed solution cell"
+    text = "\n".join(c.source for c in cells)
+    named = set(re.findall(r'exercises\.check\("(\d+\.\d+)"', text))
+    assert named <= set(exercises.CHECKS), f"{source.name}: no such checks {named - set(exercises.CHECKS)}"
+    own = {key for key in exercises.CHECKS if key.split(".")[0] == str(n)}
+    solutions = "\n".join(c.source for c in rest[1::2])
+    assert all(f'exercises.check("{key}"' in solutions for key in own), \
+        f"{source.name}: every check of this notebook should be run by a solution"
+
+
+@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
+def test_markdown_cells_are_short(source):
+    nb = jupytext.read(source)
+    words = [len(c.source.split()) for c in nb.cells if c.cell_type == "markdown"]
+    assert max(words) <= 200, f"{source.name}: a markdown cell has {max(words)} words (200 at most)"
+
+
+def _prose():
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import notebook_prose
+
+    return notebook_prose
+
+
+def test_prose_quotes_few_measured_decimals():
+    """At most 8 measured decimals in a notebook's markdown, 40 in the series. The counting rule
+    is in the docstring of ``benchmarks/notebook_prose.py`` (decimal numbers in markdown, not in
+    code spans, ``$...$`` math, section or equation references, nor the paper's own numbers)."""
+    prose = _prose()
+    counts = {p.stem: len(prose.prose_decimals(p)) for p in SOURCES}
+    assert all(c <= prose.PER_NOTEBOOK for c in counts.values()), counts
+    assert sum(counts.values()) <= prose.SERIES, counts
+
+
+def test_the_decimal_counter_follows_its_rule():
+    prose = _prose()
+    sections = {"7.4"}
+    assert prose.cell_decimals("The probe reads 0.93 against 0.87.") == ["0.93", "0.87"]
+    assert prose.cell_decimals("As in section 7.4, see Eq. 4 and Eqs. 12-14.", sections) == []
+    assert prose.cell_decimals("## 7.4 The probe", sections) == []
+    assert prose.cell_decimals("Set `beta=0.37` and $x = 0.37$; torch 2.13.0.") == []
+    assert prose.cell_decimals("The paper: tau = 0.5, MAE 0.845, Acc-2 84.2 %; ours 0.812.") == ["0.812"]
+    assert prose.cell_decimals("Our Acc7 is 0.4 (the paper's MulT: 40.0).") == ["0.4"]
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

@@ -187,9 +187,60 @@ viz.compare_table({"ideal (Bayes)": regression_metrics(ideal, test.labels),
 # %% [markdown]
 # ## Exercises
 #
-# 1. Generate `lessons.lesson_data("humor")`. Which label shares change? Are the features the
-#    same as for `"emotion"` (compare `train.features["t"]`)? Why is that useful?
-# 2. Change `label_noise` in `make_benchmark` (e.g. 0.2 and 1.0). How do the Bayes floor and
-#    the ideal predictor's Acc7 move?
-# 3. Find a set of 4 predictions for which Acc2 has0 and non0 differ by 50 points.
-# 4. Why is Acc7 of the ideal predictor below 1 even though it knows every latent?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 1.1: two readings of Acc2
+#
+# The labels are `exercises.LABELS_1_1 = (0, 0, 1, -1)`. Find four predictions for which Acc2
+# *has0* and Acc2 *non0* differ by 50 points. **You learn** why a paper must say which Acc2 it
+# reports: on data with many zero labels, the two can tell different stories.
+#
+# *Hint:* non0 drops the two zero labels; has0 counts a negative prediction on a zero label as wrong.
+# *Check:* `exercises.check("1.1", your_predictions)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 1.1: right on the two non-zero labels, negative on both zeros.
+pred_11 = np.array([-1.0, -1.0, 1.0, -1.0])
+print(regression_metrics(pred_11, np.array(exercises.LABELS_1_1)))
+assert exercises.check("1.1", pred_11)
+
+# %% [markdown]
+# ### Exercise 1.2: the Bayes floor is the label noise
+#
+# Generate the benchmark with `lessons.lesson_data("emotion", label_noise=...)` for the noise
+# levels `0.25` and `1` and read `baselines(data)["bayes_mae"]` for each. **You learn** what the floor
+# is made of: the ideal predictor's only error is the noise `eps ~ N(0, sigma^2)`, so its MAE is
+# the mean of `|eps|`.
+#
+# *Hint:* for a normal variable, `E|eps| = sigma * sqrt(2 / pi)`; clipping at ±3 shaves a little off.
+# *Check:* `exercises.check("1.2", {0.25: floor_a, 1.0: floor_b})`. A few seconds.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 1.2
+floors = {noise: baselines(lessons.lesson_data("emotion", label_noise=noise))["bayes_mae"]
+          for noise in (0.25, 1.0)}
+print({noise: round(floor, 3) for noise, floor in floors.items()})
+assert exercises.check("1.2", floors)
+
+# %% [markdown]
+# ### Exercise 1.3: why the ideal predictor misses Acc7
+#
+# The ideal predictor knows every latent, yet its Acc7 is below 1. Show that each of its Acc7
+# misses is a sample whose noise pushed the label across a rounding boundary (a half-integer).
+# **You learn** that Acc7 has a ceiling set by the label noise, like the MAE.
+#
+# *Hint:* compare `np.round(ideal)` with `np.round(test.labels)`; the test labels are already clipped.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 1.3
+crossed = np.round(ideal) != np.round(np.clip(test.labels, -3, 3))
+acc7_ideal = regression_metrics(ideal, test.labels)["acc7"]
+print(f"{crossed.mean():.3f} of the test labels changed their rounded class; 1 - Acc7 = {1 - acc7_ideal:.3f}")
+np.testing.assert_allclose(crossed.mean(), 1 - acc7_ideal)

@@ -224,10 +224,75 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 # %% [markdown]
 # ## Exercises
 #
-# 1. `L_con` is a *sum* over the B x B entries. How does it scale with the batch size? What does
-#    that imply for the weight `gamma` when you change the batch size?
-# 2. Find two different `C_t`, `C_a` with `L_con = 0` that are *not* rotations of each other.
-#    (Hint: cosine similarities ignore each row's length.)
-# 3. Compute HSIC between `x` and `x ** 2` for `x ~ N(0, 1)` (one column each). What do you get,
-#    and why? Which kernel would detect this dependence?
-# 4. Does `L_dis` change if you add a constant vector to every row of `P_t`? Check.
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 3.1: L_con and the batch size
+#
+# `L_con` is a *sum* over the B x B entries of the similarity matrices. Compute it for random,
+# unrelated `C_t, C_a, C_v` at B = 8, 16, 32, 64 and fit the exponent p in `L_con ∝ B^p`.
+# **You learn** that γ and the batch size are tied: double the batch and the same γ pulls about
+# four times harder.
+#
+# *Hint:* the slope of `log L_con` against `log B` (`np.polyfit`). *Check:* `exercises.check("3.1", p)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 3.1
+import numpy as np
+
+g31 = torch.Generator().manual_seed(0)
+sizes = [8, 16, 32, 64]
+l_con = [losses.consistency_loss(*torch.randn(3, B, 16, generator=g31)).item() for B in sizes]
+p31 = np.polyfit(np.log(sizes), np.log(l_con), 1)[0]
+print(dict(zip(sizes, np.round(l_con, 2))))
+assert exercises.check("3.1", p31)
+
+# %% [markdown]
+# ### Exercise 3.2: a dependence HSIC cannot see
+#
+# Compute `losses.hsic(x, x ** 2)` for 2,000 samples of `x ~ N(0, 1)` (one column each). Then
+# compute HSIC with Gaussian kernels, `K_ij = exp(-|x_i - x_j|^2 / 2)`, in the trace form of
+# Eq. 6, against the same with `y` shuffled. **You learn** that the inner-product kernel only
+# measures cross-covariance; a characteristic kernel sees every dependence.
+#
+# *Hint:* `Cov(x, x^2) = E[x^3] = 0`. Use 300 samples for the Gaussian version (an n x n matrix).
+# *Check:* `exercises.check("3.2", value)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 3.2
+g32 = torch.Generator().manual_seed(1)
+x32 = torch.randn(2000, 1, generator=g32)
+linear32 = losses.hsic(x32, x32 ** 2).item()
+
+
+def hsic_gauss(x, y):
+    n = x.shape[0]
+    U = torch.eye(n) - torch.ones(n, n) / n
+    K, L = (torch.exp(-torch.cdist(v, v) ** 2 / 2) for v in (x, y))
+    return (torch.trace(U @ K @ U @ L) / (n - 1) ** 2).item()
+
+
+xs, shuffled = x32[:300], x32[:300][torch.randperm(300, generator=g32)]
+print(f"Gaussian HSIC: x vs x^2 {hsic_gauss(xs, xs ** 2):.4f}, shuffled {hsic_gauss(xs, shuffled ** 2):.4f}")
+assert hsic_gauss(xs, xs ** 2) > 3 * hsic_gauss(xs, shuffled ** 2)
+assert exercises.check("3.2", linear32)
+
+# %% [markdown]
+# ### Exercise 3.3: a private offset is free
+#
+# Add a constant vector to every row of `P_t` and compute how much `L_dis` changes. **You learn**
+# that the disparity loss, like centred `L_con`, ignores where a private space sits: only how
+# its samples vary together with the other modalities' counts.
+#
+# *Hint:* `losses.disparity_loss(P[0] + 5.0, P[1], P[2])`. *Check:* `exercises.check("3.3", change)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 3.3
+change33 = (losses.disparity_loss(P[0] + 5.0, P[1], P[2]) - losses.disparity_loss(*P)).item()
+assert exercises.check("3.3", change33)

@@ -278,10 +278,67 @@ assert reversal_coefficient("dann", 0.0) == 0.0 and reversal_coefficient("dann",
 # %% [markdown]
 # ## Exercises
 #
-# 1. Retrain the toy discriminators with `alpha = 16`. Which of the two figures changes more?
-# 2. Set `tau = 1.2` for three classes on the circle. Can every class still satisfy the margin?
-#    (Hint: three class weights are at best 120 degrees apart.)
-# 3. Write the gradient of `-log p_true` with respect to the logits. Where is it zero? Where is
-#    the gradient of the confusion loss zero?
-# 4. In 4.5, the gradient check used `model.eval()`. Why would it fail in training mode with
-#    dropout?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 4.1: the gradient of cross-entropy
+#
+# For the logits `z = exercises.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
+# gradient of `-log p_0` with respect to `z`, by hand and with autograd. **You learn** why the
+# reversed objective of 4.6 never settles: the gradient `softmax(z) - onehot` vanishes only when
+# `p_0 = 1`, so the encoders are pushed to make the discriminator ever more wrong.
+#
+# *Hint:* `d(-log p_y)/dz_k = p_k - [k = y]`. *Check:* `exercises.check("4.1", grad)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 4.1
+z41 = torch.tensor(exercises.LOGITS_4_1, requires_grad=True)
+(-z41.log_softmax(dim=0)[0]).backward()
+torch.testing.assert_close(z41.grad, z41.detach().softmax(0) - torch.tensor([1.0, 0.0, 0.0]))
+assert exercises.check("4.1", z41.grad)
+
+# %% [markdown]
+# ### Exercise 4.2: where the confusion loss is smallest
+#
+# Minimise the confusion loss `-(1/3) Σ_k log p_k` over the logits of three classes with a few
+# hundred steps of gradient descent. Which `p` do you reach, and what is the loss there?
+# **You learn** that, unlike the reversed cross-entropy, the confusion objective has a floor at
+# exactly the paper's Figure 4a picture: 1/3 each.
+#
+# *Hint:* start from random logits; `torch.optim.SGD([z], lr=1.0)`.
+# *Check:* `exercises.check("4.2", (p, loss))`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 4.2
+z42 = torch.randn(3, generator=torch.Generator().manual_seed(0)).requires_grad_()
+opt42 = torch.optim.SGD([z42], lr=1.0)
+for _ in range(300):
+    opt42.zero_grad()
+    loss42 = -z42.log_softmax(0).mean()
+    loss42.backward()
+    opt42.step()
+assert exercises.check("4.2", (z42.detach().softmax(0), -z42.detach().log_softmax(0).mean().item()))
+
+# %% [markdown]
+# ### Exercise 4.3: why the gradient check of 4.5 used `model.eval()`
+#
+# Apply one `torch.nn.Dropout(0.5)` in training mode twice to the same input. **You learn** why a
+# gradient comparison needs the model in eval mode: in training mode every forward pass draws a
+# new dropout mask, so two passes are two different functions.
+#
+# *Hint:* compare the two outputs; then switch the module to `.eval()` and compare again.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 4.3
+drop = torch.nn.Dropout(0.5).train()
+ones = torch.ones(8)
+print("training mode:", drop(ones).tolist(), drop(ones).tolist())
+drop.eval()
+assert torch.equal(drop(ones), drop(ones))
+print("eval mode: identical passes; this lesson preset's dropout is", config.model.dropout)

@@ -179,9 +179,48 @@ with torch.no_grad():
 # %% [markdown]
 # ## Exercises
 #
-# 1. Build `CMAF(..., attn_scale=False)` with `d_k = 256` and random tokens of unit variance.
-#    How close to one-hot are the attention rows? Why does the scale matter more at large `d_k`?
-# 2. Phase 1 projects the *flattened* source (`4 d_k -> 4 d_k`). How many parameters does that
-#    cost at `d_k = 256`, compared with per-token projections (`d_k -> d_k`)?
-# 3. Set one private token to zeros in `tokens`. Does its ψ go down? Explain with Eq. 15.
-# 4. Why can ψ not tell you *what* a target contributes, only how much it is weighted?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 5.1: what phase 1's flattened projections cost
+#
+# Phase 1 projects the *flattened* source (`4 d_k -> 4 d_k`, `fusion.to_q`). Count the
+# parameters of one such projection at the paper's `d_k = 256`, and of a per-token projection
+# (`d_k -> d_k`). **You learn** where CMAF's size comes from: every target sees every source, at
+# sixteen times the cost of a per-token map.
+#
+# *Hint:* a `Linear(n, n)` has `n * n + n` parameters.
+# *Check:* `exercises.check("5.1", (flattened, per_token))`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 5.1
+count = lambda module: sum(p.numel() for p in module.parameters())
+flat51 = count(CMAF(d_k=256, n_tokens=4).to_q)
+per_token51 = count(torch.nn.Linear(256, 256))
+assert exercises.check("5.1", (flat51, per_token51))
+
+# %% [markdown]
+# ### Exercise 5.2: does a silent token lose its weight?
+#
+# Set the private text token to zeros in `tokens` and compare ψ with the original. **You learn**
+# what ψ measures: Eq. 15 scores the *attended* target `Y_ta`, which mixes all four sources, so
+# ψ says how the fusion weighs a slot, not how much information the token itself carries.
+#
+# *Hint:* `silent = tokens.clone(); silent[:, 1] = 0`, then `fusion(silent)[1]`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 5.2
+silent = tokens.clone()
+silent[:, 1] = 0.0
+with torch.no_grad():
+    psi_before, psi_after = fusion(tokens)[1], fusion(silent)[1]
+for j, name in enumerate(names):
+    print(f"{name:4s} mean psi {psi_before[:, j].mean():.3f} -> {psi_after[:, j].mean():.3f}")
+change52 = psi_after[:, 1].mean() - psi_before[:, 1].mean()
+print(f"P_t's weight {'went down' if change52 < 0 else 'did not go down'} ({change52:+.3f}); the other slots share the rest")

@@ -157,9 +157,59 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train with `beta = 0.5` (`config.replace(loss={"beta": 0.5})`). What happens to the test
-#    MAE and to `L_ami`? (notebook 04 shows what gradient reversal does to the discriminator.)
-# 2. Set `margin_loss="ce"` (plain cross-entropy in Eq. 9). Do the curves of `L_ams` change shape?
-# 3. How many epochs did early stopping keep? Re-run with `patience=2` and compare.
-# 4. The paper trains MOSI for 120 epochs at batch 64. Using the `seconds` field of the history,
-#    estimate how long the `mosi` preset would take on this machine.
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 6.1: a heavy adversary
+#
+# Train with `beta = 0.5` (`config.replace(loss={"beta": 0.5})`) and compare the test MAE and the
+# last epoch's `L_ami` with the run of 6.3. **You learn** what the weight β trades: a stronger
+# push against the discriminator costs the task (notebook 4 shows what gradient reversal does).
+#
+# *Hint:* `lessons.lesson_run("emotion-beta0.5", ...)`; `run.history[-1]["train"]["ami"]`.
+# *Time:* seconds in FAST mode; in full mode as long as the run of 6.3.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 6.1
+run_b = lessons.lesson_run("emotion-beta0.5", config.replace(loss={"beta": 0.5}), data)
+for name, r_ in (("beta = 0.02", run), ("beta = 0.5", run_b)):
+    print(f"{name:12s} test MAE {r_.metrics['mae']:.3f}  last L_ami {r_.history[-1]['train']['ami']:.3f}")
+
+# %% [markdown]
+# ### Exercise 6.2: which epoch was kept?
+#
+# From `run.history` alone, find the epoch whose weights were kept (the lowest validation task
+# loss). **You learn** how early stopping chooses the checkpoint that `metrics.json` reports.
+# Then try `train={"patience": 2}` and see whether training stops earlier.
+#
+# *Hint:* each entry holds `entry["epoch"]` and `entry["valid"]["task"]`.
+# *Check:* `exercises.check("6.2", epoch, history=run.history)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 6.2
+best62 = min(run.history, key=lambda entry: entry["valid"]["task"])["epoch"]
+assert best62 == run.metrics["best_epoch"]
+assert exercises.check("6.2", best62, history=run.history)
+
+# %% [markdown]
+# ### Exercise 6.3: how long would the paper's MOSI run take here?
+#
+# The paper trains CMU-MOSI (1,284 training clips) for 120 epochs at batch 64. From the `seconds`
+# field of the history (one epoch's time), estimate a lower bound for the `mosi` preset on this
+# machine. **You learn** to budget a run before starting it. Why is it only a lower bound?
+#
+# *Hint:* scale by the number of samples and of epochs; the `mosi` preset's model is much larger.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 6.3
+from fdmer_lite.config import get_preset
+
+per_sample = sum(e["seconds"] for e in run.history) / len(run.history) / len(data.splits["train"])
+print(f"at least {per_sample * 1284 * 120 / 60:.1f} minutes (same model size); the mosi preset's "
+      f"d_k is {get_preset('mosi').model.d_k} against {config.model.d_k} here")

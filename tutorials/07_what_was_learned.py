@@ -270,15 +270,60 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # %% [markdown]
 # ## Exercises
 #
-# 1. Colour the t-SNE by the true shared latent `s[:, 0]` instead of by modality (build the
-#    figure with `viz.embedding_figure` and `r.extras["s"]`). Do the common clouds order by `s`?
-# 2. Train the confusion adversary with `align_weight=10, align_form="mean"` (an extension
-#    beyond the paper, `LossConfig`). What happens to the probe, the centred probe and the
-#    offset share? Then try `align_form="sample"`, which asks every sample's `C_t, C_a, C_v` to
-#    coincide: what does it cost in MAE?
-# 3. Compute the discriminator's accuracy on `C_m` under gradient reversal. Is it below chance?
-#    What does a *permutation* in the matrix of 7.3 tell you?
-# 4. Train the humor-like benchmark with `beta = gamma = 0`. Does ψ still move towards `C`?
-# 5. Train the paper's losses with `lessons.lesson_config(model={"common_centring": True})`.
-#    Where does the probe go, and the probe refitted on the top 8 components? Does the test MAE
-#    change?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 7.1: is the discriminator below chance?
+#
+# Under gradient reversal (`r`), compute the discriminator's accuracy on `C_m`: the share of test
+# samples, over the three modalities, whose most probable modality is the true one. **You learn**
+# to tell a confused discriminator (accuracy near chance, 1/3) from a relabelling one (far below).
+#
+# *Hint:* `r.disc_prob_common[m].argmax(axis=1) == k` for the k-th modality of `r.modalities`.
+# *Check:* `exercises.check("7.1", accuracy, rep=r)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 7.1
+hits71 = np.concatenate([r.disc_prob_common[m].argmax(axis=1) == k for k, m in enumerate(r.modalities)])
+assert exercises.check("7.1", hits71.mean(), rep=r)
+
+# %% [markdown]
+# ### Exercise 7.2: which relabelling?
+#
+# Read the matrix of 7.3 row by row: for the common representation of each true modality, which
+# modality does the discriminator name most? **You learn** what a *permutation* in that matrix
+# means: the encoders moved each modality's `C_m` to where the discriminator expects another one.
+#
+# *Hint:* `confusion_matrix(r).argmax(axis=1)`; a permutation names every modality exactly once.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 7.2
+for name in ("paper (grl)", "confusion"):
+    named = [reps[name].modalities[j] for j in confusion_matrix(reps[name]).argmax(axis=1)]
+    mapping = ", ".join(f"C_{m} -> {n}" for m, n in zip(reps[name].modalities, named))
+    kind = "a permutation" if len(set(named)) == len(named) else "not a permutation"
+    print(f"{name:12s} {mapping} ({kind}; identity = not fooled)")
+
+# %% [markdown]
+# ### Exercise 7.3: ψ without the losses
+#
+# Train the humor-like benchmark with `beta = gamma = 0` and compare its mean ψ with the run of
+# 7.5. **You learn** whether the fusion's preference for `C` on humor-like data comes from the
+# label (mostly shared) or from the paper's losses.
+#
+# *Hint:* `lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)`,
+# then `extract_representations(...).psi.mean(axis=0)`.
+# *Time:* seconds in FAST mode; in full mode one run of notebook 6's length.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 7.3
+run73 = lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)
+rep73 = extract_representations(run73.model, humor, "test", device=run73.trainer.device)
+for name, rep in (("paper's losses", reps["humor-like (grl)"]), ("beta = gamma = 0", rep73)):
+    print(f"{name:18s} mean psi", {n: round(float(v), 3) for n, v in zip(rep.psi_names, rep.psi.mean(axis=0))})

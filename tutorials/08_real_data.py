@@ -321,14 +321,53 @@ workdir.cleanup()                                     # the tiny files of 8.2-8.
 # %% [markdown]
 # ## Exercises
 #
-# 1. On real MOSI, train text only (`modalities="t"` on `real.select("t")`) and compare the test
-#    MAE with text + audio. The folder's README reports that audio alone reaches r = 0.03: does
-#    audio help FDMER?
-# 2. Reload real MOSI with `max_words=30`. How many utterances are truncated (`info`)? Does the
-#    MAE change?
-# 3. Train on the other text features (`text_features="glove"` with `mosi_text_audio_config("glove")`)
-#    and compare FDMER's margin over the ridge on the same vectors for both.
-# 4. Break the tiny MMSA file (a NaN label, a wrong width) and read the error message. Which file,
-#    field and expectation does it name?
-# 5. Add a visual stream (`CMU_MOSI_VisualFacet_4.1.csd`, 15 Hz) to the SDK folder and reload.
-#    Which words get no visual frame, and how are they counted?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 8.1: read an error message
+#
+# Write the tiny MMSA file of 8.2 again with one label set to NaN, load it, and read the error.
+# **You learn** what a loader promises on bad input: one message that names the file, the field
+# and what was expected, before any training starts.
+#
+# *Hint:* `tiny_mmsa_split`, `pickle.dumps`, then `load_dataset("mmsa", path)` inside
+# `try: ... except DataError as err:` (`from fdmer_lite.errors import DataError`).
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 8.1
+from fdmer_lite.errors import DataError
+
+with tempfile.TemporaryDirectory() as tmp:
+    broken = {s: tiny_mmsa_split(n, np.random.default_rng(0)) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
+    broken["train"]["regression_labels"][3] = np.nan
+    (Path(tmp) / "unaligned_50.pkl").write_bytes(pickle.dumps(broken, protocol=4))
+    try:
+        load_dataset("mmsa", Path(tmp) / "unaligned_50.pkl")
+        raise AssertionError("a NaN label should not load")
+    except DataError as err:
+        print("DataError:", err)
+
+# %% [markdown]
+# ### Exercise 8.2: does audio help on real MOSI?
+#
+# With the real CMU-MOSI folder (`FDMER_LITE_MOSI_DIR`), train text only (`modalities="t"` on
+# `real.select("t")`) and compare the test MAE with text + audio. **You learn** to test a
+# modality's contribution directly, not through the fusion weights.
+#
+# *Hint:* `config.replace(model={"modalities": "t"})` with the `config` of 8.1.
+# *Time:* a few minutes per run on two cores; the solution skips itself without the folder.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 8.2
+if real is None:
+    print("FDMER_LITE_MOSI_DIR is not set: this solution needs the real CMU-MOSI folder.")
+else:
+    text_only = lessons.lesson_run(f"mosi-text-only-{features}-{config.name}",
+                                   config.replace(model={"modalities": "t"}), real.select("t"))
+    print(f"test MAE: text only {text_only.metrics['mae']:.3f}, text + audio {mosi_run.metrics['mae']:.3f}")

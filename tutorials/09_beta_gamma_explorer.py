@@ -168,13 +168,50 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 # %% [markdown]
 # ## Exercises
 #
-# 1. Pick an uncached setting (e.g. β = 0, γ = 0 in FAST mode, or β = 0.2) and press *Train
-#    this setting*. Move the sliders while it trains: does the notebook stay responsive? What
-#    does a second click on *Train* do?
-# 2. Pin β = 0 as the reference and compare it with β = 0.02. Which of the six disentanglement
-#    scores move, and which stay where they were?
-# 3. Switch the embedding to UMAP (the first UMAP in a session takes about a minute). Do t-SNE and
-#    UMAP tell the same story about the common clouds?
-# 4. Build a cache with the confusion adversary instead of gradient reversal:
-#    `sweep.SweepSpec(preset=..., overrides={"loss": {"adversary": "confusion"}}, data=...)`.
-#    Does a large β now give probabilities near 1/3 on C_m?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 9.1: what the discriminator weight moves
+#
+# Compare β = 0 with the paper's β = 0.02 (γ at the paper's value) from the cache: which of the
+# tour's scores change by more than a tenth of their value, and which stay? **You learn** which
+# scores the adversarial losses act on, read from runs instead of the sliders.
+#
+# *Hint:* `cache.load(beta, gamma).metrics[key]` for `key in TOUR`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 9.1
+off, paper = cache.load(0.0, sweep.PAPER_SETTING[1]).metrics, cache.load(*sweep.PAPER_SETTING).metrics
+for key in TOUR:
+    a, b = off.get(key), paper.get(key)
+    if isinstance(a, (int, float)) and isinstance(b, (int, float)):
+        moved = abs(b - a) > 0.1 * max(abs(a), abs(b), 1e-12)
+        print(f"{key:22s} beta 0: {a:8.3f}  beta 0.02: {b:8.3f}  {'moved' if moved else 'stayed'}")
+
+# %% [markdown]
+# ### Exercise 9.2: confused or lying at large β?
+#
+# At the largest β of the sliders, compute the discriminator's mean probability of the true
+# modality on each `C_m` from the cached representations. **You learn** to read the paper's
+# "≈ 1/3" claim per modality: near 1/3 on each is confusion, near 0 is a confident lie, and a
+# mix of 0 and 1 only *averages* to 1/3.
+#
+# *Hint:* `rep = cache.load(values[-1], gamma).reps`; `rep.disc_prob_common[m][:, k].mean()`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 9.2
+rep92 = cache.load(values[-1], sweep.PAPER_SETTING[1]).reps
+p_true = {m: float(rep92.disc_prob_common[m][:, k].mean()) for k, m in enumerate(rep92.modalities)}
+print({m: round(p, 3) for m, p in p_true.items()}, "| chance is 1/3")
+if max(p_true.values()) < 0.1:
+    print("confidently wrong on every modality: a relabelling, not confusion")
+elif all(abs(p - 1 / 3) < 0.1 for p in p_true.values()):
+    print("near 1/3 on every modality: confused")
+else:
+    print("mixed: their mean can sit near 1/3 without any modality being confused")

@@ -178,13 +178,47 @@ print(claims_markdown(paper_claims(result.rows, kind="emotion")))
 # %% [markdown]
 # ## Exercises
 #
-# 1. Run the grid on the humor-like benchmark (`benchmark_setup("humor")`, or
-#    `fdmer-lite ablate --dataset synthetic --kind humor`). Does "w/o Common" now hurt more than
-#    "w/o Private"? Which claims change their verdict?
-# 2. How many seeds does it take before the difference between the full model and
-#    "w/o L_ami + L_ams" is clear? Add seeds to `seeds` and rerun: only the new runs train.
-# 3. "w/o Visual" on the real CMU-MOSI text+audio set (`--dataset mosi-text-audio`) is the full
-#    model. Check in `ablation.json` that the two rows share their runs. What does "w/o Text"
-#    leave, and how does it compare with the paper's text-dominance story?
-# 4. The paper reports one number per row. Pick the seed that makes "Multiplication" look best
-#    against the full model and the one that makes it look worst: how far apart are they?
+# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
+# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# independently. The solution is the collapsed code cell right after each exercise: click the
+# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
+
+# %% [markdown]
+# ### Exercise 10.1: how many seeds?
+#
+# For the row "w/o L_ami + L_ams", how many seeds per row would make its difference from the full
+# model *clear* (larger than two standard errors), if the means and spreads stayed as they are?
+# **You learn** to size an ablation before running it: the standard error falls like 1/sqrt(n).
+#
+# *Hint:* with n seeds each, `se = sqrt((s_full^2 + s_row^2) / n)`; solve `|Δ| = 2 se` for n.
+# *Time:* adding seeds trains only the new runs; a full-size run takes a couple of minutes.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 10.1
+import math
+
+row101 = next(r for r in result.rows if r["variant"] == "wo_ami_ams")
+d101 = abs(row101["mae_mean"] - full["mae_mean"])
+var101 = row101["mae_std"] ** 2 + full["mae_std"] ** 2
+need = math.ceil(4 * var101 / d101 ** 2) if d101 > 0 else math.inf
+print(f"|delta MAE| {d101:.4f}, seeds per row for 2 standard errors: {need} (now {row101['n']})")
+
+# %% [markdown]
+# ### Exercise 10.2: does dropping the adversary show in the probe?
+#
+# The paper's argument for L_ami + L_ams is that they make `C` modality-free. Compare the linear
+# probe's accuracy at telling the modality from `C` (`common_modality_acc_mean`) between the full
+# model and "w/o L_ami + L_ams", with the standard error of the difference. **You learn** to test
+# the *mechanism* of a claim, not only its effect on the MAE.
+#
+# *Hint:* the same standard error as in 10.4, with the `common_modality_acc_*` columns.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 10.2
+a102, b102 = full["common_modality_acc_mean"], row101["common_modality_acc_mean"]
+se102 = math.sqrt(full["common_modality_acc_std"] ** 2 / full["n"] + row101["common_modality_acc_std"] ** 2 / row101["n"])
+print(f"probe accuracy on C: full {a102:.3f}, w/o L_ami + L_ams {b102:.3f}, "
+      f"difference {b102 - a102:+.3f} ± {se102:.3f} -> {'clear' if abs(b102 - a102) > 2 * se102 else 'not clear'}")
