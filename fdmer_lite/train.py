@@ -197,9 +197,12 @@ class Trainer:
         steps = len(train_loader)                       # optimiser steps per epoch
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
         since_best = 0
-        bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
-        for epoch in bar:
+        from .progress import bar as progress_bar      # counts batches: it moves at the first step
+        bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
+        for epoch in range(1, epochs + 1):
             start = time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
             self.model.train()
             sums, count = dict.fromkeys(TERMS, 0.0), 0
             for step, batch in enumerate(train_loader, start=1):
@@ -219,6 +222,8 @@ class Trainer:
                 for k in TERMS:
                     sums[k] += values[k] * n
                 count += n
+                if bar is not None:
+                    bar.update(1)
             valid = self.evaluate("valid")
             entry = {"epoch": epoch,
                      "train": {k: sums[k] / count for k in TERMS},
@@ -237,11 +242,13 @@ class Trainer:
                 self.best_state = copy.deepcopy(self.model.state_dict())
             else:
                 since_best += 1
-            if t.progress:
+            if bar is not None:
                 bar.set_postfix(train=f"{entry['train']['all']:.3f}", valid_task=f"{score:.3f}",
                                 best=self.best_epoch)
             if since_best >= t.patience:
                 break
+        if bar is not None:
+            bar.close()
         self.restore_best()
         return self.history
 
