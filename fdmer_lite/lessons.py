@@ -53,8 +53,8 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     seed_everything(seed)
     # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
     # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
-    import plotly.io as pio
-    pio.renderers.default = "plotly_mimetype+notebook"
+    from .offline import use_offline_renderer
+    use_offline_renderer()
     if verbose:
         mode = ("FAST mode (FDMER_LITE_FAST=1): tiny data, the 'fast' preset, few epochs"
                 if fast else "full mode: the 'synthetic' preset at the benchmark's default sizes")
