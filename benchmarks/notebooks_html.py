@@ -3,6 +3,7 @@
     python benchmarks/notebooks_html.py                  # execute in FAST mode, export, count
     python benchmarks/notebooks_html.py 03 11            # only these notebooks (other rows kept)
     python benchmarks/notebooks_html.py --executed DIR   # take executed DIR/*.ipynb instead
+                                                         # (each run keeps them in benchmarks/out/executed)
 
 Each notebook runs in a fresh kernel with the working directory ``notebooks/`` (as nbval runs
 them), in FAST mode (``FDMER_LITE_FAST=1``), in order, runs kept in a temporary folder; then
@@ -81,10 +82,10 @@ def browser_counts(pages: list[Path]) -> dict[str, tuple[int, int, int]]:
             page = browser.new_page()
             refused = []
 
-            def route(r, refused=refused):
-                if r.request.url.startswith("file:"):
+            def route(r, request):                        # playwright passes (route, request)
+                if request.url.startswith("file:"):
                     return r.continue_()
-                refused.append(r.request.url)
+                refused.append(request.url)
                 return r.abort()
 
             page.route("**/*", route)
@@ -131,6 +132,9 @@ def main(argv=None) -> int:
             nb, seconds, error = nbformat.read(path, as_version=4), None, None
         else:
             nb, seconds, error = execute(path, env, args.timeout)
+        if not args.executed:                             # kept, so --executed can redo the pages
+            (OUT.parent / "executed").mkdir(parents=True, exist_ok=True)
+            nbformat.write(nb, OUT.parent / "executed" / path.name)
         page = export_html(nb, OUT / f"{path.stem}.html")
         found = inspect_html(page.read_text(encoding="utf-8"))
         pages.append(page)

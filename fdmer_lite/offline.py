@@ -9,7 +9,7 @@ in an HTML export by nbconvert.
 * :func:`export_html`: nbconvert's ``lab`` template with MathJax 2 served from a local copy (the
   files of the ``jupyter-server-mathjax`` package, copied once beside the HTML), and without the
   two scripts the template loads from a CDN that these notebooks do not need (require.js,
-  mermaid).
+  mermaid). A widget saved without its state shows the static HTML copy it sent, if any.
 * :func:`inspect_html`: what an exported page holds: the plotly figures (``plotly-graph-div``),
   whether plotly.js is inlined, where MathJax comes from, and every external URL it would load.
 """
@@ -28,9 +28,18 @@ _LOADS = re.compile(r'<(?:script|img|iframe)\b[^>]*\bsrc="(https?://[^"]+)"'
                     r'|<link\b[^>]*\bhref="(https?://[^"]+)"'
                     r'|\bimport\(\s*"(https?://[^"]+)"\s*\)', re.I)
 
+# A widget's output without saved widget state renders as nothing; where the widget also sent a
+# static HTML copy (the beta/gamma explorer does), the page shows that copy instead.
 _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block data_widget_view scoped -%}
+{%- if 'text/html' in output.data and 'widgets' not in nb.metadata -%}
+<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output {{ extra_class }}" data-mime-type="text/html">
+{{ output.data['text/html'] }}
+</div>
+{%- else -%}{{ super() }}{%- endif -%}
+{%- endblock data_widget_view -%}
 """
 
 
