@@ -150,7 +150,8 @@ def main(argv=None) -> int:
         loads = ", ".join(found["external_loads"]) or "none"
         if refused:
             loads += f" ({refused} request(s) refused in the browser)"
-        ran = "executed before" if seconds is None else f"{seconds:.0f} s (FAST)"
+        before = rows.get(stem, "").rstrip(" |").rsplit("| ", 1)[-1]
+        ran = (before if "FAST" in before else "executed before") if seconds is None else f"{seconds:.0f} s (FAST)"
         if error:
             ran += f"; failed: {error}"
         rows[stem] = (f"| {stem} | {found['figures']} | {drawn} | {maths} | "
@@ -168,7 +169,9 @@ def main(argv=None) -> int:
              HEADER, "|---|---|---|---|---|---|---|---|"]
     lines += [rows[k] for k in sorted(rows)]
     total = sum(int(r.split("|")[2]) for r in rows.values())
-    lines += ["", f"{len(rows)} notebooks, {total} figures in their HTML.", ""]
+    none = [k for k in sorted(rows) if rows[k].split("|")[2].strip() == "0"]
+    lines += ["", f"{len(rows)} notebooks, {total} figures in their HTML."
+              + (f" Without a figure: {', '.join(none)}." if none else " Every notebook shows a figure."), ""]
     RESULTS.write_text("\n".join(lines))
     print(f"wrote {RESULTS.relative_to(ROOT)} and {OUT.relative_to(ROOT)}/")
     return 1 if any(error for _, _, error in info.values()) else 0

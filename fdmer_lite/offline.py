@@ -9,7 +9,7 @@ in an HTML export by nbconvert.
 * :func:`export_html`: nbconvert's ``lab`` template with MathJax 2 served from a local copy (the
   files of the ``jupyter-server-mathjax`` package, copied once beside the HTML), and without the
   two scripts the template loads from a CDN that these notebooks do not need (require.js,
-  mermaid). A widget saved without its state shows the static HTML copy it sent, if any.
+  mermaid), nor the widget manager (from unpkg): a widget shows the static HTML copy it sent, if any.
 * :func:`inspect_html`: what an exported page holds: the plotly figures (``plotly-graph-div``),
   whether plotly.js is inlined, where MathJax comes from, and every external URL it would load.
 """
@@ -26,15 +26,18 @@ _MATHJAX_TAG = re.compile(r'<script[^>]*\bsrc="https?://[^"]*mathjax[^"]*"[^>]*>
 # What a page *loads* (not URLs quoted inside plotly.js): script/link/img sources and imports.
 _LOADS = re.compile(r'<(?:script|img|iframe)\b[^>]*\bsrc="(https?://[^"]+)"'
                     r'|<link\b[^>]*\bhref="(https?://[^"]+)"'
-                    r'|\bimport\(\s*"(https?://[^"]+)"\s*\)', re.I)
+                    r'|\bimport\(\s*"(https?://[^"]+)"\s*\)'
+                    r"|\b\w*src\s*=\s*'(https?://[^']+)'", re.I)        # a script added by code
 
-# A widget's output without saved widget state renders as nothing; where the widget also sent a
-# static HTML copy (the beta/gamma explorer does), the page shows that copy instead.
+# A widget's output needs the widget manager, which the template fetches from a CDN (unpkg) when
+# the widget state was saved, and renders as nothing otherwise. Offline, the manager is left out,
+# and where a widget also sent a static HTML copy (the beta/gamma explorer does) the page shows it.
 _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
 {%- block data_widget_view scoped -%}
-{%- if 'text/html' in output.data and 'widgets' not in nb.metadata -%}
+{%- if 'text/html' in output.data -%}
 <div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output {{ extra_class }}" data-mime-type="text/html">
 {{ output.data['text/html'] }}
 </div>

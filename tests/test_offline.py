@@ -67,6 +67,25 @@ def test_an_executed_notebook_exports_with_its_figure_and_no_cdn(tmp_path):
     assert any("cdnjs.cloudflare.com" in u for u in inspect_html(stock)["external_loads"])
 
 
+def test_a_widget_with_saved_state_shows_its_html_copy_and_loads_no_widget_manager(tmp_path):
+    """nbclient saves widget state; nbconvert's template then fetches the widget manager from unpkg."""
+    from nbconvert import HTMLExporter
+
+    from fdmer_lite.offline import export_html, inspect_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["widgets"] = {"application/vnd.jupyter.widget-state+json": {"state": {}, "version_major": 2,
+                                                                            "version_minor": 0}}
+    view = {"model_id": "abc", "version_major": 2, "version_minor": 0}
+    nb.cells.append(nbformat.v4.new_code_cell("w", outputs=[nbformat.v4.new_output("display_data", data={
+        "application/vnd.jupyter.widget-view+json": view, "text/plain": "W",
+        "text/html": '<div class="plotly-graph-div"></div>'})]))
+    stock, _ = HTMLExporter(template_name="lab").from_notebook_node(nb)
+    assert any("unpkg.com" in u for u in inspect_html(stock)["external_loads"])   # the detector sees it
+    found = inspect_html(export_html(nb, tmp_path / "w.html").read_text())
+    assert found["external_loads"] == [] and found["figures"] == 1
+
+
 def test_missing_mathjax_package_is_one_clear_message(monkeypatch):
     import builtins
 

@@ -335,6 +335,7 @@ def test_the_explorer_sends_a_static_copy_of_its_figures_for_html_exports(filled
     snapshot = bundle["text/html"]
     assert snapshot.count('class="plotly-graph-div"') == 2 * len(FIGURES)  # both panels, every figure
     assert setting_text(*A) in snapshot
+    assert snapshot.count("plotly.js v") == 1                           # plotly.js inlined, once
     ex.select(*C)                                                      # not cached: a message, no figure
     assert ex._repr_mimebundle_()["text/html"].count('class="plotly-graph-div"') == len(FIGURES)
     # In an export without saved widget state (what nbconvert gets from a kernel run), the copy shows.
