@@ -190,13 +190,19 @@ def apply_threads() -> None:
 def cmd_train(args) -> int:
     from .experiments.runs import data_treatments, obtain
     from .experiments.runstore import check_target
-    from .options import check_training_options
+    from .options import check_dataset_modalities, check_device, check_preset, check_training_options
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
+    check_preset("--preset", args.preset)
+    check_dataset_modalities("--modalities", args.dataset, args.modalities)
+    check_device("--device", args.device)              # all before any data is built or read
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     apply_threads()
     cfg = configure(args)
-    data = load_data(args, cfg)
+    from .progress import heartbeat
+    verb = "generating" if args.dataset == "synthetic" else "loading"
+    with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.train.progress):
+        data = load_data(args, cfg)
     from .data.base import overlap_warning
     out = Path(args.out or f"runs/train-{args.dataset}")
     print(data.summary())
@@ -280,15 +286,19 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import data_fingerprint, obtain
     from .experiments.runstore import check_target
+    from .options import check_device
+    from .progress import heartbeat
     from .shipped import demo_contrast
     from .train import Trainer
 
+    check_device("--device", args.device)              # before the data are generated
     apply_threads()
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
     start = time.perf_counter()
-    data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
+    with heartbeat("generating the known-factor benchmark", enabled=cfg.train.progress):
+        data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
     print(described)
     trainer = Trainer(cfg, data)
@@ -335,9 +345,10 @@ def _floats(items, name: str) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from . import sweep
-    from .options import check_root, check_training_options
+    from .options import check_device, check_root, check_training_options
     from .viz import PROJECTION_METHODS
     check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
+    check_device("--device", args.device)
     spec = sweep.default_spec(fast=args.fast or fast_mode(), kind=args.kind, seed=args.seed)
     fast = spec.preset == "fast"
     betas = _floats(args.beta, "beta") if args.beta else list(sweep.default_values(fast))
@@ -386,6 +397,9 @@ def cmd_ablate(args) -> int:
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
     check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
+    from .options import check_device, check_preset
+    check_preset("--preset", args.preset)
+    check_device("--device", args.device)
     features = text_features(args)
     if args.preset:
         cfg = get_preset(args.preset)

@@ -21,12 +21,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import plotly.io as pio
 import torch
 
 from .config import Config, default_preset, fast_mode, get_preset, threads_from_env
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
 from .experiments.runs import Run, obtain
+from .offline import use_offline_renderer
 from .paths import runs_root
 from .train import seed_everything
 
@@ -52,7 +52,7 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     seed_everything(seed)
     # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
     # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
-    pio.renderers.default = "plotly_mimetype+notebook"
+    use_offline_renderer()
     if verbose:
         mode = ("FAST mode (FDMER_LITE_FAST=1): tiny data, the 'fast' preset, few epochs"
                 if fast else "full mode: the 'synthetic' preset at the benchmark's default sizes")

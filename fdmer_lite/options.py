@@ -7,7 +7,14 @@
 * ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
 * ``modalities``: one or more distinct letters of ``tav``;
 * ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
-* ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``); ``threads``: >= 1.
+* ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``); ``threads``: >= 1;
+* ``device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and one this machine has
+  (:func:`check_device`); ``preset``: a known preset (:func:`check_preset`);
+* ``modalities`` of a data set whose streams are known before loading (``synthetic``: ``tav``,
+  ``mosi-text-audio``: ``ta``): only those (:func:`check_dataset_modalities`).
+
+Every command runs these checks before it builds or loads any data, so a typo costs a second,
+not a data generation.
 
 A refusal is an :class:`OptionError` (a ``ValueError``) naming the option, what was expected and
 what was given; ``fdmer-lite`` prints it as one line and exits with status 2.
@@ -18,6 +25,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+from .config import PRESETS
 from .errors import DataError
 from .experiments.runstore import probe_writable
 
@@ -76,6 +84,45 @@ def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=Non
         _int("--workers", workers, min_workers)
     if threads is not None:
         _int("--threads", threads, 1)
+
+
+DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")
+KNOWN_MODALITIES = {"synthetic": "tav", "mosi-text-audio": "ta"}   # fixed by the data set itself
+
+
+def check_device(option: str, name) -> str:
+    """A device name torch understands and this machine has (``auto`` always passes)."""
+    expected = "auto, cpu, mps, cuda or cuda:N"
+    base, _, index = str(name).partition(":")
+    if (not isinstance(name, str) or base not in DEVICE_NAMES
+            or (index and (base != "cuda" or not index.isdigit()))):
+        raise OptionError(option, expected, name)
+    if name == "auto" or name == "cpu":
+        return name
+    from .train import select_device                   # imports torch: only for cuda / mps
+    try:
+        select_device(name)
+    except ValueError as err:
+        raise OptionError(option, f"a device this machine has ({err})", name) from None
+    return name
+
+
+def check_preset(option: str, name) -> str:
+    """The name of a preset of :mod:`fdmer_lite.config` (``None``: not given)."""
+    if name is None:
+        return name
+    if not isinstance(name, str) or name.lower().replace("-", "_") not in PRESETS:
+        raise OptionError(option, f"one of {', '.join(sorted(PRESETS))}", name)
+    return name
+
+
+def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
+    """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
+    have = KNOWN_MODALITIES.get(dataset)
+    if modalities is None or have is None:
+        return
+    if any(m not in have for m in modalities):
+        raise OptionError(option, f"letters of {have!r} (the streams of --dataset {dataset})", modalities)
 
 
 def check_root(path, option: str) -> Path:

@@ -29,6 +29,7 @@ from .data.base import MultimodalData, make_loader
 from .losses import TERMS, fdmer_objective
 from .metrics import classification_metrics, regression_metrics
 from .model import build_model
+from .progress import bar as progress_bar
 
 CHECKPOINT = "model.pt"
 IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
@@ -67,13 +68,6 @@ def seed_everything(seed: int, deterministic: bool = False) -> None:
         os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True, warn_only=True)
         torch.backends.cudnn.benchmark = False
-
-
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, **kw)
 
 
 def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float, epochs: int,
@@ -184,9 +178,11 @@ class Trainer:
         steps = len(train_loader)                       # optimiser steps per epoch
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
         since_best = 0
-        bar = _progress(range(1, epochs + 1), t.progress, desc="epochs", unit="epoch")
-        for epoch in bar:
+        bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
+        for epoch in range(1, epochs + 1):
             start = time.perf_counter()
+            if bar is not None:
+                bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
             self.model.train()
             sums, count = dict.fromkeys(TERMS, 0.0), 0
             for step, batch in enumerate(train_loader, start=1):
@@ -206,6 +202,8 @@ class Trainer:
                 for k in TERMS:
                     sums[k] += values[k] * n
                 count += n
+                if bar is not None:
+                    bar.update(1)
             valid = self.evaluate("valid")
             entry = {"epoch": epoch,
                      "train": {k: sums[k] / count for k in TERMS},
@@ -224,11 +222,13 @@ class Trainer:
                 self.best_state = copy.deepcopy(self.model.state_dict())
             else:
                 since_best += 1
-            if t.progress:
+            if bar is not None:
                 bar.set_postfix(train=f"{entry['train']['all']:.3f}", valid_task=f"{score:.3f}",
                                 best=self.best_epoch)
             if since_best >= t.patience:
                 break
+        if bar is not None:
+            bar.close()
         self.restore_best()
         return self.history
 

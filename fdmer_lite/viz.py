@@ -629,3 +629,62 @@ def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) ->
         "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right "
         "in itself: the weights say which tokens the prediction leans on. " + weights,
     ]
+
+
+# ---------------------------------------------------------------- notebook 11: beyond the paper
+
+
+def modality_confusion(panels: dict, title: str = "Where the discriminator puts its probability on C_m"
+                       ) -> go.Figure:
+    """One heatmap per run: row = the true modality of ``C_m``, column = the modality the
+    discriminator (Eq. 8-9) names, cell = its mean probability over the test samples.
+
+    ``panels``: run name -> reps with ``modalities`` and ``disc_prob_common`` (as in
+    :func:`discriminator_probabilities`). A confused discriminator gives 1/M everywhere; a
+    fooled-by-relabelling one puts its mass off the diagonal; an unfooled one on the diagonal.
+    """
+    if not panels:
+        raise ValueError("panels: expected at least one run")
+    names = list(panels)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
+    for i, name in enumerate(names, start=1):
+        reps = panels[name]
+        mods = list(reps.modalities)
+        rows = []
+        for m in mods:
+            prob = np.asarray(reps.disc_prob_common[m], dtype=float)                    # (N, M)
+            if prob.ndim != 2 or prob.shape[1] != len(mods):
+                raise ValueError(f"{name}: disc_prob_common[{m!r}]: expected shape (N, {len(mods)}), "
+                                 f"got {prob.shape}")
+            rows.append(prob.mean(axis=0))                                            # (M,)
+        z = np.stack(rows)                                                            # (M, M)
+        fig.add_trace(go.Heatmap(z=z, x=[_mod_name(m) for m in mods], y=[f"C_{m}" for m in mods],
+                                 zmin=0.0, zmax=1.0, colorscale="Blues", showscale=i == len(names),
+                                 text=np.round(z, 2), texttemplate="%{text}",
+                                 hovertemplate="true %{y}<br>named %{x}<br>p %{z:.3f}<extra></extra>"),
+                      row=1, col=i)
+        fig.update_xaxes(title_text="modality the discriminator names", row=1, col=i)
+        fig.update_yaxes(autorange="reversed", row=1, col=i,
+                         title_text="true modality of C_m" if i == 1 else None)
+    fig.update_layout(title=title, template="plotly_white", height=360, width=max(420, 330 * len(names)))
+    return fig
+
+
+def probe_bars(table: dict, chance: float | None = None, title: str = "Probes for the modality on C_m",
+               yaxis: str = "test accuracy") -> go.Figure:
+    """Grouped bars: ``table`` is run name -> {probe name: value}; one group per probe, one bar
+    per run, and a dashed line at ``chance`` if given."""
+    if not table:
+        raise ValueError("table: expected at least one run")
+    probes = list(dict.fromkeys(k for row in table.values() for k in row))
+    fig = go.Figure()
+    for run, row in table.items():
+        values = [row.get(p, float("nan")) for p in probes]
+        fig.add_trace(go.Bar(x=probes, y=values, name=run, text=[_fmt(v) for v in values],
+                             textposition="outside"))
+    if chance is not None:
+        fig.add_hline(y=chance, line_dash="dash", line_color="black",
+                      annotation_text=f"chance {chance:.2f}", annotation_position="top left")
+    fig.update_layout(title=title, barmode="group", yaxis_title=yaxis, xaxis_title="probe",
+                      template="plotly_white", height=420, width=720)
+    return fig

@@ -219,7 +219,28 @@ class BetaGammaExplorer:
         self.widget.add_class("fdmer-explorer")
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):                    # + a static copy for HTML exports
+            bundle = {**bundle, "text/html": self.snapshot_html()}
+        return bundle
+
+    def snapshot_html(self) -> str:
+        """A static copy of what the two panels show now (headers, metrics, figures): what a reader
+        without a kernel sees in an HTML export (``fdmer_lite.offline``). plotly.js comes inlined
+        with the first figure: the explorer's figures never pass through plotly's renderers, so
+        nothing else may have put it on the page."""
+        parts = ["<div class='fdmer-explorer-snapshot'><p style='color:#555'>A static copy of the explorer "
+                 "(run the notebook to move the sliders).</p>"]
+        inline = True
+        for panel in (self.current, self.reference_panel):
+            parts.append(panel.header.value + panel.metrics.value)
+            for k in FIGURES:
+                for out in panel.figures[k].outputs:
+                    spec = out.get("data", {}).get("application/vnd.plotly.v1+json")
+                    if spec:
+                        parts.append(pio.to_html(spec, include_plotlyjs=inline, full_html=False, validate=False))
+                        inline = False
+        return "".join(parts) + "</div>"
 
     # -- state ----------------------------------------------------------------------------------
     @property

@@ -331,3 +331,32 @@ def test_similarity_matrices_and_dependence_curve_draw_what_they_are_given():
         viz.similarity_matrices({"S_t": np.ones((2, 3))})
     curve = viz.dependence_curve([0, 1, 2], {"a": [1, 2, 4]}, "x", "y", log_y=True)
     assert list(curve.data[0].y) == [1, 2, 4] and curve.layout.yaxis.type == "log"
+
+
+def test_modality_confusion_rows_are_true_modalities_and_cells_mean_probabilities():
+    n = 6
+    reps = _reps(n=n)
+    rng = np.random.default_rng(1)
+    reps.disc_prob_common = {m: rng.dirichlet(np.ones(3), size=n) for m in MODS}
+    fig = viz.modality_confusion({"run A": reps, "run B": reps})
+    assert len(fig.data) == 2 and [a.text for a in fig.layout.annotations] == ["run A", "run B"]
+    heat = fig.data[0]
+    expected = [[reps.disc_prob_common[m][:, j].sum() / n for j in range(3)] for m in MODS]  # a plain loop
+    np.testing.assert_allclose(np.asarray(heat.z), expected)
+    assert list(heat.y) == ["C_t", "C_a", "C_v"] and list(heat.x) == ["text", "audio", "visual"]
+    assert fig.layout.xaxis.title.text == "modality the discriminator names"
+    assert fig.layout.yaxis.title.text == "true modality of C_m"
+    reps.disc_prob_common["a"] = np.zeros((n, 2))
+    with pytest.raises(ValueError, match=r"run A: disc_prob_common\['a'\]"):
+        viz.modality_confusion({"run A": reps})
+
+
+def test_probe_bars_one_bar_per_run_and_a_chance_line():
+    fig = viz.probe_bars({"x": {"linear": 0.9, "knn": 1.0}, "y": {"linear": 0.4}}, chance=1 / 3)
+    assert [tr.name for tr in fig.data] == ["x", "y"]
+    assert list(fig.data[0].x) == ["linear", "knn"] and list(fig.data[0].y) == [0.9, 1.0]
+    assert fig.data[1].y[0] == 0.4 and np.isnan(fig.data[1].y[1])          # a missing probe is a gap
+    chance = [s for s in fig.layout.shapes if s.line.dash == "dash"]
+    assert len(chance) == 1 and chance[0].y0 == pytest.approx(1 / 3)
+    with pytest.raises(ValueError, match="at least one run"):
+        viz.probe_bars({})

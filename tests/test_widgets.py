@@ -9,7 +9,7 @@ import pytest
 from tiny_sweep import A, B, C, TINY, count_fits, filled, no_training, title  # noqa: F401 (fixtures)
 
 from fdmer_lite import sweep as sw
-from fdmer_lite.widgets import BetaGammaExplorer, setting_text
+from fdmer_lite.widgets import FIGURES, BetaGammaExplorer, setting_text
 
 
 # ------------------------------------------------------------------------ the explorer
@@ -127,3 +127,25 @@ def test_another_projection_is_computed_once_in_the_background(tmp_path):
     assert cache.has_projection(*A, "pca")
     assert "PCA" in title(ex.current.figures["embedding"].outputs[0])
     assert "PCA" in title(ex.reference_panel.figures["embedding"].outputs[0])
+
+
+def test_the_explorer_sends_a_static_copy_of_its_figures_for_html_exports(filled, monkeypatch):
+    from fdmer_lite.offline import export_html, inspect_html
+
+    ex = BetaGammaExplorer(filled, [0.0, 0.02, 2.0], [0.0, 0.02, 2.0], reference=A)
+    no_training(monkeypatch)
+    bundle = ex._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle          # JupyterLab draws the widget
+    snapshot = bundle["text/html"]
+    assert snapshot.count('class="plotly-graph-div"') == 2 * len(FIGURES)  # both panels, every figure
+    assert setting_text(*A) in snapshot
+    assert snapshot.count("plotly.js v") == 1                           # plotly.js inlined, once
+    ex.select(*C)                                                      # not cached: a message, no figure
+    assert ex._repr_mimebundle_()["text/html"].count('class="plotly-graph-div"') == len(FIGURES)
+    # In an export without saved widget state (what nbconvert gets from a kernel run), the copy shows.
+    import nbformat
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_code_cell("explorer", outputs=[nbformat.v4.new_output(
+        "display_data", data={k: v for k, v in bundle.items()})]))
+    found = inspect_html(export_html(nb, filled.root.parent / "html" / "explorer.html").read_text())
+    assert found["figures"] == 2 * len(FIGURES) and found["external_loads"] == []

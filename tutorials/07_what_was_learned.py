@@ -232,7 +232,8 @@ if fast:
 # Two ways to move the probe are taught elsewhere: turning off γ alone (notebook 9) lets
 # gradient reversal pull the common clouds apart, and centring each modality's `C_m` on its own
 # mean (`ModelConfig.common_centring`, an extension beyond the paper, off in every preset; see
-# exercise 5) makes the means equal by construction.
+# exercise 5) makes the means equal by construction. Notebook 11 follows all of these findings
+# further, each with a verdict computed from your runs.
 #
 # ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
 #

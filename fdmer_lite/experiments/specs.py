@@ -38,6 +38,7 @@ import torch
 from ..config import Config
 from ..data import load_dataset
 from ..data.synthetic import make_benchmark
+from ..progress import bar as progress_bar
 from . import runstore
 from .pool import default_workers, engine_name, map_unordered
 from .runs import obtain
@@ -231,13 +232,6 @@ def prepare(spec: RunSpec) -> bool:
 # ---------------------------------------------------------------------------- engines
 
 
-def _progress(total: int, initial: int, enabled: bool, desc: str):
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
-    return tqdm(total=total, initial=initial, desc=desc, unit="run")
-
-
 def run_all(specs: list[RunSpec], *, workers: int | None = None, ray_address: str | None = None,
             progress: bool = True, desc: str = "runs") -> RunReport:
     """Run every spec that has not finished yet; return what happened.
@@ -254,7 +248,7 @@ def run_all(specs: list[RunSpec], *, workers: int | None = None, ray_address: st
         workers = min(workers or default_workers(), max(1, len(todo)))
     report = RunReport(engine=engine_name(workers, ray_address),
                        skipped=[r for r in unique if r in done_before])
-    bar = _progress(len(unique), len(report.skipped), progress, desc)
+    bar = progress_bar(progress, total=len(unique), initial=len(report.skipped), desc=desc, unit="run")
     start = time.perf_counter()
     fn = execute_and_ship if ray_address else execute
     try:
