@@ -5,6 +5,7 @@ import threading
 
 import pytest
 
+from fdmer_lite import progress
 from fdmer_lite.cli import main
 
 
@@ -99,13 +100,11 @@ class CountingBar:
 
 
 def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_data, fast_config):
-    import tqdm.auto
-
     from fdmer_lite.train import Trainer
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(tqdm.auto, "tqdm", CountingBar)
+    monkeypatch.setattr(progress, "tqdm", CountingBar)
     cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "progress": True, "batch_size": 16})
     trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])))
     steps = len(trainer.loader("train"))
@@ -117,13 +116,11 @@ def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_da
 
 
 def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
-    import tqdm.auto
-
     from fdmer_lite.train import Trainer
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(tqdm.auto, "tqdm", CountingBar)
+    monkeypatch.setattr(progress, "tqdm", CountingBar)
     Trainer(fast_config.replace(train={"epochs": 1, "progress": False}), tiny_data).fit()
     assert events == []
 
@@ -131,8 +128,6 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
 def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
     """Work that reports no steps (a data set being generated) still moves the bar: wait inside
     the block until the ticker thread has updated it three times (no timing asserted)."""
-    import tqdm.auto
-
     from fdmer_lite.progress import heartbeat
 
     events = []
@@ -145,7 +140,7 @@ def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
                 ticked.set()
 
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    monkeypatch.setattr(progress, "tqdm", Bar)
     with heartbeat("generating", interval=0.01) as bar:
         assert bar is not None
         assert ticked.wait(30), "the heartbeat never ticked"

@@ -252,11 +252,69 @@ print("Finding 4: " + caveat + (
 # %% [markdown]
 # ## Exercises
 #
-# 1. Train `reversal at -1` with `LossConfig(con_centre=False)` (Eq. 4 on raw cosines, the
-#    paper's text). What happens to `offset_share` and `common_gap`? *Hint:* a large vector
-#    shared by every sample makes every cosine close to 1. *Check:* compare with 11.5.
-# 2. Fit `modality_probe_accuracy(..., kind="knn")` on the *private* representations of the
-#    `centring` run. Should it be high? *Hint:* `P_m` is meant to keep the modality.
-# 3. Add `LossConfig(align_weight=10, align_form="mean")` to the confusion run (another
-#    extension: it matches the modalities' mean `C`). Does the centred probe move? *Hint:*
-#    compare with the `centring` run of 11.4; one acts through a loss, the other by construction.
+# Each exercise says what you will learn and gives a hint. The solution is the collapsed code
+# cell right after each exercise: click the bar at the cell's left (or its `…`) to show it.
+# Running all cells runs the solutions too.
+
+# %% [markdown]
+# ### Exercise 11.1: the private side keeps the modality
+#
+# Fit the 15-nearest-neighbour probe (`modality_probe_accuracy(..., kind="knn")`) on the
+# *private* representations `P_m` of the `centring` run, and the linear one too. Should they be
+# high? **You learn** that centring acts on `C_m` only: the private encoders are meant to keep
+# what is specific to each modality, and the disparity loss (Eq. 7) pushes them apart.
+#
+# *Hint:* `train["centring"].private` and `test["centring"].private`; chance is 1/3.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 11.1
+p_knn = modality_probe_accuracy(train["centring"].private, test["centring"].private, data.modalities, kind="knn")
+p_lin = modality_probe_accuracy(train["centring"].private, test["centring"].private, data.modalities)
+print(f"modality from P_m of the centring run: neighbours {p_knn:.2f}, linear {p_lin:.2f} (chance 0.33)")
+print(caveat + ("P_m keeps the modality" if min(p_knn, p_lin) > 0.6 else "P_m does not keep the modality here"))
+
+# %% [markdown]
+# ### Exercise 11.2: the offset share by hand
+#
+# Compute, for the `paper` run's test `C_m`, the share of their energy that is one constant
+# vector per modality: for each modality ||mean_b C_m[b]||² / mean_b ||C_m[b]||², averaged over
+# the modalities, with numpy alone. Compare with `offset_share`. **You learn** what the number
+# in section 11.4 measures: near 1, every sample's `C_m` is its modality's offset plus a small
+# variation, and a probe needs nothing but the offset.
+#
+# *Hint:* `np.asarray(test["paper"].common[m], dtype=np.float64)`, then `.mean(axis=0)`.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 11.2
+by_hand = []
+for m in data.modalities:
+    c = np.asarray(test["paper"].common[m], dtype=np.float64)
+    by_hand.append((c.mean(axis=0) ** 2).sum() / (c ** 2).sum(axis=1).mean())
+by_hand = float(np.mean(by_hand))
+print(f"by hand {by_hand:.4f}, offset_share {offset_share(test['paper'].common, data.modalities):.4f}")
+assert np.isclose(by_hand, offset_share(test["paper"].common, data.modalities))
+
+# %% [markdown]
+# ### Exercise 11.3: matching the means through a loss
+#
+# Train the confusion run again with `LossConfig(align_weight=10, align_form="mean")`, an
+# extension beyond the paper that asks the modalities' *mean* `C` to coincide
+# (`losses.alignment_loss`). Does the linear probe on `C_m` fall, as it does for the
+# `centring` run? **You learn** the difference between removing the offsets by construction
+# (centring) and asking for it through a loss, which competes with every other term.
+#
+# *Hint:* `lessons.lesson_run(name, config.replace(loss={...}), data)`, then
+# `modality_probe_accuracy` as in `probe`. *Time:* one more run, seconds in FAST mode and about
+# as long as notebook 6's run in full mode.
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+# Solution 11.3
+aligned = lessons.lesson_run("emotion-confusion-align-mean", config.replace(
+    loss={"adversary": "confusion", "align_weight": 10.0, "align_form": "mean"}), data)
+tr = extract_representations(aligned.model, data, "train", device=aligned.trainer.device)
+te = extract_representations(aligned.model, data, "test", device=aligned.trainer.device)
+acc = modality_probe_accuracy(tr.common, te.common, data.modalities)
+print(f"linear probe on C_m: aligned means {acc:.2f}, confusion {probe('confusion'):.2f}, "
+      f"centring {probe('centring'):.2f} (chance 0.33)")
+print(caveat + ("the loss lowers the probe" if acc < probe("confusion") - 0.1 else
+                "the loss does not lower the probe here"))
