@@ -14,9 +14,51 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 
 MODALITIES = ("t", "a", "v")
+
+
+# OpenMP (torch's intra-op pool) reads its wait policy once, when torch loads it. Its default lets
+# an idle thread spin for a while before sleeping; on a machine whose cores are busy those spinning
+# threads take turns from the ones doing the work. PASSIVE puts them to sleep at once. We ask for it
+# unless the user chose a policy, and remember which policy torch's OpenMP actually got: the one
+# in the environment now if torch is not loaded yet, else whatever was there before (maybe none).
+_TORCH_LOADED_FIRST = "torch" in sys.modules
+_USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OPENMP_WAIT_POLICY = _USER_WAIT_POLICY if _TORCH_LOADED_FIRST else os.environ["OMP_WAIT_POLICY"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                          # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int, wait_policy: str | None) -> int:
+    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: half the cores, and
+    one unless OpenMP's idle threads sleep (``wait_policy`` PASSIVE).
+
+    Half the cores leaves a core each to two other CPU-bound processes from four cores up, and on
+    two or three cores means one thread, which shares the cores with such processes evenly
+    instead of waiting at every parallel region for a thread that lost its core. Spinning idle
+    threads (any other policy) make every extra thread cost more than it gains on a busy host.
+    ``benchmarks/loaded_threads.py`` measures the choice.
+    """
+    if cores < 1:
+        raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
+    passive = (wait_policy or "").strip().upper() == "PASSIVE"
+    return max(1, cores // 2) if passive else 1
+
+
+def choose_threads() -> int:
+    """``$FDMER_LITE_THREADS`` if set, else :func:`default_threads` for this process."""
+    threads = threads_from_env()
+    return threads if threads is not None else default_threads(usable_cores(), OPENMP_WAIT_POLICY)
 
 
 def threads_from_env() -> int | None:
