@@ -166,6 +166,7 @@ def cpu_model() -> str:
 def measure(path: str, steps: int, repeats: int, max_seconds: float, warmup: int) -> dict:
     workers: dict[str, Worker] = {}
     blocks = []
+    finished = False
     try:
         for variant in VARIANTS:
             workers[variant] = Worker(path, variant, warmup)
@@ -182,9 +183,10 @@ def measure(path: str, steps: int, repeats: int, max_seconds: float, warmup: int
                     print(f"{path:8s} rep {rep}  {variant:26s} {'loaded' if loaded else 'quiet ':6s} "
                           f"{blocks[-1]['ms_per_step']:8.1f} ms/step over {out['steps']:3d} steps "
                           f"(load average {load_avg:.2f})", flush=True)
+        finished = True
     finally:
         for w in workers.values():
-            w.close()
+            w.close() if finished else w.proc.kill()
     return {"path": path, "steps": steps, "repeats": repeats, "max_block_seconds": max_seconds,
             "workers": {v: w.info for v, w in workers.items()}, "blocks": blocks,
             "date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

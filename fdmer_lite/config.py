@@ -40,19 +40,19 @@ def usable_cores() -> int:
 
 
 def default_threads(cores: int, wait_policy: str | None) -> int:
-    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: half the cores, and
-    one unless OpenMP's idle threads sleep (``wait_policy`` PASSIVE).
+    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: every usable core
+    when OpenMP's idle threads sleep (``wait_policy`` PASSIVE), else one.
 
-    Half the cores leaves a core each to two other CPU-bound processes from four cores up, and on
-    two or three cores means one thread, which shares the cores with such processes evenly
-    instead of waiting at every parallel region for a thread that lost its core. Spinning idle
-    threads (any other policy) make every extra thread cost more than it gains on a busy host.
-    ``benchmarks/loaded_threads.py`` measures the choice.
+    With sleeping idle threads a thread that loses its core to another process costs the others
+    only their share of the wait, and on a busy host more threads hold more of the machine's
+    time slices; with spinning ones (any other policy) each thread burns the cores the thread
+    it waits for needs, and a busy host makes every step many times slower.
+    ``benchmarks/loaded_threads.py`` measures both, quiet and under load.
     """
     if cores < 1:
         raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
     passive = (wait_policy or "").strip().upper() == "PASSIVE"
-    return max(1, cores // 2) if passive else 1
+    return cores if passive else 1
 
 
 def choose_threads() -> int:

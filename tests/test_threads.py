@@ -12,17 +12,14 @@ from fdmer_lite import cli, config, lessons
 
 
 @pytest.mark.parametrize("cores, policy, expected", [
-    (1, "PASSIVE", 1), (2, "PASSIVE", 1), (3, "PASSIVE", 1), (4, "PASSIVE", 2), (5, "passive ", 2),
-    (16, "PASSIVE", 8),
+    (1, "PASSIVE", 1), (2, "PASSIVE", 2), (3, "passive ", 3), (16, "PASSIVE", 16),
     (16, None, 1), (16, "ACTIVE", 1), (2, None, 1), (64, "", 1),
 ])
-def test_default_threads_is_half_the_cores_only_when_idle_threads_sleep(cores, policy, expected):
+def test_default_threads_is_every_core_only_when_idle_threads_sleep(cores, policy, expected):
     assert config.default_threads(cores, policy) == expected
 
 
-def test_default_threads_leaves_two_cpu_bound_processes_a_core_each_from_four_cores():
-    for cores in range(4, 129):
-        assert config.default_threads(cores, "PASSIVE") + 2 <= cores
+def test_default_threads_rejects_a_machine_without_cores():
     with pytest.raises(ValueError, match="cores"):
         config.default_threads(0, "PASSIVE")
 
@@ -42,7 +39,7 @@ def eight_passive_cores(monkeypatch):
 
 
 def test_choose_threads_takes_the_variable_first(monkeypatch, eight_passive_cores):
-    assert config.choose_threads() == 4
+    assert config.choose_threads() == 8
     monkeypatch.setenv("FDMER_LITE_THREADS", "3")
     assert config.choose_threads() == 3
     monkeypatch.setattr(config, "OPENMP_WAIT_POLICY", None)
@@ -59,7 +56,7 @@ def test_the_command_line_and_the_notebooks_apply_the_same_default(monkeypatch, 
     lessons.setup(verbose=False)
     monkeypatch.setenv("FDMER_LITE_FAST", "1")
     lessons.setup(verbose=False)
-    assert seen == [4, 4, 1]
+    assert seen == [8, 8, 1]
 
 
 def _policy_in_child(env_policy, torch_first):
