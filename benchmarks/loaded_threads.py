@@ -235,6 +235,11 @@ def write_markdown(entries: dict, out: Path) -> None:
             lines.append(f"| {r['variant']} | {r['threads']} | {r['policy']} | {r['quiet_min']:.1f} / {r['quiet_med']:.1f} "
                          f"| {r['loaded_min']:.1f} / {r['loaded_med']:.1f} | {r['ratio_min']:.2f} "
                          f"| {r['ratio_paired_med']:.2f} |")
+        rows = summarise(entry)
+        meets = [r["variant"] for r in rows if r["ratio_paired_med"] <= 2]
+        fastest = min(rows, key=lambda r: r["loaded_med"])
+        lines += ["", f"Loaded at most twice quiet (median of pairs): {', '.join(meets) or 'none'}. "
+                  f"Fastest under load (median): {fastest['variant']}."]
         short = [b for b in entry["blocks"] if b["steps"] < entry["steps"]]
         if short:
             lines += ["", f"{len(short)} block(s) stopped at the time limit before {entry['steps']} steps: "
