@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, fast_mode, get_preset, threads_from_env
+from .config import Config, choose_threads, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
@@ -180,11 +180,11 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
 
 
 def apply_threads() -> None:
-    """Honour ``$FDMER_LITE_THREADS`` (torch's intra-op threads), as the notebooks do."""
-    threads = threads_from_env()
-    if threads is not None:
-        import torch
-        torch.set_num_threads(threads)
+    """Torch's intra-op threads: ``$FDMER_LITE_THREADS``, else ``config.default_threads``, as the
+    notebooks do."""
+    threads = choose_threads()
+    import torch
+    torch.set_num_threads(threads)
 
 
 def cmd_train(args) -> int:

@@ -14,9 +14,51 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
 from dataclasses import dataclass, field
 
 MODALITIES = ("t", "a", "v")
+
+
+# OpenMP (torch's intra-op pool) reads its wait policy once, when torch loads it. Its default lets
+# an idle thread spin for a while before sleeping; on a machine whose cores are busy those spinning
+# threads take turns from the ones doing the work. PASSIVE puts them to sleep at once. We ask for it
+# unless the user chose a policy, and remember which policy torch's OpenMP actually got: the one
+# in the environment now if torch is not loaded yet, else whatever was there before (maybe none).
+_TORCH_LOADED_FIRST = "torch" in sys.modules
+_USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OPENMP_WAIT_POLICY = _USER_WAIT_POLICY if _TORCH_LOADED_FIRST else os.environ["OMP_WAIT_POLICY"]
+
+
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:                          # macOS, Windows
+        return os.cpu_count() or 1
+
+
+def default_threads(cores: int, wait_policy: str | None) -> int:
+    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: every usable core
+    when OpenMP's idle threads sleep (``wait_policy`` PASSIVE), else one.
+
+    With sleeping idle threads a thread that loses its core to another process costs the others
+    only their share of the wait, and on a busy host more threads hold more of the machine's
+    time slices; with spinning ones (any other policy) each thread burns the cores the thread
+    it waits for needs, and a busy host makes every step many times slower.
+    ``benchmarks/loaded_threads.py`` measures both, quiet and under load.
+    """
+    if cores < 1:
+        raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
+    passive = (wait_policy or "").strip().upper() == "PASSIVE"
+    return cores if passive else 1
+
+
+def choose_threads() -> int:
+    """``$FDMER_LITE_THREADS`` if set, else :func:`default_threads` for this process."""
+    threads = threads_from_env()
+    return threads if threads is not None else default_threads(usable_cores(), OPENMP_WAIT_POLICY)
 
 
 def threads_from_env() -> int | None:

@@ -4,7 +4,7 @@ The notebooks are thin drivers of the library:
 
 * :func:`setup` reads the one switch, ``FDMER_LITE_FAST`` (``fdmer_lite.config.fast_mode``),
   seeds everything and, in FAST mode, runs torch on one thread (tiny tensors gain nothing from
-  threads, and on a busy machine a second thread makes a step far slower);
+  threads), otherwise on ``config.default_threads`` (as the command line does);
   ``FDMER_LITE_THREADS=N`` sets the thread count in either mode.
 * :func:`lesson_data` and :func:`lesson_config`: the known-factor benchmark and the preset at
   FAST sizes (``fast`` preset, 256/64/128 samples) or full sizes (``synthetic`` preset, the
@@ -21,9 +21,10 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import torch
+from .config import Config, choose_threads, default_preset, fast_mode, get_preset, threads_from_env
 
-from .config import Config, default_preset, fast_mode, get_preset, threads_from_env
+import torch  # noqa: E402  (after config, which asks OpenMP to let idle threads sleep)
+
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
 from .experiments.runs import Run, obtain
 from .offline import use_offline_renderer
@@ -40,15 +41,12 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     """Seed python/numpy/torch, set torch's thread count and the figures' renderer. Returns
     ``fast_mode()``.
 
-    Threads: ``$FDMER_LITE_THREADS`` if set (useful on a shared machine, where spare threads
-    only fight for cores), else one in FAST mode, else torch's default.
+    Threads: ``$FDMER_LITE_THREADS`` if set, else one in FAST mode, else
+    ``config.default_threads`` (few enough that a busy machine slows a step gently).
     """
     fast = fast_mode()
     threads = threads_from_env()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    elif fast:
-        torch.set_num_threads(1)
+    torch.set_num_threads(threads if threads is not None else 1 if fast else choose_threads())
     seed_everything(seed)
     # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
     # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
