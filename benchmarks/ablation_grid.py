@@ -5,22 +5,31 @@
     python benchmarks/ablation_grid.py --fast                # tiny data, fast preset (a check)
     python benchmarks/ablation_grid.py --dataset mosi-text-audio   # the real CMU-MOSI text + audio
     python benchmarks/ablation_grid.py --workers 2 --ray-address local
+    python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm \
+        --variants wo_text,wo_audio,wo_visual,wo_ami_ams,wo_con,wo_dis,ce_loss --seeds 0,1,2 \
+        --workers 1 --threads 1 --results benchmarks/results/ablation-mosi-text-audio-minilm.md
 
 Results land in ``benchmarks/out/ablation/<dataset>/`` (one folder per run, ``table.csv``,
 ``table.md``, ``claims.md`` and ``summary.md`` with the wall time and the machine's load).
 Finished runs are reused: run the command again after an interruption and only the missing runs
-train. Wall time counts only what ran in this invocation.
+train. Wall time counts only what ran in this invocation. ``--results FILE`` also writes the
+summary, with the command line, the date, the per-seed test MAE and the paper's MOSI rows beside
+ours, to FILE (e.g. a table under ``benchmarks/results/``).
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
+import math
 import os
 import platform
+import shlex
 import sys
 import time
 from pathlib import Path
 
+from fdmer_lite import paper
 from fdmer_lite.ablations import benchmark_setup, claims_markdown, paper_claims, run_ablation
 from fdmer_lite.runner import DataSpec
 
@@ -29,6 +38,41 @@ def load_average() -> str:
         return " ".join(f"{x:.2f}" for x in os.getloadavg())
     except OSError:
         return "n/a"
+
+
+def _pm(row: dict, key: str, percent: bool = False) -> str:
+    mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
+    if mean is None or math.isnan(mean):
+        return "–"
+    k, digits = (100.0, 1) if percent else (1.0, 3)
+    return f"{mean * k:.{digits}f}" + ("" if std is None or math.isnan(std) else f" ± {std * k:.{digits}f}")
+
+
+def paper_side_by_side(rows: list[dict], runs) -> str:
+    """Our rows (the issue's metrics, mean ± std over seeds) beside the paper's Table-4 MOSI rows:
+    MAE and Corr, and each row's difference to the full model, ours and the paper's."""
+    mosi = paper.TABLE4["mosi"]
+    full = next(r for r in rows if r["variant"] == "full")
+    per_seed = {}
+    for r in runs:
+        if r.spec is not None and r.spec.is_complete():
+            per_seed.setdefault(r.variant, []).append(f"{r.spec.metrics()['mae']:.3f}")
+    head = ["variant", "n", "MAE", "Corr", "Acc-7", "Acc-2 has0", "Acc-2 non0", "F1 has0", "F1 non0",
+            "Δ MAE vs full", "Δ Corr vs full", "test MAE per seed",
+            "paper MOSI MAE", "paper MOSI Corr", "paper Δ MAE vs full"]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        p, pf = mosi.get(r["variant"]), mosi["full"]
+        delta = lambda k: ("" if r is full or f"{k}_mean" not in r
+                           else f"{r[f'{k}_mean'] - full[f'{k}_mean']:+.3f}")
+        cells = [r["name"], str(r["n"]), _pm(r, "mae"), _pm(r, "corr"), _pm(r, "acc7", True),
+                 _pm(r, "acc2_has0", True), _pm(r, "acc2_non0", True), _pm(r, "f1_has0", True),
+                 _pm(r, "f1_non0", True), delta("mae"), delta("corr"),
+                 " / ".join(per_seed.get(r["variant"], [])),
+                 "n/a" if p is None else f"{p['mae']:.3f}", "n/a" if p is None else f"{p['corr']:.3f}",
+                 "" if p is None or r is full else f"{p['mae'] - pf['mae']:+.3f}"]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
@@ -41,8 +85,12 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
                        dataset_label=label)
     claims = claims_markdown(paper_claims(res.rows, kind))
     (out / "claims.md").write_text(claims + "\n")
+    features = data.options.get("text_features") if data.options else None
     summary = "\n".join([
         f"# Ablation grid: {label}",
+        "",
+        f"Written by `{args.command_line}` on {args.date}"
+        + (f", text features {features}" if features else "") + ".",
         "",
         f"- {res.report.summary()}",
         f"- wall time of this invocation: {res.wall_seconds:.0f} s ({res.wall_seconds / 60:.1f} min)",
@@ -54,12 +102,23 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
         "",
         res.markdown,
         "",
+        "## Beside the paper's Table 4 (MOSI)",
+        "",
+        paper_side_by_side(res.rows, res.runs),
+        "",
+        "Mean ± sample std (n - 1) over seeds, test split; accuracies and F1 in %. The paper's "
+        "columns are its Table-4 MOSI rows (fdmer_lite.paper.TABLE4; text, audio and visual, its "
+        "GloVe features), typed from the paper, not our runs.",
+        "",
         "## Which of the paper's orderings hold here",
         "",
         claims,
         "",
     ])
     (out / "summary.md").write_text(summary)
+    if args.results:
+        Path(args.results).write_text(summary)
+        print(f"wrote {args.results}", flush=True)
     print(summary, flush=True)
     for run_id, error in res.report.failed.items():
         print(f"FAILED {run_id}: {error.strip().splitlines()[-1]}", file=sys.stderr)
@@ -78,8 +137,19 @@ def main(argv=None) -> int:
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
     p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     p.add_argument("--ray-address", default=None)
+    p.add_argument("--text-features", default="glove", choices=["glove", "minilm"],
+                   help="mosi-text-audio only: GloVe 50-d words (the preset mosi_text_audio) or "
+                        "all-MiniLM-L6-v2 token states (the preset mosi_text_audio_minilm)")
     p.add_argument("--out", default="benchmarks/out/ablation")
+    p.add_argument("--results", default=None, help="also write the summary to this file")
     args = p.parse_args(argv)
+    env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("FDMER_LITE_MOSI_DIR",)
+                   if k in os.environ and args.dataset == "mosi-text-audio" and not args.data)
+    args.command_line = (env + " " if env else "") + "python benchmarks/ablation_grid.py " + " ".join(
+        shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
+    args.date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    if args.dataset != "mosi-text-audio" and args.text_features != "glove":
+        p.error("--text-features: only for --dataset mosi-text-audio")
     args.seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     start = time.perf_counter()
 
@@ -92,13 +162,16 @@ def main(argv=None) -> int:
             one_grid(label, cfg, data, args, kind)
     else:
         from fdmer_lite.data.mosi_text_audio import mosi_text_audio_config
-        cfg = mosi_text_audio_config().replace(train={"device": "cpu"})
+        cfg = mosi_text_audio_config(args.text_features).replace(train={"device": "cpu"})
         if args.fast:
             cfg = cfg.replace(train={"epochs": 2})
         if args.epochs:
             cfg = cfg.replace(train={"epochs": args.epochs})
-        one_grid("mosi-text-audio" + ("-fast" if args.fast else ""), cfg,
-                 DataSpec("mosi-text-audio", args.data), args, None)
+        minilm = args.text_features == "minilm"
+        label = "mosi-text-audio" + ("-minilm" if minilm else "") + ("-fast" if args.fast else "")
+        data = (DataSpec("mosi-text-audio", args.data, options={"text_features": "minilm"}) if minilm
+                else DataSpec("mosi-text-audio", args.data))   # GloVe: the same runs as before
+        one_grid(label, cfg, data, args, None)
     print(f"total wall time {time.perf_counter() - start:.0f} s; load average now {load_average()}")
     return 0
 
