@@ -317,8 +317,18 @@ def main(argv=None) -> int:
               + (f"the frozen runs' mean number of epochs ({frozen_epochs:.1f}, early stopping included"
                  + (f"; the runs {', '.join(str(r[0]) for r in frozen_runs)}" if frozen_runs else "") + ")."
                  if frozen_epochs else f"the preset's {cfg0.train.epochs} epochs (no frozen runs trained).")]
+    misfits = [n for n in layers if not fits[n]]
+    if misfits:
+        lines += ["", "Does not fit: " + "; ".join(
+            f"top {n} layer(s): an epoch is {timing[n] / timing[0]:.1f}x the frozen one (limit "
+            f"{args.max_ratio:g}x), a full run about {timing[n] * (frozen_epochs or cfg0.train.epochs) / 60:.0f} min "
+            f"(limit {args.max_run_min:g})" for n in misfits) + "."]
+        if len(misfits) == len(layers):
+            lines.append("No N fits, so the package has no `--finetune-text` option: the text "
+                         "encoder stays frozen and its states are computed once and cached.")
     if results:
-        lines += ["", f"Test split, seeds {', '.join(map(str, seeds))}, mean ± sample std (accuracies, F1 in %):", "",
+        lines += ["", "Test split, mean ± sample std over each row's n seeds (accuracies, F1 in %; the "
+                  f"frozen row: {'the runs above' if frozen_runs else 'seeds ' + ', '.join(map(str, seeds))}):", "",
                   "| text encoder | n | MAE | Corr | Acc-7 | Acc-2 has0 | Acc-2 non0 | F1 has0 | F1 non0 | "
                   "test MAE per seed | epochs run | s per run |", "|---|" * 1 + "---|" * 11]
         for n, ms in results.items():
