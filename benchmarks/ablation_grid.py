@@ -30,7 +30,9 @@ import time
 from pathlib import Path
 
 from fdmer_lite import paper
-from fdmer_lite.ablations import benchmark_setup, claims_markdown, paper_claims, run_ablation
+from fdmer_lite import runstore
+from fdmer_lite.ablations import (benchmark_setup, claims_markdown, load_ablation, paper_claims,
+                                  run_ablation, select_variants)
 from fdmer_lite.runner import DataSpec
 
 def load_average() -> str:
@@ -75,14 +77,43 @@ def paper_side_by_side(rows: list[dict], runs) -> str:
     return "\n".join(lines)
 
 
+def train_times(runs) -> str:
+    """The finished runs' own training times (``train_seconds`` in their metrics.json)."""
+    secs = {}
+    for r in runs:
+        if r.spec is not None and r.spec.is_complete() and not r.note.startswith("same configuration"):
+            secs.setdefault(r.variant, []).append(r.spec.metrics().get("train_seconds", math.nan))
+    if not secs:
+        return "no finished runs"
+    total = sum(sum(v) for v in secs.values())
+    return (f"training time of the {sum(map(len, secs.values()))} finished run(s) (their metrics.json): "
+            f"{total:.0f} s in all; per run, by variant: "
+            + "; ".join(f"{k} {min(v):.0f}-{max(v):.0f} s" for k, v in secs.items()))
+
+
 def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
     out = Path(args.out) / label
     load_before = load_average()
     print(f"== {label}: preset {cfg.name}, seeds {args.seeds}, variants {args.variants}, -> {out} "
           f"(load average before: {load_before})", flush=True)
-    res = run_ablation(cfg, data, variants=args.variants, seeds=args.seeds, out_dir=out,
-                       workers=args.workers, threads=args.threads, ray_address=args.ray_address,
-                       dataset_label=label)
+    if args.no_train:                          # the tables again, from the runs that finished
+        manifest = runstore.read_json(out / "ablation.json")
+        wanted = [v.key for v in select_variants(args.variants)]
+        if manifest["variants"] != wanted or manifest["seeds"] != args.seeds:
+            print(f"{out / 'ablation.json'}: field 'variants'/'seeds': expected {wanted} / "
+                  f"{args.seeds} (this command's), found {manifest['variants']} / {manifest['seeds']}",
+                  file=sys.stderr)
+            sys.exit(2)
+        res = load_ablation(out)
+        planned = [r for r in res.runs if r.spec is not None and not r.note.startswith("same configuration")]
+        done = sum(r.spec.is_complete() for r in planned)
+        res.report = type("NoTraining", (), {"failed": {}, "summary": staticmethod(
+            lambda: f"no training (--no-train): {done} of {len(planned)} planned run(s) finished, "
+                    f"{len(planned) - done} not run; rows average the finished runs only")})()
+    else:
+        res = run_ablation(cfg, data, variants=args.variants, seeds=args.seeds, out_dir=out,
+                           workers=args.workers, threads=args.threads, ray_address=args.ray_address,
+                           dataset_label=label)
     claims = claims_markdown(paper_claims(res.rows, kind))
     (out / "claims.md").write_text(claims + "\n")
     features = data.options.get("text_features") if data.options else None
@@ -94,6 +125,7 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
         "",
         f"- {res.report.summary()}",
         f"- wall time of this invocation: {res.wall_seconds:.0f} s ({res.wall_seconds / 60:.1f} min)",
+        f"- {train_times(res.runs)}",
         f"- machine: {os.cpu_count()} CPU core(s), {platform.processor() or platform.machine()}, "
         f"Python {platform.python_version()}",
         f"- load average (1, 5, 15 min) before: {load_before}; after: {load_average()}",
@@ -142,6 +174,9 @@ def main(argv=None) -> int:
                         "all-MiniLM-L6-v2 token states (the preset mosi_text_audio_minilm)")
     p.add_argument("--out", default="benchmarks/out/ablation")
     p.add_argument("--results", default=None, help="also write the summary to this file")
+    p.add_argument("--no-train", action="store_true",
+                   help="train nothing: rebuild the tables from the runs of an earlier invocation "
+                        "with the same variants and seeds that finished (e.g. one stopped part way)")
     args = p.parse_args(argv)
     env = " ".join(f"{k}={shlex.quote(os.environ[k])}" for k in ("FDMER_LITE_MOSI_DIR",)
                    if k in os.environ and args.dataset == "mosi-text-audio" and not args.data)

@@ -38,6 +38,19 @@ def test_text_features_only_for_the_real_text_audio_data(capsys):
     assert err.value.code == 2 and "--text-features" in capsys.readouterr().err
 
 
+def test_no_train_refuses_a_grid_of_other_variants_or_seeds(tmp_path, capsys):
+    from fdmer_lite import runstore
+    out = tmp_path / "mosi-text-audio-minilm"
+    out.mkdir()
+    runstore.write_json(out / "ablation.json", {"variants": ["full", "wo_text"], "seeds": [0], "runs": []})
+    with pytest.raises(SystemExit) as err:
+        ablation_grid.main(["--dataset", "mosi-text-audio", "--text-features", "minilm", "--variants",
+                            "wo_text,wo_dis", "--seeds", "0", "--out", str(tmp_path), "--no-train"])
+    msg = capsys.readouterr().err.strip().splitlines()
+    assert err.value.code == 2 and len(msg) == 1
+    assert "ablation.json" in msg[0] and "'wo_dis'" in msg[0] and "found ['full', 'wo_text']" in msg[0]
+
+
 def test_table_note_names_the_text_features():
     rows = [{"variant": "full", "name": "FDMER (full)", "n": 1, "seeds": "0", "note": "",
              "mae_mean": 0.9, "mae_std": math.nan}]
