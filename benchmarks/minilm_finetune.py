@@ -134,17 +134,31 @@ class TopLayersFDMER(nn.Module):
         return self.fdmer(features, masks, grl_coeff=grl_coeff)
 
 
+def with_text_group(params, top: nn.Module, text_lr: float) -> list[dict]:
+    """Adam parameter groups: ``params`` (parameters or groups, as the Trainer passes them) without
+    the encoder layers, plus one group of the encoder layers at ``text_lr``."""
+    params = list(params)
+    groups = params if params and isinstance(params[0], dict) else [{"params": params}]
+    mine = {id(p) for p in top.parameters()}
+    groups = [{**g, "params": [p for p in g["params"] if id(p) not in mine]} for g in groups]
+    return groups + [{"params": list(top.parameters()), "lr": text_lr}]
+
+
 class TopLayersTrainer(Trainer):
-    """The package's Trainer; the encoder layers get their own Adam group at ``text_lr``."""
+    """The package's Trainer; the encoder layers get their own Adam group at ``text_lr`` (its
+    optimiser factory, ``fdmer_lite.train.make_optimizer``, is wrapped during ``fit``)."""
 
     text_lr = 5e-5
 
-    def _param_groups(self, t):
-        groups = super()._param_groups(t)
-        mine = {id(p) for p in self.model.top.parameters()}
-        for g in groups:
-            g["params"] = [p for p in g["params"] if id(p) not in mine]
-        return groups + [{"params": list(self.model.top.parameters()), "lr": self.text_lr}]
+    def fit(self, epochs=None):
+        import fdmer_lite.train as train_module
+        plain = train_module.make_optimizer
+        train_module.make_optimizer = lambda params, t, device: plain(
+            with_text_group(params, self.model.top, self.text_lr), t, device)
+        try:
+            return super().fit(epochs)
+        finally:
+            train_module.make_optimizer = plain
 
 
 def with_text(data: MultimodalData, text: dict) -> MultimodalData:
