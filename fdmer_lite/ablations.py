@@ -442,8 +442,10 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
     if paper and any(main not in paper_vals.get(r["variant"], {}) for r in rows):
         notes.append(f"{PAPER_NOTE}.")
     if paper and manifest.get("data", {}).get("name") == "mosi-text-audio":
+        text = {"minilm": "all-MiniLM-L6-v2 token states, 384-d"}.get(
+            manifest["data"].get("options", {}).get("text_features"), "GloVe 50-d")
         notes.append("The paper's MOSI rows use text, audio and visual with its own features; this "
-                     "data set has text (GloVe 50-d) and utterance-level audio only: not like for like.")
+                     f"data set has text ({text}) and utterance-level audio only: not like for like.")
     return "\n".join(lines) + "\n\n" + "\n".join(notes)
 
 
