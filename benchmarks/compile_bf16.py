@@ -68,7 +68,7 @@ class Run:
     def __init__(self, name: str, cfg, data, batches, total_steps: int):
         self.name, self.cfg, self.batches, self.total = name, cfg, batches, total_steps
         self.trainer = Trainer(cfg, data)                     # seeds from cfg: same weights for all
-        self.opt = make_optimizer(self.trainer._param_groups(cfg.train), cfg.train, self.trainer.device)
+        self.opt = make_optimizer(self.trainer.model.parameters(), cfg.train, self.trainer.device)
         self.bf16 = "bf16" in name
         gen = torch.Generator().manual_seed(2 if "seed 2" in name else 1)
         self.rng = gen.get_state()

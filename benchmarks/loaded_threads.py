@@ -72,7 +72,7 @@ def worker(path: str, torch_first: bool, warmup: int) -> None:
     t = cfg.train
     data = make_benchmark("emotion", n_train=16 * t.batch_size, n_valid=t.batch_size, n_test=t.batch_size)
     trainer = Trainer(cfg, data)
-    opt = make_optimizer(trainer._param_groups(t), t, trainer.device)
+    opt = make_optimizer(trainer.model.parameters(), t, trainer.device)
     batches = list(trainer.loader("train", shuffle=True))
     trainer.model.train()
     done = 0

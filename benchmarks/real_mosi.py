@@ -20,7 +20,7 @@ paper's BERT row. The measurements are in ``benchmarks/results/real-mosi-text-au
 Rows of the printed table:
 
 * **FDMER (t + a)**: ``fdmer_lite.data.mosi_text_audio.mosi_text_audio_config()`` trained once per
-  seed with ``fdmer_lite.train.run_experiment`` (Adam, early stopping on the validation MSE); mean
+  seed with ``fdmer_lite.experiments.runs.obtain`` (Adam, early stopping on the validation MSE); mean
   and standard deviation over the seeds of the test metrics of the best-on-validation checkpoint;
 * **TF-IDF ridge**: ridge regression on TF-IDF of the transcripts' 1-2-grams, fit on train, alpha
   chosen on validation MAE, scored on test (the data README reports MAE 1.120, r 0.523 for its
