@@ -1,0 +1,122 @@
+"""Runs on the task family (``benchmarks/task_family.py``), remembered in one JSON file.
+
+A run is (task, seed, model) where the model is ``baseline`` (the plain reference) or a named
+FDMER variant: a preset plus config changes (``VARIANTS``). Each finished run is stored in
+``benchmarks/results/family-runs.json`` with its test MAE, best epoch and per-epoch curves
+(train task MSE, valid MAE), so the reports (``disentangle_diagnosis.py``, ``task_family_report.py``)
+are written from stored runs and a rerun only trains what is missing.
+
+    python benchmarks/family_runs.py --tasks mosi_aligned --seeds 0 1 2 --models baseline synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from task_family import TASKS, make_task, ridge_mae, train_baseline  # noqa: E402
+
+from fdmer_lite.config import get_preset  # noqa: E402
+from fdmer_lite.train import Trainer  # noqa: E402
+
+STORE = Path(__file__).resolve().parent / "results" / "family-runs.json"
+
+# name -> (preset, {section: {field: value}}). "synthetic" is whatever the preset is today; the
+# "*_before" rows pin the preset as it was before issue 17 (the MLP reading off).
+VARIANTS = {
+    "synthetic": ("synthetic", {}),
+    "synthetic_nd": ("synthetic", {"model": {"disentangle": False}}),
+    "synthetic_before": ("synthetic", {"model": {"mlp_init": "default"}}),
+    "synthetic_before_nd": ("synthetic", {"model": {"disentangle": False, "mlp_init": "default"}}),
+    "before_dropout0": ("synthetic", {"model": {"mlp_init": "default", "dropout": 0.0}}),
+    "before_beta0": ("synthetic", {"model": {"mlp_init": "default"}, "loss": {"beta": 0.0, "gamma": 0.0}}),
+    "before_batch32": ("synthetic", {"model": {"mlp_init": "default"}, "train": {"batch_size": 32}}),
+    "before_warmup": ("synthetic", {"model": {"mlp_init": "default"}, "train": {"warmup_epochs": 2.0}}),
+    "before_wd": ("synthetic", {"model": {"mlp_init": "default"}, "train": {"weight_decay": 1e-3}}),
+    "init_scaled": ("synthetic", {"model": {"mlp_init": "scaled"}}),
+    "init_scaled_nodrop": ("synthetic", {"model": {"mlp_init": "scaled", "dropout": 0.0}}),
+    "before_mlpdrop0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0_batch32": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                              "train": {"batch_size": 32}}),
+    "mosi": ("mosi", {}),
+}
+
+
+def load_store() -> dict:
+    return json.loads(STORE.read_text()) if STORE.exists() else {}
+
+
+def save_store(store: dict) -> None:
+    STORE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = STORE.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(store, indent=1, sort_keys=True))
+    os.replace(tmp, STORE)
+
+
+def key(task: str, seed: int, model: str) -> str:
+    return f"{task}|{seed}|{model}"
+
+
+def variant_config(model: str, seed: int):
+    preset, changes = VARIANTS[model]
+    cfg = get_preset(preset).replace(**changes) if changes else get_preset(preset)
+    return cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"})
+
+
+def run_fdmer(data, model: str, seed: int) -> dict:
+    cfg = variant_config(model, seed)
+    curve = []
+    tr = Trainer(cfg, data, on_epoch=lambda e: curve.append(
+        {"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"]}))
+    start = time.perf_counter()
+    tr.fit()
+    test = tr.evaluate("test")["metrics"]["mae"]
+    return {"test_mae": float(test), "best_epoch": tr.best_epoch, "curve": curve,
+            "seconds": time.perf_counter() - start, "config": cfg.to_dict()}
+
+
+def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
+    """One run, from the store when present; trains and stores it otherwise."""
+    store = load_store() if store is None else store
+    k = key(task, seed, model)
+    if k in store:
+        return store[k]
+    data = make_task(task, seed)
+    result = train_baseline(data, seed) if model == "baseline" else run_fdmer(data, model, seed)
+    result.update(task=task, seed=seed, model=model,
+                  ridge_mae=ridge_mae(data),
+                  mean_mae=float(np.mean(np.abs(data.splits["test"].labels
+                                                - data.splits["train"].labels.mean()))))
+    fresh = load_store()                     # another process may have stored runs meanwhile
+    fresh[k] = result
+    save_store(fresh)
+    print(f"{k}: test MAE {result['test_mae']:.3f} (best epoch {result['best_epoch']}, "
+          f"{result['seconds']:.0f} s)", flush=True)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["mosi_aligned"], choices=sorted(TASKS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--models", nargs="+", default=["baseline", "synthetic"],
+                   choices=["baseline", *VARIANTS])
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    for task in a.tasks:
+        for seed in a.seeds:
+            for model in a.models:
+                run(task, seed, model)
+
+
+if __name__ == "__main__":
+    main()
