@@ -115,6 +115,24 @@ class ModalityEncoder(nn.Module):
         return self.to_out(pooled)                                           # (B, d_k)
 
 
+def scaled_init_(first: nn.Linear, second: nn.Linear) -> None:
+    """Initialise a Linear-GELU-Linear block so that its output has about the scale of its input
+    and no constant offset (the ``mlp_init="scaled"`` reading of Eq. 2-3).
+
+    PyTorch's default ``nn.Linear`` initialisation draws weights of variance 1 / (3 fan_in) and
+    biases of the same size: each layer shrinks a signal by sqrt(3) and the GELU about halves
+    what is left, so the MLP's output varies across samples about five times less than its input
+    while its biases add a constant of comparable size. Here the first layer is He-normal
+    (variance 2 / fan_in, for the GELU that follows), the second LeCun-normal (variance
+    1 / fan_in), and both biases start at zero.
+    """
+    nn.init.kaiming_normal_(first.weight, nonlinearity="relu")
+    nn.init.normal_(second.weight, std=second.in_features ** -0.5)
+    for layer in (first, second):
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
 class MLPEncoder(nn.Module):
     """Eq. 2-3: a two-layer perceptron with GELU, d_k -> d_k.
 
@@ -122,10 +140,14 @@ class MLPEncoder(nn.Module):
     follows, which cancels any constant exactly (the bias would get a gradient of zero up to
     rounding, and Adam would turn the rounding into steps of full size)."""
 
-    def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True):
+    def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True, init: str = "default"):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout),
                                  nn.Linear(d_k, d_k, bias=out_bias))
+        if init == "scaled":
+            scaled_init_(self.net[0], self.net[3])
+        elif init != "default":
+            raise ValueError(f"mlp_init must be 'default' or 'scaled', got {init!r}")
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)
