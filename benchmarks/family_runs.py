@@ -47,6 +47,8 @@ VARIANTS = {
     "scaled_mlpdrop0": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}}),
     "scaled_mlpdrop0_batch32": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                               "train": {"batch_size": 32}}),
+    "scaled_mlpdrop0_long": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                           "train": {"epochs": 40, "patience": 20}}),
     "mosi": ("mosi", {}),
 }
 
@@ -76,7 +78,8 @@ def run_fdmer(data, model: str, seed: int) -> dict:
     cfg = variant_config(model, seed)
     curve = []
     tr = Trainer(cfg, data, on_epoch=lambda e: curve.append(
-        {"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"]}))
+        {"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"],
+         "valid_mse": e["valid"]["task"]}))
     start = time.perf_counter()
     tr.fit()
     test = tr.evaluate("test")["metrics"]["mae"]
