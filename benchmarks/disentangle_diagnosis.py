@@ -45,14 +45,17 @@ CURVES = ("baseline", "synthetic_before_nd", "synthetic_before", "init_scaled", 
           "before_warmup", "before_wd", "before_beta0", "synthetic", "synthetic_nd")
 
 
+GRADS: dict[str, tuple[float, float]] = {}     # init -> gradient norm at h_t via (common, private)
+
+
 def spread(x: torch.Tensor) -> tuple[float, float]:
     """(root-mean-square over features of the across-sample sd, rms of the batch mean)."""
     x = x.detach()
     return float(x.std(0).pow(2).mean().sqrt()), float(x.mean(0).pow(2).mean().sqrt())
 
 
-def model_for(init: str, data):
-    cfg = get_preset("synthetic").replace(model={"mlp_init": init})
+def model_for(init: str, data, mlp_dropout: float | None = None):
+    cfg = get_preset("synthetic").replace(model={"mlp_init": init, "mlp_dropout": mlp_dropout})
     torch.manual_seed(SEED)
     return cfg, build_model(cfg, data.widths, 1, max(data.seq_lengths.values()))
 
@@ -104,8 +107,8 @@ def dropout_and_inputs(data, batch) -> list[str]:
 def gradient_table(data, batch) -> list[str]:
     rows = ["| init | dL/dC (fusion input) | dL/dP_t | dL/dP_a | dL/dP_v | at h_t via common | at h_t via private |",
             "|---|---|---|---|---|---|---|"]
-    for init in ("default", "scaled"):
-        cfg, model = model_for(init, data)
+    for init, drop in (("default", None), ("scaled", 0.0)):
+        cfg, model = model_for(init, data, drop)
         model.train()
         torch.manual_seed(2)
         h = {m: model.encoders[m](batch.features[m]) for m in model.modalities}
@@ -119,7 +122,8 @@ def gradient_table(data, batch) -> list[str]:
         loss = torch.nn.functional.mse_loss(model.head(fused).squeeze(-1), batch.label)
         loss.backward()
         g = lambda t: float(t.norm())  # noqa: E731
-        rows.append(f"| {init} | {g(C.grad):.2e} | {g(P.grad[:, 0]):.2e} | {g(P.grad[:, 1]):.2e} | "
+        GRADS[init] = (g(hc["t"].grad), g(hp["t"].grad))
+        rows.append(f"| {init}, MLP dropout {cfg.model.dropout if drop is None else drop:g} | {g(C.grad):.2e} | {g(P.grad[:, 0]):.2e} | {g(P.grad[:, 1]):.2e} | "
                     f"{g(P.grad[:, 2]):.2e} | {g(hc['t'].grad):.2e} | {g(hp['t'].grad):.2e} |")
     return rows
 
@@ -138,6 +142,57 @@ def curve_rows(store) -> list[str]:
         rows.append(f"| `{name}` | {r['best_epoch']} | {low['valid_mae']:.3f} ({low['epoch']}) | "
                     f"{len(r['curve'])} | {r['test_mae']:.3f} | {v} | {t} |")
     return rows
+
+
+def findings(data, batch, drop_rows, store) -> list[str]:
+    """The findings, each number computed here from the measurements above."""
+    _, before = model_for("default", data)
+    before.eval()
+    with torch.no_grad():
+        h = before.encoders["t"](batch.features["t"])
+        shrink = spread(before.common_encoder(h))[0] / spread(h)[0]
+    noise = float(drop_rows[0].split(" | ")[-1].strip(" |"))
+    gc, gp = GRADS["default"]
+    sc, sp = GRADS["scaled"]
+    get = lambda name: store.get(family_runs.key(TASK, SEED, name))  # noqa: E731
+    out = ["## Findings", "",
+           f"* PyTorch's default initialisation makes each Eq. 2-3 MLP an attenuator: C_t varies "
+           f"across samples {shrink:.2f} times as much as its input h_t, while the biases add a "
+           "constant of comparable size (table 1). The `scaled` reading keeps most of the spread.",
+           f"* The dropout between the two layers of the MLP changes C_t by {noise:.2f} times its "
+           "across-sample spread (table 2): h_m is mostly a constant vector at initialisation (its "
+           "batch mean is several times its spread), so dropping hidden units moves the output by "
+           "more than the samples differ. With either initialisation the dropout noise is larger "
+           "than the signal the fusion could read.",
+           f"* At initialisation the task sends {gc / gp:.2f} times as much gradient into h_t "
+           f"through the shared common MLP as through the private one with the default MLPs, "
+           f"{sc / sp:.2f} times with the `scaled` ones and no MLP dropout (table 4).",
+           "* The three inputs of the shared common MLP differ in their means by several times "
+           "their spread (section 3); the shared MLP has to serve three distributions, but the "
+           "`scaled` run below learns with it all the same, so this is not what blocks learning.",
+           ]
+    rows = [(n, get(n)) for n in ("synthetic_before", "init_scaled", "before_mlpdrop0", "scaled_mlpdrop0",
+                                  "synthetic_before_nd", "baseline", "before_batch32") if get(n)]
+    if rows:
+        out.append("* Test MAE on this task, seed 0: " + "; ".join(f"`{n}` {r['test_mae']:.3f}" for n, r in rows)
+                   + ".")
+        both, nd = get("scaled_mlpdrop0"), get("synthetic_before_nd")
+        singles = [n for n in ("init_scaled", "before_mlpdrop0") if get(n)]
+        if both and nd and singles:
+            worse = [n for n in singles if get(n)["test_mae"] > both["test_mae"] + 0.05]
+            out.append(f"* Both MLP changes together: {both['test_mae']:.3f} against "
+                       f"Non-Disentangled {nd['test_mae']:.3f}; of the single changes measured ("
+                       + ", ".join(f"`{n}`" for n in singles) + "), "
+                       + (", ".join(f"`{n}`" for n in worse) + " stays more than 0.05 behind"
+                          if worse else "none is more than 0.05 behind") + ".")
+    late = [(n, r) for n, r in rows if r["curve"]
+            and min(r["curve"], key=lambda e: e["valid_mae"])["epoch"] > r["best_epoch"]]
+    if late:
+        out.append("* Early stopping on the validation MSE keeps an earlier epoch than the one "
+                   "with the lowest validation MAE in " + ", ".join(f"`{n}`" for n, _ in late)
+                   + " (table 5): the models are still improving on MAE when patience runs out, and "
+                   "this, shared with Non-Disentangled, is part of the remaining gap to the baseline.")
+    return out + [""]
 
 
 def main(argv=None):
@@ -192,6 +247,7 @@ def main(argv=None):
         *curve_rows(store),
         "",
     ]
+    lines += findings(data, batch, drop_rows, store)
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
 
