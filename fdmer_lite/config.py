@@ -150,7 +150,8 @@ class Config:
 
 def _paper(batch, epochs, lr, beta, gamma, name):
     # Section 4.2: d_k = 256, d = 128, tau = 0.5, alpha = 72; encoders with 5/4/4 layers. With our
-    # readings where the paper is silent or does not train (fdmer_lite.readings lists them).
+    # readings where the paper is silent or does not train (fdmer_lite.readings lists them),
+    # the Eq. 2-3 MLP readings of the synthetic preset included (not measured at these sizes).
     return Config(
         model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128,
                           mlp_init="scaled", mlp_dropout=0.0),

@@ -95,7 +95,8 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("model.mlp_init", "reading",
            "Eq. 2-3: two-layer perceptrons, no initialisation named",
            '"scaled": He-normal first layer, LeCun-normal second, zero biases (the output keeps '
-           'about the input\'s scale); "default": PyTorch\'s, which shrinks it about fivefold',
+           'about the input\'s scale); "default": PyTorch\'s, which divides the spread by sqrt(3) '
+           'per layer',
            f"[disentangle diagnosis]({RESULTS}/disentangle-diagnosis.md)",
            literal="default"),
     Switch("model.mlp_dropout", "reading",

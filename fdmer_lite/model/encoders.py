@@ -11,7 +11,9 @@ Choices the paper leaves open, made here:
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
-E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k.
+E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k. Two readings of them
+(``ModelConfig.mlp_init``, ``mlp_dropout``): an initialisation that keeps the input's scale
+(``scaled_init_``) and the dropout between their layers.
 """
 
 from __future__ import annotations
@@ -116,15 +118,14 @@ class ModalityEncoder(nn.Module):
 
 
 def scaled_init_(first: nn.Linear, second: nn.Linear) -> None:
-    """Initialise a Linear-GELU-Linear block so that its output has about the scale of its input
-    and no constant offset (the ``mlp_init="scaled"`` reading of Eq. 2-3).
+    """Initialise a Linear-GELU-Linear block so that its output has about the scale of its input,
+    with zero biases (the ``mlp_init="scaled"`` reading of Eq. 2-3).
 
     PyTorch's default ``nn.Linear`` initialisation draws weights of variance 1 / (3 fan_in) and
-    biases of the same size: each layer shrinks a signal by sqrt(3) and the GELU about halves
-    what is left, so the MLP's output varies across samples about five times less than its input
-    while its biases add a constant of comparable size. Here the first layer is He-normal
-    (variance 2 / fan_in, for the GELU that follows), the second LeCun-normal (variance
-    1 / fan_in), and both biases start at zero.
+    biases of a similar size: each layer divides the spread of a signal by sqrt(3) and the GELU
+    roughly halves what is left, while the biases add a constant. Here the first layer is
+    He-normal (variance 2 / fan_in, for the GELU that follows), the second LeCun-normal
+    (variance 1 / fan_in), and both biases start at zero.
     """
     nn.init.kaiming_normal_(first.weight, nonlinearity="relu")
     nn.init.normal_(second.weight, std=second.in_features ** -0.5)
