@@ -99,19 +99,27 @@ def same_model(cfg: dict) -> dict:
     return cfg
 
 
+def find(store: dict, task: str, seed: int, model: str) -> dict | None:
+    """The stored run of (task, seed, model), or one stored under another name whose
+    configuration builds and trains the same model; None when there is none."""
+    k = key(task, seed, model)
+    if k in store or model == "baseline":
+        return store.get(k)
+    cfg = same_model(variant_config(model, seed).to_dict())
+    for other in store.values():
+        if (other["task"], other["seed"]) == (task, seed) and "config" in other \
+                and same_model(other["config"]) == cfg:
+            return other
+    return None
+
+
 def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
     """One run, from the store when present; trains and stores it otherwise."""
     store = load_store() if store is None else store
     k = key(task, seed, model)
-    if k in store:
-        return store[k]
-    if model != "baseline":                  # the same configuration stored under another name
-        cfg = same_model(variant_config(model, seed).to_dict())
-        for other in store.values():
-            if (other["task"], other["seed"]) == (task, seed) and "config" in other \
-                    and same_model(other["config"]) == cfg:
-                print(f"{k}: the same run as {other['model']}", flush=True)
-                return other
+    found = find(store, task, seed, model)
+    if found is not None:
+        return found
     data = make_task(task, seed)
     result = train_baseline(data, seed) if model == "baseline" else run_fdmer(data, model, seed)
     result.update(task=task, seed=seed, model=model,
