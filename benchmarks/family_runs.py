@@ -30,8 +30,8 @@ from fdmer_lite.train import Trainer  # noqa: E402
 STORE = Path(__file__).resolve().parent / "results" / "family-runs.json"
 
 # name -> (preset, {section: {field: value}}). "synthetic" is whatever the preset is today; the
-# "before" rows pin the Eq. 2-3 MLPs as they were before issue 17 (mlp_init "default",
-# mlp_dropout None: the dropout of the rest).
+# "before" rows pin the Eq. 2-3 MLPs as the preset has them (mlp_init "default", mlp_dropout
+# None: the dropout of the rest). Runs are matched by configuration, not by name.
 VARIANTS = {
     "synthetic": ("synthetic", {}),
     "synthetic_nd": ("synthetic", {"model": {"disentangle": False}}),
@@ -103,9 +103,9 @@ def find(store: dict, task: str, seed: int, model: str) -> dict | None:
     """The stored run of (task, seed, model), or one stored under another name whose
     configuration builds and trains the same model; None when there is none."""
     k = key(task, seed, model)
-    if k in store or model == "baseline":
+    if model == "baseline":
         return store.get(k)
-    cfg = same_model(variant_config(model, seed).to_dict())
+    cfg = same_model(variant_config(model, seed).to_dict())      # a name may have meant another config
     for other in store.values():
         if (other["task"], other["seed"]) == (task, seed) and "config" in other \
                 and same_model(other["config"]) == cfg:

@@ -150,11 +150,9 @@ class Config:
 
 def _paper(batch, epochs, lr, beta, gamma, name):
     # Section 4.2: d_k = 256, d = 128, tau = 0.5, alpha = 72; encoders with 5/4/4 layers. With our
-    # readings where the paper is silent or does not train (fdmer_lite.readings lists them),
-    # the Eq. 2-3 MLP readings of the synthetic preset included (not measured at these sizes).
+    # readings where the paper is silent or does not train (fdmer_lite.readings lists them).
     return Config(
-        model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128,
-                          mlp_init="scaled", mlp_dropout=0.0),
+        model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128),
         loss=LossConfig(beta=beta, gamma=gamma, scale=72.0, margin=0.5),
         train=TrainConfig(batch_size=batch, epochs=epochs, lr=lr, patience=20),
         name=name,
@@ -179,15 +177,12 @@ def _literal(batch, epochs, lr, beta, gamma, name):
 
 
 def _synthetic():
-    # CPU-sized: one transformer layer per modality at width 32, d_k 64. The Eq. 2-3 MLPs keep
-    # their input's scale at initialisation and have no dropout inside (two readings, issue 17:
-    # benchmarks/results/disentangle-diagnosis.md). No attention-weight
+    # CPU-sized: one transformer layer per modality at width 32, d_k 64. No attention-weight
     # dropout, so the fused attention kernel runs on the CPU, and pairs of time steps averaged
     # before Eq. 1 (time_stride 2): two speed devices, labelled in fdmer_lite.readings.
     return Config(
         model=ModelConfig(model_dim=32, layers_t=1, layers_a=1, layers_v=1, heads=2, ff_mult=2,
-                          d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, time_stride=2,
-                          mlp_init="scaled", mlp_dropout=0.0),
+                          d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, time_stride=2),
         loss=LossConfig(beta=2e-2, gamma=2e-2),
         train=TrainConfig(batch_size=64, epochs=30, lr=1e-3, patience=10),
         name="synthetic",
