@@ -134,14 +134,70 @@ def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
     return result
 
 
+def demo_result(model: str, metrics: dict, history: list, config: dict) -> dict:
+    curve = [{"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"],
+              "valid_mse": e["valid"]["task"]} for e in history]
+    return {"task": "demo", "seed": config["train"]["seed"], "model": model, "config": config,
+            "test_mae": metrics["mae"], "bayes_mae": metrics["bayes_mae"],
+            "floor_ratio": metrics["mae"] / metrics["bayes_mae"], "best_epoch": metrics["best_epoch"],
+            "curve": curve}
+
+
+def run_demo(model: str, seed: int = 0) -> dict:
+    """The demo's training (the known-factor benchmark, ``fdmer-lite demo``) with a variant."""
+    from fdmer_lite.data.synthetic import make_benchmark
+    from fdmer_lite.metrics import regression_metrics  # noqa: F401  (evaluate uses it)
+    cfg = variant_config(model, seed)
+    data = make_benchmark("emotion")
+    tr = Trainer(cfg, data)
+    tr.fit()
+    metrics = dict(tr.evaluate("test")["metrics"], bayes_mae=data.info["bayes_mae"], best_epoch=tr.best_epoch)
+    return store_demo(demo_result(model, metrics, tr.history, cfg.to_dict()))
+
+
+def import_demo(model: str, folder: str) -> dict:
+    """Store a finished ``fdmer-lite demo --out FOLDER`` run as the demo run of ``model``; its
+    configuration must be the variant's (device and progress aside)."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())["config"]
+    want = variant_config(model, config["train"]["seed"]).to_dict()
+    for c in (config, want):
+        c["train"].update(device="-", progress="-")
+    if same_model(config) != same_model(want):
+        raise SystemExit(f"{folder}/config.json: expected the configuration of variant {model!r}")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = json.loads((folder / "history.json").read_text())
+    return store_demo(demo_result(model, metrics, history, config))
+
+
+def store_demo(result: dict) -> dict:
+    store = load_store()
+    store[key("demo", result["seed"], result["model"])] = result
+    save_store(store)
+    print(f"demo|{result['seed']}|{result['model']}: test MAE {result['test_mae']:.3f}, "
+          f"{result['floor_ratio']:.2f}x the Bayes floor", flush=True)
+    return result
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--tasks", nargs="+", default=["mosi_aligned"], choices=sorted(TASKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--models", nargs="+", default=["baseline", "synthetic"],
                    choices=["baseline", *VARIANTS])
+    p.add_argument("--demo", action="store_true", help="train the demo's benchmark with each --models variant")
+    p.add_argument("--import-demo", default=None, metavar="DIR",
+                   help="store a finished `fdmer-lite demo --out DIR` run as the demo run of --models")
     a = p.parse_args(argv)
     torch.set_num_threads(1)
+    if a.import_demo:
+        import_demo(a.models[0], a.import_demo)
+        return
+    if a.demo:
+        for seed in a.seeds:
+            for model in a.models:
+                run_demo(model, seed)
+        return
     for task in a.tasks:
         for seed in a.seeds:
             for model in a.models:
