@@ -192,6 +192,13 @@ def findings(data, batch, drop_rows, store) -> list[str]:
                    "with the lowest validation MAE in " + ", ".join(f"`{n}`" for n, _ in late)
                    + " (table 5): the models are still improving on MAE when patience runs out, and "
                    "this, shared with Non-Disentangled, is part of the remaining gap to the baseline.")
+    for k, r in sorted(store.items()):
+        if k.startswith("demo|"):
+            last = r["best_epoch"] == len(r["curve"])
+            out.append(f"* On the demo, `{r['model']}` (seed {r['seed']}) reaches {r['floor_ratio']:.2f}x the "
+                       "Bayes floor" + (", its best epoch the last of the budget: it is still learning "
+                                        "when the epochs run out" if last else "")
+                       + "; compare the shipped preset's row in readings-synthetic.md before adopting it.")
     return out + [""]
 
 
