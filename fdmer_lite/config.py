@@ -109,6 +109,8 @@ class ModelConfig:
     use_common: bool = True          # feed C to the fusion
     use_private: bool = True         # feed P_t, P_a, P_v to the fusion
     disentangle: bool = True         # False: fuse the transformer features h_m directly
+    mlp_init: str = "default"        # Eq. 2-3 MLPs: "default" (PyTorch's) | "scaled" (scale-preserving, zero biases; encoders.scaled_init_)
+    mlp_dropout: float | None = None  # dropout inside the Eq. 2-3 MLPs; None: the same as dropout
     common_centring: bool = False    # extension beyond the paper: C_m minus its modality's mean (encoders.ModalityCentring)
 
     def layers(self, modality: str) -> int:

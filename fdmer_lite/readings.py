@@ -92,6 +92,19 @@ SWITCHES: tuple[Switch, ...] = (
            "Adam's L2 weight decay",
            f"[real data]({RESULTS}/real-mosi-text-audio.md)",
            literal=0.0),
+    Switch("model.mlp_init", "reading",
+           "Eq. 2-3: two-layer perceptrons, no initialisation named",
+           '"scaled": He-normal first layer, LeCun-normal second, zero biases (the output keeps '
+           'about the input\'s scale); "default": PyTorch\'s, which divides the spread by sqrt(3) '
+           'per layer',
+           f"[disentangle diagnosis]({RESULTS}/disentangle-diagnosis.md)",
+           literal="default"),
+    Switch("model.mlp_dropout", "reading",
+           "nothing of dropout in the Eq. 2-3 perceptrons",
+           "dropout between the two layers of the common and private MLPs; None: the same as "
+           "`model.dropout`",
+           f"[disentangle diagnosis]({RESULTS}/disentangle-diagnosis.md)",
+           literal=None),
     Switch("model.common_centring", "extension",
            "nothing: no term of Eq. 18 equalises the modalities' means",
            "each C_m minus its modality's mean (batch mean in training, running mean in eval)",

@@ -314,3 +314,30 @@ def test_cross_entropy_variant_gives_raw_discriminator_logits():
     torch.testing.assert_close(out.disc_cos_common, raw)
     torch.testing.assert_close(out.disc_prob_common, torch.softmax(raw, dim=-1))   # no alpha
     assert not build_model(small(), WIDTHS, 1).eval()(batch()).disc_cos_common.abs().gt(1 + 1e-6).any()
+
+
+def test_scaled_mlp_init_keeps_the_scale_and_starts_without_offset():
+    from fdmer_lite.model.encoders import MLPEncoder
+    torch.manual_seed(0)
+    x = torch.randn(8192, 64)
+    with torch.no_grad():
+        scaled, default = MLPEncoder(64, init="scaled"), MLPEncoder(64)
+        y, y0 = scaled(x), default(x)
+    # Independent figure: z ~ N(0, 2) after He init, E[gelu(z)^2] estimated by sampling, times
+    # 64 * (1 / 64) from the LeCun second layer: the output variance the init aims at.
+    z = torch.randn(1_000_000) * math.sqrt(2.0)
+    want = float(torch.nn.functional.gelu(z).pow(2).mean())
+    assert y.var(0).mean().item() == pytest.approx(want, rel=0.25)
+    assert all(float(layer.bias.abs().max()) == 0.0 for layer in (scaled.net[0], scaled.net[3]))
+    assert y0.std(0).mean() < 0.4 * y.std(0).mean()                        # PyTorch's default shrinks
+
+
+def test_mlp_dropout_sets_the_eq_2_3_mlps_only_and_mlp_init_reaches_them():
+    model = build_model(small(dropout=0.3, mlp_dropout=0.0, mlp_init="scaled"), WIDTHS, 1)
+    for mlp in (model.common_encoder, *model.private_encoders.values()):
+        assert mlp.net[2].p == 0.0
+        assert float(mlp.net[0].bias.abs().max()) == 0.0
+    assert model.head[2].p == 0.3
+    assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # None: dropout
+    with pytest.raises(ValueError, match="mlp_init"):
+        build_model(small(mlp_init="xavier"), WIDTHS, 1)

@@ -11,7 +11,9 @@ Choices the paper leaves open, made here:
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
-E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k.
+E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k. Two readings of them
+(``ModelConfig.mlp_init``, ``mlp_dropout``): an initialisation that keeps the input's scale
+(``scaled_init_``) and the dropout between their layers.
 """
 
 from __future__ import annotations
@@ -116,6 +118,23 @@ class ModalityEncoder(nn.Module):
         return self.to_out(pooled)                                           # (B, d_k)
 
 
+def scaled_init_(first: nn.Linear, second: nn.Linear) -> None:
+    """Initialise a Linear-GELU-Linear block so that its output has about the scale of its input,
+    with zero biases (the ``mlp_init="scaled"`` reading of Eq. 2-3).
+
+    PyTorch's default ``nn.Linear`` initialisation draws weights of variance 1 / (3 fan_in) and
+    biases of a similar size: each layer divides the spread of a signal by sqrt(3) and the GELU
+    roughly halves what is left, while the biases add a constant. Here the first layer is
+    He-normal (variance 2 / fan_in, for the GELU that follows), the second LeCun-normal
+    (variance 1 / fan_in), and both biases start at zero.
+    """
+    nn.init.kaiming_normal_(first.weight, nonlinearity="relu")
+    nn.init.normal_(second.weight, std=second.in_features ** -0.5)
+    for layer in (first, second):
+        if layer.bias is not None:
+            nn.init.zeros_(layer.bias)
+
+
 class MLPEncoder(nn.Module):
     """Eq. 2-3: a two-layer perceptron with GELU, d_k -> d_k.
 
@@ -123,10 +142,14 @@ class MLPEncoder(nn.Module):
     follows, which cancels any constant exactly (the bias would get a gradient of zero up to
     rounding, and Adam would turn the rounding into steps of full size)."""
 
-    def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True):
+    def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True, init: str = "default"):
         super().__init__()
         self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout),
                                  nn.Linear(d_k, d_k, bias=out_bias))
+        if init == "scaled":
+            scaled_init_(self.net[0], self.net[3])
+        elif init != "default":
+            raise ValueError(f"mlp_init must be 'default' or 'scaled', got {init!r}")
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

@@ -94,8 +94,11 @@ class FDMER(nn.Module):
                                norm_first=config.norm_first)
             for m in mods})
         if config.disentangle:
-            self.common_encoder = MLPEncoder(d_k, config.dropout, out_bias=not config.common_centring)  # E_c, shared
-            self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, config.dropout) for m in mods})
+            init = config.mlp_init
+            drop = config.dropout if config.mlp_dropout is None else config.mlp_dropout
+            self.common_encoder = MLPEncoder(d_k, drop, out_bias=not config.common_centring,
+                                             init=init)                                 # E_c, shared
+            self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, drop, init=init) for m in mods})
             self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods), disc_normalised) \
                 if len(mods) > 1 else None
             names = (["C"] if config.use_common else []) + ([f"P_{m}" for m in mods] if config.use_private else [])

@@ -1,0 +1,208 @@
+"""Runs on the task family (``benchmarks/task_family.py``), remembered in one JSON file.
+
+A run is (task, seed, model) where the model is ``baseline`` (the plain reference) or a named
+FDMER variant: a preset plus config changes (``VARIANTS``). Each finished run is stored in
+``benchmarks/results/family-runs.json`` with its test MAE, best epoch and per-epoch curves
+(train task MSE, valid MAE), so the reports (``disentangle_diagnosis.py``, ``task_family_report.py``)
+are written from stored runs and a rerun only trains what is missing.
+
+    python benchmarks/family_runs.py --tasks mosi_aligned --seeds 0 1 2 --models baseline synthetic
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from task_family import TASKS, make_task, ridge_mae, train_baseline  # noqa: E402
+
+from fdmer_lite.config import get_preset  # noqa: E402
+from fdmer_lite.train import Trainer  # noqa: E402
+
+STORE = Path(__file__).resolve().parent / "results" / "family-runs.json"
+
+# name -> (preset, {section: {field: value}}). "synthetic" is whatever the preset is today; the
+# "before" rows pin the Eq. 2-3 MLPs as the preset has them (mlp_init "default", mlp_dropout
+# None: the dropout of the rest). Runs are matched by configuration, not by name.
+VARIANTS = {
+    "synthetic": ("synthetic", {}),
+    "synthetic_nd": ("synthetic", {"model": {"disentangle": False}}),
+    "synthetic_before": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}}),
+    "synthetic_before_nd": ("synthetic", {"model": {"disentangle": False, "mlp_init": "default", "mlp_dropout": None}}),
+    "before_dropout0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None, "dropout": 0.0}}),
+    "before_beta0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "loss": {"beta": 0.0, "gamma": 0.0}}),
+    "before_batch32": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"batch_size": 32}}),
+    "before_warmup": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"warmup_epochs": 2.0}}),
+    "before_wd": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"weight_decay": 1e-3}}),
+    "init_scaled": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": None}}),
+    "before_mlpdrop0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0_batch32": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                              "train": {"batch_size": 32}}),
+    "scaled_mlpdrop0_long": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                           "train": {"epochs": 40, "patience": 20}}),
+    "mosi": ("mosi", {}),
+}
+
+
+def load_store() -> dict:
+    return json.loads(STORE.read_text()) if STORE.exists() else {}
+
+
+def save_store(store: dict) -> None:
+    STORE.parent.mkdir(parents=True, exist_ok=True)
+    tmp = STORE.with_suffix(f".{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(store, indent=1, sort_keys=True))
+    os.replace(tmp, STORE)
+
+
+def key(task: str, seed: int, model: str) -> str:
+    return f"{task}|{seed}|{model}"
+
+
+def variant_config(model: str, seed: int):
+    preset, changes = VARIANTS[model]
+    cfg = get_preset(preset).replace(**changes) if changes else get_preset(preset)
+    return cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"})
+
+
+def run_fdmer(data, model: str, seed: int) -> dict:
+    cfg = variant_config(model, seed)
+    curve = []
+    tr = Trainer(cfg, data, on_epoch=lambda e: curve.append(
+        {"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"],
+         "valid_mse": e["valid"]["task"]}))
+    start = time.perf_counter()
+    tr.fit()
+    test = tr.evaluate("test")["metrics"]["mae"]
+    return {"test_mae": float(test), "best_epoch": tr.best_epoch, "curve": curve,
+            "seconds": time.perf_counter() - start, "config": cfg.to_dict()}
+
+
+def same_model(cfg: dict) -> dict:
+    """A config dict without what cannot change the run: without the Eq. 2-3 MLPs
+    (``disentangle`` False) their two readings build nothing."""
+    cfg = json.loads(json.dumps(cfg))
+    model = cfg["model"]
+    model.setdefault("mlp_init", "default")
+    model.setdefault("mlp_dropout", None)
+    if not model["disentangle"]:
+        model["mlp_init"], model["mlp_dropout"] = "-", "-"
+    return cfg
+
+
+def find(store: dict, task: str, seed: int, model: str) -> dict | None:
+    """The stored run of (task, seed, model), or one stored under another name whose
+    configuration builds and trains the same model; None when there is none."""
+    k = key(task, seed, model)
+    if model == "baseline":
+        return store.get(k)
+    cfg = same_model(variant_config(model, seed).to_dict())      # a name may have meant another config
+    for other in store.values():
+        if (other["task"], other["seed"]) == (task, seed) and "config" in other \
+                and same_model(other["config"]) == cfg:
+            return other
+    return None
+
+
+def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
+    """One run, from the store when present; trains and stores it otherwise."""
+    store = load_store() if store is None else store
+    k = key(task, seed, model)
+    found = find(store, task, seed, model)
+    if found is not None:
+        return found
+    data = make_task(task, seed)
+    result = train_baseline(data, seed) if model == "baseline" else run_fdmer(data, model, seed)
+    result.update(task=task, seed=seed, model=model,
+                  ridge_mae=ridge_mae(data),
+                  mean_mae=float(np.mean(np.abs(data.splits["test"].labels
+                                                - data.splits["train"].labels.mean()))))
+    fresh = load_store()                     # another process may have stored runs meanwhile
+    fresh[k] = result
+    save_store(fresh)
+    print(f"{k}: test MAE {result['test_mae']:.3f} (best epoch {result['best_epoch']}, "
+          f"{result['seconds']:.0f} s)", flush=True)
+    return result
+
+
+def demo_result(model: str, metrics: dict, history: list, config: dict) -> dict:
+    curve = [{"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"],
+              "valid_mse": e["valid"]["task"]} for e in history]
+    return {"task": "demo", "seed": config["train"]["seed"], "model": model, "config": config,
+            "test_mae": metrics["mae"], "bayes_mae": metrics["bayes_mae"],
+            "floor_ratio": metrics["mae"] / metrics["bayes_mae"], "best_epoch": metrics["best_epoch"],
+            "curve": curve}
+
+
+def run_demo(model: str, seed: int = 0) -> dict:
+    """The demo's training (the known-factor benchmark, ``fdmer-lite demo``) with a variant."""
+    from fdmer_lite.data.synthetic import make_benchmark
+    from fdmer_lite.metrics import regression_metrics  # noqa: F401  (evaluate uses it)
+    cfg = variant_config(model, seed)
+    data = make_benchmark("emotion")
+    tr = Trainer(cfg, data)
+    tr.fit()
+    metrics = dict(tr.evaluate("test")["metrics"], bayes_mae=data.info["bayes_mae"], best_epoch=tr.best_epoch)
+    return store_demo(demo_result(model, metrics, tr.history, cfg.to_dict()))
+
+
+def import_demo(model: str, folder: str) -> dict:
+    """Store a finished ``fdmer-lite demo --out FOLDER`` run as the demo run of ``model``; its
+    configuration must be the variant's (device and progress aside)."""
+    folder = Path(folder)
+    config = json.loads((folder / "config.json").read_text())["config"]
+    want = variant_config(model, config["train"]["seed"]).to_dict()
+    for c in (config, want):
+        c["train"].update(device="-", progress="-")
+    if same_model(config) != same_model(want):
+        raise SystemExit(f"{folder}/config.json: expected the configuration of variant {model!r}")
+    metrics = json.loads((folder / "metrics.json").read_text())
+    history = json.loads((folder / "history.json").read_text())
+    return store_demo(demo_result(model, metrics, history, config))
+
+
+def store_demo(result: dict) -> dict:
+    store = load_store()
+    store[key("demo", result["seed"], result["model"])] = result
+    save_store(store)
+    print(f"demo|{result['seed']}|{result['model']}: test MAE {result['test_mae']:.3f}, "
+          f"{result['floor_ratio']:.2f}x the Bayes floor", flush=True)
+    return result
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--tasks", nargs="+", default=["mosi_aligned"], choices=sorted(TASKS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--models", nargs="+", default=["baseline", "synthetic"],
+                   choices=["baseline", *VARIANTS])
+    p.add_argument("--demo", action="store_true", help="train the demo's benchmark with each --models variant")
+    p.add_argument("--import-demo", default=None, metavar="DIR",
+                   help="store a finished `fdmer-lite demo --out DIR` run as the demo run of --models")
+    a = p.parse_args(argv)
+    torch.set_num_threads(1)
+    if a.import_demo:
+        import_demo(a.models[0], a.import_demo)
+        return
+    if a.demo:
+        for seed in a.seeds:
+            for model in a.models:
+                run_demo(model, seed)
+        return
+    for task in a.tasks:
+        for seed in a.seeds:
+            for model in a.models:
+                run(task, seed, model)
+
+
+if __name__ == "__main__":
+    main()
