@@ -40,19 +40,20 @@ def usable_cores() -> int:
 
 
 def default_threads(cores: int, wait_policy: str | None) -> int:
-    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: every usable core
-    when OpenMP's idle threads sleep (``wait_policy`` PASSIVE), else one.
+    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: half the usable
+    cores (at least one) when OpenMP's idle threads sleep (``wait_policy`` PASSIVE), else one.
 
-    With sleeping idle threads a thread that loses its core to another process costs the others
-    only their share of the wait, and on a busy host more threads hold more of the machine's
-    time slices; with spinning ones (any other policy) each thread burns the cores the thread
-    it waits for needs, and a busy host makes every step many times slower.
-    ``benchmarks/loaded_threads.py`` measures both, quiet and under load.
+    Spinning idle threads (any other policy) burn the cores the thread they wait for needs, so a
+    busy host makes every step many times slower. Even with sleeping ones, a thread that loses
+    its core to another process holds up the others at every synchronisation; leaving half the
+    cores free keeps a step on a busy host within about twice its quiet time, and the CPU
+    presets' small tensors gain little from more threads. ``benchmarks/loaded_threads.py``
+    measures each choice, quiet and under load.
     """
     if cores < 1:
         raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
     passive = (wait_policy or "").strip().upper() == "PASSIVE"
-    return cores if passive else 1
+    return max(1, cores // 2) if passive else 1
 
 
 def choose_threads() -> int:

@@ -12,10 +12,10 @@ from fdmer_lite import cli, config, lessons
 
 
 @pytest.mark.parametrize("cores, policy, expected", [
-    (1, "PASSIVE", 1), (2, "PASSIVE", 2), (3, "passive ", 3), (16, "PASSIVE", 16),
+    (1, "PASSIVE", 1), (2, "PASSIVE", 1), (3, "passive ", 1), (4, "PASSIVE", 2), (16, "PASSIVE", 8),
     (16, None, 1), (16, "ACTIVE", 1), (2, None, 1), (64, "", 1),
 ])
-def test_default_threads_is_every_core_only_when_idle_threads_sleep(cores, policy, expected):
+def test_default_threads_is_half_the_cores_only_when_idle_threads_sleep(cores, policy, expected):
     assert config.default_threads(cores, policy) == expected
 
 
@@ -39,7 +39,7 @@ def eight_passive_cores(monkeypatch):
 
 
 def test_choose_threads_takes_the_variable_first(monkeypatch, eight_passive_cores):
-    assert config.choose_threads() == 8
+    assert config.choose_threads() == 4
     monkeypatch.setenv("FDMER_LITE_THREADS", "3")
     assert config.choose_threads() == 3
     monkeypatch.setattr(config, "OPENMP_WAIT_POLICY", None)
@@ -56,7 +56,7 @@ def test_the_command_line_and_the_notebooks_apply_the_same_default(monkeypatch, 
     lessons.setup(verbose=False)
     monkeypatch.setenv("FDMER_LITE_FAST", "1")
     lessons.setup(verbose=False)
-    assert seen == [8, 8, 1]
+    assert seen == [4, 4, 1]
 
 
 def _policy_in_child(env_policy, torch_first):
