@@ -8,7 +8,8 @@ The modules, bottom layer first (a module imports only its own layer and those b
 
 * floor: ``errors`` (the two exceptions), ``config`` (ModelConfig, LossConfig, TrainConfig,
   presets), ``paper`` (Tables 1-4), ``paths`` (where ``runs/`` is), ``collectives``
-  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics);
+  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics),
+  ``progress`` (bars that move within a second);
 * ``data``: one module per source format, all producing ``data.base.MultimodalData``;
   ``data.synthetic`` is the known-factor benchmark;
 * ``model`` (Eq. 1-3, 8, 12-17) and ``losses`` (Eq. 4-11, 18);
@@ -18,8 +19,9 @@ The modules, bottom layer first (a module imports only its own layer and those b
 * ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``obtain``: a finished run, or
   train it), ``pool`` (local processes or Ray), ``specs`` (many runs);
 * front: ``ablations`` (Table 4), ``sweep`` and ``widgets`` (the beta/gamma explorer),
-  ``distributed`` (torchrun), ``lessons`` and ``shipped`` (the notebooks' and the demo's
-  helpers), ``options`` and ``cli`` (the ``fdmer-lite`` command).
+  ``distributed`` (torchrun), ``lessons``, ``exercises`` and ``offline`` (the notebooks' set-up,
+  answer checks and offline HTML exports), ``shipped`` (runs shipped for the demo), ``options``
+  and ``cli`` (the ``fdmer-lite`` command).
 """
 
 __version__ = "0.1.0"

@@ -46,3 +46,23 @@ def test_readme_commands_and_ci_agree():
 def test_console_script_is_declared():
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert project["scripts"]["fdmer-lite"] == "fdmer_lite.cli:main"
+
+
+def _package_names() -> set[str]:
+    """Every top-level module and subpackage of fdmer_lite, and every module of experiments/."""
+    pkg = ROOT / "fdmer_lite"
+    names = {p.stem for p in pkg.glob("*.py") if p.stem != "__init__"}
+    names |= {d.name for d in pkg.iterdir() if (d / "__init__.py").is_file()}
+    names |= {p.stem for p in (pkg / "experiments").glob("*.py") if p.stem != "__init__"}
+    return names
+
+
+def test_the_readme_map_and_the_package_docstring_name_every_module():
+    import re
+
+    import fdmer_lite
+    readme = (ROOT / "README.md").read_text()
+    block = readme[readme.index("## The library"):readme.index("## The command line")]
+    for where, text in (("README's library map", block), ("fdmer_lite.__doc__", fdmer_lite.__doc__)):
+        missing = sorted(n for n in _package_names() if not re.search(rf"\b{n}\b", text))
+        assert not missing, f"{where} does not name {missing}"
