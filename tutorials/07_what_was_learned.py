@@ -41,9 +41,9 @@ fast = lessons.setup()
 # %% [markdown]
 # ## 7.1 The runs
 #
-# Four runs of the same model: the paper's losses (`beta = gamma = 0.02`, gradient reversal),
-# none of them (`beta = gamma = 0`), the confusion adversary instead of gradient reversal, and
-# the paper's losses on the *humor-like* benchmark (same features, label mostly shared).
+# Three runs of the same model: the paper's losses (`beta = gamma = 0.02`, gradient reversal),
+# none of them (`beta = gamma = 0`), and the paper's losses on the *humor-like* benchmark (same
+# features, label mostly shared).
 
 # %%
 emotion, humor = lessons.lesson_data("emotion"), lessons.lesson_data("humor")
@@ -52,8 +52,6 @@ runs = {
     "paper (grl)": lessons.lesson_run("emotion-paper", config, emotion),
     "beta = gamma = 0": lessons.lesson_run(
         "emotion-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), emotion),
-    "confusion": lessons.lesson_run(
-        "emotion-confusion", config.replace(loss={"adversary": "confusion"}), emotion),
     "humor-like (grl)": lessons.lesson_run("humor-paper", config, humor),
 }
 
@@ -117,7 +115,7 @@ for name, s in scores.items():
 # ## 7.3 Figure 4a: does the discriminator get fooled?
 #
 # The paper shows the discriminator's probability of the true modality near 0.33 on `C_m` and
-# near 1 on `P_m`. Our runs, first with gradient reversal (the paper's reading of Eq. 10):
+# near 1 on `P_m`. Our run with gradient reversal (the paper's reading of Eq. 10):
 
 # %%
 viz.discriminator_probabilities(r, title="Gradient reversal: p(true modality)")
@@ -137,23 +135,11 @@ viz.attention_heatmap(confusion_matrix(r), rows=names, cols=list(r.modalities),
                       title="Gradient reversal: mean discriminator probabilities on C_m")
 
 # %% [markdown]
-# Now the confusion adversary (`LossConfig(adversary="confusion")`): the discriminator learns
-# on detached `C_m`; the encoders are trained to make its output uniform.
-
-# %%
-rc = reps["confusion"]
-viz.discriminator_probabilities(rc, title="Confusion adversary: p(true modality)")
-
-# %%
-viz.attention_heatmap(confusion_matrix(rc), rows=names, cols=list(rc.modalities),
-                      title="Confusion adversary: mean discriminator probabilities on C_m")
-
-# %% [markdown]
-# **What to look for.** Under gradient reversal the encoders gain from making the discriminator
+# **What to look for.** A confused discriminator would give about 1/3 everywhere, as in the
+# paper's Figure 4a. Under gradient reversal the encoders gain from making the discriminator
 # *wrong* on `C_m`, and maximising its loss is unbounded (notebook 4, section 4.6): the cheapest
-# way is to relabel the modalities consistently, which puts the mass off the diagonal. The
-# confusion adversary is trained towards a uniform output, so its matrix should be flatter,
-# near 1/3 everywhere. The cell below reads both matrices and says which picture each run shows.
+# way is to relabel the modalities consistently, which puts the mass off the diagonal. The cell
+# below reads the matrix and says which picture this run shows.
 
 # %%
 def discriminator_verdict(rep):
@@ -165,77 +151,15 @@ def discriminator_verdict(rep):
     return f"not fooled: p(true modality) {true:.2f}, above chance"
 
 
-for name in ("paper (grl)", "confusion"):
-    print(f"{name:12s} {discriminator_verdict(reps[name])}")
+print(f"gradient reversal: {discriminator_verdict(r)}")
 if fast:
     print("FAST mode: three epochs on tiny data are too short to tell; unset FDMER_LITE_FAST to see it.")
 
 # %% [markdown]
-# ## 7.4 What does the probe read?
+# Whether a fooled discriminator also means a hidden modality, what a fresh probe reads in
+# `C_m`, and what the confusion form of the adversary changes, is the story of notebook 11.
 #
-# A fooled discriminator is not the same as a hidden modality: a fresh linear probe, fitted on
-# the train split and scored on the test split, is a stricter test. When the probe still reads
-# the modality from `C_m`, what does it use? Three measurements (`fdmer_lite.analysis`):
-#
-# * `modality_probe_accuracy(..., centre=True)` subtracts from each modality's `C_m` that
-#   modality's mean over the train split, then refits the probe. If it falls to chance, a
-#   constant per-modality offset was all the probe needed.
-# * `top_components=8` refits the probe on the 8 directions in which `C` varies most.
-# * `modality_probe_accuracy(..., kind="knn")` asks 15 nearest neighbours instead of a linear
-#   probe: it also reads differences in spread and shape, which no linear probe can.
-#
-# `offset_share` is the share of `C_m`'s energy that is one constant vector per modality.
-
-# %%
-from fdmer_lite.analysis import modality_probe_accuracy, offset_share
-
-emotion_runs = [name for name in runs if not name.startswith("humor")]
-train_reps = {name: extract_representations(runs[name].model, emotion, "train",
-                                            device=runs[name].trainer.device)
-              for name in emotion_runs}
-probes = {}
-for name in emotion_runs:
-    tr, te = train_reps[name], reps[name]
-    probes[name] = {
-        "probe": modality_probe_accuracy(tr.common, te.common, te.modalities),
-        "centred": modality_probe_accuracy(tr.common, te.common, te.modalities, centre=True),
-        "top 8 components": modality_probe_accuracy(tr.common, te.common, te.modalities, top_components=8),
-        "15 neighbours": modality_probe_accuracy(tr.common, te.common, te.modalities, kind="knn"),
-        "offset share": offset_share(te.common, te.modalities),
-    }
-viz.compare_table(probes, title="What the probe on C_m reads (test split; chance is 1/3)")
-
-# %% [markdown]
-# **What to look for.** If `centred` falls to chance where `probe` is high, a per-modality
-# offset is all the linear probe reads. That is no accident of training: a linear classifier can
-# do no better than a constant guess *exactly when* the classes have equal means (Belrose et al.
-# 2023, "LEACE", Theorem 3.1), and no term of Eq. 18 asks the modalities' means to coincide. If
-# the probe on the top 8 components is near chance, the modalities are mixed where `C` carries
-# its variation, as the paper's Figure 2 shows, and readable only in quiet directions. The
-# neighbour probe reads spread and shape, as t-SNE does.
-
-# %%
-def probe_verdict(p):
-    if p["probe"] < 0.45:
-        return f"the linear probe is near chance ({p['probe']:.2f})"
-    offset = p["centred"] < 0.45
-    return (f"the probe reads the modality ({p['probe']:.2f}); centred it reads {p['centred']:.2f}: "
-            + ("a per-modality offset is what it reads" if offset else "more than an offset"))
-
-
-for name, p in probes.items():
-    print(f"{name:18s} {probe_verdict(p)}")
-if fast:
-    print("FAST mode: too short a run to tell; unset FDMER_LITE_FAST for the real picture.")
-
-# %% [markdown]
-# Two ways to move the probe are taught elsewhere: turning off γ alone (notebook 9) lets
-# gradient reversal pull the common clouds apart, and centring each modality's `C_m` on its own
-# mean (`ModelConfig.common_centring`, an extension beyond the paper, off in every preset; see
-# exercise 5) makes the means equal by construction. Notebook 11 follows all of these findings
-# further, each with a verdict computed from your runs.
-#
-# ## 7.5 Figure 4b: fusion weights, emotion-like versus humor-like
+# ## 7.4 Figure 4b: fusion weights, emotion-like versus humor-like
 #
 # The two benchmarks share features and latents; only the label differs: in the emotion-like
 # one 80 % of the label variance is private, in the humor-like one 80 % is shared. Does CMAF's
@@ -252,7 +176,7 @@ for name in ("paper (grl)", "humor-like (grl)"):
 
 # %% [markdown]
 # ψ says how much each target is *weighted*, not how much information it carries: a target can
-# get a small weight and a large norm. Treat Figure 4b as a hint, and the probes above as the test.
+# get a small weight and a large norm. Treat Figure 4b as a hint, and the probes of notebook 11 as the test.
 
 # %% [markdown]
 # ## Summary
@@ -260,12 +184,9 @@ for name in ("paper (grl)", "humor-like (grl)"):
 # * Figure 2 (t-SNE/UMAP) is a picture; on the known-factor benchmark we can also measure
 #   whether `C_m` hides the modality and carries the shared latent, and whether `P_m` carries
 #   `z_m`.
-# * With gradient reversal, "fooling" the discriminator can mean making it confidently wrong;
-#   the confusion adversary aims at the paper's ~0.33. Neither need make the modality
-#   unreadable to a fresh probe.
-# * A linear probe reads the modality exactly when the modalities' mean `C_m` differ, and no
-#   term of Eq. 18 asks them to coincide; the centred probe tells whether an offset is all it
-#   reads. Nearest neighbours read spread and shape too, which no linear probe can.
+# * Figure 4a asks whether the discriminator is fooled on `C_m`. With gradient reversal,
+#   "fooled" can mean confidently wrong, a relabelling of the modalities, rather than the
+#   paper's ~0.33 (notebook 11 follows this further).
 # * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
 
 # %% [markdown]
@@ -305,17 +226,16 @@ assert exercises.check("7.1", hits71.mean(), rep=r)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 7.2
-for name in ("paper (grl)", "confusion"):
-    named = [reps[name].modalities[j] for j in confusion_matrix(reps[name]).argmax(axis=1)]
-    mapping = ", ".join(f"C_{m} -> {n}" for m, n in zip(reps[name].modalities, named))
-    kind = "a permutation" if len(set(named)) == len(named) else "not a permutation"
-    print(f"{name:12s} {mapping} ({kind}; identity = not fooled)")
+named = [r.modalities[j] for j in confusion_matrix(r).argmax(axis=1)]
+mapping = ", ".join(f"C_{m} -> {n}" for m, n in zip(r.modalities, named))
+kind = "a permutation" if len(set(named)) == len(named) else "not a permutation"
+print(f"gradient reversal: {mapping} ({kind}; identity = not fooled)")
 
 # %% [markdown]
 # ### Exercise 7.3: ψ without the losses
 #
 # Train the humor-like benchmark with `beta = gamma = 0` and compare its mean ψ with the run of
-# 7.5. **You learn** whether the fusion's preference for `C` on humor-like data comes from the
+# 7.4. **You learn** whether the fusion's preference for `C` on humor-like data comes from the
 # label (mostly shared) or from the paper's losses.
 #
 # *Hint:* `lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)`,
