@@ -87,12 +87,7 @@ def lower_states(data: MultimodalData, rows: list[dict], depths: list[int]) -> t
         with torch.inference_mode():
             for b in range(0, len(ids), 32):
                 sel = order[b:b + 32]
-                width = int(lengths[sel].max())
-                x = torch.zeros(len(sel), width, dtype=torch.long)
-                mask = torch.zeros(len(sel), width, dtype=torch.long)
-                for j, i in enumerate(sel):
-                    x[j, :lengths[i]] = torch.tensor(ids[i])
-                    mask[j, :lengths[i]] = 1
+                x, mask = text_minilm.padded_batch(ids, lengths, sel)
                 hs = model(input_ids=x, attention_mask=mask, token_type_ids=torch.zeros_like(x),
                            output_hidden_states=True).hidden_states
                 for d in depths:

@@ -176,6 +176,19 @@ def tokenize(texts, tokenizer) -> tuple[list[list[int]], int]:
     return ids, truncated
 
 
+def padded_batch(ids: list, lengths: np.ndarray, sel: np.ndarray):
+    """Word-piece ids of the texts ``sel``, zero-padded to the longest of them, and the attention
+    mask (1 on real word pieces): two (len(sel), width) long tensors."""
+    import torch
+    width = int(lengths[sel].max())
+    x = torch.zeros(len(sel), width, dtype=torch.long)
+    mask = torch.zeros(len(sel), width, dtype=torch.long)
+    for j, i in enumerate(sel):
+        x[j, :lengths[i]] = torch.tensor(ids[i])
+        mask[j, :lengths[i]] = 1
+    return x, mask
+
+
 def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) -> dict:
     """Last hidden states of all-MiniLM-L6-v2 for each text.
 
@@ -197,12 +210,7 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
     with torch.inference_mode():
         for b in range(0, len(texts), batch_size):
             sel = order[b:b + batch_size]
-            width = int(lengths[sel].max())
-            x = torch.zeros(len(sel), width, dtype=torch.long)
-            mask = torch.zeros(len(sel), width, dtype=torch.long)
-            for j, i in enumerate(sel):
-                x[j, :lengths[i]] = torch.tensor(ids[i])
-                mask[j, :lengths[i]] = 1
+            x, mask = padded_batch(ids, lengths, sel)
             out = model(input_ids=x, attention_mask=mask, token_type_ids=torch.zeros_like(x))
             h = out.last_hidden_state.float().numpy()
             for j, i in enumerate(sel):
