@@ -9,7 +9,8 @@ partial folder and published in one rename (``runstore``), so a failed or interr
 found under the final name and never reused.
 
 A folder is reused when it holds a finished, intact run whose configuration and data fingerprint
-equal the ones asked for; otherwise the run is trained (again).
+equal the ones asked for (the device, the progress bar and the loader's worker count aside: they do
+not change what is learnt); otherwise the run is trained (again). :func:`find` only loads.
 """
 
 from __future__ import annotations
@@ -58,6 +59,18 @@ class Run:
     @property
     def history(self) -> list[dict]:
         return self.trainer.history
+
+
+#: settings of ``train`` that do not change what a run learns, ignored when runs are matched
+UNLEARNT = ("device", "progress", "num_workers")
+
+
+def comparable(config: Config | dict) -> dict:
+    """The configuration as strict JSON, without the :data:`UNLEARNT` settings: two runs whose
+    ``comparable`` configurations are equal are the same run."""
+    d = json.loads(runstore.dumps(config.to_dict() if isinstance(config, Config) else config))
+    d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in UNLEARNT}
+    return d
 
 
 def data_fingerprint(data: MultimodalData) -> dict:
@@ -126,12 +139,27 @@ def obtain(config: Config, data: MultimodalData, folder: str | Path, *, retrain:
     start = time.perf_counter()
     trainer = trainer or Trainer(config, data)
     with runstore.locked(folder, on_wait=on_wait) if lock else contextlib.nullcontext():
-        if not retrain and folder.is_dir() and _load_finished(trainer, config, data, folder):
-            metrics = runstore.read_json(folder / "metrics.json")
-            return Run(folder, trainer, metrics, True, time.perf_counter() - start)
+        if not retrain:
+            found = find(config, data, folder, trainer=trainer)
+            if found is not None:
+                return found
         metrics = _publish(config, data, folder, trainer, scores=scores, representations=representations,
                            extra=extra, finish=finish, record=record, exclude=exclude)
     return Run(folder, trainer, metrics, False, time.perf_counter() - start)
+
+
+def find(config: Config, data: MultimodalData, folder: str | Path, *, trainer: Trainer | None = None) -> Run | None:
+    """The finished run of ``config`` on ``data`` in ``folder``, loaded, or None when there is none
+    (or it does not match, or it is damaged: then with a warning). Never trains, never writes."""
+    start = time.perf_counter()
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    trainer = trainer or Trainer(config, data)
+    if not _load_finished(trainer, config, data, folder):
+        return None
+    metrics = runstore.read_json(folder / "metrics.json")
+    return Run(folder, trainer, metrics, True, time.perf_counter() - start)
 
 
 def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, folder: Path) -> bool:
@@ -145,7 +173,8 @@ def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, folde
         if (folder / runstore.RECORD).is_file() or (folder / CHECKPOINT).is_file():
             warnings.warn(f"not reusing the run in {folder}: {err}; retraining", stacklevel=3)
         return False
-    if (not isinstance(saved, dict) or saved.get("config") != json.loads(runstore.dumps(config.to_dict()))
+    if (not isinstance(saved, dict) or not isinstance(saved.get("config"), dict)
+            or comparable(saved["config"]) != comparable(config)
             or saved.get("fingerprint") != plain_fingerprint(data)):
         return False
     try:
