@@ -111,3 +111,17 @@ def test_a_checkpoint_that_no_longer_fits_the_model_is_retrained(tiny_data, fast
     with pytest.warns(UserWarning, match="no longer fits the model"):
         run = obtain(fast_config, tiny_data, out)
     assert not run.loaded and "head.0.weight" in load_checkpoint(out / "model.pt")["model_state"]
+
+
+def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fast_config, tmp_path):
+    assert runs.find(fast_config, tiny_data, tmp_path / "none") is None
+    made = obtain(fast_config, tiny_data, tmp_path / "run")
+    stamp = (tmp_path / "run" / "model.pt").stat().st_mtime_ns
+    same = runs.find(fast_config.replace(train={"progress": True, "num_workers": 1}), tiny_data, tmp_path / "run")
+    assert same is not None and same.loaded and same.metrics == made.metrics
+    np.testing.assert_allclose(same.trainer.predict("test")[0], made.trainer.predict("test")[0], rtol=1e-5, atol=1e-6)
+    assert runs.find(fast_config.replace(train={"seed": 5}), tiny_data, tmp_path / "run") is None
+    assert runs.find(fast_config.replace(loss={"gamma": 0.0}), tiny_data, tmp_path / "run") is None
+    assert (tmp_path / "run" / "model.pt").stat().st_mtime_ns == stamp                 # nothing written
+    assert runs.comparable(fast_config) == runs.comparable(fast_config.replace(train={"device": "cuda"}))
+    assert runs.comparable(fast_config) != runs.comparable(fast_config.replace(train={"lr": 0.5}))
