@@ -27,13 +27,14 @@
 # `beta = gamma = 0`, the contrast notebook 7 needs.
 
 # %%
-import torch
-import torch.nn.functional as F
-
 from fdmer_lite import lessons, losses, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import build_model
 from fdmer_lite.train import select_device
+
+# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
+import torch
+import torch.nn.functional as F
 
 fast = lessons.setup()
 
@@ -82,11 +83,12 @@ if device.type == "cuda":
 # The lesson preset (`fast` under `FDMER_LITE_FAST=1`, else `synthetic`): Adam, early stopping on
 # the validation task loss, the best-on-validation weights kept. `lesson_run` asks the run store
 # (`fdmer_lite.experiments.runs.obtain`): if this exact configuration was trained on these data
-# before, it loads the checkpoint from `runs/lessons/` instead of retraining.
+# before, it loads the checkpoint from `runs/lessons/` instead of retraining. This run you watch
+# train (`shipped=False`): the bar counts batches and shows the time left.
 
 # %%
 print(config.name, config.model.d_k, config.train.epochs, config.train.batch_size, config.train.lr)
-run = lessons.lesson_run("emotion-paper", config, data)
+run = lessons.lesson_run("emotion-paper", config, data, shipped=False)
 
 # %% [markdown]
 # ### Loss curves (the paper's Figure 3)
@@ -128,6 +130,11 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 # minutes per run on two laptop cores: 10,000 training samples, 30 epochs).
 #
 # ## 6.4 The contrast run: beta = gamma = 0
+#
+# At full size this run, and the other comparison runs of the course, ship with the package
+# (`fdmer_lite.shipped`): `lesson_run` loads one only when its configuration and the data's
+# fingerprint are what today's code would train, and trains it otherwise. Pass `retrain=True` to
+# train it yourself.
 #
 # Without the four auxiliary losses nothing asks `C_m` to be common or `P_m` to be private:
 # the same architecture becomes a plain multimodal regressor. Notebook 7 compares what the two
@@ -173,7 +180,8 @@ from fdmer_lite import exercises
 # push against the discriminator costs the task (notebook 4 shows what gradient reversal does).
 #
 # *Hint:* `lessons.lesson_run("emotion-beta0.5", ...)`; `run.history[-1]["train"]["ami"]`.
-# *Time:* seconds in FAST mode; in full mode as long as the run of 6.3.
+# *Time:* seconds in FAST mode; in full mode the run ships with the package and loads in seconds
+# (with `retrain=True`, as long as the run of 6.3).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 6.1
