@@ -1,58 +1,147 @@
 """Regenerate the runs that ship inside the package (``fdmer_lite/shipped_runs/``).
 
-    python benchmarks/ship_runs.py                      # trains each contrast run (full size)
-    python benchmarks/ship_runs.py --from benchmarks/out/readings   # reuse finished runs there
+    python benchmarks/ship_runs.py                       # train every run that is stale (full size)
+    python benchmarks/ship_runs.py --from runs/lessons/full   # reuse finished runs found there
+    python benchmarks/ship_runs.py --names emotion-paper --workers 2
+    python benchmarks/ship_runs.py --sweep --sweep-from runs/sweep/synthetic-emotion-seed0
 
-Each shipped run is the demo's configuration with one change (``fdmer_lite.shipped.CONTRASTS``),
-trained on the demo's data. Only ``config.json`` and ``metrics.json`` are copied into the
-package: the demo reads their metrics, and only while config and data fingerprint match.
+Each shipped run is one of ``fdmer_lite.shipped.LESSON_RUNS``: the ``synthetic`` preset with one
+change, trained on the lessons' full-size benchmark, exactly as a notebook in full mode would
+train it (``lessons.lesson_run``). A run already shipped and still matching the code is kept; a
+stale one is retrained (or taken from ``--from`` when a finished run there matches). The whole
+sealed run folder is copied: weights, history, metrics and its completion record. The demo's
+contrast reads two of them. At the end the script prints the size of everything shipped
+(issue budget: 20 MB).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-import torch
+from fdmer_lite import lessons, sweep
+from fdmer_lite.experiments import runstore
+from fdmer_lite.experiments.pool import map_unordered
+from fdmer_lite.experiments.runs import find, obtain
+from fdmer_lite.shipped import (LESSON_RUNS, LESSONS_DIR, SHIPPED_DIR, SWEEP_DIR, find_lesson_run, lesson_run_config,
+                                shipped_cells)
 
-from fdmer_lite.config import get_preset
-from fdmer_lite.data.synthetic import make_benchmark
-from fdmer_lite.shipped import CONTRASTS, SHIPPED_DIR, contrast_config, load_contrast
-from fdmer_lite.experiments.runs import data_fingerprint, obtain
+PROJECTIONS = ("tsne", "umap", "pca")
+
+
+def _full_data(kind: str):
+    os.environ.pop("FDMER_LITE_FAST", None)             # full size, whatever the caller's shell says
+    return lessons.lesson_data(kind)
+
+
+def _train(args: tuple) -> tuple[str, str, float]:
+    """Train run ``name`` into ``scratch/name`` (one worker process, one thread)."""
+    name, scratch, threads = args
+    import torch
+    torch.set_num_threads(threads)
+    kind, _ = LESSON_RUNS[name]
+    start = time.perf_counter()
+    run = obtain(lesson_run_config(name).replace(train={"progress": False}), _full_data(kind),
+                 Path(scratch) / name, retrain=True)
+    return name, str(run.path), time.perf_counter() - start
+
+
+def _ship(name: str, run_dir: Path) -> None:
+    runstore.read_finished(run_dir)                     # intact, or this raises naming the file
+    target = LESSONS_DIR / name
+    tmp = runstore.partial_dir(target)
+    shutil.copytree(run_dir, tmp, dirs_exist_ok=True)
+    runstore.publish(tmp, target)
+
+
+def size_of(folder: Path) -> int:
+    return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+
+
+def ship_sweep(source: str | None, workers: int) -> int:
+    """Ship the explorer's full-size cells (copied from ``source`` where they match, else trained)."""
+    os.environ.pop("FDMER_LITE_FAST", None)
+    spec = sweep.default_spec(fast=False)
+    values = sweep.default_values(fast=False)
+    cells = sweep.cross(values, values, center=sweep.PAPER_SETTING)
+    data = spec.make_data()
+    target = SWEEP_DIR / spec.slug
+    current = shipped_cells(spec, data)
+    names = [sweep.cell_name(b, g) for b, g in cells]
+    if all(n in current for n in names):
+        print(f"sweep: all {len(names)} cells shipped and current")
+        return 0
+    work = Path(source) if source else Path(tempfile.mkdtemp(prefix="ship-sweep-")) / spec.slug
+    cache = sweep.SweepCache(work, spec)
+    result = cache.fill(cells, workers=workers, projections=PROJECTIONS, threads=1)
+    if result["failed"]:
+        print(f"sweep: cells failed: {result['failed']}", file=sys.stderr)
+        return 1
+    tmp = runstore.partial_dir(target)
+    shutil.copy(work / sweep.SPEC_FILE, tmp / sweep.SPEC_FILE)
+    for name in names:
+        shutil.copytree(work / name, tmp / name, dirs_exist_ok=True)
+    runstore.publish(tmp, target)
+    assert set(names) <= set(shipped_cells(spec, data)), "a shipped cell does not match"
+    print(f"sweep: {len(names)} cells shipped into {target} ({size_of(target) / 1e6:.1f} MB)")
+    return 0
 
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", default=None,
-                    help="a folder holding <name>/seed0/ runs to reuse when they match")
-    ap.add_argument("--names", nargs="+", default=list(CONTRASTS), choices=list(CONTRASTS))
+                    help="a folder holding <name>/ lesson runs to reuse when they match")
+    ap.add_argument("--names", nargs="+", default=list(LESSON_RUNS), choices=list(LESSON_RUNS))
+    ap.add_argument("--workers", type=int, default=1, help="training processes (one thread each)")
+    ap.add_argument("--check", action="store_true", help="only say which shipped runs are stale")
+    ap.add_argument("--sweep", action="store_true", help="ship notebook 9's explorer cells instead")
+    ap.add_argument("--sweep-from", default=None, help="a sweep cache folder to take matching cells from")
     args = ap.parse_args(argv)
-    torch.set_num_threads(int(os.environ.get("FDMER_LITE_THREADS", "1")))
-    data = make_benchmark("emotion")
-    fingerprint = data_fingerprint(data)
-    base = get_preset("synthetic")
+    if args.sweep:
+        status = ship_sweep(args.sweep_from, args.workers)
+        print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
+        return status
+    stale = []
     for name in args.names:
-        cfg = contrast_config(base, name)
-        found = Path(args.source) / name / "seed0" if args.source else None
-        if found is not None and load_contrast("seed0", cfg, fingerprint, folder=found.parent) is not None:
-            run_dir = found
-            print(f"{name}: reusing {run_dir}")
-        else:
-            run_dir = Path(tempfile.mkdtemp()) / name
-            print(f"{name}: training into {run_dir}", flush=True)
-            obtain(cfg.replace(train={"device": "cpu"}), data, run_dir, retrain=True).metrics
-        target = SHIPPED_DIR / name
-        target.mkdir(parents=True, exist_ok=True)
-        for f in ("config.json", "metrics.json"):
-            shutil.copyfile(run_dir / f, target / f)
-        assert load_contrast(name, cfg, fingerprint) is not None
-        m = json.loads((target / "metrics.json").read_text())
-        print(f"{name}: shipped (test MAE {m['mae']:.3f}) into {target}")
+        kind, _ = LESSON_RUNS[name]
+        cfg, data = lesson_run_config(name), _full_data(kind)
+        if find_lesson_run(name, cfg, data) is not None:
+            print(f"{name}: shipped and current")
+            continue
+        found = find(cfg, data, Path(args.source) / name) if args.source else None
+        if found is not None and not args.check:
+            _ship(name, found.path)
+            print(f"{name}: shipped from {found.path} (test MAE {found.metrics['mae']:.3f})")
+            continue
+        stale.append(name)
+        print(f"{name}: stale or missing", flush=True)
+    if args.check:
+        return 1 if stale else 0
+    scratch = Path(tempfile.mkdtemp(prefix="ship-runs-"))
+    tasks = [(name, str(scratch), 1) for name in stale]
+    failed = []
+    for i, result, error in map_unordered(_train, tasks, workers=args.workers):
+        if error is not None:
+            print(f"{tasks[i][0]}: the worker was lost:\n{error}", file=sys.stderr)
+            failed.append(tasks[i][0])
+            continue
+        name, path, seconds = result
+        _ship(name, Path(path))
+        print(f"{name}: trained in {seconds:.0f} s and shipped", flush=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if failed:
+        print(f"not shipped: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    for name in args.names:
+        kind, _ = LESSON_RUNS[name]
+        assert find_lesson_run(name, lesson_run_config(name), _full_data(kind)) is not None, name
+    total = size_of(SHIPPED_DIR)
+    print(f"shipped runs: {len(list(LESSONS_DIR.iterdir()))} in {SHIPPED_DIR}, {total / 1e6:.1f} MB in all")
     return 0
 
 

@@ -11,7 +11,8 @@ The notebooks are thin drivers of the library:
   generator's defaults).
 * :func:`lesson_run`: the run store (``experiments.runs.obtain``) in
   ``runs/lessons/<fast|full>/<name>``, so later notebooks reuse the runs of earlier ones instead
-  of retraining.
+  of retraining; at full size, a run that ships with the package (``fdmer_lite.shipped``) is
+  loaded when no run of the student's own is there.
 * :func:`runs_dir`: the folder of cached runs and projections, found the same way whatever the
   notebook's working directory (nbval runs notebooks from ``notebooks/``).
 """
@@ -26,9 +27,10 @@ from .config import Config, choose_threads, default_preset, fast_mode, get_prese
 import torch  # noqa: E402  (after config, which asks OpenMP to let idle threads sleep)
 
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
-from .experiments.runs import Run, obtain
+from .experiments.runs import Run, find, obtain
 from .offline import use_offline_renderer
 from .paths import runs_root
+from .shipped import find_lesson_run
 from .train import seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
@@ -73,11 +75,11 @@ def lesson_data(kind: str = "emotion", task: str = "regression", **kwargs):
 
 
 def lesson_config(**sections) -> Config:
-    """The lesson preset (``fast`` or ``synthetic``), without progress bars, with changes.
+    """The lesson preset (``fast`` or ``synthetic``), with changes.
 
     ``lesson_config(loss={"beta": 0.0, "gamma": 0.0})`` works like ``Config.replace``.
     """
-    cfg = get_preset(default_preset()).replace(train={"progress": False})
+    cfg = get_preset(default_preset())
     return cfg.replace(**sections) if sections else cfg
 
 
@@ -106,12 +108,25 @@ def projection_cache() -> Path:
 LessonRun = Run             # what lesson_run returns: path, trainer, model, history, metrics, loaded
 
 
-def lesson_run(name: str, config: Config, data, *, retrain: bool = False, verbose: bool = True) -> Run:
-    """The run ``name`` of ``config`` on ``data`` in ``runs_dir() / name``: loaded when a finished
-    run with the same config and data is there, trained otherwise; prints which and how long.
+def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shipped: bool = True,
+               verbose: bool = True) -> Run:
+    """The run ``name`` of ``config`` on ``data``, in this order: the finished run in
+    ``runs_dir() / name`` (a run of the student's own); the run of that name shipped with the
+    package (``shipped=True``, when its config and data match); else trained into ``runs_dir() /
+    name``, with a progress bar. ``retrain``: train even when a run exists. Prints which, and how
+    long it took.
     """
-    run = obtain(config, data, runs_dir() / name, retrain=retrain)
+    folder = runs_dir() / name
+    run = None if retrain else find(config, data, folder) or (
+        find_lesson_run(name, config, data) if shipped else None)
+    if run is None:
+        if verbose:
+            batches = -(-len(data.splits["train"]) // config.train.batch_size)
+            print(f"run {name!r}: training now, at most {config.train.epochs} epochs of {batches} batches "
+                  f"(the bar shows the time left)", flush=True)
+        run = obtain(config, data, folder, retrain=retrain)
     if verbose:
-        how = "loaded" if run.loaded else f"trained ({len(run.history)} epochs)"
+        how = (f"trained ({len(run.history)} epochs)" if not run.loaded
+               else "loaded" if run.path == folder else "loaded (shipped with the package)")
         print(f"run {name!r}: {how} in {run.seconds:.1f} s on {run.trainer.device}; files in {run.path}")
     return run

@@ -1,32 +1,83 @@
-"""Runs that ship with the package, so the demo can show a contrast without training it.
+"""Runs that ship with the package, so the demo and the notebooks show comparisons without
+training them.
 
-The paper's Figure 2 contrasts the common representations learnt with and without its losses
-(beta = gamma = 0). The measures that show that contrast on the known-factor benchmark are the
-shared factor's R^2 in C (``common_factor_r2``), the discriminator's probability of the true
-modality on C_m (``disc_prob_common``) and a fresh linear probe (``common_modality_acc``), the
-last most clearly at gamma = 0, where gradient reversal acts without the constraints. Training
-those comparison runs would triple the demo's time, so their ``config.json`` and
-``metrics.json`` ship in ``fdmer_lite/shipped_runs/<name>/``.
+**The lessons' runs.** At full size the notebooks compare several trained runs (beta = gamma = 0,
+the confusion adversary, the humor-like benchmark ...); each takes minutes on two cores. Those
+listed in :data:`LESSON_RUNS` ship as whole, sealed run folders (weights, history, metrics) in
+``fdmer_lite/shipped_runs/lessons/<name>/``; :func:`find_lesson_run` loads one only when its
+configuration and data fingerprint are those the current code would train (the run store's own
+match, ``experiments.runs.find``). Notebook 6's main run is not used from here: the student
+watches it train.
 
-A shipped run is used only while its configuration and its data fingerprint are exactly those
-the current code would train; otherwise :func:`load_contrast` returns None and the caller says
-so. ``python benchmarks/ship_runs.py`` regenerates them all, and a test fails when one no
-longer matches the code.
+**The explorer's cells.** Notebook 9's beta/gamma explorer needs one trained cell per setting
+of its cross (nine at full size). The cells of the full-size sweep spec ship in
+``fdmer_lite/shipped_runs/sweep/<spec slug>/``; :func:`seed_sweep` copies into a sweep cache the
+shipped cells that match the cache's spec, today's configuration and the data's fingerprint.
+
+**The demo's contrast.** The paper's Figure 2 contrasts the common representations learnt with
+and without its losses (beta = gamma = 0). The measures that show that contrast on the
+known-factor benchmark are the shared factor's R^2 in C (``common_factor_r2``), the
+discriminator's probability of the true modality on C_m (``disc_prob_common``) and a fresh
+linear probe (``common_modality_acc``), the last most clearly at gamma = 0, where gradient
+reversal acts without the constraints. The demo trains on the lessons' full-size benchmark, so
+:func:`load_contrast` reads those measures from two of the lesson runs above.
+
+Every shipped run is used only while its configuration and data fingerprint are those the
+current code would train; otherwise the caller is told there is none. ``python
+benchmarks/ship_runs.py`` regenerates them all, and a test fails when one no longer matches.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
-from .config import Config
+from . import sweep
+from .config import Config, get_preset
+from .data.base import MultimodalData
+from .experiments import runstore
+from .experiments.runs import Run, comparable, find, plain_fingerprint
+from .progress import heartbeat
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped_runs"
+LESSONS_DIR = SHIPPED_DIR / "lessons"
+SWEEP_DIR = SHIPPED_DIR / "sweep"
 
-#: name -> (change to the demo's configuration, what it is in words)
-CONTRASTS: dict[str, tuple[dict, str]] = {
-    "losses_off": ({"loss": {"beta": 0.0, "gamma": 0.0}}, "beta = gamma = 0 (no paper losses)"),
-    "gamma0": ({"loss": {"gamma": 0.0}}, "gamma = 0 (adversary, no constraints)"),
+#: lesson run name -> (benchmark kind, change to the ``synthetic`` preset): the full-size runs the
+#: notebooks compare (``lessons.lesson_run`` finds them here under the same names)
+LESSON_RUNS: dict[str, tuple[str, dict]] = {
+    "emotion-paper": ("emotion", {}),
+    "emotion-beta0-gamma0": ("emotion", {"loss": {"beta": 0.0, "gamma": 0.0}}),
+    "emotion-beta0.5": ("emotion", {"loss": {"beta": 0.5}}),
+    "emotion-gamma0": ("emotion", {"loss": {"gamma": 0.0}}),
+    "emotion-grl-constant": ("emotion", {"train": {"grl_schedule": "constant"}}),
+    "emotion-confusion": ("emotion", {"loss": {"adversary": "confusion"}}),
+    "emotion-centring": ("emotion", {"model": {"common_centring": True}}),
+    "emotion-confusion-align-mean": ("emotion", {"loss": {"adversary": "confusion", "align_weight": 10.0,
+                                                          "align_form": "mean"}}),
+    "humor-paper": ("humor", {}),
+    "humor-beta0-gamma0": ("humor", {"loss": {"beta": 0.0, "gamma": 0.0}}),
+}
+
+
+def lesson_run_config(name: str) -> Config:
+    """The configuration of shipped lesson run ``name``, as the notebooks build it in full mode."""
+    _, change = LESSON_RUNS[name]
+    base = get_preset("synthetic")
+    return base.replace(**change) if change else base
+
+
+def find_lesson_run(name: str, config: Config, data: MultimodalData, folder: Path | None = None) -> Run | None:
+    """The shipped run ``name``, loaded, if it was trained with ``config`` on ``data``; else None."""
+    if name not in LESSON_RUNS:
+        return None
+    return find(config, data, (folder or LESSONS_DIR) / name)
+
+#: name -> (the lesson run that holds it, what it is in words)
+CONTRASTS: dict[str, tuple[str, str]] = {
+    "losses_off": ("emotion-beta0-gamma0", "beta = gamma = 0 (no paper losses)"),
+    "gamma0": ("emotion-gamma0", "gamma = 0 (adversary, no constraints)"),
 }
 
 #: the measures of the contrast: key -> (plain name, what a good full model shows)
@@ -37,24 +88,71 @@ CONTRAST_MEASURES = {
 }
 
 
+def shipped_cells(spec: sweep.SweepSpec, data: MultimodalData | None = None,
+                  folder: Path | None = None) -> dict[str, Path]:
+    """The shipped sweep cells of ``spec`` that match today's code: cell name -> folder. Each is
+    finished and intact, and was trained with the configuration ``spec`` gives its setting today
+    on data with ``data``'s fingerprint (generated from ``spec`` when not given)."""
+    root = (folder or SWEEP_DIR) / spec.slug
+    try:
+        saved = runstore.read_json(root / sweep.SPEC_FILE)
+    except (FileNotFoundError, runstore.RunCorrupt):
+        return {}
+    if saved.get("spec") != spec.to_dict():
+        return {}
+    if data is None:
+        with heartbeat("generating the sweep's data to check the shipped cells"):
+            data = spec.make_data()
+    if saved.get("data_fingerprint") != data.fingerprint():
+        return {}
+    fingerprint, cells = plain_fingerprint(data), {}
+    for cell in sorted(p for p in root.iterdir() if p.is_dir()):
+        setting = sweep.parse_cell_name(cell.name)
+        if setting is None:
+            continue
+        try:
+            runstore.read_finished(cell)
+            record = runstore.read_json(cell / "config.json")
+        except (FileNotFoundError, runstore.RunCorrupt):
+            continue
+        if (comparable(record.get("config", {})) == comparable(spec.config(*setting))
+                and record.get("fingerprint") == fingerprint):
+            cells[cell.name] = cell
+    return cells
+
+
+def seed_sweep(cache: sweep.SweepCache, data: MultimodalData | None = None, folder: Path | None = None) -> list[str]:
+    """Copy into ``cache`` every matching shipped cell it does not hold yet (:func:`shipped_cells`);
+    returns the names copied. Cells already in the cache are never replaced."""
+    cells = {name: path for name, path in shipped_cells(cache.spec, data, folder).items()
+             if not cache.has(*sweep.parse_cell_name(name))}
+    if not cells:
+        return []
+    spec_file = cache.root / sweep.SPEC_FILE
+    content = runstore.read_json(spec_file)
+    shipped_fp = runstore.read_json((folder or SWEEP_DIR) / cache.spec.slug / sweep.SPEC_FILE)["data_fingerprint"]
+    if content.get("data_fingerprint", shipped_fp) != shipped_fp:
+        return []                                      # the cache's cells were trained on other data
+    if "data_fingerprint" not in content:
+        runstore.write_json(spec_file, {**content, "data_fingerprint": shipped_fp})
+    for name, path in cells.items():
+        tmp = runstore.partial_dir(cache.root / name)
+        shutil.copytree(path, tmp, dirs_exist_ok=True)
+        runstore.publish(tmp, cache.root / name)
+    return sorted(cells)
+
+
 def contrast_config(base: Config, name: str) -> Config:
     """The configuration of contrast ``name`` for a demo trained with ``base``."""
-    change, _ = CONTRASTS[name]
-    return base.replace(**change).replace(train={"progress": False})
-
-
-def comparable(config: Config) -> dict:
-    """What must match for a shipped run to stand for a new one (the device and the progress
-    bar do not change what is learnt)."""
-    d = config.to_dict()
-    d["train"] = {k: v for k, v in d["train"].items() if k not in ("device", "progress", "num_workers")}
-    return d
+    _, change = LESSON_RUNS[CONTRASTS[name][0]]
+    return base.replace(**change)
 
 
 def load_contrast(name: str, config: Config, fingerprint: dict, folder: Path | None = None) -> dict | None:
-    """The shipped metrics of ``name`` if it was trained with ``config`` on data with
-    ``fingerprint`` (``experiments.runs.data_fingerprint``), else None."""
-    folder = (folder or SHIPPED_DIR) / name
+    """The shipped metrics of contrast ``name`` if its run was trained with ``config`` on data with
+    ``fingerprint`` (``experiments.runs.data_fingerprint``), else None. Reads only the run's
+    JSON files (the demo needs no weights)."""
+    folder = (folder or LESSONS_DIR) / CONTRASTS[name][0]
     try:
         record = json.loads((folder / "config.json").read_text(encoding="utf-8"))
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))

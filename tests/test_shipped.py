@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from tiny_sweep import TINY, A, B, count_fits  # noqa: F401 (a fixture)
+
 from fdmer_lite import shipped
 from fdmer_lite.config import get_preset
 
@@ -19,12 +21,12 @@ def test_a_shipped_run_is_used_only_when_config_and_fingerprint_match(tmp_path):
     cfg = shipped.contrast_config(base, "gamma0")
     assert cfg.loss.gamma == 0.0 and cfg.loss.beta == base.loss.beta
     fp = {"content": "abc", "sizes": {"train": 3}}
-    _ship(tmp_path, "gamma0", cfg.replace(train={"device": "cuda"}), fp, {"mae": 0.5})   # device is not learning
+    _ship(tmp_path, "emotion-gamma0", cfg.replace(train={"device": "cuda"}), fp, {"mae": 0.5})   # device: not learning
     assert shipped.load_contrast("gamma0", cfg, fp, folder=tmp_path) == {"mae": 0.5}
     assert shipped.load_contrast("gamma0", cfg, {**fp, "content": "abd"}, folder=tmp_path) is None
     assert shipped.load_contrast("gamma0", cfg.replace(train={"epochs": 29}), fp, folder=tmp_path) is None
     assert shipped.load_contrast("losses_off", cfg, fp, folder=tmp_path) is None            # not shipped
-    (tmp_path / "gamma0" / "metrics.json").write_text('{"mae": ')                            # truncated
+    (tmp_path / "emotion-gamma0" / "metrics.json").write_text('{"mae": ')                    # truncated
     assert shipped.load_contrast("gamma0", cfg, fp, folder=tmp_path) is None
 
 
@@ -48,14 +50,53 @@ def test_contrast_verdicts_follow_the_numbers():
 
 
 @pytest.mark.slow
-def test_the_shipped_runs_match_todays_demo():
-    # Generates the demo's full-size benchmark (about 20-50 s): a change to the preset, the
-    # generator or the contrasts makes the shipped runs stale, and this test says so.
-    from fdmer_lite.data.synthetic import make_benchmark
+def test_the_shipped_runs_match_todays_code():
+    # Generates the lessons' full-size benchmarks (tens of seconds): a change to the preset, the
+    # generator, the model or a run's list makes a shipped run stale, and this test names it.
+    from fdmer_lite.data.synthetic import DEFAULT_SIZES, make_benchmark
     from fdmer_lite.experiments.runs import data_fingerprint
-    fp = data_fingerprint(make_benchmark("emotion"))
+
+    data = {kind: make_benchmark(kind, task="regression", **DEFAULT_SIZES) for kind in ("emotion", "humor")}
+    for name, (kind, _) in shipped.LESSON_RUNS.items():
+        run = shipped.find_lesson_run(name, shipped.lesson_run_config(name), data[kind])
+        assert run is not None, f"shipped run {name!r} is stale or missing: run python benchmarks/ship_runs.py"
+        assert run.history and run.loaded, name
+        assert {"mae", "common_factor_r2", "common_modality_acc", "disc_prob_common"} <= set(run.metrics), name
+    fp = data_fingerprint(data["emotion"])
     base = get_preset("synthetic")
-    for name in shipped.CONTRASTS:
-        m = shipped.load_contrast(name, shipped.contrast_config(base, name), fp)
-        assert m is not None, f"shipped run {name!r} is stale: run python benchmarks/ship_runs.py"
-        assert {"mae", "common_factor_r2", "common_modality_acc", "disc_prob_common"} <= set(m)
+    for name in shipped.CONTRASTS:                     # the demo's contrast reads two of them
+        assert shipped.load_contrast(name, shipped.contrast_config(base, name), fp) is not None, name
+    from fdmer_lite import sweep as sw
+    spec = sw.default_spec(fast=False)
+    if (shipped.SWEEP_DIR / spec.slug).exists():      # the explorer's cells, where they ship
+        values = sw.default_values(fast=False)
+        want = {sw.cell_name(b, g) for b, g in sw.cross(values, values, center=sw.PAPER_SETTING)}
+        have = set(shipped.shipped_cells(spec, data["emotion"]))
+        assert want <= have, f"shipped sweep cells stale or missing: {sorted(want - have)}"
+    assert {p.name for p in shipped.SWEEP_DIR.glob("*")} <= {spec.slug} if shipped.SWEEP_DIR.exists() else True
+    size = sum(f.stat().st_size for f in shipped.SHIPPED_DIR.rglob("*") if f.is_file())
+    assert size <= 20e6, f"the shipped runs take {size / 1e6:.1f} MB (budget 20 MB)"
+    extra = {p.name for p in shipped.LESSONS_DIR.iterdir()} - set(shipped.LESSON_RUNS)
+    assert not extra, f"shipped folders no run list names: {sorted(extra)}"
+
+
+def test_shipped_sweep_cells_seed_a_cache_only_when_they_match(tmp_path, count_fits):
+    from fdmer_lite import sweep as sw
+
+    ship = tmp_path / "shipped"
+    made = sw.SweepCache(ship / TINY.slug, TINY)
+    assert not made.fill([A, B], log=None)["failed"] and len(count_fits) == 2
+    cache = sw.SweepCache(tmp_path / "mine" / TINY.slug, TINY)
+    assert shipped.seed_sweep(cache, folder=ship) == sorted([sw.cell_name(*A), sw.cell_name(*B)])
+    assert cache.fill([A, B], log=None)["computed"] == [] and len(count_fits) == 2      # nothing trained
+    assert cache.load(*A).metrics["mae"] == made.load(*A).metrics["mae"]
+    assert shipped.seed_sweep(cache, folder=ship) == []                                # never replaced
+    other = sw.SweepSpec(**{**TINY.to_dict(), "data": {**TINY.data, "seed": 1}})
+    assert shipped.shipped_cells(other, folder=ship) == {}                             # another spec
+    assert set(shipped.shipped_cells(TINY, folder=ship)) == {sw.cell_name(*A), sw.cell_name(*B)}
+    with open(made.cell_dir(*B) / "metrics.json", "a") as f:                           # damaged
+        f.write(" ")
+    assert set(shipped.shipped_cells(TINY, folder=ship)) == {sw.cell_name(*A)}
+    fresh = sw.SweepCache(tmp_path / "other" / TINY.slug, TINY)
+    fresh.fill([B], log=None)                           # its own cell B, trained here
+    assert shipped.seed_sweep(fresh, folder=ship) == [sw.cell_name(*A)]

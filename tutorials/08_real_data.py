@@ -109,7 +109,7 @@ if real is not None:
 if real is not None:
     from fdmer_lite.data.mosi_text_audio import mosi_text_audio_config
     config = (lessons.lesson_config(model={"modalities": "ta"}) if fast
-              else mosi_text_audio_config(features).replace(train={"progress": False}))
+              else mosi_text_audio_config(features))
     mosi_run = lessons.lesson_run(f"mosi-text-audio-{features}-{config.name}", config, real)
 
 # %% [markdown]

@@ -54,14 +54,22 @@ fast = lessons.setup()
 #
 # Here we compute only a "+" through the paper's setting: every setting that changes one of
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
+# At full size the "+" ships with the package: `shipped.seed_sweep` copies into your cache the
+# shipped cells whose spec, configuration and data fingerprint match today's code, and `fill`
+# trains only what is still missing.
 
 # %%
+from fdmer_lite import shipped
+
 spec = sweep.default_spec()
 values = sweep.default_values()
 cache = sweep.SweepCache(sweep.default_cache_dir(spec), spec)
 cells = sweep.cross(values, values, center=sweep.PAPER_SETTING)
 print("slider values:", [sweep.format_value(v) for v in values])
 print("settings to have:", [sweep.cell_name(b, g) for b, g in cells])
+missing = cache.missing(cells)
+copied = shipped.seed_sweep(cache) if missing else []
+print(f"copied from the shipped cells: {copied or 'none'}")
 result = cache.fill(cells)
 assert not result["failed"] and all(cache.has(b, g) for b, g in cells)
 
@@ -82,14 +90,20 @@ explorer
 # ## 9.3 A guided tour
 #
 # Move the sliders yourself; the cells below do the same from code and print the numbers, so
-# the tour also works where widgets are not drawn. Read each table against the reference row,
-# and the test MAE against `mean_mae`, the MAE of always predicting the training mean.
-# The remarks in *italics* report one full-size run (`synthetic` preset, seed 0); your FAST
-# numbers will differ.
+# the tour also works where widgets are not drawn. Read each table against the reference
+# column, and the test MAE against `mean_mae`, the MAE of always predicting the training mean.
 
 # %%
+from fdmer_lite import viz
+
 TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_modality_acc",
         "common_factor_r2", "private_factor_r2")
+
+
+def beside_reference(setting, title):
+    """The tour's table: the paper's setting and ``setting``, one column each."""
+    return viz.compare_table({f"β = {sweep.format_value(b)}, γ = {sweep.format_value(g)}": cache.load(b, g).metrics
+                              for b, g in (sweep.PAPER_SETTING, setting)}, keys=TOUR, title=title)
 
 # %% [markdown]
 # ### β = 0: an idle discriminator
@@ -104,25 +118,32 @@ TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_moda
 # linear probe `modality from C_m`.
 #
 # Now look at the reference on the right the same way: are its boxes per modality near 1/3,
-# or near 0 and 1 with a mean that only averages to 1/3? The table below prints both settings.
+# or near 0 and 1 with a mean that only averages to 1/3? The table below shows both settings.
 
 # %%
 explorer.select(beta=0.0, gamma=sweep.PAPER_SETTING[1])
-print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
+beside_reference(explorer.setting, "β = 0 beside the paper's setting")
 
 # %% [markdown]
-# ### Large β: a confident liar
+# ### Large β: the adversary in charge
 #
-# With the paper's gradient reversal, the common encoders are rewarded for making the
-# discriminator *wrong*, and the cheapest way to be wrong is to relabel the modalities
-# consistently. Watch `D's p(true modality | C_m)`: does it sit at 1/3 (confused) or near 0
-# (confidently wrong)? And what does the task pay? The table below prints both settings side
-# by side from the cache; a grid measured at full size is in
-# `benchmarks/results/sweep-synthetic-emotion.md` (made with an earlier model).
+# With gradient reversal (Eq. 8), a large β makes the common encoders work hard against the
+# discriminator on `C_m`. Watch `disc_prob_common`, the discriminator's probability of the true
+# modality: near 1/3 means it is confused, near 0 means it is wrong with confidence, near 1
+# means it still recognises the modality. And what does the task pay? Notebook 11 follows this
+# question further.
 
 # %%
 explorer.select(beta=values[-1], gamma=sweep.PAPER_SETTING[1])
-print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
+big, ref = cache.load(*explorer.setting).metrics, cache.load(*sweep.PAPER_SETTING).metrics
+p = big["disc_prob_common"]
+state = ("confused" if abs(p - 1 / 3) < 0.1 else "wrong with confidence" if p < 1 / 3
+         else "still recognising the modality")
+print(("FAST mode: three epochs are too short to tell. " if fast else "")
+      + f"At β = {sweep.format_value(explorer.setting[0])} the discriminator is {state}: "
+      f"p(true modality | C_m) {p:.2f} (1/3 is chance); test MAE {big['mae']:.3f} against "
+      f"{ref['mae']:.3f} at the paper's setting.")
+beside_reference(explorer.setting, "Large β beside the paper's setting")
 
 # %% [markdown]
 # ### Large γ: similarity, not location
@@ -132,11 +153,11 @@ print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
 # modality offset (centring each `C_m`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
 # together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
-# Compare the two rows of the table below: the probe on `C_m` and the shared factor's R² in C.
+# Compare the two columns of the table below: the probe on `C_m` and the shared factor's R² in C.
 
 # %%
 explorer.select(beta=sweep.PAPER_SETTING[0], gamma=values[-1])
-print(cache.table([sweep.PAPER_SETTING, explorer.setting], keys=TOUR))
+beside_reference(explorer.setting, "Large γ beside the paper's setting")
 
 # %% [markdown]
 # Back to the reference, so the explorer above starts where the tour started:

@@ -55,7 +55,8 @@ fast = lessons.setup()
 # | `gamma = 0` | the adversary without `L_con` and `L_dis` | no |
 # | `centring` | `ModelConfig.common_centring=True`: each `C_m` minus its modality's mean | extension |
 #
-# Notebooks 6 and 7 trained three of them; `lesson_run` loads those and trains the rest.
+# At full size all six ship with the package (`fdmer_lite.shipped`); `lesson_run` loads your own
+# runs of notebooks 6 and 7 first, then the shipped ones, and trains only what matches neither.
 
 # %%
 data = lessons.lesson_data("emotion")
@@ -304,8 +305,8 @@ assert np.isclose(by_hand, offset_share(test["paper"].common, data.modalities))
 # (centring) and asking for it through a loss, which competes with every other term.
 #
 # *Hint:* `lessons.lesson_run(name, config.replace(loss={...}), data)`, then
-# `modality_probe_accuracy` as in `probe`. *Time:* one more run, seconds in FAST mode and about
-# as long as notebook 6's run in full mode.
+# `modality_probe_accuracy` as in `probe`. *Time:* seconds in FAST mode; in full mode the run
+# ships with the package (with `retrain=True`, as long as notebook 6's run).
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 11.3
