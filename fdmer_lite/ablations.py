@@ -65,6 +65,7 @@ from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.pool import default_workers
 from .experiments.specs import DataSpec, RunReport, RunSpec, run_all
+from .scores import SCORES
 
 # ------------------------------------------------------------------------------- variants
 
@@ -380,12 +381,9 @@ _REG_COLUMNS = [("mae", "MAE", False, True), ("corr", "Corr", False, False),
                 ("f1_non0", "F1", True, False)]
 _CLS_COLUMNS = [("acc2", "Acc-2", True, False), ("f1", "F1", True, False)]
 _BENCH_COLUMNS = [("mae_over_bayes", "MAE / Bayes", False, True)]
-_SCORE_COLUMNS = [("common_modality_acc", "modality from C (probe; ideal 1/M)", False, None),
-                  ("private_modality_acc", "modality from P (ideal 1)", False, None),
-                  ("common_factor_r2", "R² s from C", False, None),
-                  ("private_factor_r2", "R² z from P", False, None),
-                  ("disc_prob_common", "D p(true) on C (paper ~0.33)", False, None),
-                  ("common_gap", "gap between C_m (ideal 0; 1 = unrelated)", False, None)]
+_SCORE_COLUMNS = [(k, f"{SCORES[k].name} (ideal {SCORES[k].ideal})", False, None)
+                  for k in ("common_modality_acc", "private_modality_acc", "common_factor_r2",
+                            "private_factor_r2", "disc_prob_common", "common_gap")]
 
 
 def _cell(row: dict, key: str, percent: bool) -> str:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .config import Config, choose_threads, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
+from .scores import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
 # option must answer without importing torch (seconds), so nothing heavy is imported up here.
@@ -219,15 +220,6 @@ def cmd_train(args) -> int:
     return 0
 
 
-DEMO_SCORES = (  # code name, plain name, ideal
-    ("common_modality_acc", "linear probe: modality from C_m", "1/3 (chance)"),
-    ("private_modality_acc", "linear probe: modality from P_m", "1.0"),
-    ("common_factor_r2", "shared factor's R^2 in C", "near 1"),
-    ("private_factor_r2", "private factors' R^2 in P", "near 1"),
-    ("disc_prob_common", "discriminator p(true modality) on C_m", "~0.33 (paper)"),
-    ("disc_prob_private", "discriminator p(true modality) on P_m", "1.0"),
-    ("common_gap", "distance between C_t, C_a, C_v of a sample", "0 (1 = unrelated samples)"),
-)
 
 
 def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
@@ -236,7 +228,7 @@ def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
     mae = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
            ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
     maes = [(name, f"{v:.3f}", f"{v / m['bayes_mae']:.2f}") for name, v in mae]
-    scores = [(plain, code, f"{m[code]:.3f}", ideal) for code, plain, ideal in DEMO_SCORES if code in m]
+    scores = [(s.name, s.key, f"{m[s.key]:.3f}", s.ideal) for s in map(SCORES.get, DISENTANGLEMENT) if s.key in m]
     return maes, scores
 
 
@@ -372,8 +364,8 @@ def cmd_sweep(args) -> int:
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
     print(cache.table(cells))
     if not args.cross and len(betas) > 1 and len(gammas) > 1:
-        for key, title in sweep.MATRIX_KEYS:
-            print("\n" + cache.matrix(key, betas, gammas, title))
+        for key in sweep.MATRIX_KEYS:
+            print("\n" + cache.matrix(key, betas, gammas))
     if result["failed"]:
         print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
               file=sys.stderr)

@@ -73,6 +73,7 @@ from .experiments import runstore
 from .experiments.pool import map_unordered
 from .experiments.runs import REPS_FILE, obtain
 from .paths import runs_root
+from .scores import SCORES
 from .train import Trainer
 
 SPEC_FILE = "spec.json"
@@ -570,9 +571,10 @@ class SweepCache:
 
     def matrix(self, key: str, betas: Iterable[float], gammas: Iterable[float], title: str | None = None) -> str:
         """One metric over a grid as a markdown table, a row per beta and a column per gamma
-        ("—" where a cell is not finished or lacks the metric)."""
+        ("—" where a cell is not finished or lacks the metric), titled with the metric's plain name."""
         gammas = list(gammas)
-        lines = [f"**{title or key}** (rows β, columns γ)", "",
+        title = title or (SCORES[key].name if key in SCORES else key)
+        lines = [f"**{title}** (rows β, columns γ)", "",
                  "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
                  "|---|" + "---|" * len(gammas)]
         for b in betas:
@@ -582,11 +584,10 @@ class SweepCache:
         return "\n".join(lines)
 
 
-# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md).
-MATRIX_KEYS = (("mae", "test MAE"), ("common_modality_acc", "linear probe: modality from C_m"),
-               ("common_factor_r2", "common R² (shared latent from C)"),
-               ("disc_prob_common", "D's p(true modality) on C_m"), ("private_factor_r2", "private R²"),
-               ("best_epoch", "best epoch"))
+# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md),
+# each titled with its plain name (scores.SCORES).
+MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_common", "private_factor_r2",
+               "best_epoch")
 
 
 def _cell_text(v) -> str:
