@@ -128,7 +128,7 @@ class BetaGammaExplorer:
         start: the first current setting (default: the reference).
         method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
         device, threads: where the Train button trains (``threads="auto"``: one torch thread
-            for FAST cells, see ``sweep.torch_threads``).
+            for FAST cells, see ``sweep.default_threads``).
         prefetch: build the figures of every cached setting on the sliders in a background
             thread, nearest first, so that even a first visit only sends them (default True).
 
