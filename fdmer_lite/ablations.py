@@ -377,7 +377,7 @@ _REG_COLUMNS = [("mae", "MAE", False, True), ("corr", "Corr", False, False),
                 ("f1_non0", "F1", True, False)]
 _CLS_COLUMNS = [("acc2", "Acc-2", True, False), ("f1", "F1", True, False)]
 _BENCH_COLUMNS = [("mae_over_bayes", "MAE / Bayes", False, True)]
-_SCORE_COLUMNS = [(k, f"{SCORES[k].name} (ideal {SCORES[k].ideal})", False, None)
+_SCORE_COLUMNS = [(k, f"{SCORES[k].name} (ideal: {SCORES[k].ideal})", False, None)
                   for k in ("common_modality_acc", "private_modality_acc", "common_factor_r2",
                             "private_factor_r2", "disc_prob_common", "common_gap")]
 

@@ -17,6 +17,7 @@ class Score(NamedTuple):
     ideal: str                   # what a good value looks like
 
 
+# No name or ideal holds a "|": they go into markdown tables as they are.
 SCORES: dict[str, Score] = {s.key: s for s in (
     Score("mae", "test MAE", "lower is better"),
     Score("corr", "Corr", "higher is better"),
@@ -24,13 +25,13 @@ SCORES: dict[str, Score] = {s.key: s for s in (
     Score("acc2", "Acc2", "higher is better"),
     Score("best_epoch", "best epoch", "the checkpoint kept (best on validation)"),
     # the disentanglement scores; M is the number of streams (1/3 for t, a, v)
-    Score("common_modality_acc", "linear probe: modality from C_m", "1/M (chance)"),
+    Score("common_modality_acc", "linear probe: modality from C_m", "chance, 1/M"),
     Score("private_modality_acc", "linear probe: modality from P_m", "1.0"),
     Score("common_factor_r2", "R² of the shared factor s from C_m", "near 1"),
     Score("private_factor_r2", "R² of the private factors z_m from P_m", "near 1"),
-    Score("disc_prob_common", "D's p(true modality | C_m)", "~0.33 (paper)"),
-    Score("disc_prob_private", "D's p(true modality | P_m)", "1.0"),
-    Score("common_gap", "distance between one sample's C_m", "0 (1 = unrelated samples)"),
+    Score("disc_prob_common", "D's p(true modality) on C_m", "~0.33 in the paper"),
+    Score("disc_prob_private", "D's p(true modality) on P_m", "1.0"),
+    Score("common_gap", "distance between one sample's C_m", "0; 1 = unrelated samples"),
 )}
 
 #: the disentanglement scores, in the order the tables show them
