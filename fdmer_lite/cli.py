@@ -30,9 +30,25 @@ from .scores import DISENTANGLEMENT, SCORES
 EXIT_BAD_INPUT = 2
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    _add_device(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``ablate`` share: where to write, the data, the preset."""
+    _add_common(p)
+    p.add_argument("--dataset", required=True, choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    p.add_argument("--data", default=None, help="path to the data file or folder")
+    p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
+                   help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+    _add_text_features(p)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -58,20 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true", help="tiny data and model (seconds; for checks)")
 
     train = sub.add_parser("train", help="train FDMER on a data set")
-    _add_common(train)
-    train.add_argument("--dataset", required=True,
-                       choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    train.add_argument("--data", default=None, help="path to the data file or folder")
-    train.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
-    train.add_argument("--epochs", type=int, default=None)
+    _add_training(train)
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--beta", type=float, default=None, help="weight of L_ami + L_ams")
     train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
     train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
-    train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
-                       help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
-    _add_text_features(train)
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
@@ -88,26 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cache folder (default: <$FDMER_LITE_SWEEP_CACHE or runs/sweep>/<preset>-<kind>-seed<S>)")
     sweep.add_argument("--projections", default="tsne", help="2-D projections to store: tsne,umap,pca")
     sweep.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
-    sweep.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+    _add_device(sweep)
 
     ablate = sub.add_parser("ablate", help="the paper's Table-4 ablations: variants x seeds, mean and std")
-    _add_common(ablate)
-    ablate.add_argument("--dataset", required=True,
-                        choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    ablate.add_argument("--data", default=None, help="path to the data file or folder")
+    _add_training(ablate)
     ablate.add_argument("--variants", default="all",
                         help="all, or keys / paper names separated by commas (see --list); the full model is always run")
     ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
-    ablate.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
-    ablate.add_argument("--epochs", type=int, default=None)
-    ablate.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
-                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
     ablate.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU core; 0 = this process)")
     ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
-    _add_text_features(ablate)
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
 
     data = sub.add_parser("data", help="data utilities")
