@@ -45,7 +45,7 @@ Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.
 0.02 and 0.020000000000000004 are the same cell.
 
 ``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable), on this
-process or on the worker processes of ``experiments.pool`` (:func:`run_cells`).
+process or on the worker processes of ``experiments.pool``.
 """
 
 from __future__ import annotations
@@ -356,28 +356,14 @@ def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- execution (swappable)
-
-
-def _cell_task(args: tuple) -> tuple[float, float, dict | None, str | None]:
+def _cell_task(args: tuple) -> tuple[dict | None, str | None]:
+    """One cell on a worker of ``experiments.pool``: ``(cell.json content, None)`` or ``(None, error)``."""
     root, spec_dict, beta, gamma, projections, device, threads = args
     try:
-        info = compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
-                            projections=projections, device=device, threads=threads)
-        return beta, gamma, info, None
+        return compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
+                            projections=projections, device=device, threads=threads), None
     except Exception as err:                                       # reported, the sweep goes on
-        return beta, gamma, None, f"{type(err).__name__}: {err}"
-
-
-def run_cells(tasks: list[tuple], workers: int = 1):
-    """Run cell tasks and yield ``(beta, gamma, info, error)`` as each finishes: in this process
-    for ``workers=1``, else on ``workers`` worker processes of ``experiments.pool``."""
-    results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
-    for i, result, error in results:
-        if error is not None:                                      # the worker process died
-            yield tasks[i][2], tasks[i][3], None, error
-        else:
-            yield result
+        return None, f"{type(err).__name__}: {err}"
 
 
 # ---------------------------------------------------------------- the cache
@@ -511,7 +497,9 @@ class SweepCache:
         tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device, threads) for b, g in todo]
         computed, failed = [], {}
         start = time.perf_counter()
-        for i, (b, g, info, error) in enumerate(run_cells(tasks, workers=workers), start=1):
+        results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
+        for i, (k, result, lost) in enumerate(results, start=1):      # lost: the worker process died
+            (b, g), (info, error) = tasks[k][2:4], (result if lost is None else (None, lost))
             if error is None:
                 computed.append((b, g))
                 log(f"[{i}/{len(todo)}] {cell_name(b, g)}: {info['seconds']:.1f} s, "
