@@ -5,7 +5,7 @@
 
 Layers, bottom to top (a module may import its own layer and the layers below it):
 
-    0 floor        errors, config, paper, paths, collectives, metrics, progress (nothing of the package's)
+    0 floor        errors, config, paper, paths, collectives, metrics, scores, progress (nothing of the package's)
     1 data         data/*
     2 model        model/*, losses (the paper's equations)
     3 train        train (the Trainer alone)
@@ -38,7 +38,7 @@ def module_name(path: Path) -> str:
 
 
 LAYERS = [
-    ("floor", {"__init__", "errors", "config", "paper", "paths", "collectives", "metrics", "progress"}),
+    ("floor", {"__init__", "errors", "config", "paper", "paths", "collectives", "metrics", "scores", "progress"}),
     ("data", {"data"}),
     ("model", {"model", "losses"}),
     ("train", {"train"}),

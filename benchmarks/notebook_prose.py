@@ -33,7 +33,6 @@ Everything else is counted: a measured figure in the prose is a finding a cell s
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import re
 import subprocess
 import sys

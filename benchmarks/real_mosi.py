@@ -54,7 +54,6 @@ antonyms sit close together). ``benchmarks/results/real-mosi-text-audio.md`` kee
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import sys

@@ -8,8 +8,8 @@ The modules, bottom layer first (a module imports only its own layer and those b
 
 * floor: ``errors`` (the two exceptions), ``config`` (ModelConfig, LossConfig, TrainConfig,
   presets), ``paper`` (Tables 1-4), ``paths`` (where ``runs/`` is), ``collectives``
-  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics),
-  ``progress`` (bars that move within a second);
+  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics), ``scores``
+  (the one table of the scores the commands show), ``progress`` (bars that move within a second);
 * ``data``: one module per source format, all producing ``data.base.MultimodalData``;
   ``data.synthetic`` is the known-factor benchmark;
 * ``model`` (Eq. 1-3, 8, 12-17) and ``losses`` (Eq. 4-11, 18);

@@ -51,7 +51,6 @@ import csv
 import io
 import json
 import math
-import os
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,6 +64,7 @@ from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.pool import default_workers
 from .experiments.specs import DataSpec, RunReport, RunSpec, run_all
+from .scores import SCORES
 
 # ------------------------------------------------------------------------------- variants
 
@@ -298,12 +298,6 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
     return result
 
 
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)                                  # never half a table, never via a symlink
-
-
 def load_ablation(out_dir: str | Path) -> AblationResult:
     """Rebuild the tables from the run directories in ``out_dir`` (finished runs only) and write
     ``table.csv`` and ``table.md`` again. Works on cached results, without training."""
@@ -318,8 +312,8 @@ def load_ablation(out_dir: str | Path) -> AblationResult:
         runs.append(PlannedRun(r["variant"], r["seed"], spec, r.get("note", "")))
     rows = summarise(runs, [BY_KEY[k] for k in manifest["variants"]])
     md = to_markdown(rows, manifest)
-    _write_text(out_dir / "table.csv", to_csv(rows))
-    _write_text(out_dir / "table.md", md + "\n")
+    runstore.write_text(out_dir / "table.csv", to_csv(rows))
+    runstore.write_text(out_dir / "table.md", md + "\n")
     return AblationResult(rows, runs, None, out_dir, md)
 
 
@@ -344,9 +338,12 @@ def summarise(runs: Sequence[PlannedRun], variants: Sequence[Variant]) -> list[d
         per_metric: dict[str, list[float]] = {}
         seeds = []
         for r in mine:
-            if r.spec is None or not r.spec.is_complete():   # finished and intact, else left out
+            if r.spec is None:
                 continue
-            m = {k: v for k, v in r.spec.metrics().items() if v is not None}
+            try:                                           # finished and intact, else left out
+                m = {k: v for k, v in r.spec.metrics().items() if v is not None}
+            except (OSError, runstore.RunCorrupt):
+                continue
             if "mae" in m and m.get("bayes_mae"):
                 m["mae_over_bayes"] = m["mae"] / m["bayes_mae"]
             for k, val in m.items():
@@ -380,12 +377,9 @@ _REG_COLUMNS = [("mae", "MAE", False, True), ("corr", "Corr", False, False),
                 ("f1_non0", "F1", True, False)]
 _CLS_COLUMNS = [("acc2", "Acc-2", True, False), ("f1", "F1", True, False)]
 _BENCH_COLUMNS = [("mae_over_bayes", "MAE / Bayes", False, True)]
-_SCORE_COLUMNS = [("common_modality_acc", "modality from C (probe; ideal 1/M)", False, None),
-                  ("private_modality_acc", "modality from P (ideal 1)", False, None),
-                  ("common_factor_r2", "R² s from C", False, None),
-                  ("private_factor_r2", "R² z from P", False, None),
-                  ("disc_prob_common", "D p(true) on C (paper ~0.33)", False, None),
-                  ("common_gap", "gap between C_m (ideal 0; 1 = unrelated)", False, None)]
+_SCORE_COLUMNS = [(k, f"{SCORES[k].name} (ideal: {SCORES[k].ideal})", False, None)
+                  for k in ("common_modality_acc", "private_modality_acc", "common_factor_r2",
+                            "private_factor_r2", "disc_prob_common", "common_gap")]
 
 
 def _cell(row: dict, key: str, percent: bool) -> str:
@@ -484,9 +478,8 @@ def paper_claims(rows: list[dict], kind: str | None = None) -> list[dict]:
     def add(claim, d, sign, extra=""):
         if d is None:
             return                                            # a variant that was not run
-        holds = None if d is None else (d[0] * sign > 0)
-        clear = None if (d is None or d[1] == 0) else abs(d[0]) > 2 * d[1]
-        out.append({"claim": claim, "holds": holds, "clear": clear, "evidence": _fmt(d) + extra})
+        clear = None if d[1] == 0 else abs(d[0]) > 2 * d[1]
+        out.append({"claim": claim, "holds": d[0] * sign > 0, "clear": clear, "evidence": _fmt(d) + extra})
 
     for v in VARIANTS[1:]:
         d = _delta(by, v.key, "mae")

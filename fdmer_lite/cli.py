@@ -22,6 +22,7 @@ from pathlib import Path
 
 from .config import Config, choose_threads, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
+from .scores import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
 # option must answer without importing torch (seconds), so nothing heavy is imported up here.
@@ -29,9 +30,25 @@ from .errors import DataError, NonFiniteLoss
 EXIT_BAD_INPUT = 2
 
 
-def _add_common(p: argparse.ArgumentParser) -> None:
+def _add_device(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+
+
+def _add_common(p: argparse.ArgumentParser) -> None:
+    _add_device(p)
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``ablate`` share: where to write, the data, the preset."""
+    _add_common(p)
+    p.add_argument("--dataset", required=True, choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    p.add_argument("--data", default=None, help="path to the data file or folder")
+    p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
+                   help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
+    _add_text_features(p)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -57,20 +74,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--fast", action="store_true", help="tiny data and model (seconds; for checks)")
 
     train = sub.add_parser("train", help="train FDMER on a data set")
-    _add_common(train)
-    train.add_argument("--dataset", required=True,
-                       choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    train.add_argument("--data", default=None, help="path to the data file or folder")
-    train.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
-    train.add_argument("--epochs", type=int, default=None)
+    _add_training(train)
     train.add_argument("--seed", type=int, default=None)
     train.add_argument("--beta", type=float, default=None, help="weight of L_ami + L_ams")
     train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
     train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
-    train.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
-                       help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
-    _add_text_features(train)
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
@@ -87,26 +96,18 @@ def build_parser() -> argparse.ArgumentParser:
                        help="cache folder (default: <$FDMER_LITE_SWEEP_CACHE or runs/sweep>/<preset>-<kind>-seed<S>)")
     sweep.add_argument("--projections", default="tsne", help="2-D projections to store: tsne,umap,pca")
     sweep.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
-    sweep.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+    _add_device(sweep)
 
     ablate = sub.add_parser("ablate", help="the paper's Table-4 ablations: variants x seeds, mean and std")
-    _add_common(ablate)
-    ablate.add_argument("--dataset", required=True,
-                        choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    ablate.add_argument("--data", default=None, help="path to the data file or folder")
+    _add_training(ablate)
     ablate.add_argument("--variants", default="all",
                         help="all, or keys / paper names separated by commas (see --list); the full model is always run")
     ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
-    ablate.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
-    ablate.add_argument("--epochs", type=int, default=None)
-    ablate.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
-                        help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
     ablate.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU core; 0 = this process)")
     ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
-    _add_text_features(ablate)
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
 
     data = sub.add_parser("data", help="data utilities")
@@ -219,15 +220,6 @@ def cmd_train(args) -> int:
     return 0
 
 
-DEMO_SCORES = (  # code name, plain name, ideal
-    ("common_modality_acc", "linear probe: modality from C_m", "1/3 (chance)"),
-    ("private_modality_acc", "linear probe: modality from P_m", "1.0"),
-    ("common_factor_r2", "shared factor's R^2 in C", "near 1"),
-    ("private_factor_r2", "private factors' R^2 in P", "near 1"),
-    ("disc_prob_common", "discriminator p(true modality) on C_m", "~0.33 (paper)"),
-    ("disc_prob_private", "discriminator p(true modality) on P_m", "1.0"),
-    ("common_gap", "distance between C_t, C_a, C_v of a sample", "0 (1 = unrelated samples)"),
-)
 
 
 def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
@@ -236,7 +228,7 @@ def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
     mae = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
            ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
     maes = [(name, f"{v:.3f}", f"{v / m['bayes_mae']:.2f}") for name, v in mae]
-    scores = [(plain, code, f"{m[code]:.3f}", ideal) for code, plain, ideal in DEMO_SCORES if code in m]
+    scores = [(s.name, s.key, f"{m[s.key]:.3f}", s.ideal) for s in map(SCORES.get, DISENTANGLEMENT) if s.key in m]
     return maes, scores
 
 
@@ -372,8 +364,8 @@ def cmd_sweep(args) -> int:
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
     print(cache.table(cells))
     if not args.cross and len(betas) > 1 and len(gammas) > 1:
-        for key, title in sweep.MATRIX_KEYS:
-            print("\n" + cache.matrix(key, betas, gammas, title))
+        for key in sweep.MATRIX_KEYS:
+            print("\n" + cache.matrix(key, betas, gammas))
     if result["failed"]:
         print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
               file=sys.stderr)

@@ -39,6 +39,7 @@ from .data.base import MultimodalData
 from .experiments import runstore
 from .experiments.runs import Run, comparable, find, plain_fingerprint
 from .progress import heartbeat
+from .scores import SCORES
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped_runs"
 LESSONS_DIR = SHIPPED_DIR / "lessons"
@@ -74,18 +75,15 @@ def find_lesson_run(name: str, config: Config, data: MultimodalData, folder: Pat
         return None
     return find(config, data, (folder or LESSONS_DIR) / name)
 
+
 #: name -> (the lesson run that holds it, what it is in words)
 CONTRASTS: dict[str, tuple[str, str]] = {
     "losses_off": ("emotion-beta0-gamma0", "beta = gamma = 0 (no paper losses)"),
     "gamma0": ("emotion-gamma0", "gamma = 0 (adversary, no constraints)"),
 }
 
-#: the measures of the contrast: key -> (plain name, what a good full model shows)
-CONTRAST_MEASURES = {
-    "common_factor_r2": ("shared factor's R^2 in C", "higher with the losses"),
-    "disc_prob_common": ("discriminator p(true modality given C_m)", "near 1/3"),
-    "common_modality_acc": ("linear probe: modality from C_m", "higher at gamma = 0"),
-}
+#: the scores the contrast compares (names: scores.SCORES; what each should show: contrast_verdict)
+CONTRAST_KEYS = ("common_factor_r2", "disc_prob_common", "common_modality_acc")
 
 
 def shipped_cells(spec: sweep.SweepSpec, data: MultimodalData | None = None,
@@ -177,13 +175,13 @@ def contrast_rows(this_run: dict, contrasts: dict[str, dict | None]) -> list[tup
 
 
 def contrast_markdown(rows: list[tuple[str, dict | None]]) -> str:
-    head = "| run | " + " | ".join(v[0] for v in CONTRAST_MEASURES.values()) + " |"
-    lines = [head, "|" + "---|" * (1 + len(CONTRAST_MEASURES))]
+    head = "| run | " + " | ".join(SCORES[k].name for k in CONTRAST_KEYS) + " |"
+    lines = [head, "|" + "---|" * (1 + len(CONTRAST_KEYS))]
     for name, m in rows:
         if m is None:
-            cells = ["no shipped run matches this code"] + [""] * (len(CONTRAST_MEASURES) - 1)
+            cells = ["no shipped run matches this code"] + [""] * (len(CONTRAST_KEYS) - 1)
         else:
-            cells = [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in CONTRAST_MEASURES]
+            cells = [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in CONTRAST_KEYS]
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -45,12 +45,11 @@ Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.
 0.02 and 0.020000000000000004 are the same cell.
 
 ``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable), on this
-process or on the worker processes of ``experiments.pool`` (:func:`run_cells`).
+process or on the worker processes of ``experiments.pool``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import math
 import os
@@ -63,16 +62,16 @@ from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import torch
-
 from . import __version__, viz
 from .analysis import load_representations
 from .config import Config, fast_mode, get_preset
-from .data.synthetic import FAST_SIZES, make_benchmark
+from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.pool import map_unordered
-from .experiments.runs import REPS_FILE, obtain
+from .experiments.runs import REPS_FILE, obtain, torch_threads
+from .experiments.specs import DataSpec
 from .paths import runs_root
+from .scores import SCORES
 from .train import Trainer
 
 SPEC_FILE = "spec.json"
@@ -170,9 +169,10 @@ class SweepSpec:
                            train={"device": device, "progress": False})
 
     def make_data(self):
+        """The sweep's data, generated once per process (``experiments.specs.DataSpec.load``)."""
         if self.dataset != "synthetic":
             raise ValueError(f"dataset: only 'synthetic' can be swept for now, got {self.dataset!r}")
-        return make_benchmark(**self.data)
+        return DataSpec("synthetic", options=self.data).load()
 
     @property
     def slug(self) -> str:
@@ -230,43 +230,15 @@ class CellResult:
         return cell_name(self.beta, self.gamma)
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore.
-
-    Tiny models (the FAST preset) train faster on one thread: with two, OpenMP's spin-waiting
-    costs more than it gains, most of all on a loaded machine (``benchmarks/results/``).
-    """
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
-    """One torch thread for FAST cells; with several workers, the cores shared between them."""
+    """One torch thread for FAST cells (tiny models train faster on one: ``benchmarks/results/``);
+    with several workers, the cores shared between them."""
     if workers > 1:
         return max(1, (os.cpu_count() or 1) // workers)
     return 1 if spec.preset == "fast" else None
 
 
-_DATA_MEMO: "OrderedDict[str, object]" = OrderedDict()
 _SPEC_LOCK = threading.Lock()
-
-
-def _data_for(spec: SweepSpec):
-    """The sweep's data, generated once per process (every cell of a sweep uses the same data)."""
-    key = json.dumps(spec.data, sort_keys=True) + spec.dataset
-    if key not in _DATA_MEMO:
-        _DATA_MEMO[key] = spec.make_data()
-        while len(_DATA_MEMO) > 2:
-            _DATA_MEMO.popitem(last=False)
-    return _DATA_MEMO[key]
 
 
 class DataChanged(ValueError):
@@ -310,13 +282,13 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
     total = epochs + 2 + len(projections)                      # epochs, scores, extraction, projections
     report = progress or (lambda done, total, msg: None)
     with runstore.locked(final, on_wait=lambda msg: report(0, 1, msg)):   # one writer per cell
-        if _cell_intact(final):
+        if _cell_error(final) is None:
             return runstore.read_json(final / CELL_FILE)
         start = time.perf_counter()
         info = {}
         with torch_threads(threads):
             report(0, total, "preparing data")
-            data = _data_for(spec)
+            data = spec.make_data()
             fingerprint = _check_fingerprint(root, data)
             trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
                 entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
@@ -340,13 +312,19 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
         return info
 
 
-def _cell_intact(cell_dir: Path) -> bool:
+def _cell_error(cell_dir: Path) -> str | None:
+    """Why the cell in ``cell_dir`` is not finished and intact; None when it is."""
     try:
         runstore.read_finished(cell_dir)
         runstore.read_json(cell_dir / CELL_FILE)
-        return True
-    except (OSError, runstore.RunCorrupt):
-        return False
+    except (OSError, runstore.RunCorrupt) as err:
+        return str(err)
+    return None
+
+
+def _is_cell(cell_dir: Path) -> bool:
+    """Whether ``cell.json`` and the completion record are there (not checked against the files)."""
+    return (cell_dir / CELL_FILE).is_file() and (cell_dir / runstore.RECORD).is_file()
 
 
 def _projection_index(cell_dir: Path) -> dict:
@@ -378,28 +356,14 @@ def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
-# ---------------------------------------------------------------- execution (swappable)
-
-
-def _cell_task(args: tuple) -> tuple[float, float, dict | None, str | None]:
+def _cell_task(args: tuple) -> tuple[dict | None, str | None]:
+    """One cell on a worker of ``experiments.pool``: ``(cell.json content, None)`` or ``(None, error)``."""
     root, spec_dict, beta, gamma, projections, device, threads = args
     try:
-        info = compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
-                            projections=projections, device=device, threads=threads)
-        return beta, gamma, info, None
+        return compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
+                            projections=projections, device=device, threads=threads), None
     except Exception as err:                                       # reported, the sweep goes on
-        return beta, gamma, None, f"{type(err).__name__}: {err}"
-
-
-def run_cells(tasks: list[tuple], workers: int = 1):
-    """Run cell tasks and yield ``(beta, gamma, info, error)`` as each finishes: in this process
-    for ``workers=1``, else on ``workers`` worker processes of ``experiments.pool``."""
-    results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
-    for i, result, error in results:
-        if error is not None:                                      # the worker process died
-            yield tasks[i][2], tasks[i][3], None, error
-        else:
-            yield result
+        return None, f"{type(err).__name__}: {err}"
 
 
 # ---------------------------------------------------------------- the cache
@@ -415,21 +379,18 @@ class SweepCache:
     def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *, memory: int = 16):
         self.root = Path(root)
         spec_file = self.root / SPEC_FILE
-        if spec is None:
-            if not spec_file.is_file():
-                raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
-            spec = SweepSpec.from_dict(runstore.read_json(spec_file)["spec"])
-        self.spec = spec
-        if spec_file.is_file():
-            saved = runstore.read_json(spec_file).get("spec")
-            if saved != spec.to_dict():
-                diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
-                              if (saved or {}).get(k) != spec.to_dict().get(k))
-                raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
-                                   f"{saved}, not {spec.to_dict()}; use another cache folder")
-        else:
+        saved = runstore.read_json(spec_file).get("spec") if spec_file.is_file() else None
+        if spec is None and saved is None:
+            raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
+        self.spec = spec = spec or SweepSpec.from_dict(saved)
+        if not spec_file.is_file():
             self.root.mkdir(parents=True, exist_ok=True)
             runstore.write_json(spec_file, {"spec": spec.to_dict(), "fdmer_lite": __version__})
+        elif saved != spec.to_dict():
+            diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
+                          if (saved or {}).get(k) != spec.to_dict().get(k))
+            raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
+                               f"{saved}, not {spec.to_dict()}; use another cache folder")
         self._memory: "OrderedDict[str, CellResult]" = OrderedDict()
         self._memory_size = memory
 
@@ -440,17 +401,12 @@ class SweepCache:
     def has(self, beta: float, gamma: float) -> bool:
         """Whether the cell is finished: ``cell.json`` and its completion record are there
         (:meth:`fill` also checks every file against that record)."""
-        d = self.cell_dir(beta, gamma)
-        return (d / CELL_FILE).is_file() and (d / runstore.RECORD).is_file()
+        return _is_cell(self.cell_dir(beta, gamma))
 
     def finished(self) -> list[tuple[float, float]]:
         """Every finished cell, sorted by (beta, gamma)."""
-        out = []
-        for d in self.root.iterdir():
-            key = parse_cell_name(d.name)
-            if key is not None and (d / CELL_FILE).is_file() and (d / runstore.RECORD).is_file():
-                out.append(key)
-        return sorted(out)
+        return sorted(parse_cell_name(d.name) for d in self.root.iterdir()
+                      if parse_cell_name(d.name) is not None and _is_cell(d))
 
     def missing(self, cells: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
         seen, out = set(), []
@@ -522,12 +478,9 @@ class SweepCache:
             log(f"removed {len(removed)} interrupted cell(s): {', '.join(p.name for p in removed)}")
         for b, g in dict.fromkeys(cells):                     # finished, but intact?
             d = self.cell_dir(b, g)
-            if self.has(b, g) and not _cell_intact(d):
-                try:
-                    runstore.read_finished(d)
-                    runstore.read_json(d / CELL_FILE)
-                except (OSError, runstore.RunCorrupt) as err:
-                    log(f"{d.name}: {err}; computing it again")
+            error = _cell_error(d) if self.has(b, g) else None
+            if error is not None:
+                log(f"{d.name}: {error}; computing it again")
                 self._memory.pop(d.name, None)
                 (d / runstore.RECORD).unlink(missing_ok=True)   # no longer finished
         todo = self.missing(cells)
@@ -544,11 +497,13 @@ class SweepCache:
         tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device, threads) for b, g in todo]
         computed, failed = [], {}
         start = time.perf_counter()
-        for i, (b, g, info, error) in enumerate(run_cells(tasks, workers=workers), start=1):
+        results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
+        for i, (k, result, lost) in enumerate(results, start=1):      # lost: the worker process died
+            (b, g), (info, error) = tasks[k][2:4], (result if lost is None else (None, lost))
             if error is None:
                 computed.append((b, g))
                 log(f"[{i}/{len(todo)}] {cell_name(b, g)}: {info['seconds']:.1f} s, "
-                    f"test MAE {_metric(self.root / cell_name(b, g), 'mae')}")
+                    f"test MAE {_value(self.root / cell_name(b, g), 'mae')}")
             else:
                 failed[(b, g)] = error
                 log(f"[{i}/{len(todo)}] {cell_name(b, g)}: FAILED: {error}")
@@ -563,49 +518,38 @@ class SweepCache:
         cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
         lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for b, g in cells:
-            m = _cell_metrics(self.cell_dir(b, g))
-            vals = [f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—" for k in keys]
+            vals = [_value(self.cell_dir(b, g), k) for k in keys]
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
     def matrix(self, key: str, betas: Iterable[float], gammas: Iterable[float], title: str | None = None) -> str:
         """One metric over a grid as a markdown table, a row per beta and a column per gamma
-        ("—" where a cell is not finished or lacks the metric)."""
+        ("—" where a cell is not finished or lacks the metric), titled with the metric's plain name."""
         gammas = list(gammas)
-        lines = [f"**{title or key}** (rows β, columns γ)", "",
+        title = title or (SCORES[key].name if key in SCORES else key)
+        lines = [f"**{title}** (rows β, columns γ)", "",
                  "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
                  "|---|" + "---|" * len(gammas)]
         for b in betas:
-            vals = [_cell_text(_cell_metrics(self.cell_dir(b, g)).get(key) if self.has(b, g) else None)
-                    for g in gammas]
+            vals = [_value(self.cell_dir(b, g), key) if self.has(b, g) else "—" for g in gammas]
             lines.append(f"| {format_value(b)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
 
-# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md).
-MATRIX_KEYS = (("mae", "test MAE"), ("common_modality_acc", "linear probe: modality from C_m"),
-               ("common_factor_r2", "common R² (shared latent from C)"),
-               ("disc_prob_common", "D's p(true modality) on C_m"), ("private_factor_r2", "private R²"),
-               ("best_epoch", "best epoch"))
+# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md),
+# each titled with its plain name (scores.SCORES).
+MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_common", "private_factor_r2",
+               "best_epoch")
 
 
-def _cell_text(v) -> str:
-    if isinstance(v, int):
-        return str(v)
-    return f"{v:.3f}" if isinstance(v, float) else "—"
-
-
-def _cell_metrics(cell_dir: Path) -> dict:
-    """A cell's metrics.json alone ({} if unreadable): what the tables need, without loading the
-    cell's history and representations as ``SweepCache.load`` does."""
+def _value(cell_dir: Path, key: str) -> str:
+    """One metric of a cell as table text ("—" when absent or unreadable), read from its
+    metrics.json alone (not the history and representations ``SweepCache.load`` reads)."""
     try:
-        metrics = json.loads((cell_dir / "metrics.json").read_text())
-    except (OSError, ValueError):
-        return {}
-    return metrics if isinstance(metrics, dict) else {}
-
-
-def _metric(cell_dir: Path, key: str) -> str:
-    value = _cell_metrics(cell_dir).get(key)
-    return f"{value:.3f}" if isinstance(value, (int, float)) else "—"
+        value = json.loads((cell_dir / "metrics.json").read_text()).get(key)
+    except (OSError, ValueError, AttributeError):             # AttributeError: not a JSON object
+        value = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return str(value)
+    return f"{value:.3f}" if isinstance(value, float) else "—"
 

@@ -35,20 +35,15 @@ import plotly.io as pio
 
 from . import sweep as sw
 from . import viz
+from .scores import SCORES
 
 FIGURES = ("embedding", "discriminator", "fusion")
 FIG_HEIGHT = {"embedding": 380, "discriminator": 300, "fusion": 300}
 METHOD_LABELS = (("t-SNE", "tsne"), ("UMAP", "umap"), ("PCA", "pca"))
 
-# (metrics.json key, shown name, ideal value as text)
-SCORE_ROWS = (
-    ("disc_prob_common", "D's p(true modality | C_m)", "~0.33 (paper)"),
-    ("disc_prob_private", "D's p(true modality | P_m)", "1.0"),
-    ("common_modality_acc", "probe: modality from C_m", "1/3 (chance)"),
-    ("private_modality_acc", "probe: modality from P_m", "1.0"),
-    ("common_factor_r2", "probe R² of s from C_m", "near 1"),
-    ("private_factor_r2", "probe R² of z_m from P_m", "near 1"),
-)
+# the disentanglement scores a cell's table shows, below its test metrics (names: scores.SCORES)
+SCORE_KEYS = ("disc_prob_common", "disc_prob_private", "common_modality_acc", "private_modality_acc",
+              "common_factor_r2", "private_factor_r2")
 
 
 def setting_text(beta: float, gamma: float) -> str:
@@ -79,12 +74,11 @@ def metrics_html(cell: sw.CellResult) -> str:
     rows = []
     if "mae" in m:
         floor = f" (Bayes floor {num('bayes_mae')}, ridge {num('ridge_mae')})" if "bayes_mae" in m else ""
-        rows.append(("test MAE", num("mae"), floor.strip(" ()") or "lower is better"))
-        rows.append(("Corr", num("corr"), "higher is better"))
-        rows.append(("Acc2 (non0)", num("acc2_non0"), "higher is better"))
+        rows.append((SCORES["mae"].name, num("mae"), floor.strip(" ()") or SCORES["mae"].ideal))
+        rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in ("corr", "acc2_non0")]
     elif "acc2" in m:
-        rows.append(("Acc2", num("acc2"), f"Bayes {num('bayes_acc')}" if "bayes_acc" in m else ""))
-    rows += [(name, num(k), ideal) for k, name, ideal in SCORE_ROWS if k in m]
+        rows.append((SCORES["acc2"].name, num("acc2"), f"Bayes {num('bayes_acc')}" if "bayes_acc" in m else ""))
+    rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in SCORE_KEYS if k in m]
     body = "".join(f"<tr><td>{html.escape(a)}</td><td style='text-align:right'><b>{b}</b></td>"
                    f"<td style='color:#666'>{html.escape(c)}</td></tr>" for a, b, c in rows)
     epochs = f"best epoch {m.get('best_epoch', '—')}, trained in {cell.info.get('seconds', 0):.1f} s"
@@ -134,7 +128,7 @@ class BetaGammaExplorer:
         start: the first current setting (default: the reference).
         method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
         device, threads: where the Train button trains (``threads="auto"``: one torch thread
-            for FAST cells, see ``sweep.torch_threads``).
+            for FAST cells, see ``sweep.default_threads``).
         prefetch: build the figures of every cached setting on the sliders in a background
             thread, nearest first, so that even a first visit only sends them (default True).
 

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from ..analysis import disentanglement_scores, extract_representations, save_representations
 from ..config import Config
 from ..data.base import MultimodalData
@@ -96,6 +98,21 @@ def data_treatments(data: MultimodalData) -> dict:
     """What the loader changed in the data (non-finite values zeroed, lengths set, samples dropped
     ...), from ``data.info``: recorded in ``metrics.json`` and printed by ``fdmer-lite train``."""
     return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
+
+
+@contextlib.contextmanager
+def torch_threads(n: int | None):
+    """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore
+    the count: each run of a pool or a sweep sets its own."""
+    if n is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(max(1, int(n)))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 _BASELINES: dict[str, dict] = {}

@@ -95,14 +95,19 @@ def _fsync_dir(path: Path) -> None:
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
-    """Write strict JSON to ``path`` through a unique temporary file and ``os.replace``; a symlink
-    at ``path`` is replaced, never followed."""
+    """Write strict JSON to ``path`` (:func:`write_text`)."""
+    write_text(path, dumps(obj))
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write ``text`` to ``path`` through a unique temporary file and ``os.replace`` (never half a
+    file); a symlink at ``path`` is replaced, never followed."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(3)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0), 0o644)
         with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(dumps(obj))
+            f.write(text)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)

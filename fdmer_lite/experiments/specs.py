@@ -33,15 +33,13 @@ import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
-
 from ..config import Config
 from ..data import load_dataset
 from ..data.synthetic import make_benchmark
 from ..progress import bar as progress_bar
 from . import runstore
 from .pool import default_workers, engine_name, map_unordered
-from .runs import obtain
+from .runs import obtain, torch_threads
 
 COMPLETE_MARKER = runstore.RECORD       # written last, by runstore.seal, before the publishing rename
 SPEC_FILE = "run.json"
@@ -162,10 +160,8 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
     verify and publish (Ray nodes). Never raises: a failure comes back as ``{"error": traceback}``.
     """
     spec = RunSpec.from_dict(spec) if isinstance(spec, dict) else spec
-    threads_before = torch.get_num_threads()
     tmp = None
     try:
-        torch.set_num_threads(spec.threads)
         record = {**spec.to_dict(), "host": socket.gethostname(), "pid": os.getpid()}
         start = time.perf_counter()
         if ship:
@@ -173,7 +169,7 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
             target = tmp / "run"
         else:
             target = spec.path
-        with runstore.locked(target):
+        with runstore.locked(target), torch_threads(spec.threads):
             if not ship and runstore.is_finished(target):  # another command finished it first
                 return {"run_id": spec.run_id, "metrics": spec.metrics(), "seconds": 0.0,
                         "host": socket.gethostname(), "reused": True}
@@ -188,7 +184,6 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
     except Exception:                                     # reported, never raised across processes
         return {"run_id": spec.run_id, "error": traceback.format_exc()}
     finally:
-        torch.set_num_threads(threads_before)
         if tmp is not None:
             shutil.rmtree(tmp, ignore_errors=True)
 
