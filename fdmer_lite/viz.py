@@ -601,6 +601,25 @@ def dependence_curve(x, curves: dict, xlabel: str, ylabel: str, title: str = "",
     return fig
 
 
+def prediction_scatter(predictions, labels, title: str = "Predicted against true label",
+                       label_range: tuple[float, float] | None = None) -> go.Figure:
+    """One point per sample, prediction against label, with the diagonal of a perfect model and
+    the line of always predicting the labels' mean (regression)."""
+    pred, y = np.asarray(predictions, dtype=float).ravel(), np.asarray(labels, dtype=float).ravel()
+    if pred.shape != y.shape:
+        raise ValueError(f"prediction_scatter: {pred.shape[0]} predictions for {y.shape[0]} labels")
+    lo, hi = label_range or (float(min(y.min(), pred.min())), float(max(y.max(), pred.max())))
+    fig = go.Figure(go.Scatter(x=y, y=pred, mode="markers", name="samples",
+                               marker=dict(size=5, opacity=0.5, color="#1f77b4")))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect (prediction = label)",
+                             line=dict(color="#2ca02c", dash="dash")))
+    fig.add_trace(go.Scatter(x=[lo, hi], y=[float(y.mean())] * 2, mode="lines", name="the labels' mean",
+                             line=dict(color="#7f7f7f", dash="dot")))
+    fig.update_layout(title=title, xaxis_title="true label", yaxis_title="prediction",
+                      template="plotly_white", height=420, width=560)
+    return fig
+
+
 def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) -> list[str]:
     """One caption per figure of the demo's report (loss curves, embedding, discriminator,
     fusion weights): what it shows, what a good result looks like, and what this run shows,

@@ -360,3 +360,19 @@ def test_probe_bars_one_bar_per_run_and_a_chance_line():
     assert len(chance) == 1 and chance[0].y0 == pytest.approx(1 / 3)
     with pytest.raises(ValueError, match="at least one run"):
         viz.probe_bars({})
+
+
+def test_prediction_scatter_draws_the_points_the_diagonal_and_the_mean():
+    import numpy as np
+    import pytest
+
+    from fdmer_lite import viz
+
+    y = np.array([-2.0, 0.0, 1.0, 3.0])
+    fig = viz.prediction_scatter(y * 0.5, y, label_range=(-3, 3))
+    points, diagonal, mean = fig.data
+    assert list(points.x) == list(y) and list(points.y) == [-1.0, 0.0, 0.5, 1.5]
+    assert list(diagonal.x) == [-3, 3] and list(diagonal.y) == [-3, 3]
+    assert list(mean.y) == [0.5, 0.5]                              # the labels' mean, 2 / 4
+    with pytest.raises(ValueError, match="3 predictions for 4 labels"):
+        viz.prediction_scatter(y[:3], y)
