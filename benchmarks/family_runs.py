@@ -70,6 +70,10 @@ VARIANTS = {
     "nd_mae_warmcos_long": ("synthetic", {"model": {"disentangle": False},
                                           "train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                     "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
+    # not a recipe: Non-Disentangled at the plain baseline's sizes, stopping on MAE (what is left)
+    "nd_mae_basesizes": ("synthetic", {"model": {"disentangle": False, "model_dim": 64, "layers_t": 2,
+                                                 "layers_a": 2, "layers_v": 2, "heads": 4, "time_stride": 1},
+                                       "train": {"early_stop": "mae"}}),
     "full_stop_mae": ("synthetic", {"train": {"early_stop": "mae"}}),
     "full_mae_warmcos": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                  "lr_schedule": "cosine"}}),
