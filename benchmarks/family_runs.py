@@ -50,6 +50,36 @@ VARIANTS = {
     "scaled_mlpdrop0_long": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                            "train": {"epochs": 40, "patience": 20}}),
     "mosi": ("mosi", {}),
+    # The training recipe (issue 17): the plain baseline's recipe knobs moved onto FDMER one at a
+    # time (batch 32, early stopping on the validation MAE), then rate, schedule and length;
+    # "nd_" rows are Non-Disentangled, "full_" rows the full model as shipped.
+    "nd_stop_mae": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae"}}),
+    "nd_batch32": ("synthetic", {"model": {"disentangle": False}, "train": {"batch_size": 32}}),
+    "nd_recipe": ("synthetic", {"model": {"disentangle": False},
+                                "train": {"batch_size": 32, "early_stop": "mae"}}),
+    "nd_mae_long": ("synthetic", {"model": {"disentangle": False},
+                                  "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
+    "nd_mae_lr2e3": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 2e-3}}),
+    "nd_mae_lr5e4": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 5e-4}}),
+    "nd_mae_warmcos": ("synthetic", {"model": {"disentangle": False},
+                                     "train": {"early_stop": "mae", "warmup_epochs": 2.0, "lr_schedule": "cosine"}}),
+    "nd_mae_wd": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "weight_decay": 1e-3}}),
+    "nd_mae_noclip": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "grad_clip": None}}),
+    "nd_warmcos": ("synthetic", {"model": {"disentangle": False},
+                                 "train": {"warmup_epochs": 2.0, "lr_schedule": "cosine"}}),
+    "nd_mae_warmcos_long": ("synthetic", {"model": {"disentangle": False},
+                                          "train": {"early_stop": "mae", "warmup_epochs": 2.0,
+                                                    "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
+    # not a recipe: Non-Disentangled at the plain baseline's sizes, stopping on MAE (what is left)
+    "nd_mae_basesizes": ("synthetic", {"model": {"disentangle": False, "model_dim": 64, "layers_t": 2,
+                                                 "layers_a": 2, "layers_v": 2, "heads": 4, "time_stride": 1},
+                                       "train": {"early_stop": "mae"}}),
+    "full_stop_mae": ("synthetic", {"train": {"early_stop": "mae"}}),
+    "full_mae_warmcos": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
+                                                 "lr_schedule": "cosine"}}),
+    "full_mae_warmcos_long": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
+                                                      "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
+    "full_mae_long": ("synthetic", {"train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
 
 
@@ -94,6 +124,9 @@ def same_model(cfg: dict) -> dict:
     model = cfg["model"]
     model.setdefault("mlp_init", "default")
     model.setdefault("mlp_dropout", None)
+    cfg["train"].setdefault("early_stop", "task_loss")     # stored before the option existed
+    if cfg["train"].get("disc_lr_mult") == 1.0:            # stored when a 1.0 meant the one group of today
+        del cfg["train"]["disc_lr_mult"]
     if not model["disentangle"]:
         model["mlp_init"], model["mlp_dropout"] = "-", "-"
     return cfg

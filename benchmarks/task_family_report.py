@@ -22,11 +22,85 @@ import family_runs  # noqa: E402
 from task_family import TASKS, make_task, ridge_mae  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "task-family.md"
-MODELS = ("baseline", "synthetic", "scaled_mlpdrop0", "synthetic_nd")
+MODELS = ("baseline", "synthetic", "scaled_mlpdrop0", "synthetic_nd", "full_mae_long", "nd_mae_long")
 NAMES = {"baseline": "plain baseline (from scratch)",
          "synthetic": "`synthetic` preset (as shipped)",
          "scaled_mlpdrop0": "`synthetic` + `mlp_init` \"scaled\", `mlp_dropout` 0 (not adopted)",
-         "synthetic_nd": "Non-Disentangled (`synthetic`, disentangle off; the MLP readings do not touch it)"}
+         "synthetic_nd": "Non-Disentangled (`synthetic`, disentangle off; the MLP readings do not touch it)",
+         "full_mae_long": "`synthetic`, recipe: stop on the validation MAE, 60 epochs, patience 20 (not adopted)",
+         "nd_mae_long": "Non-Disentangled, the same recipe (not adopted)"}
+# The training-recipe rows (issue 17): (variant, what it changes), on mosi_aligned only.
+RECIPE = (
+    ("synthetic_nd", "Non-Disentangled as shipped (batch 64, constant lr 1e-3, stop on the validation task loss)"),
+    ("nd_batch32", "ND, batch 32 (the baseline's)"),
+    ("nd_stop_mae", "ND, stop on the validation MAE (the baseline's)"),
+    ("nd_recipe", "ND, batch 32 + stop on MAE (the baseline's whole recipe)"),
+    ("nd_mae_long", "ND, stop on MAE, 60 epochs, patience 20"),
+    ("nd_mae_lr2e3", "ND, stop on MAE, lr 2e-3"),
+    ("nd_mae_lr5e4", "ND, stop on MAE, lr 5e-4"),
+    ("nd_mae_wd", "ND, stop on MAE, weight decay 1e-3"),
+    ("nd_mae_noclip", "ND, stop on MAE, no gradient clipping"),
+    ("nd_warmcos", "ND, 2-epoch warm-up + cosine, stop on the task loss"),
+    ("nd_mae_warmcos", "ND, 2-epoch warm-up + cosine, stop on MAE"),
+    ("nd_mae_warmcos_long", "ND, warm-up + cosine over 60 epochs, patience 20, stop on MAE"),
+    ("nd_mae_basesizes", "not a recipe: ND at the baseline's encoder sizes (width 64, 2 layers, 4 heads, "
+                         "`time_stride` 1), stop on MAE"),
+    ("synthetic", "full model as shipped"),
+    ("full_stop_mae", "full, stop on MAE"),
+    ("full_mae_warmcos", "full, 2-epoch warm-up + cosine, stop on MAE"),
+    ("full_mae_warmcos_long", "full, warm-up + cosine over 60 epochs, patience 20, stop on MAE"),
+    ("full_mae_long", "full, stop on MAE, 60 epochs, patience 20"),
+)
+RECIPE_TEXT = """\
+What differs between the two recipes. The plain baseline (`task_family.train_baseline`) and the
+`synthetic` preset share Adam at a constant 1e-3, gradient clipping at 1.0, no weight decay, 30
+epochs and a patience of 10. They differ in two knobs only: the baseline uses batches of 32 (the
+preset 64) and stops on the validation **MAE** (the preset on the validation task loss, the MSE).
+Everything else that differs (width 64 against 32, two layers against one, four heads against two,
+every time step against `time_stride` 2) is the model, not the recipe, and was left alone but for one reference row.
+To stop on the MAE, `TrainConfig.early_stop` gained the value `"mae"` (default `"task_loss"`, the
+behaviour of every preset, unchanged).
+
+What the runs say (seed 0 first; only the promising rows were run on seeds 1 and 2):
+
+* **The stopping criterion is the lever.** On this task the validation MSE is dominated by the
+  samples whose sign the model gets wrong (an error of twice the amplitude) and stays flat and
+  noisy (about 2.0-2.9 on seed 1) while the validation MAE falls from 1.25 to 0.87, so early
+  stopping on the MSE keeps an early epoch or stops too soon. Stopping on the MAE alone takes
+  Non-Disentangled from 1.31x to 1.22x the baseline (seed 2 unchanged); with 60 epochs and a
+  patience of 20 to **1.19x** (1.23x / 1.17x / 1.16x per seed). Warm-up + cosine with the MSE
+  criterion still keeps epoch 7 (1.034 on seed 0): the criterion, not the schedule, matters.
+* **The baseline's batch size does not transfer.** Batch 32 made Non-Disentangled worse on seed
+  0, with either criterion (1.009 against 0.938; 1.058 against 0.858 with the MAE).
+* **Rate, decay, schedule, clipping: nothing beyond noise.** With the MAE criterion on seed 0:
+  lr 2e-3 0.982, lr 5e-4 0.884, weight decay 1e-3 0.919, no clipping 0.964, against 0.858. A
+  2-epoch warm-up + cosine decay was 0.848 on seed 0 but 0.975 and 0.986 on seeds 1 and 2
+  (1.25x over three seeds), no better than the constant rate. The validation MAE (229 samples)
+  moves by up to 0.1 between successive epochs, so one-seed differences below about 0.05 are
+  noise.
+* **The full model needs the patience too.** Stopping on the MAE alone gives 1.46x, and seed 1
+  still falls back to ridge level: it sits there for more than the 10 epochs of patience. With 60
+  epochs and a patience of 20 the full model reaches 0.942 / 1.059 / 1.009 (**1.34x**) and is
+  off ridge level on every seed (the shipped preset: at ridge level on all three); its best
+  epochs are 57, 22 and 37, so on seed 0 it was still improving. Warm-up + cosine over 30 epochs
+  keeps epoch 4, at ridge level (seed 0), and over 60 is no better than the constant rate (1.012).
+
+**Recommendation.** No training-recipe change closes the gap: the best recipe measured (stop on
+the validation MAE, 60 epochs, patience 20) brings Non-Disentangled to 1.19x the baseline, just
+inside the 1.2x target, and the full model to 1.34x, never at ridge level but outside the
+target. It is recommended for the regression presets (`early_stop="mae"`, with more epochs and
+patience on MOSI-sized sets; it can double the longest run), not adopted here because the
+presets stay fixed this session. On the demo (`make_benchmark("emotion")`, the `synthetic` preset,
+seed 0; `python benchmarks/family_runs.py --demo --models synthetic full_mae_long`) it is not
+worse: test MAE 0.515, 1.39x the Bayes floor (best epoch 56 of 60), against 0.534, 1.44x for the
+preset as shipped (best epoch 30 of 30), one seed each; both were still learning at the end, so the gain there may be the longer budget rather than the criterion (not separated). The remaining gap is the model: between
+the full model and Non-Disentangled (1.34x against 1.19x) the disentangled path (the MLP readings of
+`disentangle-diagnosis.md`, to be measured together with this recipe), and between
+Non-Disentangled and the baseline something this section did not find: at the baseline's encoder
+sizes (width 64, two layers, four heads, every time step) Non-Disentangled stopping on the MAE
+reaches 0.829 on seed 0 against 0.858 at the preset's sizes, within noise, so the sizes are not
+it; what else differs (the fusion and head, the auxiliary losses, the batch of 64) is not
+measured here."""
 # What --train runs (task -> seeds); the MOSEI-like task is left out for the CPU budget.
 RIDGE_LEVEL = 0.95   # "(r)": a test MAE at least this fraction of that seed's ridge MAE
 PLAN = {"mosi_aligned": (0, 1, 2), "mosi_spread": (0,), "mosi_bert": (0,)}
@@ -82,8 +156,35 @@ def main(argv=None):
                      if both else float("nan"))
             lines.append(f"| {NAMES[model]} | " + " | ".join(cells) + f" | {ratio:.2f} |")
         lines.append("")
+    lines += recipe_section(store)
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
+
+
+def recipe_section(store: dict, task: str = "mosi_aligned") -> list[str]:
+    """The "Recipe" section: each RECIPE variant's test MAE per seed (best epoch in brackets)
+    and its ratio to the baseline over the seeds where both ran."""
+    seeds = (0, 1, 2)
+    base = {s: family_runs.find(store, task, s, "baseline") for s in seeds}
+    ridge = {s: (base[s] or {}).get("ridge_mae") for s in seeds}
+    lines = ["## Recipe", "", f"Training-recipe changes on `{task}` (the model and Eq. 1-18 unchanged; "
+             "`ND` = Non-Disentangled, `disentangle=False`). Test MAE (best epoch); the ratio is "
+             "the mean over the seeds run against the baseline's mean over the same seeds.", "",
+             "| variant | " + " | ".join(f"seed {s}" for s in seeds) + " | mean / baseline |",
+             "|---|" + "---|" * (len(seeds) + 1),
+             "| plain baseline | " + " | ".join(f"{base[s]['test_mae']:.3f} ({base[s]['best_epoch']})"
+                                              if base[s] else "" for s in seeds) + " | 1.00 |"]
+    for model, what in RECIPE:
+        runs = {s: family_runs.find(store, task, s, model) for s in seeds}
+        if not any(runs.values()):
+            continue
+        cells = [(f"{r['test_mae']:.3f} ({r['best_epoch']})"
+                  + (" (r)" if ridge[s] and r["test_mae"] >= RIDGE_LEVEL * ridge[s] else "")) if r else ""
+                 for s, r in runs.items()]
+        both = [s for s in seeds if runs[s] and base[s]]
+        ratio = np.mean([runs[s]["test_mae"] for s in both]) / np.mean([base[s]["test_mae"] for s in both])
+        lines.append(f"| `{model}`: {what} | " + " | ".join(cells) + f" | {ratio:.2f} |")
+    return lines + ["", RECIPE_TEXT, ""] if RECIPE_TEXT else lines + [""]
 
 
 if __name__ == "__main__":

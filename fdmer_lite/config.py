@@ -147,7 +147,8 @@ class TrainConfig:
     weight_decay: float = 0.0        # Adam's L2 weight decay
     lr_schedule: str = "constant"    # "constant" (the paper's plain Adam) | "cosine" (decay to 0 by the last epoch)
     warmup_epochs: float = 0.0       # linear warm-up of the learning rate from 0 over this many epochs
-    patience: int = 10               # early stopping on the validation task loss
+    patience: int = 10               # early stopping after this many epochs without a better validation score (early_stop)
+    early_stop: str = "task_loss"    # what early stopping and the kept epoch follow on validation: "task_loss" | "mae" (regression only)
     grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
     grl_schedule: str = "dann"       # strength of the gradient reversal over training: "dann" ramp | "constant" (train.reversal_coefficient)
     seed: int = 0                    # weights, dropout and batch order

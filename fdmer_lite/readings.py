@@ -68,10 +68,17 @@ SWITCHES: tuple[Switch, ...] = (
            literal=None),
     Switch("train.patience", "reading",
            '"all the hyper-parameters are determined via the validation set"',
-           "stop after this many epochs without a better validation task loss; the best epoch "
+           "stop after this many epochs without a better validation score (`train.early_stop`); the best epoch "
            "is kept either way",
            "not measured yet (`benchmarks/readings.py --rows no_patience`)",
            literal=lambda c: c.train.epochs),
+    Switch("train.early_stop", "reading",
+           '"all the hyper-parameters are determined via the validation set" (on which number, '
+           "it does not say)",
+           'what early stopping and the kept epoch follow: "task_loss" (the validation task loss) '
+           'or "mae" (the validation MAE, regression only)',
+           f"[task family, Recipe]({RESULTS}/task-family.md)",
+           literal="task_loss"),
     Switch("train.amp", "reading",
            "nothing (fp32)",
            "float16 autocast with a gradient scaler, on CUDA only",

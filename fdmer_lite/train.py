@@ -105,6 +105,22 @@ def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tenso
     return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
 
 
+EARLY_STOP = ("task_loss", "mae")
+
+
+def check_early_stop(criterion: str, task: str) -> None:
+    """A ValueError unless ``criterion`` is one of ``EARLY_STOP`` and fits the task."""
+    if criterion not in EARLY_STOP:
+        raise ValueError(f"early_stop must be 'task_loss' or 'mae', got {criterion!r}")
+    if criterion == "mae" and task != "regression":
+        raise ValueError(f"early_stop 'mae' needs a regression task, got a {task!r} task")
+
+
+def stopping_score(criterion: str, valid: dict) -> float:
+    """The validation number early stopping minimises: the task loss or the MAE."""
+    return float(valid["losses"]["task"] if criterion == "task_loss" else valid["metrics"]["mae"])
+
+
 def term_values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
     """Every loss term as a Python float, read in one go (one stack and one copy, not a read
     per term: a step of the small CPU presets is a few hundred tiny operations, each costly)."""
@@ -141,6 +157,7 @@ class Trainer:
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
         self.config, self.task = config, data.task
+        check_early_stop(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
         seed_everything(config.train.seed, config.train.deterministic)
@@ -214,7 +231,7 @@ class Trainer:
             self.history.append(entry)
             if self.on_epoch is not None:
                 self.on_epoch(entry)
-            score = valid["losses"]["task"]
+            score = stopping_score(t.early_stop, valid)
             # Improvements within float rounding (the eval-time running mean of C_m is
             # re-averaged every epoch even when no weight moves) do not reset the patience.
             if improves(score, self.best_score):
@@ -223,7 +240,7 @@ class Trainer:
             else:
                 since_best += 1
             if bar is not None:
-                bar.set_postfix(train=f"{entry['train']['all']:.3f}", valid_task=f"{score:.3f}",
+                bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{t.early_stop: f"{score:.3f}"},
                                 best=self.best_epoch)
             if since_best >= t.patience:
                 break

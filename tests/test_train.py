@@ -245,3 +245,28 @@ def test_on_epoch_sees_every_history_entry(tiny_data, fast_config):
     history = trainer.fit()
     assert [e["epoch"] for e in seen] == [1, 2, 3]
     assert seen == history                   # the very entries, in order, as each epoch ended
+
+
+def test_early_stop_on_the_validation_mae_keeps_the_best_mae_epoch(tiny_data, fast_config):
+    stop_mae = {"lr": 1e-2, "seed": 1, "early_stop": "mae"}
+    tr = Trainer(fast_config.replace(train={"epochs": 8, "patience": 8, **stop_mae}), tiny_data)
+    hist = tr.fit()
+    maes = [h["valid_metrics"]["mae"] for h in hist]
+    by_mae = min(hist, key=lambda h: h["valid_metrics"]["mae"])["epoch"]
+    by_loss = min(hist, key=lambda h: h["valid"]["task"])["epoch"]
+    assert by_mae != by_loss              # this run tells the two criteria apart
+    assert tr.best_epoch == by_mae
+    assert tr.evaluate("valid")["metrics"]["mae"] == pytest.approx(maes[by_mae - 1], rel=1e-5)
+    # with a patience of 1 the same run stops at the first epoch whose MAE is no better
+    first_miss = next(i for i in range(1, len(maes)) if maes[i] >= min(maes[:i]))
+    short = Trainer(fast_config.replace(train={"epochs": 8, "patience": 1, **stop_mae}), tiny_data)
+    assert len(short.fit()) == first_miss + 1
+
+
+def test_early_stop_rejects_unknown_criteria_and_mae_on_classification(tiny_data, fast_config):
+    with pytest.raises(ValueError, match="early_stop must be 'task_loss' or 'mae', got 'MAE'"):
+        Trainer(fast_config.replace(train={"early_stop": "MAE"}), tiny_data)
+    humour = make_benchmark("humor", task="classification", n_train=32, n_valid=16, n_test=16, seq_len=8, seed=0)
+    with pytest.raises(ValueError, match="early_stop 'mae' needs a regression task"):
+        Trainer(fast_config.replace(train={"early_stop": "mae"}), humour)
+    Trainer(fast_config.replace(train={"early_stop": "task_loss"}), humour)      # the default fits both
