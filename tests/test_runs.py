@@ -125,3 +125,13 @@ def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fas
     assert (tmp_path / "run" / "model.pt").stat().st_mtime_ns == stamp                 # nothing written
     assert runs.comparable(fast_config) == runs.comparable(fast_config.replace(train={"device": "cuda"}))
     assert runs.comparable(fast_config) != runs.comparable(fast_config.replace(train={"lr": 0.5}))
+
+
+def test_a_run_saved_before_an_opt_in_setting_existed_still_matches(fast_config):
+    saved = fast_config.to_dict()
+    del saved["train"]["early_stop"]                   # a setting added after the run was saved
+    assert runs.comparable(saved) == runs.comparable(fast_config)
+    assert runs.comparable(saved) != runs.comparable(fast_config.replace(train={"early_stop": "mae"}))
+    gone = fast_config.to_dict()
+    gone["train"]["disc_lr_mult"] = 1.0                # a setting the code no longer has
+    assert runs.comparable(gone) != runs.comparable(fast_config)

@@ -69,7 +69,17 @@ UNLEARNT = ("device", "progress", "num_workers")
 
 def comparable(config: Config | dict) -> dict:
     """The configuration as strict JSON, without the :data:`UNLEARNT` settings: two runs whose
-    ``comparable`` configurations are equal are the same run."""
+    ``comparable`` configurations are equal are the same run.
+
+    A saved configuration is read back through ``Config.from_dict``, so a setting added to the
+    code after the run was saved takes its default, which keeps the behaviour the run was
+    trained with (new settings are opt-in); a setting the code no longer has keeps the saved
+    dictionary as it is, which matches no configuration of today's code."""
+    if isinstance(config, dict):
+        try:
+            config = Config.from_dict(config)
+        except (TypeError, ValueError):
+            pass
     d = json.loads(runstore.dumps(config.to_dict() if isinstance(config, Config) else config))
     d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in UNLEARNT}
     return d
