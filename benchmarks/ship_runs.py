@@ -53,10 +53,7 @@ def _train(args: tuple) -> tuple[str, str, float]:
 
 def _ship(name: str, run_dir: Path) -> None:
     runstore.read_finished(run_dir)                     # intact, or this raises naming the file
-    target = LESSONS_DIR / name
-    tmp = runstore.partial_dir(target)
-    shutil.copytree(run_dir, tmp, dirs_exist_ok=True)
-    runstore.publish(tmp, target)
+    runstore.publish_copy(run_dir, LESSONS_DIR / name)
 
 
 def size_of(folder: Path) -> int:

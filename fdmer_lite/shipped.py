@@ -30,14 +30,13 @@ benchmarks/ship_runs.py`` regenerates them all, and a test fails when one no lon
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 from . import sweep
 from .config import Config, get_preset
 from .data.base import MultimodalData
 from .experiments import runstore
-from .experiments.runs import Run, comparable, find, plain_fingerprint
+from .experiments.runs import Run, find, plain_fingerprint, same_run
 from .progress import heartbeat
 from .scores import SCORES
 
@@ -113,8 +112,7 @@ def shipped_cells(spec: sweep.SweepSpec, data: MultimodalData | None = None,
             record = runstore.read_json(cell / "config.json")
         except (FileNotFoundError, runstore.RunCorrupt):
             continue
-        if (comparable(record.get("config", {})) == comparable(spec.config(*setting))
-                and record.get("fingerprint") == fingerprint):
+        if same_run(record, spec.config(*setting), fingerprint):
             cells[cell.name] = cell
     return cells
 
@@ -134,9 +132,7 @@ def seed_sweep(cache: sweep.SweepCache, data: MultimodalData | None = None, fold
     if "data_fingerprint" not in content:
         runstore.write_json(spec_file, {**content, "data_fingerprint": shipped_fp})
     for name, path in cells.items():
-        tmp = runstore.partial_dir(cache.root / name)
-        shutil.copytree(path, tmp, dirs_exist_ok=True)
-        runstore.publish(tmp, cache.root / name)
+        runstore.publish_copy(path, cache.root / name)
     return sorted(cells)
 
 
@@ -156,15 +152,7 @@ def load_contrast(name: str, config: Config, fingerprint: dict, folder: Path | N
         metrics = json.loads((folder / "metrics.json").read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    try:
-        shipped = Config.from_dict(record["config"])
-    except (KeyError, TypeError):                       # a field this code no longer has
-        return None
-    if comparable(shipped) != comparable(config):
-        return None
-    if record.get("fingerprint") != fingerprint:
-        return None
-    return metrics
+    return metrics if same_run(record, config, fingerprint) else None
 
 
 def contrast_rows(this_run: dict, contrasts: dict[str, dict | None]) -> list[tuple[str, dict | None]]:

@@ -279,3 +279,17 @@ def test_a_full_disk_while_saving_is_one_line_and_leaves_no_finished_run(tmp_pat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and "No space left on device" in err, err
     assert not (out / "complete.json").exists()
+
+
+def test_publish_copy_publishes_a_whole_copy_and_leaves_no_partial(tmp_path):
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "a.json").write_text('{"a": 1}')
+    (src / "sub" / "b.npy").write_bytes(b"xyz")
+    runstore.seal(src, {"kind": "run"})
+    final = tmp_path / "out" / "run"
+    final.parent.mkdir()
+    assert runstore.publish_copy(src, final) == final
+    runstore.read_finished(final)                        # the copy is intact against its record
+    assert (final / "sub" / "b.npy").read_bytes() == b"xyz" and (src / "a.json").is_file()
+    assert [p.name for p in final.parent.iterdir()] == ["run"]          # no partial folder left

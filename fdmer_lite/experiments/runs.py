@@ -85,6 +85,13 @@ def comparable(config: Config | dict) -> dict:
     return d
 
 
+def same_run(record, config: Config, fingerprint: dict) -> bool:
+    """Whether ``record``, a run's ``config.json`` as read back, says the run was trained with
+    ``config`` (:func:`comparable`) on data with ``fingerprint``."""
+    return (isinstance(record, dict) and isinstance(record.get("config"), dict)
+            and comparable(record["config"]) == comparable(config) and record.get("fingerprint") == fingerprint)
+
+
 def data_fingerprint(data: MultimodalData) -> dict:
     """What identifies a data set for the store: a run trained on other data is not reused.
 
@@ -200,9 +207,7 @@ def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, folde
         if (folder / runstore.RECORD).is_file() or (folder / CHECKPOINT).is_file():
             warnings.warn(f"not reusing the run in {folder}: {err}; retraining", stacklevel=3)
         return False
-    if (not isinstance(saved, dict) or not isinstance(saved.get("config"), dict)
-            or comparable(saved["config"]) != comparable(config)
-            or saved.get("fingerprint") != plain_fingerprint(data)):
+    if not same_run(saved, config, plain_fingerprint(data)):
         return False
     try:
         trainer.load(folder / CHECKPOINT)

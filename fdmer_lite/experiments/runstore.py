@@ -247,6 +247,17 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     return final
 
 
+def publish_copy(src: str | os.PathLike, final: str | os.PathLike) -> Path:
+    """Publish a copy of the folder ``src`` as ``final``: copied into a partial folder beside
+    ``final``, then renamed by :func:`publish` (an interrupted copy is never found as ``final``)."""
+    tmp = partial_dir(final)
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        return publish(tmp, final)
+    finally:
+        discard(tmp)                                    # gone after a publish; else the partial
+
+
 def discard(tmp: str | os.PathLike | None) -> None:
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
