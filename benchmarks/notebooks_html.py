@@ -152,6 +152,8 @@ def main(argv=None) -> int:
             loads += f" ({refused} request(s) refused in the browser)"
         before = rows.get(stem, "").rstrip(" |").rsplit("| ", 1)[-1]
         ran = (before if "FAST" in before else "executed before") if seconds is None else f"{seconds:.0f} s (FAST)"
+        if seconds is not None and stem.startswith("08") and os.environ.get("FDMER_LITE_MOSI_DIR"):
+            ran += ", real data (FDMER_LITE_MOSI_DIR set)"
         if error:
             ran += f"; failed: {error}"
         rows[stem] = (f"| {stem} | {found['figures']} | {drawn} | {maths} | "

@@ -4,14 +4,22 @@
     python benchmarks/ship_runs.py --from runs/lessons/full   # reuse finished runs found there
     python benchmarks/ship_runs.py --names emotion-paper --workers 2
     python benchmarks/ship_runs.py --sweep --sweep-from runs/sweep/synthetic-emotion-seed0
+    python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
+    python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --no-train
 
 Each shipped run is one of ``fdmer_lite.shipped.LESSON_RUNS``: the ``synthetic`` preset with one
 change, trained on the lessons' full-size benchmark, exactly as a notebook in full mode would
 train it (``lessons.lesson_run``). A run already shipped and still matching the code is kept; a
 stale one is retrained (or taken from ``--from`` when a finished run there matches). The whole
 sealed run folder is copied: weights, history, metrics and its completion record. The demo's
-contrast reads two of them. At the end the script prints the size of everything shipped
-(issue budget: 20 MB).
+contrast reads two of them.
+
+``--sweep`` ships notebook 9's explorer cells and ``--grid`` notebook 10's Table-4 grid, both as
+slim copies (``shipped.slim_copy``: no weights; the cells' C and P as float16, their projections
+computed again from what ships). A grid of 51 full-size runs takes hours: ``--grid-from`` keeps
+its runs in a folder you name, so an interrupted grid resumes there, and ``--no-train`` ships only
+the runs already finished in it (the notebook trains the rest). At the end the script prints the
+size of everything shipped (budget: 20 MB).
 """
 
 from __future__ import annotations
@@ -25,11 +33,13 @@ import time
 from pathlib import Path
 
 from fdmer_lite import lessons, sweep
+from fdmer_lite.ablations import VARIANTS, benchmark_setup, run_ablation
 from fdmer_lite.experiments import runstore
 from fdmer_lite.experiments.pool import map_unordered
 from fdmer_lite.experiments.runs import find, obtain
-from fdmer_lite.shipped import (LESSON_RUNS, LESSONS_DIR, SHIPPED_DIR, SWEEP_DIR, find_lesson_run, lesson_run_config,
-                                shipped_cells)
+from fdmer_lite.experiments.specs import SPEC_FILE
+from fdmer_lite.shipped import (GRID, GRID_DIR, LESSON_RUNS, LESSONS_DIR, SHIPPED_DIR, SWEEP_DIR, find_lesson_run,
+                                grid_runs, lesson_run_config, shipped_cells, shipped_grid, slim_copy)
 
 PROJECTIONS = ("tsne", "umap", "pca")
 
@@ -60,6 +70,38 @@ def size_of(folder: Path) -> int:
     return sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
 
 
+REPORT = Path(__file__).resolve().parent / "results" / "shipped-runs.md"
+
+
+def write_report() -> None:
+    """``benchmarks/results/shipped-runs.md``: what ships, how much of it, and its size."""
+    lessons_n = len([p for p in LESSONS_DIR.iterdir() if p.is_dir()]) if LESSONS_DIR.is_dir() else 0
+    spec = sweep.default_spec(fast=False)
+    cells = SWEEP_DIR / spec.slug
+    values = sweep.default_values(fast=False)
+    want_cells = len(sweep.cross(values, values, center=sweep.PAPER_SETTING))
+    have_cells = len([p for p in cells.iterdir() if p.is_dir()]) if cells.is_dir() else 0
+    _, _, label = benchmark_setup(GRID["kind"])
+    grid = GRID_DIR / label
+    have_grid = len([p for p in grid.iterdir() if p.is_dir()]) if grid.is_dir() else 0
+    want_grid = len(VARIANTS) * len(GRID["seeds"])
+    rows = [("lesson runs (notebooks 06, 07, 11; the demo's contrast)", LESSONS_DIR, f"{lessons_n} of {len(LESSON_RUNS)}",
+             "whole runs with their weights"),
+            ("explorer cells (notebook 09)", cells, f"{have_cells} of {want_cells}",
+             "no weights; C and P as float16"),
+            (f"Table-4 grid (notebook 10), {label}", grid, f"{have_grid} of {want_grid} runs",
+             "JSON files only (configuration, history, metrics)")]
+    lines = ["# The runs that ship with the package", "",
+             "Written by `python benchmarks/ship_runs.py` (every invocation). Sizes of "
+             "`fdmer_lite/shipped_runs/`; the budget is 20 MB in all.", "",
+             "| part | shipped | size | what a run keeps |", "|---|---|---:|---|"]
+    for name, folder, count, keeps in rows:
+        size = size_of(folder) if folder.is_dir() else 0
+        lines.append(f"| {name} | {count} | {size / 1e6:.2f} MB | {keeps} |")
+    lines += ["", f"In all: {size_of(SHIPPED_DIR) / 1e6:.2f} MB.", ""]
+    REPORT.write_text("\n".join(lines))
+
+
 def ship_sweep(source: str | None, workers: int) -> int:
     """Ship the explorer's full-size cells (copied from ``source`` where they match, else trained)."""
     os.environ.pop("FDMER_LITE_FAST", None)
@@ -81,12 +123,49 @@ def ship_sweep(source: str | None, workers: int) -> int:
         return 1
     tmp = runstore.partial_dir(target)
     shutil.copy(work / sweep.SPEC_FILE, tmp / sweep.SPEC_FILE)
-    for name in names:
-        shutil.copytree(work / name, tmp / name, dirs_exist_ok=True)
+    for name in names:                                  # slim: no weights, C and P as float16
+        slim_copy(work / name, tmp / name, half=True)
+        for method in PROJECTIONS:                      # of the float16 representations, as shipped
+            sweep.project_into(tmp / name, spec, method)
     runstore.publish(tmp, target)
     assert set(names) <= set(shipped_cells(spec, data)), "a shipped cell does not match"
     print(f"sweep: {len(names)} cells shipped into {target} ({size_of(target) / 1e6:.1f} MB)")
     return 0
+
+
+def ship_grid(source: str | None, workers: int, train: bool) -> int:
+    """Ship notebook 10's full-size grid (slim copies of its finished runs)."""
+    os.environ.pop("FDMER_LITE_FAST", None)
+    base, data, label = benchmark_setup(GRID["kind"])
+    work = Path(source) if source else Path(tempfile.mkdtemp(prefix="ship-grid-")) / label
+    dataset = data.load()
+    runs = grid_runs(base, data, GRID["variants"], GRID["seeds"], work, dataset)
+    ids = {r.spec.run_id for r in runs if r.spec is not None}
+    current = shipped_grid(runs, dataset, label)
+    if ids <= set(current):
+        print(f"grid: all {len(ids)} runs shipped and current")
+        return 0
+    if train:
+        result = run_ablation(base, data, variants=GRID["variants"], seeds=GRID["seeds"], out_dir=work,
+                              workers=workers, threads=1, dataset_label=label)
+        if result.report.failed:
+            print(f"grid: runs failed: {sorted(result.report.failed)}", file=sys.stderr)
+    target = GRID_DIR / label
+    target.mkdir(parents=True, exist_ok=True)
+    shipped = 0
+    for r in runs:
+        if r.spec is not None and r.spec.run_id not in current and r.spec.is_complete():
+            slim_copy(r.spec.path, target / r.spec.run_id, leave_out=(SPEC_FILE,))
+            current[r.spec.run_id] = target / r.spec.run_id
+            shipped += 1
+    for old in target.iterdir():                        # stale runs the grid no longer plans
+        if old.name not in ids:
+            shutil.rmtree(old)
+    matching = shipped_grid(runs, dataset, label)
+    assert set(current) == set(matching), "a shipped grid run does not match"
+    print(f"grid: {shipped} runs shipped now, {len(matching)} of {len(ids)} in {target} "
+          f"({size_of(target) / 1e6:.2f} MB)")
+    return 0 if ids <= set(matching) else 1
 
 
 def main(argv=None) -> int:
@@ -98,9 +177,16 @@ def main(argv=None) -> int:
     ap.add_argument("--check", action="store_true", help="only say which shipped runs are stale")
     ap.add_argument("--sweep", action="store_true", help="ship notebook 9's explorer cells instead")
     ap.add_argument("--sweep-from", default=None, help="a sweep cache folder to take matching cells from")
+    ap.add_argument("--grid", action="store_true", help="ship notebook 10's Table-4 grid instead")
+    ap.add_argument("--grid-from", default=None, help="the grid's working folder (kept; an interrupted grid resumes)")
+    ap.add_argument("--no-train", action="store_true", help="with --grid: ship only the runs finished in --grid-from")
     args = ap.parse_args(argv)
-    if args.sweep:
-        status = ship_sweep(args.sweep_from, args.workers)
+    if args.no_train and not (args.grid and args.grid_from):
+        ap.error("--no-train needs --grid and --grid-from")
+    if args.sweep or args.grid:
+        status = (ship_sweep(args.sweep_from, args.workers) if args.sweep
+                  else ship_grid(args.grid_from, args.workers, not args.no_train))
+        write_report()
         print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
         return status
     stale = []
@@ -137,6 +223,7 @@ def main(argv=None) -> int:
     for name in args.names:
         kind, _ = LESSON_RUNS[name]
         assert find_lesson_run(name, lesson_run_config(name), _full_data(kind)) is not None, name
+    write_report()
     total = size_of(SHIPPED_DIR)
     print(f"shipped runs: {len(list(LESSONS_DIR.iterdir()))} in {SHIPPED_DIR}, {total / 1e6:.1f} MB in all")
     return 0

@@ -103,11 +103,17 @@ def save_representations(reps: Representations, path: Path) -> None:
     np.savez(path, **arrays)
 
 
+def _float32(a: np.ndarray) -> np.ndarray:
+    return a.astype(np.float32) if a.dtype == np.float16 else a
+
+
 def load_representations(path: Path) -> Representations:
     """Read :func:`save_representations`' file back (no pickles: ``allow_pickle=False``)."""
     with np.load(path, allow_pickle=False) as z:
         mods = str(z["modalities"])
-        pick = lambda prefix: {m: z[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
+        # C and P may be stored as float16 (the shipped sweep cells, to keep the package small):
+        # they are read back as float32, so every caller sees one dtype
+        pick = lambda prefix: {m: _float32(z[f"{prefix}_{m}"]) for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
         return Representations(modalities=mods, common=pick("C"), private=pick("P"), features={},
                                psi=z["psi"], psi_names=tuple(str(s) for s in z["psi_names"]),
                                disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),

@@ -14,6 +14,17 @@ of its cross (nine at full size). The cells of the full-size sweep spec ship in
 ``fdmer_lite/shipped_runs/sweep/<spec slug>/``; :func:`seed_sweep` copies into a sweep cache the
 shipped cells that match the cache's spec, today's configuration and the data's fingerprint.
 
+**The ablation grid.** Notebook 10's Table-4 grid at full size is 17 variants x 3 seeds, hours on
+two cores. Its finished runs ship in ``fdmer_lite/shipped_runs/grid/<label>/<run id>/`` as their
+JSON files only (configuration, history, metrics: the table reads nothing else);
+:func:`seed_grid` copies into the notebook's grid folder each one whose run id, configuration and
+data fingerprint match, and the grid then trains only what is still missing.
+
+Shipped sweep cells and grid runs are *slim copies* (:func:`slim_copy`): without the weights
+(``model.pt``), which the explorer and the table never read, and, for the cells, with the
+representations C and P stored as float16 (``analysis.load_representations`` reads them back as
+float32). That keeps everything inside the 20 MB the package allows itself.
+
 **The demo's contrast.** The paper's Figure 2 contrasts the common representations learnt with
 and without its losses (beta = gamma = 0). The measures that show that contrast on the
 known-factor benchmark are the shared factor's R^2 in C (``common_factor_r2``), the
@@ -30,19 +41,26 @@ benchmarks/ship_runs.py`` regenerates them all, and a test fails when one no lon
 from __future__ import annotations
 
 import json
+import shutil
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from . import sweep
+import numpy as np
+
+from . import ablations, sweep
 from .config import Config, get_preset
 from .data.base import MultimodalData
 from .experiments import runstore
-from .experiments.runs import Run, find, plain_fingerprint, same_run
+from .experiments.runs import REPS_FILE, Run, find, plain_fingerprint, same_run
+from .experiments.specs import DataSpec
 from .progress import heartbeat
 from .scores import SCORES
+from .train import CHECKPOINT
 
 SHIPPED_DIR = Path(__file__).resolve().parent / "shipped_runs"
 LESSONS_DIR = SHIPPED_DIR / "lessons"
 SWEEP_DIR = SHIPPED_DIR / "sweep"
+GRID_DIR = SHIPPED_DIR / "grid"
 
 #: lesson run name -> (benchmark kind, change to the ``synthetic`` preset): the full-size runs the
 #: notebooks compare (``lessons.lesson_run`` finds them here under the same names)
@@ -134,6 +152,92 @@ def seed_sweep(cache: sweep.SweepCache, data: MultimodalData | None = None, fold
     for name, path in cells.items():
         runstore.publish_copy(path, cache.root / name)
     return sorted(cells)
+
+
+# ------------------------------------------------------------------ slim copies and the grid
+
+#: the fields of a completion record that describe the copy itself (rewritten when re-sealed)
+_RECORD_OWN = ("format", "status", "written", "pid", "files")
+
+
+def _halve(path: Path) -> None:
+    """Store the representations C_* and P_* of ``path`` (an ``.npz``) as float16, compressed."""
+    with np.load(path, allow_pickle=False) as z:
+        arrays = {k: z[k].astype(np.float16) if k[:2] in ("C_", "P_") else z[k] for k in z.files}
+    with open(path, "wb") as f:                         # a file object: numpy adds no suffix
+        np.savez_compressed(f, **arrays)
+
+
+def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_out: tuple[str, ...] = ()) -> Path:
+    """Publish a copy of the finished run ``src`` as ``final`` holding its top-level files except
+    the weights (``model.pt``); ``half``: the representations' C and P as float16. Sub-folders
+    (a sweep cell's projections) are left out: they are computed again from the copy. The copy is
+    sealed again, so its completion record lists what it holds; the source record's own fields
+    (the cell's name, the run's kind) are kept, with ``"slim"`` saying what was left out.
+    ``leave_out``: more top-level file names to leave out (a grid run's ``run.json``, which names
+    the folder and host it was trained on)."""
+    src, final = Path(src), Path(final)
+    record = runstore.read_finished(src)                # intact, or this raises naming the file
+    tmp = runstore.partial_dir(final)
+    try:
+        for f in src.iterdir():
+            if f.is_file() and f.name not in (CHECKPOINT, runstore.RECORD, *leave_out):
+                shutil.copy2(f, tmp / f.name)
+        if half and (tmp / REPS_FILE).is_file():
+            _halve(tmp / REPS_FILE)
+        info = {k: v for k, v in record.items() if k not in _RECORD_OWN}
+        info["slim"] = ", ".join(f"no {n}" for n in (CHECKPOINT, *leave_out)) + ("; C and P as float16" if half else "")
+        runstore.seal(tmp, info)
+        return runstore.publish(tmp, final)
+    finally:
+        runstore.discard(tmp)
+
+
+#: the grid notebook 10 runs at full size (``ablations.benchmark_setup(GRID["kind"])``)
+GRID = {"kind": "emotion", "variants": "all", "seeds": (1, 2, 3)}
+
+
+def grid_runs(base: Config, data: DataSpec, variants: str | Iterable[str], seeds: Sequence[int],
+              out_dir: str | Path, dataset: MultimodalData | None = None) -> list[ablations.PlannedRun]:
+    """The runs :func:`ablations.run_ablation` plans for these arguments (same ids, same folders)."""
+    dataset = dataset if dataset is not None else data.load()
+    return ablations.plan(base, data, dataset.modalities, ablations.select_variants(variants), seeds, out_dir)
+
+
+def shipped_grid(runs: Sequence[ablations.PlannedRun], dataset: MultimodalData, label: str,
+                 folder: Path | None = None) -> dict[str, Path]:
+    """The shipped grid runs among ``runs`` that match today's code: run id -> folder. Each is
+    finished and intact and was trained with the run's configuration on data with ``dataset``'s
+    fingerprint."""
+    root, fingerprint, found = (folder or GRID_DIR) / label, plain_fingerprint(dataset), {}
+    for r in runs:
+        if r.spec is None or r.spec.run_id in found:
+            continue
+        src = root / r.spec.run_id
+        try:
+            runstore.read_finished(src)
+            record = runstore.read_json(src / "config.json")
+        except (FileNotFoundError, runstore.RunCorrupt):
+            continue
+        if same_run(record, Config.from_dict(r.spec.config), fingerprint):
+            found[r.spec.run_id] = src
+    return found
+
+
+def seed_grid(base: Config, data: DataSpec, variants: str | Iterable[str], seeds: Sequence[int],
+              out_dir: str | Path, label: str, folder: Path | None = None) -> list[str]:
+    """Copy into ``out_dir`` each matching shipped grid run (:func:`shipped_grid`) it does not
+    hold finished yet, so ``run_ablation`` with the same arguments trains only the rest. Returns
+    the run ids copied; a finished run already there is never replaced."""
+    dataset = data.load()
+    runs = grid_runs(base, data, variants, seeds, out_dir, dataset)
+    copied = []
+    for run_id, src in shipped_grid(runs, dataset, label, folder).items():
+        spec = next(r.spec for r in runs if r.spec is not None and r.spec.run_id == run_id)
+        if not spec.is_complete():
+            runstore.publish_copy(src, spec.path)
+            copied.append(run_id)
+    return sorted(copied)
 
 
 def contrast_config(base: Config, name: str) -> Config:

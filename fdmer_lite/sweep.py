@@ -298,7 +298,7 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
                 report(epochs + 1, total, "representations")
                 for i, method in enumerate(projections):
                     report(epochs + 2 + i, total, f"{method} projection")
-                    _project_into(tmp, spec, method)
+                    project_into(tmp, spec, method)
                 info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
                              "seconds": time.perf_counter() - start,
                              "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -332,7 +332,7 @@ def _projection_index(cell_dir: Path) -> dict:
     return json.loads(f.read_text()) if f.is_file() else {}
 
 
-def _project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
+def project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
     """Compute one 2-D projection of the cell's saved representations and record it.
 
     The projection is computed from the representations *as read back from disk*, so the
@@ -446,7 +446,7 @@ class SweepCache:
     def ensure_projection(self, beta: float, gamma: float, method: str) -> None:
         """Compute a projection a finished cell lacks (e.g. UMAP after a t-SNE-only sweep)."""
         if not self.has_projection(beta, gamma, method):
-            _project_into(self.cell_dir(beta, gamma), self.spec, method)
+            project_into(self.cell_dir(beta, gamma), self.spec, method)
 
     # -- computing ------------------------------------------------------------------------------
     def clean_partials(self) -> list[Path]:

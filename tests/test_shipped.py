@@ -74,6 +74,16 @@ def test_the_shipped_runs_match_todays_code():
         have = set(shipped.shipped_cells(spec, data["emotion"]))
         assert want <= have, f"shipped sweep cells stale or missing: {sorted(want - have)}"
     assert {p.name for p in shipped.SWEEP_DIR.glob("*")} <= {spec.slug} if shipped.SWEEP_DIR.exists() else True
+    from fdmer_lite.ablations import benchmark_setup
+    grid_base, grid_data, label = benchmark_setup(shipped.GRID["kind"])
+    if (shipped.GRID_DIR / label).exists():            # the Table-4 grid's runs, where they ship
+        runs = shipped.grid_runs(grid_base, grid_data, shipped.GRID["variants"], shipped.GRID["seeds"],
+                                 "unused", data[shipped.GRID["kind"]])
+        have = set(shipped.shipped_grid(runs, data[shipped.GRID["kind"]], label))
+        there = {p.name for p in (shipped.GRID_DIR / label).iterdir()}
+        assert there <= have, f"shipped grid runs stale or no longer planned: {sorted(there - have)}"
+    assert {p.name for p in shipped.GRID_DIR.glob("*")} <= {label} if shipped.GRID_DIR.exists() else True
+    assert {p.name for p in shipped.SHIPPED_DIR.iterdir()} <= {"lessons", "sweep", "grid"}
     size = sum(f.stat().st_size for f in shipped.SHIPPED_DIR.rglob("*") if f.is_file())
     assert size <= 20e6, f"the shipped runs take {size / 1e6:.1f} MB (budget 20 MB)"
     extra = {p.name for p in shipped.LESSONS_DIR.iterdir()} - set(shipped.LESSON_RUNS)
@@ -100,3 +110,66 @@ def test_shipped_sweep_cells_seed_a_cache_only_when_they_match(tmp_path, count_f
     fresh = sw.SweepCache(tmp_path / "other" / TINY.slug, TINY)
     fresh.fill([B], log=None)                           # its own cell B, trained here
     assert shipped.seed_sweep(fresh, folder=ship) == [sw.cell_name(*A)]
+
+
+def test_a_slim_copy_keeps_what_the_explorer_reads_and_reads_back_as_float32(tmp_path, count_fits):
+    import numpy as np
+
+    from fdmer_lite import sweep as sw
+    from fdmer_lite.analysis import load_representations
+
+    made = sw.SweepCache(tmp_path / "made" / TINY.slug, TINY)
+    assert not made.fill([A], log=None)["failed"]
+    src, ship = made.cell_dir(*A), tmp_path / "ship" / TINY.slug
+    ship.mkdir(parents=True)
+    (ship / sw.SPEC_FILE).write_bytes((made.root / sw.SPEC_FILE).read_bytes())
+    shipped.slim_copy(src, ship / src.name, half=True)
+    sw.project_into(ship / src.name, TINY, "pca")
+    assert not (ship / src.name / "model.pt").exists() and (src / "model.pt").exists()
+    record = json.loads((ship / src.name / "complete.json").read_text())
+    assert "model.pt" not in record["files"] and record["cell"] == src.name and "float16" in record["slim"]
+    with np.load(ship / src.name / "reps.npz") as z:                    # stored half ...
+        assert z["C_t"].dtype == np.float16 and z["psi"].dtype == np.float32
+    before, after = load_representations(src / "reps.npz"), load_representations(ship / src.name / "reps.npz")
+    for m in "tav":                                                     # ... read back as float32
+        assert after.common[m].dtype == np.float32
+        np.testing.assert_allclose(after.common[m], before.common[m], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(after.private[m], before.private[m], rtol=1e-3, atol=1e-3)
+    np.testing.assert_array_equal(after.prediction, before.prediction)
+    cache = sw.SweepCache(tmp_path / "mine" / TINY.slug, TINY)
+    assert shipped.seed_sweep(cache, folder=tmp_path / "ship") == [src.name]
+    assert cache.fill([A], log=None)["computed"] == [] and len(count_fits) == 1    # nothing trained
+    assert cache.has_projection(*A, "pca")                                         # the shipped one
+    assert cache.load(*A).metrics == made.load(*A).metrics
+    with pytest.warns(UserWarning, match="holds no model.pt"):           # a run store never loads it
+        from fdmer_lite.experiments.runs import obtain
+        from fdmer_lite.experiments.specs import DataSpec
+        cfg = TINY.config(*A)
+        obtain(cfg, DataSpec("synthetic", options=TINY.data).load(), ship / src.name)
+    assert len(count_fits) == 2
+
+
+def test_shipped_grid_runs_seed_a_grid_only_when_they_match(tmp_path):
+    from fdmer_lite.ablations import run_ablation
+    from fdmer_lite.experiments.specs import DataSpec
+
+    base = get_preset("fast").replace(train={"epochs": 1, "device": "cpu"})
+    data = DataSpec("synthetic", options=dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0))
+    args = dict(variants="wo_con", seeds=(1,), workers=0, threads=1, progress=False)
+    made = run_ablation(base, data, out_dir=tmp_path / "made", **args)
+    ids = sorted(r.spec.run_id for r in made.runs)
+    assert len(ids) == 2 and len(made.report.ran) == 2
+    for run_id in ids:
+        shipped.slim_copy(tmp_path / "made" / run_id, tmp_path / "ship" / "tiny" / run_id, leave_out=("run.json",))
+    assert not list((tmp_path / "ship").rglob("model.pt")) and not list((tmp_path / "ship").rglob("run.json"))
+    mine = tmp_path / "mine"
+    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == ids
+    again = run_ablation(base, data, out_dir=mine, **args)
+    assert again.report.ran == [] and sorted(again.report.skipped) == ids              # nothing trained
+    assert [r["mae_mean"] for r in again.rows] == [r["mae_mean"] for r in made.rows]
+    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == []
+    other = base.replace(train={"epochs": 2})                            # another configuration
+    assert shipped.seed_grid(other, data, "wo_con", (1,), tmp_path / "o", "tiny", folder=tmp_path / "ship") == []
+    with open(tmp_path / "ship" / "tiny" / ids[0] / "metrics.json", "a") as f:        # damaged
+        f.write(" ")
+    assert shipped.seed_grid(base, data, "wo_con", (1,), tmp_path / "d", "tiny", folder=tmp_path / "ship") == ids[1:]

@@ -51,12 +51,15 @@ fast = lessons.setup()
 # ```
 # fdmer-lite sweep --dataset synthetic --beta 0 0.002 0.02 0.2 2 --gamma 0 0.002 0.02 0.2 2
 # ```
-#
+
+# %% [markdown]
 # Here we compute only a "+" through the paper's setting: every setting that changes one of
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
 # `shipped.seed_sweep` first copies into your cache any cells that ship with the package and
 # whose spec, configuration and data fingerprint match today's code (the cell prints which);
-# `fill` then trains what is still missing, a few minutes a cell at full size.
+# `fill` then trains what is still missing, a few minutes a cell at full size. Shipped cells
+# leave the weights (`model.pt`) out and store C and P at half precision, which keeps the
+# package small; the explorer reads neither the weights nor more digits than that.
 
 # %%
 from fdmer_lite import shipped

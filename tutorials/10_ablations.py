@@ -30,7 +30,7 @@
 # %%
 import plotly.graph_objects as go
 
-from fdmer_lite import lessons
+from fdmer_lite import lessons, shipped
 from fdmer_lite.ablations import (BY_KEY, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
                                   run_ablation)
 from fdmer_lite.experiments.specs import DataSpec
@@ -77,18 +77,18 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # process, local worker processes, or Ray) and skips any run whose folder already holds a
 # `metrics.json`: stop it, start it again, and only the missing runs train.
 #
-# In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid
-# (all 16 rows, 3 seeds, the CPU-sized preset) took 56 minutes on two cores with two worker
-# processes with the earlier, half-sized training split; expect about twice that today. Run it
-# beforehand from a terminal, where it can use worker processes, and this
-# notebook will find it:
+# In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
+# the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of a few
+# minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
+# configuration, history and metrics, without the weights). `shipped.seed_grid` copies into your
+# grid folder every shipped run whose configuration and data fingerprint match what today's code
+# would train, and `run_ablation` then trains only what is still missing, with a bar that counts
+# the runs. To train the whole grid yourself, from a terminal at the root of the checkout
+# (two worker processes):
 #
 # ```
-# python benchmarks/ablation_grid.py --kind emotion --out runs/lessons/full
+# python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
 # ```
-#
-# The tables and claims of that measured run are in `benchmarks/results/`, if you only want to
-# read them.
 
 # %%
 if fast:
@@ -99,9 +99,11 @@ if fast:
 else:
     base, data, label = benchmark_setup("emotion")
     variants, seeds = "all", (1, 2, 3)
+    copied = shipped.seed_grid(base, data, variants, seeds, lessons.runs_dir() / label, label)
+    print(f"copied {len(copied)} finished runs from the shipped grid")
 
 result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lessons.runs_dir() / label,
-                      workers=0, threads=1, progress=False, dataset_label=label)
+                      workers=0, threads=1, progress=not fast, dataset_label=label)
 print(result.report.summary())
 
 # %% [markdown]
@@ -187,9 +189,9 @@ from IPython.display import Markdown, display
 
 here = Path.cwd().resolve()
 root = next((p for p in (here, *here.parents) if (p / "benchmarks" / "results").is_dir()), None)
-shipped = root / "benchmarks" / "results" / "ablation-mosi-text-audio-minilm.md" if root else None
-if shipped is not None and shipped.is_file():
-    section = shipped.read_text().split("## Beside the paper's Table 4 (MOSI)", 1)[-1].strip().splitlines()
+real = root / "benchmarks" / "results" / "ablation-mosi-text-audio-minilm.md" if root else None
+if real is not None and real.is_file():
+    section = real.read_text().split("## Beside the paper's Table 4 (MOSI)", 1)[-1].strip().splitlines()
     table = []
     for line in section:
         if line.startswith("|"):
@@ -197,7 +199,7 @@ if shipped is not None and shipped.is_file():
         elif table:
             break                                   # the first table of the section only
     display(Markdown("\n".join(table)))
-    print(f"From {shipped.relative_to(root)} (written by benchmarks/ablation_grid.py; not computed here).")
+    print(f"From {real.relative_to(root)} (written by benchmarks/ablation_grid.py; not computed here).")
 else:
     print("No shipped real-data table here (benchmarks/results/ablation-mosi-text-audio-minilm.md).")
 

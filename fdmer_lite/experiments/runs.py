@@ -211,6 +211,9 @@ def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, folde
         return False
     try:
         trainer.load(folder / CHECKPOINT)
+    except FileNotFoundError:                           # a copy kept without its weights
+        warnings.warn(f"not reusing the run in {folder}: it holds no {CHECKPOINT}; retraining", stacklevel=3)
+        return False
     except (RuntimeError, ValueError, KeyError) as err:     # written by older code: retrain
         warnings.warn(f"not reusing the run in {folder}: its checkpoint no longer fits the model "
                       f"({type(err).__name__}); retraining", stacklevel=3)
