@@ -80,6 +80,19 @@ VARIANTS = {
     "full_mae_warmcos_long": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                       "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
     "full_mae_long": ("synthetic", {"train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
+    # the recipe together with the Eq. 2-3 MLP readings of disentangle-diagnosis.md, and without
+    # the four extra losses (is the gap to Non-Disentangled the path or the losses?)
+    "full_mae_long_scaled": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                           "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
+    # the candidate preset: the MLP readings, stop on MAE, and a budget floor in optimiser steps
+    # (train.min_steps) that gives a MOSI-sized split (21 steps an epoch) 60 epochs with patience 20
+    # and leaves the 10,000-sample benchmark (157 steps an epoch) at 30 epochs with patience 10
+    "recipe_steps": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+                                   "train": {"early_stop": "mae", "min_steps": 1260}}),
+    "recipe_steps_nd": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0, "disentangle": False},
+                                      "train": {"early_stop": "mae", "min_steps": 1260}}),
+    "full_mae_long_b0g0": ("synthetic", {"loss": {"beta": 0.0, "gamma": 0.0},
+                                         "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
 
 

@@ -281,7 +281,7 @@ def cmd_demo(args) -> int:
     from .options import check_device
     from .progress import heartbeat
     from .shipped import demo_contrast
-    from .train import Trainer
+    from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated
     apply_threads()
@@ -294,7 +294,8 @@ def cmd_demo(args) -> int:
     described = describe_benchmark(data)
     print(described)
     trainer = Trainer(cfg, data)
-    print(f"training FDMER (preset {cfg.name}, {cfg.train.epochs} epochs at most) on {trainer.device}; "
+    epochs, _ = budget(cfg.train.epochs, cfg.train.patience, len(trainer.loader("train")), cfg.train.min_steps)
+    print(f"training FDMER (preset {cfg.name}, {epochs} epochs at most) on {trainer.device}; "
           f"writing to {out}")
     metrics = obtain(cfg, data, out, retrain=True, trainer=trainer).metrics
     print()

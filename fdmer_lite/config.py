@@ -148,6 +148,7 @@ class TrainConfig:
     lr_schedule: str = "constant"    # "constant" (the paper's plain Adam) | "cosine" (decay to 0 by the last epoch)
     warmup_epochs: float = 0.0       # linear warm-up of the learning rate from 0 over this many epochs
     patience: int = 10               # early stopping after this many epochs without a better validation score (early_stop)
+    min_steps: int = 0               # at least this many optimiser steps: on a small training split, epochs and patience are stretched by one factor (train.budget; 0: off)
     early_stop: str = "task_loss"    # what early stopping and the kept epoch follow on validation: "task_loss" | "mae" (regression only)
     grad_clip: float | None = 1.0    # max gradient norm; None disables clipping
     grl_schedule: str = "dann"       # strength of the gradient reversal over training: "dann" ramp | "constant" (train.reversal_coefficient)

@@ -31,7 +31,7 @@ from .experiments.runs import Run, find, obtain
 from .offline import use_offline_renderer
 from .paths import runs_root
 from .shipped import find_lesson_run
-from .train import seed_everything
+from .train import budget, seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
 THREADS_ENV = "FDMER_LITE_THREADS"
@@ -122,7 +122,8 @@ def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shippe
     if run is None:
         if verbose:
             batches = -(-len(data.splits["train"]) // config.train.batch_size)
-            print(f"run {name!r}: training now, at most {config.train.epochs} epochs of {batches} batches "
+            epochs, _ = budget(config.train.epochs, config.train.patience, batches, config.train.min_steps)
+            print(f"run {name!r}: training now, at most {epochs} epochs of {batches} batches "
                   f"(the bar shows the time left)", flush=True)
         run = obtain(config, data, folder, retrain=retrain)
     if verbose:

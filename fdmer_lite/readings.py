@@ -79,6 +79,12 @@ SWITCHES: tuple[Switch, ...] = (
            'or "mae" (the validation MAE, regression only)',
            f"[task family, Recipe]({RESULTS}/task-family.md)",
            literal="task_loss"),
+    Switch("train.min_steps", "reading",
+           "Sec. 4.2: epochs per data set, the most for the smallest (120 on MOSI)",
+           "a floor on the optimiser steps of a run: when the epochs give fewer, epochs and patience are "
+           "stretched by one factor (`train.budget`); 0: off",
+           f"[task family, Recipe]({RESULTS}/task-family.md)",
+           literal=0),
     Switch("train.amp", "reading",
            "nothing (fp32)",
            "float16 autocast with a gradient scaler, on CUDA only",

@@ -108,6 +108,24 @@ def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tenso
 EARLY_STOP = ("task_loss", "mae")
 
 
+def budget(epochs: int, patience: int, steps_per_epoch: int, min_steps: int = 0) -> tuple[int, int]:
+    """The (epochs, patience) a run trains with when an epoch is ``steps_per_epoch`` optimiser steps.
+
+    Epochs count passes over the data, so a training split eight times smaller gets eight times
+    fewer updates from the same number of epochs. With ``min_steps`` > 0, a run whose epochs
+    would make fewer than ``min_steps`` steps gets ``ceil(min_steps / steps_per_epoch)`` epochs,
+    and its patience grows by the same factor (rounded up), so early stopping waits as many steps
+    as before. Otherwise both are unchanged. (The paper, too, trains its smallest set for the most
+    epochs: 120 on MOSI, Section 4.2.)
+    """
+    if min_steps < 0 or steps_per_epoch < 1:
+        raise ValueError(f"min_steps must be >= 0 and steps_per_epoch >= 1, got {min_steps}, {steps_per_epoch}")
+    if min_steps == 0 or epochs * steps_per_epoch >= min_steps:
+        return epochs, patience
+    factor = min_steps / (epochs * steps_per_epoch)
+    return math.ceil(min_steps / steps_per_epoch), math.ceil(patience * factor)
+
+
 def check_early_stop(criterion: str, task: str) -> None:
     """A ValueError unless ``criterion`` is one of ``EARLY_STOP`` and fits the task."""
     if criterion not in EARLY_STOP:
@@ -188,11 +206,14 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
         t = self.config.train
-        epochs = t.epochs if epochs is None else epochs
         opt = make_optimizer(self.model.parameters(), t, self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
+        if epochs is None:                              # the configured budget, stretched if min_steps asks
+            epochs, patience = budget(t.epochs, t.patience, steps, t.min_steps)
+        else:                                           # exactly the epochs asked for
+            patience = t.patience
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
         since_best = 0
         bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
@@ -242,7 +263,7 @@ class Trainer:
             if bar is not None:
                 bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{t.early_stop: f"{score:.3f}"},
                                 best=self.best_epoch)
-            if since_best >= t.patience:
+            if since_best >= patience:
                 break
         if bar is not None:
             bar.close()

@@ -270,3 +270,34 @@ def test_early_stop_rejects_unknown_criteria_and_mae_on_classification(tiny_data
     with pytest.raises(ValueError, match="early_stop 'mae' needs a regression task"):
         Trainer(fast_config.replace(train={"early_stop": "mae"}), humour)
     Trainer(fast_config.replace(train={"early_stop": "task_loss"}), humour)      # the default fits both
+
+
+def test_the_budget_stretches_epochs_and_patience_by_one_factor_on_a_small_split():
+    from fdmer_lite.train import budget
+
+    # worked by hand: 30 epochs of 21 steps are 630 < 1260 steps, so the factor is 2
+    assert budget(30, 10, 21, 1260) == (60, 20)
+    assert budget(30, 10, 157, 1260) == (30, 10)            # 4,710 steps already: unchanged
+    assert budget(30, 10, 21, 0) == (30, 10)                # off
+    for epochs, patience, steps, floor in [(2, 3, 3, 20), (30, 10, 20, 1200), (5, 1, 7, 100), (1, 1, 1, 9)]:
+        e, p = budget(epochs, patience, steps, floor)
+        assert e * steps >= floor > (e - 1) * steps         # the fewest whole epochs that reach the floor
+        factor = floor / (epochs * steps)
+        assert p == math.ceil(patience * factor) >= patience
+    with pytest.raises(ValueError, match="min_steps"):
+        budget(30, 10, 21, -1)
+
+
+def test_min_steps_stretches_a_run_on_a_small_split(tiny_data, fast_config):
+    # 96 samples in batches of 32: 3 steps an epoch. lr 0 never improves, so a run stops once
+    # patience epochs have passed after epoch 1.
+    still = fast_config.replace(train={"epochs": 2, "patience": 1, "lr": 0.0})
+    assert len(Trainer(still, tiny_data).fit()) == 2                          # no floor: patience 1
+    stretched = still.replace(train={"min_steps": 12})                       # 12 / 6 = 2: epochs 4, patience 2
+    assert len(Trainer(stretched, tiny_data).fit()) == 3                      # epoch 1, then two more
+    learning = fast_config.replace(train={"epochs": 2, "patience": 100, "min_steps": 12})
+    steps = []
+    trainer = Trainer(learning, tiny_data)
+    trainer.on_epoch = lambda entry: steps.append(entry["epoch"])
+    assert len(trainer.fit()) == 4 and steps == [1, 2, 3, 4]                  # 4 epochs x 3 steps = 12
+    assert len(Trainer(learning, tiny_data).fit(epochs=2)) == 2               # an explicit count is kept
