@@ -16,7 +16,7 @@ shipped cells that match the cache's spec, today's configuration and the data's 
 
 **The ablation grid.** Notebook 10's Table-4 grid at full size is 17 variants x 3 seeds, hours on
 two cores. Its finished runs ship in ``fdmer_lite/shipped_runs/grid/<label>/<run id>/`` as their
-JSON files only (configuration, history, metrics: the table reads nothing else);
+configuration and metrics only (the table reads nothing else);
 :func:`seed_grid` copies into the notebook's grid folder each one whose run id, configuration and
 data fingerprint match, and the grid then trains only what is still missing.
 
@@ -225,19 +225,20 @@ def shipped_grid(runs: Sequence[ablations.PlannedRun], dataset: MultimodalData, 
 
 
 def seed_grid(base: Config, data: DataSpec, variants: str | Iterable[str], seeds: Sequence[int],
-              out_dir: str | Path, label: str, folder: Path | None = None) -> list[str]:
+              out_dir: str | Path, label: str, folder: Path | None = None) -> tuple[list[str], list[str]]:
     """Copy into ``out_dir`` each matching shipped grid run (:func:`shipped_grid`) it does not
     hold finished yet, so ``run_ablation`` with the same arguments trains only the rest. Returns
-    the run ids copied; a finished run already there is never replaced."""
+    (the run ids copied, the run ids still to train); a finished run already there is never
+    replaced."""
     dataset = data.load()
     runs = grid_runs(base, data, variants, seeds, out_dir, dataset)
+    specs = {r.spec.run_id: r.spec for r in runs if r.spec is not None}
     copied = []
     for run_id, src in shipped_grid(runs, dataset, label, folder).items():
-        spec = next(r.spec for r in runs if r.spec is not None and r.spec.run_id == run_id)
-        if not spec.is_complete():
-            runstore.publish_copy(src, spec.path)
+        if not specs[run_id].is_complete():
+            runstore.publish_copy(src, specs[run_id].path)
             copied.append(run_id)
-    return sorted(copied)
+    return sorted(copied), sorted(i for i, spec in specs.items() if not spec.is_complete())
 
 
 def contrast_config(base: Config, name: str) -> Config:

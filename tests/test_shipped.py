@@ -163,13 +163,13 @@ def test_shipped_grid_runs_seed_a_grid_only_when_they_match(tmp_path):
         shipped.slim_copy(tmp_path / "made" / run_id, tmp_path / "ship" / "tiny" / run_id, leave_out=("run.json",))
     assert not list((tmp_path / "ship").rglob("model.pt")) and not list((tmp_path / "ship").rglob("run.json"))
     mine = tmp_path / "mine"
-    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == ids
+    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == (ids, [])
     again = run_ablation(base, data, out_dir=mine, **args)
     assert again.report.ran == [] and sorted(again.report.skipped) == ids              # nothing trained
     assert [r["mae_mean"] for r in again.rows] == [r["mae_mean"] for r in made.rows]
-    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == []
+    assert shipped.seed_grid(base, data, "wo_con", (1,), mine, "tiny", folder=tmp_path / "ship") == ([], [])
     other = base.replace(train={"epochs": 2})                            # another configuration
-    assert shipped.seed_grid(other, data, "wo_con", (1,), tmp_path / "o", "tiny", folder=tmp_path / "ship") == []
+    assert shipped.seed_grid(other, data, "wo_con", (1,), tmp_path / "o", "tiny", folder=tmp_path / "ship")[0] == []
     with open(tmp_path / "ship" / "tiny" / ids[0] / "metrics.json", "a") as f:        # damaged
         f.write(" ")
-    assert shipped.seed_grid(base, data, "wo_con", (1,), tmp_path / "d", "tiny", folder=tmp_path / "ship") == ids[1:]
+    assert shipped.seed_grid(base, data, "wo_con", (1,), tmp_path / "d", "tiny", folder=tmp_path / "ship") == (ids[1:], ids[:1])

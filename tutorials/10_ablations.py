@@ -80,7 +80,7 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
 # the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of a few
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
-# configuration, history and metrics, without the weights). `shipped.seed_grid` copies into your
+# configuration and metrics: what the table reads). `shipped.seed_grid` copies into your
 # grid folder every shipped run whose configuration and data fingerprint match what today's code
 # would train, and `run_ablation` then trains only what is still missing, with a bar that counts
 # the runs. To train the whole grid yourself, from a terminal at the root of the checkout
@@ -99,8 +99,10 @@ if fast:
 else:
     base, data, label = benchmark_setup("emotion")
     variants, seeds = "all", (1, 2, 3)
-    copied = shipped.seed_grid(base, data, variants, seeds, lessons.runs_dir() / label, label)
-    print(f"copied {len(copied)} finished runs from the shipped grid")
+    copied, todo = shipped.seed_grid(base, data, variants, seeds, lessons.runs_dir() / label, label)
+    print(f"copied {len(copied)} finished runs from the shipped grid; {len(todo)} to train here"
+          + (f", one after another, each up to {base.train.epochs} epochs on the full benchmark: "
+             "train them from a terminal first (the command above) to use both cores" if todo else ""))
 
 result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lessons.runs_dir() / label,
                       workers=0, threads=1, progress=not fast, dataset_label=label)
