@@ -6,6 +6,7 @@
     python benchmarks/ship_runs.py --sweep --sweep-from runs/sweep/synthetic-emotion-seed0
     python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
     python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --no-train
+    python benchmarks/ship_runs.py --projections          # notebook 7's Figure-2 projections
 
 Each shipped run is one of ``fdmer_lite.shipped.LESSON_RUNS``: the ``synthetic`` preset with one
 change, trained on the lessons' full-size benchmark, exactly as a notebook in full mode would
@@ -18,8 +19,10 @@ contrast reads two of them.
 slim copies (``shipped.slim_copy``: no weights; the cells' C and P as float16, their projections
 computed again from what ships). A grid of 51 full-size runs takes hours: ``--grid-from`` keeps
 its runs in a folder you name, so an interrupted grid resumes there, and ``--no-train`` ships only
-the runs already finished in it (the notebook trains the rest). At the end the script prints the
-size of everything shipped (budget: 20 MB).
+the runs already finished in it (the notebook trains the rest). ``--projections`` ships the
+t-SNE and UMAP projections notebook 7 draws of two shipped lesson runs (``FIGURE2``: keep it
+equal to the notebook's cells), computed here exactly as the notebook computes them. At the end
+the script prints the size of everything shipped (budget: 20 MB).
 """
 
 from __future__ import annotations
@@ -38,8 +41,9 @@ from fdmer_lite.experiments import runstore
 from fdmer_lite.experiments.pool import map_unordered
 from fdmer_lite.experiments.runs import find, obtain
 from fdmer_lite.experiments.specs import SPEC_FILE
-from fdmer_lite.shipped import (GRID, GRID_DIR, LESSON_RUNS, LESSONS_DIR, SHIPPED_DIR, SWEEP_DIR, find_lesson_run,
-                                grid_runs, lesson_run_config, shipped_cells, shipped_grid, slim_copy)
+from fdmer_lite.shipped import (GRID, GRID_DIR, LESSON_RUNS, LESSONS_DIR, PROJECTIONS_DIR, SHIPPED_DIR, SWEEP_DIR,
+                                ProjectionCache, find_lesson_run, grid_runs, lesson_run_config, shipped_cells,
+                                shipped_grid, slim_copy)
 
 PROJECTIONS = ("tsne", "umap", "pca")
 
@@ -90,7 +94,10 @@ def write_report() -> None:
             ("explorer cells (notebook 09)", cells, f"{have_cells} of {want_cells}",
              "no weights; C and P as float16"),
             (f"Table-4 grid (notebook 10), {label}", grid, f"{have_grid} of {want_grid} runs",
-             "configuration and metrics only")]
+             "configuration and metrics only"),
+            ("Figure-2 projections (notebook 07)", PROJECTIONS_DIR,
+             f"{len(list(PROJECTIONS_DIR.glob('*.npy'))) if PROJECTIONS_DIR.is_dir() else 0} of "
+             f"{len(FIGURE2['runs']) * len(FIGURE2['methods'])}", "t-SNE and UMAP of two lesson runs")]
     lines = ["# The runs that ship with the package", "",
              "Written by `python benchmarks/ship_runs.py` (every invocation). Sizes of "
              "`fdmer_lite/shipped_runs/`; the budget is 20 MB in all.", "",
@@ -130,6 +137,48 @@ def ship_sweep(source: str | None, workers: int) -> int:
     runstore.publish(tmp, target)
     assert set(names) <= set(shipped_cells(spec, data)), "a shipped cell does not match"
     print(f"sweep: {len(names)} cells shipped into {target} ({size_of(target) / 1e6:.1f} MB)")
+    return 0
+
+
+#: notebook 7's Figure 2: the runs it projects, the points per set and the methods
+FIGURE2 = {"runs": ("emotion-beta0-gamma0", "emotion-paper"), "max_points": 300, "methods": ("tsne", "umap")}
+
+
+def figure2_reps() -> dict:
+    """The test-split representations of FIGURE2's shipped runs, as notebook 7 extracts them."""
+    import torch
+
+    from fdmer_lite.analysis import extract_representations
+    from fdmer_lite.config import choose_threads
+
+    torch.set_num_threads(choose_threads())             # the notebooks' thread count (lessons.setup)
+    data, reps = _full_data("emotion"), {}
+    for name in FIGURE2["runs"]:
+        run = find_lesson_run(name, lesson_run_config(name), data)
+        if run is None:
+            raise SystemExit(f"{name}: the shipped lesson run is stale; run python benchmarks/ship_runs.py first")
+        reps[name] = extract_representations(run.model, data, "test", device=run.trainer.device)
+    return reps
+
+
+def ship_projections() -> int:
+    """Ship notebook 7's projections of FIGURE2's runs (replacing what shipped before)."""
+    from fdmer_lite import viz
+
+    reps = figure2_reps()
+    work = Path(tempfile.mkdtemp(prefix="ship-projections-"))
+    cache = ProjectionCache(work / "new", shipped=work / "none")    # compute everything afresh
+    for method in FIGURE2["methods"]:
+        viz.embedding_comparison(reps, method=method, max_points=FIGURE2["max_points"], cache=cache)
+    # which weights they were made from: a test fails when a lesson run changes without them
+    weights = {name: runstore.read_finished(LESSONS_DIR / name)["files"]["model.pt"]["sha256"]
+               for name in FIGURE2["runs"]}
+    runstore.write_json(work / "new" / "index.json", {**FIGURE2, "model_sha256": weights})
+    shutil.rmtree(PROJECTIONS_DIR, ignore_errors=True)
+    shutil.copytree(work / "new", PROJECTIONS_DIR)
+    shutil.rmtree(work, ignore_errors=True)
+    files = sorted(PROJECTIONS_DIR.glob("*.npy"))
+    print(f"projections: {len(files)} shipped into {PROJECTIONS_DIR} ({size_of(PROJECTIONS_DIR) / 1e6:.2f} MB)")
     return 0
 
 
@@ -180,7 +229,12 @@ def main(argv=None) -> int:
     ap.add_argument("--grid", action="store_true", help="ship notebook 10's Table-4 grid instead")
     ap.add_argument("--grid-from", default=None, help="the grid's working folder (kept; an interrupted grid resumes)")
     ap.add_argument("--no-train", action="store_true", help="with --grid: ship only the runs finished in --grid-from")
+    ap.add_argument("--projections", action="store_true", help="ship notebook 7's Figure-2 projections instead")
     args = ap.parse_args(argv)
+    if args.projections:
+        status = ship_projections()
+        write_report()
+        return status
     if args.no_train and not (args.grid and args.grid_from):
         ap.error("--no-train needs --grid and --grid-from")
     if args.sweep or args.grid:

@@ -30,7 +30,7 @@ from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
 from .experiments.runs import Run, find, obtain
 from .offline import use_offline_renderer
 from .paths import runs_root
-from .shipped import find_lesson_run
+from .shipped import ProjectionCache, find_lesson_run
 from .train import budget, seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
@@ -100,9 +100,11 @@ def runs_dir(create: bool = True) -> Path:
     return path
 
 
-def projection_cache() -> Path:
-    """Folder for ``viz.project(..., cache=...)``: each representation set is projected once."""
-    return runs_dir() / "projections"
+def projection_cache() -> ProjectionCache:
+    """The cache for ``viz.project(..., cache=...)``: each representation set is projected once,
+    into ``runs_dir() / "projections"``; the projections of the shipped runs are read from the
+    package (``shipped.ProjectionCache``)."""
+    return ProjectionCache(runs_dir() / "projections")
 
 
 LessonRun = Run             # what lesson_run returns: path, trainer, model, history, metrics, loaded

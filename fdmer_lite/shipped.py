@@ -25,6 +25,12 @@ Shipped sweep cells and grid runs are *slim copies* (:func:`slim_copy`): without
 representations C and P stored as float16 (``analysis.load_representations`` reads them back as
 float32). That keeps everything inside the 20 MB the package allows itself.
 
+**Figure 2's projections.** Notebook 7 projects the test-split C and P of two lesson runs with
+t-SNE and UMAP (about a minute on two cores). The projections of the shipped runs ship in
+``fdmer_lite/shipped_runs/projections/``, named like the lessons' own cache (a hash of the
+projected array, the method and the seed); :class:`ProjectionCache` reads them after the
+student's folder, so a projection is reused only when the array is bit for bit the same.
+
 **The demo's contrast.** The paper's Figure 2 contrasts the common representations learnt with
 and without its losses (beta = gamma = 0). The measures that show that contrast on the
 known-factor benchmark are the shared factor's R^2 in C (``common_factor_r2``), the
@@ -41,6 +47,7 @@ benchmarks/ship_runs.py`` regenerates them all, and a test fails when one no lon
 from __future__ import annotations
 
 import json
+import os
 import shutil
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -61,6 +68,7 @@ SHIPPED_DIR = Path(__file__).resolve().parent / "shipped_runs"
 LESSONS_DIR = SHIPPED_DIR / "lessons"
 SWEEP_DIR = SHIPPED_DIR / "sweep"
 GRID_DIR = SHIPPED_DIR / "grid"
+PROJECTIONS_DIR = SHIPPED_DIR / "projections"
 
 #: lesson run name -> (benchmark kind, change to the ``synthetic`` preset): the full-size runs the
 #: notebooks compare (``lessons.lesson_run`` finds them here under the same names)
@@ -152,6 +160,33 @@ def seed_sweep(cache: sweep.SweepCache, data: MultimodalData | None = None, fold
     for name, path in cells.items():
         runstore.publish_copy(path, cache.root / name)
     return sorted(cells)
+
+
+class ProjectionCache:
+    """A cache for ``viz.project(..., cache=...)``: ``folder`` (read and written), then the
+    projections shipped with the package (read only). Keys are ``viz.project``'s: a hash of the
+    array, the method and the seed, so a shipped projection is used only for the same array."""
+
+    def __init__(self, folder: str | Path, shipped: Path | None = None):
+        self.folder, self.shipped = Path(folder), Path(shipped or PROJECTIONS_DIR)
+
+    def _file(self, key: str) -> Path | None:
+        return next((f for f in (self.folder / f"{key}.npy", self.shipped / f"{key}.npy") if f.is_file()), None)
+
+    def __contains__(self, key: str) -> bool:
+        return self._file(key) is not None
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        f = self._file(key)
+        if f is None:
+            raise KeyError(key)
+        return np.load(f, allow_pickle=False)
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp.npy"
+        np.save(tmp, np.asarray(value))
+        os.replace(tmp, self.folder / f"{key}.npy")      # never a half-written projection
 
 
 # ------------------------------------------------------------------ slim copies and the grid

@@ -83,7 +83,14 @@ def test_the_shipped_runs_match_todays_code():
         there = {p.name for p in (shipped.GRID_DIR / label).iterdir()}
         assert there <= have, f"shipped grid runs stale or no longer planned: {sorted(there - have)}"
     assert {p.name for p in shipped.GRID_DIR.glob("*")} <= {label} if shipped.GRID_DIR.exists() else True
-    assert {p.name for p in shipped.SHIPPED_DIR.iterdir()} <= {"lessons", "sweep", "grid"}
+    if shipped.PROJECTIONS_DIR.exists():               # notebook 7's projections: of today's lesson runs
+        from fdmer_lite.experiments import runstore
+        index = json.loads((shipped.PROJECTIONS_DIR / "index.json").read_text())
+        for name, sha in index["model_sha256"].items():
+            now = runstore.read_finished(shipped.LESSONS_DIR / name)["files"]["model.pt"]["sha256"]
+            assert sha == now, f"the shipped projections of {name} are stale: run ship_runs.py --projections"
+        assert len(list(shipped.PROJECTIONS_DIR.glob("*.npy"))) == len(index["runs"]) * len(index["methods"])
+    assert {p.name for p in shipped.SHIPPED_DIR.iterdir()} <= {"lessons", "sweep", "grid", "projections"}
     size = sum(f.stat().st_size for f in shipped.SHIPPED_DIR.rglob("*") if f.is_file())
     assert size <= 20e6, f"the shipped runs take {size / 1e6:.1f} MB (budget 20 MB)"
     extra = {p.name for p in shipped.LESSONS_DIR.iterdir()} - set(shipped.LESSON_RUNS)
@@ -173,3 +180,25 @@ def test_shipped_grid_runs_seed_a_grid_only_when_they_match(tmp_path):
     with open(tmp_path / "ship" / "tiny" / ids[0] / "metrics.json", "a") as f:        # damaged
         f.write(" ")
     assert shipped.seed_grid(base, data, "wo_con", (1,), tmp_path / "d", "tiny", folder=tmp_path / "ship") == (ids[1:], ids[:1])
+
+
+def test_the_projection_cache_reads_the_shipped_projections_and_writes_only_its_own(tmp_path):
+    import numpy as np
+
+    from fdmer_lite import viz
+
+    ship, mine = tmp_path / "ship", tmp_path / "mine"
+    X = np.random.default_rng(0).normal(size=(40, 5))
+    made = shipped.ProjectionCache(ship, shipped=tmp_path / "none")
+    first = viz.project(X, "pca", cache=made)                                   # computed, written
+    assert [f.suffix for f in ship.iterdir()] == [".npy"]
+    cache = shipped.ProjectionCache(mine, shipped=ship)
+    key = next(ship.iterdir()).stem
+    assert key in cache and np.array_equal(cache[key], first)                   # read from the package
+    np.testing.assert_array_equal(viz.project(X, "pca", cache=cache), first)
+    assert not mine.exists()                                                    # nothing computed here
+    viz.project(X[:30], "pca", cache=cache)                                     # another array: computed
+    assert len(list(mine.glob("*.npy"))) == 1 and len(list(ship.glob("*.npy"))) == 1
+    assert "pca-nothing" not in cache
+    with pytest.raises(KeyError):
+        cache["pca-nothing"]

@@ -73,7 +73,8 @@ print({m: r.common[m].shape for m in r.modalities}, r.psi.shape, r.psi_names)
 # One joint t-SNE per model of all six sets (`C_t, C_a, C_v` light, `P_t, P_a, P_v` dark).
 # If the common space is common, the light clouds of the three modalities should mix; the dark
 # ones should stay apart. Projections are cached in `runs/lessons/.../projections`, so re-running
-# the cell is instant.
+# the cell is instant; those of the shipped runs come with the package, and are used only when
+# your representations are exactly the shipped run's.
 
 # %%
 n_points = 100 if fast else 300
