@@ -89,6 +89,8 @@ VARIANTS = {
     # and leaves the 10,000-sample benchmark (157 steps an epoch) at 30 epochs with patience 10
     "recipe_steps": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                    "train": {"early_stop": "mae", "min_steps": 1260}}),
+    "recipe_steps_drop": ("synthetic", {"model": {"mlp_init": "scaled"},
+                                        "train": {"early_stop": "mae", "min_steps": 1260}}),
     "recipe_steps_nd": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0, "disentangle": False},
                                       "train": {"early_stop": "mae", "min_steps": 1260}}),
     "full_mae_long_b0g0": ("synthetic", {"loss": {"beta": 0.0, "gamma": 0.0},

@@ -50,7 +50,15 @@ RECIPE = (
     ("full_mae_warmcos", "full, 2-epoch warm-up + cosine, stop on MAE"),
     ("full_mae_warmcos_long", "full, warm-up + cosine over 60 epochs, patience 20, stop on MAE"),
     ("full_mae_long", "full, stop on MAE, 60 epochs, patience 20"),
+    ("full_mae_long_b0g0", "full, the same recipe, beta = gamma = 0 (no extra losses)"),
+    ("full_mae_long_scaled", "full, the same recipe + the MLP readings (`mlp_init` \"scaled\", `mlp_dropout` 0)"),
+    ("recipe_steps", "full, the MLP readings + stop on MAE + `min_steps` 1260 (30 epochs, patience 10, "
+                     "stretched to 60 and 20 on this split)"),
+    ("recipe_steps_drop", "full, as `recipe_steps` but the MLPs keep the common dropout (only `mlp_init` \"scaled\")"),
 )
+# The demo's benchmark (make_benchmark("emotion"), 10,000 training samples, seed 0): each variant's
+# test MAE against the Bayes floor (family_runs.py --demo).
+DEMO = ("synthetic", "full_mae_long", "scaled_mlpdrop0", "recipe_steps", "recipe_steps_drop", "full_mae_long_scaled")
 RECIPE_TEXT = """\
 What differs between the two recipes. The plain baseline (`task_family.train_baseline`) and the
 `synthetic` preset share Adam at a constant 1e-3, gradient clipping at 1.0, no weight decay, 30
@@ -101,6 +109,23 @@ sizes (width 64, two layers, four heads, every time step) Non-Disentangled stopp
 reaches 0.829 on seed 0 against 0.858 at the preset's sizes, within noise, so the sizes are not
 it; what else differs (the fusion and head, the auxiliary losses, the batch of 64) is not
 measured here."""
+STEPS_TEXT = """\
+**The MLP readings with the recipe (second session).** On `mosi_aligned` the `scaled` MLPs with no
+MLP dropout, stopping on the MAE with 60 epochs and patience 20 (`full_mae_long_scaled`), bring
+the full model to 0.823 / 0.928 / 0.917, **1.19x** the baseline, level with Non-Disentangled on
+the same recipe (1.19x). Without the four extra losses (`full_mae_long_b0g0`) it is 1.40x, so the
+paper's losses help here. `train.min_steps` = 1260 (`recipe_steps`) reproduces those runs exactly
+on this split (21 steps an epoch: 60 epochs, patience 20; the same MAE and best epoch on all three
+seeds) and leaves the demo's benchmark at 30 epochs, but there the readings at 30 epochs cost:
+1.54x the Bayes floor against 1.44x as shipped. Keeping the MLP dropout (`recipe_steps_drop`)
+keeps the demo (1.43x) and loses `mosi_aligned` (1.27x). The 60-epoch recipe on the demo
+(`full_mae_long_scaled`, seed 0) reaches **1.23x** the floor, inside the 1.26x limit, but doubles
+the budget of every full-size run, notebook 6's live run included. On `mosi_spread` the baseline
+itself stays at ridge level (1.150); the recipe is at 1.210. On `mosi_bert` the baseline learns
+(0.801) and every FDMER variant stays at ridge level, Non-Disentangled too (1.258), so that gap is
+not the disentangled path. `mosei_aligned` and the paper presets were not run (CPU budget).
+Not adopted yet: adopting `full_mae_long_scaled` as the `synthetic` preset makes every shipped
+run stale (about six CPU-hours to regenerate at 60 epochs)."""
 # What --train runs (task -> seeds); the MOSEI-like task is left out for the CPU budget.
 RIDGE_LEVEL = 0.95   # "(r)": a test MAE at least this fraction of that seed's ridge MAE
 PLAN = {"mosi_aligned": (0, 1, 2), "mosi_spread": (0,), "mosi_bert": (0,)}
@@ -157,6 +182,7 @@ def main(argv=None):
             lines.append(f"| {NAMES[model]} | " + " | ".join(cells) + f" | {ratio:.2f} |")
         lines.append("")
     lines += recipe_section(store)
+    lines += demo_section(store) + [STEPS_TEXT, ""]
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
 
@@ -185,6 +211,21 @@ def recipe_section(store: dict, task: str = "mosi_aligned") -> list[str]:
         ratio = np.mean([runs[s]["test_mae"] for s in both]) / np.mean([base[s]["test_mae"] for s in both])
         lines.append(f"| `{model}`: {what} | " + " | ".join(cells) + f" | {ratio:.2f} |")
     return lines + ["", RECIPE_TEXT, ""] if RECIPE_TEXT else lines + [""]
+
+
+def demo_section(store: dict) -> list[str]:
+    """The demo's benchmark: test MAE, its ratio to the Bayes floor and the best epoch of each
+    DEMO variant that ran (seed 0)."""
+    lines = ["## The demo's benchmark", "",
+             "`python benchmarks/family_runs.py --demo --models NAME`: the `synthetic` preset with each "
+             "change on `make_benchmark(\"emotion\")` (10,000 training samples, 157 steps an epoch), seed 0.",
+             "", "| variant | test MAE | / Bayes floor | best epoch / epochs run |", "|---|---|---|---|"]
+    for model in DEMO:
+        r = store.get(f"demo|0|{model}")
+        if r:
+            lines.append(f"| `{model}` | {r['test_mae']:.3f} | {r['floor_ratio']:.2f}x | "
+                         f"{r['best_epoch']} / {len(r['curve'])} |")
+    return lines + [""]
 
 
 if __name__ == "__main__":
