@@ -58,7 +58,7 @@ from . import ablations, sweep
 from .config import Config, get_preset
 from .data.base import MultimodalData
 from .experiments import runstore
-from .experiments.runs import REPS_FILE, Run, find, plain_fingerprint, same_run
+from .experiments.runs import REPS_FILE, Run, find, finished_run_of, plain_fingerprint, same_run
 from .experiments.specs import DataSpec
 from .progress import heartbeat
 from .scores import SCORES
@@ -133,12 +133,7 @@ def shipped_cells(spec: sweep.SweepSpec, data: MultimodalData | None = None,
         setting = sweep.parse_cell_name(cell.name)
         if setting is None:
             continue
-        try:
-            runstore.read_finished(cell)
-            record = runstore.read_json(cell / "config.json")
-        except (FileNotFoundError, runstore.RunCorrupt):
-            continue
-        if same_run(record, spec.config(*setting), fingerprint):
+        if finished_run_of(cell, spec.config(*setting), fingerprint):
             cells[cell.name] = cell
     return cells
 
@@ -249,12 +244,7 @@ def shipped_grid(runs: Sequence[ablations.PlannedRun], dataset: MultimodalData, 
         if r.spec is None or r.spec.run_id in found:
             continue
         src = root / r.spec.run_id
-        try:
-            runstore.read_finished(src)
-            record = runstore.read_json(src / "config.json")
-        except (FileNotFoundError, runstore.RunCorrupt):
-            continue
-        if same_run(record, Config.from_dict(r.spec.config), fingerprint):
+        if finished_run_of(src, Config.from_dict(r.spec.config), fingerprint):
             found[r.spec.run_id] = src
     return found
 

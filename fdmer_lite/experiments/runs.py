@@ -85,6 +85,17 @@ def comparable(config: Config | dict) -> dict:
     return d
 
 
+def finished_run_of(folder: Path, config: Config, fingerprint: dict) -> bool:
+    """Whether ``folder`` holds a finished, intact run (``runstore.read_finished``) trained with
+    ``config`` on data with ``fingerprint`` (:func:`same_run`); no weights are loaded."""
+    try:
+        runstore.read_finished(folder)
+        record = runstore.read_json(Path(folder) / "config.json")
+    except (FileNotFoundError, runstore.RunCorrupt):
+        return False
+    return same_run(record, config, fingerprint)
+
+
 def same_run(record, config: Config, fingerprint: dict) -> bool:
     """Whether ``record``, a run's ``config.json`` as read back, says the run was trained with
     ``config`` (:func:`comparable`) on data with ``fingerprint``."""
