@@ -76,7 +76,8 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # the seed and a hash of the configuration. `run_ablation` sends the runs to an engine (this
 # process, local worker processes, or Ray) and skips any run whose folder already holds a
 # `metrics.json`: stop it, start it again, and only the missing runs train.
-#
+
+# %% [markdown]
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
 # the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of a few
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
