@@ -134,6 +134,8 @@ def ship_sweep(source: str | None, workers: int) -> int:
         slim_copy(work / name, tmp / name, half=True)
         for method in PROJECTIONS:                      # of the float16 representations, as shipped
             sweep.project_into(tmp / name, spec, method)
+    if target.exists():                                 # stale cells (none current): all replaced
+        shutil.rmtree(target)
     runstore.publish(tmp, target)
     assert set(names) <= set(shipped_cells(spec, data)), "a shipped cell does not match"
     print(f"sweep: {len(names)} cells shipped into {target} ({size_of(target) / 1e6:.1f} MB)")

@@ -179,11 +179,16 @@ def _phase1_parameters(answer):
 
 
 @_exercise("6.2")
-def _best_epoch(answer, history):
-    scores = [(entry["valid"]["task"], entry["epoch"]) for entry in history]
-    best = min(scores)[1]                                # the first epoch with the lowest valid loss
+def _best_epoch(answer, history, criterion="mae"):
+    """``criterion``: what the run stopped on, "mae" (the validation MAE) or "task_loss"."""
+    if criterion not in ("mae", "task_loss"):
+        raise ValueError(f"criterion must be 'mae' or 'task_loss', got {criterion!r}")
+    name = "validation MAE" if criterion == "mae" else "validation task loss"
+    scores = [(entry["valid_metrics"]["mae"] if criterion == "mae" else entry["valid"]["task"], entry["epoch"])
+              for entry in history]
+    best = min(scores)[1]                                # the first epoch with the lowest score
     ok = int(answer) == best
-    return ok, (f"the lowest validation task loss is at epoch {best} of {len(history)}; got {int(answer)}"
+    return ok, (f"the lowest {name} is at epoch {best} of {len(history)}; got {int(answer)}"
                 + (": that is the checkpoint kept" if ok else ""))
 
 
@@ -207,8 +212,8 @@ def _disc_accuracy(answer, rep):
 def check(exercise: str, answer, **context) -> bool:
     """Print one line, ✓ or ✗, with why, for ``answer`` to ``exercise`` ("3.2"); return True if right.
 
-    Some checks need the run the answer was read from: ``check("6.2", epoch, history=run.history)``,
-    ``check("7.1", accuracy, rep=r)``.
+    Some checks need the run the answer was read from:
+    ``check("6.2", epoch, history=run.history, criterion="mae")``, ``check("7.1", accuracy, rep=r)``.
     """
     notebook, _, number = str(exercise).partition(".")
     key = f"{int(notebook)}.{number}" if notebook.isdigit() else str(exercise)

@@ -76,7 +76,8 @@ SWITCHES: tuple[Switch, ...] = (
            '"all the hyper-parameters are determined via the validation set" (on which number, '
            "it does not say)",
            'what early stopping and the kept epoch follow: "task_loss" (the validation task loss) '
-           'or "mae" (the validation MAE, regression only)',
+           '"mae" (the validation MAE, regression only) or "auto" (the MAE on regression, the task loss '
+           'on classification)',
            f"[task family, Recipe]({RESULTS}/task-family.md)",
            literal="task_loss"),
     Switch("train.min_steps", "reading",

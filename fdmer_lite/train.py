@@ -105,7 +105,7 @@ def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tenso
     return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
 
 
-EARLY_STOP = ("task_loss", "mae")
+EARLY_STOP = ("task_loss", "mae", "auto")
 
 
 def budget(epochs: int, patience: int, steps_per_epoch: int, min_steps: int = 0) -> tuple[int, int]:
@@ -126,12 +126,17 @@ def budget(epochs: int, patience: int, steps_per_epoch: int, min_steps: int = 0)
     return math.ceil(min_steps / steps_per_epoch), math.ceil(patience * factor)
 
 
-def check_early_stop(criterion: str, task: str) -> None:
-    """A ValueError unless ``criterion`` is one of ``EARLY_STOP`` and fits the task."""
+def stopping_criterion(criterion: str, task: str) -> str:
+    """The criterion a run on ``task`` stops on: ``criterion`` itself, or for ``"auto"`` the
+    validation MAE on a regression task and the task loss otherwise. A ValueError unless
+    ``criterion`` is one of ``EARLY_STOP`` and fits the task."""
     if criterion not in EARLY_STOP:
-        raise ValueError(f"early_stop must be 'task_loss' or 'mae', got {criterion!r}")
+        raise ValueError(f"early_stop must be 'task_loss', 'mae' or 'auto', got {criterion!r}")
     if criterion == "mae" and task != "regression":
         raise ValueError(f"early_stop 'mae' needs a regression task, got a {task!r} task")
+    if criterion == "auto":
+        return "mae" if task == "regression" else "task_loss"
+    return criterion
 
 
 def stopping_score(criterion: str, valid: dict) -> float:
@@ -175,7 +180,7 @@ class Trainer:
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
         self.config, self.task = config, data.task
-        check_early_stop(config.train.early_stop, data.task)
+        self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
         seed_everything(config.train.seed, config.train.deterministic)
@@ -252,7 +257,7 @@ class Trainer:
             self.history.append(entry)
             if self.on_epoch is not None:
                 self.on_epoch(entry)
-            score = stopping_score(t.early_stop, valid)
+            score = stopping_score(self.stop_on, valid)
             # Improvements within float rounding (the eval-time running mean of C_m is
             # re-averaged every epoch even when no weight moves) do not reset the patience.
             if improves(score, self.best_score):
@@ -261,7 +266,7 @@ class Trainer:
             else:
                 since_best += 1
             if bar is not None:
-                bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{t.early_stop: f"{score:.3f}"},
+                bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{self.stop_on: f"{score:.3f}"},
                                 best=self.best_epoch)
             if since_best >= patience:
                 break

@@ -11,7 +11,9 @@ import pytest
 
 from fdmer_lite import exercises
 
-HISTORY = [{"epoch": e, "valid": {"task": loss}} for e, loss in ((1, 0.9), (2, 0.7), (3, 0.8))]
+# the validation MAE is lowest at epoch 2, the validation task loss at epoch 3
+HISTORY = [{"epoch": e, "valid": {"task": loss}, "valid_metrics": {"mae": mae}}
+           for e, loss, mae in ((1, 0.9, 0.8), (2, 0.7, 0.5), (3, 0.6, 0.6))]
 REP = SimpleNamespace(modalities="ta", disc_prob_common={
     "t": np.array([[0.9, 0.1], [0.2, 0.8]]),          # right, wrong
     "a": np.array([[0.3, 0.7], [0.6, 0.4]])})         # right, wrong -> 2 of 4
@@ -58,6 +60,14 @@ def test_ids_with_a_leading_zero_and_bad_input(capsys):
         exercises.check("9.9", 1)
     with pytest.raises(TypeError, match="history"):
         exercises.check("6.2", 2)                                    # the run is needed
+
+
+def test_the_kept_epoch_check_follows_the_runs_criterion(capsys):
+    assert exercises.check("6.2", 3, history=HISTORY, criterion="task_loss")
+    assert not exercises.check("6.2", 2, history=HISTORY, criterion="task_loss")
+    capsys.readouterr()
+    assert not exercises.check("6.2", 2, history=HISTORY, criterion="MAE")
+    assert "criterion must be 'mae' or 'task_loss'" in capsys.readouterr().out
 
 
 def test_the_bayes_floor_check_agrees_with_a_simulated_floor():

@@ -128,10 +128,12 @@ def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fas
 
 
 def test_a_run_saved_before_an_opt_in_setting_existed_still_matches(fast_config):
-    saved = fast_config.to_dict()
+    at_default = fast_config.replace(train={"early_stop": "task_loss"})     # the field's default
+    saved = at_default.to_dict()
     del saved["train"]["early_stop"]                   # a setting added after the run was saved
-    assert runs.comparable(saved) == runs.comparable(fast_config)
-    assert runs.comparable(saved) != runs.comparable(fast_config.replace(train={"early_stop": "mae"}))
+    assert runs.comparable(saved) == runs.comparable(at_default)
+    assert runs.comparable(saved) != runs.comparable(at_default.replace(train={"early_stop": "mae"}))
+    assert runs.comparable(saved) != runs.comparable(at_default.replace(train={"early_stop": "auto"}))
     gone = fast_config.to_dict()
     gone["train"]["disc_lr_mult"] = 1.0                # a setting the code no longer has
     assert runs.comparable(gone) != runs.comparable(fast_config)

@@ -264,12 +264,24 @@ def test_early_stop_on_the_validation_mae_keeps_the_best_mae_epoch(tiny_data, fa
 
 
 def test_early_stop_rejects_unknown_criteria_and_mae_on_classification(tiny_data, fast_config):
-    with pytest.raises(ValueError, match="early_stop must be 'task_loss' or 'mae', got 'MAE'"):
+    with pytest.raises(ValueError, match="early_stop must be 'task_loss', 'mae' or 'auto', got 'MAE'"):
         Trainer(fast_config.replace(train={"early_stop": "MAE"}), tiny_data)
     humour = make_benchmark("humor", task="classification", n_train=32, n_valid=16, n_test=16, seq_len=8, seed=0)
     with pytest.raises(ValueError, match="early_stop 'mae' needs a regression task"):
         Trainer(fast_config.replace(train={"early_stop": "mae"}), humour)
     Trainer(fast_config.replace(train={"early_stop": "task_loss"}), humour)      # the default fits both
+    # "auto" follows the MAE on regression and the task loss on classification
+    assert Trainer(fast_config.replace(train={"early_stop": "auto"}), humour).stop_on == "task_loss"
+    assert Trainer(fast_config.replace(train={"early_stop": "auto"}), tiny_data).stop_on == "mae"
+
+
+def test_auto_early_stop_keeps_the_same_epoch_as_mae_on_regression(tiny_data, fast_config):
+    run = {"epochs": 6, "patience": 6, "lr": 1e-2, "seed": 1}
+    auto = Trainer(fast_config.replace(train={**run, "early_stop": "auto"}), tiny_data)
+    mae = Trainer(fast_config.replace(train={**run, "early_stop": "mae"}), tiny_data)
+    auto.fit(), mae.fit()
+    assert auto.best_epoch == mae.best_epoch
+    assert auto.best_score == pytest.approx(min(h["valid_metrics"]["mae"] for h in auto.history))
 
 
 def test_the_budget_stretches_epochs_and_patience_by_one_factor_on_a_small_split():

@@ -81,7 +81,8 @@ if device.type == "cuda":
 # ## 6.3 Training
 #
 # The lesson preset (`fast` under `FDMER_LITE_FAST=1`, else `synthetic`): Adam, early stopping on
-# the validation task loss, the best-on-validation weights kept. `lesson_run` asks the run store
+# the validation MAE (`train.early_stop = "auto"`: the MAE on a regression task, the task loss on
+# a classification one), the best-on-validation weights kept. `lesson_run` asks the run store
 # (`fdmer_lite.experiments.runs.obtain`): if this exact configuration was trained on these data
 # before, it loads the checkpoint from `runs/lessons/` instead of retraining. This run you watch
 # train (`shipped=False`): the bar counts batches and shows the time left.
@@ -126,8 +127,8 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 
 # %% [markdown]
 # In FAST mode (tiny data, three epochs) the model barely beats the training mean: that mode
-# only checks that everything runs. Unset `FDMER_LITE_FAST` to train for real (about two
-# minutes per run on two laptop cores: 10,000 training samples, 30 epochs).
+# only checks that everything runs. Unset `FDMER_LITE_FAST` to train for real (10,000 training
+# samples; the cell above prints the epoch budget, and the bar the time left).
 #
 # ## 6.4 The contrast run: beta = gamma = 0
 #
@@ -192,18 +193,18 @@ for name, r_ in (("beta = 0.02", run), ("beta = 0.5", run_b)):
 # %% [markdown]
 # ### Exercise 6.2: which epoch was kept?
 #
-# From `run.history` alone, find the epoch whose weights were kept (the lowest validation task
-# loss). **You learn** how early stopping chooses the checkpoint that `metrics.json` reports.
-# Then try `train={"patience": 2}` and see whether training stops earlier.
+# From `run.history` alone, find the epoch whose weights were kept (the lowest validation MAE).
+# **You learn** how early stopping chooses the checkpoint that `metrics.json` reports. Then try
+# `train={"patience": 2}` and see whether training stops earlier.
 #
-# *Hint:* each entry holds `entry["epoch"]` and `entry["valid"]["task"]`.
-# *Check:* `exercises.check("6.2", epoch, history=run.history)`.
+# *Hint:* each entry holds `entry["epoch"]` and `entry["valid_metrics"]["mae"]`.
+# *Check:* `exercises.check("6.2", epoch, history=run.history, criterion="mae")`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 6.2
-best62 = min(run.history, key=lambda entry: entry["valid"]["task"])["epoch"]
+best62 = min(run.history, key=lambda entry: entry["valid_metrics"]["mae"])["epoch"]
 assert best62 == run.metrics["best_epoch"]
-assert exercises.check("6.2", best62, history=run.history)
+assert exercises.check("6.2", best62, history=run.history, criterion="mae")
 
 # %% [markdown]
 # ### Exercise 6.3: how long would the paper's MOSI run take here?

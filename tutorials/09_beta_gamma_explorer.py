@@ -57,7 +57,7 @@ fast = lessons.setup()
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
 # `shipped.seed_sweep` first copies into your cache any cells that ship with the package and
 # whose spec, configuration and data fingerprint match today's code (the cell prints which);
-# `fill` then trains what is still missing, a few minutes a cell at full size. Shipped cells
+# `fill` then trains what is still missing, several minutes a cell at full size. Shipped cells
 # leave the weights (`model.pt`) out and store C and P at half precision, which keeps the
 # package small; the explorer reads neither the weights nor more digits than that.
 

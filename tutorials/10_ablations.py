@@ -79,7 +79,7 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 
 # %% [markdown]
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
-# the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of a few
+# the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of several
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
 # configuration and metrics: what the table reads). `shipped.seed_grid` copies into your
 # grid folder every shipped run whose configuration and data fingerprint match what today's code
@@ -235,7 +235,7 @@ from fdmer_lite import exercises
 # **You learn** to size an ablation before running it: the standard error falls like 1/sqrt(n).
 #
 # *Hint:* with n seeds each, `se = sqrt((s_full^2 + s_row^2) / n)`; solve `|Δ| = 2 se` for n.
-# *Time:* adding seeds trains only the new runs; a full-size run takes a couple of minutes.
+# *Time:* adding seeds trains only the new runs; a full-size run takes several minutes.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 10.1
