@@ -626,8 +626,12 @@ def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) ->
     read from its numbers."""
     valid = [h["valid"]["task"] for h in history]
     best = int(metrics.get("best_epoch", 0) or 0)
-    curve = (f"This run: the validation task loss went from {valid[0]:.3f} in epoch 1 to "
-             f"{min(valid):.3f} at its best epoch ({best} of {len(valid)})." if valid else "")
+    curve = ""
+    if valid and 1 <= best <= len(valid):
+        curve = (f"This run: the validation task loss went from {valid[0]:.3f} in epoch 1 to "
+                 f"{valid[best - 1]:.3f} in epoch {best} of {len(valid)}, the epoch kept")
+        mae = history[best - 1].get("valid_metrics", {}).get("mae")
+        curve += f" (validation MAE {mae:.3f})." if mae is not None else "."
     get = lambda k: metrics.get(k, float("nan"))  # noqa: E731
     weights = ""
     if psi is not None and len(psi_names):

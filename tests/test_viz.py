@@ -376,3 +376,12 @@ def test_prediction_scatter_draws_the_points_the_diagonal_and_the_mean():
     assert list(mean.y) == [0.5, 0.5]                              # the labels' mean, 2 / 4
     with pytest.raises(ValueError, match="3 predictions for 4 labels"):
         viz.prediction_scatter(y[:3], y)
+
+
+def test_the_loss_caption_names_the_kept_epoch_not_the_lowest_loss():
+    # epoch 3 has the lowest validation task loss, but epoch 2 (the lowest MAE) was kept
+    history = [{"valid": {"task": t}, "valid_metrics": {"mae": m}}
+               for t, m in ((2.0, 1.1), (1.5, 0.5), (1.2, 0.7))]
+    caption = viz.demo_captions({"best_epoch": 2}, history)[0]
+    assert "from 2.000 in epoch 1 to 1.500 in epoch 2 of 3, the epoch kept (validation MAE 0.500)" in caption
+    assert "1.200" not in caption
