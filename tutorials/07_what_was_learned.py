@@ -176,6 +176,14 @@ viz.fusion_weights({"emotion-like": r, "humor-like": reps["humor-like (grl)"]},
 for name in ("paper (grl)", "humor-like (grl)"):
     psi = reps[name].psi.mean(axis=0)
     print(f"{name:18s} mean psi " + "  ".join(f"{t} {p:.3f}" for t, p in zip(r.psi_names, psi)))
+on_c = {name: float(reps[name].psi.mean(axis=0)[list(r.psi_names).index("C")])
+        for name in ("paper (grl)", "humor-like (grl)")}
+moved = on_c["humor-like (grl)"] - on_c["paper (grl)"]
+print(f"weight on C: emotion-like {on_c['paper (grl)']:.3f}, humor-like {on_c['humor-like (grl)']:.3f}: "
+      + ("psi moves towards C when the label is shared" if moved > 0.05 else
+         "psi barely moves towards C (less than 0.05)"))
+if fast:
+    print("FAST mode: three epochs on tiny data are too short to tell; unset FDMER_LITE_FAST to see it.")
 
 # %% [markdown]
 # ψ says how much each target is *weighted*, not how much information it carries: a target can

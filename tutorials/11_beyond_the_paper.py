@@ -97,7 +97,8 @@ print(f"shortest run: {epochs} epochs; {'too short to tell' if too_short else 'l
 # cheapest way up is a consistent relabelling: make `C_t` look like audio, `C_a` like visual, and
 # so on. The discriminator then is not confused but confidently wrong, and p(true modality)
 # falls *below* 1/3. The confusion form asks for exactly the paper's picture instead: the
-# encoders minimise the cross-entropy of D's output to the uniform distribution.
+# encoders minimise the cross-entropy of D's output to the uniform distribution. Neither is
+# guaranteed: a run can also stop halfway, with some rows relabelled and others not ("mixed").
 #
 # **What to look for** in each heatmap (row: the true modality; column: the one D names):
 # mass on the diagonal, D sees the modality; off the diagonal, a relabelling; 1/3 everywhere,
@@ -241,14 +242,15 @@ print("Finding 4: " + caveat + (
 #
 # * "The discriminator is fooled" has two meanings. Gradient reversal rewards a *wrong*
 #   discriminator, and can get one that is confidently wrong; the confusion form rewards a
-#   *confused* one, the paper's Figure 4a.
+#   *confused* one, the paper's Figure 4a. Finding 1's line says which picture your runs show.
 # * A fresh probe is the stricter test: a fooled discriminator and a modality that stays
-#   readable go together.
-# * A linear probe reads the modality only through the modalities' mean `C_m`: centre them
-#   (in the probe, or in the model with `common_centring`) and it falls towards chance, while
-#   nearest neighbours still read spread and shape.
-# * γ holds the common space together: without `L_con` and `L_dis` the reversed adversary
-#   pulls the modalities apart.
+#   readable can go together (Finding 2).
+# * A linear probe reads the modality only through the modalities' means of `C_m`: centre them
+#   in the probe and it falls to chance, while nearest neighbours still read spread and shape.
+#   Centring inside the model (`common_centring`) removes most of the offset; Finding 3's line
+#   says whether what is left is still enough for a linear probe.
+# * γ holds the common space together: without `L_con` and `L_dis` nothing stops the reversed
+#   adversary from pulling the modalities apart (Finding 4).
 
 # %% [markdown]
 # ## Exercises
