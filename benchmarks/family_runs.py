@@ -29,71 +29,83 @@ from fdmer_lite.train import Trainer  # noqa: E402
 
 STORE = Path(__file__).resolve().parent / "results" / "family-runs.json"
 
-# name -> (preset, {section: {field: value}}). "synthetic" is whatever the preset is today; the
-# "before" rows pin the Eq. 2-3 MLPs as the preset has them (mlp_init "default", mlp_dropout
-# None: the dropout of the rest). Runs are matched by configuration, not by name.
+# name -> (base, {section: {field: value}}). A base is a preset, or "pre_recipe": the `synthetic`
+# preset as it was before the recipe of task-family.md was adopted (PyTorch-initialised Eq. 2-3
+# MLPs with the common dropout, early stopping on the validation task loss, 30 epochs, patience
+# 10); every variant searched before the adoption is defined against it. "synthetic" is whatever
+# the preset is today. The "before" rows pin the Eq. 2-3 MLPs as the old preset had them.
+# Runs are matched by configuration, not by name.
 VARIANTS = {
     "synthetic": ("synthetic", {}),
     "synthetic_nd": ("synthetic", {"model": {"disentangle": False}}),
-    "synthetic_before": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}}),
-    "synthetic_before_nd": ("synthetic", {"model": {"disentangle": False, "mlp_init": "default", "mlp_dropout": None}}),
-    "before_dropout0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None, "dropout": 0.0}}),
-    "before_beta0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "loss": {"beta": 0.0, "gamma": 0.0}}),
-    "before_batch32": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"batch_size": 32}}),
-    "before_warmup": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"warmup_epochs": 2.0}}),
-    "before_wd": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"weight_decay": 1e-3}}),
-    "init_scaled": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": None}}),
-    "before_mlpdrop0": ("synthetic", {"model": {"mlp_init": "default", "mlp_dropout": 0.0}}),
-    "scaled_mlpdrop0": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}}),
-    "scaled_mlpdrop0_batch32": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+    "synthetic_before": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None}}),
+    "synthetic_before_nd": ("pre_recipe", {"model": {"disentangle": False, "mlp_init": "default", "mlp_dropout": None}}),
+    "before_dropout0": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None, "dropout": 0.0}}),
+    "before_beta0": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None}, "loss": {"beta": 0.0, "gamma": 0.0}}),
+    "before_batch32": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"batch_size": 32}}),
+    "before_warmup": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"warmup_epochs": 2.0}}),
+    "before_wd": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": None}, "train": {"weight_decay": 1e-3}}),
+    "init_scaled": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": None}}),
+    "before_mlpdrop0": ("pre_recipe", {"model": {"mlp_init": "default", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}}),
+    "scaled_mlpdrop0_batch32": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                               "train": {"batch_size": 32}}),
-    "scaled_mlpdrop0_long": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+    "scaled_mlpdrop0_long": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                            "train": {"epochs": 40, "patience": 20}}),
     "mosi": ("mosi", {}),
     # The training recipe (issue 17): the plain baseline's recipe knobs moved onto FDMER one at a
     # time (batch 32, early stopping on the validation MAE), then rate, schedule and length;
     # "nd_" rows are Non-Disentangled, "full_" rows the full model as shipped.
-    "nd_stop_mae": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae"}}),
-    "nd_batch32": ("synthetic", {"model": {"disentangle": False}, "train": {"batch_size": 32}}),
-    "nd_recipe": ("synthetic", {"model": {"disentangle": False},
+    "nd_stop_mae": ("pre_recipe", {"model": {"disentangle": False}, "train": {"early_stop": "mae"}}),
+    "nd_batch32": ("pre_recipe", {"model": {"disentangle": False}, "train": {"batch_size": 32}}),
+    "nd_recipe": ("pre_recipe", {"model": {"disentangle": False},
                                 "train": {"batch_size": 32, "early_stop": "mae"}}),
-    "nd_mae_long": ("synthetic", {"model": {"disentangle": False},
+    "nd_mae_long": ("pre_recipe", {"model": {"disentangle": False},
                                   "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
-    "nd_mae_lr2e3": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 2e-3}}),
-    "nd_mae_lr5e4": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 5e-4}}),
-    "nd_mae_warmcos": ("synthetic", {"model": {"disentangle": False},
+    "nd_mae_lr2e3": ("pre_recipe", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 2e-3}}),
+    "nd_mae_lr5e4": ("pre_recipe", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "lr": 5e-4}}),
+    "nd_mae_warmcos": ("pre_recipe", {"model": {"disentangle": False},
                                      "train": {"early_stop": "mae", "warmup_epochs": 2.0, "lr_schedule": "cosine"}}),
-    "nd_mae_wd": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "weight_decay": 1e-3}}),
-    "nd_mae_noclip": ("synthetic", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "grad_clip": None}}),
-    "nd_warmcos": ("synthetic", {"model": {"disentangle": False},
+    "nd_mae_wd": ("pre_recipe", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "weight_decay": 1e-3}}),
+    "nd_mae_noclip": ("pre_recipe", {"model": {"disentangle": False}, "train": {"early_stop": "mae", "grad_clip": None}}),
+    "nd_warmcos": ("pre_recipe", {"model": {"disentangle": False},
                                  "train": {"warmup_epochs": 2.0, "lr_schedule": "cosine"}}),
-    "nd_mae_warmcos_long": ("synthetic", {"model": {"disentangle": False},
+    "nd_mae_warmcos_long": ("pre_recipe", {"model": {"disentangle": False},
                                           "train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                     "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
     # not a recipe: Non-Disentangled at the plain baseline's sizes, stopping on MAE (what is left)
-    "nd_mae_basesizes": ("synthetic", {"model": {"disentangle": False, "model_dim": 64, "layers_t": 2,
+    "nd_mae_basesizes": ("pre_recipe", {"model": {"disentangle": False, "model_dim": 64, "layers_t": 2,
                                                  "layers_a": 2, "layers_v": 2, "heads": 4, "time_stride": 1},
                                        "train": {"early_stop": "mae"}}),
-    "full_stop_mae": ("synthetic", {"train": {"early_stop": "mae"}}),
-    "full_mae_warmcos": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
+    "full_stop_mae": ("pre_recipe", {"train": {"early_stop": "mae"}}),
+    "full_mae_warmcos": ("pre_recipe", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                  "lr_schedule": "cosine"}}),
-    "full_mae_warmcos_long": ("synthetic", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
+    "full_mae_warmcos_long": ("pre_recipe", {"train": {"early_stop": "mae", "warmup_epochs": 2.0,
                                                       "lr_schedule": "cosine", "epochs": 60, "patience": 20}}),
-    "full_mae_long": ("synthetic", {"train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
+    "full_mae_long": ("pre_recipe", {"train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
     # the recipe together with the Eq. 2-3 MLP readings of disentangle-diagnosis.md, and without
     # the four extra losses (is the gap to Non-Disentangled the path or the losses?)
-    "full_mae_long_scaled": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+    "full_mae_long_scaled": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                            "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
     # the candidate preset: the MLP readings, stop on MAE, and a budget floor in optimiser steps
     # (train.min_steps) that gives a MOSI-sized split (21 steps an epoch) 60 epochs with patience 20
     # and leaves the 10,000-sample benchmark (157 steps an epoch) at 30 epochs with patience 10
-    "recipe_steps": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
+    "recipe_steps": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                    "train": {"early_stop": "mae", "min_steps": 1260}}),
-    "recipe_steps_drop": ("synthetic", {"model": {"mlp_init": "scaled"},
+    "recipe_steps_drop": ("pre_recipe", {"model": {"mlp_init": "scaled"},
                                         "train": {"early_stop": "mae", "min_steps": 1260}}),
-    "recipe_steps_nd": ("synthetic", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0, "disentangle": False},
+    "recipe_steps_nd": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0, "disentangle": False},
                                       "train": {"early_stop": "mae", "min_steps": 1260}}),
-    "full_mae_long_b0g0": ("synthetic", {"loss": {"beta": 0.0, "gamma": 0.0},
+    # mosi_bert (the signal in 768-wide text only): today's preset with one change at a time
+    "stride1": ("synthetic", {"model": {"time_stride": 1}}),
+    "dim64": ("synthetic", {"model": {"model_dim": 64}}),
+    "dropout0": ("synthetic", {"model": {"dropout": 0.0}}),
+    "patience60": ("synthetic", {"train": {"patience": 60}}),
+    "nd_text_only": ("synthetic", {"model": {"disentangle": False, "modalities": "t"}}),
+    "basesizes": ("synthetic", {"model": {"model_dim": 64, "layers_t": 2, "layers_a": 2, "layers_v": 2,
+                                          "heads": 4, "time_stride": 1}}),
+    "layers2": ("synthetic", {"model": {"layers_t": 2, "layers_a": 2, "layers_v": 2}}),
+    "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
 
@@ -113,9 +125,17 @@ def key(task: str, seed: int, model: str) -> str:
     return f"{task}|{seed}|{model}"
 
 
+def pre_recipe():
+    """The `synthetic` preset before the recipe was adopted (see VARIANTS)."""
+    return get_preset("synthetic").replace(
+        model={"mlp_init": "default", "mlp_dropout": None},
+        train={"epochs": 30, "patience": 10, "early_stop": "task_loss"})
+
+
 def variant_config(model: str, seed: int):
-    preset, changes = VARIANTS[model]
-    cfg = get_preset(preset).replace(**changes) if changes else get_preset(preset)
+    base, changes = VARIANTS[model]
+    cfg = pre_recipe() if base == "pre_recipe" else get_preset(base)
+    cfg = cfg.replace(**changes) if changes else cfg
     return cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"})
 
 
@@ -140,6 +160,9 @@ def same_model(cfg: dict) -> dict:
     model.setdefault("mlp_init", "default")
     model.setdefault("mlp_dropout", None)
     cfg["train"].setdefault("early_stop", "task_loss")     # stored before the option existed
+    cfg["train"].setdefault("min_steps", 0)                # likewise
+    if cfg["train"]["early_stop"] == "auto":               # every task here is a regression
+        cfg["train"]["early_stop"] = "mae"
     if cfg["train"].get("disc_lr_mult") == 1.0:            # stored when a 1.0 meant the one group of today
         del cfg["train"]["disc_lr_mult"]
     if not model["disentangle"]:

@@ -22,16 +22,18 @@ import family_runs  # noqa: E402
 from task_family import TASKS, make_task, ridge_mae  # noqa: E402
 
 OUT = Path(__file__).resolve().parent / "results" / "task-family.md"
-MODELS = ("baseline", "synthetic", "scaled_mlpdrop0", "synthetic_nd", "full_mae_long", "nd_mae_long")
+MODELS = ("baseline", "synthetic_before", "synthetic", "synthetic_before_nd", "synthetic_nd",
+          "scaled_mlpdrop0", "full_mae_long")
 NAMES = {"baseline": "plain baseline (from scratch)",
-         "synthetic": "`synthetic` preset (as shipped)",
-         "scaled_mlpdrop0": "`synthetic` + `mlp_init` \"scaled\", `mlp_dropout` 0 (not adopted)",
-         "synthetic_nd": "Non-Disentangled (`synthetic`, disentangle off; the MLP readings do not touch it)",
-         "full_mae_long": "`synthetic`, recipe: stop on the validation MAE, 60 epochs, patience 20 (not adopted)",
-         "nd_mae_long": "Non-Disentangled, the same recipe (not adopted)"}
+         "synthetic_before": "`synthetic` preset before the recipe",
+         "synthetic": "**`synthetic` preset today** (the recipe)",
+         "synthetic_before_nd": "Non-Disentangled, the preset before the recipe",
+         "synthetic_nd": "Non-Disentangled, today's preset",
+         "scaled_mlpdrop0": "before + `mlp_init` \"scaled\", `mlp_dropout` 0 (only the MLP readings)",
+         "full_mae_long": "before + stop on the validation MAE, 60 epochs, patience 20 (only the recipe)"}
 # The training-recipe rows (issue 17): (variant, what it changes), on mosi_aligned only.
 RECIPE = (
-    ("synthetic_nd", "Non-Disentangled as shipped (batch 64, constant lr 1e-3, stop on the validation task loss)"),
+    ("synthetic_before_nd", "Non-Disentangled before the recipe (batch 64, constant lr 1e-3, stop on the validation task loss)"),
     ("nd_batch32", "ND, batch 32 (the baseline's)"),
     ("nd_stop_mae", "ND, stop on the validation MAE (the baseline's)"),
     ("nd_recipe", "ND, batch 32 + stop on MAE (the baseline's whole recipe)"),
@@ -45,7 +47,7 @@ RECIPE = (
     ("nd_mae_warmcos_long", "ND, warm-up + cosine over 60 epochs, patience 20, stop on MAE"),
     ("nd_mae_basesizes", "not a recipe: ND at the baseline's encoder sizes (width 64, 2 layers, 4 heads, "
                          "`time_stride` 1), stop on MAE"),
-    ("synthetic", "full model as shipped"),
+    ("synthetic_before", "full model before the recipe"),
     ("full_stop_mae", "full, stop on MAE"),
     ("full_mae_warmcos", "full, 2-epoch warm-up + cosine, stop on MAE"),
     ("full_mae_warmcos_long", "full, warm-up + cosine over 60 epochs, patience 20, stop on MAE"),
@@ -55,10 +57,11 @@ RECIPE = (
     ("recipe_steps", "full, the MLP readings + stop on MAE + `min_steps` 1260 (30 epochs, patience 10, "
                      "stretched to 60 and 20 on this split)"),
     ("recipe_steps_drop", "full, as `recipe_steps` but the MLPs keep the common dropout (only `mlp_init` \"scaled\")"),
+    ("synthetic", "**today's `synthetic` preset**: `full_mae_long_scaled`, with `early_stop` \"auto\" (the MAE here)"),
 )
 # The demo's benchmark (make_benchmark("emotion"), 10,000 training samples, seed 0): each variant's
 # test MAE against the Bayes floor (family_runs.py --demo).
-DEMO = ("synthetic", "full_mae_long", "scaled_mlpdrop0", "recipe_steps", "recipe_steps_drop", "full_mae_long_scaled")
+DEMO = ("synthetic_before", "synthetic", "full_mae_long", "scaled_mlpdrop0", "recipe_steps", "recipe_steps_drop", "full_mae_long_scaled")
 RECIPE_TEXT = """\
 What differs between the two recipes. The plain baseline (`task_family.train_baseline`) and the
 `synthetic` preset share Adam at a constant 1e-3, gradient clipping at 1.0, no weight decay, 30
@@ -124,11 +127,36 @@ the budget of every full-size run, notebook 6's live run included. On `mosi_spre
 itself stays at ridge level (1.150); the recipe is at 1.210. On `mosi_bert` the baseline learns
 (0.801) and every FDMER variant stays at ridge level, Non-Disentangled too (1.258), so that gap is
 not the disentangled path. `mosei_aligned` and the paper presets were not run (CPU budget).
-Not adopted yet: adopting `full_mae_long_scaled` as the `synthetic` preset makes every shipped
-run stale (about six CPU-hours to regenerate at 60 epochs)."""
+Not adopted that session: adopting `full_mae_long_scaled` as the `synthetic` preset makes every
+shipped run stale.
+
+**Adopted (third session).** `full_mae_long_scaled` is now the `synthetic` preset, with
+`train.early_stop = "auto"` (the validation MAE on a regression task, the task loss on a
+classification one, where there is no MAE) and `train.min_steps` left at 0: 60 epochs already
+give a MOSI-sized split 1,260 steps. The `fast` preset stops on `"auto"` too, so FAST mode and
+full mode teach the same criterion. The rows "before the recipe" (`synthetic_before`,
+`family_runs.pre_recipe()`) are the preset as it was. Every shipped run was trained again with
+it (`python benchmarks/ship_runs.py`, `--projections`, `--sweep`; sizes and the list in
+`shipped-runs.md`).
+
+**`mosi_spread` with today's preset (third session).** 1.07x the baseline over three seeds,
+but at ridge level on all three; the baseline is off ridge level on seed 2 only (1.193 against
+ridge 1.294), so on that seed the target's "never at ridge level where the baseline learns" is
+missed, narrowly.
+
+**`mosi_bert` with today's preset (third session).** The signal is in the 768-wide text only.
+The plain baseline learns it on every seed (0.801 / 0.743 / 0.708); today's preset stays at
+ridge level on every seed (1.303 / 1.265 / 1.250, best epochs 3-4), so the 1.2x target is not
+met here. One change at a time on seed 1 (`family_runs.py --tasks mosi_bert --seeds 1 --models
+...`): Non-Disentangled 1.293, Non-Disentangled on the text alone 1.209 (best epoch 1),
+`time_stride` 1 1.266, width 64 1.274, no dropout 1.254, patience 60 1.265, the baseline's
+encoder sizes (width 64, two layers, four heads, every step) 1.300, and two layers per modality
+1.116 (best epoch 41), the only change that left ridge level, on one seed. Since a text-only
+Non-Disentangled model fails as well, the gap on this task is in the modality encoder and its
+training (Eq. 1 and the head), not in the disentangled path; what it is, is not found yet."""
 # What --train runs (task -> seeds); the MOSEI-like task is left out for the CPU budget.
 RIDGE_LEVEL = 0.95   # "(r)": a test MAE at least this fraction of that seed's ridge MAE
-PLAN = {"mosi_aligned": (0, 1, 2), "mosi_spread": (0,), "mosi_bert": (0,)}
+PLAN = {"mosi_aligned": (0, 1, 2), "mosi_spread": (0,), "mosi_bert": (0, 1, 2)}
 
 
 def main(argv=None):
@@ -147,9 +175,11 @@ def main(argv=None):
              "Written by `python benchmarks/task_family_report.py` from the runs stored in "
              "`benchmarks/results/family-runs.json` (`benchmarks/family_runs.py`; tasks in "
              "`benchmarks/task_family.py`). Test MAE of the best-on-validation epoch, one thread "
-             "per run on a shared 2-core host. The shipped preset keeps PyTorch's initialisation and "
-             "the common dropout in the Eq. 2-3 MLPs; the second row turns both readings on "
-             "(`benchmarks/results/disentangle-diagnosis.md`). A blank cell was not run. The ratio is a model's mean over the seeds where both ran against the "
+             "per run on a shared 2-core host. The `synthetic` preset today is the recipe of the "
+             "sections below (scale-preserving Eq. 2-3 MLPs without dropout, early stopping on the "
+             "validation MAE, 60 epochs, patience 20); \"before the recipe\" is the preset as it was "
+             "(PyTorch's initialisation and the common dropout in the MLPs, the validation task loss, "
+             "30 epochs, patience 10; `benchmarks/results/disentangle-diagnosis.md`). A blank cell was not run. The ratio is a model's mean over the seeds where both ran against the "
              "baseline's. \"(r)\" marks a run at ridge level (test MAE at least "
              f"{RIDGE_LEVEL:g} times that seed's ridge MAE). Each seed draws its own data set.",
              ""]
