@@ -33,6 +33,8 @@
 # `benchmarks/results/`.
 
 # %%
+import functools
+
 import numpy as np
 
 from fdmer_lite import lessons, viz
@@ -147,6 +149,7 @@ print("Finding 1: " + caveat + ("holds: a gradient-reversal run is confidently w
 # modality, the probe would sit at chance, 1/3. The paper reports only the discriminator.
 
 # %%
+@functools.lru_cache(maxsize=None)             # each probe is fitted once; later cells reuse it
 def probe(name, **kw):
     return modality_probe_accuracy(train[name].common, test[name].common, data.modalities, **kw)
 
