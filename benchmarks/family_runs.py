@@ -198,6 +198,11 @@ def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
                   mean_mae=float(np.mean(np.abs(data.splits["test"].labels
                                                 - data.splits["train"].labels.mean()))))
     fresh = load_store()                     # another process may have stored runs meanwhile
+    if k in fresh and "config" in fresh[k] and same_model(fresh[k]["config"]) != same_model(result["config"]):
+        n = 1                                # the name meant another config then: keep that run
+        while f"{k}#{n}" in fresh:
+            n += 1
+        fresh[f"{k}#{n}"] = fresh[k]
     fresh[k] = result
     save_store(fresh)
     print(f"{k}: test MAE {result['test_mae']:.3f} (best epoch {result['best_epoch']}, "
