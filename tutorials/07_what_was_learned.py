@@ -173,11 +173,10 @@ viz.fusion_weights({"emotion-like": r, "humor-like": reps["humor-like (grl)"]},
                    title="Fusion weights ψ on the test split")
 
 # %%
-for name in ("paper (grl)", "humor-like (grl)"):
-    psi = reps[name].psi.mean(axis=0)
+mean_psi = {name: reps[name].psi.mean(axis=0) for name in ("paper (grl)", "humor-like (grl)")}
+for name, psi in mean_psi.items():
     print(f"{name:18s} mean psi " + "  ".join(f"{t} {p:.3f}" for t, p in zip(r.psi_names, psi)))
-on_c = {name: float(reps[name].psi.mean(axis=0)[list(r.psi_names).index("C")])
-        for name in ("paper (grl)", "humor-like (grl)")}
+on_c = {name: float(psi[list(r.psi_names).index("C")]) for name, psi in mean_psi.items()}
 moved = on_c["humor-like (grl)"] - on_c["paper (grl)"]
 print(f"weight on C: emotion-like {on_c['paper (grl)']:.3f}, humor-like {on_c['humor-like (grl)']:.3f}: "
       + ("psi moves towards C when the label is shared" if moved > 0.05 else
