@@ -134,9 +134,12 @@ def ship_sweep(source: str | None, workers: int) -> int:
         slim_copy(work / name, tmp / name, half=True)
         for method in PROJECTIONS:                      # of the float16 representations, as shipped
             sweep.project_into(tmp / name, spec, method)
-    if target.exists():                                 # stale cells (none current): all replaced
-        shutil.rmtree(target)
+    stale = target.with_name(f".{target.name}.stale")  # the old cells (none current): all replaced,
+    if target.exists():                                 # deleted only once the new ones are in place
+        target.rename(stale)
     runstore.publish(tmp, target)
+    if stale.exists():
+        shutil.rmtree(stale)
     assert set(names) <= set(shipped_cells(spec, data)), "a shipped cell does not match"
     print(f"sweep: {len(names)} cells shipped into {target} ({size_of(target) / 1e6:.1f} MB)")
     return 0
