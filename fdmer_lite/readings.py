@@ -75,7 +75,7 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("train.early_stop", "reading",
            '"all the hyper-parameters are determined via the validation set" (on which number, '
            "it does not say)",
-           'what early stopping and the kept epoch follow: "task_loss" (the validation task loss) '
+           'what early stopping and the kept epoch follow: "task_loss" (the validation task loss), '
            '"mae" (the validation MAE, regression only) or "auto" (the MAE on regression, the task loss '
            'on classification)',
            f"[task family, Recipe]({RESULTS}/task-family.md)",
