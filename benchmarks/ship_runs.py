@@ -17,7 +17,7 @@ contrast reads two of them.
 
 ``--sweep`` ships notebook 9's explorer cells and ``--grid`` notebook 10's Table-4 grid, both as
 slim copies (``shipped.slim_copy``: no weights; the cells' C and P as float16, their projections
-computed again from what ships). A grid of 51 full-size runs takes hours: ``--grid-from`` keeps
+computed again from what ships). A grid of 34 full-size runs takes hours: ``--grid-from`` keeps
 its runs in a folder you name, so an interrupted grid resumes there, and ``--no-train`` ships only
 the runs already finished in it (the notebook trains the rest). ``--projections`` ships the
 t-SNE and UMAP projections notebook 7 draws of two shipped lesson runs (``FIGURE2``: keep it

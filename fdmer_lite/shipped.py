@@ -14,7 +14,7 @@ of its cross (nine at full size). The cells of the full-size sweep spec ship in
 ``fdmer_lite/shipped_runs/sweep/<spec slug>/``; :func:`seed_sweep` copies into a sweep cache the
 shipped cells that match the cache's spec, today's configuration and the data's fingerprint.
 
-**The ablation grid.** Notebook 10's Table-4 grid at full size is 17 variants x 3 seeds, hours on
+**The ablation grid.** Notebook 10's Table-4 grid at full size is 17 variants x 2 seeds, hours on
 two cores. Its finished runs ship in ``fdmer_lite/shipped_runs/grid/<label>/<run id>/`` as their
 configuration and metrics only (the table reads nothing else);
 :func:`seed_grid` copies into the notebook's grid folder each one whose run id, configuration and
@@ -224,7 +224,7 @@ def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_o
 
 
 #: the grid notebook 10 runs at full size (``ablations.benchmark_setup(GRID["kind"])``)
-GRID = {"kind": "emotion", "variants": "all", "seeds": (1, 2, 3)}
+GRID = {"kind": "emotion", "variants": "all", "seeds": (1, 2)}
 
 
 def grid_runs(base: Config, data: DataSpec, variants: str | Iterable[str], seeds: Sequence[int],

@@ -79,7 +79,7 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 
 # %% [markdown]
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
-# the full model and its 16 variants, 3 seeds each, of the CPU-sized preset: 51 runs of several
+# the full model and its 16 variants, two seeds each, of the CPU-sized preset: 34 runs of several
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
 # configuration and metrics: what the table reads). `shipped.seed_grid` copies into your
 # grid folder every shipped run whose configuration and data fingerprint match what today's code
@@ -99,7 +99,7 @@ if fast:
     label, variants, seeds = "synthetic-emotion-tiny", "wo_ami_ams,wo_common,wo_private", (1, 2)
 else:
     base, data, label = benchmark_setup("emotion")
-    variants, seeds = "all", (1, 2, 3)
+    variants, seeds = shipped.GRID["variants"], shipped.GRID["seeds"]
     copied, todo = shipped.seed_grid(base, data, variants, seeds, lessons.runs_dir() / label, label)
     print(f"copied {len(copied)} finished runs from the shipped grid; {len(todo)} to train here"
           + (f", one after another, each up to {base.train.epochs} epochs on the full benchmark: "
