@@ -22,7 +22,9 @@ its runs in a folder you name, so an interrupted grid resumes there, and ``--no-
 the runs already finished in it (the notebook trains the rest). ``--projections`` ships the
 t-SNE and UMAP projections notebook 7 draws of two shipped lesson runs (``FIGURE2``: keep it
 equal to the notebook's cells), computed here exactly as the notebook computes them. At the end
-the script prints the size of everything shipped (budget: 20 MB).
+the script prints the size of everything shipped (budget: 20 MB). Every shipped history
+(``history.json``) is stored without indentation (``shipped.compact_shipped``; each invocation
+but ``--check`` compacts one shipped before that was the rule).
 """
 
 from __future__ import annotations
@@ -42,8 +44,8 @@ from fdmer_lite.experiments.pool import map_unordered
 from fdmer_lite.experiments.runs import find, obtain
 from fdmer_lite.experiments.specs import SPEC_FILE
 from fdmer_lite.shipped import (GRID, GRID_DIR, LESSON_RUNS, LESSONS_DIR, PROJECTIONS_DIR, SHIPPED_DIR, SWEEP_DIR,
-                                ProjectionCache, find_lesson_run, grid_runs, lesson_run_config, shipped_cells,
-                                shipped_grid, slim_copy)
+                                ProjectionCache, compact_shipped, find_lesson_run, grid_runs, lesson_run_config,
+                                shipped_cells, shipped_grid, slim_copy)
 
 PROJECTIONS = ("tsne", "umap", "pca")
 
@@ -68,6 +70,14 @@ def _train(args: tuple) -> tuple[str, str, float]:
 def _ship(name: str, run_dir: Path) -> None:
     runstore.read_finished(run_dir)                     # intact, or this raises naming the file
     runstore.publish_copy(run_dir, LESSONS_DIR / name)
+    compact_shipped(LESSONS_DIR / name)
+
+
+def compact_all() -> int:
+    """Store every shipped history compactly (runs shipped before histories were): the number
+    of runs rewritten."""
+    folders = [*LESSONS_DIR.glob("*/"), *SWEEP_DIR.glob("*/*/")]
+    return sum(compact_shipped(f) for f in folders if (f / runstore.RECORD).is_file())
 
 
 def size_of(folder: Path) -> int:
@@ -236,6 +246,8 @@ def main(argv=None) -> int:
     ap.add_argument("--no-train", action="store_true", help="with --grid: ship only the runs finished in --grid-from")
     ap.add_argument("--projections", action="store_true", help="ship notebook 7's Figure-2 projections instead")
     args = ap.parse_args(argv)
+    if not args.check and (n := compact_all()):
+        print(f"{n} shipped histories stored compactly")
     if args.projections:
         status = ship_projections()
         write_report()

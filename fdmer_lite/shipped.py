@@ -23,7 +23,8 @@ data fingerprint match, and the grid then trains only what is still missing.
 Shipped sweep cells and grid runs are *slim copies* (:func:`slim_copy`): without the weights
 (``model.pt``), which the explorer and the table never read, and, for the cells, with the
 representations C and P stored as float16 (``analysis.load_representations`` reads them back as
-float32). That keeps everything inside the 20 MB the package allows itself.
+float32). Every shipped history (``history.json``) is stored without indentation. That keeps
+everything inside the 20 MB the package allows itself.
 
 **Figure 2's projections.** Notebook 7 projects the test-split C and P of two lesson runs with
 t-SNE and UMAP (about a minute on two cores). The projections of the shipped runs ship in
@@ -198,9 +199,46 @@ def _halve(path: Path) -> None:
         np.savez_compressed(f, **arrays)
 
 
+HISTORY = "history.json"
+
+
+def _compact_history(folder: Path) -> bool:
+    """Rewrite ``folder``'s history (if any) as JSON without indentation, about a quarter smaller
+    and the same values; False when there is none or it already is."""
+    path = folder / HISTORY
+    if not path.is_file():
+        return False
+    text = path.read_text(encoding="utf-8")
+    compact = runstore.dumps(json.loads(text), indent=None)
+    if compact == text:
+        return False
+    runstore.write_text(path, compact)
+    return True
+
+
+def compact_shipped(folder: str | Path) -> bool:
+    """Store the shipped run ``folder``'s history without indentation: a copy is compacted, sealed
+    again with the same record fields and published in its place (an interruption leaves the old
+    run whole). False, and nothing written, when it already is compact."""
+    folder = Path(folder)
+    record = runstore.read_finished(folder)             # intact, or this raises naming the file
+    tmp = runstore.partial_dir(folder)
+    try:
+        shutil.copytree(folder, tmp, dirs_exist_ok=True)
+        if not _compact_history(tmp):
+            return False
+        unrecorded = tuple(p.name for p in tmp.iterdir() if p.is_dir())   # a cell's projections
+        runstore.seal(tmp, {k: v for k, v in record.items() if k not in _RECORD_OWN}, exclude=unrecorded)
+        runstore.publish(tmp, folder)
+        return True
+    finally:
+        runstore.discard(tmp)
+
+
 def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_out: tuple[str, ...] = ()) -> Path:
     """Publish a copy of the finished run ``src`` as ``final`` holding its top-level files except
-    the weights (``model.pt``); ``half``: the representations' C and P as float16. Sub-folders
+    the weights (``model.pt``) and with its history stored compactly (:func:`compact_shipped`);
+    ``half``: the representations' C and P as float16. Sub-folders
     (a sweep cell's projections) are left out: they are computed again from the copy. The copy is
     sealed again, so its completion record lists what it holds; the source record's own fields
     (the cell's name, the run's kind) are kept, with ``"slim"`` saying what was left out.
@@ -215,6 +253,7 @@ def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_o
                 shutil.copy2(f, tmp / f.name)
         if half and (tmp / REPS_FILE).is_file():
             _halve(tmp / REPS_FILE)
+        _compact_history(tmp)
         info = {k: v for k, v in record.items() if k not in _RECORD_OWN}
         info["slim"] = ", ".join(f"no {n}" for n in (CHECKPOINT, *leave_out)) + ("; C and P as float16" if half else "")
         runstore.seal(tmp, info)

@@ -156,6 +156,31 @@ def test_a_slim_copy_keeps_what_the_explorer_reads_and_reads_back_as_float32(tmp
     assert len(count_fits) == 2
 
 
+def test_a_compacted_shipped_run_keeps_its_history_values_record_and_projections(tmp_path, count_fits):
+    from fdmer_lite import sweep as sw
+    from fdmer_lite.experiments import runstore
+
+    made = sw.SweepCache(tmp_path / "made" / TINY.slug, TINY)
+    assert not made.fill([A], log=None)["failed"]
+    cell = made.cell_dir(*A)
+    sw.project_into(cell, TINY, "pca")                                  # a sub-folder the record leaves out
+    text = (cell / "history.json").read_text()
+    before = json.loads(text)
+    assert "\n  " in text                                               # written indented
+    record = runstore.read_finished(cell)
+    assert shipped.compact_shipped(cell) is True
+    after = (cell / "history.json").read_text()
+    assert "\n" not in after and len(after) < 0.9 * len(text) and json.loads(after) == before
+    again = runstore.read_finished(cell)                                # sealed again, every file intact
+    assert again["files"]["history.json"]["bytes"] == len(after.encode())
+    assert {k: again[k] for k in ("kind", "cell")} == {k: record[k] for k in ("kind", "cell")}
+    assert set(again["files"]) == set(record["files"])
+    assert made.has_projection(*A, "pca")                               # the projections kept
+    assert shipped.compact_shipped(cell) is False                       # already compact: nothing done
+    assert runstore.read_finished(cell)["written"] == again["written"]
+    assert not [p for p in cell.parent.iterdir() if ".partial-" in p.name]  # no partial folder left
+
+
 def test_shipped_grid_runs_seed_a_grid_only_when_they_match(tmp_path):
     from fdmer_lite.ablations import run_ablation
     from fdmer_lite.experiments.specs import DataSpec
