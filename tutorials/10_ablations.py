@@ -29,6 +29,7 @@
 
 # %%
 import plotly.graph_objects as go
+from IPython.display import Markdown, display
 
 from fdmer_lite import lessons, shipped
 from fdmer_lite.ablations import (BY_KEY, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
@@ -117,7 +118,7 @@ print(result.report.summary())
 # notes). The same table is in `table.md` and, with every metric, `table.csv`.
 
 # %%
-print(result.markdown)
+display(Markdown(result.markdown))
 
 # %% [markdown]
 # The paper's own Table-4 numbers (`fdmer_lite.ablations.PAPER_TABLE4`, every row for MOSI,
@@ -163,7 +164,7 @@ fig
 # means the difference is larger than two standard errors.
 
 # %%
-print(claims_markdown(paper_claims(result.rows, kind="emotion")))
+display(Markdown(claims_markdown(paper_claims(result.rows, kind="emotion"))))
 
 # %% [markdown]
 # Read the verdicts with the error bars in mind. In FAST mode (two epochs on 128 samples) almost
@@ -187,8 +188,6 @@ print(claims_markdown(paper_claims(result.rows, kind="emotion")))
 
 # %%
 from pathlib import Path
-
-from IPython.display import Markdown, display
 
 here = Path.cwd().resolve()
 root = next((p for p in (here, *here.parents) if (p / "benchmarks" / "results").is_dir()), None)
