@@ -105,6 +105,10 @@ VARIANTS = {
     "basesizes": ("synthetic", {"model": {"model_dim": 64, "layers_t": 2, "layers_a": 2, "layers_v": 2,
                                           "heads": 4, "time_stride": 1}}),
     "layers2": ("synthetic", {"model": {"layers_t": 2, "layers_a": 2, "layers_v": 2}}),
+    # the final LayerNorm of each pre-norm stack off (it sets every time step to one size before
+    # the pooling): first Non-Disentangled on the text alone, then the model
+    "nd_text_no_final_norm": ("synthetic", {"model": {"disentangle": False, "modalities": "t", "final_norm": False}}),
+    "no_final_norm": ("synthetic", {"model": {"final_norm": False}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
@@ -161,6 +165,9 @@ def same_model(cfg: dict) -> dict:
     model.setdefault("mlp_dropout", None)
     cfg["train"].setdefault("early_stop", "task_loss")     # stored before the option existed
     cfg["train"].setdefault("min_steps", 0)                # likewise
+    model.setdefault("final_norm", True)                   # likewise: the stacks ended with a LayerNorm
+    if not model.get("norm_first", True):                  # post-norm: the switch builds nothing
+        model["final_norm"] = "-"
     if cfg["train"]["early_stop"] == "auto":               # every task here is a regression
         cfg["train"]["early_stop"] = "mae"
     if cfg["train"].get("disc_lr_mult") == 1.0:            # stored when a 1.0 meant the one group of today

@@ -169,3 +169,27 @@ def test_post_norm_stack_has_no_extra_final_norm_and_pre_norm_stack_has_one():
     x = torch.randn(2, 5, 8) * 10 + 3
     z = post(x)                                   # a post-norm layer ends with LayerNorm
     torch.testing.assert_close(z.mean(-1), torch.zeros(2, 5), atol=1e-5, rtol=0)
+
+
+def test_a_pre_norm_stack_without_final_norm_is_pytorchs_stack_and_keeps_each_steps_size():
+    from fdmer_lite.model.layers import TransformerEncoder
+    torch.manual_seed(5)
+    dim, heads, ff = 8, 2, 16
+    ours = TransformerEncoder(dim, heads, ff, 2, 0.0, final_norm=False).eval()
+    assert isinstance(ours.norm, nn.Identity)
+    assert isinstance(TransformerEncoder(dim, heads, ff, 2, 0.0, norm_first=False, final_norm=False).norm, nn.Identity)
+    ref = nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, heads, ff, 0.0, activation="gelu", batch_first=True,
+                                                           norm_first=True), 2, enable_nested_tensor=False).eval()
+    for i, layer in enumerate(ours.layers):           # PyTorch's stack, no norm= given: no final LayerNorm
+        ref.layers[i] = _reference_layer(layer, dim, heads, ff).eval()
+    x = torch.randn(3, 6, dim)
+    x[:, 2] *= 20.0                                    # one loud time step
+    with torch.no_grad():
+        got, want = ours(x), ref(x)
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
+        size = got.norm(dim=-1)                        # the loud step stays loud ...
+        assert (size[:, 2] > 5 * size[:, [0, 1, 3, 4, 5]].max(dim=1).values).all()
+        normed = TransformerEncoder(dim, heads, ff, 2, 0.0).eval()
+        normed.load_state_dict(ours.state_dict(), strict=False)
+        size = normed(x).norm(dim=-1)                  # ... a final LayerNorm makes every step one size
+        torch.testing.assert_close(size, torch.full_like(size, dim ** 0.5), atol=1e-3, rtol=1e-3)

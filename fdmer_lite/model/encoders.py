@@ -7,7 +7,9 @@ Choices the paper leaves open, made here:
     whose head counts are awkward; ``model_dim=None`` runs at the raw width, as the literal
     presets do), plus fixed sinusoidal positions;
   * pre-norm layers (``norm_first``; post-norm in the literal presets) with GELU, written out in
-    ``layers.py`` (with a dropout that is cheaper on a CPU than ``nn.Dropout``);
+    ``layers.py`` (with a dropout that is cheaper on a CPU than ``nn.Dropout``); in the presets the
+    pre-norm stack ends without a LayerNorm of its own (``final_norm``), so a time step that
+    carries a strong signal stays larger than the others when the steps are pooled;
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
@@ -78,7 +80,8 @@ class ModalityEncoder(nn.Module):
 
     def __init__(self, in_dim: int, *, model_dim: int | None, layers: int, heads: int, ff_mult: int,
                  dropout: float, d_k: int, pooling: str = "mean", max_len: int = 512,
-                 attn_dropout: float | None = None, time_stride: int = 1, norm_first: bool = True):
+                 attn_dropout: float | None = None, time_stride: int = 1, norm_first: bool = True,
+                 final_norm: bool = True):
         super().__init__()
         project = model_dim is not None
         if not project:
@@ -92,7 +95,7 @@ class ModalityEncoder(nn.Module):
         self.to_model = nn.Linear(in_dim, model_dim) if project else nn.Identity()
         self.register_buffer("positions", sinusoidal_positions(max_len, model_dim), persistent=False)
         self.transformer = TransformerEncoder(model_dim, heads, ff_mult * model_dim, layers, dropout,
-                                              attn_dropout, norm_first)
+                                              attn_dropout, norm_first, final_norm)
         self.attend = nn.Linear(model_dim, 1) if pooling == "attention" else None
         self.to_out = nn.Linear(model_dim, d_k)
 

@@ -91,7 +91,7 @@ class FDMER(nn.Module):
                                heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
                                d_k=d_k, pooling=config.pooling, max_len=max_len,
                                attn_dropout=config.attn_dropout, time_stride=config.time_stride,
-                               norm_first=config.norm_first)
+                               norm_first=config.norm_first, final_norm=config.final_norm)
             for m in mods})
         if config.disentangle:
             init = config.mlp_init

@@ -134,15 +134,17 @@ class TransformerLayer(nn.Module):
 
 
 class TransformerEncoder(nn.Module):
-    """``layers`` transformer layers; pre-norm stacks end with a LayerNorm of their own (a
-    post-norm stack's last layer already ends with one)."""
+    """``layers`` transformer layers. A pre-norm stack ends with a LayerNorm of its own when
+    ``final_norm`` (as in GPT-2 and Xiong et al.); without it, like ``nn.TransformerEncoder``'s
+    default, the residual stream leaves the stack unnormalised, so each time step keeps its own
+    size. A post-norm stack's last layer always ends with a LayerNorm (``final_norm`` is moot)."""
 
     def __init__(self, dim: int, heads: int, ff_dim: int, layers: int, dropout: float = 0.1,
-                 attn_dropout: float | None = None, norm_first: bool = True):
+                 attn_dropout: float | None = None, norm_first: bool = True, final_norm: bool = True):
         super().__init__()
         self.layers = nn.ModuleList([TransformerLayer(dim, heads, ff_dim, dropout, attn_dropout, norm_first)
                                      for _ in range(layers)])
-        self.norm = nn.LayerNorm(dim) if norm_first else nn.Identity()
+        self.norm = nn.LayerNorm(dim) if norm_first and final_norm else nn.Identity()
 
     def forward(self, z: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
         for layer in self.layers:
