@@ -32,8 +32,10 @@ STORE = Path(__file__).resolve().parent / "results" / "family-runs.json"
 # name -> (base, {section: {field: value}}). A base is a preset, or "pre_recipe": the `synthetic`
 # preset as it was before the recipe of task-family.md was adopted (PyTorch-initialised Eq. 2-3
 # MLPs with the common dropout, early stopping on the validation task loss, 30 epochs, patience
-# 10); every variant searched before the adoption is defined against it. "synthetic" is whatever
-# the preset is today. The "before" rows pin the Eq. 2-3 MLPs as the old preset had them.
+# 10, the final LayerNorm of each transformer stack); every variant searched before the adoption
+# is defined against it. "recipe_final_ln" is the preset after the recipe but still with that
+# LayerNorm (the mosi_bert diagnosis). "synthetic" is whatever the preset is today. The "before"
+# rows pin the Eq. 2-3 MLPs as the old preset had them.
 # Runs are matched by configuration, not by name.
 VARIANTS = {
     "synthetic": ("synthetic", {}),
@@ -96,19 +98,23 @@ VARIANTS = {
                                         "train": {"early_stop": "mae", "min_steps": 1260}}),
     "recipe_steps_nd": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0, "disentangle": False},
                                       "train": {"early_stop": "mae", "min_steps": 1260}}),
-    # mosi_bert (the signal in 768-wide text only): today's preset with one change at a time
-    "stride1": ("synthetic", {"model": {"time_stride": 1}}),
-    "dim64": ("synthetic", {"model": {"model_dim": 64}}),
-    "dropout0": ("synthetic", {"model": {"dropout": 0.0}}),
-    "patience60": ("synthetic", {"train": {"patience": 60}}),
-    "nd_text_only": ("synthetic", {"model": {"disentangle": False, "modalities": "t"}}),
-    "basesizes": ("synthetic", {"model": {"model_dim": 64, "layers_t": 2, "layers_a": 2, "layers_v": 2,
-                                          "heads": 4, "time_stride": 1}}),
-    "layers2": ("synthetic", {"model": {"layers_t": 2, "layers_a": 2, "layers_v": 2}}),
+    # the preset as it was until the final LayerNorm was dropped (the recipe with final_norm True)
+    "synthetic_final_ln": ("recipe_final_ln", {}),
+    "synthetic_final_ln_nd": ("recipe_final_ln", {"model": {"disentangle": False}}),
+    # mosi_bert (the signal in 768-wide text only): that preset with one change at a time
+    "stride1": ("recipe_final_ln", {"model": {"time_stride": 1}}),
+    "dim64": ("recipe_final_ln", {"model": {"model_dim": 64}}),
+    "dropout0": ("recipe_final_ln", {"model": {"dropout": 0.0}}),
+    "patience60": ("recipe_final_ln", {"train": {"patience": 60}}),
+    "nd_text_only": ("recipe_final_ln", {"model": {"disentangle": False, "modalities": "t"}}),
+    "basesizes": ("recipe_final_ln", {"model": {"model_dim": 64, "layers_t": 2, "layers_a": 2, "layers_v": 2,
+                                                "heads": 4, "time_stride": 1}}),
+    "layers2": ("recipe_final_ln", {"model": {"layers_t": 2, "layers_a": 2, "layers_v": 2}}),
     # the final LayerNorm of each pre-norm stack off (it sets every time step to one size before
-    # the pooling): first Non-Disentangled on the text alone, then the model
-    "nd_text_no_final_norm": ("synthetic", {"model": {"disentangle": False, "modalities": "t", "final_norm": False}}),
-    "no_final_norm": ("synthetic", {"model": {"final_norm": False}}),
+    # the pooling): first Non-Disentangled on the text alone, then the model (today's preset)
+    "nd_text_no_final_norm": ("recipe_final_ln", {"model": {"disentangle": False, "modalities": "t",
+                                                            "final_norm": False}}),
+    "no_final_norm": ("recipe_final_ln", {"model": {"final_norm": False}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
@@ -132,13 +138,19 @@ def key(task: str, seed: int, model: str) -> str:
 def pre_recipe():
     """The `synthetic` preset before the recipe was adopted (see VARIANTS)."""
     return get_preset("synthetic").replace(
-        model={"mlp_init": "default", "mlp_dropout": None},
+        model={"mlp_init": "default", "mlp_dropout": None, "final_norm": True},
         train={"epochs": 30, "patience": 10, "early_stop": "task_loss"})
+
+
+def recipe_final_ln():
+    """The `synthetic` preset with the final LayerNorm of each transformer stack: the preset of
+    the third session, when the diagnosis variants of mosi_bert were run (see VARIANTS)."""
+    return get_preset("synthetic").replace(model={"final_norm": True})
 
 
 def variant_config(model: str, seed: int):
     base, changes = VARIANTS[model]
-    cfg = pre_recipe() if base == "pre_recipe" else get_preset(base)
+    cfg = {"pre_recipe": pre_recipe, "recipe_final_ln": recipe_final_ln}.get(base, lambda: get_preset(base))()
     cfg = cfg.replace(**changes) if changes else cfg
     return cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"})
 

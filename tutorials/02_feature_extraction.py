@@ -105,7 +105,7 @@ cfg = lessons.lesson_config().model
 data = lessons.lesson_data("emotion")
 enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.layers_t,
                       heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout,
-                      d_k=cfg.d_k, pooling=cfg.pooling).eval()
+                      d_k=cfg.d_k, pooling=cfg.pooling, final_norm=cfg.final_norm).eval()
 batch = next(iter(make_loader(data, "train", batch_size=8)))
 x = batch.features["t"]                                           # (B, L, d_t)
 print("input", tuple(x.shape), "-> h_t", tuple(enc(x).shape))
@@ -130,20 +130,43 @@ def encoder_layer(layer, x):
 
 
 # %% [markdown]
-# The whole of Eq. 1 as we implement it: project, add positions, the layers, a final
-# LayerNorm, masked mean, map to `d_k`. It must match the library's module exactly:
+# The whole of Eq. 1 as we implement it: project, add positions, the layers, masked mean, map
+# to `d_k`. It must match the library's module exactly:
 
 # %%
 with torch.no_grad():
     z = enc.to_model(x) + enc.positions[: x.shape[1]]                 # (B, L, model_dim)
     for layer in enc.transformer.layers:
         z = encoder_layer(layer, z)
-    h_scratch = enc.to_out(masked_mean(enc.transformer.norm(z), None))  # (B, d_k)
+    h_scratch = enc.to_out(masked_mean(z, None))                       # (B, d_k)
     torch.testing.assert_close(h_scratch, enc(x), rtol=1e-4, atol=1e-5)
 print("from scratch == library:", tuple(h_scratch.shape))
 
 # %% [markdown]
-# ## 2.4 Where the parameters are
+# ## 2.4 No LayerNorm after the layers
+#
+# Many pre-norm transformers (GPT-2, for one) end with one more LayerNorm after the last layer.
+# It gives every time step the same size. Here that would hurt: after the mean over time, a step
+# that carries a strong signal would count no more than a step of noise, and how strong the
+# signal was (for sentiment: how positive) would be lost. So the presets leave it out
+# (`ModelConfig.final_norm = False`; `docs/readings.md` links the measurement). Below, one step
+# of the batch is made five times louder. Look at how much larger it stays than a typical step,
+# with and without that last LayerNorm.
+
+# %%
+loud = x.clone()
+loud[:, 3] *= 5.0                                                   # step 3, five times louder
+with torch.no_grad():
+    z = enc.to_model(loud) + enc.positions[: loud.shape[1]]
+    for layer in enc.transformer.layers:
+        z = layer(z)                                                # (B, L, model_dim)
+    normed = F.layer_norm(z, z.shape[-1:])                          # what a final LayerNorm does
+for name, out in (("without a final LayerNorm", z), ("with one", normed)):
+    size = out.norm(dim=-1)                                         # (B, L): each step's size
+    print(f"{name:26s} step 3 is {(size[:, 3] / size.median(dim=1).values).mean():.1f} times a typical step")
+
+# %% [markdown]
+# ## 2.5 Where the parameters are
 #
 # The input projection is the only part whose size depends on the modality's width; the rest of
 # each encoder has the same shape for t, a and v (only the layer counts differ in the paper).
@@ -158,7 +181,7 @@ for m in "tav":
           f"{n_in:,} in the input projection ({data.widths[m]} -> {cfg.model_dim})")
 
 # %% [markdown]
-# ## 2.5 A shortcut of the CPU presets: fewer, averaged steps
+# ## 2.6 A shortcut of the CPU presets: fewer, averaged steps
 #
 # Self-attention costs grow with the square of the length, everything else in the layer with
 # the length. The `synthetic` preset therefore averages each pair of neighbouring steps before
@@ -183,6 +206,8 @@ print(tuple(x.shape), "->", tuple(pooled.shape), "with time_stride", cfg.time_st
 #   average of all steps; positions are added because attention itself ignores order.
 # * Our encoder = input projection + positions + pre-norm layers + masked mean + linear map,
 #   and a 10-line rebuild matches it to floating-point precision.
+# * No LayerNorm after the layers: a step with a strong signal stays larger than the others
+#   when the steps are averaged.
 
 # %% [markdown]
 # ## Exercises
