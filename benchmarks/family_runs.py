@@ -120,6 +120,11 @@ VARIANTS = {
 }
 
 
+#: the plain baseline (task_family.PlainBaseline), and the same with a LayerNorm after each of its
+#: transformer stacks, as FDMER's encoder had before model.final_norm
+BASELINES = ("baseline", "baseline_final_ln")
+
+
 def load_store() -> dict:
     return json.loads(STORE.read_text()) if STORE.exists() else {}
 
@@ -193,7 +198,7 @@ def find(store: dict, task: str, seed: int, model: str) -> dict | None:
     """The stored run of (task, seed, model), or one stored under another name whose
     configuration builds and trains the same model; None when there is none."""
     k = key(task, seed, model)
-    if model == "baseline":
+    if model in BASELINES:
         return store.get(k)
     cfg = same_model(variant_config(model, seed).to_dict())      # a name may have meant another config
     for other in store.values():
@@ -211,7 +216,9 @@ def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
     if found is not None:
         return found
     data = make_task(task, seed)
-    result = train_baseline(data, seed) if model == "baseline" else run_fdmer(data, model, seed)
+    result = (train_baseline(data, seed) if model == "baseline"
+              else train_baseline(data, seed, final_norm=True) if model == "baseline_final_ln"
+              else run_fdmer(data, model, seed))
     result.update(task=task, seed=seed, model=model,
                   ridge_mae=ridge_mae(data),
                   mean_mae=float(np.mean(np.abs(data.splits["test"].labels
@@ -279,7 +286,7 @@ def main(argv=None):
     p.add_argument("--tasks", nargs="+", default=["mosi_aligned"], choices=sorted(TASKS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--models", nargs="+", default=["baseline", "synthetic"],
-                   choices=["baseline", *VARIANTS])
+                   choices=[*BASELINES, *VARIANTS])
     p.add_argument("--demo", action="store_true", help="train the demo's benchmark with each --models variant")
     p.add_argument("--import-demo", default=None, metavar="DIR",
                    help="store a finished `fdmer-lite demo --out DIR` run as the demo run of --models")

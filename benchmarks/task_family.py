@@ -155,10 +155,11 @@ def _positions(length: int, dim: int) -> torch.Tensor:
 
 
 class PlainBaseline(nn.Module):
-    """Per-modality transformer, mean pooling, concatenation, MLP (no disentangling)."""
+    """Per-modality transformer, mean pooling, concatenation, MLP (no disentangling).
+    ``final_norm``: a LayerNorm after each transformer stack (a diagnosis of FDMER's encoder)."""
 
     def __init__(self, widths: dict[str, int], length: int, dim: int = 64, layers: int = 2,
-                 heads: int = 4, dropout: float = 0.1):
+                 heads: int = 4, dropout: float = 0.1, final_norm: bool = False):
         super().__init__()
         self.mods = tuple(widths)
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in widths.items()})
@@ -166,7 +167,8 @@ class PlainBaseline(nn.Module):
         self.enc = nn.ModuleDict({
             m: nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout,
                                                                 batch_first=True, norm_first=True),
-                                     layers, enable_nested_tensor=False)
+                                     layers, norm=nn.LayerNorm(dim) if final_norm else None,
+                                     enable_nested_tensor=False)
             for m in widths})
         self.head = nn.Sequential(nn.Linear(dim * len(widths), dim), nn.GELU(), nn.Dropout(dropout),
                                   nn.Linear(dim, 1))

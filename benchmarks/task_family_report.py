@@ -162,6 +162,37 @@ encoder sizes (width 64, two layers, four heads, every step) 1.300, and two laye
 today's preset there (`--models layers2`). Since a text-only
 Non-Disentangled model fails as well, the gap on this task is in the modality encoder and its
 training (Eq. 1 and the head), not in the disentangled path; what it is, is not found yet."""
+# The final LayerNorm (fourth session): on mosi_bert, seed 1, the plain baseline and FDMER with and
+# without a LayerNorm after each transformer stack. (model, what it is)
+FINAL_NORM = (
+    ("baseline", "plain baseline (no LayerNorm after its stacks)"),
+    ("baseline_final_ln", "plain baseline **with** a LayerNorm after each stack"),
+    ("nd_text_only", "Non-Disentangled on the text alone, with the final LayerNorm (the preset until then)"),
+    ("nd_text_no_final_norm", "Non-Disentangled on the text alone, **without** it"),
+    ("synthetic_final_ln", "the full model with the final LayerNorm"),
+    ("synthetic", "the full model without it (today's preset)"),
+)
+FINAL_NORM_TEXT = """\
+**Why.** Eq. 1 ends in a pooling over time. A LayerNorm after the last pre-norm layer rescales
+every time step to the same size first, so the steps of the window that carries the label count
+no more than noise steps, and the label's amplitude, carried by the size of the signal, is lost
+before the mean. The plain baseline had no such LayerNorm (`nn.TransformerEncoder` adds none
+unless asked); given one, it learns this task much more slowly and less well. Without it,
+FDMER's encoder learns the text alone as well as the baseline does. The paper is post-norm
+(Section 3.2), whose last layer does end with a LayerNorm; the pre-norm reading of the presets
+makes the final one a choice of ours, now `model.final_norm` (default True, so a run saved before
+the switch keeps its meaning; every pre-norm preset but the two real-data ones, which were tuned
+with it and are not measured without, sets False). Notebook 2 shows the effect on one loud step.
+
+**Adopted (fourth session).** The `synthetic` preset without the final LayerNorm, over three
+seeds (the tables above, rows "today" against "until `final_norm`"): `mosi_bert` from 1.70x to
+1.20x the baseline, `mosi_aligned` from 1.19x to 1.05x, `mosi_spread` unchanged (1.06x, at ridge
+level like the baseline but for its seed 2), `mosei_aligned` in the table above. The demo's
+benchmark (seed 0): 0.466, 1.26x the Bayes floor, against 0.468 with the LayerNorm. On
+`mosi_bert` seed 1 the full model still keeps an early epoch (10) and sits below ridge level only
+by a little (1.176 against ridge 1.261), while Non-Disentangled on the text alone reaches the
+baseline: what remains there is in the disentangled path or the two noise modalities, not
+measured further. Every shipped run was trained again (`shipped-runs.md`)."""
 # What --train runs (task -> seeds).
 RIDGE_LEVEL = 0.95   # "(r)": a test MAE at least this fraction of that seed's ridge MAE
 PLAN = {"mosi_aligned": (0, 1, 2), "mosi_spread": (0, 1, 2), "mosi_bert": (0, 1, 2), "mosei_aligned": (0, 1, 2)}
@@ -221,7 +252,7 @@ def main(argv=None):
             lines.append(f"| {NAMES[model]} | " + " | ".join(cells) + f" | {ratio:.2f} |")
         lines.append("")
     lines += recipe_section(store)
-    lines += demo_section(store) + [STEPS_TEXT, ""]
+    lines += demo_section(store) + [STEPS_TEXT, ""] + final_norm_section(store)
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
 
@@ -250,6 +281,18 @@ def recipe_section(store: dict, task: str = "mosi_aligned") -> list[str]:
         ratio = np.mean([runs[s]["test_mae"] for s in both]) / np.mean([base[s]["test_mae"] for s in both])
         lines.append(f"| `{model}`: {what} | " + " | ".join(cells) + f" | {ratio:.2f} |")
     return lines + ["", RECIPE_TEXT, ""] if RECIPE_TEXT else lines + [""]
+
+
+def final_norm_section(store: dict, task: str = "mosi_bert", seed: int = 1) -> list[str]:
+    """The final LayerNorm: each FINAL_NORM model's test MAE and best epoch on (task, seed)."""
+    lines = ["## The LayerNorm after each transformer stack", "",
+             f"`{task}`, seed {seed} (the signal in 768-wide text only; ridge "
+             f"{ridge_mae(make_task(task, seed)):.3f}). Test MAE (best epoch).", "",
+             "| model | test MAE (best epoch) |", "|---|---|"]
+    for model, what in FINAL_NORM:
+        r = family_runs.find(store, task, seed, model)
+        lines.append(f"| `{model}`: {what} | " + (f"{r['test_mae']:.3f} ({r['best_epoch']})" if r else "not run") + " |")
+    return lines + ["", FINAL_NORM_TEXT, ""]
 
 
 def demo_section(store: dict) -> list[str]:
