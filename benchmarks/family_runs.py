@@ -115,6 +115,11 @@ VARIANTS = {
     "nd_text_no_final_norm": ("recipe_final_ln", {"model": {"disentangle": False, "modalities": "t",
                                                             "final_norm": False}}),
     "no_final_norm": ("recipe_final_ln", {"model": {"final_norm": False}}),
+    # what is left on mosi_bert seed 1 without the final LayerNorm: the losses, the two noise
+    # modalities, the patience (today's preset with one change)
+    "nfn_b0g0": ("recipe_final_ln", {"model": {"final_norm": False}, "loss": {"beta": 0.0, "gamma": 0.0}}),
+    "nfn_text_only": ("recipe_final_ln", {"model": {"final_norm": False, "modalities": "t"}}),
+    "nfn_patience40": ("recipe_final_ln", {"model": {"final_norm": False}, "train": {"patience": 40}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
