@@ -44,8 +44,8 @@ from fdmer_lite.experiments.pool import map_unordered
 from fdmer_lite.experiments.runs import find, obtain
 from fdmer_lite.experiments.specs import SPEC_FILE
 from fdmer_lite.shipped import (GRID, GRID_DIR, LESSON_RUNS, LESSONS_DIR, PROJECTIONS_DIR, SHIPPED_DIR, SWEEP_DIR,
-                                ProjectionCache, compact_shipped, find_lesson_run, grid_runs, lesson_run_config,
-                                shipped_cells, shipped_grid, slim_copy)
+                                ProjectionCache, compact_copy, compact_shipped, find_lesson_run, grid_runs,
+                                lesson_run_config, shipped_cells, shipped_grid, slim_copy)
 
 PROJECTIONS = ("tsne", "umap", "pca")
 
@@ -68,9 +68,7 @@ def _train(args: tuple) -> tuple[str, str, float]:
 
 
 def _ship(name: str, run_dir: Path) -> None:
-    runstore.read_finished(run_dir)                     # intact, or this raises naming the file
-    runstore.publish_copy(run_dir, LESSONS_DIR / name)
-    compact_shipped(LESSONS_DIR / name)
+    compact_copy(run_dir, LESSONS_DIR / name)          # checks the run is intact first
 
 
 def compact_all() -> int:

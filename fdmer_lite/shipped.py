@@ -202,37 +202,54 @@ def _halve(path: Path) -> None:
 HISTORY = "history.json"
 
 
-def _compact_history(folder: Path) -> bool:
-    """Rewrite ``folder``'s history (if any) as JSON without indentation, about a quarter smaller
-    and the same values; False when there is none or it already is."""
+def _compacted(folder: Path) -> str | None:
+    """``folder``'s history as JSON without indentation (about a quarter smaller, the same
+    values), or None when there is none or it already is."""
     path = folder / HISTORY
     if not path.is_file():
-        return False
+        return None
     text = path.read_text(encoding="utf-8")
     compact = runstore.dumps(json.loads(text), indent=None)
-    if compact == text:
-        return False
-    runstore.write_text(path, compact)
-    return True
+    return None if compact == text else compact
+
+
+def _compact_history(folder: Path) -> None:
+    """Rewrite ``folder``'s history without indentation (nothing to do when it already is)."""
+    if (compact := _compacted(folder)) is not None:
+        runstore.write_text(folder / HISTORY, compact)
+
+
+def _kept_fields(record: dict) -> dict:
+    """A completion record's own fields (the run's kind, a cell's name ...) for a copy's record."""
+    return {k: v for k, v in record.items() if k not in _RECORD_OWN}
+
+
+def compact_copy(src: str | Path, final: str | Path) -> Path:
+    """Publish a whole copy of the finished run ``src`` as ``final`` (which may be ``src`` itself)
+    with its history stored without indentation, sealed again with the same record fields. The
+    copy is made beside ``final`` and renamed into place: an interruption leaves the old run whole."""
+    src, final = Path(src), Path(final)
+    record = runstore.read_finished(src)                # intact, or this raises naming the file
+    tmp = runstore.partial_dir(final)
+    try:
+        shutil.copytree(src, tmp, dirs_exist_ok=True)
+        _compact_history(tmp)
+        unrecorded = tuple(p.name for p in tmp.iterdir() if p.is_dir())   # a cell's projections
+        runstore.seal(tmp, _kept_fields(record), exclude=unrecorded)
+        return runstore.publish(tmp, final)
+    finally:
+        runstore.discard(tmp)
 
 
 def compact_shipped(folder: str | Path) -> bool:
-    """Store the shipped run ``folder``'s history without indentation: a copy is compacted, sealed
-    again with the same record fields and published in its place (an interruption leaves the old
-    run whole). False, and nothing written, when it already is compact."""
+    """Store the shipped run ``folder``'s history without indentation (:func:`compact_copy` in its
+    place). False, and nothing copied or written, when it already is compact."""
     folder = Path(folder)
-    record = runstore.read_finished(folder)             # intact, or this raises naming the file
-    tmp = runstore.partial_dir(folder)
-    try:
-        shutil.copytree(folder, tmp, dirs_exist_ok=True)
-        if not _compact_history(tmp):
-            return False
-        unrecorded = tuple(p.name for p in tmp.iterdir() if p.is_dir())   # a cell's projections
-        runstore.seal(tmp, {k: v for k, v in record.items() if k not in _RECORD_OWN}, exclude=unrecorded)
-        runstore.publish(tmp, folder)
-        return True
-    finally:
-        runstore.discard(tmp)
+    runstore.read_finished(folder)                      # intact, or this raises naming the file
+    if _compacted(folder) is None:
+        return False
+    compact_copy(folder, folder)
+    return True
 
 
 def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_out: tuple[str, ...] = ()) -> Path:
@@ -254,7 +271,7 @@ def slim_copy(src: str | Path, final: str | Path, *, half: bool = False, leave_o
         if half and (tmp / REPS_FILE).is_file():
             _halve(tmp / REPS_FILE)
         _compact_history(tmp)
-        info = {k: v for k, v in record.items() if k not in _RECORD_OWN}
+        info = _kept_fields(record)
         info["slim"] = ", ".join(f"no {n}" for n in (CHECKPOINT, *leave_out)) + ("; C and P as float16" if half else "")
         runstore.seal(tmp, info)
         return runstore.publish(tmp, final)

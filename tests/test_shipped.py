@@ -168,6 +168,9 @@ def test_a_compacted_shipped_run_keeps_its_history_values_record_and_projections
     before = json.loads(text)
     assert "\n  " in text                                               # written indented
     record = runstore.read_finished(cell)
+    other = shipped.compact_copy(cell, tmp_path / "elsewhere")          # a compacted copy; the source untouched
+    assert json.loads((other / "history.json").read_text()) == before and (cell / "history.json").read_text() == text
+    assert runstore.read_finished(other)["cell"] == record["cell"]
     assert shipped.compact_shipped(cell) is True
     after = (cell / "history.json").read_text()
     assert "\n" not in after and len(after) < 0.9 * len(text) and json.loads(after) == before
