@@ -157,9 +157,7 @@ print("from scratch == library:", tuple(h_scratch.shape))
 loud = x.clone()
 loud[:, 3] *= 5.0                                                   # step 3, five times louder
 with torch.no_grad():
-    z = enc.to_model(loud) + enc.positions[: loud.shape[1]]
-    for layer in enc.transformer.layers:
-        z = layer(z)                                                # (B, L, model_dim)
+    z = enc.transformer(enc.to_model(loud) + enc.positions[: loud.shape[1]])   # (B, L, model_dim)
     normed = F.layer_norm(z, z.shape[-1:])                          # what a final LayerNorm does
 for name, out in (("without a final LayerNorm", z), ("with one", normed)):
     size = out.norm(dim=-1)                                         # (B, L): each step's size
