@@ -7,6 +7,7 @@
     python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
     python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --no-train
     python benchmarks/ship_runs.py --projections          # notebook 7's Figure-2 projections
+    python benchmarks/ship_runs.py --all --workers 2      # all four, in that order (many hours)
 
 Each shipped run is one of ``fdmer_lite.shipped.LESSON_RUNS``: the ``synthetic`` preset with one
 change, trained on the lessons' full-size benchmark, exactly as a notebook in full mode would
@@ -24,7 +25,9 @@ t-SNE and UMAP projections notebook 7 draws of two shipped lesson runs (``FIGURE
 equal to the notebook's cells), computed here exactly as the notebook computes them. At the end
 the script prints the size of everything shipped (budget: 20 MB). Every shipped history
 (``history.json``) is stored without indentation (``shipped.compact_shipped``; each invocation
-but ``--check`` compacts one shipped before that was the rule).
+but ``--check`` compacts one shipped before that was the rule). ``--all`` regenerates whatever is
+stale of the four parts in one invocation: the lesson runs first, because the projections are
+drawn from them; ``--sweep-from`` and ``--grid-from`` apply as above.
 """
 
 from __future__ import annotations
@@ -230,6 +233,46 @@ def ship_grid(source: str | None, workers: int, train: bool) -> int:
     return 0 if ids <= set(matching) else 1
 
 
+def ship_lessons(names: list[str], source: str | None, workers: int, check: bool) -> int:
+    """Ship every stale lesson run of ``names``: taken from ``source`` when a finished run there
+    matches, trained otherwise. With ``check``, only say which are stale (status 1 if any)."""
+    stale = []
+    for name in names:
+        kind, _ = LESSON_RUNS[name]
+        cfg, data = lesson_run_config(name), _full_data(kind)
+        if find_lesson_run(name, cfg, data) is not None:
+            print(f"{name}: shipped and current")
+            continue
+        found = find(cfg, data, Path(source) / name) if source else None
+        if found is not None and not check:
+            _ship(name, found.path)
+            print(f"{name}: shipped from {found.path} (test MAE {found.metrics['mae']:.3f})")
+            continue
+        stale.append(name)
+        print(f"{name}: stale or missing", flush=True)
+    if check:
+        return 1 if stale else 0
+    scratch = Path(tempfile.mkdtemp(prefix="ship-runs-"))
+    tasks = [(name, str(scratch), 1) for name in stale]
+    failed = []
+    for i, result, error in map_unordered(_train, tasks, workers=workers):
+        if error is not None:
+            print(f"{tasks[i][0]}: the worker was lost:\n{error}", file=sys.stderr)
+            failed.append(tasks[i][0])
+            continue
+        name, path, seconds = result
+        _ship(name, Path(path))
+        print(f"{name}: trained in {seconds:.0f} s and shipped", flush=True)
+    shutil.rmtree(scratch, ignore_errors=True)
+    if failed:
+        print(f"not shipped: {', '.join(failed)}", file=sys.stderr)
+        return 1
+    for name in names:
+        kind, _ = LESSON_RUNS[name]
+        assert find_lesson_run(name, lesson_run_config(name), _full_data(kind)) is not None, name
+    return 0
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", default=None,
@@ -243,9 +286,24 @@ def main(argv=None) -> int:
     ap.add_argument("--grid-from", default=None, help="the grid's working folder (kept; an interrupted grid resumes)")
     ap.add_argument("--no-train", action="store_true", help="with --grid: ship only the runs finished in --grid-from")
     ap.add_argument("--projections", action="store_true", help="ship notebook 7's Figure-2 projections instead")
+    ap.add_argument("--all", action="store_true",
+                    help="regenerate every stale part: lesson runs, explorer cells, grid, projections")
     args = ap.parse_args(argv)
+    if args.all and (args.check or args.sweep or args.grid or args.projections or args.no_train):
+        ap.error("--all regenerates every part; it takes no --check, --sweep, --grid, --projections or --no-train")
     if not args.check and (n := compact_all()):
         print(f"{n} shipped histories stored compactly")
+    if args.all:                                        # the projections are drawn from the lesson runs
+        lessons_ok = ship_lessons(args.names, args.source, args.workers, False) == 0
+        status = max(ship_sweep(args.sweep_from, args.workers), ship_grid(args.grid_from, args.workers, True))
+        if lessons_ok:
+            status = max(status, ship_projections())
+        else:
+            print("projections not drawn again: a lesson run was not shipped", file=sys.stderr)
+            status = 1
+        write_report()
+        print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
+        return status
     if args.projections:
         status = ship_projections()
         write_report()
@@ -258,44 +316,13 @@ def main(argv=None) -> int:
         write_report()
         print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
         return status
-    stale = []
-    for name in args.names:
-        kind, _ = LESSON_RUNS[name]
-        cfg, data = lesson_run_config(name), _full_data(kind)
-        if find_lesson_run(name, cfg, data) is not None:
-            print(f"{name}: shipped and current")
-            continue
-        found = find(cfg, data, Path(args.source) / name) if args.source else None
-        if found is not None and not args.check:
-            _ship(name, found.path)
-            print(f"{name}: shipped from {found.path} (test MAE {found.metrics['mae']:.3f})")
-            continue
-        stale.append(name)
-        print(f"{name}: stale or missing", flush=True)
+    status = ship_lessons(args.names, args.source, args.workers, args.check)
     if args.check:
-        return 1 if stale else 0
-    scratch = Path(tempfile.mkdtemp(prefix="ship-runs-"))
-    tasks = [(name, str(scratch), 1) for name in stale]
-    failed = []
-    for i, result, error in map_unordered(_train, tasks, workers=args.workers):
-        if error is not None:
-            print(f"{tasks[i][0]}: the worker was lost:\n{error}", file=sys.stderr)
-            failed.append(tasks[i][0])
-            continue
-        name, path, seconds = result
-        _ship(name, Path(path))
-        print(f"{name}: trained in {seconds:.0f} s and shipped", flush=True)
-    shutil.rmtree(scratch, ignore_errors=True)
-    if failed:
-        print(f"not shipped: {', '.join(failed)}", file=sys.stderr)
-        return 1
-    for name in args.names:
-        kind, _ = LESSON_RUNS[name]
-        assert find_lesson_run(name, lesson_run_config(name), _full_data(kind)) is not None, name
+        return status
     write_report()
     total = size_of(SHIPPED_DIR)
     print(f"shipped runs: {len(list(LESSONS_DIR.iterdir()))} in {SHIPPED_DIR}, {total / 1e6:.1f} MB in all")
-    return 0
+    return status
 
 
 if __name__ == "__main__":
