@@ -120,6 +120,9 @@ VARIANTS = {
     "nfn_b0g0": ("recipe_final_ln", {"model": {"final_norm": False}, "loss": {"beta": 0.0, "gamma": 0.0}}),
     "nfn_text_only": ("recipe_final_ln", {"model": {"final_norm": False, "modalities": "t"}}),
     "nfn_patience40": ("recipe_final_ln", {"model": {"final_norm": False}, "train": {"patience": 40}}),
+    # the paper-sized preset with the recipe the CPU preset adopted (scale-preserving Eq. 2-3 MLPs
+    # without dropout, early stopping on the validation MAE): its readings, at the paper's sizes
+    "mosi_recipe": ("mosi", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}, "train": {"early_stop": "auto"}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
