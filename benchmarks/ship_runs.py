@@ -273,6 +273,17 @@ def ship_lessons(names: list[str], source: str | None, workers: int, check: bool
     return 0
 
 
+def ship_all(args) -> int:
+    """Every part that is stale, the lesson runs first: the projections are drawn from them, and
+    are left as they are when a lesson run was not shipped (status 1)."""
+    lessons_ok = ship_lessons(args.names, args.source, args.workers, False) == 0
+    status = max(ship_sweep(args.sweep_from, args.workers), ship_grid(args.grid_from, args.workers, True))
+    if not lessons_ok:
+        print("projections not drawn again: a lesson run was not shipped", file=sys.stderr)
+        return 1
+    return max(status, ship_projections())
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--from", dest="source", default=None,
@@ -293,25 +304,14 @@ def main(argv=None) -> int:
         ap.error("--all regenerates every part; it takes no --check, --sweep, --grid, --projections or --no-train")
     if not args.check and (n := compact_all()):
         print(f"{n} shipped histories stored compactly")
-    if args.all:                                        # the projections are drawn from the lesson runs
-        lessons_ok = ship_lessons(args.names, args.source, args.workers, False) == 0
-        status = max(ship_sweep(args.sweep_from, args.workers), ship_grid(args.grid_from, args.workers, True))
-        if lessons_ok:
-            status = max(status, ship_projections())
-        else:
-            print("projections not drawn again: a lesson run was not shipped", file=sys.stderr)
-            status = 1
-        write_report()
-        print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
-        return status
     if args.projections:
         status = ship_projections()
         write_report()
         return status
     if args.no_train and not (args.grid and args.grid_from):
         ap.error("--no-train needs --grid and --grid-from")
-    if args.sweep or args.grid:
-        status = (ship_sweep(args.sweep_from, args.workers) if args.sweep
+    if args.all or args.sweep or args.grid:
+        status = (ship_all(args) if args.all else ship_sweep(args.sweep_from, args.workers) if args.sweep
                   else ship_grid(args.grid_from, args.workers, not args.no_train))
         write_report()
         print(f"shipped runs: {size_of(SHIPPED_DIR) / 1e6:.1f} MB in all in {SHIPPED_DIR}")
