@@ -22,9 +22,7 @@ Usage::
 It prints the sizes and the times. The files (about 2.4 GiB) are deleted afterwards unless
 ``--keep`` is given.
 
-Measured on the shared two-core machine: generating 23 s; aligning 3,200 videos / 23,000
-segments (60 h of video, 563k words, 4.3M audio and 3.3M visual frames) 30.6 s with a load
-average of about 6 from other jobs (126 s at a load of 10, before the per-split scatter).
+The figures measured so far are in ``benchmarks/results/alignment.md``.
 """
 
 from __future__ import annotations

@@ -35,20 +35,7 @@ Rows of the printed table:
 
 Writes ``table.md`` and ``results.json`` (plus one run folder per seed) into ``--out``.
 
-Measured on the two-core machine (seeds 0, 1, 2, one thread each, two at a time; no truncation,
-114 tokens; 55-110 s a seed), with the ``mosi_text_audio`` preset of 2026-11-25 (width 32, one
-text layer, dropout 0.5, lr 5e-4):
-
-    FDMER t + a                MAE 1.158 ± 0.006  Corr 0.479 ± 0.011  Acc7 27.1  Acc2 has0 68.9 / non0 70.6
-    TF-IDF ridge               MAE 1.125          Corr 0.536          Acc7 24.8  Acc2 has0 70.6 / non0 71.8
-    ridge on averaged inputs   MAE 1.343          Corr 0.311
-    paper w/o Visual           MAE 0.925          Corr 0.714
-
-The previous preset (width 64, two text layers, dropout 0.3, lr 1e-3) gave 1.196 ± 0.083 /
-0.478 ± 0.053 on the same seeds: two of three stopped at epoch 4-5, overfitted. FDMER on GloVe
-50-d words gets much more out of its inputs than a linear readout of their averages (1.343), but
-is not better than the TF-IDF ridge, which sees word identities that 50-d GloVe blurs (sentiment
-antonyms sit close together). ``benchmarks/results/real-mosi-text-audio.md`` keeps the table.
+The measurements (and the presets they chose) are in ``benchmarks/results/real-mosi-text-audio.md``.
 """
 
 from __future__ import annotations

@@ -11,28 +11,7 @@ Prints the figures and the ratio achieved / peak (target on two CPU cores: >= 40
 shared machine two threads oversubscribe the cores and many small kernels suffer far more than
 one large matmul; ``--threads 1`` then gives a fairer ratio.
 
-Measured on the two-core machine, quiet (load average below 1), two threads, 2026-11-25:
-
-    with nn.TransformerEncoderLayer + nn.Dropout: 1428.6 ms a step, 44.8 samples/s, 33 % of peak
-    with fdmer_lite.model.layers (same FLOPs):    1059.2 ms a step, 60.4 samples/s, 45 % of peak
-
-(matmul peak 432 GFLOP/s; 206 GFLOP a step). On 2026-11-27, on another machine of the same
-kind (matmul peak 183 GFLOP/s), quiet, two threads, with fused Adam: 1712.1 ms a step, 37.4
-samples/s, 120.3 GFLOP/s = 66 % of peak. The profiler showed ``aten::bernoulli_``, PyTorch's
-one-number-per-element CPU dropout mask, at 28 % of the step; model/layers.py explains the fix.
-Later the same day, same kind of machine (peak 190 GFLOP/s), quiet, two threads: 1607.9 ms a
-step, 39.8 samples/s, 128.1 GFLOP/s = 68 % of peak.
-
-On 2026-11-30 (third session; another machine, matmul peak 250-290 GFLOP/s, a busier host)
-the step here became the trainer's own (``training_step``: fused Adam and gradient clipping, as
-``Trainer.fit`` takes it; it had been plain Adam without clipping). Old step, three runs: 38, 49
-and 46 % of the peak (1741-2020 ms a step); the trainer's step, three runs: 50, 50 and 46 %
-(1502-1765 ms). In one run with alternating blocks of five steps the trainer's step took 1934
-against 2027 ms, 1.05x.
-
-``--attention-dropout`` (2026-11-27, ``--preset synthetic --steps 20``, quiet): 47.2 ms a step with
-dropout 0.1 on the attention weights against 44.7 ms without (fused kernel) on two threads,
-1.06x; 50.0 against 42.8 ms on one thread, 1.17x. One thread is as fast as two at this size.
+The figures measured so far are in ``benchmarks/results/throughput.md``.
 """
 
 from __future__ import annotations
