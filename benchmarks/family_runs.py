@@ -55,6 +55,7 @@ VARIANTS = {
     "scaled_mlpdrop0_long": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                            "train": {"epochs": 40, "patience": 20}}),
     "mosi": ("mosi", {}),
+    "mosei": ("mosei", {}),            # the paper-sized preset for CMU-MOSEI (batch 16; Section 4.2)
     # The training recipe (issue 17): the plain baseline's recipe knobs moved onto FDMER one at a
     # time (batch 32, early stopping on the validation MAE), then rate, schedule and length;
     # "nd_" rows are Non-Disentangled, "full_" rows the full model as shipped.

@@ -31,13 +31,14 @@ def test_paper_section_marks_ridge_level_and_leaves_out_variants_not_run():
              f"{task}|1|baseline": _run(task, 1, "baseline", 0.8, 1.3, config=False),
              f"{task}|0|mosi": _run(task, 0, "mosi", 1.25, 1.3, epochs=5, best=3),
              f"{task}|1|mosi": _run(task, 1, "mosi", 1.0, 1.3)}
-    lines = report.paper_section(store, task)
+    lines = report.paper_section(store)
     text = "\n".join(lines)
     row = next(line for line in lines if line.startswith("| `mosi` preset today"))
     assert "1.250 (3 / 5, 10 s) (r)" in row              # 1.25 >= 0.95 x 1.3: ridge level
     assert "1.000 (2 / 4, 10 s) |" in row                 # 1.0 < 1.235: not
     assert row.endswith(f"| {(1.25 + 1.0) / (0.7 + 0.8):.2f} |")
     assert "seed 2" not in text                           # no variant ran it
+    assert "`mosi_bert`" not in text                      # nor any other task
     rows = [line.split(" | ")[0] for line in lines if line.startswith("| ")]
     assert rows == ["| model", "| ridge, time-averaged features", "| plain baseline",
                     "| `mosi` preset today"]              # mosi_recipe and mosi_reg did not run
