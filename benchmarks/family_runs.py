@@ -128,14 +128,26 @@ VARIANTS = {
     # decay 1e-3), stopping on the validation MAE; cut at 40 epochs for the CPU budget
     "mosi_reg": ("mosi", {"model": {"dropout": 0.3}, "train": {"weight_decay": 1e-3, "early_stop": "auto",
                                                                 "epochs": 40}}),
+    # why the paper-sized presets fail on MOSI-sized sets (1,284 training samples): the same
+    # preset without the disentangled path, and at a tenth of the paper's learning rate
+    "mosi_nd": ("mosi", {"model": {"disentangle": False}}),
+    "mosi_lr1e4": ("mosi", {"train": {"lr": 1e-4}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
 
 
-#: the plain baseline (task_family.PlainBaseline), and the same with a LayerNorm after each of its
-#: transformer stacks, as FDMER's encoder had before model.final_norm
-BASELINES = ("baseline", "baseline_final_ln")
+#: the plain baseline (task_family.PlainBaseline) -> keyword arguments of train_baseline.
+#: "baseline_final_ln": a LayerNorm after each of its transformer stacks, as FDMER's encoder had
+#: before model.final_norm. "baseline_paper": the baseline's recipe at the paper's encoder sizes
+#: (width 256, 5/4/4 layers, 8 heads, a 4x feed-forward: the `mosi` preset's Eq. 1), to tell the
+#: sizes from FDMER when the paper-sized presets fail on a MOSI-sized set.
+BASELINE_ARGS = {
+    "baseline": {},
+    "baseline_final_ln": {"final_norm": True},
+    "baseline_paper": {"dim": 256, "layers": {"t": 5, "a": 4, "v": 4}, "heads": 8, "ff_mult": 4},
+}
+BASELINES = tuple(BASELINE_ARGS)
 
 
 def load_store() -> dict:
@@ -149,8 +161,9 @@ def save_store(store: dict) -> None:
     os.replace(tmp, STORE)
 
 
-def key(task: str, seed: int, model: str) -> str:
-    return f"{task}|{seed}|{model}"
+def key(task: str, seed: int, model: str, init: int | None = None) -> str:
+    """The store's key of a run; ``init``: a weight seed other than the data seed."""
+    return f"{task}|{seed}|{model}" + ("" if init is None or init == seed else f"|init{init}")
 
 
 def pre_recipe():
@@ -167,6 +180,7 @@ def recipe_final_ln():
 
 
 def variant_config(model: str, seed: int):
+    """The variant's configuration, its ``train.seed`` (weights, dropout, batch order) ``seed``."""
     base, changes = VARIANTS[model]
     cfg = {"pre_recipe": pre_recipe, "recipe_final_ln": recipe_final_ln}.get(base, lambda: get_preset(base))()
     cfg = cfg.replace(**changes) if changes else cfg
@@ -174,12 +188,18 @@ def variant_config(model: str, seed: int):
 
 
 def run_fdmer(data, model: str, seed: int) -> dict:
+    """Train the variant on ``data`` with weight seed ``seed``."""
     cfg = variant_config(model, seed)
     curve = []
-    tr = Trainer(cfg, data, on_epoch=lambda e: curve.append(
-        {"epoch": e["epoch"], "train_mse": e["train"]["task"], "valid_mae": e["valid_metrics"]["mae"],
-         "valid_mse": e["valid"]["task"]}))
     start = time.perf_counter()
+
+    def on_epoch(e):                          # one line an epoch: a long run shows it is moving
+        curve.append({"epoch": e["epoch"], "train_mse": e["train"]["task"],
+                      "valid_mae": e["valid_metrics"]["mae"], "valid_mse": e["valid"]["task"]})
+        print(f"  {model} seed {seed} epoch {e['epoch']}: train MSE {curve[-1]['train_mse']:.3f}, "
+              f"valid MAE {curve[-1]['valid_mae']:.3f} ({time.perf_counter() - start:.0f} s)", flush=True)
+
+    tr = Trainer(cfg, data, on_epoch=on_epoch)
     tr.fit()
     test = tr.evaluate("test")["metrics"]["mae"]
     return {"test_mae": float(test), "best_epoch": tr.best_epoch, "curve": curve,
@@ -207,13 +227,14 @@ def same_model(cfg: dict) -> dict:
     return cfg
 
 
-def find(store: dict, task: str, seed: int, model: str) -> dict | None:
+def find(store: dict, task: str, seed: int, model: str, init: int | None = None) -> dict | None:
     """The stored run of (task, seed, model), or one stored under another name whose
-    configuration builds and trains the same model; None when there is none."""
-    k = key(task, seed, model)
+    configuration builds and trains the same model; None when there is none. ``init``: the
+    weight seed, when it is not the data seed ``seed``."""
+    k = key(task, seed, model, init)
     if model in BASELINES:
         return store.get(k)
-    cfg = same_model(variant_config(model, seed).to_dict())      # a name may have meant another config
+    cfg = same_model(variant_config(model, seed if init is None else init).to_dict())  # a name may have meant another config
     for other in store.values():
         if (other["task"], other["seed"]) == (task, seed) and "config" in other \
                 and same_model(other["config"]) == cfg:
@@ -221,17 +242,21 @@ def find(store: dict, task: str, seed: int, model: str) -> dict | None:
     return None
 
 
-def run(task: str, seed: int, model: str, store: dict | None = None) -> dict:
-    """One run, from the store when present; trains and stores it otherwise."""
+def run(task: str, seed: int, model: str, store: dict | None = None, init: int | None = None) -> dict:
+    """One run, from the store when present; trains and stores it otherwise. ``seed`` draws the
+    data set and, unless ``init`` is given, the weights too."""
     store = load_store() if store is None else store
-    k = key(task, seed, model)
-    found = find(store, task, seed, model)
+    init = None if init == seed else init
+    k = key(task, seed, model, init)
+    found = find(store, task, seed, model, init)
     if found is not None:
         return found
     data = make_task(task, seed)
-    result = (train_baseline(data, seed) if model == "baseline"
-              else train_baseline(data, seed, final_norm=True) if model == "baseline_final_ln"
-              else run_fdmer(data, model, seed))
+    weights = seed if init is None else init
+    result = (train_baseline(data, weights, **BASELINE_ARGS[model]) if model in BASELINES
+              else run_fdmer(data, model, weights))
+    if init is not None:
+        result["init_seed"] = init
     result.update(task=task, seed=seed, model=model,
                   ridge_mae=ridge_mae(data),
                   mean_mae=float(np.mean(np.abs(data.splits["test"].labels
@@ -300,6 +325,8 @@ def main(argv=None):
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--models", nargs="+", default=["baseline", "synthetic"],
                    choices=[*BASELINES, *VARIANTS])
+    p.add_argument("--inits", nargs="+", type=int, default=[None], metavar="K",
+                   help="weight seeds other than the data seed (default: the data seed)")
     p.add_argument("--demo", action="store_true", help="train the demo's benchmark with each --models variant")
     p.add_argument("--import-demo", default=None, metavar="DIR",
                    help="store a finished `fdmer-lite demo --out DIR` run as the demo run of --models")
@@ -315,8 +342,9 @@ def main(argv=None):
         return
     for task in a.tasks:
         for seed in a.seeds:
-            for model in a.models:
-                run(task, seed, model)
+            for init in a.inits:
+                for model in a.models:
+                    run(task, seed, model, init=init)
 
 
 if __name__ == "__main__":

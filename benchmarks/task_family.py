@@ -156,18 +156,21 @@ def _positions(length: int, dim: int) -> torch.Tensor:
 
 class PlainBaseline(nn.Module):
     """Per-modality transformer, mean pooling, concatenation, MLP (no disentangling).
-    ``final_norm``: a LayerNorm after each transformer stack (a diagnosis of FDMER's encoder)."""
+    ``final_norm``: a LayerNorm after each transformer stack (a diagnosis of FDMER's encoder).
+    ``layers``: one depth for every modality, or a depth per modality (``{"t": 5, "a": 4, ...}``);
+    the feed-forward width is ``ff_mult * dim``."""
 
-    def __init__(self, widths: dict[str, int], length: int, dim: int = 64, layers: int = 2,
-                 heads: int = 4, dropout: float = 0.1, final_norm: bool = False):
+    def __init__(self, widths: dict[str, int], length: int, dim: int = 64, layers: int | dict = 2,
+                 heads: int = 4, dropout: float = 0.1, final_norm: bool = False, ff_mult: int = 2):
         super().__init__()
         self.mods = tuple(widths)
+        depth = layers if isinstance(layers, dict) else {m: layers for m in widths}
         self.proj = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in widths.items()})
         self.register_buffer("pos", _positions(length, dim), persistent=False)
         self.enc = nn.ModuleDict({
-            m: nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, heads, 2 * dim, dropout,
+            m: nn.TransformerEncoder(nn.TransformerEncoderLayer(dim, heads, ff_mult * dim, dropout,
                                                                 batch_first=True, norm_first=True),
-                                     layers, norm=nn.LayerNorm(dim) if final_norm else None,
+                                     depth[m], norm=nn.LayerNorm(dim) if final_norm else None,
                                      enable_nested_tensor=False)
             for m in widths})
         self.head = nn.Sequential(nn.Linear(dim * len(widths), dim), nn.GELU(), nn.Dropout(dropout),

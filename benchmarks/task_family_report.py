@@ -343,6 +343,10 @@ PAPER = (("mosi", "`mosi` preset today"),
                          "stop on the validation MAE)"),
          ("mosi_reg", "`mosi` regularised as the real-data presets (dropout 0.3, weight decay 1e-3), "
                       "stop on the validation MAE, cut at 40 epochs"),
+         ("mosi_nd", "`mosi` Non-Disentangled (`disentangle` False: no Eq. 2-11, CMAF on h_m)"),
+         ("mosi_lr1e4", "`mosi` at a tenth of the paper's learning rate (1e-4; a diagnosis, not a reading)"),
+         ("baseline_paper", "plain baseline at the paper's sizes (width 256, 5/4/4 layers, 8 heads, "
+                            "4x feed-forward), its own recipe"),
          ("mosei", "`mosei` preset today (batch 16)"))
 PAPER_TASKS = ("mosi_aligned", "mosi_spread", "mosi_bert", "mosei_aligned")
 

@@ -31,3 +31,26 @@ def test_the_marker_after_the_window_flips_the_label_and_one_before_it_does_not(
     for i in range(len(y0)):                                      # ... right after the window
         window = np.flatnonzero(np.abs(x0[i]).sum(axis=1) > 0)
         assert np.flatnonzero(changed[i])[0] == window.max() + 1
+
+
+def test_the_plain_baseline_takes_a_depth_per_modality_and_a_feed_forward_width():
+    from task_family import PlainBaseline
+    model = PlainBaseline({"t": 6, "a": 5, "v": 4}, length=12, dim=16, layers={"t": 3, "a": 1, "v": 2},
+                          heads=2, ff_mult=4)
+    assert {m: len(model.enc[m].layers) for m in "tav"} == {"t": 3, "a": 1, "v": 2}
+    assert model.enc["t"].layers[0].linear1.out_features == 64
+    uniform = PlainBaseline({"t": 6, "a": 5}, length=12, dim=16, layers=2, heads=2)
+    assert [len(uniform.enc[m].layers) for m in "ta"] == [2, 2]
+    assert uniform.enc["a"].layers[0].linear1.out_features == 32
+
+
+def test_a_weight_seed_other_than_the_data_seed_is_a_run_of_its_own():
+    import family_runs
+    assert family_runs.key("mosi_spread", 2, "baseline") == "mosi_spread|2|baseline"
+    assert family_runs.key("mosi_spread", 2, "baseline", init=2) == "mosi_spread|2|baseline"
+    assert family_runs.key("mosi_spread", 2, "baseline", init=12) == "mosi_spread|2|baseline|init12"
+    store = {"t|2|synthetic": {"task": "t", "seed": 2, "model": "synthetic",
+                               "config": family_runs.variant_config("synthetic", 2).to_dict()}}
+    assert family_runs.find(store, "t", 2, "synthetic") is store["t|2|synthetic"]
+    assert family_runs.find(store, "t", 2, "synthetic", init=12) is None      # other weights
+    assert family_runs.find(store, "t", 12, "synthetic") is None              # other data
