@@ -46,3 +46,17 @@ def test_paper_section_marks_ridge_level_and_leaves_out_variants_not_run():
 
 def test_paper_section_says_when_nothing_ran():
     assert report.paper_section({})[2] == "not run (CPU budget)."
+
+
+def test_weights_section_lists_each_weight_seed_of_one_data_set():
+    task, ridge = "mosi_spread", report.ridge_mae(report.make_task("mosi_spread", 2))
+    store = {f"{task}|2|baseline": _run(task, 2, "baseline", 1.19, ridge, config=False),
+             f"{task}|2|baseline|init10": dict(_run(task, 2, "baseline", 1.25, ridge, config=False),
+                                                init_seed=10),
+             f"{task}|2|synthetic": _run(task, 2, "synthetic", 1.30, ridge)}
+    lines = report.weights_section(store)
+    rows = {line.split(" | ")[0]: line for line in lines if line.startswith("| ")}
+    assert rows["| model"] == "| model | weights 2 | weights 10 |"
+    assert rows["| plain baseline (from scratch)"].endswith("| 1.190 (2) | 1.250 (2) (r) |")
+    assert rows["| **`synthetic` preset today** (the recipe, no final LayerNorm)"].endswith("| 1.300 (2) (r) |  |")
+    assert report.weights_section({k: v for k, v in store.items() if "init" not in k}) == []
