@@ -139,6 +139,8 @@ VARIANTS = {
     # the paper's rate as the peak of a linear warm-up over the first 5 epochs (the paper is silent
     # on warm-up; "an initial learning rate of 1e-3")
     "mosi_warmup": ("mosi", {"train": {"warmup_epochs": 5.0}}),
+    # mosi_reg's three changes one at a time: only the stopping criterion (the validation MAE)
+    "mosi_auto": ("mosi", {"train": {"early_stop": "auto", "epochs": 40}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }

@@ -7,7 +7,7 @@ whole runs to folders, and reusing them, is ``fdmer_lite.experiments.runs.obtain
 
 Devices: ``auto`` picks CUDA, then Apple's MPS, then the CPU. Mixed precision (float16 autocast
 with a gradient scaler) is used on CUDA only; pinned host memory makes the copies to the GPU
-asynchronous.
+asynchronous. On the CPU, ``fit`` flushes denormal floats to zero (:func:`flush_denormals`).
 """
 
 from __future__ import annotations
@@ -165,16 +165,32 @@ def reversal_coefficient(schedule: str, progress: float) -> float:
     raise ValueError(f"grl_schedule must be 'constant' or 'dann', got {schedule!r}")
 
 
+def flush_denormals() -> bool:
+    """Treat denormal floats (magnitudes below about 1.2e-38) as zero in this thread's CPU
+    arithmetic, from now on; returns False where the CPU cannot (``torch.set_flush_denormal``).
+
+    A CPU computes with denormals many times more slowly than with ordinary numbers. Long runs
+    of the paper-sized presets make them (training slowed about fivefold a few epochs after the
+    model found the signal; ``benchmarks/denormals.py`` measures it, and where they come from),
+    and zero in their place changes no loss or metric we print. The setting belongs to the
+    calling thread and to threads it starts later; torch's worker threads started earlier keep
+    their own, so with one intra-op thread (the default on two cores) it covers every step.
+    """
+    return bool(torch.set_flush_denormal(True))
+
+
 class Trainer:
     """Trains one FDMER model on one data set.
 
     ``on_epoch``, if given, is called with each epoch's history entry (epoch number, train and
     valid losses, valid metrics, learning rate, seconds) right after that epoch's validation:
-    a hook for progress displays such as the beta/gamma explorer.
+    a hook for progress displays such as the beta/gamma explorer. ``flush_denormals``: on the
+    CPU, ``fit`` first calls :func:`flush_denormals` (False leaves the CPU's mode alone, for a
+    benchmark that measures the difference).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
-                 on_epoch: Callable[[dict], None] | None = None):
+                 on_epoch: Callable[[dict], None] | None = None, flush_denormals: bool = True):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
@@ -190,6 +206,8 @@ class Trainer:
         self.history: list[dict] = []
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
         self.on_epoch = on_epoch
+        self.flush_denormals = flush_denormals
+        self.optimizer: torch.optim.Optimizer | None = None     # fit's Adam, once fit has begun
 
     def new_model(self) -> torch.nn.Module:
         """FDMER for this trainer's config and data (the distributed trainer adds its collectives)."""
@@ -211,7 +229,9 @@ class Trainer:
     # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
         t = self.config.train
-        opt = make_optimizer(self.model.parameters(), t, self.device)
+        if self.flush_denormals and self.device.type == "cpu":
+            flush_denormals()
+        opt = self.optimizer = make_optimizer(self.model.parameters(), t, self.device)   # kept for a look after an epoch
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch

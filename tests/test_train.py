@@ -313,3 +313,27 @@ def test_min_steps_stretches_a_run_on_a_small_split(tiny_data, fast_config):
     trainer.on_epoch = lambda entry: steps.append(entry["epoch"])
     assert len(trainer.fit()) == 4 and steps == [1, 2, 3, 4]                  # 4 epochs x 3 steps = 12
     assert len(Trainer(learning, tiny_data).fit(epochs=2)) == 2               # an explicit count is kept
+
+
+def _denormal_survives() -> bool:
+    """Whether this thread's CPU arithmetic keeps a denormal float: 1e-39 is below float32's
+    smallest normal number (about 1.18e-38), and flush mode turns it, and the product, to zero."""
+    tiny = torch.tensor([1e-39], dtype=torch.float32)
+    return bool(tiny[0] != 0) and float((tiny * 1.0)[0]) != 0.0
+
+
+@pytest.fixture
+def denormals_kept():
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
+    yield
+    torch.set_flush_denormal(False)
+
+
+def test_fit_on_the_cpu_flushes_denormals_unless_asked_not_to(tiny_data, fast_config, denormals_kept):
+    config = fast_config.replace(train={"epochs": 1, "device": "cpu"})
+    assert _denormal_survives()
+    Trainer(config, tiny_data, flush_denormals=False).fit()
+    assert _denormal_survives()                      # left alone
+    Trainer(config, tiny_data).fit()
+    assert not _denormal_survives()                  # flushed from then on
