@@ -378,6 +378,7 @@ PAPER = (("mosi", "`mosi` preset today"),
                          "stop on the validation MAE)"),
          ("mosi_reg", "`mosi` regularised as the real-data presets (dropout 0.3, weight decay 1e-3), "
                       "stop on the validation MAE, cut at 40 epochs"),
+         ("mosi_auto", "`mosi` stopping on the validation MAE, cut at 40 epochs (only that change of `mosi_reg`)"),
          ("mosi_nd", "`mosi` Non-Disentangled (`disentangle` False: no Eq. 2-11, CMAF on h_m)"),
          ("mosi_lr1e4", "`mosi` at a tenth of the paper's learning rate (1e-4; a diagnosis, not a reading)"),
          ("mosi_warmup", "`mosi` with the paper's rate 1e-3 reached by a linear warm-up over 5 epochs"),
