@@ -54,7 +54,8 @@ VARIANTS = {
                                               "train": {"batch_size": 32}}),
     "scaled_mlpdrop0_long": ("pre_recipe", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0},
                                            "train": {"epochs": 40, "patience": 20}}),
-    "mosi": ("mosi", {}),
+    "mosi": ("mosi", {}),               # the paper-sized preset today
+    "mosi_before": ("mosi_before", {}),  # ... before its regularisation reading
     "mosei": ("mosei", {}),            # the paper-sized preset for CMU-MOSEI (batch 16; Section 4.2)
     # The training recipe (issue 17): the plain baseline's recipe knobs moved onto FDMER one at a
     # time (batch 32, early stopping on the validation MAE), then rate, schedule and length;
@@ -123,10 +124,10 @@ VARIANTS = {
     "nfn_patience40": ("recipe_final_ln", {"model": {"final_norm": False}, "train": {"patience": 40}}),
     # the paper-sized preset with the recipe the CPU preset adopted (scale-preserving Eq. 2-3 MLPs
     # without dropout, early stopping on the validation MAE): its readings, at the paper's sizes
-    "mosi_recipe": ("mosi", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}, "train": {"early_stop": "auto"}}),
+    "mosi_recipe": ("mosi_before", {"model": {"mlp_init": "scaled", "mlp_dropout": 0.0}, "train": {"early_stop": "auto"}}),
     # the paper-sized preset regularised as the real-data presets had to be (dropout 0.3, weight
     # decay 1e-3), stopping on the validation MAE; cut at 40 epochs for the CPU budget
-    "mosi_reg": ("mosi", {"model": {"dropout": 0.3}, "train": {"weight_decay": 1e-3, "early_stop": "auto",
+    "mosi_reg": ("mosi_before", {"model": {"dropout": 0.3}, "train": {"weight_decay": 1e-3, "early_stop": "auto",
                                                                 "epochs": 40}}),
     # why the paper-sized presets fail on MOSI-sized sets (1,284 training samples): the same
     # preset without the disentangled path, and at a tenth of the paper's learning rate
@@ -134,13 +135,13 @@ VARIANTS = {
     # (time_stride 1: no averaging of pairs, which can put the flipping marker in one step with
     # the window's last)
     "synthetic_stride1": ("synthetic", {"model": {"time_stride": 1}}),
-    "mosi_nd": ("mosi", {"model": {"disentangle": False}}),
-    "mosi_lr1e4": ("mosi", {"train": {"lr": 1e-4}}),
+    "mosi_nd": ("mosi_before", {"model": {"disentangle": False}}),
+    "mosi_lr1e4": ("mosi_before", {"train": {"lr": 1e-4}}),
     # the paper's rate as the peak of a linear warm-up over the first 5 epochs (the paper is silent
     # on warm-up; "an initial learning rate of 1e-3")
-    "mosi_warmup": ("mosi", {"train": {"warmup_epochs": 5.0}}),
+    "mosi_warmup": ("mosi_before", {"train": {"warmup_epochs": 5.0}}),
     # mosi_reg's three changes one at a time: only the stopping criterion (the validation MAE)
-    "mosi_auto": ("mosi", {"train": {"early_stop": "auto", "epochs": 40}}),
+    "mosi_auto": ("mosi_before", {"train": {"early_stop": "auto", "epochs": 40}}),
     "full_mae_long_b0g0": ("pre_recipe", {"loss": {"beta": 0.0, "gamma": 0.0},
                                          "train": {"early_stop": "mae", "epochs": 60, "patience": 20}}),
 }
@@ -182,6 +183,13 @@ def pre_recipe():
         train={"epochs": 30, "patience": 10, "early_stop": "task_loss"})
 
 
+def mosi_before():
+    """The paper-sized `mosi` preset before its regularisation reading (dropout 0.1, no weight
+    decay, early stopping on the validation task loss): the base of the paper-sized diagnosis."""
+    return get_preset("mosi").replace(model={"dropout": 0.1},
+                                      train={"weight_decay": 0.0, "early_stop": "task_loss"})
+
+
 def recipe_final_ln():
     """The `synthetic` preset with the final LayerNorm of each transformer stack: the preset of
     the third session, when the diagnosis variants of mosi_bert were run (see VARIANTS)."""
@@ -191,7 +199,8 @@ def recipe_final_ln():
 def variant_config(model: str, seed: int):
     """The variant's configuration, its ``train.seed`` (weights, dropout, batch order) ``seed``."""
     base, changes = VARIANTS[model]
-    cfg = {"pre_recipe": pre_recipe, "recipe_final_ln": recipe_final_ln}.get(base, lambda: get_preset(base))()
+    bases = {"pre_recipe": pre_recipe, "recipe_final_ln": recipe_final_ln, "mosi_before": mosi_before}
+    cfg = bases.get(base, lambda: get_preset(base))()
     cfg = cfg.replace(**changes) if changes else cfg
     return cfg.replace(train={"seed": seed, "progress": False, "device": "cpu"})
 

@@ -105,11 +105,13 @@ SWITCHES: tuple[Switch, ...] = (
     Switch("model.dropout", "reading",
            "nothing; Sec. 3.2 refers to Vaswani et al. (dropout 0.1)",
            "dropout after attention, feed-forward, the encoders and the head",
-           "a choice, not measured",
+           f"[task family, the paper-sized preset]({RESULTS}/task-family.md); "
+           f"[real data]({RESULTS}/real-mosi-text-audio.md)",
            literal=0.1),
     Switch("train.weight_decay", "reading",
            "Adam, nothing of weight decay",
            "Adam's L2 weight decay",
+           f"[task family, the paper-sized preset]({RESULTS}/task-family.md); "
            f"[real data]({RESULTS}/real-mosi-text-audio.md)",
            literal=0.0),
     Switch("model.mlp_init", "reading",

@@ -170,9 +170,10 @@ def flush_denormals() -> bool:
     arithmetic, from now on; returns False where the CPU cannot (``torch.set_flush_denormal``).
 
     A CPU computes with denormals many times more slowly than with ordinary numbers. Long runs
-    of the paper-sized presets make them (training slowed about fivefold a few epochs after the
-    model found the signal; ``benchmarks/denormals.py`` measures it, and where they come from),
-    and zero in their place changes no loss or metric we print. The setting belongs to the
+    of the paper-sized presets make them, and their steps slow down several times over
+    (``benchmarks/denormals.py`` measures by how much and counts where they are, in
+    ``benchmarks/results/denormals.md``); zero in their place changes no loss or metric we
+    print. The setting belongs to the
     calling thread and to threads it starts later; torch's worker threads started earlier keep
     their own, so with one intra-op thread (the default on two cores) it covers every step.
     """
