@@ -8,15 +8,20 @@ the CPU (``fdmer_lite.train.flush_denormals``). This benchmark shows why, in one
    preset with dropout 0.3 and weight decay) on a task of the family **with denormals kept**
    (``Trainer(flush_denormals=False)``) for ``--epochs`` epochs, and prints each epoch's seconds;
 2. from the state at the end of the last epoch (weights and Adam's moments), it counts the
-   denormal values in the parameters, their gradients, Adam's two moments and every module's
-   output on one training batch;
+   denormal values in the parameters, their gradients, Adam's two moments, every module's
+   output and the gradient that reaches every module's output and input, on one training batch;
 3. it times ``--steps`` training steps from copies of that one state, with denormals kept and
-   flushed, in alternating blocks, and reports milliseconds a step and their ratio.
+   flushed, in alternating blocks: the forward pass alone, forward and backward, and the whole
+   step with Adam's update, in milliseconds a step, and the ratios.
+
+``--state FILE`` keeps that state (weights, Adam's moments, the epoch times): a later call with
+the same file skips the training and measures again from it.
 
 Writes ``benchmarks/results/denormals.md``. About half an hour on one core with the defaults
 (the slowdown appeared around epoch 29 of this run):
 
-    python benchmarks/denormals.py --task mosi_aligned --seed 2 --model mosi_reg --epochs 31
+    python benchmarks/denormals.py --task mosi_aligned --seed 2 --model mosi_reg --epochs 31 \
+        --state /tmp/denormal-state.pt
 """
 
 from __future__ import annotations
@@ -28,6 +33,7 @@ import platform
 import statistics
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -52,7 +58,8 @@ def denormal_count(x: torch.Tensor) -> int:
 
 def census(trainer: Trainer, batch) -> list[tuple[str, int, int]]:
     """(where, denormal entries, all entries) for parameters, gradients of one training batch,
-    Adam's moments and each module's outputs on that batch, largest counts first."""
+    Adam's moments, each module's outputs on that batch and the gradients that flow back into
+    each module's output and out of its input, largest counts first."""
     model, opt = trainer.model, trainer.optimizer
     rows = []
     params = [p for p in model.parameters()]
@@ -70,28 +77,55 @@ def census(trainer: Trainer, batch) -> list[tuple[str, int, int]]:
         n[0] += sum(denormal_count(t) for t in tensors)
         n[1] += sum(t.numel() for t in tensors)
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if not list(m.children())]
+    def backward_hook(module, grad_input, grad_output):
+        kind = type(module).__name__
+        for side, grads in (("output", grad_output), ("input", grad_input)):
+            tensors = [g for g in grads if isinstance(g, torch.Tensor)]
+            n = outputs.setdefault(f"gradients at the {side} of {kind} modules", [0, 0])
+            n[0] += sum(denormal_count(g) for g in tensors)
+            n[1] += sum(g.numel() for g in tensors)
+
+    leaves = [m for m in model.modules() if not list(m.children())]
+    handles = [m.register_forward_hook(hook) for m in leaves]
+    handles += [m.register_full_backward_hook(backward_hook) for m in leaves]
     model.train()
     model.zero_grad(set_to_none=True)
     _, terms, _ = trainer._forward(batch)
+    with warnings.catch_warnings():     # the first layers' inputs need no gradient: only outputs fire
+        warnings.simplefilter("ignore", UserWarning)
+        terms["all"].backward()
     for h in handles:
         h.remove()
-    terms["all"].backward()
     grads = [p.grad for p in params if p.grad is not None]
     rows.append(("gradients", sum(denormal_count(g) for g in grads), sum(g.numel() for g in grads)))
-    rows += [(f"outputs of {kind} modules", n[0], n[1]) for kind, n in outputs.items()]
+    rows += [(kind if kind.startswith("gradients") else f"outputs of {kind} modules", n[0], n[1])
+             for kind, n in outputs.items()]
     return sorted(rows, key=lambda r: -r[1])
 
 
-def time_steps(trainer: Trainer, state: dict, batches: list, flush: bool) -> float:
-    """Milliseconds a training step over ``batches``, from a copy of ``state``, with denormals
-    flushed or kept."""
+PHASES = ("forward", "forward + backward", "whole step")
+
+
+def time_steps(trainer: Trainer, state: dict, batches: list, flush: bool) -> dict[str, float]:
+    """Milliseconds a batch of ``batches`` for each of PHASES, from a copy of ``state``, with
+    denormals flushed or kept. The forward and backward passes are timed from the same weights
+    without updating them; the whole step goes on to Adam's update, batch after batch."""
     torch.set_flush_denormal(flush)
     model = trainer.model
+    model.train()
     model.load_state_dict(state["model"])
+    ms = {}
+    start = time.perf_counter()
+    for batch in batches:
+        trainer._forward(batch)
+    ms["forward"] = time.perf_counter() - start
+    start = time.perf_counter()
+    for batch in batches:
+        model.zero_grad(set_to_none=True)
+        trainer._forward(batch)[1]["all"].backward()
+    ms["forward + backward"] = time.perf_counter() - start
     opt = make_optimizer(model.parameters(), trainer.config.train, trainer.device)
     opt.load_state_dict(state["optimizer"])
-    model.train()
     start = time.perf_counter()
     for batch in batches:
         _, terms, _ = trainer._forward(batch)
@@ -99,7 +133,8 @@ def time_steps(trainer: Trainer, state: dict, batches: list, flush: bool) -> flo
         terms["all"].backward()
         clip_gradients(model.parameters(), trainer.config.train.grad_clip, trainer.device)
         opt.step()
-    return 1000 * (time.perf_counter() - start) / len(batches)
+    ms["whole step"] = time.perf_counter() - start
+    return {k: 1000 * v / len(batches) for k, v in ms.items()}
 
 
 class Enough(Exception):
@@ -115,6 +150,8 @@ def main(argv=None):
     p.add_argument("--epochs", type=int, default=31, help="epochs trained with denormals kept")
     p.add_argument("--steps", type=int, default=5, help="training steps a timed block")
     p.add_argument("--repeats", type=int, default=3, help="timed blocks for each setting")
+    p.add_argument("--state", type=Path, default=None, metavar="FILE",
+                   help="keep the trained state here; when FILE exists, measure from it without training")
     a = p.parse_args(argv)
     for name, value in (("--epochs", a.epochs), ("--steps", a.steps), ("--repeats", a.repeats)):
         if value < 1:
@@ -139,23 +176,37 @@ def main(argv=None):
 
     trainer.on_epoch = on_epoch
     start = time.perf_counter()
-    try:
-        trainer.fit()
-    except Enough:
-        pass
-    train_seconds = time.perf_counter() - start
-    if not snapshot:
-        sys.exit(f"training stopped at epoch {len(seconds)}, before --epochs {a.epochs}")
+    if a.state is not None and a.state.exists():
+        saved = torch.load(a.state, weights_only=True)
+        if saved["setting"] != [a.task, a.seed, a.model, a.epochs]:
+            sys.exit(f"{a.state}: holds the state of {saved['setting']}, expected "
+                     f"{[a.task, a.seed, a.model, a.epochs]} (--task, --seed, --model, --epochs)")
+        snapshot, seconds = saved["snapshot"], saved["seconds"]
+        trainer.optimizer = make_optimizer(trainer.model.parameters(), cfg.train, trainer.device)
+        print(f"{a.state}: the state after epoch {a.epochs}, trained before", flush=True)
+    else:
+        try:
+            trainer.fit()
+        except Enough:
+            pass
+        if not snapshot:
+            sys.exit(f"training stopped at epoch {len(seconds)}, before --epochs {a.epochs}")
+        if a.state is not None:
+            torch.save({"setting": [a.task, a.seed, a.model, a.epochs], "snapshot": snapshot,
+                        "seconds": seconds}, a.state)
     trainer.model.load_state_dict(snapshot["model"])
     trainer.optimizer.load_state_dict(snapshot["optimizer"])
     loader = iter(trainer.loader("train", shuffle=True))
     batches = [next(loader) for _ in range(a.steps)]
     rows = census(trainer, batches[0])
+    time_steps(trainer, snapshot, batches, flush=True)          # once untimed: first-call costs
     kept, flushed = [], []
     for _ in range(a.repeats):                                  # alternate: both see the same load
         kept.append(time_steps(trainer, snapshot, batches, flush=False))
         flushed.append(time_steps(trainer, snapshot, batches, flush=True))
     torch.set_flush_denormal(False)
+    median = {(name, phase): statistics.median(block[phase] for block in blocks)
+              for name, blocks in (("kept", kept), ("flushed", flushed)) for phase in PHASES}
 
     stamp = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     first = statistics.median(seconds[:5])
@@ -163,7 +214,7 @@ def main(argv=None):
              f"Written by `python benchmarks/denormals.py --task {a.task} --seed {a.seed} --model {a.model} "
              f"--epochs {a.epochs} --steps {a.steps} --repeats {a.repeats}` (see its docstring for the method).", "",
              f"{stamp}; {platform.processor() or platform.machine()}, torch {torch.__version__}, one thread; "
-             f"{train_seconds:.0f} s in all for the training.", "",
+             f"{sum(seconds):.0f} s of training epochs.", "",
              "## Seconds an epoch, denormals kept", "",
              "| epoch | " + " | ".join(str(i) for i in range(1, len(seconds) + 1)) + " |",
              "|---|" + "---|" * len(seconds),
@@ -173,12 +224,16 @@ def main(argv=None):
              f"## Denormal values at the end of epoch {a.epochs}", "",
              "| where | denormal entries | all entries | fraction |", "|---|---|---|---|"]
     lines += [f"| {where} | {n:,} | {total:,} | {n / max(total, 1):.2e} |" for where, n, total in rows]
-    ratio = statistics.median(kept) / statistics.median(flushed)
-    lines += ["", f"## {a.steps} training steps from that state, {a.repeats} blocks each", "",
-              "| denormals | ms a step (each block) | median |", "|---|---|---|",
-              f"| kept | {' / '.join(f'{v:.0f}' for v in kept)} | {statistics.median(kept):.0f} |",
-              f"| flushed to zero | {' / '.join(f'{v:.0f}' for v in flushed)} | {statistics.median(flushed):.0f} |",
-              "", f"Kept / flushed: **{ratio:.1f}x** a step, the same weights, batches and Adam state.", ""]
+    lines += ["", f"## {a.steps} training batches from that state, {a.repeats} blocks each", "",
+              "ms a batch, the median of the blocks (each block in brackets).", "",
+              "| phase | denormals kept | flushed to zero | kept / flushed |", "|---|---|---|---|"]
+    for phase in PHASES:
+        each = {name: " / ".join(f"{block[phase]:.0f}" for block in blocks)
+                for name, blocks in (("kept", kept), ("flushed", flushed))}
+        lines.append(f"| {phase} | {median['kept', phase]:.0f} ({each['kept']}) | "
+                     f"{median['flushed', phase]:.0f} ({each['flushed']}) | "
+                     f"**{median['kept', phase] / median['flushed', phase]:.1f}x** |")
+    lines += ["", "The same weights, batches and Adam state for both.", ""]
     OUT.write_text("\n".join(lines))
     print(OUT.read_text())
 
