@@ -54,3 +54,24 @@ def test_a_weight_seed_other_than_the_data_seed_is_a_run_of_its_own():
     assert family_runs.find(store, "t", 2, "synthetic") is store["t|2|synthetic"]
     assert family_runs.find(store, "t", 2, "synthetic", init=12) is None      # other weights
     assert family_runs.find(store, "t", 12, "synthetic") is None              # other data
+
+
+def _leaves(d: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in d.items():
+        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
+def test_the_cut_paper_variants_are_the_presets_with_fewer_epochs_and_nothing_else():
+    import family_runs
+    for cut, preset, epochs in (("mosi_reg", "mosi", 40), ("mosei_cut", "mosei", 15)):
+        a = _leaves(family_runs.variant_config(cut, 3).to_dict())
+        b = _leaves(family_runs.variant_config(preset, 3).to_dict())
+        assert {k for k in a if a[k] != b[k]} == {"train.epochs"}, cut
+        assert a["train.epochs"] == epochs and b["train.epochs"] > epochs
+    # and mosi_before differs from today's mosi preset exactly in its regularisation reading
+    a = _leaves(family_runs.variant_config("mosi_before", 3).to_dict())
+    b = _leaves(family_runs.variant_config("mosi", 3).to_dict())
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {
+        "model.dropout": (0.1, 0.3), "train.weight_decay": (0.0, 1e-3), "train.early_stop": ("task_loss", "auto")}
