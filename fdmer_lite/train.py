@@ -185,13 +185,15 @@ class Trainer:
 
     ``on_epoch``, if given, is called with each epoch's history entry (epoch number, train and
     valid losses, valid metrics, learning rate, seconds) right after that epoch's validation:
-    a hook for progress displays such as the beta/gamma explorer. ``flush_denormals``: on the
+    a hook for progress displays such as the beta/gamma explorer. If it returns True, training
+    stops after that epoch, as early stopping would: the epoch counts for the best one, and the
+    best epoch's weights are restored. ``flush_denormals``: on the
     CPU, ``fit`` first calls :func:`flush_denormals` (False leaves the CPU's mode alone, for a
     benchmark that measures the difference).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
-                 on_epoch: Callable[[dict], None] | None = None, flush_denormals: bool = True):
+                 on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
@@ -276,8 +278,7 @@ class Trainer:
                      "lr": opt.param_groups[0]["lr"],
                      "seconds": time.perf_counter() - start}
             self.history.append(entry)
-            if self.on_epoch is not None:
-                self.on_epoch(entry)
+            stop = self.on_epoch is not None and self.on_epoch(entry) is True
             score = stopping_score(self.stop_on, valid)
             # Improvements within float rounding (the eval-time running mean of C_m is
             # re-averaged every epoch even when no weight moves) do not reset the patience.
@@ -289,7 +290,7 @@ class Trainer:
             if bar is not None:
                 bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{self.stop_on: f"{score:.3f}"},
                                 best=self.best_epoch)
-            if since_best >= patience:
+            if since_best >= patience or stop:
                 break
         if bar is not None:
             bar.close()

@@ -63,15 +63,24 @@ def _leaves(d: dict, prefix: str = "") -> dict:
     return out
 
 
-def test_the_cut_paper_variants_are_the_presets_with_fewer_epochs_and_nothing_else():
+def test_a_cut_variant_is_its_preset_stopped_early_and_mosi_reg_a_shorter_budget():
     import family_runs
-    for cut, preset, epochs in (("mosi_reg", "mosi", 40), ("mosei_cut", "mosei", 15)):
-        a = _leaves(family_runs.variant_config(cut, 3).to_dict())
-        b = _leaves(family_runs.variant_config(preset, 3).to_dict())
-        assert {k for k in a if a[k] != b[k]} == {"train.epochs"}, cut
-        assert a["train.epochs"] == epochs and b["train.epochs"] > epochs
+    for cut, preset in (("mosei_cut", "mosei"), ("mosi_cut40", "mosi")):
+        assert family_runs.variant_config(cut, 3) == family_runs.variant_config(preset, 3), cut
+        assert family_runs.CUT[cut] < family_runs.variant_config(cut, 3).train.epochs
+    a = _leaves(family_runs.variant_config("mosi_reg", 3).to_dict())
+    b = _leaves(family_runs.variant_config("mosi", 3).to_dict())
+    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {"train.epochs": (40, 120)}
     # and mosi_before differs from today's mosi preset exactly in its regularisation reading
     a = _leaves(family_runs.variant_config("mosi_before", 3).to_dict())
     b = _leaves(family_runs.variant_config("mosi", 3).to_dict())
     assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {
         "model.dropout": (0.1, 0.3), "train.weight_decay": (0.0, 1e-3), "train.early_stop": ("task_loss", "auto")}
+
+
+def test_run_fdmer_stops_a_cut_variant_after_its_epochs(monkeypatch):
+    import family_runs
+    monkeypatch.setitem(family_runs.CUT, "synthetic", 2)
+    result = family_runs.run_fdmer(make_task(TINY, seed=0), "synthetic", seed=0)
+    assert [c["epoch"] for c in result["curve"]] == [1, 2] and result["cut_at"] == 2
+    assert result["config"]["train"]["epochs"] > 2            # the preset's budget, cut short

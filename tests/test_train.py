@@ -247,6 +247,21 @@ def test_on_epoch_sees_every_history_entry(tiny_data, fast_config):
     assert seen == history                   # the very entries, in order, as each epoch ended
 
 
+def test_on_epoch_returning_true_stops_after_that_epoch_and_keeps_its_best(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"epochs": 6, "patience": 6, "seed": 0, "early_stop": "mae"})
+    full = Trainer(cfg, tiny_data).fit()
+    maes = [h["valid_metrics"]["mae"] for h in full]
+    # the last epoch after the first whose MAE beats every earlier one: a stop there must weigh it
+    k = max(e for e in range(2, len(maes)) if maes[e - 1] < min(maes[:e - 1]))   # before the last
+    tr = Trainer(cfg, tiny_data, on_epoch=lambda entry: entry["epoch"] == k)
+    hist = tr.fit()
+    assert [h["epoch"] for h in hist] == list(range(1, k + 1))
+    # the same run as the uninterrupted one up to the stop (the budget, and so the ramp, unchanged)
+    assert [h["valid_metrics"]["mae"] for h in hist] == pytest.approx(maes[:k], rel=1e-6)
+    assert tr.best_epoch == k
+    assert tr.evaluate("valid")["metrics"]["mae"] == pytest.approx(maes[k - 1], rel=1e-5)
+
+
 def test_early_stop_on_the_validation_mae_keeps_the_best_mae_epoch(tiny_data, fast_config):
     stop_mae = {"lr": 1e-2, "seed": 1, "early_stop": "mae"}
     tr = Trainer(fast_config.replace(train={"epochs": 8, "patience": 8, **stop_mae}), tiny_data)
