@@ -377,7 +377,9 @@ PAPER = (("mosi_before", "`mosi` preset before its regularisation reading (dropo
                          "stop on the validation task loss)"),
          ("mosi", "**`mosi` preset today** (dropout 0.3, weight decay 1e-3, stop on the validation MAE; "
                   "up to 120 epochs, patience 20)"),
-         ("mosi_reg", "today's reading cut at 40 epochs (the runs that chose it)"),
+         ("mosi_cut40", "`mosi` preset today, stopped after 40 epochs (the same run up to there)"),
+         ("mosi_reg", "today's reading with a 40-epoch budget (the runs that chose it; the gradient "
+                      "reversal's ramp 3x as fast)"),
          ("mosi_recipe", "before + the CPU recipe's readings (`mlp_init` \"scaled\", `mlp_dropout` 0, "
                          "stop on the validation MAE)"),
          ("mosi_auto", "before, stopping on the validation MAE, cut at 40 epochs (only that part of the reading)"),
@@ -386,7 +388,8 @@ PAPER = (("mosi_before", "`mosi` preset before its regularisation reading (dropo
          ("mosi_warmup", "before, the paper's rate 1e-3 reached by a linear warm-up over 5 epochs"),
          ("baseline_paper", "plain baseline at the paper's sizes (width 256, 5/4/4 layers, 8 heads, "
                             "4x feed-forward), its own recipe"),
-         ("mosei", "**`mosei` preset today** (batch 16; the same reading)"))
+         ("mosei", "**`mosei` preset today** (batch 16; the same reading)"),
+         ("mosei_cut", "`mosei` preset today, stopped after 15 epochs (the same run up to there)"))
 PAPER_TASKS = ("mosi_aligned", "mosi_spread", "mosi_bert", "mosei_aligned")
 
 

@@ -23,3 +23,12 @@ def tiny_data():
 def fast_config():
     from fdmer_lite.config import get_preset
     return get_preset("fast").replace(train={"epochs": 2, "progress": False, "device": "cpu"})
+
+
+@pytest.fixture
+def denormals_kept():
+    """The CPU keeps denormal floats for the test (skipped where it cannot switch), and again after."""
+    if not torch.set_flush_denormal(False):
+        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
+    yield
+    torch.set_flush_denormal(False)

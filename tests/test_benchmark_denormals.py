@@ -12,14 +12,6 @@ import denormals  # noqa: E402
 from fdmer_lite.train import Trainer, make_optimizer  # noqa: E402
 
 
-@pytest.fixture
-def denormals_kept():
-    if not torch.set_flush_denormal(False):
-        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
-    yield
-    torch.set_flush_denormal(False)
-
-
 def test_denormal_count_takes_the_non_zero_values_below_the_smallest_normal(denormals_kept):
     # float32's smallest normal number is 2**-126 (about 1.18e-38); 2**-149 is the smallest denormal
     x = torch.tensor([0.0, 2.0 ** -127, -(2.0 ** -140), 2.0 ** -149, 2.0 ** -126, -(2.0 ** -126), 1.0, 2.0 ** -150])

@@ -337,14 +337,6 @@ def _denormal_survives() -> bool:
     return bool(tiny[0] != 0) and float((tiny * 1.0)[0]) != 0.0
 
 
-@pytest.fixture
-def denormals_kept():
-    if not torch.set_flush_denormal(False):
-        pytest.skip("this CPU cannot flush denormals (torch.set_flush_denormal)")
-    yield
-    torch.set_flush_denormal(False)
-
-
 def test_fit_on_the_cpu_flushes_denormals_unless_asked_not_to(tiny_data, fast_config, denormals_kept):
     config = fast_config.replace(train={"epochs": 1, "device": "cpu"})
     assert _denormal_survives()
