@@ -259,7 +259,8 @@ def same_model(cfg: dict) -> dict:
 
 def find(store: dict, task: str, seed: int, model: str, init: int | None = None) -> dict | None:
     """The stored run of (task, seed, model), or one stored under another name whose
-    configuration builds and trains the same model; None when there is none. ``init``: the
+    configuration builds and trains the same model, for as many epochs (a CUT run is not its
+    preset's full run); None when there is none. ``init``: the
     weight seed, when it is not the data seed ``seed``."""
     k = key(task, seed, model, init)
     if model in BASELINES:
@@ -267,7 +268,7 @@ def find(store: dict, task: str, seed: int, model: str, init: int | None = None)
     cfg = same_model(variant_config(model, seed if init is None else init).to_dict())  # a name may have meant another config
     for other in store.values():
         if (other["task"], other["seed"]) == (task, seed) and "config" in other \
-                and same_model(other["config"]) == cfg:
+                and same_model(other["config"]) == cfg and other.get("cut_at") == CUT.get(model):
             return other
     return None
 

@@ -84,3 +84,15 @@ def test_run_fdmer_stops_a_cut_variant_after_its_epochs(monkeypatch):
     result = family_runs.run_fdmer(make_task(TINY, seed=0), "synthetic", seed=0)
     assert [c["epoch"] for c in result["curve"]] == [1, 2] and result["cut_at"] == 2
     assert result["config"]["train"]["epochs"] > 2            # the preset's budget, cut short
+
+
+def test_a_cut_run_is_not_found_as_its_presets_full_run_nor_the_other_way():
+    import family_runs
+    config = family_runs.variant_config("mosi", 0).to_dict()
+    full = {"task": "t", "seed": 0, "model": "mosi", "config": config}
+    cut = {"task": "t", "seed": 0, "model": "mosi_cut40", "config": config, "cut_at": 40}
+    assert family_runs.find({"t|0|mosi_cut40": cut}, "t", 0, "mosi") is None
+    assert family_runs.find({"t|0|mosi": full}, "t", 0, "mosi_cut40") is None
+    both = {"t|0|mosi": full, "t|0|mosi_cut40": cut}
+    assert family_runs.find(both, "t", 0, "mosi") is full
+    assert family_runs.find(both, "t", 0, "mosi_cut40") is cut
