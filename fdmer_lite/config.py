@@ -201,7 +201,8 @@ def _paper(batch, epochs, lr, beta, gamma, name):
     # Dropout 0.3, weight decay 1e-3 and early stopping on the validation MAE: at these sizes
     # (about 14 million weights) the preset memorised a MOSI-sized training set (1,284 samples)
     # or never left the training mean; with them it learned the task family's MOSI-sized tasks
-    # (benchmarks/results/task-family.md, "The paper-sized preset").
+    # where the plain baseline learns them (benchmarks/results/task-family.md, "The paper-sized
+    # preset").
     return Config(
         model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128, dropout=0.3,
                           final_norm=False),
