@@ -137,11 +137,6 @@ def time_steps(trainer: Trainer, state: dict, batches: list, flush: bool) -> dic
     return {k: 1000 * v / len(batches) for k, v in ms.items()}
 
 
-class Enough(Exception):
-    """Raised from the epoch hook to end training at --epochs (the run keeps its configured
-    length, so the reversal ramp and everything else follow the same course as a full run)."""
-
-
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--task", default="mosi_aligned", choices=sorted(TASKS))
@@ -172,7 +167,9 @@ def main(argv=None):
         if entry["epoch"] == a.epochs:                          # the state of the last epoch's end
             snapshot["model"] = copy.deepcopy(trainer.model.state_dict())
             snapshot["optimizer"] = copy.deepcopy(trainer.optimizer.state_dict())
-            raise Enough
+        # True ends training at --epochs; the run keeps its configured length, so the reversal
+        # ramp and everything else follow the same course as a full run
+        return entry["epoch"] == a.epochs
 
     trainer.on_epoch = on_epoch
     start = time.perf_counter()
@@ -185,10 +182,7 @@ def main(argv=None):
         trainer.optimizer = make_optimizer(trainer.model.parameters(), cfg.train, trainer.device)
         print(f"{a.state}: the state after epoch {a.epochs}, trained before", flush=True)
     else:
-        try:
-            trainer.fit()
-        except Enough:
-            pass
+        trainer.fit()
         if not snapshot:
             sys.exit(f"training stopped at epoch {len(seconds)}, before --epochs {a.epochs}")
         if a.state is not None:
