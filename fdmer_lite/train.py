@@ -165,6 +165,58 @@ def reversal_coefficient(schedule: str, progress: float) -> float:
     raise ValueError(f"grl_schedule must be 'constant' or 'dann', got {schedule!r}")
 
 
+#: the parts of the network the game record follows: attribute of FDMER -> name in the record
+GAME_PARTS = {"encoders": "transformers", "common_encoder": "common", "private_encoders": "private",
+              "discriminator": "discriminator"}
+GAME_TERMS = ("task", "ami", "ams", "con", "dis")
+
+
+def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float) -> dict:
+    """One look at the objective's game on a fixed batch, as the trainer records it each epoch.
+
+    ``grad[term][part]``: the norm of the gradient that ``term``'s share of Eq. 18 (the task loss,
+    beta L_ami through the reversal at strength ``coeff``, beta L_ams, gamma L_con, gamma L_dis)
+    sends into each part of the network (the Eq. 1 transformers, the common encoder, the private
+    encoders, the discriminator). ``disc_acc_common`` / ``disc_acc_private``: how often the
+    discriminator's largest cosine is the true modality on C_m / P_m. ``size_common`` /
+    ``size_private``: the mean length of C_m / P_m. The model runs in evaluation mode (no
+    dropout draws), so recording leaves the training run's random numbers alone.
+    """
+    was_training = model.training
+    model.eval()
+    try:
+        out = model(batch.features, batch.masks, grl_coeff=coeff)
+        terms = fdmer_objective(out, batch.label, loss_cfg, task)
+        weight = {"task": 1.0, "ami": loss_cfg.beta, "ams": loss_cfg.beta, "con": loss_cfg.gamma,
+                  "dis": loss_cfg.gamma}
+        parts = {name: [p for p in getattr(model, attr).parameters() if p.requires_grad]
+                 for attr, name in GAME_PARTS.items() if getattr(model, attr, None) is not None}
+        flat = [p for params in parts.values() for p in params]
+        grad = {}
+        for term in GAME_TERMS:
+            value = weight[term] * terms[term]
+            grads = torch.autograd.grad(value, flat, retain_graph=True, allow_unused=True) \
+                if value.requires_grad else [None] * len(flat)
+            norms, i = {}, 0
+            for name, params in parts.items():
+                sq = [g.detach().float().pow(2).sum() for g in grads[i:i + len(params)] if g is not None]
+                norms[name] = float(torch.stack(sq).sum().sqrt()) if sq else 0.0
+                i += len(params)
+            grad[term] = norms
+        record = {"coeff": coeff, "grad": grad}
+        for side, cos, reps in (("common", out.disc_cos_common, out.common),
+                                ("private", out.disc_cos_private, out.private)):
+            if cos is not None:                                               # (B, M, M)
+                truth = torch.arange(cos.shape[1], device=cos.device)
+                record[f"disc_acc_{side}"] = float((cos.argmax(dim=-1) == truth).float().mean())
+            if reps:
+                record[f"size_{side}"] = float(torch.stack([r.detach().float().norm(dim=-1).mean()
+                                                            for r in reps.values()]).mean())
+        return record
+    finally:
+        model.train(was_training)
+
+
 def flush_denormals() -> bool:
     """Treat denormal floats (magnitudes below about 1.2e-38) as zero in this thread's CPU
     arithmetic, from now on; returns False where the CPU cannot (``torch.set_flush_denormal``).
@@ -189,11 +241,14 @@ class Trainer:
     stops after that epoch, as early stopping would: the epoch counts for the best one, and the
     best epoch's weights are restored. ``flush_denormals``: on the
     CPU, ``fit`` first calls :func:`flush_denormals` (False leaves the CPU's mode alone, for a
-    benchmark that measures the difference).
+    benchmark that measures the difference). ``record_game``: each epoch's history entry gets a
+    ``"game"`` record (:func:`game_record` on the first training batch, in order, and the
+    gradient's norm before clipping over the epoch's steps).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
-                 on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True):
+                 on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True,
+                 record_game: bool = True):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
@@ -210,6 +265,7 @@ class Trainer:
         self.best_epoch, self.best_score, self.best_state = 0, math.inf, None
         self.on_epoch = on_epoch
         self.flush_denormals = flush_denormals
+        self.record_game = record_game and config.model.disentangle
         self.optimizer: torch.optim.Optimizer | None = None     # fit's Adam, once fit has begun
 
     def new_model(self) -> torch.nn.Module:
@@ -243,6 +299,7 @@ class Trainer:
         else:                                           # exactly the epochs asked for
             patience = t.patience
         sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
+        look = next(iter(self.loader("train"))).to(self.device) if self.record_game else None
         since_best = 0
         bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
         for epoch in range(1, epochs + 1):
@@ -250,17 +307,18 @@ class Trainer:
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
             self.model.train()
-            sums, count = dict.fromkeys(TERMS, 0.0), 0
+            sums, count, norms = dict.fromkeys(TERMS, 0.0), 0, []
             for step, batch in enumerate(train_loader, start=1):
                 progress = ((epoch - 1) * steps + step - 1) / (epochs * steps)
-                _, terms, batch = self._forward(batch, reversal_coefficient(t.grl_schedule, progress))
+                coeff = reversal_coefficient(t.grl_schedule, progress)
+                _, terms, batch = self._forward(batch, coeff)
                 values = term_values(terms)
                 self._check_finite(values, epoch, step)
                 opt.zero_grad(set_to_none=True)
                 scaler.scale(terms["all"]).backward()
                 if t.grad_clip:
                     scaler.unscale_(opt)
-                    clip_gradients(self.model.parameters(), t.grad_clip, self.device)
+                    norms.append(clip_gradients(self.model.parameters(), t.grad_clip, self.device))
                 scaler.step(opt)
                 scaler.update()
                 sched.step()
@@ -277,6 +335,12 @@ class Trainer:
                      "valid_metrics": valid["metrics"],
                      "lr": opt.param_groups[0]["lr"],
                      "seconds": time.perf_counter() - start}
+            if look is not None:
+                entry["game"] = game_record(self.model, look, self.config.loss, self.task, coeff)
+                if norms:                               # the whole gradient before clipping
+                    total = torch.stack(norms).float()
+                    entry["game"]["grad_norm"] = {"mean": float(total.mean()), "max": float(total.max()),
+                                                  "clipped": float((total > t.grad_clip).float().mean())}
             self.history.append(entry)
             stop = self.on_epoch is not None and self.on_epoch(entry) is True
             score = stopping_score(self.stop_on, valid)

@@ -6,7 +6,9 @@ FDMER (Yang et al., ACM MM 2022) explains the method with four kinds of figures,
   modality -> :func:`project`, :func:`embedding_figure`, :func:`representation_embedding`.
   Colours follow the paper: one hue per modality (text blue, audio orange, visual green), a light
   shade for common and a dark shade for private.
-- Figure 3 (Sec. 4.5): training curves of every loss term -> :func:`loss_curves`.
+- Figure 3 (Sec. 4.5): training curves of every loss term -> :func:`loss_curves`; beside it,
+  what drives the curves (each term's gradient into the encoders, the discriminator's accuracy,
+  the reversal's strength) -> :func:`training_game`.
 - Figure 4a (Sec. 4.5): the modality discriminator's probability of the true modality, near
   chance (1/3) on C_m and near 1 on P_m -> :func:`discriminator_probabilities`.
 - Figure 4b (Sec. 4.5): the CMAF phase-2 fusion weights psi over the targets C, P_t, P_a, P_v
@@ -104,6 +106,66 @@ def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", 
                           row=row, col=col)
         fig.update_xaxes(title_text="epoch", row=row, col=col)
     fig.update_layout(title=title, height=300 * rows, template="plotly_white")
+    return fig
+
+
+GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "ams": "#ff9896", "con": "#1f77b4", "dis": "#9467bd"}
+GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "ams": "beta L_ams",
+                   "con": "gamma L_con", "dis": "gamma L_dis"}
+
+
+def training_game(history: list[dict], best_epoch: int | None = None,
+                  title: str = "The training game, beside Figure 3") -> go.Figure:
+    """Four panels over the epochs, from the trainer's ``"game"`` records (``train.game_record``):
+
+    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams and the constraint
+       loss L_con + L_dis (training split);
+    2. the gradient each term of Eq. 18 sends into the common encoder (log scale);
+    3. the same into the private encoders;
+    4. the discriminator's accuracy on C_m and on P_m, and the reversal's strength.
+
+    A dotted line marks ``best_epoch`` (the epoch early stopping kept) on every panel. Epochs
+    without a game record (runs trained before it existed) leave gaps.
+    """
+    epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
+    fig = make_subplots(rows=2, cols=2, subplot_titles=(
+        "Figure 3: L_all, L_ami + L_ams, L_con + L_dis (train)",
+        "gradient norm into the common encoder", "gradient norm into the private encoders",
+        "discriminator accuracy and reversal strength"), vertical_spacing=0.14)
+    train = [h.get("train") or {} for h in history]
+    curves = {"L_all": [t.get("all") for t in train],
+              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("ams", 0.0) for t in train],
+              "L_con + L_dis": [None if "con" not in t else t["con"] + t.get("dis", 0.0) for t in train]}
+    for (name, y), color in zip(curves.items(), ("#333333", "#d62728", "#1f77b4")):
+        fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines", line=dict(color=color),
+                                 legendgroup="fig3"), row=1, col=1)
+    games = [h.get("game") or {} for h in history]
+    for col, part in ((2, "common"), (1, "private")):
+        row = 1 if part == "common" else 2
+        for term, color in GAME_TERM_COLORS.items():
+            y = [g.get("grad", {}).get(term, {}).get(part) for g in games]
+            y = [v if v else None for v in y]                     # zero: the term does not reach it
+            if all(v is None for v in y):
+                continue
+            fig.add_trace(go.Scatter(x=epochs, y=y, name=GAME_TERM_NAMES[term], mode="lines",
+                                     line=dict(color=color), legendgroup=term,
+                                     showlegend=part == "common" or term in ("ams", "dis")),
+                          row=row, col=col)
+        fig.update_yaxes(type="log", row=row, col=col)
+    for key, name, color, dash in (("disc_acc_common", "D accuracy on C_m", "#9ecae1", "solid"),
+                                   ("disc_acc_private", "D accuracy on P_m", "#08519c", "solid"),
+                                   ("coeff", "reversal strength", "#555555", "dot")):
+        fig.add_trace(go.Scatter(x=epochs, y=[g.get(key) for g in games], name=name, mode="lines",
+                                 line=dict(color=color, dash=dash)), row=2, col=2)
+    fig.update_yaxes(range=[-0.05, 1.05], row=2, col=2)
+    for row, col in ((1, 1), (1, 2), (2, 1), (2, 2)):
+        fig.update_xaxes(title_text="epoch", row=row, col=col)
+        if best_epoch:
+            fig.add_vline(x=best_epoch, line_dash="dot", line_color="black", row=row, col=col)
+    if best_epoch:
+        fig.add_annotation(x=best_epoch, y=1.0, yref="y domain", text=f"kept: epoch {best_epoch}",
+                           showarrow=False, xanchor="left", row=1, col=1)
+    fig.update_layout(title=title, template="plotly_white", height=700)
     return fig
 
 

@@ -344,3 +344,76 @@ def test_fit_on_the_cpu_flushes_denormals_unless_asked_not_to(tiny_data, fast_co
     assert _denormal_survives()                      # left alone
     Trainer(config, tiny_data).fit()
     assert not _denormal_survives()                  # flushed from then on
+
+
+def _part_norm(module, loss):
+    """The gradient norm ``loss`` sends into ``module``, by an ordinary backward pass."""
+    params = [p for p in module.parameters()]
+    for p in params:
+        p.grad = None
+    loss.backward(retain_graph=True)
+    sq = [float((p.grad.double() ** 2).sum()) for p in params if p.grad is not None]
+    for p in params:
+        p.grad = None
+    return math.sqrt(sum(sq))
+
+
+def test_game_record_matches_plain_backward_passes_term_by_term(tiny_data, fast_config):
+    from fdmer_lite.losses import fdmer_objective
+    from fdmer_lite.train import game_record
+    cfg = fast_config.replace(loss={"beta": 0.3, "gamma": 0.05})
+    tr = Trainer(cfg, tiny_data)
+    batch = next(iter(tr.loader("train")))
+    record = game_record(tr.model, batch, cfg.loss, tr.task, coeff=0.4)
+    assert tr.model.training                                  # left in the mode it was in
+    tr.model.eval()
+    out = tr.model(batch.features, batch.masks, grl_coeff=0.4)
+    terms = fdmer_objective(out, batch.label, cfg.loss, "regression")
+    weight = {"task": 1.0, "ami": 0.3, "ams": 0.3, "con": 0.05, "dis": 0.05}
+    parts = {"transformers": tr.model.encoders, "common": tr.model.common_encoder,
+             "private": tr.model.private_encoders, "discriminator": tr.model.discriminator}
+    for term, w in weight.items():
+        for name, module in parts.items():
+            expected = _part_norm(module, w * terms[term]) if terms[term].requires_grad else 0.0
+            assert record["grad"][term][name] == pytest.approx(expected, rel=1e-4, abs=1e-9), (term, name)
+    # which term reaches which part: the private side never sees L_ami or L_con, the common side
+    # never L_ams or L_dis, the discriminator only the adversarial terms
+    assert record["grad"]["ami"]["private"] == record["grad"]["con"]["private"] == 0.0
+    assert record["grad"]["ams"]["common"] == record["grad"]["dis"]["common"] == 0.0
+    assert record["grad"]["task"]["discriminator"] == record["grad"]["con"]["discriminator"] == 0.0
+    assert record["grad"]["ami"]["common"] > 0 and record["grad"]["ams"]["private"] > 0
+    # D's accuracy and the representations' size, counted sample by sample
+    cos_c, cos_p = out.disc_cos_common.detach(), out.disc_cos_private.detach()
+    hits_c = [int(cos_c[b, i].argmax()) == i for b in range(len(batch)) for i in range(3)]
+    hits_p = [int(cos_p[b, i].argmax()) == i for b in range(len(batch)) for i in range(3)]
+    assert record["disc_acc_common"] == pytest.approx(sum(hits_c) / len(hits_c))
+    assert record["disc_acc_private"] == pytest.approx(sum(hits_p) / len(hits_p))
+    size = np.mean([float(out.common[m][b].detach().norm()) for m in "tav" for b in range(len(batch))])
+    assert record["size_common"] == pytest.approx(size, rel=1e-5)
+    assert record["coeff"] == 0.4
+
+
+def test_the_reversed_gradient_scales_with_the_reversal_strength(tiny_data, fast_config):
+    from fdmer_lite.train import game_record
+    tr = Trainer(fast_config, tiny_data)
+    batch = next(iter(tr.loader("train")))
+    half = game_record(tr.model, batch, fast_config.loss, tr.task, coeff=0.5)["grad"]["ami"]
+    full = game_record(tr.model, batch, fast_config.loss, tr.task, coeff=1.0)["grad"]["ami"]
+    assert half["common"] == pytest.approx(full["common"] / 2, rel=1e-5)
+    assert half["discriminator"] == pytest.approx(full["discriminator"], rel=1e-6)   # D is not reversed
+    none = game_record(tr.model, batch, fast_config.loss, tr.task, coeff=0.0)["grad"]["ami"]
+    assert none["common"] == 0.0 and none["discriminator"] > 0
+
+
+def test_every_epoch_records_the_game_without_changing_the_run(tiny_data, fast_config):
+    cfg = fast_config.replace(train={"epochs": 2, "patience": 5})
+    with_game = Trainer(cfg, tiny_data).fit()
+    without = Trainer(cfg, tiny_data, record_game=False).fit()
+    for a, b in zip(with_game, without):
+        assert a["train"] == b["train"] and a["valid"] == b["valid"]   # recording draws no random numbers
+        assert "game" in a and "game" not in b
+        assert set(a["game"]["grad"]) == {"task", "ami", "ams", "con", "dis"}
+        norm = a["game"]["grad_norm"]
+        assert 0.0 <= norm["clipped"] <= 1.0 and norm["max"] >= norm["mean"] > 0
+    nd = Trainer(cfg.replace(model={"disentangle": False}), tiny_data).fit()
+    assert all("game" not in h for h in nd)                     # nothing to record without C and P

@@ -385,3 +385,41 @@ def test_the_loss_caption_names_the_kept_epoch_not_the_lowest_loss():
     caption = viz.demo_captions({"best_epoch": 2}, history)[0]
     assert "from 2.000 in epoch 1 to 1.500 in epoch 2 of 3, the epoch kept (validation MAE 0.500)" in caption
     assert "1.200" not in caption
+
+
+def _game(epoch):
+    grads = {t: {"transformers": 1.0, "common": 0.1 * epoch, "private": 0.2, "discriminator": 0.3}
+             for t in ("task", "ami", "ams", "con", "dis")}
+    grads["ams"]["common"] = grads["dis"]["common"] = 0.0      # terms that never reach C
+    return {"coeff": epoch / 10, "grad": grads, "disc_acc_common": 0.5, "disc_acc_private": 1.0}
+
+
+def test_training_game_draws_figure_3_the_gradients_and_marks_the_kept_epoch():
+    history = _history(4)
+    for h in history:
+        h["game"] = _game(h["epoch"])
+    fig = viz.training_game(history, best_epoch=3)
+    names = [tr.name for tr in fig.data]
+    assert {"L_all", "L_ami + L_ams", "L_con + L_dis"} <= set(names)
+    fig3 = {tr.name: list(tr.y) for tr in fig.data if tr.name in ("L_all", "L_ami + L_ams", "L_con + L_dis")}
+    assert fig3["L_ami + L_ams"] == pytest.approx([2.0 / e for e in range(1, 5)])   # ami + ams per epoch
+    # the common panel: the terms that reach C (task, ami, con), read from the records
+    common = [tr for tr in fig.data if tr.xaxis == "x2"]
+    assert {tr.name for tr in common} == {"L_task", "beta L_ami (reversed)", "gamma L_con"}
+    ami = next(tr for tr in common if tr.name.startswith("beta L_ami"))
+    assert list(ami.y) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    assert fig.layout.yaxis2.type == "log" and fig.layout.yaxis3.type == "log"
+    coeff = next(tr for tr in fig.data if tr.name == "reversal strength")
+    assert list(coeff.y) == pytest.approx([0.1, 0.2, 0.3, 0.4])
+    lines = [s for s in fig.layout.shapes if s.type == "line"]
+    assert len(lines) == 4 and all(s.x0 == s.x1 == 3 for s in lines)   # the kept epoch, every panel
+    assert any("epoch 3" in a.text for a in fig.layout.annotations)
+
+
+def test_training_game_leaves_gaps_where_a_history_has_no_record():
+    history = _history(3)
+    history[1]["game"] = _game(2)                          # only epoch 2 was recorded
+    fig = viz.training_game(history)
+    acc = next(tr for tr in fig.data if tr.name == "D accuracy on C_m")
+    assert list(acc.y) == [None, 0.5, None]
+    assert not [s for s in fig.layout.shapes if s.type == "line"]     # no kept epoch given
