@@ -219,9 +219,16 @@ class SplitDataset(Dataset):
     def __getitem__(self, i: int) -> int:
         return i
 
+    def __getitems__(self, indices: list[int]) -> list[int]:
+        """A whole batch's indices at once (the DataLoader then skips a call per sample)."""
+        return indices
+
     def collate(self, indices: list[int]) -> Batch:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        feats = {m: x[idx] for m, x in self.features.items()}
+        # rows gathered from a 2-D view: torch's gather of whole rows is several times faster on
+        # (N, L * d) than on (N, L, d)
+        feats = {m: x.view(len(x), -1).index_select(0, idx).view(len(idx), *x.shape[1:])
+                 for m, x in self.features.items()}                                   # (B, L_m, d_m)
         masks = {}
         for m, ln in self.lengths.items():
             steps = torch.arange(feats[m].shape[1])
