@@ -18,27 +18,54 @@ Tasks (``TASKS``):
   * ``mosei_aligned``: MOSEI-like training set, reduced to 8,000 / 1,000 / 2,000 (MOSEI has
     16,326 training samples; halved for the CPU budget), widths 300/74/35, length 30.
 
-``plain_baseline`` is a non-disentangled reference written from scratch (no fdmer_lite.model):
-per modality a linear projection, sinusoidal positions, a small pre-norm transformer and mean
-pooling; the three vectors concatenated and an MLP. ``train_baseline`` trains it with Adam at a
-constant rate and keeps the best-on-validation epoch.
+The plain baseline (:class:`PlainBaseline`) is a non-disentangled reference written from scratch
+(no fdmer_lite.model): per modality a linear projection, sinusoidal positions, a small pre-norm
+transformer and mean pooling; the three vectors concatenated and an MLP. ``train_baseline``
+trains it with Adam at a constant rate and keeps the best-on-validation epoch.
 
-    python benchmarks/task_family.py --task mosi_aligned --seed 0      # baseline MAE on one task
+The runner trains every model on every task and seed (seed S draws the data set and the weights):
+
+    python benchmarks/task_family.py --tasks mosi_aligned,mosi_bert --seeds 0,1,2 \
+        --models baseline,synthetic,synthetic:loss.beta=0,loss.gamma=0 \
+        [--ratio-to synthetic:loss.beta=0,loss.gamma=0] [--out DIR]
+
+A model is ``baseline`` or a preset name, optionally followed by ``:`` and comma-separated
+``section.field=value`` overrides (a value is read as JSON, else as a string:
+``train.early_stop=mae``, ``model.mlp_dropout=null``). FDMER runs go through
+``fdmer_lite.experiments.runs.obtain`` into ``DIR/<task>/seed<S>/<model>/``, the baseline's
+result into ``DIR/<task>/seed<S>/baseline.json`` (DIR: ``benchmarks/out/task-family/``); a rerun
+reuses every finished run whose configuration and data still match. One torch thread a run.
+
+Per task, a markdown table (stdout and ``DIR/table.md``): the test MAE of the best-on-validation
+epoch per seed and its mean; the mean over the seeds of the MAE divided by the ``--ratio-to``
+model's MAE on the same seed (default: the first model); for FDMER, the means of ``common_gap``
+and ``disc_prob_common`` (``fdmer_lite.analysis``); and as references ridge regression on the
+time-averaged features and the training mean. Recorded studies: ``benchmarks/results/task-family.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import math
+import re
+import shlex
+import statistics
+import sys
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
-import numpy as np
-import torch
-from torch import nn
+from fdmer_lite.config import Config, get_preset      # before torch: OpenMP's wait policy
 
-from fdmer_lite.data.base import MultimodalData, Split
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from fdmer_lite.data.base import MultimodalData, Split  # noqa: E402
+from fdmer_lite.errors import NonFiniteLoss  # noqa: E402
+from fdmer_lite.experiments import runs, runstore  # noqa: E402
 
 MODS = ("t", "a", "v")
 
@@ -231,19 +258,170 @@ def train_baseline(data: MultimodalData, seed: int = 0, epochs: int = 30, batch:
             "seconds": time.perf_counter() - start}
 
 
-def main(argv=None):
+
+# -- the runner ---------------------------------------------------------------------------------
+
+OUT = Path(__file__).resolve().parent / "out" / "task-family"
+BASELINE = "baseline"
+SCORES = ("common_gap", "disc_prob_common")
+REFERENCES = ("ridge (time-averaged features)", "training mean")
+
+
+def mean_mae(data: MultimodalData) -> float:
+    """Test MAE of always predicting the training split's mean label."""
+    return float(np.mean(np.abs(data.splits["test"].labels - data.splits["train"].labels.mean())))
+
+
+def split_models(text: str) -> list[str]:
+    """``--models`` as a list of models: a piece ``section.field=value`` continues the model before it."""
+    models: list[str] = []
+    for piece in filter(None, (p.strip() for p in text.split(","))):
+        if "=" in piece and ":" not in piece.split("=", 1)[0]:
+            if not models or ":" not in models[-1]:
+                raise ValueError(f"{piece!r}: an override follows a preset and ':' (e.g. synthetic:{piece})")
+            models[-1] += "," + piece
+        else:
+            models.append(piece)
+    return models
+
+
+def model_config(spec: str) -> Config | None:
+    """The configuration of a model (None for the baseline); ValueError says what is wrong."""
+    if spec == BASELINE:
+        return None
+    preset, _, overrides = spec.partition(":")
+    changes: dict[str, dict] = {}
+    for item in filter(None, overrides.split(",")):
+        key, eq, text = item.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not (eq and dot and name and section in ("model", "loss", "train")):
+            raise ValueError(f"{spec!r}: {item!r}: expected section.field=value, section model, loss or train")
+        if key.strip() == "train.seed":
+            raise ValueError(f"{spec!r}: train.seed is set by --seeds")
+        try:
+            value = json.loads(text)
+        except json.JSONDecodeError:
+            value = text.strip()
+        changes.setdefault(section, {})[name] = value
+    try:
+        return get_preset(preset).replace(train={"progress": False, "device": "cpu"}).replace(**changes)
+    except (KeyError, ValueError) as err:
+        raise ValueError(f"{spec!r}: {err.args[0]}") from None
+
+
+def run_baseline(data: MultimodalData, seed: int, path: Path) -> dict:
+    """The plain baseline on ``data``, from ``path`` when it holds this data's result."""
+    fingerprint = data.fingerprint()
+    try:
+        saved = runstore.read_json(path)
+        if isinstance(saved, dict) and saved.get("fingerprint") == fingerprint:
+            return saved | {"loaded": True}
+    except (FileNotFoundError, runstore.RunCorrupt):
+        pass
+    with runs.torch_threads(1):
+        r = train_baseline(data, seed)
+    saved = {"mae": r["test_mae"], "valid_mae": r["valid_mae"], "best_epoch": r["best_epoch"],
+             "seconds": r["seconds"], "seed": seed, "fingerprint": fingerprint}
+    path.parent.mkdir(parents=True, exist_ok=True)
+    runstore.write_json(path, saved)
+    return saved | {"loaded": False}
+
+
+def run_fdmer(cfg: Config, data: MultimodalData, folder: Path) -> dict:
+    """The run of ``cfg`` on ``data`` in ``folder`` (``experiments.runs.obtain``): its metrics."""
+    with runs.torch_threads(1):
+        run = runs.obtain(cfg, data, folder)
+    return dict(run.metrics, loaded=run.loaded, seconds=run.metrics.get("train_seconds", run.seconds))
+
+
+def _mean(values) -> float | None:
+    values = [v for v in values if v is not None and math.isfinite(v)]
+    return statistics.mean(values) if values else None
+
+
+def _fmt(value: float | None, digits: int) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def ratio_to(maes: dict[int, float | None], ref: dict[int, float | None]) -> float | None:
+    """The mean over the seeds where both ran of ``maes[s] / ref[s]``."""
+    return _mean([maes[s] / ref[s] for s in maes if maes[s] is not None and ref.get(s)])
+
+
+def table(task: str, seeds: list[int], rows: dict[str, dict[int, dict | None]], ref: str) -> str:
+    """One task's markdown table. ``rows``: model -> seed -> its metrics (``mae``, and for FDMER
+    the scores), None for a run that failed; the reference rows hold only ``mae``."""
+    maes = {m: {s: (rows[m].get(s) or {}).get("mae") for s in seeds} for m in rows}
+    lines = [f"## `{task}`", "",
+             "| model | " + " | ".join(f"seed {s}" for s in seeds) + f" | mean | ratio to `{ref}` | "
+             + " | ".join(SCORES) + " |", "|---" * (len(seeds) + 5) + "|"]
+    for model in rows:
+        label = model if model in REFERENCES else f"`{model}`"
+        cells = [_fmt(maes[model][s], 3) if (rows[model].get(s) is not None or model in REFERENCES)
+                 else "failed" for s in seeds]
+        scores = [_fmt(_mean([(rows[model].get(s) or {}).get(k) for s in seeds]), 3) for k in SCORES]
+        lines.append(f"| {label} | " + " | ".join(cells) + f" | {_fmt(_mean(maes[model].values()), 3)} | "
+                     + f"{_fmt(ratio_to(maes[model], maes[ref]), 2)} | " + " | ".join(scores) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--task", default="mosi_aligned", choices=sorted(TASKS))
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--tasks", default="mosi_aligned", help=f"comma-separated, of {', '.join(TASKS)}")
+    p.add_argument("--seeds", default="0", help="comma-separated: each draws a data set and the weights")
+    p.add_argument("--models", default="baseline,synthetic", help="baseline, or PRESET[:section.field=value,...]")
+    p.add_argument("--ratio-to", default=None, help="the model the ratios divide by (default: the first)")
+    p.add_argument("--out", type=Path, default=OUT, help=f"run folders and table.md (default {OUT})")
     a = p.parse_args(argv)
-    torch.set_num_threads(1)
-    data = make_task(a.task, a.seed)
-    print(data.summary())
-    print(f"ridge MAE {ridge_mae(data):.3f}; training-mean MAE "
-          f"{np.mean(np.abs(data.splits['test'].labels - data.splits['train'].labels.mean())):.3f}")
-    r = train_baseline(data, a.seed)
-    print(f"baseline test MAE {r['test_mae']:.3f} (best epoch {r['best_epoch']}, {r['seconds']:.0f} s)")
+    tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
+    if not tasks or set(tasks) - set(TASKS):
+        p.error(f"--tasks: expected names from {', '.join(TASKS)}, got {a.tasks!r}")
+    try:
+        seeds = [int(s) for s in a.seeds.split(",")]
+    except ValueError:
+        p.error(f"--seeds: expected comma-separated whole numbers, got {a.seeds!r}")
+    try:
+        models = split_models(a.models)
+        configs = {m: model_config(m) for m in models}
+    except ValueError as err:
+        p.error(f"--models: {err}")
+    try:
+        ref = models[0] if a.ratio_to is None and models else ",".join(split_models(a.ratio_to))
+    except ValueError as err:
+        p.error(f"--ratio-to: {err}")
+    names = {m: re.sub(r"[^\w.=+-]", "_", m) for m in models}          # folder names
+    if not models or len(set(names.values())) < len(models):
+        p.error(f"--models: expected distinct models, got {a.models!r}")
+    if ref not in models:
+        p.error(f"--ratio-to: expected one of --models ({', '.join(models)}), got {ref!r}")
+    sections = []
+    for task in tasks:
+        rows: dict[str, dict[int, dict | None]] = {m: {} for m in [*models, *REFERENCES]}
+        for seed in seeds:
+            data = make_task(task, seed)
+            rows[REFERENCES[0]][seed], rows[REFERENCES[1]][seed] = {"mae": ridge_mae(data)}, {"mae": mean_mae(data)}
+            folder = a.out / task / f"seed{seed}"
+            for model in models:
+                try:
+                    r = (run_baseline(data, seed, folder / f"{BASELINE}.json") if configs[model] is None
+                         else run_fdmer(configs[model].replace(train={"seed": seed}), data, folder / names[model]))
+                except NonFiniteLoss as err:
+                    print(f"{task} seed {seed} {model}: failed: {err}", file=sys.stderr, flush=True)
+                    r = None
+                rows[model][seed] = r
+                if r is not None:
+                    print(f"{task} seed {seed} {model}: test MAE {r['mae']:.3f}"
+                          + (" (finished run reused)" if r["loaded"] else f" ({r['seconds']:.0f} s)"), flush=True)
+        sections.append(table(task, seeds, rows, ref))
+    text = (f"Written by `{shlex.join(['python', 'benchmarks/task_family.py', *argv])}`: test MAE of the "
+            "best-on-validation epoch; the ratio is the mean over the seeds of a row's MAE over the "
+            f"reference's on the same seed.\n\n" + "\n\n".join(sections) + "\n")
+    print("\n" + text, end="")
+    a.out.mkdir(parents=True, exist_ok=True)
+    runstore.write_text(a.out / "table.md", text)
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

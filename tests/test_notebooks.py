@@ -17,13 +17,14 @@ nbval still fails on any exception, so those checks run in CI.
 from __future__ import annotations
 
 import re
-import sys
 import tomllib
 from pathlib import Path
 
 import jupytext
 import nbformat
 import pytest
+
+import prose_rule as prose
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
@@ -132,25 +133,16 @@ def test_markdown_cells_are_short(source):
     assert max(words) <= 200, f"{source.name}: a markdown cell has {max(words)} words (200 at most)"
 
 
-def _prose():
-    sys.path.insert(0, str(ROOT / "benchmarks"))
-    import notebook_prose
-
-    return notebook_prose
-
-
 def test_prose_quotes_few_measured_decimals():
     """At most 8 measured decimals in a notebook's markdown, 40 in the series. The counting rule
-    is in the docstring of ``benchmarks/notebook_prose.py`` (decimal numbers in markdown, not in
-    code spans, ``$...$`` math, section or equation references, nor the paper's own numbers)."""
-    prose = _prose()
+    is in the docstring of ``tests/prose_rule.py`` (decimal numbers in markdown, not in code
+    spans, ``$...$`` math, section or equation references, nor the paper's own numbers)."""
     counts = {p.stem: len(prose.prose_decimals(p)) for p in SOURCES}
     assert all(c <= prose.PER_NOTEBOOK for c in counts.values()), counts
     assert sum(counts.values()) <= prose.SERIES, counts
 
 
 def test_the_decimal_counter_follows_its_rule():
-    prose = _prose()
     sections = {"7.4"}
     assert prose.cell_decimals("The probe reads 0.93 against 0.87.") == ["0.93", "0.87"]
     assert prose.cell_decimals("As in section 7.4, see Eq. 4 and Eqs. 12-14.", sections) == []

@@ -1,10 +1,12 @@
 """The generated task family of benchmarks/task_family.py: seeded, and the label's sign is
-carried by the marker after the window, not by one before it."""
+carried by the marker after the window, not by one before it. And its runner: the models of
+``--models``, the ratio column, finished runs reused (on a tiny task, in seconds)."""
 
 import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
 from task_family import TaskSpec, make_task  # noqa: E402
@@ -44,55 +46,81 @@ def test_the_plain_baseline_takes_a_depth_per_modality_and_a_feed_forward_width(
     assert uniform.enc["a"].layers[0].linear1.out_features == 32
 
 
-def test_a_weight_seed_other_than_the_data_seed_is_a_run_of_its_own():
-    import family_runs
-    assert family_runs.key("mosi_spread", 2, "baseline") == "mosi_spread|2|baseline"
-    assert family_runs.key("mosi_spread", 2, "baseline", init=2) == "mosi_spread|2|baseline"
-    assert family_runs.key("mosi_spread", 2, "baseline", init=12) == "mosi_spread|2|baseline|init12"
-    store = {"t|2|synthetic": {"task": "t", "seed": 2, "model": "synthetic",
-                               "config": family_runs.variant_config("synthetic", 2).to_dict()}}
-    assert family_runs.find(store, "t", 2, "synthetic") is store["t|2|synthetic"]
-    assert family_runs.find(store, "t", 2, "synthetic", init=12) is None      # other weights
-    assert family_runs.find(store, "t", 12, "synthetic") is None              # other data
+
+# ---------------------------------------------------------------- the runner
+
+import task_family  # noqa: E402
+from fdmer_lite.config import get_preset  # noqa: E402
 
 
-def _leaves(d: dict, prefix: str = "") -> dict:
-    out = {}
-    for k, v in d.items():
-        out.update(_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
-    return out
+def test_models_split_at_commas_and_overrides_stay_with_their_preset():
+    assert task_family.split_models("baseline,synthetic,synthetic:loss.beta=0,loss.gamma=0, fast") == [
+        "baseline", "synthetic", "synthetic:loss.beta=0,loss.gamma=0", "fast"]
+    assert task_family.split_models("mosi:train.device=cuda:0,model.dropout=0.2") == [
+        "mosi:train.device=cuda:0,model.dropout=0.2"]
+    with pytest.raises(ValueError, match="follows a preset"):
+        task_family.split_models("baseline,loss.beta=0")
 
 
-def test_a_cut_variant_is_its_preset_stopped_early_and_mosi_reg_a_shorter_budget():
-    import family_runs
-    for cut, preset in (("mosei_cut", "mosei"), ("mosi_cut40", "mosi")):
-        assert family_runs.variant_config(cut, 3) == family_runs.variant_config(preset, 3), cut
-        assert family_runs.CUT[cut] < family_runs.variant_config(cut, 3).train.epochs
-    a = _leaves(family_runs.variant_config("mosi_reg", 3).to_dict())
-    b = _leaves(family_runs.variant_config("mosi", 3).to_dict())
-    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {"train.epochs": (40, 120)}
-    # and mosi_before differs from today's mosi preset exactly in its regularisation reading
-    a = _leaves(family_runs.variant_config("mosi_before", 3).to_dict())
-    b = _leaves(family_runs.variant_config("mosi", 3).to_dict())
-    assert {k: (a[k], b[k]) for k in a if a[k] != b[k]} == {
-        "model.dropout": (0.1, 0.3), "train.weight_decay": (0.0, 1e-3), "train.early_stop": ("task_loss", "auto")}
+def test_an_override_is_json_else_a_string_on_top_of_the_preset():
+    assert task_family.model_config("baseline") is None
+    got = task_family.model_config("synthetic:loss.beta=0,train.early_stop=mae,model.mlp_dropout=null,"
+                                   "train.lr=5e-4,model.attn_scale=false")
+    want = get_preset("synthetic")
+    want.loss.beta, want.train.early_stop, want.model.mlp_dropout = 0, "mae", None
+    want.train.lr, want.model.attn_scale, want.train.progress, want.train.device = 5e-4, False, False, "cpu"
+    assert got == want and type(got.loss.beta) is int and got.loss.gamma == want.loss.gamma
+    assert task_family.model_config("fast") == get_preset("fast").replace(train={"device": "cpu"})
+    for bad, message in (("synthetic:loss.betta=0", "no field 'betta'"), ("nopreset", "unknown preset"),
+                         ("synthetic:beta=0", "section.field=value"), ("synthetic:data.x=1", "section.field=value"),
+                         ("synthetic:train.seed=3", "set by --seeds")):
+        with pytest.raises(ValueError, match=message):
+            task_family.model_config(bad)
 
 
-def test_run_fdmer_stops_a_cut_variant_after_its_epochs(monkeypatch):
-    import family_runs
-    monkeypatch.setitem(family_runs.CUT, "synthetic", 2)
-    result = family_runs.run_fdmer(make_task(TINY, seed=0), "synthetic", seed=0)
-    assert [c["epoch"] for c in result["curve"]] == [1, 2] and result["cut_at"] == 2
-    assert result["config"]["train"]["epochs"] > 2            # the preset's budget, cut short
+def test_the_ratio_is_the_mean_of_per_seed_ratios_over_the_seeds_both_ran():
+    rows = {"a": {0: {"mae": 1.0, "common_gap": 0.5}, 1: {"mae": 3.0, "common_gap": 1.5}, 2: None},
+            "ref": {0: {"mae": 2.0}, 1: {"mae": 1.0}, 2: {"mae": 5.0}},
+            task_family.REFERENCES[0]: {s: {"mae": 4.0} for s in (0, 1, 2)}}
+    lines = task_family.table("t", [0, 1, 2], rows, "ref").splitlines()
+    cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[4:]}
+    # (1/2 + 3/1) / 2, seed 2 failed; not the ratio of the means (4/3)
+    assert cells["`a`"] == ["1.000", "3.000", "failed", "2.000", "1.75", "1.000", "-"]
+    assert cells["`ref`"] == ["2.000", "1.000", "5.000", "2.667", "1.00", "-", "-"]
+    assert cells[task_family.REFERENCES[0]][3:5] == ["4.000", f"{(2 + 4 + 0.8) / 3:.2f}"]
 
 
-def test_a_cut_run_is_not_found_as_its_presets_full_run_nor_the_other_way():
-    import family_runs
-    config = family_runs.variant_config("mosi", 0).to_dict()
-    full = {"task": "t", "seed": 0, "model": "mosi", "config": config}
-    cut = {"task": "t", "seed": 0, "model": "mosi_cut40", "config": config, "cut_at": 40}
-    assert family_runs.find({"t|0|mosi_cut40": cut}, "t", 0, "mosi") is None
-    assert family_runs.find({"t|0|mosi": full}, "t", 0, "mosi_cut40") is None
-    both = {"t|0|mosi": full, "t|0|mosi_cut40": cut}
-    assert family_runs.find(both, "t", 0, "mosi") is full
-    assert family_runs.find(both, "t", 0, "mosi_cut40") is cut
+def test_the_runner_prints_the_table_and_skips_finished_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setitem(task_family.TASKS, "tiny", TaskSpec("tiny", (48, 16, 16), (6, 5, 4), length=12))
+    argv = ["--tasks", "tiny", "--seeds", "0,1", "--models", "baseline,fast:train.epochs=1,fast:train.epochs=1,loss.beta=0",
+            "--ratio-to", "baseline", "--out", str(tmp_path)]
+    assert task_family.main(argv) == 0
+    first = capsys.readouterr().out
+    table = (tmp_path / "table.md").read_text()
+    assert table in first and "| `fast:train.epochs=1,loss.beta=0` |" in table
+    runs = sorted(p.parent.name for p in tmp_path.glob("tiny/seed*/*/complete.json"))
+    assert runs == sorted(["fast_train.epochs=1", "fast_train.epochs=1_loss.beta=0"] * 2)
+    assert sorted(p.parent.name for p in tmp_path.glob("tiny/seed*/baseline.json")) == ["seed0", "seed1"]
+    row = next(line for line in table.splitlines() if line.startswith("| `fast:train.epochs=1` |"))
+    gap, disc = (float(c) for c in row.strip("|").split("|")[-2:])     # the scores of metrics.json
+    assert gap > 0 and 0 < disc < 1
+    baseline_row = next(line for line in table.splitlines() if line.startswith("| `baseline` |"))
+    assert baseline_row.strip("|").split("|")[4].strip() == "1.00" and baseline_row.endswith("| - | - |")
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(task_family, "train_baseline", no_training)
+    monkeypatch.setattr("fdmer_lite.train.Trainer.fit", no_training)
+    assert task_family.main(argv) == 0
+    again = capsys.readouterr().out
+    assert again.count("finished run reused") == 6 and (tmp_path / "table.md").read_text() == table
+
+
+def test_bad_runner_options_stop_with_one_message_and_status_2(capsys):
+    for argv, field in ((["--tasks", "nope"], "--tasks"), (["--seeds", "0,x"], "--seeds"),
+                        (["--models", "baseline,synthetic:loss.betta=0"], "--models"),
+                        (["--models", "baseline,baseline"], "--models"),
+                        (["--models", "baseline", "--ratio-to", "synthetic"], "--ratio-to")):
+        with pytest.raises(SystemExit) as err:
+            task_family.main(argv)
+        assert err.value.code == 2 and f"error: {field}" in capsys.readouterr().err, argv

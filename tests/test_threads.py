@@ -1,5 +1,5 @@
 """The default intra-op thread count (config.default_threads) and the OpenMP wait policy, as the
-command line and the notebooks' setup apply them. benchmarks/loaded_threads.py times the choice."""
+command line and the notebooks' setup apply them. benchmarks/results/loaded-threads.md times the choice."""
 
 import os
 import subprocess

@@ -1,6 +1,6 @@
 """The beta/gamma explorer widget (``fdmer_lite.widgets``) on a tiny sweep cache.
 
-How fast a cached update is gets measured in ``benchmarks/widget_latency.py``, not asserted here.
+How fast a cached update is was measured (``benchmarks/results/widget-latency.md``), not asserted here.
 """
 
 import threading

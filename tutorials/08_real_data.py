@@ -174,7 +174,8 @@ if real is not None:
 # %% [markdown]
 # The same table over three seeds, and the Table-4 rows on this data, are in
 # `benchmarks/results/real-mosi-text-audio.md` and `benchmarks/results/ablation-mosi-text-audio.md`
-# (`python benchmarks/real_mosi.py --text-features minilm`).
+# (`python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm` trains the
+# rows again).
 
 # %% [markdown]
 # ## 8.2 MMSA pickles (`aligned_50.pkl`, `unaligned_50.pkl`)

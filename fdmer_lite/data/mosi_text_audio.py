@@ -405,7 +405,7 @@ def sentence_ridge(data: MultimodalData) -> tuple[dict, float]:
 def mosi_text_audio_config(text_features: str = "glove"):
     """A CPU-sized FDMER configuration for this data set (chosen on the validation split over
     three seeds; see the ``mosi_text_audio`` preset in ``fdmer_lite.config`` and
-    benchmarks/real_mosi.py): width 32, one text layer and one audio layer, attention pooling (it
+    benchmarks/results/real-mosi-text-audio.md): width 32, one text layer and one audio layer, attention pooling (it
     can weigh the few sentiment words of a sentence), dropout 0.5, weight decay 1e-3, lr 5e-4,
     batch 16. The validation loss of 229 utterances from 10 videos is noisy from epoch to epoch,
     so early stopping waits 20 epochs. ``text_features="minilm"``: the preset

