@@ -114,6 +114,7 @@ class ModelConfig:
     mlp_init: str = "default"        # Eq. 2-3 MLPs: "default" (PyTorch's) | "scaled" (scale-preserving, zero biases; encoders.scaled_init_)
     mlp_dropout: float | None = None  # dropout inside the Eq. 2-3 MLPs; None: the same as dropout
     common_centring: bool = False    # extension beyond the paper: C_m minus its modality's mean (encoders.ModalityCentring)
+    aux_scope: str = "all"           # what the auxiliary losses (Eq. 5, 7, 10, 11) train: "all" below them | "encoders" (Eq. 2-3 and D, not Eq. 1)
 
     def layers(self, modality: str) -> int:
         return {"t": self.layers_t, "a": self.layers_a, "v": self.layers_v}[modality]
@@ -133,6 +134,7 @@ class LossConfig:
     use_ams: bool = True             # L_ams, Eq. 11
     use_con: bool = True             # L_con, Eq. 4-5
     con_centre: bool = True          # Eq. 4 on batch-centred C_m (our reading; False = raw cosines, see losses.similarity_matrix)
+    con_norm: str = "sum"            # Eq. 5's ||S_m1 - S_m2||_F^2: "sum" over the n x n entries (as written) | "sample" (/ n) | "entry" (/ n^2)
     use_dis: bool = True             # L_dis, Eq. 6-7
     align_weight: float = 0.0        # extension beyond the paper: alignment of the C_m (losses.alignment_loss)
     align_form: str = "sample"       # "sample" (each sample's C_t, C_a, C_v) | "mean" (the modalities' average C)

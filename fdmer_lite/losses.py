@@ -45,16 +45,26 @@ def similarity_matrix(c: torch.Tensor, centre: bool = False) -> torch.Tensor:
     return z @ z.T
 
 
-def consistency_loss(*common: torch.Tensor, centre: bool = False) -> torch.Tensor:
+CON_NORMS = {"sum": 0, "sample": 1, "entry": 2}        # Eq. 5 divided by n to this power
+
+
+def consistency_loss(*common: torch.Tensor, centre: bool = False, norm: str = "sum") -> torch.Tensor:
     """Eq. 5 for any number of modalities: mean over pairs of ||S_i - S_j||_F^2.
 
     ``consistency_loss(c_t, c_a, c_v)`` with three; zero with fewer than two. ``centre``: build
-    each S_m from the batch-centred C_m (see ``similarity_matrix``).
+    each S_m from the batch-centred C_m (see ``similarity_matrix``). ``norm``: Eq. 5 as written
+    sums the n x n entries (``"sum"``), so its size grows with the square of the batch; ``"sample"``
+    divides by n (the mean over samples of each sample's row, as Eq. 10-11 average over
+    samples), ``"entry"`` by n^2 (the mean over entries, as Eq. 6 divides HSIC's n x n trace by
+    (n-1)^2).
     """
+    if norm not in CON_NORMS:
+        raise ValueError(f"con_norm must be one of {sorted(CON_NORMS)}, got {norm!r}")
     pairs = _pairs([similarity_matrix(c, centre) for c in common])
     if not pairs:
         return common[0].new_zeros(()) if common else torch.zeros(())
-    return torch.stack([((si - sj) ** 2).sum() for si, sj in pairs]).mean()
+    n = common[0].shape[0]
+    return torch.stack([((si - sj) ** 2).sum() for si, sj in pairs]).mean() / n ** CON_NORMS[norm]
 
 
 def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -196,7 +206,7 @@ def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression", *,
     terms["ami"], terms["ams"] = ami, ams
     if gather is not None:                               # the global batch's rows
         C, P = [gather(c) for c in C], [gather(p) for p in P]
-    terms["con"] = consistency_loss(*C, centre=cfg.con_centre) if (cfg.use_con and C) else zero
+    terms["con"] = consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.use_con and C) else zero
     terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
     per_sample = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"])
     if share != 1.0:

@@ -301,3 +301,24 @@ def test_eq18_split_over_processes_averages_to_the_whole_batch(align_weight):
     torch.testing.assert_close(averaged, whole)
     for a, b in zip(torch.autograd.grad(averaged, leaves), torch.autograd.grad(whole, leaves)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("norm, power", [("sum", 0), ("sample", 1), ("entry", 2)])
+def test_consistency_loss_normalisations_divide_the_frobenius_sum_by_n_to_a_power(norm, power):
+    torch.manual_seed(3)
+    n = 7
+    c = [torch.randn(n, 5) for _ in range(3)]
+    total = 0.0                                       # Eq. 5 by loops over the n x n entries
+    for i, j in ((0, 1), (0, 2), (1, 2)):
+        for a in range(n):
+            for b in range(n):
+                s_i = float(c[i][a] @ c[i][b] / (c[i][a].norm() * c[i][b].norm()))
+                s_j = float(c[j][a] @ c[j][b] / (c[j][a].norm() * c[j][b].norm()))
+                total += (s_i - s_j) ** 2
+    expected = total / 3 / n ** power
+    assert float(losses.consistency_loss(*c, norm=norm)) == pytest.approx(expected, rel=1e-5)
+    # doubling the batch by repeating it quadruples the sum, doubles "sample", keeps "entry"
+    twice = float(losses.consistency_loss(*[torch.cat([x, x]) for x in c], norm=norm))
+    assert twice == pytest.approx(expected * 4 / 2 ** power, rel=1e-5)
+    with pytest.raises(ValueError, match="con_norm"):
+        losses.consistency_loss(*c, norm="mean")

@@ -341,3 +341,43 @@ def test_mlp_dropout_sets_the_eq_2_3_mlps_only_and_mlp_init_reaches_them():
     assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # None: dropout
     with pytest.raises(ValueError, match="mlp_init"):
         build_model(small(mlp_init="xavier"), WIDTHS, 1)
+
+
+def _grad_norms(model, loss):
+    parts = {"transformers": model.encoders, "common": model.common_encoder,
+             "private": model.private_encoders, "discriminator": model.discriminator}
+    grads = torch.autograd.grad(loss, [p for m in parts.values() for p in m.parameters()],
+                                retain_graph=True, allow_unused=True)
+    out, i = {}, 0
+    for name, module in parts.items():
+        n = len(list(module.parameters()))
+        out[name] = sum(float(g.abs().sum()) for g in grads[i:i + n] if g is not None)
+        i += n
+    return out
+
+
+def test_aux_scope_encoders_keeps_the_auxiliary_losses_out_of_the_transformers():
+    from fdmer_lite.losses import fdmer_objective
+    torch.manual_seed(0)
+    cfg = small(dropout=0.0, aux_scope="encoders")
+    model = build_model(cfg, WIDTHS, 1).eval()
+    reference = build_model(small(dropout=0.0), WIDTHS, 1).eval()
+    reference.load_state_dict(model.state_dict())
+    x, y = batch(), torch.randn(4)
+    out, ref = model(x), reference(x)
+    # the same numbers either way: only where the gradients go differs
+    torch.testing.assert_close(out.prediction, ref.prediction)
+    for m in "tav":
+        torch.testing.assert_close(out.common[m], ref.common[m])
+        torch.testing.assert_close(out.private[m], ref.private[m])
+    terms = fdmer_objective(out, y, cfg.loss)
+    ref_terms = fdmer_objective(ref, y, cfg.loss)
+    for term in ("ami", "ams", "con", "dis"):
+        scoped, everywhere = _grad_norms(model, terms[term]), _grad_norms(reference, ref_terms[term])
+        assert scoped["transformers"] == 0.0 and everywhere["transformers"] > 0, term
+        for part in ("common", "private", "discriminator"):       # the encoders and D: unchanged
+            assert scoped[part] == pytest.approx(everywhere[part], rel=1e-5), (term, part)
+    task = _grad_norms(model, terms["task"])
+    assert task["transformers"] == pytest.approx(_grad_norms(reference, ref_terms["task"])["transformers"], rel=1e-5)
+    with pytest.raises(ValueError, match="aux_scope"):
+        build_model(small(aux_scope="none"), WIDTHS, 1)

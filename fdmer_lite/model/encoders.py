@@ -188,11 +188,14 @@ class ModalityCentring(nn.Module):
         self.register_buffer("running_mean", torch.zeros(n_modalities, d_k))
         self.register_buffer("batches", torch.zeros((), dtype=torch.long))
 
-    def forward(self, C: torch.Tensor) -> torch.Tensor:
-        """C (B, M, d_k) -> C minus each modality's mean, (B, M, d_k)."""
+    def forward(self, C: torch.Tensor, track: bool = True) -> torch.Tensor:
+        """C (B, M, d_k) -> C minus each modality's mean, (B, M, d_k). ``track=False``: leave the
+        running mean as it is (a second pass over the same batch)."""
         if not self.training:
             return C - self.running_mean.to(C.dtype)
         mean = C.mean(dim=0) if self.batch_mean is None else self.batch_mean(C)   # (M, d_k)
+        if not track:
+            return C - mean
         with torch.no_grad():
             self.batches += 1
             weight = max(self.momentum, 1.0 / self.batches.item())

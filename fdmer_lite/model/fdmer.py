@@ -81,6 +81,8 @@ class FDMER(nn.Module):
         if not mods or missing:
             raise ValueError(f"model modalities {config.modalities!r} need input widths; "
                              f"the data provides {sorted(input_dims)}")
+        if config.aux_scope not in ("all", "encoders"):
+            raise ValueError(f"aux_scope must be 'all' or 'encoders', got {config.aux_scope!r}")
         if not (config.use_common or config.use_private) and config.disentangle:
             raise ValueError("use_common and use_private cannot both be False")
         self.config, self.modalities, self.output_dim = config, mods, output_dim
@@ -114,6 +116,18 @@ class FDMER(nn.Module):
         self.head = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(config.dropout),
                                   nn.Linear(d_k, output_dim))
 
+    def common_private(self, h: dict[str, torch.Tensor], track: bool = True
+                       ) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """Eq. 2-3: C_m = E_c(h_m) (one shared encoder) and P_m = E_p^m(h_m), each (B, d_k); with
+        the centring extension C_m minus its modality's mean (``track=False``: without updating
+        the running mean)."""
+        common = {m: self.common_encoder(h[m]) for m in self.modalities}
+        private = {m: self.private_encoders[m](h[m]) for m in self.modalities}
+        if self.centring is not None:                                                       # extension
+            C = self.centring(torch.stack([common[m] for m in self.modalities], dim=1), track=track)
+            common = {m: C[:, i] for i, m in enumerate(self.modalities)}
+        return common, private
+
     def forward(self, features: dict[str, torch.Tensor],
                 masks: dict[str, torch.Tensor] | None = None, grl_coeff: float = 1.0) -> FDMEROutput:
         """``grl_coeff``: the gradient reversal multiplies the gradient by ``-grl_coeff``."""
@@ -122,21 +136,21 @@ class FDMER(nn.Module):
         common, private = {}, {}
         cos_c = cos_p = cos_c_frozen = None
         if self.config.disentangle:
-            common = {m: self.common_encoder(h[m]) for m in self.modalities}
-            private = {m: self.private_encoders[m](h[m]) for m in self.modalities}
-            C = torch.stack([common[m] for m in self.modalities], dim=1)            # (B, M, d_k)
-            if self.centring is not None:                                           # extension
-                centred = self.centring(C)
-                common = {m: centred[:, i] for i, m in enumerate(self.modalities)}
-                C = torch.stack([common[m] for m in self.modalities], dim=1)        # downstream of common
-            P = torch.stack([private[m] for m in self.modalities], dim=1)           # (B, M, d_k)
+            stack = lambda reps: torch.stack([reps[m] for m in self.modalities], dim=1)  # noqa: E731  (B, M, d_k)
+            common, private = self.common_private(h)
+            C, P = stack(common), stack(private)                                    # for the fusion
+            # What the auxiliary losses see (aux_scope): the same C_m and P_m, computed from h_m
+            # cut off from the transformers ("encoders"), or C and P themselves ("all")
+            if self.config.aux_scope == "encoders":
+                common, private = self.common_private({m: z.detach() for m, z in h.items()}, track=False)
+            Ca, Pa = stack(common), stack(private)
             if self.discriminator is not None:
                 if self.adversary == "grl":
-                    cos_c = self.discriminator(grad_reverse(C, grl_coeff))             # (B, M, M)
+                    cos_c = self.discriminator(grad_reverse(Ca, grl_coeff))            # (B, M, M)
                 else:
-                    cos_c = self.discriminator(C.detach())
-                    cos_c_frozen = self.discriminator(C, frozen=True)
-                cos_p = self.discriminator(P)                                       # (B, M, M)
+                    cos_c = self.discriminator(Ca.detach())
+                    cos_c_frozen = self.discriminator(Ca, frozen=True)
+                cos_p = self.discriminator(Pa)                                      # (B, M, M)
             tokens = ([C.sum(dim=1, keepdim=True)] if self.config.use_common else []) \
                 + ([P] if self.config.use_private else [])
             tokens = torch.cat(tokens, dim=1)                                       # (B, T, d_k)
