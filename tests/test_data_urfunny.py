@@ -135,3 +135,34 @@ def test_missing_file(tmp_path):
     (tmp_path / "humor_label_sdk.pkl").unlink()
     with pytest.raises(FileNotFoundError, match="humor_label_sdk.pkl"):
         load(tmp_path)
+
+
+def test_values_that_are_no_array_of_numbers_say_which_entry(tmp_path):
+    files = make_folder(tmp_path)
+    sid = files["data_folds.pkl"]["train"][1]
+    cov = files["covarep_features_sdk.pkl"]
+    rows = cov[sid]["punchline_features"]
+    cov[sid]["punchline_features"] = rows[:-1] + [rows[-1][:80]]          # the last word: 80 values, not 81
+    save(tmp_path, "covarep_features_sdk.pkl", cov)
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    n = len(rows)
+    assert err.value.source == str(tmp_path / "covarep_features_sdk.pkl")
+    assert err.value.field == f"{sid}.punchline_features"
+    assert err.value.found == f"sequences of uneven lengths: [0] holds 81 entries, [{n - 1}] holds 80"
+
+    files = make_folder(tmp_path)
+    lang = files["language_sdk.pkl"]
+    lang[sid]["punchline_embedding_indexes"] = [[1, 2], [3]]
+    save(tmp_path, "language_sdk.pkl", lang)
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    assert err.value.field == f"{sid}.punchline_embedding_indexes"
+    assert err.value.found == "sequences of uneven lengths: [0] holds 2 entries, [1] holds 1"
+
+    files = make_folder(tmp_path)
+    lab = files["humor_label_sdk.pkl"]
+    lab[sid] = [[0], [1, 1]]
+    save(tmp_path, "humor_label_sdk.pkl", lab)
+    with pytest.raises(DataError, match=r"humour label 0 or 1, found \[\[0\], \[1, 1\]\]"):
+        load(tmp_path)
