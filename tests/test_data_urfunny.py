@@ -166,3 +166,27 @@ def test_values_that_are_no_array_of_numbers_say_which_entry(tmp_path):
     save(tmp_path, "humor_label_sdk.pkl", lab)
     with pytest.raises(DataError, match=r"humour label 0 or 1, found \[\[0\], \[1, 1\]\]"):
         load(tmp_path)
+
+
+def test_one_training_segment_is_refused_naming_the_split(tmp_path):
+    files = make_folder(tmp_path)
+    folds = files["data_folds.pkl"]
+    save(tmp_path, "data_folds.pkl", dict(folds, train=folds["train"][:1]))
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    assert (err.value.source, err.value.field, err.value.found) == (str(tmp_path), "train", "1")
+    assert err.value.expected.startswith("at least 2 samples in the train split")
+    save(tmp_path, "data_folds.pkl", dict(folds, train=folds["train"][:2]))
+    assert len(load(tmp_path).splits["train"]) == 2
+
+
+def test_features_too_large_to_train_on_are_refused(tmp_path):
+    files = make_folder(tmp_path)
+    sid = files["data_folds.pkl"]["test"][0]
+    face = files["openface_features_sdk.pkl"]
+    face[sid]["punchline_features"][0, 3] = -1e30
+    save(tmp_path, "openface_features_sdk.pkl", face)
+    with pytest.raises(DataError, match=r"magnitude at most 2\*\*58.*found 1 value\(s\) beyond it, the largest "
+                                        r"of magnitude 1e\+30") as err:
+        load(tmp_path)
+    assert err.value.source == str(tmp_path / "openface_features_sdk.pkl")

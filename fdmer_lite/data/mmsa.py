@@ -30,14 +30,17 @@ Choices made here (all counted in ``data.info``):
   Non-finite *labels* are always an error;
 * nothing is truncated or padded: shapes are used as stored and checked (3-d, one row per label,
   the same (length, width) in every split, lengths within the sequence length, labels in
-  [-3, 3], widths against ``widths=`` when given).
+  [-3, 3], widths against ``widths=`` when given);
+* feature values must be at most ``base.FEATURE_LIMIT`` (2**58) in magnitude, beyond which
+  training overflows float32, and the training split must hold at least two samples
+  (``base.MIN_SAMPLES``): both are refused at loading, not met as a non-finite loss later.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import SPLITS, DataError, MultimodalData, Split
+from .base import SPLITS, DataError, MultimodalData, Split, check_magnitude, check_split_size
 from .safe_pickle import safe_load
 
 STREAMS = {"t": "text", "a": "audio", "v": "vision"}
@@ -74,6 +77,7 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
         if not x.flags.writeable:
             x = x.copy()
         x[bad] = 0                      # in place: the arrays are ours (freshly unpickled or read)
+    check_magnitude(x, source, field)   # finite, but too large to train on
     return x, n
 
 
@@ -263,8 +267,7 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
             raise DataError(source, f"{s}.{LABEL_KEY}", "shape (N,)", f"shape {y.shape}")
         check_labels(y, source, f"{s}.{LABEL_KEY}", *label_range)
         n = y.shape[0]
-        if n == 0:
-            raise DataError(source, f"{s}.{LABEL_KEY}", "at least one sample", "0")
+        check_split_size(source, s, n, f"{s}.{LABEL_KEY}")
         feats, lengths = {}, {}
         for m, key in keys.items():
             if key not in part:
