@@ -21,8 +21,9 @@ import sys
 import time
 from pathlib import Path
 
-from .config import PRESETS, Config, choose_threads, fast_mode, get_preset
+from .config import Config, choose_threads, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
+from .options import preset_help
 from .scores import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
@@ -81,18 +82,14 @@ def _add_common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
 
 
-def preset_help() -> str:
-    """``--preset``'s help, listing every preset of :data:`fdmer_lite.config.PRESETS`."""
-    return (f"one of {', '.join(PRESETS)} (default: synthetic; for --dataset mosi-text-audio, "
-            "mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; fast under FDMER_LITE_FAST=1)")
-
-
 def _add_training(p: argparse.ArgumentParser) -> None:
     """The options ``train`` and ``ablate`` share: where to write, the data, the preset."""
     _add_common(p)
     p.add_argument("--dataset", required=True, choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
     p.add_argument("--data", default=None, help="path to the data file or folder")
-    p.add_argument("--preset", default=None, help=preset_help())
+    p.add_argument("--preset", default=None, help=preset_help(
+        "synthetic; for --dataset mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; "
+        "fast under FDMER_LITE_FAST=1"))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                    help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
