@@ -321,8 +321,8 @@ def _check_expanded(obj, source: str, limit: int):
                     trail.append(i)
                     n += visit(item)
                     trail.pop()
-                if n > limit:
-                    fail(n)
+                    if n > limit:
+                        fail(n)
             busy.discard(key)
         else:
             n = 32
