@@ -180,7 +180,8 @@ def build(root: str | os.PathLike) -> list[Case]:
     mmsa("all-nan-stream", lambda d: [d[s]["audio"].__setitem__(Ellipsis, np.nan) for s in d])
     mmsa("features-3e38", lambda d: [d[s]["vision"].__setitem__(Ellipsis, 3e38) for s in d])
     mmsa("features-1e30", lambda d: d["train"]["vision"].__setitem__((0, 0, 0), 1e30))  # finite; its square is not
-    mmsa("features-beyond-float32", lambda d: d["train"].__setitem__("audio", d["train"]["audio"].astype(np.float64) * 1e300))
+    mmsa("features-beyond-float32",
+         lambda d: d["train"].__setitem__("audio", d["train"]["audio"].astype(np.float64) * 1e300))
     mmsa("labels-hold-themselves", lambda d: d["train"].__setitem__("regression_labels", _self_containing_array()))
     mmsa("labels-uneven-lists", lambda d: d["train"].__setitem__("regression_labels", [[0.5], [0.5, 1.0]] + [[0.0]] * 6))
     mmsa("audio-uneven-lists", lambda d: d["train"].__setitem__(

@@ -323,5 +323,5 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
     return data
 
 
-__all__ = ["load", "treat_nonfinite", "check_widths", "check_labels", "as_float_array", "float32_array", "why_not_numeric",
-           "nonzero_padding", "KNOWN", "STREAMS"]
+__all__ = ["load", "treat_nonfinite", "check_widths", "check_labels", "as_float_array", "float32_array",
+           "why_not_numeric", "nonzero_padding", "KNOWN", "STREAMS"]

@@ -179,7 +179,8 @@ def load(path, *, version: int | None = None, context: bool = False, max_words: 
             except (TypeError, ValueError, RecursionError):
                 y = np.zeros(0)                          # refused just below, with the value shown
             if y.size != 1 or y[0] not in (0, 1):
-                raise DataError(str(folder / FILES["labels"]), f"{sid}", "a humour label 0 or 1", repr(labels[sid])[:80])
+                raise DataError(str(folder / FILES["labels"]), f"{sid}", "a humour label 0 or 1",
+                                repr(labels[sid])[:80])
             for m in seqs:
                 seqs[m].append(seq[m])
             ys.append(int(y[0]))
