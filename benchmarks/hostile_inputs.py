@@ -54,7 +54,7 @@ def main() -> int:
         counts = collections.Counter()
         rows = []
         for case in cases:
-            rc, err, peak, secs = run(case.argv, limit, env)
+            rc, err, peak, secs = run(case.argv, limit, {**env, **case.env})   # e.g. PYTHONIOENCODING=utf-8
             outcome = classify(case, rc, err)
             counts[outcome] += 1
             last = err.strip().splitlines()[-1] if err.strip() else ""

@@ -15,6 +15,7 @@ prints one line and exits with 130; finished runs are kept, unfinished ones neve
 from __future__ import annotations
 
 import argparse
+import codecs
 import html
 import sys
 import time
@@ -22,12 +23,54 @@ from pathlib import Path
 
 from .config import Config, choose_threads, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
+from .options import preset_help
 from .scores import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
 # option must answer without importing torch (seconds), so nothing heavy is imported up here.
 
 EXIT_BAD_INPUT = 2
+
+
+ESCAPE = "fdmer_lite.escape"             # the codec error handler registered below
+
+
+def _escape(err: UnicodeError):
+    """Encoding error handler: an odd byte of a file name that is not UTF-8 (which Python keeps as
+    a lone surrogate, ``os.fsdecode``) becomes ``\\xNN``, the byte itself; any other character
+    the stream cannot encode, a backslash escape (as ``backslashreplace``)."""
+    if not isinstance(err, UnicodeEncodeError):
+        raise err
+    out = []
+    for ch in err.object[err.start:err.end]:
+        o = ord(ch)
+        out.append(f"\\x{o - 0xDC00:02x}" if 0xDC80 <= o <= 0xDCFF else f"\\x{o:02x}" if o <= 0xFF
+                   else f"\\u{o:04x}" if o <= 0xFFFF else f"\\U{o:08x}")
+    return "".join(out), err.end
+
+
+codecs.register_error(ESCAPE, _escape)
+
+
+def printable(text) -> str:
+    """``text`` as any terminal can show it: a path that is not UTF-8 with ``\\xNN`` for its odd
+    bytes, where writing it as it is to a UTF-8 stream raises ``UnicodeEncodeError``."""
+    return str(text).encode("utf-8", ESCAPE).decode("utf-8")
+
+
+def say(kind: str, message) -> None:
+    """One line on stderr: ``fdmer-lite: error: ...`` (or ``warning``), printable anywhere."""
+    print(f"fdmer-lite: {kind}: {printable(message)}", file=sys.stderr)
+
+
+def tolerant_output() -> None:
+    """Let stdout and stderr write any path. Where a stream would raise ``UnicodeEncodeError``
+    (``errors="strict"``: ``PYTHONIOENCODING=utf-8``, or a UTF-8 locale other than C.UTF-8) or
+    write ``\\udcff`` for a byte (stderr's ``backslashreplace``), it writes :func:`printable`'s
+    escapes instead; a stream that writes the bytes back (``surrogateescape``) is left alone."""
+    for stream in (sys.stdout, sys.stderr):
+        if getattr(stream, "errors", None) in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
+            stream.reconfigure(errors=ESCAPE)
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -44,7 +87,9 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     _add_common(p)
     p.add_argument("--dataset", required=True, choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
     p.add_argument("--data", default=None, help="path to the data file or folder")
-    p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    p.add_argument("--preset", default=None, help=preset_help(
+        "synthetic; for --dataset mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; "
+        "fast under FDMER_LITE_FAST=1"))
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                    help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
@@ -209,7 +254,7 @@ def cmd_train(args) -> int:
     print(data.summary())
     shared = overlap_warning(data)
     if shared:
-        print(f"fdmer-lite: warning: {shared}", file=sys.stderr)
+        say("warning", shared)
     for key, value in data_treatments(data).items():
         print(f"data treatment: {key}: {value}")
     print(f"preset {cfg.name}, modalities {cfg.model.modalities}, beta {cfg.loss.beta}, "
@@ -420,7 +465,7 @@ def cmd_ablate(args) -> int:
     print(res.markdown)
     print(f"\nwrote {res.csv_path} and {res.md_path} ({res.wall_seconds:.0f} s)")
     for run_id, error in res.report.failed.items():
-        print(f"failed: {run_id}: {error.strip().splitlines()[-1]}", file=sys.stderr)
+        print(printable(f"failed: {run_id}: {error.strip().splitlines()[-1]}"), file=sys.stderr)
     if res.report.failed:
         print("run the same command again to retry the failed runs (finished runs are kept)", file=sys.stderr)
         return 1
@@ -434,15 +479,16 @@ def cmd_data_inspect(args) -> int:
     lines = [line.strip() for line in report.splitlines()]
     for line in lines:
         if line.startswith("WARNING: "):
-            print(f"fdmer-lite: warning: {line[len('WARNING: '):]}", file=sys.stderr)
+            say("warning", line[len('WARNING: '):])
     refused = [line for line in lines if line.startswith("loads: NO -- ")]
     if refused and "loads: OK" not in lines:                # described, but it does not load
-        print(f"fdmer-lite: error: {refused[0][len('loads: NO -- '):]}", file=sys.stderr)
+        say("error", refused[0][len('loads: NO -- '):])
         return EXIT_BAD_INPUT
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    tolerant_output()
     args = build_parser().parse_args(argv)
     try:
         if args.command == "demo":
@@ -456,13 +502,13 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "data" and args.data_command == "inspect":
             return cmd_data_inspect(args)
     except (DataError, FileNotFoundError) as err:
-        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        say("error", err)
         return EXIT_BAD_INPUT
     except ValueError as err:                            # bad option values (device, preset, ...)
-        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        say("error", err)
         return EXIT_BAD_INPUT
     except NonFiniteLoss as err:                         # says what was kept, and where
-        print(f"fdmer-lite: error: {err}", file=sys.stderr)
+        say("error", err)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("fdmer-lite: interrupted; finished runs are kept, unfinished ones were discarded "
@@ -470,7 +516,7 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except OSError as err:                               # --out: read-only, full disk, ...
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
-        print(f"fdmer-lite: error: {where}{err.strerror or err}", file=sys.stderr)
+        say("error", f"{where}{err.strerror or err}")
         return EXIT_BAD_INPUT
     return 1
 

@@ -68,6 +68,7 @@ from .experiments.runs import obtain
 from .experiments.specs import DataSpec
 from .losses import TERMS, fdmer_objective, task_loss
 from .model import build_model
+from .options import preset_help
 from .train import NonFiniteLoss, Trainer
 
 # --------------------------------------------------------------------------------- setup
@@ -254,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"], help="synthetic only")
     p.add_argument("--data-spec", default=None,
                    help="JSON of a fdmer_lite.experiments.specs.DataSpec (overrides --dataset/--data/--kind)")
-    p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
+    p.add_argument("--preset", default=None, help=preset_help("synthetic; fast under FDMER_LITE_FAST=1"))
     p.add_argument("--config", default=None, help="JSON file with a whole Config (overrides --preset)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--seed", type=int, default=None)

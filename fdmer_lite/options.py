@@ -116,6 +116,12 @@ def check_preset(option: str, name) -> str:
     return name
 
 
+def preset_help(default: str) -> str:
+    """The help of a ``--preset`` option: every preset of :data:`fdmer_lite.config.PRESETS`, so
+    the list cannot fall behind the dict, then ``default`` in words."""
+    return f"one of {', '.join(PRESETS)} (default: {default})"
+
+
 def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
     """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
     have = KNOWN_MODALITIES.get(dataset)

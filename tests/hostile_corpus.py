@@ -5,7 +5,9 @@ says what the command did with it. Used by ``tests/test_hostile_inputs.py`` (in 
 and ``benchmarks/hostile_inputs.py`` (one subprocess per case, with peak memory).
 
 Every case must end in exit status 2 with one line on stderr that names the file (or option):
-``clear``. Anything else is counted: ``traceback``, ``silent`` (exit 0 on input that should have
+``clear``. A path that is not UTF-8 is named as ``fdmer-lite`` prints it, with ``\\xNN`` for its
+odd bytes; those cases run with ``PYTHONIOENCODING=utf-8`` (a strict stream, where writing the
+raw path raises), and in process with strict UTF-8 streams. Anything else is counted: ``traceback``, ``silent`` (exit 0 on input that should have
 been refused), ``vague`` (exit 2 but not one line naming the file), ``payload`` (a marker file of
 a code-running payload appeared: the worst).
 """
@@ -25,6 +27,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from test_data_mmsa import mmsa_dict  # noqa: E402
 from test_data_sdk import make_folder as make_sdk_folder  # noqa: E402
+from test_data_sdk import write_csd  # noqa: E402
 from test_data_urfunny import make_folder as make_urfunny_folder  # noqa: E402
 
 
@@ -54,6 +57,38 @@ def _mmsa_argv(path, out):
 
 def _small_mmsa():
     return mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})
+
+
+def _train(dataset, path, out, *extra):
+    return ["train", "--dataset", dataset, "--data", str(path), "--preset", "fast", "--epochs", "1",
+            "--device", "cpu", "--out", str(out), *extra]
+
+
+def _not_utf8(folder: Path, name: str, suffix: str = "") -> tuple[str, str]:
+    """A path under ``folder`` named ``name``, the bytes 0xff 0xfe (not UTF-8), ``suffix``: the path
+    as Python holds it, and as fdmer-lite prints it."""
+    raw = os.fsencode(folder) + b"/" + name.encode() + b"-\xff\xfe" + suffix.encode()
+    return os.fsdecode(raw), raw.decode("utf-8", "backslashreplace")
+
+
+def _self_containing_array():
+    arr = np.empty(8, dtype=object)
+    arr[:] = [0.5] * 8
+    arr[3] = arr
+    return arr
+
+
+def _mosi_folder(folder: Path, rows, audio=None):
+    """utterances.csv and audio_utterance_73d.npy of the real CMU-MOSI text+audio layout."""
+    folder.mkdir(parents=True, exist_ok=True)
+    cols = ("id,video_id,clip,split,label,start,end,transcript,n_words,audio_src_part,audio_src_video_index,"
+            "audio_src_position")
+    lines = [f"v{i}_1,v{i},1,{split},0.5,0,1,IT WAS GOOD,3,train,0,{i}" for i, split in enumerate(rows)]
+    (folder / "utterances.csv").write_text(cols + "\n" + "\n".join(lines) + "\n", encoding="utf-8")
+    if audio is None:
+        audio = np.random.default_rng(0).normal(size=(len(rows), 73))
+    np.save(folder / "audio_utterance_73d.npy", audio.astype(np.float32))
+    return folder
 
 
 def build(root: str | os.PathLike) -> list[Case]:
@@ -95,6 +130,9 @@ def build(root: str | os.PathLike) -> list[Case]:
     pkl("bomb-bytes8-length", "bomb", b"\x80\x04\x8e" + struct.pack("<Q", 10 ** 12) + b"abc.")
     pkl("bomb-frame-length", "bomb", b"\x80\x04\x95" + struct.pack("<Q", 10 ** 12) + b"N.")
     pkl("bomb-self-reference", "bomb", b"\x80\x02]q\x00h\x00a.")
+    pkl("bomb-deep-nesting", "bomb", b"\x80\x02" + b"]" * 100000 + b"a" * 99999 + b".")   # past the recursion limit
+    pkl("bomb-memo-sharing-third-key", "bomb",                  # once skipped: only a dict's first keys were counted
+        pickle.dumps({"a": 1, "b": 2, "train": {"audio": [inner] * 20000}}, protocol=4))
     npy = root / "bomb-npy-header.npy"
     header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000), }"
     header = header + " " * (63 - len(header) % 64) + "\n"
@@ -127,7 +165,8 @@ def build(root: str | os.PathLike) -> list[Case]:
         if kind == "train-equals-test":
             cases[-1].expect = "warn"
         if kind in ("labels-are-a-dict", "complex-features", "lengths-are-strings", "all-nan-stream",
-                    "train-equals-test"):                     # and what `data inspect` says of it
+                    "train-equals-test", "labels-hold-themselves", "labels-uneven-lists", "features-1e30",
+                    "one-sample-train"):                      # and what `data inspect` says of it
             p = root / f"{kind}.pkl"
             cases.append(Case(f"inspect-{kind}", group, ["data", "inspect", str(p)], str(p),
                               expect="warn" if kind == "train-equals-test" else "refuse"))
@@ -140,7 +179,15 @@ def build(root: str | os.PathLike) -> list[Case]:
     mmsa("zero-length-stream", lambda d: [d[s].__setitem__("audio", d[s]["audio"][:, :0, :]) for s in d])
     mmsa("all-nan-stream", lambda d: [d[s]["audio"].__setitem__(Ellipsis, np.nan) for s in d])
     mmsa("features-3e38", lambda d: [d[s]["vision"].__setitem__(Ellipsis, 3e38) for s in d])
+    mmsa("features-1e30", lambda d: d["train"]["vision"].__setitem__((0, 0, 0), 1e30))  # finite; its square is not
+    mmsa("features-beyond-float32",
+         lambda d: d["train"].__setitem__("audio", d["train"]["audio"].astype(np.float64) * 1e300))
+    mmsa("labels-hold-themselves", lambda d: d["train"].__setitem__("regression_labels", _self_containing_array()))
+    mmsa("labels-uneven-lists", lambda d: d["train"].__setitem__("regression_labels", [[0.5], [0.5, 1.0]] + [[0.0]] * 6))
+    mmsa("audio-uneven-lists", lambda d: d["train"].__setitem__(
+        "audio", d["train"]["audio"][:7].tolist() + [d["train"]["audio"][7, :, :4].tolist()]))
     mmsa("one-sample-train", lambda d: d.__setitem__("train", {k: v[:1] for k, v in d["train"].items()}))
+    mmsa("zero-sample-train", lambda d: d.__setitem__("train", {k: v[:0] for k, v in d["train"].items()}))
     mmsa("train-equals-test", lambda d: d.__setitem__("test", d["train"]))
     pkl("top-level-list", "malformed", pickle.dumps([1, 2, 3], protocol=4))
     pkl("truncated-pickle", "malformed", pickle.dumps(_small_mmsa(), protocol=4)[:300])
@@ -179,9 +226,99 @@ def build(root: str | os.PathLike) -> list[Case]:
     cases.append(Case("urfunny-folds-not-a-list", "malformed", ["train", "--dataset", "urfunny", "--data", str(ur),
                       "--preset", "fast", "--epochs", "1", "--out", str(out / "ur")], str(ur / "data_folds.pkl")))
 
-    # -- paths and options ----------------------------------------------------------------------
-    cases.append(Case("path-not-utf8", "malformed", ["data", "inspect", os.fsdecode(bytes(root) + b"/\xff\xfe.pkl")],
-                      ".pkl"))
+    def urfunny(kind, mutate, named="data_folds.pkl", folder=None):
+        folder = folder or root / kind
+        files = make_urfunny_folder(folder)
+        for name, obj in mutate(files).items():
+            (Path(folder) / name).write_bytes(pickle.dumps(obj, protocol=2))
+        cases.append(Case(kind, "malformed", _train("urfunny", folder, out / kind),
+                          str(Path(folder) / named) if named else str(folder)))
+
+    def first_train_id(files):
+        return files["data_folds.pkl"]["train"][0]
+
+    def uneven_covarep(f):
+        rows = f["covarep_features_sdk.pkl"][first_train_id(f)]["punchline_features"]
+        rows[-1] = rows[-1][:80]                                  # one word of 80 values, the others 81
+        return {"covarep_features_sdk.pkl": f["covarep_features_sdk.pkl"]}
+
+    def large_openface(f):
+        f["openface_features_sdk.pkl"][first_train_id(f)]["punchline_features"][0, 0] = 1e30
+        return {"openface_features_sdk.pkl": f["openface_features_sdk.pkl"]}
+
+    urfunny("urfunny-features-uneven", uneven_covarep, "covarep_features_sdk.pkl")
+    urfunny("urfunny-label-uneven-lists", lambda f: {"humor_label_sdk.pkl": {
+        **f["humor_label_sdk.pkl"], first_train_id(f): [[0], [1, 1]]}}, "humor_label_sdk.pkl")
+    urfunny("urfunny-features-1e30", large_openface, "openface_features_sdk.pkl")
+    urfunny("urfunny-one-sample-train", lambda f: {"data_folds.pkl": dict(
+        f["data_folds.pkl"], train=f["data_folds.pkl"]["train"][:1])}, None)
+
+    def sdk(kind, mutate, folder=None):
+        folder = Path(folder or root / kind)
+        folder.mkdir()
+        named = mutate(folder, make_sdk_folder(folder, drop_audio=()))
+        cases.append(Case(kind, "malformed", _train("sdk", folder, out / kind), named))
+
+    def sdk_large(folder, raw):
+        frames, iv = raw["audio"]["vid1"]
+        frames = frames.copy()
+        frames[7, 2] = 1e30
+        write_csd(folder / "CMU_MOSI_COVAREP.csd", "COVAREP", dict(raw["audio"], vid1=(frames, iv)))
+        return str(folder / "CMU_MOSI_COVAREP.csd")
+
+    def sdk_one_sample(folder, raw):
+        y, iv = raw["labels"]["vid0"]
+        write_csd(folder / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", dict(raw["labels"], vid0=(y[:1], iv[:1])))
+        (folder / "folds.json").write_text(json.dumps({"train": ["vid0"], "valid": ["vid3"], "test": ["vid4"]}))
+        return str(folder)
+
+    try:
+        import h5py  # noqa: F401
+        sdk("sdk-features-1e30", sdk_large)
+        sdk("sdk-one-sample-train", sdk_one_sample)
+    except ImportError:
+        pass
+
+    mosi = _mosi_folder(root / "mosi-audio-1e30", ["train"] * 3 + ["valid", "test"], np.full((5, 73), 1e30))
+    cases.append(Case("mosi-audio-1e30", "malformed", _train("mosi-text-audio", mosi, out / "m1", "--text-features",
+                                                             "glove"), str(mosi / "audio_utterance_73d.npy")))
+    mosi = _mosi_folder(root / "mosi-one-sample-train", ["train", "valid", "test"])
+    cases.append(Case("mosi-one-sample-train", "malformed", _train("mosi-text-audio", mosi, out / "m2",
+                                                                   "--text-features", "glove"),
+                      str(mosi / "utterances.csv")))
+
+    # -- paths that are not UTF-8, on strict UTF-8 streams -------------------------------------
+    strict = {"PYTHONIOENCODING": "utf-8"}
+    missing, shown = _not_utf8(root, "missing", ".pkl")
+    cases.append(Case("path-not-utf8", "malformed", ["data", "inspect", missing], shown, env=strict))
+    for kind, mutate in (("one-sample-train", lambda d: d.__setitem__("train", {k: v[:1] for k, v in d["train"].items()})),
+                         ("train-equals-test", lambda d: d.__setitem__("test", d["train"]))):
+        d = _small_mmsa()
+        mutate(d)
+        path, shown = _not_utf8(root, kind, ".pkl")
+        Path(path).write_bytes(pickle.dumps(d, protocol=4))
+        expect = "warn" if kind == "train-equals-test" else "refuse"
+        cases.append(Case(f"path-not-utf8-{kind}", "malformed", _train("mmsa", path, out / f"nu-{kind}"), shown,
+                          env=strict, expect=expect))
+        cases.append(Case(f"inspect-path-not-utf8-{kind}", "malformed", ["data", "inspect", path], shown,
+                          env=strict, expect=expect))
+    folder, shown = _not_utf8(root, "urfunny")
+    urfunny("urfunny-path-not-utf8", lambda f: {"data_folds.pkl": dict(
+        f["data_folds.pkl"], train=f["data_folds.pkl"]["train"][:1])}, None, folder=folder)
+    cases[-1].named, cases[-1].env = shown, strict
+    folder, shown = _not_utf8(root, "mosi")
+    _mosi_folder(Path(folder), ["train", "valid", "test"])
+    cases.append(Case("mosi-path-not-utf8", "malformed", _train("mosi-text-audio", folder, out / "m3", "--text-features",
+                                                                "glove"), shown + "/utterances.csv", env=strict))
+    try:
+        import h5py  # noqa: F401, F811
+        folder, shown = _not_utf8(root, "sdk")
+        sdk("sdk-path-not-utf8", sdk_large, folder=folder)
+        cases[-1].named, cases[-1].env = shown + "/CMU_MOSI_COVAREP.csd", strict
+    except ImportError:
+        pass
+
+    # -- options ---------------------------------------------------------------------------------
     (root / "a-file").write_text("x")
     tiny = ["train", "--dataset", "synthetic", "--preset", "fast", "--device", "cpu"]
     for kind, extra, named in (
@@ -205,8 +342,8 @@ def classify(case: Case, rc: int, err: str) -> str:
         return "payload"
     if "Traceback (most recent call last)" in err or rc not in (0, 2):
         return "traceback"
-    lines = [line for line in err.strip().splitlines() if line.strip() and "Warning:" not in line
-             and not line.startswith("  ")]
+    lines = [line for line in err.strip().split("\n") if line.strip() and "Warning:" not in line
+             and not line.startswith("  ") and "\r" not in line]     # \r: a progress bar redrawn
     if case.expect == "warn":
         warned = [line for line in lines if "warning" in line and case.named in line]
         return "clear" if rc == 0 and warned else "silent"
@@ -216,22 +353,28 @@ def classify(case: Case, rc: int, err: str) -> str:
 
 
 def run_in_process(case: Case) -> tuple[int, str]:
-    """Run ``fdmer_lite.cli.main`` here, stderr captured; an exception becomes a traceback."""
+    """Run ``fdmer_lite.cli.main`` here, stderr captured; an exception becomes a traceback.
+
+    stdout and stderr are strict UTF-8 streams, as under ``PYTHONIOENCODING=utf-8``: a path that
+    is not UTF-8, written as it is, raises there."""
     import contextlib
     import io
     import traceback
 
     from fdmer_lite import cli
-    err = io.StringIO()
-    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    err = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    out = io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict")
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         try:
             rc = cli.main(case.argv)
         except SystemExit as exc:
             rc = exc.code if isinstance(exc.code, int) else 1
         except BaseException:                          # noqa: BLE001 - counted, not hidden
+            err.reconfigure(errors="backslashreplace")
             traceback.print_exc(file=err)
             rc = 1
-    return rc, err.getvalue()
+    err.flush()
+    return rc, err.buffer.getvalue().decode("utf-8")
 
 
 __all__ = ["Case", "build", "classify", "run_in_process", "json"]

@@ -58,6 +58,23 @@ def test_a_bad_option_is_one_message_and_exit_2_before_any_data(argv, needle, no
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("command", ["train", "ablate", "distributed"])
+def test_help_names_every_preset(command, capsys):
+    import re
+
+    from fdmer_lite.config import PRESETS
+    with pytest.raises(SystemExit) as exit_:
+        if command == "distributed":                              # python -m fdmer_lite.distributed
+            from fdmer_lite.distributed import build_parser
+            build_parser().parse_args(["--help"])
+        main([command, "--help"])
+    assert exit_.value.code == 0
+    preset_help = capsys.readouterr().out.split("\n  --preset PRESET", 1)[1].split("\n  --", 1)[0]
+    named = set(re.findall(r"[a-z_]+", preset_help))
+    missing = [name for name in PRESETS if name not in named]    # a whole word, not mosi in mosi_literal
+    assert len(PRESETS) >= 10 and not missing, (missing, preset_help)
+
+
 def test_cuda_asked_on_a_machine_without_it_fails_before_any_data(no_data, tmp_path, capsys):
     import torch
 

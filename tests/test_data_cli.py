@@ -81,3 +81,49 @@ def test_inspect_prints_and_exits_0(tmp_path, capsys):
     path = write(tmp_path / "aligned_50.pkl", mmsa_dict(aligned=True))
     code, out, _ = run(["data", "inspect", str(path)], capsys)
     assert code == 0 and "MMSA pickle (aligned)" in out and "loads: OK" in out
+
+
+def test_printable_shows_the_bytes_of_a_path_that_is_not_utf8():
+    from fdmer_lite.cli import printable
+    raw = b"/data/caf\xc3\xa9-\xff\xfe.pkl"                       # a UTF-8 name with two bytes that are not
+    assert printable(os.fsdecode(raw)) == raw.decode("utf-8", "backslashreplace") == "/data/caf\u00e9-\\xff\\xfe.pkl"
+    assert printable("plain caf\u00e9") == "plain caf\u00e9"
+
+
+def _not_utf8_path(folder, d):
+    name = os.fsencode(folder) + b"/caf\xc3\xa9-\xff\xfe.pkl"
+    with open(name, "wb") as f:
+        f.write(pickle.dumps(d, protocol=4))
+    return os.fsdecode(name), name.decode("utf-8", "backslashreplace")
+
+
+def test_a_path_that_is_not_utf8_is_named_on_strict_utf8_streams(tmp_path, monkeypatch):
+    """As under PYTHONIOENCODING=utf-8 or an en_US.UTF-8 locale, where writing the path raised
+    UnicodeEncodeError and the message said only that."""
+    import io
+    import sys
+    d = mmsa_dict(seq=(12, 10, 8))
+    d["train"] = {k: v[:1] for k, v in d["train"].items()}
+    path, shown = _not_utf8_path(tmp_path, d)
+    for argv in (["data", "inspect", path], ["train", "--dataset", "mmsa", "--data", path, "--out", str(tmp_path / "r")]):
+        out, err = (io.TextIOWrapper(io.BytesIO(), encoding="utf-8", errors="strict") for _ in range(2))
+        monkeypatch.setattr(sys, "stdout", out)
+        monkeypatch.setattr(sys, "stderr", err)
+        code = main(argv)
+        err.flush()
+        lines = err.buffer.getvalue().decode("utf-8").strip().splitlines()
+        monkeypatch.undo()
+        assert code == 2 and len(lines) == 1, lines
+        assert lines[0].startswith(f"fdmer-lite: error: {shown}: field 'train.regression_labels': expected at least 2")
+
+
+def test_a_path_that_is_not_utf8_prints_through_the_command_line(tmp_path):
+    import subprocess
+    import sys
+    path, shown = _not_utf8_path(tmp_path, mmsa_dict(aligned=True))
+    env = dict(os.environ, PYTHONIOENCODING="utf-8")                # strict: a surrogate raises
+    proc = subprocess.run([sys.executable, "-m", "fdmer_lite.cli", "data", "inspect", path], env=env,
+                          capture_output=True, timeout=300)
+    out, err = proc.stdout.decode("utf-8"), proc.stderr.decode("utf-8")
+    assert proc.returncode == 0, err
+    assert out.splitlines()[0] == shown and "loads: OK" in out and "Traceback" not in err

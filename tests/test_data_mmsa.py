@@ -148,3 +148,96 @@ def test_old_numpy_module_names_load(tmp_path):
     assert data.widths == MOSI
     (tmp_path / "legacy_raw.pkl").write_bytes(legacy)
     assert load(tmp_path / "legacy_raw.pkl").widths == MOSI
+
+
+def _nested(depth_lengths):
+    """Nested lists of zeros, e.g. (8, 10, 5) -> 8 lists of 10 lists of 5 floats."""
+    if not depth_lengths:
+        return 0.0
+    return [_nested(depth_lengths[1:]) for _ in range(depth_lengths[0])]
+
+
+@pytest.mark.parametrize("key,value,found", [
+    ("regression_labels", [[1.0], [1.0, 2.0]] + [[0.0]] * 6,
+     "sequences of uneven lengths: [0] holds 1 entries, [1] holds 2"),
+    ("regression_labels", [0.5] * 7 + [[1.0]], "numbers beside sequences: [0] is a number, [7] a sequence of 1"),
+    ("regression_labels", [0.5] * 7 + ["x"], "a str at [7], not a number"),
+    ("audio", _nested((7, 10, 5)) + [_nested((10, 4))], "sequences of uneven lengths: [0][0] holds 5 entries, "
+                                                         "[7][0] holds 4"),
+])
+def test_values_that_are_no_array_of_numbers_say_which_entry(tmp_path, key, value, found):
+    d = mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})
+    d["train"][key] = value
+    path = write(tmp_path / "bad.pkl", d)
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert (err.value.source, err.value.field, err.value.found) == (str(path), f"train.{key}", found)
+    with pytest.raises(ValueError, match="inhomogeneous|could not convert"):   # what numpy would say instead
+        np.asarray(value, dtype=np.float32)
+
+
+def test_why_not_numeric_agrees_with_numpy():
+    from fdmer_lite.data.mmsa import why_not_numeric
+    arr = np.empty(3, dtype=object)
+    arr[:] = [1.0, 2.0, 3.0]
+    for good in ([[1, 2], [3, 4]], arr, np.zeros((2, 3)), [np.zeros(3), np.ones(3)], 5.0):
+        np.asarray(good, dtype=np.float32)                       # numpy makes an array of it ...
+        assert why_not_numeric(good) is None                     # ... and nothing is said against it
+    for bad in ([[1, 2], [3]], [1, [2]], [[1, 2], [3, "x"]], {"a": 1}, [np.zeros(3), np.zeros(4)]):
+        with pytest.raises((ValueError, TypeError)):
+            np.asarray(bad, dtype=np.float32)
+        assert why_not_numeric(bad)
+
+
+def test_numbers_beyond_float32_are_refused_not_made_inf_and_zeroed(tmp_path):
+    d = mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})
+    d["train"]["vision"] = d["train"]["vision"].astype(np.float64)
+    d["train"]["vision"][2, 1, 0] = -1e39                         # float32 tops out at 3.4e38
+    path = write(tmp_path / "big.pkl", d)
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert err.value.field == "train.vision" and "float32's range" in err.value.expected
+    assert err.value.found == "1 value(s) beyond it, the largest of magnitude 1e+39"
+
+
+def test_the_feature_bound_is_where_sums_of_squares_overflow_float32():
+    from fdmer_lite.data.base import FEATURE_LIMIT
+
+    def sum_of_squares(value, n=2048):                            # a layer norm's variance, in float32
+        x = np.full(n, value, np.float32)
+        with np.errstate(over="ignore"):
+            return np.sum(x * x, dtype=np.float32)
+
+    assert FEATURE_LIMIT == 2.0 ** 58 and float(np.float32(FEATURE_LIMIT)) == FEATURE_LIMIT
+    assert np.isfinite(sum_of_squares(FEATURE_LIMIT))
+    assert not np.isfinite(sum_of_squares(2 * FEATURE_LIMIT))
+
+
+def test_features_too_large_to_train_on_are_refused_naming_the_bound(tmp_path):
+    d = mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})
+    d["valid"]["vision"][0, 0, 0] = 1e30                         # finite in float32, its square is not
+    d["valid"]["vision"][1, 2, 3] = -3e17
+    d["valid"]["vision"][2, 2, 3] = 2.0 ** 58                     # the bound itself is allowed
+    path = write(tmp_path / "big.pkl", d)
+    with pytest.raises(DataError) as err:
+        load(path)
+    beyond = sum(1 for v in d["valid"]["vision"].ravel().tolist() if abs(v) > 2.0 ** 58)
+    assert beyond == 2
+    assert (err.value.source, err.value.field) == (str(path), "valid.vision")
+    assert "at most 2**58 = 2.9e+17" in err.value.expected and "float32" in err.value.expected
+    assert err.value.found == f"{beyond} value(s) beyond it, the largest of magnitude 1e+30"
+    d["valid"]["vision"][0, 0, 0] = d["valid"]["vision"][1, 2, 3] = 1e17
+    assert load(write(tmp_path / "fine.pkl", d)).splits["valid"].features["v"].max() == 2.0 ** 58
+
+
+@pytest.mark.parametrize("split,n,need", [("train", 1, 2), ("train", 0, 2), ("valid", 0, 1), ("test", 0, 1)])
+def test_a_split_too_small_to_use_is_refused_saying_what_is_needed(tmp_path, split, n, need):
+    d = mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})
+    d[split] = {k: v[:n] for k, v in d[split].items()}
+    path = write(tmp_path / "small.pkl", d)
+    with pytest.raises(DataError) as err:
+        load(path)
+    assert (err.value.source, err.value.field, err.value.found) == (str(path), f"{split}.regression_labels", str(n))
+    assert err.value.expected.startswith(f"at least {need} sample") and f"in the {split} split" in err.value.expected
+    d[split] = {k: v[:need] for k, v in mmsa_dict(seq=(12, 10, 8), widths={"t": 6, "a": 5, "v": 4})[split].items()}
+    assert len(load(write(tmp_path / "enough.pkl", d)).splits[split]) == need

@@ -99,6 +99,13 @@ def test_explicit_truncation_is_counted(tmp_path):
      r"shape \(3, 73\)"),
     ([("train", "1.0", "A"), ("valid", "1.0", "B"), ("test", "1.0", "C")],
      np.full((3, 73), np.nan, np.float32), "finite"),
+    ([("train", "1.0", "A"), ("train", "1.0", "A B"), ("valid", "1.0", "B"), ("test", "1.0", "C")],
+     np.full((4, 73), 1e30, np.float32), r"audio_utterance_73d.npy: field 'array': expected feature values of "
+                                         r"magnitude at most 2\*\*58.*found 292 value\(s\)"),
+    ([("train", "1.0", "A"), ("valid", "1.0", "B"), ("test", "1.0", "C")], None,
+     r"utterances.csv: field 'split': expected at least 2 samples in the train split .*found 1"),
+    ([("train", "1.0", "A"), ("train", "1.0", "B"), ("test", "1.0", "C")], None,
+     r"utterances.csv: field 'split': expected at least 1 sample in the valid split .*found 0"),
 ])
 def test_bad_folders(tmp_path, rows, audio, match):
     make_folder(tmp_path, rows=rows, audio=audio)

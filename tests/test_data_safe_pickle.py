@@ -104,3 +104,47 @@ def test_checkpoints_load_weights_only(tmp_path):
     ok = tmp_path / "ok.pt"
     torch.save({"model_state": {"w": torch.ones(2)}, "widths": {"t": 3}}, ok)
     assert load_checkpoint(ok)["widths"] == {"t": 3}
+
+
+def _self_containing():
+    arr = np.empty(3, dtype=object)
+    arr[0], arr[1], arr[2] = 1.0, arr, 2.0                        # arr[1] is arr
+    lst = [1.0, 2.0]
+    lst.append(lst)                                              # lst[2] is lst
+    return [(arr, "train.regression_labels[1]", "an object array that contains itself"),
+            (lst, "train.regression_labels[2]", "a list that contains itself")]
+
+
+@pytest.mark.parametrize("value,field,found", _self_containing())
+def test_labels_that_contain_themselves_are_refused_naming_the_entry(value, field, found):
+    # not the first key of its split: reached only if every entry of a dict is looked at
+    blob = pickle.dumps({"train": {"id": ["a", "b"], "audio": np.zeros(2), "regression_labels": value}}, protocol=4)
+    with pytest.raises(DataError) as err:
+        safe_loads(blob, source="f.pkl")
+    assert (err.value.source, err.value.field, err.value.found) == ("f.pkl", field, found)
+
+
+@pytest.mark.parametrize("keys_before", [0, 1, 2, 5])
+def test_every_entry_of_a_dict_counts_towards_the_size_limit(keys_before):
+    from fdmer_lite.data.safe_pickle import FLOOR, SizeLimitError
+    inner = [1.0] * 4000
+    d = {f"k{i}": i for i in range(keys_before)}
+    d["train"] = {"audio": [inner] * 20000}                       # one list, shared 20,000 times
+    assert 20000 * (56 + 8 * 4000 + 32 * 4000) > FLOOR            # as copies: past the 64 MiB floor
+    with pytest.raises(SizeLimitError, match="shared references"):
+        safe_loads(pickle.dumps(d, protocol=4))
+
+
+def test_nesting_deeper_than_the_limit_is_refused():
+    from fdmer_lite.data.safe_pickle import MAX_DEPTH
+
+    def nested(k):                                               # k lists, each inside the one before
+        return b"\x80\x02" + b"]" * k + b"a" * (k - 1) + b"."
+
+    x, depth = safe_loads(nested(MAX_DEPTH)), 1
+    while x:
+        x, depth = x[0], depth + 1
+    assert depth == MAX_DEPTH
+    for k in (MAX_DEPTH + 1, 100_000):                            # 100,000: beyond Python's recursion limit
+        with pytest.raises(DataError, match=f"containers nested at most {MAX_DEPTH} deep"):
+            safe_loads(nested(k))

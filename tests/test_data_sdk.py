@@ -224,3 +224,26 @@ def test_mosi_videos_without_a_folds_file_use_the_standard_folds(tmp_path):
     data = load(tmp_path, progress=False)
     assert "standard MOSI folds" in data.info["folds"]
     assert {s: len(data.splits[s]) for s in ("train", "valid", "test")} == {"train": 6, "valid": 6, "test": 6}
+
+
+def test_features_too_large_and_a_one_segment_training_split_are_refused(tmp_path):
+    raw = make_folder(tmp_path, drop_audio=())
+    audio = dict(raw["audio"])
+    frames = audio["vid1"][0].copy()
+    frames[7, 2] = 1e30                                           # finite, but its square overflows float32
+    audio["vid1"] = (frames, audio["vid1"][1])
+    write_csd(tmp_path / "CMU_MOSI_COVAREP.csd", "COVAREP", audio)
+    with pytest.raises(DataError) as err:
+        load(tmp_path, progress=False)
+    assert (err.value.source, err.value.field) == (str(tmp_path / "CMU_MOSI_COVAREP.csd"), "COVAREP/data/vid1/features")
+    assert "at most 2**58" in err.value.expected and "the largest of magnitude 1e+30" in err.value.found
+
+    raw = make_folder(tmp_path, drop_audio=())
+    labels = dict(raw["labels"])
+    labels["vid0"] = (labels["vid0"][0][:1], labels["vid0"][1][:1])  # one labelled segment
+    write_csd(tmp_path / "CMU_MOSI_Opinion_Labels.csd", "Opinion Segment Labels", labels)
+    (tmp_path / "folds.json").write_text(json.dumps({"train": ["vid0"], "valid": ["vid3"], "test": ["vid4"]}))
+    with pytest.raises(DataError) as err:
+        load(tmp_path, progress=False)
+    assert (err.value.field, err.value.found) == ("train", "1")
+    assert err.value.expected.startswith("at least 2 samples in the train split")

@@ -135,3 +135,58 @@ def test_missing_file(tmp_path):
     (tmp_path / "humor_label_sdk.pkl").unlink()
     with pytest.raises(FileNotFoundError, match="humor_label_sdk.pkl"):
         load(tmp_path)
+
+
+def test_values_that_are_no_array_of_numbers_say_which_entry(tmp_path):
+    files = make_folder(tmp_path)
+    sid = files["data_folds.pkl"]["train"][1]
+    cov = files["covarep_features_sdk.pkl"]
+    rows = cov[sid]["punchline_features"]
+    cov[sid]["punchline_features"] = rows[:-1] + [rows[-1][:80]]          # the last word: 80 values, not 81
+    save(tmp_path, "covarep_features_sdk.pkl", cov)
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    n = len(rows)
+    assert err.value.source == str(tmp_path / "covarep_features_sdk.pkl")
+    assert err.value.field == f"{sid}.punchline_features"
+    assert err.value.found == f"sequences of uneven lengths: [0] holds 81 entries, [{n - 1}] holds 80"
+
+    files = make_folder(tmp_path)
+    lang = files["language_sdk.pkl"]
+    lang[sid]["punchline_embedding_indexes"] = [[1, 2], [3]]
+    save(tmp_path, "language_sdk.pkl", lang)
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    assert err.value.field == f"{sid}.punchline_embedding_indexes"
+    assert err.value.found == "sequences of uneven lengths: [0] holds 2 entries, [1] holds 1"
+
+    files = make_folder(tmp_path)
+    lab = files["humor_label_sdk.pkl"]
+    lab[sid] = [[0], [1, 1]]
+    save(tmp_path, "humor_label_sdk.pkl", lab)
+    with pytest.raises(DataError, match=r"humour label 0 or 1, found \[\[0\], \[1, 1\]\]"):
+        load(tmp_path)
+
+
+def test_one_training_segment_is_refused_naming_the_split(tmp_path):
+    files = make_folder(tmp_path)
+    folds = files["data_folds.pkl"]
+    save(tmp_path, "data_folds.pkl", dict(folds, train=folds["train"][:1]))
+    with pytest.raises(DataError) as err:
+        load(tmp_path)
+    assert (err.value.source, err.value.field, err.value.found) == (str(tmp_path), "train", "1")
+    assert err.value.expected.startswith("at least 2 samples in the train split")
+    save(tmp_path, "data_folds.pkl", dict(folds, train=folds["train"][:2]))
+    assert len(load(tmp_path).splits["train"]) == 2
+
+
+def test_features_too_large_to_train_on_are_refused(tmp_path):
+    files = make_folder(tmp_path)
+    sid = files["data_folds.pkl"]["test"][0]
+    face = files["openface_features_sdk.pkl"]
+    face[sid]["punchline_features"][0, 3] = -1e30
+    save(tmp_path, "openface_features_sdk.pkl", face)
+    with pytest.raises(DataError, match=r"magnitude at most 2\*\*58.*found 1 value\(s\) beyond it, the largest "
+                                        r"of magnitude 1e\+30") as err:
+        load(tmp_path)
+    assert err.value.source == str(tmp_path / "openface_features_sdk.pkl")

@@ -2,6 +2,7 @@
 in exit status 2 and one line naming the file or option, and no payload ever runs."""
 
 import collections
+import importlib.util
 
 import pytest
 from hostile_corpus import build, classify, run_in_process
@@ -16,6 +17,16 @@ def test_the_corpus_covers_the_kinds_of_the_issue(corpus):
     groups = collections.Counter(c.group for c in corpus)
     assert groups["payload"] >= 8 and groups["bomb"] >= 10 and groups["malformed"] >= 20 and groups["option"] >= 10
     assert len({c.kind for c in corpus}) == len(corpus)
+    kinds = {c.kind for c in corpus}
+    issue_33 = {  # labels that hold themselves, features too large, one training sample, paths not UTF-8
+        "labels-hold-themselves", "labels-uneven-lists", "audio-uneven-lists", "urfunny-features-uneven",
+        "urfunny-label-uneven-lists", "bomb-deep-nesting", "features-1e30", "features-beyond-float32",
+        "urfunny-features-1e30", "mosi-audio-1e30", "one-sample-train", "zero-sample-train",
+        "urfunny-one-sample-train", "mosi-one-sample-train", "path-not-utf8", "path-not-utf8-one-sample-train",
+        "inspect-path-not-utf8-train-equals-test", "urfunny-path-not-utf8", "mosi-path-not-utf8"}
+    assert issue_33 <= kinds, issue_33 - kinds
+    if importlib.util.find_spec("h5py"):
+        assert {"sdk-features-1e30", "sdk-one-sample-train", "sdk-path-not-utf8"} <= kinds
 
 
 @pytest.mark.slow

@@ -21,6 +21,42 @@ from ..errors import DataError  # noqa: F401  (defined there, raised here and by
 
 SPLITS = ("train", "valid", "test")
 
+# The fewest samples a split may hold: training needs two, since the disparity term compares the
+# samples of a batch (HSIC, Eq. 6, divides by n - 1; one sample gives 0 / 0); validation and
+# test need one to choose and score a checkpoint.
+MIN_SAMPLES = {"train": 2, "valid": 1, "test": 1}
+WHY_MIN_SAMPLES = {"train": "the disparity term, HSIC (Eq. 6), divides by n - 1 and needs two samples to compare",
+                   "valid": "the checkpoint is chosen on it", "test": "the metrics are computed on it"}
+
+# The largest feature magnitude training can take. float32's largest value is just under 2**128; a
+# value of magnitude 2**58 squares to 2**116, and 2**11 = 2,048 such squares sum to 2**127, so a
+# layer norm's variance or an inner product over up to 2,048 units stays finite. Larger values
+# overflow there and training ends in a non-finite loss (where the presets do: measured in
+# benchmarks/results/hostile-inputs.md). Real features (BERT, GloVe, COVAREP, Facet, OpenFace)
+# are orders of magnitude smaller.
+FEATURE_LIMIT = 2.0 ** 58                            # about 2.9e17
+
+
+def check_split_size(source: str, split: str, n: int, field: str | None = None) -> None:
+    """Refuse a split with fewer than :data:`MIN_SAMPLES` samples, saying why they are needed."""
+    need = MIN_SAMPLES.get(split, 1)
+    if n < need:
+        raise DataError(source, field or split, f"at least {need} sample{'s' if need > 1 else ''} in the "
+                        f"{split} split ({WHY_MIN_SAMPLES.get(split, 'it is used')})", str(n))
+
+
+def check_magnitude(x: np.ndarray, source: str, field: str) -> None:
+    """Refuse finite feature values beyond :data:`FEATURE_LIMIT` (NaN and inf are left to the
+    loaders' non-finite policy). Reads the array twice (max, min) and copies nothing."""
+    if x.size == 0 or x.dtype.kind not in "fiu":
+        return
+    big = max(abs(float(np.max(x))), abs(float(np.min(x))))
+    if big > FEATURE_LIMIT:                              # False for NaN
+        count = int(np.count_nonzero(np.abs(x) > FEATURE_LIMIT))
+        raise DataError(source, field, f"feature values of magnitude at most 2**58 = {FEATURE_LIMIT:.2g} "
+                        "(beyond it, sums of squares overflow float32 and training cannot run)",
+                        f"{count} value(s) beyond it, the largest of magnitude {big:.3g}")
+
 
 @dataclass
 class Split:
@@ -60,6 +96,7 @@ class Split:
             if not np.all(np.isfinite(x)):
                 bad = int((~np.isfinite(x)).sum())
                 raise DataError(source, f, "finite values", f"{bad} NaN/inf entries")
+            check_magnitude(x, source, f)
             if m in self.lengths:
                 ln = self.lengths[m]
                 if ln.shape != (n,) or (n and (ln.min() < 1 or ln.max() > x.shape[1])):
@@ -100,6 +137,8 @@ class MultimodalData:
                                     str(sp.features[m].shape[1:]))
         if not mods:
             raise DataError(self.source, "features", "at least one of the modalities t, a, v", "none")
+        for s in SPLITS:
+            check_split_size(self.source, s, len(self.splits[s]))
 
     @property
     def modalities(self) -> str:

@@ -30,14 +30,17 @@ Choices made here (all counted in ``data.info``):
   Non-finite *labels* are always an error;
 * nothing is truncated or padded: shapes are used as stored and checked (3-d, one row per label,
   the same (length, width) in every split, lengths within the sequence length, labels in
-  [-3, 3], widths against ``widths=`` when given).
+  [-3, 3], widths against ``widths=`` when given);
+* feature values must be at most ``base.FEATURE_LIMIT`` (2**58) in magnitude, beyond which
+  training overflows float32, and the training split must hold at least two samples
+  (``base.MIN_SAMPLES``): both are refused at loading, not met as a non-finite loss later.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from .base import SPLITS, DataError, MultimodalData, Split
+from .base import SPLITS, DataError, MultimodalData, Split, check_magnitude, check_split_size
 from .safe_pickle import safe_load
 
 STREAMS = {"t": "text", "a": "audio", "v": "vision"}
@@ -74,22 +77,86 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
         if not x.flags.writeable:
             x = x.copy()
         x[bad] = 0                      # in place: the arrays are ours (freshly unpickled or read)
+    check_magnitude(x, source, field)   # finite, but too large to train on
     return x, n
 
 
-def as_float_array(value, source: str, field: str, ndim: int) -> np.ndarray:
-    """A float32 array of the given rank, or a DataError naming the field."""
+def _is_sequence(x) -> bool:
+    return isinstance(x, (list, tuple)) or (isinstance(x, np.ndarray) and x.ndim > 0)
+
+
+def why_not_numeric(value, budget: int = 1_000_000) -> str | None:
+    """In words, why ``value`` cannot become a numeric array (numpy only says "setting an array
+    element with a sequence"), level by level: an entry that contains itself, that is not a
+    number, numbers beside sequences, or sequences of uneven lengths, e.g. ``"sequences of uneven
+    lengths: [0] holds 1 entries, [1] holds 2"``. None when nothing is wrong with it, or when
+    ``budget`` entries were looked at without finding what is."""
+    if not _is_sequence(value):
+        return None if isinstance(value, (bool, int, float, np.bool_, np.number)) else type(value).__name__
+    level = [("", value, frozenset())]                   # (where, a sequence, its ancestors' ids)
+    # children: (where, the entry if it is a sequence to look into, its length or None, ancestors)
+    while level and budget > 0:
+        children = []
+        for where, x, above in level:
+            if isinstance(x, np.ndarray) and x.dtype != object:
+                if x.dtype.kind not in "biuf":
+                    return f"an array of dtype {x.dtype} at {where or 'the top'}"
+                children += [(f"{where}[{i}]", None, len(x[i]) if x.ndim > 1 else None, None) for i in range(len(x))]
+                continue
+            inside = above | {id(x)}
+            for i, e in enumerate(x):                    # along the first axis
+                here = f"{where}[{i}]"
+                if id(e) in inside:
+                    kind = "an object array" if isinstance(e, np.ndarray) else f"a {type(e).__name__}"
+                    return f"{kind} that contains itself (at {here})"
+                if _is_sequence(e):
+                    children.append((here, e, len(e), inside))
+                elif isinstance(e, (bool, int, float, np.bool_, np.number)):
+                    children.append((here, None, None, None))
+                else:
+                    return f"a {type(e).__name__} at {here}, not a number"
+            budget -= len(x)
+        seqs = [c for c in children if c[2] is not None]
+        if seqs and len(seqs) != len(children):
+            num = next(c for c in children if c[2] is None)
+            return f"numbers beside sequences: {num[0]} is a number, {seqs[0][0]} a sequence of {seqs[0][2]}"
+        uneven = [c for c in seqs if c[2] != seqs[0][2]]
+        if uneven:
+            return (f"sequences of uneven lengths: {seqs[0][0]} holds {seqs[0][2]} entries, "
+                    f"{uneven[0][0]} holds {uneven[0][2]}")
+        level = [(here, e, inside) for here, e, _, inside in seqs if e is not None]
+    return None
+
+
+def float32_array(value, source: str, field: str, expected: str) -> np.ndarray:
+    """``np.asarray(value, dtype=np.float32)``, or a DataError naming the field and saying in words
+    what is wrong: not numbers (:func:`why_not_numeric`), or numbers beyond float32's range (a cast
+    would make them inf, and the non-finite policy would then silently zero them)."""
+    try:
+        with np.errstate(over="raise"):
+            return np.asarray(value, dtype=np.float32)
+    except FloatingPointError:
+        big = np.abs(np.asarray(value, dtype=np.float64))
+        limit = float(np.finfo(np.float32).max)
+        raise DataError(source, field, f"numbers within float32's range (magnitude at most {limit:.3g})",
+                        f"{int(np.count_nonzero(big > limit))} value(s) beyond it, the largest of magnitude "
+                        f"{float(np.max(big)):.3g}") from None
+    except (TypeError, ValueError, RecursionError) as err:
+        raise DataError(source, field, expected, why_not_numeric(value) or f"{type(value).__name__} ({err})") from None
+
+
+def as_float_array(value, source: str, field: str, ndim: int | tuple[int, ...]) -> np.ndarray:
+    """A float32 array of the given rank (or one of the given ranks), or a DataError naming the field."""
+    ranks = ndim if isinstance(ndim, tuple) else (ndim,)
+    ndim = ranks[0]
     raw = value if isinstance(value, np.ndarray) else None
     if raw is not None and raw.dtype.kind == "c":
         raise DataError(source, field, f"a real {ndim}-d array", f"complex dtype {raw.dtype} (the imaginary "
                         "part would be lost)")
     if raw is not None and raw.dtype.kind in "USO" and raw.dtype != object:
         raise DataError(source, field, f"a numeric {ndim}-d array", f"strings (dtype {raw.dtype})")
-    try:
-        x = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise DataError(source, field, f"a numeric {ndim}-d array", f"{type(value).__name__} ({err})") from None
-    if x.ndim != ndim:
+    x = float32_array(value, source, field, f"a numeric {ndim}-d array")
+    if x.ndim not in ranks:
         raise DataError(source, field, f"a {ndim}-d array", f"shape {x.shape}")
     return x
 
@@ -110,7 +177,11 @@ def check_labels(y: np.ndarray, source: str, field: str, low: float = -3.0, high
 
 
 def _lengths(value, n: int, seq_len: int, source: str, field: str) -> tuple[np.ndarray, int]:
-    ln = np.asarray(value)
+    try:
+        ln = np.asarray(value)
+    except (TypeError, ValueError, RecursionError) as err:
+        raise DataError(source, field, f"{n} integer lengths (one per sample)",
+                        why_not_numeric(value) or f"{type(value).__name__} ({err})") from None
     if ln.dtype.kind not in "iuf" or ln.shape != (n,) or (n and not np.all(np.equal(np.mod(ln, 1), 0))):
         raise DataError(source, field, f"{n} integer lengths (one per sample)", f"shape {ln.shape}, dtype {ln.dtype}")
     ln = ln.astype(np.int64)
@@ -123,7 +194,10 @@ def _lengths(value, n: int, seq_len: int, source: str, field: str) -> tuple[np.n
 
 def _text_lengths(text_bert, n: int, seq_len: int) -> np.ndarray | None:
     """Row 1 of ``text_bert`` (the attention mask) as lengths, if it is a prefix of ones."""
-    tb = np.asarray(text_bert)
+    try:
+        tb = np.asarray(text_bert, dtype=np.float64)
+    except (TypeError, ValueError, RecursionError):      # not an array of numbers: no mask
+        return None
     if tb.ndim != 3 or tb.shape[0] != n or tb.shape[1] < 2 or tb.shape[2] != seq_len:
         return None
     mask = tb[:, 1, :]
@@ -186,16 +260,14 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
         if LABEL_KEY not in part:
             raise DataError(source, f"{s}.{LABEL_KEY}", "the regression labels (N,)",
                             f"keys {sorted(map(str, part))}")
-        y = as_float_array(part[LABEL_KEY], source, f"{s}.{LABEL_KEY}",
-                           np.ndim(part[LABEL_KEY]) if np.ndim(part[LABEL_KEY]) in (1, 2) else 1)
+        y = as_float_array(part[LABEL_KEY], source, f"{s}.{LABEL_KEY}", (1, 2))
         if y.ndim == 2 and y.shape[1] == 1:
             y = y[:, 0]
         if y.ndim != 1:
             raise DataError(source, f"{s}.{LABEL_KEY}", "shape (N,)", f"shape {y.shape}")
         check_labels(y, source, f"{s}.{LABEL_KEY}", *label_range)
         n = y.shape[0]
-        if n == 0:
-            raise DataError(source, f"{s}.{LABEL_KEY}", "at least one sample", "0")
+        check_split_size(source, s, n, f"{s}.{LABEL_KEY}")
         feats, lengths = {}, {}
         for m, key in keys.items():
             if key not in part:
@@ -251,5 +323,5 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
     return data
 
 
-__all__ = ["load", "treat_nonfinite", "check_widths", "check_labels", "as_float_array",
-           "nonzero_padding", "KNOWN", "STREAMS"]
+__all__ = ["load", "treat_nonfinite", "check_widths", "check_labels", "as_float_array", "float32_array",
+           "why_not_numeric", "nonzero_padding", "KNOWN", "STREAMS"]

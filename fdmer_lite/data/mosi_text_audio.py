@@ -54,7 +54,7 @@ from .. import paper
 from ..config import get_preset
 from ..metrics import regression_metrics
 from . import text_minilm
-from .base import SPLITS, DataError, MultimodalData, Split
+from .base import SPLITS, DataError, MultimodalData, Split, check_magnitude, check_split_size
 from .safe_arrays import load_npy, read_csv
 
 ENV_VAR = "FDMER_LITE_MOSI_DIR"
@@ -177,6 +177,7 @@ def read_audio(folder: Path, n_rows: int) -> np.ndarray:
     bad = int((~np.isfinite(audio)).sum())
     if bad:
         raise DataError(str(path), "array", "finite values", f"{bad} NaN/inf entries")
+    check_magnitude(audio, str(path), "array")
     return audio.astype(np.float32)
 
 
@@ -298,6 +299,8 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
     rows = read_rows(folder)
     audio = read_audio(folder, len(rows))
     split_of = np.array([r["split"] for r in rows])
+    for s in SPLITS:                                    # before the training split's statistics are taken
+        check_split_size(str(folder / CSV_NAME), s, int((split_of == s).sum()), "split")
     train = split_of == "train"
     if text_features == "glove":
         text, lengths, text_info = _glove_text(rows, max_words, standardise_text, train)
@@ -309,9 +312,6 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
     if expected_sizes is not None and sizes != dict(expected_sizes):
         raise DataError(str(folder / CSV_NAME), "split", f"the standard folds' sizes {dict(expected_sizes)}",
                         str(sizes))
-    for s in SPLITS:
-        if sizes[s] == 0:
-            raise DataError(str(folder / CSV_NAME), "split", f"at least one {s!r} utterance", "none")
 
     mean = audio[train].mean(axis=0)
     std = audio[train].std(axis=0)

@@ -32,7 +32,9 @@ share one big list thousands of times so that converting the result multiplies t
 * checks every declared size before the allocation: ``bytearray(n)``, ``_reconstruct`` and
   ``ndarray`` shapes, the shape and dtype an array's ``__setstate__`` is given;
 * after loading, adds up the size of the result *as if every shared reference were a copy*
-  (what ``np.asarray`` of nested lists would build) and refuses a total over the limit.
+  (what ``np.asarray`` of nested lists would build) and refuses a total over the limit, a
+  container or object array that contains itself (``np.asarray`` of it can only fail or recurse
+  without end) and containers nested more than :data:`MAX_DEPTH` deep, naming the field.
 
 The limit is :func:`load_limit`: ``EXPANSION`` (16) times the file's size, at least ``FLOOR``
 (64 MiB), at most the ceiling ``$FDMER_LITE_MAX_LOAD_BYTES`` (default 8 GiB). A refusal is a
@@ -232,15 +234,52 @@ def _scan(view, source: str) -> None:
         raise DataError(source, "<file>", "a readable pickle", f"{type(err).__name__}: {err}") from None
 
 
+MAX_DEPTH = 100                     # containers nested deeper than this are refused
+_SCALARS = frozenset({int, float, bool, complex, type(None)})   # 32 bytes each, nothing inside
+
+
+def _where(trail: list) -> str:
+    """The field a trail of keys and indices names, e.g. ``train.regression_labels[3]``."""
+    out = "" if not trail or isinstance(trail[0], str) else "<top level>"
+    for key in trail:
+        if isinstance(key, str):
+            out += f".{key}" if out else key
+        elif isinstance(key, tuple):                     # an index into an n-d object array
+            out += "[" + ", ".join(map(str, key)) + "]"
+        else:
+            out += f"[{key!r}]"
+    return out or "<top level>"
+
+
 def _check_expanded(obj, source: str, limit: int):
     """Return ``obj`` with guarded arrays made plain, after refusing a result whose size, counting
-    every shared reference as a copy, exceeds ``limit`` bytes (or that refers to itself)."""
+    every shared reference as a copy, exceeds ``limit`` bytes, that contains itself (a list, dict
+    or object array inside itself: no array can be made of it), or that nests containers more than
+    :data:`MAX_DEPTH` deep. A refusal names the field where it happened.
+
+    Every object visited is held by its container (dict keys and values are visited one by one,
+    never through the short-lived tuples of ``dict.items()``), so the ``id`` that caches its size
+    cannot be reused by another object during the walk."""
     sizes: dict[int, int] = {}
     busy: set[int] = set()
+    trail: list = []
 
     def fail(total):
         raise SizeLimitError(source, "<contents>", f"at most {limit:,} bytes once shared references "
-                             "are expanded", f"{total:,} bytes or more" if total >= 0 else "a pickle that refers to itself")
+                             "are expanded", f"{total:,} bytes or more")
+
+    def cycle(x):
+        what = "an object array" if isinstance(x, np.ndarray) else f"a {type(x).__name__}"
+        raise DataError(source, _where(trail), "data that do not contain themselves (numbers, arrays "
+                        "and containers of them)", f"{what} that contains itself")
+
+    def enter(x, key):
+        if key in busy:
+            cycle(x)
+        if len(trail) >= MAX_DEPTH:
+            raise DataError(source, _where(trail[:3]) + "...", f"containers nested at most {MAX_DEPTH} deep",
+                            "deeper nesting")
+        busy.add(key)
 
     def visit(x) -> int:
         key = id(x)
@@ -249,24 +288,41 @@ def _check_expanded(obj, source: str, limit: int):
         if isinstance(x, np.ndarray):
             n = int(x.nbytes)
             if x.dtype == object:
-                busy.add(key)
-                for item in x.flat:
+                enter(x, key)
+                multi = x.ndim != 1
+                for i, item in enumerate(x.flat):
+                    if type(item) in _SCALARS:
+                        n += 32
+                        continue
+                    trail.append(np.unravel_index(i, x.shape) if multi else i)
                     n += visit(item)
+                    trail.pop()
                     if n > limit:
                         fail(n)
                 busy.discard(key)
         elif isinstance(x, (str, bytes, bytearray)):
             n = len(x) + 49
         elif isinstance(x, (list, tuple, set, frozenset, dict)):
-            if key in busy:
-                fail(-1)
-            busy.add(key)
+            enter(x, key)
             n = 56 + 8 * len(x)
-            items = x.items() if isinstance(x, dict) else x
-            for item in items:
-                n += visit(item)
-                if n > limit:
-                    fail(n)
+            if isinstance(x, dict):
+                for k, v in x.items():
+                    n += visit(k)                        # k and v are held by x: stable ids
+                    trail.append(k if isinstance(k, (str, int)) else repr(k))
+                    n += visit(v)
+                    trail.pop()
+                    if n > limit:
+                        fail(n)
+            else:
+                for i, item in enumerate(x):
+                    if type(item) in _SCALARS:            # most items of a list of numbers
+                        n += 32
+                        continue
+                    trail.append(i)
+                    n += visit(item)
+                    trail.pop()
+                    if n > limit:
+                        fail(n)
             busy.discard(key)
         else:
             n = 32

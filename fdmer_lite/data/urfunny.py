@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SPLITS, DataError, MultimodalData, Split
-from .mmsa import check_widths, treat_nonfinite
+from .mmsa import check_widths, float32_array, treat_nonfinite, why_not_numeric
 from .safe_pickle import safe_load
 
 FILES = {
@@ -72,10 +72,7 @@ def _matrix(value, source: str, field: str, width: int | None = None) -> np.ndar
     if isinstance(value, np.ndarray) and value.dtype.kind == "c":
         raise DataError(source, field, "a real (n_words, width) array",
                         f"complex dtype {value.dtype} (the imaginary part would be lost)")
-    try:
-        x = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError) as err:
-        raise DataError(source, field, "a numeric (n_words, width) array", str(err)) from None
+    x = float32_array(value, source, field, "a numeric (n_words, width) array")
     if x.ndim == 1 and x.size == 0:
         x = x.reshape(0, width or 0)
     if x.ndim != 2:
@@ -146,7 +143,11 @@ def load(path, *, version: int | None = None, context: bool = False, max_words: 
             if context:
                 sentences = list(entry.get("context_embedding_indexes", [])) + sentences
             for sent in sentences:
-                idx = np.asarray(sent, dtype=np.int64).reshape(-1)
+                try:
+                    idx = np.asarray(sent, dtype=np.int64).reshape(-1)
+                except (TypeError, ValueError, RecursionError) as err:
+                    raise DataError(str(text_file), f"{sid}.{idx_key}", "a list of integer word indexes",
+                                    why_not_numeric(sent) or f"{type(sent).__name__} ({err})") from None
                 if idx.size and (idx.min() < 0 or idx.max() >= len(emb)):
                     raise DataError(str(text_file), f"{sid}.{idx_key}", f"word indexes in [0, {len(emb)})",
                                     f"range [{idx.min()}, {idx.max()}]")
@@ -173,9 +174,13 @@ def load(path, *, version: int | None = None, context: bool = False, max_words: 
                 dropped["empty_punchline"].append(sid)
                 continue
             y = labels[sid]
-            y = np.asarray(y).reshape(-1)
+            try:
+                y = np.asarray(y).reshape(-1)
+            except (TypeError, ValueError, RecursionError):
+                y = np.zeros(0)                          # refused just below, with the value shown
             if y.size != 1 or y[0] not in (0, 1):
-                raise DataError(str(folder / FILES["labels"]), f"{sid}", "a humour label 0 or 1", repr(labels[sid]))
+                raise DataError(str(folder / FILES["labels"]), f"{sid}", "a humour label 0 or 1",
+                                repr(labels[sid])[:80])
             for m in seqs:
                 seqs[m].append(seq[m])
             ys.append(int(y[0]))
