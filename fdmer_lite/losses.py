@@ -68,8 +68,11 @@ def consistency_loss(*common: torch.Tensor, centre: bool = False, norm: str = "s
 
 
 def hsic(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Eq. 6 with inner-product kernels: (n-1)^-2 tr(U K_X U K_Y)."""
+    """Eq. 6 with inner-product kernels: (n-1)^-2 tr(U K_X U K_Y). Zero for a single sample,
+    from which no dependence can be measured (a batch of one, the last of a split)."""
     n = x.shape[0]
+    if n < 2:
+        return (x.sum() + y.sum()) * 0.0                                    # zero, in the graph
     U = torch.eye(n, device=x.device, dtype=x.dtype) - 1.0 / n              # (n, n) centring
     K_x, K_y = x @ x.T, y @ y.T                                              # (n, n)
     return torch.trace(U @ K_x @ U @ K_y) / (n - 1) ** 2

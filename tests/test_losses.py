@@ -322,3 +322,16 @@ def test_consistency_loss_normalisations_divide_the_frobenius_sum_by_n_to_a_powe
     assert twice == pytest.approx(expected * 4 / 2 ** power, rel=1e-5)
     with pytest.raises(ValueError, match="con_norm"):
         losses.consistency_loss(*c, norm="mean")
+
+
+def test_hsic_of_a_single_sample_is_zero_and_a_one_sample_batch_trains(tiny_data, fast_config):
+    x, y = torch.randn(1, 4, requires_grad=True), torch.randn(1, 4)
+    value = losses.hsic(x, y)
+    assert value.item() == 0.0
+    value.backward()                                               # in the graph, with a zero gradient
+    assert torch.equal(x.grad, torch.zeros_like(x))
+    from fdmer_lite.train import Trainer
+    n = len(tiny_data.splits["train"])
+    cfg = fast_config.replace(train={"epochs": 1, "batch_size": n - 1})   # the last batch holds one sample
+    history = Trainer(cfg, tiny_data).fit()
+    assert all(math.isfinite(v) for v in history[0]["train"].values())
