@@ -5,9 +5,9 @@
     python benchmarks/ablation_grid.py --fast                # tiny data, fast preset (a check)
     python benchmarks/ablation_grid.py --dataset mosi-text-audio   # the real CMU-MOSI text + audio
     python benchmarks/ablation_grid.py --workers 2 --ray-address local
-    python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm \
+    FDMER_LITE_THREADS=1 python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm \
         --variants wo_text,wo_audio,wo_visual,wo_ami_ams,wo_con,wo_dis,ce_loss --seeds 0,1,2 \
-        --workers 1 --threads 1 --results benchmarks/results/ablation-mosi-text-audio-minilm.md
+        --workers 1 --results benchmarks/results/ablation-mosi-text-audio-minilm.md
 
 Results land in ``benchmarks/out/ablation/<dataset>/`` (one folder per run, ``table.csv``,
 ``table.md``, ``claims.md`` and ``summary.md`` with the wall time and the machine's load).
@@ -112,7 +112,7 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
                     f"{len(planned) - done} not run; rows average the finished runs only")})()
     else:
         res = run_ablation(cfg, data, variants=args.variants, seeds=args.seeds, out_dir=out,
-                           workers=args.workers, threads=args.threads, ray_address=args.ray_address,
+                           workers=args.workers, ray_address=args.ray_address,
                            dataset_label=label)
     claims = claims_markdown(paper_claims(res.rows, kind))
     (out / "claims.md").write_text(claims + "\n")
@@ -167,7 +167,6 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="all")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     p.add_argument("--ray-address", default=None)
     p.add_argument("--text-features", default="glove", choices=["glove", "minilm"],
                    help="mosi-text-audio only: GloVe 50-d words (the preset mosi_text_audio) or "

@@ -35,9 +35,8 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 
-from fdmer_lite.config import choose_threads, get_preset   # before torch: OpenMP's wait policy
-
-import torch  # noqa: E402
+import torch
+from fdmer_lite.config import get_preset, thread_count
 from fdmer_lite.data.synthetic import DEFAULT_SIZES, make_benchmark
 from fdmer_lite.losses import fdmer_objective
 from fdmer_lite.train import Trainer, clip_gradients, make_optimizer, reversal_coefficient
@@ -127,7 +126,7 @@ def main(argv=None) -> int:
         print("compile_bf16.py: error: --steps must exceed --settle; --block >= 1; --n-train >= 64",
               file=sys.stderr)
         return 2
-    torch.set_num_threads(args.threads or choose_threads())
+    torch.set_num_threads(args.threads or thread_count())
 
     cfg = get_preset("synthetic").replace(train={"device": "cpu", "progress": False})
     t = cfg.train

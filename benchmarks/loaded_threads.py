@@ -6,13 +6,13 @@ The demo configuration (``synthetic`` preset on the known-factor benchmark, ``ma
 is trained for a fixed number of steps, exactly as ``Trainer.fit`` takes them, with the thread
 count set the way each entry point sets it:
 
-* ``cli``: ``fdmer_lite.cli.apply_threads`` (what ``fdmer-lite demo`` and ``train`` call);
+* ``cli``: ``fdmer_lite.experiments.runs.set_threads`` (what every ``fdmer-lite`` command and
+  every run calls);
 * ``lessons``: ``fdmer_lite.lessons.setup`` in full mode (what every notebook calls first).
 
 Variants: ``$FDMER_LITE_THREADS`` = 1 and 2, unset (the package's default,
-``config.default_threads``), and 2 with OpenMP's own wait policy (torch imported before
-fdmer_lite, so the package's ``OMP_WAIT_POLICY=PASSIVE`` cannot reach it: the behaviour before
-the package asked for it). Each variant is one worker process that times a block of steps
+``config.default_thread_count``), and 2 with ``OMP_WAIT_POLICY=PASSIVE`` in the environment
+(OpenMP's idle threads sleep at once; the package itself sets no OpenMP variable). Each variant is one worker process that times a block of steps
 whenever asked; blocks alternate quiet / loaded and the variants take turns, ``--repeats``
 times, so a change in the machine's other work spreads over all of them. "Loaded" means two
 CPU-bound busy-loop processes started by this script (killed after each block, and on any
@@ -42,29 +42,27 @@ from pathlib import Path
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
-VARIANTS = {                       # name: ($FDMER_LITE_THREADS or None, torch imported first)
-    "1 thread": ("1", False),
-    "2 threads": ("2", False),
-    "default": (None, False),
-    "2 threads, OpenMP's wait": ("2", True),
+VARIANTS = {                       # name: ($FDMER_LITE_THREADS or None, $OMP_WAIT_POLICY or None)
+    "1 thread": ("1", None),
+    "2 threads": ("2", None),
+    "default": (None, None),
+    "2 threads, PASSIVE wait": ("2", "PASSIVE"),
 }
 BUSY_LOOP = ("import os\nparent = os.getppid()\nn = 0\n"
              "while True:\n    n += 1\n    if n % 1000000 == 0 and os.getppid() != parent:\n        break\n")
 
 
 # -- worker: one process, one thread setting, blocks of steps on request ------------------------
-def worker(path: str, torch_first: bool, warmup: int) -> None:
-    if torch_first:
-        import torch  # noqa: F401  (OpenMP reads its wait policy now, before fdmer_lite asks)
+def worker(path: str, warmup: int) -> None:
     if path == "cli":
-        from fdmer_lite import cli
-        cli.apply_threads()
+        from fdmer_lite.experiments.runs import set_threads
+        set_threads()
     else:
         from fdmer_lite import lessons
         lessons.setup(verbose=False)
     import torch
 
-    from fdmer_lite.config import OPENMP_WAIT_POLICY, get_preset
+    from fdmer_lite.config import get_preset
     from fdmer_lite.data.synthetic import make_benchmark
     from fdmer_lite.train import Trainer, clip_gradients, make_optimizer, reversal_coefficient
 
@@ -89,8 +87,8 @@ def worker(path: str, torch_first: bool, warmup: int) -> None:
 
     for _ in range(warmup):
         step()
-    info = {"threads": torch.get_num_threads(), "wait_policy": OPENMP_WAIT_POLICY if not torch_first else
-            None, "batch_size": t.batch_size}
+    info = {"threads": torch.get_num_threads(), "wait_policy": os.environ.get("OMP_WAIT_POLICY"),
+            "batch_size": t.batch_size}
     print(json.dumps({"ready": info}), flush=True)
     for line in sys.stdin:                           # "steps max_seconds"
         steps, max_seconds = int(line.split()[0]), float(line.split()[1])
@@ -121,16 +119,16 @@ def cpu_load(processes: int = 2):
 
 class Worker:
     def __init__(self, path: str, variant: str, warmup: int):
-        threads, torch_first = VARIANTS[variant]
+        threads, wait_policy = VARIANTS[variant]
         env = {k: v for k, v in os.environ.items()
                if k not in ("FDMER_LITE_THREADS", "FDMER_LITE_FAST", "OMP_WAIT_POLICY", "OMP_NUM_THREADS",
                             "MKL_NUM_THREADS")}
         if threads is not None:
             env["FDMER_LITE_THREADS"] = threads
+        if wait_policy is not None:
+            env["OMP_WAIT_POLICY"] = wait_policy
         env["PYTHONPATH"] = os.pathsep.join([str(ROOT)] + [p for p in [os.environ.get("PYTHONPATH")] if p])
         cmd = [sys.executable, __file__, "--worker", path, "--warmup", str(warmup)]
-        if torch_first:
-            cmd.append("--torch-first")
         self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
         self.info = self._read()["ready"]
 
@@ -217,12 +215,11 @@ def write_markdown(entries: dict, out: Path) -> None:
              "started by the script for the block. *Ratio*: loaded / quiet ms a step, min over min, and",
              "the median of each repeat's adjacent quiet/loaded pair. The target is a ratio of at most 2;",
              "the last column sets the loaded time against the fastest variant's quiet time instead.",
-             "*default* is `$FDMER_LITE_THREADS` unset, i.e. `config.default_threads`; the last variant",
-             "imports torch before fdmer_lite, so OpenMP keeps its own wait policy (idle threads spin",
-             "first): the setting before the package asked for `OMP_WAIT_POLICY=PASSIVE`.", ""]
+             "*default* is `$FDMER_LITE_THREADS` unset, i.e. `config.default_thread_count`; the last",
+             "variant sets `OMP_WAIT_POLICY=PASSIVE` (OpenMP's idle threads sleep at once).", ""]
     for path, entry in entries.items():
         quiet_loads = [b["load_avg_1min"] for b in entry["blocks"] if not b["loaded"]]
-        lines += [f"## Path `{path}` ({'fdmer_lite.cli.apply_threads' if path == 'cli' else 'fdmer_lite.lessons.setup'})",
+        lines += [f"## Path `{path}` ({'fdmer_lite.experiments.runs.set_threads' if path == 'cli' else 'fdmer_lite.lessons.setup'})",
                   "",
                   f"{entry['date']}; {entry['host']}; torch {entry['torch']}; {entry['steps']} steps a block "
                   f"(at most {entry['max_block_seconds']:.0f} s), {entry['repeats']} repeats, batch "
@@ -260,10 +257,9 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=int, default=5)
     ap.add_argument("--rewrite", action="store_true", help="only rewrite the .md from the stored .json")
     ap.add_argument("--worker", choices=["cli", "lessons"], help=argparse.SUPPRESS)
-    ap.add_argument("--torch-first", action="store_true", help=argparse.SUPPRESS)
     args = ap.parse_args(argv)
     if args.worker:
-        worker(args.worker, args.torch_first, args.warmup)
+        worker(args.worker, args.warmup)
         return 0
     if args.steps < 1 or args.repeats < 1 or args.warmup < 0 or args.max_block_seconds <= 0:
         print("loaded_threads.py: error: --steps, --repeats: expected >= 1; --warmup >= 0; "

@@ -47,7 +47,7 @@ from torch import nn
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from fdmer_lite.config import threads_from_env  # noqa: E402
+from fdmer_lite.config import thread_count  # noqa: E402
 from fdmer_lite.data import mosi_text_audio as mta  # noqa: E402
 from fdmer_lite.data import text_minilm  # noqa: E402
 from fdmer_lite.data.base import SPLITS, MultimodalData, Split  # noqa: E402
@@ -210,7 +210,7 @@ def main(argv=None) -> int:
                    help="glob of finished frozen runs of the same preset (e.g. the ablation grid's "
                         "full-model runs) to stand for the frozen seeds instead of training them")
     args = p.parse_args(argv)
-    threads = threads_from_env() or 1
+    threads = thread_count()
     torch.set_num_threads(threads)
     layers = [int(x) for x in args.layers.split(",") if x.strip()]
     seeds = [int(x) for x in args.seeds.split(",") if x.strip()]

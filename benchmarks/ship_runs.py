@@ -60,9 +60,7 @@ def _full_data(kind: str):
 
 def _train(args: tuple) -> tuple[str, str, float]:
     """Train run ``name`` into ``scratch/name`` (one worker process, one thread)."""
-    name, scratch, threads = args
-    import torch
-    torch.set_num_threads(threads)
+    name, scratch = args
     kind, _ = LESSON_RUNS[name]
     start = time.perf_counter()
     run = obtain(lesson_run_config(name).replace(train={"progress": False}), _full_data(kind),
@@ -135,7 +133,7 @@ def ship_sweep(source: str | None, workers: int) -> int:
         return 0
     work = Path(source) if source else Path(tempfile.mkdtemp(prefix="ship-sweep-")) / spec.slug
     cache = sweep.SweepCache(work, spec)
-    result = cache.fill(cells, workers=workers, projections=PROJECTIONS, threads=1)
+    result = cache.fill(cells, workers=workers, projections=PROJECTIONS)
     if result["failed"]:
         print(f"sweep: cells failed: {result['failed']}", file=sys.stderr)
         return 1
@@ -162,12 +160,10 @@ FIGURE2 = {"runs": ("emotion-beta0-gamma0", "emotion-paper"), "max_points": 300,
 
 def figure2_reps() -> dict:
     """The test-split representations of FIGURE2's shipped runs, as notebook 7 extracts them."""
-    import torch
-
     from fdmer_lite.analysis import extract_representations
-    from fdmer_lite.config import choose_threads
+    from fdmer_lite.experiments.runs import set_threads
 
-    torch.set_num_threads(choose_threads())             # the notebooks' thread count (lessons.setup)
+    set_threads()                                       # the notebooks' thread count (lessons.setup)
     data, reps = _full_data("emotion"), {}
     for name in FIGURE2["runs"]:
         run = find_lesson_run(name, lesson_run_config(name), data)
@@ -212,7 +208,7 @@ def ship_grid(source: str | None, workers: int, train: bool) -> int:
         return 0
     if train:
         result = run_ablation(base, data, variants=GRID["variants"], seeds=GRID["seeds"], out_dir=work,
-                              workers=workers, threads=1, dataset_label=label)
+                              workers=workers, dataset_label=label)
         if result.report.failed:
             print(f"grid: runs failed: {sorted(result.report.failed)}", file=sys.stderr)
     target = GRID_DIR / label
@@ -253,7 +249,7 @@ def ship_lessons(names: list[str], source: str | None, workers: int, check: bool
     if check:
         return 1 if stale else 0
     scratch = Path(tempfile.mkdtemp(prefix="ship-runs-"))
-    tasks = [(name, str(scratch), 1) for name in stale]
+    tasks = [(name, str(scratch)) for name in stale]
     failed = []
     for i, result, error in map_unordered(_train, tasks, workers=workers):
         if error is not None:

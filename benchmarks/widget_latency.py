@@ -1,6 +1,6 @@
 """How fast the beta/gamma explorer answers: cached updates and training a missing FAST setting.
 
-    python benchmarks/widget_latency.py [--moves 20] [--threads 1] [--keep DIR]
+    python benchmarks/widget_latency.py [--moves 20] [--keep DIR]
 
 Measures, in one process, on a fresh FAST cache (``sweep.default_spec(fast=True)``: the ``fast``
 preset on 256/64/128 clips):
@@ -41,8 +41,6 @@ def load() -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--moves", type=int, default=20, help="slider moves between cached settings")
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads for training (default: sweep.default_threads: 1 for FAST)")
     parser.add_argument("--keep", default=None, help="use (and keep) this cache folder instead of a temp one")
     args = parser.parse_args()
 
@@ -50,7 +48,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         root = Path(args.keep) if args.keep else Path(tmp) / "cache"
         cache = sw.SweepCache(root, spec)
-        threads = "auto" if args.threads is None else args.threads
         cells = sw.cross(sw.FAST_VALUES, sw.FAST_VALUES)               # 5 settings
         print(f"before: {load()}")
 
@@ -60,7 +57,7 @@ def main() -> None:
             if cache.has(beta, gamma):
                 continue
             start = time.perf_counter()
-            cell = cache.compute(beta, gamma, threads=threads)
+            cell = cache.compute(beta, gamma)
             uncached.append((time.perf_counter() - start, cell.metrics["train_seconds"]))
             print(f"  trained {sw.cell_name(beta, gamma)}: {uncached[-1][0]:.1f} s "
                   f"(training {uncached[-1][1]:.1f} s)  [{load()}]")

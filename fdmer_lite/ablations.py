@@ -62,7 +62,6 @@ from . import paper
 from .config import MODALITIES, Config, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
-from .experiments.pool import default_workers
 from .experiments.specs import DataSpec, RunReport, RunSpec, run_all
 from .scores import SCORES
 
@@ -211,7 +210,7 @@ class PlannedRun:
 
 
 def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[Variant],
-         seeds: Sequence[int], out_dir: str | Path, threads: int = 1) -> list[PlannedRun]:
+         seeds: Sequence[int], out_dir: str | Path) -> list[PlannedRun]:
     """One :class:`PlannedRun` per variant x seed. Variants whose configuration equals another's
     (w/o Visual on text+audio data) get the same run and are trained once."""
     runs, first_of = [], {}
@@ -230,7 +229,7 @@ def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[
                                        f"same configuration as {BY_KEY[other.variant].name}"))
                 continue
             spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}",
-                                  meta={"variant": v.key, "seed": int(seed)}, threads=threads)
+                                  meta={"variant": v.key, "seed": int(seed)})
             runs.append(PlannedRun(v.key, int(seed), spec))
             first_of[key] = runs[-1]
     return runs
@@ -256,28 +255,19 @@ class AblationResult:
 
 def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] = "all",
                  seeds: Sequence[int] = (1, 2, 3), out_dir: str | Path = "runs/ablate",
-                 workers: int | None = None, threads: int | None = None,
-                 ray_address: str | None = None, progress: bool = True,
+                 workers: int | None = None, ray_address: str | None = None, progress: bool = True,
                  dataset_label: str | None = None) -> AblationResult:
     """Run variants x seeds (finished runs are skipped), then write ``table.csv``/``table.md``.
 
     ``base``: the full model's configuration (its ``model.modalities`` may name streams the data
     lacks; they are dropped). ``workers``/``ray_address``: see :func:`fdmer_lite.experiments.specs.run_all`.
-    ``threads``: torch threads per run (default: cores / workers, at least 1).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = data.load()                                  # fail early, in this process, on bad input
     chosen = select_variants(variants)
-    if threads is None:                                    # share the cores between workers
-        if ray_address:
-            threads = 1
-        elif workers == 0:
-            threads = default_workers()
-        else:
-            threads = max(1, default_workers() // (workers or default_workers()))
-    runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir, threads=threads)
+    runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir)
     manifest = {
         "dataset": dataset_label or dataset.name, "data": data.to_dict(),
         "data_modalities": dataset.modalities, "task": dataset.task,

@@ -20,7 +20,7 @@ import sys
 import time
 from pathlib import Path
 
-from .config import Config, choose_threads, fast_mode, get_preset
+from .config import Config, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
 from .scores import DISENTANGLEMENT, SCORES
 
@@ -105,7 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
     ablate.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU core; 0 = this process)")
-    ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
@@ -180,16 +179,8 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
 
 
-def apply_threads() -> None:
-    """Torch's intra-op threads: ``$FDMER_LITE_THREADS``, else ``config.default_threads``, as the
-    notebooks do."""
-    threads = choose_threads()
-    import torch
-    torch.set_num_threads(threads)
-
-
 def cmd_train(args) -> int:
-    from .experiments.runs import data_treatments, obtain
+    from .experiments.runs import data_treatments, obtain, set_threads
     from .experiments.runstore import check_target
     from .options import check_dataset_modalities, check_device, check_preset, check_training_options
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
@@ -198,7 +189,7 @@ def cmd_train(args) -> int:
     check_dataset_modalities("--modalities", args.dataset, args.modalities)
     check_device("--device", args.device)              # all before any data is built or read
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
-    apply_threads()
+    set_threads()
     cfg = configure(args)
     from .progress import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
@@ -276,7 +267,7 @@ def cmd_demo(args) -> int:
     from . import viz
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
-    from .experiments.runs import data_fingerprint, obtain
+    from .experiments.runs import data_fingerprint, obtain, set_threads
     from .experiments.runstore import check_target
     from .options import check_device
     from .progress import heartbeat
@@ -284,7 +275,7 @@ def cmd_demo(args) -> int:
     from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated
-    apply_threads()
+    set_threads()
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
@@ -360,6 +351,8 @@ def cmd_sweep(args) -> int:
     else:
         cells = sweep.grid(betas, gammas)
     root = check_root(Path(args.cache) if args.cache else sweep.default_cache_dir(spec), "--cache")
+    from .experiments.runs import set_threads
+    set_threads()
     cache = sweep.SweepCache(root, spec)
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
@@ -389,7 +382,7 @@ def cmd_ablate(args) -> int:
         raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
-    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
+    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers)
     from .options import check_device, check_preset
     check_preset("--preset", args.preset)
     check_device("--device", args.device)
@@ -412,9 +405,11 @@ def cmd_ablate(args) -> int:
     else:
         data = DataSpec(args.dataset, args.data)
     out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
+    from .experiments.runs import set_threads
+    set_threads()
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
-                       threads=args.threads, ray_address=args.ray_address, dataset_label=label)
+                       ray_address=args.ray_address, dataset_label=label)
     print(res.report.summary())
     print()
     print(res.markdown)

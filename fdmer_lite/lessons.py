@@ -3,9 +3,9 @@
 The notebooks are thin drivers of the library:
 
 * :func:`setup` reads the one switch, ``FDMER_LITE_FAST`` (``fdmer_lite.config.fast_mode``),
-  seeds everything and, in FAST mode, runs torch on one thread (tiny tensors gain nothing from
-  threads), otherwise on ``config.default_threads`` (as the command line does);
-  ``FDMER_LITE_THREADS=N`` sets the thread count in either mode.
+  seeds everything and sets torch's thread count by the package's one policy
+  (``experiments.runs.set_threads``: ``$FDMER_LITE_THREADS``, else the default), as the command
+  line does.
 * :func:`lesson_data` and :func:`lesson_config`: the known-factor benchmark and the preset at
   FAST sizes (``fast`` preset, 256/64/128 samples) or full sizes (``synthetic`` preset, the
   generator's defaults).
@@ -22,33 +22,26 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import Config, choose_threads, default_preset, fast_mode, get_preset, threads_from_env
+import torch
 
-import torch  # noqa: E402  (after config, which asks OpenMP to let idle threads sleep)
-
+from .config import Config, default_preset, fast_mode, get_preset
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
-from .experiments.runs import Run, find, obtain
+from .experiments.runs import Run, find, obtain, set_threads
 from .offline import use_offline_renderer
 from .paths import runs_root
 from .shipped import ProjectionCache, find_lesson_run
 from .train import budget, seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
-THREADS_ENV = "FDMER_LITE_THREADS"
 
 _DATA_CACHE: dict = {}
 
 
 def setup(seed: int = 0, verbose: bool = True) -> bool:
-    """Seed python/numpy/torch, set torch's thread count and the figures' renderer. Returns
-    ``fast_mode()``.
-
-    Threads: ``$FDMER_LITE_THREADS`` if set, else one in FAST mode, else
-    ``config.default_threads`` (few enough that a busy machine slows a step gently).
-    """
+    """Seed python/numpy/torch, set torch's thread count (``experiments.runs.set_threads``) and the
+    figures' renderer. Returns ``fast_mode()``."""
     fast = fast_mode()
-    threads = threads_from_env()
-    torch.set_num_threads(threads if threads is not None else 1 if fast else choose_threads())
+    set_threads()
     seed_everything(seed)
     # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
     # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.

@@ -7,7 +7,7 @@
 * ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
 * ``modalities``: one or more distinct letters of ``tav``;
 * ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
-* ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``); ``threads``: >= 1;
+* ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``);
 * ``device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and one this machine has
   (:func:`check_device`); ``preset``: a known preset (:func:`check_preset`);
 * ``modalities`` of a data set whose streams are known before loading (``synthetic``: ``tav``,
@@ -67,7 +67,7 @@ def check_modalities(option: str, value: str) -> str:
 
 
 def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
-                           seeds=None, workers=None, min_workers: int = 0, threads=None) -> None:
+                           seeds=None, workers=None, min_workers: int = 0) -> None:
     """Refuse any value outside the rules of the module docstring (``None``: not given)."""
     if epochs is not None:
         _int("--epochs", epochs, 1)
@@ -82,8 +82,6 @@ def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=Non
         _int("--seeds", s, 0, MAX_SEED)
     if workers is not None:
         _int("--workers", workers, min_workers)
-    if threads is not None:
-        _int("--threads", threads, 1)
 
 
 DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")

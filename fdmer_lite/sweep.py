@@ -68,7 +68,7 @@ from .config import Config, fast_mode, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.pool import map_unordered
-from .experiments.runs import REPS_FILE, obtain, torch_threads
+from .experiments.runs import REPS_FILE, obtain
 from .experiments.specs import DataSpec
 from .paths import runs_root
 from .scores import SCORES
@@ -230,14 +230,6 @@ class CellResult:
         return cell_name(self.beta, self.gamma)
 
 
-def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
-    """One torch thread for FAST cells (tiny models train faster on one: ``benchmarks/results/``);
-    with several workers, the cores shared between them."""
-    if workers > 1:
-        return max(1, (os.cpu_count() or 1) // workers)
-    return 1 if spec.preset == "fast" else None
-
-
 _SPEC_LOCK = threading.Lock()
 
 
@@ -265,7 +257,7 @@ def _check_fingerprint(root: Path, data) -> str:
 
 def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
                  projections: Iterable[str] = ("tsne",), device: str = "auto",
-                 threads: int | None = None, progress: Progress | None = None) -> dict:
+                 progress: Progress | None = None) -> dict:
     """Train one cell, store its test representations and projections, publish it atomically.
 
     One run of the store (``experiments.runs.obtain``), with the representations, the
@@ -286,28 +278,27 @@ def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: f
             return runstore.read_json(final / CELL_FILE)
         start = time.perf_counter()
         info = {}
-        with torch_threads(threads):
-            report(0, total, "preparing data")
-            data = spec.make_data()
-            fingerprint = _check_fingerprint(root, data)
-            trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
-                entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
-            report(0, total, f"training (epoch 1/{epochs})")
+        report(0, total, "preparing data")
+        data = spec.make_data()
+        fingerprint = _check_fingerprint(root, data)
+        trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
+            entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
+        report(0, total, f"training (epoch 1/{epochs})")
 
-            def finish(tmp: Path, trainer, metrics: dict) -> None:
-                report(epochs + 1, total, "representations")
-                for i, method in enumerate(projections):
-                    report(epochs + 2 + i, total, f"{method} projection")
-                    project_into(tmp, spec, method)
-                info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
-                             "seconds": time.perf_counter() - start,
-                             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                             "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
-                             "fdmer_lite": __version__})
-                runstore.write_json(tmp / CELL_FILE, info)
+        def finish(tmp: Path, trainer, metrics: dict) -> None:
+            report(epochs + 1, total, "representations")
+            for i, method in enumerate(projections):
+                report(epochs + 2 + i, total, f"{method} projection")
+                project_into(tmp, spec, method)
+            info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
+                         "seconds": time.perf_counter() - start,
+                         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
+                         "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
+                         "fdmer_lite": __version__})
+            runstore.write_json(tmp / CELL_FILE, info)
 
-            obtain(cfg, data, final, retrain=True, representations=True, trainer=trainer, lock=False,
-                   finish=finish, record={"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
+        obtain(cfg, data, final, retrain=True, representations=True, trainer=trainer, lock=False,
+               finish=finish, record={"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
         report(total, total, "done")
         return info
 
@@ -358,10 +349,10 @@ def project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
 
 def _cell_task(args: tuple) -> tuple[dict | None, str | None]:
     """One cell on a worker of ``experiments.pool``: ``(cell.json content, None)`` or ``(None, error)``."""
-    root, spec_dict, beta, gamma, projections, device, threads = args
+    root, spec_dict, beta, gamma, projections, device = args
     try:
         return compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
-                            projections=projections, device=device, threads=threads), None
+                            projections=projections, device=device), None
     except Exception as err:                                       # reported, the sweep goes on
         return None, f"{type(err).__name__}: {err}"
 
@@ -455,17 +446,15 @@ class SweepCache:
         return [d for name in sorted(finals) for d in runstore.clean_stale(self.root / name)]
 
     def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
-                device: str = "auto", threads: int | None | str = "auto",
-                progress: Progress | None = None) -> CellResult:
+                device: str = "auto", progress: Progress | None = None) -> CellResult:
         """Train one missing cell here, in this process (the explorer's Train button)."""
-        threads = default_threads(self.spec) if threads == "auto" else threads
         compute_cell(self.root, self.spec, beta, gamma, projections=projections, device=device,
-                     threads=threads, progress=progress)
+                     progress=progress)
         return self.load(beta, gamma)
 
     def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
              projections: Iterable[str] = ("tsne",), device: str = "auto",
-             threads: int | None | str = "auto", log: Callable[[str], None] | None = print) -> dict:
+             log: Callable[[str], None] | None = print) -> dict:
         """Compute every missing cell of ``cells``; finished cells are skipped (resumable).
 
         Returns ``{"computed": [...], "skipped": [...], "failed": {(beta, gamma): message}}``.
@@ -493,8 +482,7 @@ class SweepCache:
                     log(f"{cell_name(b, g)}: adding the {method} projection")
                     self.ensure_projection(b, g, method)
         log(f"{len(skipped)} cell(s) already finished, {len(todo)} to compute in {self.root}")
-        threads = default_threads(self.spec, workers) if threads == "auto" else threads
-        tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device, threads) for b, g in todo]
+        tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device) for b, g in todo]
         computed, failed = [], {}
         start = time.perf_counter()
         results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)

@@ -127,8 +127,7 @@ class BetaGammaExplorer:
         reference: the pinned setting shown on the right (default: the paper's 0.02, 0.02).
         start: the first current setting (default: the reference).
         method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
-        device, threads: where the Train button trains (``threads="auto"``: one torch thread
-            for FAST cells, see ``sweep.default_threads``).
+        device: where the Train button trains.
         prefetch: build the figures of every cached setting on the sliders in a background
             thread, nearest first, so that even a first visit only sends them (default True).
 
@@ -138,14 +137,13 @@ class BetaGammaExplorer:
 
     def __init__(self, cache: sw.SweepCache | str, betas=None, gammas=None, *,
                  reference: tuple[float, float] = sw.PAPER_SETTING, start: tuple[float, float] | None = None,
-                 method: str = "tsne", device: str = "auto", threads: int | None | str = "auto",
-                 prefetch: bool = True):
+                 method: str = "tsne", device: str = "auto", prefetch: bool = True):
         self.cache = cache if isinstance(cache, sw.SweepCache) else sw.SweepCache(cache)
         fast = self.cache.spec.preset == "fast"
         self.betas = self._values(betas if betas is not None else sw.default_values(fast), reference[0], start)
         self.gammas = self._values(gammas if gammas is not None else sw.default_values(fast), reference[1], start, 1)
         self.reference = (float(reference[0]), float(reference[1]))
-        self.device, self.threads = device, threads
+        self.device = device
         self._job: threading.Thread | None = None              # the job while it computes
         self._thread: threading.Thread | None = None           # the last job's thread (wait() joins it)
         self._job_label = ""                                    # cell name (or projection) being computed
@@ -392,8 +390,7 @@ class BetaGammaExplorer:
             return False
         self.train_calls += 1
         return self._start_job(f"training {setting_text(b, g)}", sw.cell_name(b, g),
-                               lambda progress: self.cache.compute(b, g, device=self.device,
-                                                                   threads=self.threads, progress=progress))
+                               lambda progress: self.cache.compute(b, g, device=self.device, progress=progress))
 
     def _start_job(self, desc: str, label: str, fn, quiet_busy: bool = False) -> bool:
         with self._lock:

@@ -125,7 +125,7 @@ def test_each_variant_builds_and_trains_a_step(key, tiny):
 
 def test_table_has_one_row_per_variant_with_mean_and_std(tmp_path):
     res = run_ablation(_config(), DataSpec("synthetic", options=TINY), variants="wo_private,addition",
-                       seeds=(1, 2), out_dir=tmp_path, workers=0, threads=1, progress=False)
+                       seeds=(1, 2), out_dir=tmp_path, workers=0, progress=False)
     assert [r["variant"] for r in res.rows] == ["full", "wo_private", "addition"]
     assert len(res.report.ran) == 6 and not res.report.failed
     manifest = json.loads((tmp_path / "ablation.json").read_text())

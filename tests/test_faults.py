@@ -84,7 +84,7 @@ def _kill_after_first(cmd, root: Path, timeout=240):
 def test_kill_9_during_ablate_then_resume(tmp_path):
     out = tmp_path / "ablate"
     cmd = _cli("ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants", "wo_con",
-               "--seeds", "1,2", "--workers", "2", "--threads", "1", "--out", str(out))
+               "--seeds", "1,2", "--workers", "2", "--out", str(out))
     workers, left = _kill_after_first(cmd, out)
     assert workers and not left, f"workers outlived their parent: {left}"
     before = _records(out)
@@ -132,7 +132,7 @@ def test_two_ablations_on_one_folder_train_each_run_once(tmp_path):
 def test_ctrl_c_during_ablate_is_one_line_and_stops_the_workers(tmp_path):
     out = tmp_path / "ablate"
     cmd = _cli("ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants", "wo_con",
-               "--seeds", "1,2", "--workers", "2", "--threads", "1", "--out", str(out))
+               "--seeds", "1,2", "--workers", "2", "--out", str(out))
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     workers, deadline = set(), time.time() + 120

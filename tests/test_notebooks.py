@@ -254,19 +254,8 @@ def test_setup_threads(monkeypatch, one_thread):
     from fdmer_lite import lessons
 
     monkeypatch.setenv("FDMER_LITE_FAST", "0")
-    monkeypatch.setenv(lessons.THREADS_ENV, "2")
+    monkeypatch.setenv("FDMER_LITE_THREADS", "2")
     assert lessons.setup(verbose=False) is False and torch.get_num_threads() == 2
     monkeypatch.setenv("FDMER_LITE_FAST", "1")
-    monkeypatch.delenv(lessons.THREADS_ENV)
+    monkeypatch.delenv("FDMER_LITE_THREADS")
     assert lessons.setup(verbose=False) is True and torch.get_num_threads() == 1
-
-
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_fdmer_lite_is_imported_before_torch(source):
-    # fdmer_lite.config sets OMP_WAIT_POLICY=PASSIVE; OpenMP reads it once, when torch loads it.
-    lines = source.read_text(encoding="utf-8").splitlines()
-    first = {kind: next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
-             for kind, prefix in (("torch", ("import torch", "from torch")),
-                                  ("fdmer_lite", ("from fdmer_lite", "import fdmer_lite")))}
-    assert first["fdmer_lite"] is not None
-    assert first["torch"] is None or first["torch"] > first["fdmer_lite"], f"{source.name}: torch first"

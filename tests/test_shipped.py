@@ -190,7 +190,7 @@ def test_shipped_grid_runs_seed_a_grid_only_when_they_match(tmp_path):
 
     base = get_preset("fast").replace(train={"epochs": 1, "device": "cpu"})
     data = DataSpec("synthetic", options=dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0))
-    args = dict(variants="wo_con", seeds=(1,), workers=0, threads=1, progress=False)
+    args = dict(variants="wo_con", seeds=(1,), workers=0, progress=False)
     made = run_ablation(base, data, out_dir=tmp_path / "made", **args)
     ids = sorted(r.spec.run_id for r in made.runs)
     assert len(ids) == 2 and len(made.report.ran) == 2

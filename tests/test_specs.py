@@ -64,7 +64,7 @@ def _table(path):
 
 def test_ray_gives_the_same_table_as_local_processes(tmp_path):
     ray = pytest.importorskip("ray", reason="Ray is an optional extra: pip install 'fdmer_lite[ray]'")
-    grid = dict(variants="wo_con", seeds=(1, 2), progress=False, threads=1)
+    grid = dict(variants="wo_con", seeds=(1, 2), progress=False)
     local = run_ablation(_config(), TINY, out_dir=tmp_path / "local", workers=2, **grid)
     assert len(local.report.ran) == 4 and not local.report.failed
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)   # this machine only

@@ -27,14 +27,13 @@
 # `beta = gamma = 0`, the contrast notebook 7 needs.
 
 # %%
+import torch
+import torch.nn.functional as F
+
 from fdmer_lite import lessons, losses, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import build_model
 from fdmer_lite.train import select_device
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
-import torch.nn.functional as F
 
 fast = lessons.setup()
 

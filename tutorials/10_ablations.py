@@ -107,7 +107,7 @@ else:
              "train them from a terminal first (the command above) to use both cores" if todo else ""))
 
 result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lessons.runs_dir() / label,
-                      workers=0, threads=1, progress=not fast, dataset_label=label)
+                      workers=0, progress=not fast, dataset_label=label)
 print(result.report.summary())
 
 # %% [markdown]

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 from ..analysis import disentanglement_scores, extract_representations, save_representations
-from ..config import Config
+from ..config import Config, thread_count
 from ..data.base import MultimodalData
 from ..data.synthetic import baselines
 from ..errors import NonFiniteLoss
@@ -128,19 +128,14 @@ def data_treatments(data: MultimodalData) -> dict:
     return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore
-    the count: each run of a pool or a sweep sets its own."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
+def set_threads() -> int:
+    """The package's one thread policy: torch's intra-op threads from ``config.thread_count()``
+    (``$FDMER_LITE_THREADS``, else ``config.default_thread_count()``). Called when a run starts
+    (:func:`obtain`, so in every worker process too) and by the entry points (the command line,
+    ``lessons.setup``); returns the count."""
+    n = thread_count()
+    torch.set_num_threads(n)
+    return n
 
 
 _BASELINES: dict[str, dict] = {}
@@ -181,6 +176,7 @@ def obtain(config: Config, data: MultimodalData, folder: str | Path, *, retrain:
     processes on one folder: the second waits for the first, then reuses its run.
     """
     folder = runstore.check_target(folder, "out_dir")
+    set_threads()
     start = time.perf_counter()
     trainer = trainer or Trainer(config, data)
     with runstore.locked(folder, on_wait=on_wait) if lock else contextlib.nullcontext():

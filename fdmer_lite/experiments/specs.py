@@ -15,8 +15,9 @@ Each run holds its folder's lock while it trains: two commands on one folder nev
 run twice (the second waits, then reuses the first one's result). On Ray the run's files are sent
 back to this process and published here, so the nodes need no shared disk.
 
-The engines give the same numbers: every run seeds itself from its configuration and sets its
-own torch thread count (part of the spec), whatever process or machine it lands on.
+The engines give the same numbers: every run seeds itself from its configuration and sets
+torch's thread count by the package's one policy (``runs.set_threads``), whatever process or
+machine it lands on.
 """
 
 from __future__ import annotations
@@ -39,7 +40,8 @@ from ..data.synthetic import make_benchmark
 from ..progress import bar as progress_bar
 from . import runstore
 from .pool import default_workers, engine_name, map_unordered
-from .runs import obtain, torch_threads
+from ..config import thread_count
+from .runs import obtain
 
 COMPLETE_MARKER = runstore.RECORD       # written last, by runstore.seal, before the publishing rename
 SPEC_FILE = "run.json"
@@ -98,14 +100,13 @@ class RunSpec:
     data: DataSpec
     out_dir: str                         # the run's own directory
     meta: dict = field(default_factory=dict)   # e.g. {"variant": "wo_con", "seed": 2}
-    threads: int = 1                     # torch threads inside the run
 
     @classmethod
     def create(cls, config: Config, data: DataSpec, root: str | Path, name: str,
-               meta: dict | None = None, threads: int = 1) -> "RunSpec":
+               meta: dict | None = None) -> "RunSpec":
         cfg = config.replace(train={"progress": False}).to_dict()
         run_id = f"{name}-{config_hash(cfg, data)}"
-        return cls(run_id, cfg, data, str(Path(root) / run_id), dict(meta or {}), threads)
+        return cls(run_id, cfg, data, str(Path(root) / run_id), dict(meta or {}))
 
     @property
     def path(self) -> Path:
@@ -169,7 +170,7 @@ def execute(spec: RunSpec | dict, ship: bool = False) -> dict:
             target = tmp / "run"
         else:
             target = spec.path
-        with runstore.locked(target), torch_threads(spec.threads):
+        with runstore.locked(target):
             if not ship and runstore.is_finished(target):  # another command finished it first
                 return {"run_id": spec.run_id, "metrics": spec.metrics(), "seconds": 0.0,
                         "host": socket.gethostname(), "reused": True}
@@ -233,7 +234,7 @@ def run_all(specs: list[RunSpec], *, workers: int | None = None, ray_address: st
 
     ``workers``: 0 = in this process; N >= 1 = N worker processes (default: one per core).
     ``ray_address``: use Ray instead ("local", "auto", "ray://host:port"). Each run uses
-    ``spec.threads`` torch threads. Runs that fail are reported (and their error written to
+    ``config.thread_count()`` torch threads (and reserves as many CPUs on Ray). Runs that fail are reported (and their error written to
     ``error.txt`` in their directory); the others go on.
     """
     unique = {s.run_id: s for s in specs}              # two variants may be the very same run
@@ -248,7 +249,7 @@ def run_all(specs: list[RunSpec], *, workers: int | None = None, ray_address: st
     fn = execute_and_ship if ray_address else execute
     try:
         results = map_unordered(fn, [s.to_dict() for s in todo], workers=workers,
-                                ray_address=ray_address, num_cpus=[s.threads for s in todo])
+                                ray_address=ray_address, num_cpus=thread_count())
         for i, result, error in results:
             spec = todo[i]
             if error is not None or "error" in result:
