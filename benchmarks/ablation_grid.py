@@ -33,7 +33,7 @@ from fdmer_lite import paper
 from fdmer_lite.ablations import (benchmark_setup, claims_markdown, load_ablation, paper_claims,
                                   run_ablation, select_variants)
 from fdmer_lite.experiments import runstore
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
 
 def load_average() -> str:
     try:
@@ -57,8 +57,9 @@ def paper_side_by_side(rows: list[dict], runs) -> str:
     full = next(r for r in rows if r["variant"] == "full")
     per_seed = {}
     for r in runs:
-        if r.spec is not None and r.spec.is_complete():
-            per_seed.setdefault(r.variant, []).append(f"{r.spec.metrics()['mae']:.3f}")
+        found = r.spec.find() if r.spec is not None else None
+        if found is not None:
+            per_seed.setdefault(r.variant, []).append(f"{found.metrics['mae']:.3f}")
     head = ["variant", "n", "MAE", "Corr", "Acc-7", "Acc-2 has0", "Acc-2 non0", "F1 has0", "F1 non0",
             "Δ MAE vs full", "Δ Corr vs full", "test MAE per seed",
             "paper MOSI MAE", "paper MOSI Corr", "paper Δ MAE vs full"]
@@ -81,8 +82,9 @@ def train_times(runs) -> str:
     """The finished runs' own training times (``train_seconds`` in their metrics.json)."""
     secs = {}
     for r in runs:
-        if r.spec is not None and r.spec.is_complete() and not r.note.startswith("same configuration"):
-            secs.setdefault(r.variant, []).append(r.spec.metrics().get("train_seconds", math.nan))
+        found = r.spec.find() if r.spec is not None and not r.note.startswith("same configuration") else None
+        if found is not None:
+            secs.setdefault(r.variant, []).append(found.metrics.get("train_seconds", math.nan))
     if not secs:
         return "no finished runs"
     total = sum(sum(v) for v in secs.values())
@@ -106,7 +108,7 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
             sys.exit(2)
         res = load_ablation(out)
         planned = [r for r in res.runs if r.spec is not None and not r.note.startswith("same configuration")]
-        done = sum(r.spec.is_complete() for r in planned)
+        done = sum(r.spec.find() is not None for r in planned)
         res.report = type("NoTraining", (), {"failed": {}, "summary": staticmethod(
             lambda: f"no training (--no-train): {done} of {len(planned)} planned run(s) finished, "
                     f"{len(planned) - done} not run; rows average the finished runs only")})()

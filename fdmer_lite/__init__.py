@@ -16,11 +16,12 @@ The modules, bottom layer first (a module imports only its own layer and those b
 * ``train``: the Trainer;
 * ``analysis`` (representations, probes, scores), ``viz`` (plotly figures), ``readings``
   (the paper's open choices and our extensions);
-* ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``obtain``: a finished run, or
-  train it), ``pool`` (local processes or Ray), ``specs`` (many runs);
+* ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``find`` a finished run, here
+  or bundled with the package; ``obtain``: find it or train it; ``run_grid``: any list of runs,
+  in this process, worker processes or Ray; the one thread policy);
 * front: ``ablations`` (Table 4), ``sweep`` and ``widgets`` (the beta/gamma explorer),
   ``distributed`` (torchrun), ``lessons``, ``exercises`` and ``offline`` (the notebooks' set-up,
-  answer checks and offline HTML exports), ``shipped`` (runs shipped for the demo), ``options``
+  answer checks and offline HTML exports), ``options``
   and ``cli`` (the ``fdmer-lite`` command).
 """
 

@@ -267,11 +267,11 @@ def cmd_demo(args) -> int:
     from . import viz
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
-    from .experiments.runs import data_fingerprint, obtain, set_threads
+    from .experiments.runs import obtain, set_threads
     from .experiments.runstore import check_target
+    from .lessons import demo_contrast
     from .options import check_device
     from .progress import heartbeat
-    from .shipped import demo_contrast
     from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated
@@ -291,8 +291,8 @@ def cmd_demo(args) -> int:
     metrics = obtain(cfg, data, out, retrain=True, trainer=trainer).metrics
     print()
     print(demo_table(metrics))
-    contrast = demo_contrast(cfg, data_fingerprint(data), metrics)
-    print("\nThe paper's Figure-2 contrast (comparison runs shipped with the package):")
+    contrast = demo_contrast(cfg, data, metrics)
+    print("\nThe paper's Figure-2 contrast (comparison runs bundled with the package):")
     print(contrast)
     reps = extract_representations(trainer.model, data, "test", device=trainer.device)
     captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
@@ -360,8 +360,8 @@ def cmd_sweep(args) -> int:
     if not args.cross and len(betas) > 1 and len(gammas) > 1:
         for key in sweep.MATRIX_KEYS:
             print("\n" + cache.matrix(key, betas, gammas))
-    if result["failed"]:
-        print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
+    if result.failed:
+        print(f"{len(result.failed)} setting(s) failed; run the same command again to retry them",
               file=sys.stderr)
         return 1
     return 0
@@ -371,7 +371,7 @@ def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
     from .options import check_root, check_training_options
-    from .experiments.specs import DataSpec
+    from .experiments.runs import DataSpec
     if args.list:
         for v in VARIANTS:
             print(f"  {v.key:<17} {v.name:<27} {v.change}")
@@ -410,12 +410,9 @@ def cmd_ablate(args) -> int:
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
                        ray_address=args.ray_address, dataset_label=label)
-    print(res.report.summary())
     print()
     print(res.markdown)
     print(f"\nwrote {res.csv_path} and {res.md_path} ({res.wall_seconds:.0f} s)")
-    for run_id, error in res.report.failed.items():
-        print(f"failed: {run_id}: {error.strip().splitlines()[-1]}", file=sys.stderr)
     if res.report.failed:
         print("run the same command again to retry the failed runs (finished runs are kept)", file=sys.stderr)
         return 1

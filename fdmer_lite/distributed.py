@@ -64,8 +64,7 @@ from .collectives import gather_rows, global_mean
 from .config import Config, default_preset, get_preset
 from .data.base import MultimodalData, SplitDataset
 from .data.synthetic import FAST_SIZES
-from .experiments.runs import obtain
-from .experiments.specs import DataSpec
+from .experiments.runs import DataSpec, obtain
 from .losses import TERMS, fdmer_objective, task_loss
 from .model import build_model
 from .train import NonFiniteLoss, Trainer
@@ -253,7 +252,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", default=None, help="path to the data file or folder")
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"], help="synthetic only")
     p.add_argument("--data-spec", default=None,
-                   help="JSON of a fdmer_lite.experiments.specs.DataSpec (overrides --dataset/--data/--kind)")
+                   help="JSON of a fdmer_lite.experiments.runs.DataSpec (overrides --dataset/--data/--kind)")
     p.add_argument("--preset", default=None, help="mosi | mosei | ur_funny | synthetic | fast")
     p.add_argument("--config", default=None, help="JSON file with a whole Config (overrides --preset)")
     p.add_argument("--epochs", type=int, default=None)

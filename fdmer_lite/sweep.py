@@ -1,4 +1,4 @@
-"""A sweep over FDMER's trade-off weights beta and gamma, cached on disk, one folder per setting.
+"""A sweep over FDMER's trade-off weights beta and gamma: one run per setting, kept on disk.
 
 FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
 
@@ -10,53 +10,36 @@ one small model per (beta, gamma) setting on the same data with the same seeds, 
 everything the beta/gamma explorer (``fdmer_lite.widgets``) shows, so revisiting a setting never
 retrains.
 
-On-disk layout (the *cache*)::
+A setting is a *cell*: one run of the run store (``experiments.runs``), described by a
+``RunSpec`` and run by ``run_grid`` like any grid's runs, so it is reused only when its
+configuration and the data's fingerprint match and its folder is sealed and intact. On disk (the
+*cache*)::
 
     <cache>/
-      spec.json                       what every cell is trained on: preset, config overrides,
-                                      data (make_benchmark arguments), projection sample size and
-                                      seed, and the fingerprint of the generated data
-                                      (MultimodalData.fingerprint: a hash of every split's
-                                      features, labels and lengths). A cache holds one spec;
-                                      opening it with another, or training a cell on data that
-                                      hash differently (the generator changed), is an error,
-                                      never a silent mix.
-      beta=0.02_gamma=0.02/           one finished cell: complete, or absent
-        config.json  history.json     written by experiments.runs.obtain
-        metrics.json model.pt
-        reps.npz                      test-split representations: C_<m>, P_<m> (N, d_k), the
-                                      discriminator probabilities pc_<m>, pp_<m> (N, M), psi (N, T),
-                                      psi_names, prediction, labels, ids, modalities
+      spec.json                       what every cell shares (:class:`SweepSpec`: preset, config
+                                      overrides, make_benchmark arguments, projection sample size
+                                      and seed); a cache holds one spec
+      beta=0.02_gamma=0.02/           one run: config.json, history.json, metrics.json, model.pt,
+                                      run.json and complete.json, written by ``obtain``, plus
+        reps.npz                      the test split's representations (C_<m>, P_<m>, the
+                                      discriminator probabilities, psi, predictions, labels)
         projections/index.json        which 2-D projections (t-SNE, UMAP, PCA) are present
-        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P)
-        cell.json                     beta, gamma, seconds, finished time
-        complete.json                 size and sha256 of every file above (not projections/):
-                                      written last (experiments.runstore); a cell without it, or
-                                      whose files do not match it, is not finished
-      .locks/beta=0.02_gamma=0.02.lock   held (fcntl.flock) while a process computes the cell:
-                                      a second process waits, then reuses the finished cell
-      .beta=0.2_gamma=0.02.partial-<pid>-<random>/
-                                      a cell being computed. It is renamed to its final name only
-                                      when complete, so an interrupted cell leaves no finished
-                                      folder; the next fill deletes partial folders whose process
-                                      is gone and starts the cell again.
+        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P);
+                                      a sub-folder, left out of the seal: it may grow later
+
+The package ships the cells of the full-size spec's cross (``fdmer_lite/shipped_runs/sweep/``):
+a read-only second root that a cache searches when its spec is the one they were made for.
 
 Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.02``, ``2``), so
 0.02 and 0.020000000000000004 are the same cell.
-
-``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable), on this
-process or on the worker processes of ``experiments.pool``.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import os
-import secrets
-import shutil
-import threading
-import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
@@ -67,17 +50,14 @@ from .analysis import load_representations
 from .config import Config, fast_mode, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
-from .experiments.pool import map_unordered
-from .experiments.runs import REPS_FILE, obtain
-from .experiments.specs import DataSpec
+from .experiments.runs import BUNDLED, REPS_FILE, DataSpec, GridReport, ProjectionCache, Run, RunSpec, run_grid
 from .paths import runs_root
 from .scores import SCORES
-from .train import Trainer
 
-SPEC_FILE = "spec.json"
-CELL_FILE = "cell.json"
+SWEEP_FILE = "spec.json"             # the cache's SweepSpec
 PROJECTIONS = "projections"
 CACHE_ENV = "FDMER_LITE_SWEEP_CACHE"
+BUNDLED_SWEEPS = BUNDLED / "sweep"
 
 # Log-spaced slider values including 0: decades around the paper's 0.02 (Sec. 4.2).
 DEFAULT_VALUES = (0.0, 0.002, 0.02, 0.2, 2.0)
@@ -168,11 +148,14 @@ class SweepSpec:
         return cfg.replace(loss={"beta": float(beta), "gamma": float(gamma)},
                            train={"device": device, "progress": False})
 
-    def make_data(self):
-        """The sweep's data, generated once per process (``experiments.specs.DataSpec.load``)."""
+    def data_spec(self) -> DataSpec:
         if self.dataset != "synthetic":
             raise ValueError(f"dataset: only 'synthetic' can be swept for now, got {self.dataset!r}")
-        return DataSpec("synthetic", options=self.data).load()
+        return DataSpec("synthetic", options=self.data)
+
+    def make_data(self):
+        """The sweep's data, generated once per process (``DataSpec.load``)."""
+        return self.data_spec().load()
 
     @property
     def slug(self) -> str:
@@ -209,20 +192,44 @@ def default_cache_dir(spec: SweepSpec, base: str | os.PathLike | None = None) ->
     return Path(base) / spec.slug
 
 
-# ---------------------------------------------------------------- one cell
+# ---------------------------------------------------------------- projections
+
+
+def projection_index(folder: Path) -> dict:
+    """``{method: {"max_points", "seed"}}`` of the projections kept in ``folder``."""
+    f = Path(folder) / "index.json"
+    return runstore.read_json(f) if f.is_file() else {}
+
+
+def add_projections(folder: str | Path, *, methods: Iterable[str], max_points: int, seed: int,
+                    into: str | Path | None = None) -> None:
+    """Project the test-split C and P of the cell in ``folder`` to 2-D by each of ``methods``,
+    from its ``reps.npz`` *as stored* (so the explorer's later call finds them), and keep them in
+    ``into`` (default ``folder/projections``) with an index of what is there. The function a
+    cell's spec calls before its run is sealed."""
+    into = Path(into or Path(folder) / PROJECTIONS)
+    reps = load_representations(Path(folder) / REPS_FILE)
+    index = projection_index(into)
+    for method in methods:
+        viz.representation_embedding(reps, method=method, max_points=max_points, seed=seed,
+                                     cache=ProjectionCache(into))
+        index[method] = {"max_points": max_points, "seed": seed}
+    into.mkdir(parents=True, exist_ok=True)
+    runstore.write_json(into / "index.json", index)
+
+
+# ---------------------------------------------------------------- the cache
 
 
 @dataclass
 class CellResult:
-    """A finished cell, read back from disk."""
+    """A finished cell, read back from disk (from the cache, or bundled with the package)."""
 
     beta: float
     gamma: float
     path: Path
     metrics: dict
     history: list
-    config: dict
-    info: dict
     reps: object                      # analysis.Representations of the test split
 
     @property
@@ -230,146 +237,22 @@ class CellResult:
         return cell_name(self.beta, self.gamma)
 
 
-_SPEC_LOCK = threading.Lock()
-
-
-class DataChanged(ValueError):
-    """The data a cell would train on differ from the data of the cache's other cells."""
-
-
-def _check_fingerprint(root: Path, data) -> str:
-    """Record the data's fingerprint in spec.json on the first cell; refuse different data later."""
-    with _SPEC_LOCK:
-        fingerprint = data.fingerprint()                # computed once per data object
-        spec_file = root / SPEC_FILE
-        content = runstore.read_json(spec_file)
-        saved = content.get("data_fingerprint")
-        if saved is None:
-            content["data_fingerprint"] = fingerprint
-            runstore.write_json(spec_file, content)
-        elif saved != fingerprint:
-            raise DataChanged(
-                f"{spec_file}: field 'data_fingerprint': the cells here were trained on data with "
-                f"fingerprint {saved}, but the same spec now generates data with fingerprint "
-                f"{fingerprint} (the generator changed). Use a new cache folder, or delete this one.")
-    return fingerprint
-
-
-def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
-                 projections: Iterable[str] = ("tsne",), device: str = "auto",
-                 progress: Progress | None = None) -> dict:
-    """Train one cell, store its test representations and projections, publish it atomically.
-
-    One run of the store (``experiments.runs.obtain``), with the representations, the
-    projections and ``cell.json`` added before it is sealed (the projections folder may grow
-    later, so the seal leaves it out). Returns the cell's ``cell.json`` content. If another
-    process finished the same cell first, its result is kept and nothing is trained.
-    """
-    root = Path(root)
-    name = cell_name(beta, gamma)
-    final = root / name
-    projections = tuple(projections)
-    cfg = spec.config(beta, gamma, device=device)
-    epochs = cfg.train.epochs
-    total = epochs + 2 + len(projections)                      # epochs, scores, extraction, projections
-    report = progress or (lambda done, total, msg: None)
-    with runstore.locked(final, on_wait=lambda msg: report(0, 1, msg)):   # one writer per cell
-        if _cell_error(final) is None:
-            return runstore.read_json(final / CELL_FILE)
-        start = time.perf_counter()
-        info = {}
-        report(0, total, "preparing data")
-        data = spec.make_data()
-        fingerprint = _check_fingerprint(root, data)
-        trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
-            entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
-        report(0, total, f"training (epoch 1/{epochs})")
-
-        def finish(tmp: Path, trainer, metrics: dict) -> None:
-            report(epochs + 1, total, "representations")
-            for i, method in enumerate(projections):
-                report(epochs + 2 + i, total, f"{method} projection")
-                project_into(tmp, spec, method)
-            info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
-                         "seconds": time.perf_counter() - start,
-                         "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                         "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
-                         "fdmer_lite": __version__})
-            runstore.write_json(tmp / CELL_FILE, info)
-
-        obtain(cfg, data, final, retrain=True, representations=True, trainer=trainer, lock=False,
-               finish=finish, record={"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
-        report(total, total, "done")
-        return info
-
-
-def _cell_error(cell_dir: Path) -> str | None:
-    """Why the cell in ``cell_dir`` is not finished and intact; None when it is."""
-    try:
-        runstore.read_finished(cell_dir)
-        runstore.read_json(cell_dir / CELL_FILE)
-    except (OSError, runstore.RunCorrupt) as err:
-        return str(err)
-    return None
-
-
-def _is_cell(cell_dir: Path) -> bool:
-    """Whether ``cell.json`` and the completion record are there (not checked against the files)."""
-    return (cell_dir / CELL_FILE).is_file() and (cell_dir / runstore.RECORD).is_file()
-
-
-def _projection_index(cell_dir: Path) -> dict:
-    f = cell_dir / PROJECTIONS / "index.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-def project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
-    """Compute one 2-D projection of the cell's saved representations and record it.
-
-    The projection is computed from the representations *as read back from disk*, so the
-    explorer's later call of the same builder finds it in the cache. It is written into a temp
-    folder first and moved in, so an interrupted UMAP never leaves a half-written file.
-    """
-    reps = load_representations(cell_dir / REPS_FILE)
-    proj = cell_dir / PROJECTIONS
-    proj.mkdir(exist_ok=True)
-    tmp = proj / f".tmp-{method}-{os.getpid()}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
-        viz.representation_embedding(reps, method=method, max_points=spec.max_points,
-                                     seed=spec.projection_seed, cache=tmp)
-        for f in tmp.iterdir():
-            os.replace(f, proj / f.name)
-        index = _projection_index(cell_dir)
-        index[method] = {"max_points": spec.max_points, "seed": spec.projection_seed}
-        runstore.write_json(proj / "index.json", index)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _cell_task(args: tuple) -> tuple[dict | None, str | None]:
-    """One cell on a worker of ``experiments.pool``: ``(cell.json content, None)`` or ``(None, error)``."""
-    root, spec_dict, beta, gamma, projections, device = args
-    try:
-        return compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
-                            projections=projections, device=device), None
-    except Exception as err:                                       # reported, the sweep goes on
-        return None, f"{type(err).__name__}: {err}"
-
-
-# ---------------------------------------------------------------- the cache
-
-
 class SpecMismatch(ValueError):
     """The cache folder was made for another spec."""
 
 
 class SweepCache:
-    """A folder of finished cells for one :class:`SweepSpec` (layout: module docstring)."""
+    """The cells of one :class:`SweepSpec`: trained into ``root``; found there or among the
+    cells bundled with the package for the same spec (layout: module docstring).
 
-    def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *, memory: int = 16):
+    ``bundled``: the folder of bundled sweeps (default: the package's); a sweep there is
+    searched when its ``spec.json`` holds this spec.
+    """
+
+    def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *,
+                 bundled: str | os.PathLike | None = BUNDLED_SWEEPS, memory: int = 16):
         self.root = Path(root)
-        spec_file = self.root / SPEC_FILE
+        spec_file = self.root / SWEEP_FILE
         saved = runstore.read_json(spec_file).get("spec") if spec_file.is_file() else None
         if spec is None and saved is None:
             raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
@@ -382,22 +265,49 @@ class SweepCache:
                           if (saved or {}).get(k) != spec.to_dict().get(k))
             raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
                                f"{saved}, not {spec.to_dict()}; use another cache folder")
+        self.bundled = None
+        if bundled is not None:
+            there = Path(bundled) / spec.slug
+            try:
+                if runstore.read_json(there / SWEEP_FILE).get("spec") == spec.to_dict():
+                    self.bundled = there
+            except (FileNotFoundError, runstore.RunCorrupt):
+                pass
+        self._found: dict[str, Run | None] = {}
         self._memory: "OrderedDict[str, CellResult]" = OrderedDict()
         self._memory_size = memory
 
     # -- lookup ---------------------------------------------------------------------------------
+    def cell_spec(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
+                  device: str = "auto") -> RunSpec:
+        """The run of one setting, for ``run_grid``: its representations stored and ``projections``
+        added before it is sealed."""
+        return RunSpec(cell_name(beta, gamma), self.spec.config(beta, gamma, device).to_dict(),
+                       self.spec.data_spec(), str(self.root),
+                       bundle=None if self.bundled is None else str(self.bundled),
+                       meta={"beta": float(beta), "gamma": float(gamma)}, representations=True,
+                       finish=functools.partial(add_projections, methods=tuple(projections),
+                                                max_points=self.spec.max_points, seed=self.spec.projection_seed))
+
     def cell_dir(self, beta: float, gamma: float) -> Path:
+        """Where this cache trains the cell (``run(...).path`` says where a finished one is)."""
         return self.root / cell_name(beta, gamma)
 
+    def run(self, beta: float, gamma: float) -> Run | None:
+        """The finished cell (``experiments.runs.find``, without weights), remembered."""
+        name = cell_name(beta, gamma)
+        if name not in self._found:
+            self._found[name] = self.cell_spec(beta, gamma).find()
+        return self._found[name]
+
     def has(self, beta: float, gamma: float) -> bool:
-        """Whether the cell is finished: ``cell.json`` and its completion record are there
-        (:meth:`fill` also checks every file against that record)."""
-        return _is_cell(self.cell_dir(beta, gamma))
+        return self.run(beta, gamma) is not None
 
     def finished(self) -> list[tuple[float, float]]:
-        """Every finished cell, sorted by (beta, gamma)."""
-        return sorted(parse_cell_name(d.name) for d in self.root.iterdir()
-                      if parse_cell_name(d.name) is not None and _is_cell(d))
+        """Every finished cell, here or bundled, sorted by (beta, gamma)."""
+        names = {d.name for folder in (self.root, self.bundled) if folder is not None
+                 for d in folder.iterdir() if d.is_dir()}
+        return sorted(c for c in map(parse_cell_name, names) if c is not None and self.has(*c))
 
     def missing(self, cells: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
         seen, out = set(), []
@@ -414,91 +324,72 @@ class SweepCache:
         if name in self._memory:
             self._memory.move_to_end(name)
             return self._memory[name]
-        d = self.root / name
-        if not self.has(beta, gamma):
-            raise KeyError(f"{d}: no finished cell for beta={format_value(beta)}, gamma={format_value(gamma)}")
-        runstore.read_finished(d, hashes=False)                  # sizes as recorded, or RunCorrupt
-        read = lambda f: runstore.read_json(d / f)               # noqa: E731
-        cell = CellResult(beta=float(beta), gamma=float(gamma), path=d, metrics=read("metrics.json"),
-                          history=read("history.json"), config=read("config.json"), info=read(CELL_FILE),
-                          reps=load_representations(d / REPS_FILE))
+        run = self.run(beta, gamma)
+        if run is None:
+            raise KeyError(f"{self.cell_dir(beta, gamma)}: no finished cell for beta={format_value(beta)}, "
+                           f"gamma={format_value(gamma)}")
+        cell = CellResult(float(beta), float(gamma), run.path, run.metrics, run.history,
+                          load_representations(run.path / REPS_FILE))
         self._memory[name] = cell
         while len(self._memory) > self._memory_size:
             self._memory.popitem(last=False)
         return cell
 
-    def has_projection(self, beta: float, gamma: float, method: str) -> bool:
-        entry = _projection_index(self.cell_dir(beta, gamma)).get(method)
-        return entry == {"max_points": self.spec.max_points, "seed": self.spec.projection_seed}
+    def projections(self, beta: float, gamma: float) -> ProjectionCache:
+        """The cell's projections: written beside the cache's own cell, read there and, for a
+        bundled cell, from the package."""
+        run = self.run(beta, gamma)
+        shipped = run.path / PROJECTIONS if run is not None and run.path != self.cell_dir(beta, gamma) else None
+        return ProjectionCache(self.cell_dir(beta, gamma) / PROJECTIONS, shipped)
 
-    def projection_dir(self, beta: float, gamma: float) -> Path:
-        return self.cell_dir(beta, gamma) / PROJECTIONS
+    def has_projection(self, beta: float, gamma: float, method: str) -> bool:
+        cache = self.projections(beta, gamma)
+        want = {"max_points": self.spec.max_points, "seed": self.spec.projection_seed}
+        return any(projection_index(f).get(method) == want for f in (cache.folder, cache.bundled) if f)
 
     def ensure_projection(self, beta: float, gamma: float, method: str) -> None:
         """Compute a projection a finished cell lacks (e.g. UMAP after a t-SNE-only sweep)."""
         if not self.has_projection(beta, gamma, method):
-            project_into(self.cell_dir(beta, gamma), self.spec, method)
+            add_projections(self.run(beta, gamma).path, methods=(method,), max_points=self.spec.max_points,
+                            seed=self.spec.projection_seed, into=self.projections(beta, gamma).folder)
 
     # -- computing ------------------------------------------------------------------------------
-    def clean_partials(self) -> list[Path]:
-        """Delete folders of interrupted cells (their process is gone); return what was removed."""
-        finals = {d.name[1:].split(".partial-")[0] for d in self.root.glob(".*.partial-*")}
-        return [d for name in sorted(finals) for d in runstore.clean_stale(self.root / name)]
+    def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
+             projections: Iterable[str] = ("tsne",), device: str = "auto",
+             log: Callable[[str], None] | None = print, on_epoch=None) -> GridReport:
+        """Train every cell of ``cells`` that is not finished (``experiments.runs.run_grid``:
+        ``workers`` 1 trains here, N in N worker processes); a finished cell lacking one of
+        ``projections`` gets it. Returns the grid's report (cell names)."""
+        cells = list(dict.fromkeys((float(b), float(g)) for b, g in cells))
+        projections = tuple(projections)
+        specs = [self.cell_spec(b, g, projections=projections, device=device) for b, g in cells]
+        report = run_grid(specs, workers=workers, log=log, on_epoch=on_epoch)
+        for b, g in cells:
+            self._found.pop(cell_name(b, g), None)
+            self._memory.pop(cell_name(b, g), None)
+            if cell_name(b, g) in report.skipped:      # a sweep may add e.g. UMAP later
+                for method in projections:
+                    if not self.has_projection(b, g, method):
+                        if log:
+                            log(f"{cell_name(b, g)}: adding the {method} projection")
+                        self.ensure_projection(b, g, method)
+        return report
 
     def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
                 device: str = "auto", progress: Progress | None = None) -> CellResult:
-        """Train one missing cell here, in this process (the explorer's Train button)."""
-        compute_cell(self.root, self.spec, beta, gamma, projections=projections, device=device,
-                     progress=progress)
+        """Train one missing cell here, in this process (the explorer's Train button);
+        ``progress(done, total, message)`` after each epoch."""
+        epochs = self.spec.config(beta, gamma).train.epochs
+        report = progress or (lambda done, total, msg: None)
+        report(0, epochs + 1, f"training (epoch 1/{epochs})")
+        result = self.fill([(beta, gamma)], projections=projections, device=device, log=None, on_epoch=lambda e:
+                           report(e["epoch"], epochs + 1, f"trained epoch {e['epoch']}/{epochs}"))
+        if result.failed:
+            raise RuntimeError(result.failed[cell_name(beta, gamma)].strip().splitlines()[-1])
+        report(epochs + 1, epochs + 1, "done")
         return self.load(beta, gamma)
 
-    def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
-             projections: Iterable[str] = ("tsne",), device: str = "auto",
-             log: Callable[[str], None] | None = print) -> dict:
-        """Compute every missing cell of ``cells``; finished cells are skipped (resumable).
-
-        Returns ``{"computed": [...], "skipped": [...], "failed": {(beta, gamma): message}}``.
-        A projection listed in ``projections`` that a finished cell lacks is added to it.
-        """
-        log = log or (lambda msg: None)
-        cells = [(float(b), float(g)) for b, g in cells]
-        removed = self.clean_partials()
-        if removed:
-            log(f"removed {len(removed)} interrupted cell(s): {', '.join(p.name for p in removed)}")
-        for b, g in dict.fromkeys(cells):                     # finished, but intact?
-            d = self.cell_dir(b, g)
-            error = _cell_error(d) if self.has(b, g) else None
-            if error is not None:
-                log(f"{d.name}: {error}; computing it again")
-                self._memory.pop(d.name, None)
-                (d / runstore.RECORD).unlink(missing_ok=True)   # no longer finished
-        todo = self.missing(cells)
-        todo_names = {cell_name(b, g) for b, g in todo}
-        skipped = [c for c in dict.fromkeys(cells) if cell_name(*c) not in todo_names]
-        projections = tuple(projections)
-        for b, g in skipped:                                   # a sweep may add e.g. UMAP later
-            for method in projections:
-                if not self.has_projection(b, g, method):
-                    log(f"{cell_name(b, g)}: adding the {method} projection")
-                    self.ensure_projection(b, g, method)
-        log(f"{len(skipped)} cell(s) already finished, {len(todo)} to compute in {self.root}")
-        tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device) for b, g in todo]
-        computed, failed = [], {}
-        start = time.perf_counter()
-        results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
-        for i, (k, result, lost) in enumerate(results, start=1):      # lost: the worker process died
-            (b, g), (info, error) = tasks[k][2:4], (result if lost is None else (None, lost))
-            if error is None:
-                computed.append((b, g))
-                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: {info['seconds']:.1f} s, "
-                    f"test MAE {_value(self.root / cell_name(b, g), 'mae')}")
-            else:
-                failed[(b, g)] = error
-                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: FAILED: {error}")
-        if todo:
-            log(f"done in {time.perf_counter() - start:.1f} s")
-        return {"computed": computed, "skipped": skipped, "failed": failed}
-
+    # -- tables ---------------------------------------------------------------------------------
     def table(self, cells: Iterable[tuple[float, float]] | None = None,
               keys: tuple[str, ...] = ("mae", "disc_prob_common", "common_modality_acc",
                                        "private_modality_acc", "common_factor_r2", "private_factor_r2")) -> str:
@@ -506,7 +397,7 @@ class SweepCache:
         cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
         lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for b, g in cells:
-            vals = [_value(self.cell_dir(b, g), k) for k in keys]
+            vals = [_value(self.run(b, g).metrics, k) for k in keys]
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
@@ -519,7 +410,7 @@ class SweepCache:
                  "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
                  "|---|" + "---|" * len(gammas)]
         for b in betas:
-            vals = [_value(self.cell_dir(b, g), key) if self.has(b, g) else "—" for g in gammas]
+            vals = [_value(self.run(b, g).metrics, key) if self.has(b, g) else "—" for g in gammas]
             lines.append(f"| {format_value(b)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
@@ -530,14 +421,9 @@ MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_comm
                "best_epoch")
 
 
-def _value(cell_dir: Path, key: str) -> str:
-    """One metric of a cell as table text ("—" when absent or unreadable), read from its
-    metrics.json alone (not the history and representations ``SweepCache.load`` reads)."""
-    try:
-        value = json.loads((cell_dir / "metrics.json").read_text()).get(key)
-    except (OSError, ValueError, AttributeError):             # AttributeError: not a JSON object
-        value = None
+def _value(metrics: dict, key: str) -> str:
+    """One metric as table text ("—" when absent)."""
+    value = metrics.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return f"{value:.3f}" if isinstance(value, float) else "—"
-

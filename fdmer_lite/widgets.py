@@ -81,7 +81,7 @@ def metrics_html(cell: sw.CellResult) -> str:
     rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in SCORE_KEYS if k in m]
     body = "".join(f"<tr><td>{html.escape(a)}</td><td style='text-align:right'><b>{b}</b></td>"
                    f"<td style='color:#666'>{html.escape(c)}</td></tr>" for a, b, c in rows)
-    epochs = f"best epoch {m.get('best_epoch', '—')}, trained in {cell.info.get('seconds', 0):.1f} s"
+    epochs = f"best epoch {m.get('best_epoch', '—')}, trained in {m.get('train_seconds') or 0:.1f} s"
     return (f"<div class='fdmer-metrics-table' data-setting='{cell.name}'>"
             f"<b>{setting_text(cell.beta, cell.gamma)}</b> <span style='color:#666'>({epochs})</span>"
             f"<table style='font-size:12px'><tr><th>metric</th><th>value</th><th>ideal / reference</th></tr>"
@@ -299,7 +299,7 @@ class BetaGammaExplorer:
         if self.cache.has_projection(cell.beta, cell.gamma, method):
             figs["embedding"] = viz.representation_embedding(
                 cell.reps, method=method, max_points=spec.max_points, seed=spec.projection_seed,
-                cache=self.cache.projection_dir(cell.beta, cell.gamma))
+                cache=self.cache.projections(cell.beta, cell.gamma))
         out = {}
         for k, fig in figs.items():
             fig.update_layout(height=FIG_HEIGHT[k], margin=dict(l=50, r=10, t=60, b=40),

@@ -25,7 +25,7 @@ from fdmer_lite.config import get_preset
 from fdmer_lite.ablations import BY_KEY
 from fdmer_lite.distributed import (DistributedTrainer, ShardedBatchSampler, unused_parameters,
                                      init_process_group)
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
 from fdmer_lite.train import Trainer
 
 TOL = dict(abs=1e-5)
