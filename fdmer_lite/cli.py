@@ -80,6 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
     train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
+    train.add_argument("--config", default=None,
+                       help="a JSON file with a whole configuration, or a run's config.json, instead of --preset")
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
@@ -136,11 +138,29 @@ def text_features(args) -> str | None:
     return args._text_features
 
 
+def config_file(path: str) -> Config:
+    """The configuration in ``path``: a ``Config`` as JSON, or a run's ``config.json`` (its
+    ``"config"`` field); a file that is neither is a DataError naming it."""
+    import json
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"--config {path}", "<file>", "a readable JSON file", f"{type(err).__name__}: {err}") from None
+    d = d.get("config", d) if isinstance(d, dict) else d
+    try:
+        return Config.from_dict(d)
+    except (TypeError, AttributeError) as err:
+        raise DataError(f"--config {path}", "config", "the sections model, loss, train of fdmer_lite.config.Config",
+                        str(err)) from None
+
+
 def configure(args) -> Config:
+    """The configuration of ``train``: ``--config`` or the preset (the data set's default), with
+    the options given on top."""
     default = "fast" if fast_mode() else DATASET_PRESETS.get(getattr(args, "dataset", None), "synthetic")
     if text_features(args) == "minilm" and not fast_mode():
         default = "mosi_text_audio_minilm"
-    cfg = get_preset(args.preset or default)
+    cfg = config_file(args.config) if args.config else get_preset(args.preset or default)
     train, loss, model = {}, {}, {}
     if args.epochs is not None:
         train["epochs"] = args.epochs
@@ -179,15 +199,23 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
 
 
-def cmd_train(args) -> int:
-    from .experiments.runs import data_treatments, obtain, set_threads
-    from .experiments.runstore import check_target
-    from .options import check_dataset_modalities, check_device, check_preset, check_training_options
+def check_train(args) -> None:
+    """Every option of ``train`` (and of the distributed trainer, which takes the same), checked
+    before any data is built or read."""
+    from .options import OptionError, check_dataset_modalities, check_device, check_preset, check_training_options
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
     check_preset("--preset", args.preset)
+    if args.preset and args.config:
+        raise OptionError("--config", "either --preset or --config, not both", args.config)
     check_dataset_modalities("--modalities", args.dataset, args.modalities)
-    check_device("--device", args.device)              # all before any data is built or read
+    check_device("--device", args.device)
+
+
+def cmd_train(args) -> int:
+    from .experiments.runs import data_treatments, obtain, set_threads
+    from .experiments.runstore import check_target
+    check_train(args)
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
     cfg = configure(args)
@@ -436,17 +464,16 @@ def cmd_data_inspect(args) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    commands = {"demo": cmd_demo, "train": cmd_train, "sweep": cmd_sweep, "ablate": cmd_ablate,
+                "data": cmd_data_inspect}
+    return run(commands[args.command], args)
+
+
+def run(command, args) -> int:
+    """``command(args)`` with the command line's answer to every failure: one line naming the
+    file or option and what was expected, and exit status 2 (130 for Ctrl-C)."""
     try:
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "ablate":
-            return cmd_ablate(args)
-        if args.command == "data" and args.data_command == "inspect":
-            return cmd_data_inspect(args)
+        return command(args)
     except (DataError, FileNotFoundError) as err:
         print(f"fdmer-lite: error: {err}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -464,7 +491,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         print(f"fdmer-lite: error: {where}{err.strerror or err}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    return 1
 
 
 if __name__ == "__main__":
