@@ -5,13 +5,13 @@
 
 Layers, bottom to top (a module may import its own layer and the layers below it):
 
-    0 floor        errors, config, paper, paths, collectives, metrics, scores, progress (nothing of the package's)
+    0 floor        errors, config, paper, paths, collectives, metrics, score_names, progress (nothing of the package's)
     1 data         data/*
     2 model        model/*, losses (the paper's equations)
     3 train        train (the Trainer alone)
     4 analysis     analysis, viz, readings
-    5 experiments  experiments/* (the run store, the pool, batches of runs)
-    6 front        cli, options, lessons, widgets, shipped, ablations, sweep, distributed
+    5 experiments  experiments/* (the run store and the grid runner)
+    6 front        cli, lessons, ablations, sweep, distributed
 
 An *upward* import goes from a lower layer to a higher one. The model has a stricter rule of its
 own: ``model/*`` imports only ``config`` and ``model/*``. Imports are read from the source with
@@ -38,7 +38,7 @@ def module_name(path: Path) -> str:
 
 
 LAYERS = [
-    ("floor", {"__init__", "errors", "config", "paper", "paths", "collectives", "metrics", "scores", "progress"}),
+    ("floor", {"__init__", "errors", "config", "paper", "paths", "collectives", "metrics", "score_names", "progress"}),
     ("data", {"data"}),
     ("model", {"model", "losses"}),
     ("train", {"train"}),

@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 
 from fdmer_lite import sweep as sw
-from fdmer_lite.widgets import BetaGammaExplorer, setting_text
+from fdmer_lite.sweep import BetaGammaExplorer, setting_text
 
 ROOT = Path(__file__).resolve().parents[1]
 

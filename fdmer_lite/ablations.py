@@ -64,7 +64,7 @@ from .config import MODALITIES, Config, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.runs import BUNDLED, DataSpec, GridReport, RunSpec, run_grid
-from .scores import SCORES
+from .score_names import SCORES
 
 # ------------------------------------------------------------------------------- variants
 

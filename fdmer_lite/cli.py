@@ -7,7 +7,7 @@
     fdmer-lite data inspect PATH
 
 Bad input stops with one message naming the file, the field and what was expected, and exit
-status 2: bad data, a bad option (checked before any work, ``fdmer_lite.options``), an ``--out``
+status 2: bad data, a bad option (checked before any work: the options' rules below), an ``--out``
 that cannot take a run, a non-finite loss (the message says what was kept, and where). Ctrl-C
 prints one line and exits with 130; finished runs are kept, unfinished ones never published.
 """
@@ -16,16 +16,19 @@ from __future__ import annotations
 
 import argparse
 import html
+import math
 import sys
 import time
 from pathlib import Path
 
-from .config import Config, fast_mode, get_preset
+from .config import PRESETS, Config, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
-from .scores import DISENTANGLEMENT, SCORES
+from .experiments.runstore import check_target, probe_writable
+from .score_names import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
-# option must answer without importing torch (seconds), so nothing heavy is imported up here.
+# option must answer without importing torch (seconds), so nothing heavy is imported up here
+# (``experiments.runstore`` imports nothing of torch's).
 
 EXIT_BAD_INPUT = 2
 
@@ -118,6 +121,130 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# ------------------------------------------------------------------ the options' rules
+#
+# The rules every command's options follow, checked once, before any work starts (a typo costs
+# a second, not a data generation). ``train``, ``sweep``, ``ablate`` and the distributed trainer
+# call :func:`check_training_options`, so the same value is accepted or refused the same way
+# everywhere:
+#
+# * ``epochs``: an integer >= 1 (0 or less would publish an untrained run as finished);
+# * ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
+# * ``modalities``: one or more distinct letters of ``tav``;
+# * ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
+# * ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``);
+# * ``device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and one this machine has
+#   (:func:`check_device`); ``preset``: a known preset (:func:`check_preset`);
+# * ``modalities`` of a data set whose streams are known before loading (``synthetic``: ``tav``,
+#   ``mosi-text-audio``: ``ta``): only those (:func:`check_dataset_modalities`).
+#
+# A refusal is an :class:`OptionError` (a ``ValueError``) naming the option, what was expected and
+# what was given; :func:`run` prints it as one line and exits with status 2.
+
+MAX_SEED = 2 ** 32
+
+
+class OptionError(ValueError):
+    """A command-line option (or the equivalent argument) has a value it cannot take."""
+
+    def __init__(self, option: str, expected: str, found):
+        super().__init__(f"{option}: expected {expected}, got {found!r}")
+        self.option, self.expected, self.found = option, expected, found
+
+
+def _int(option: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(option, "an integer", value)
+    if value < low or (high is not None and value >= high):
+        rng = f">= {low}" if high is None else f"an integer in [{low}, {high})"
+        raise OptionError(option, rng if high is not None else f"an integer {rng}", value)
+    return value
+
+
+def check_weight(option: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(option, "a number", value) from None
+    if not math.isfinite(x) or x < 0:
+        raise OptionError(option, "a finite number >= 0", value)
+    return x
+
+
+def check_modalities(option: str, value: str) -> str:
+    if not isinstance(value, str) or not value or any(m not in "tav" for m in value) \
+            or len(set(value)) != len(value):
+        raise OptionError(option, "one or more distinct letters of 'tav' (e.g. tav, ta, av)", value)
+    return value
+
+
+def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
+                           seeds=None, workers=None, min_workers: int = 0) -> None:
+    """Refuse any value outside the rules of the module docstring (``None``: not given)."""
+    if epochs is not None:
+        _int("--epochs", epochs, 1)
+    for name, v in (("--beta", beta), ("--gamma", gamma)):
+        for x in (v if isinstance(v, (list, tuple)) else [] if v is None else [v]):
+            check_weight(name, x)
+    if modalities is not None:
+        check_modalities("--modalities", modalities)
+    if seed is not None:
+        _int("--seed", seed, 0, MAX_SEED)
+    for s in seeds or ():
+        _int("--seeds", s, 0, MAX_SEED)
+    if workers is not None:
+        _int("--workers", workers, min_workers)
+
+
+DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")
+KNOWN_MODALITIES = {"synthetic": "tav", "mosi-text-audio": "ta"}   # fixed by the data set itself
+
+
+def check_device(option: str, name) -> str:
+    """A device name torch understands and this machine has (``auto`` always passes)."""
+    expected = "auto, cpu, mps, cuda or cuda:N"
+    base, _, index = str(name).partition(":")
+    if (not isinstance(name, str) or base not in DEVICE_NAMES
+            or (index and (base != "cuda" or not index.isdigit()))):
+        raise OptionError(option, expected, name)
+    if name == "auto" or name == "cpu":
+        return name
+    from .train import select_device                   # imports torch: only for cuda / mps
+    try:
+        select_device(name)
+    except ValueError as err:
+        raise OptionError(option, f"a device this machine has ({err})", name) from None
+    return name
+
+
+def check_preset(option: str, name) -> str:
+    """The name of a preset of :mod:`fdmer_lite.config` (``None``: not given)."""
+    if name is None:
+        return name
+    if not isinstance(name, str) or name.lower().replace("-", "_") not in PRESETS:
+        raise OptionError(option, f"one of {', '.join(sorted(PRESETS))}", name)
+    return name
+
+
+def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
+    """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
+    have = KNOWN_MODALITIES.get(dataset)
+    if modalities is None or have is None:
+        return
+    if any(m not in have for m in modalities):
+        raise OptionError(option, f"letters of {have!r} (the streams of --dataset {dataset})", modalities)
+
+
+def check_root(path, option: str) -> Path:
+    """A folder that will hold many runs (``ablate --out``, ``sweep --cache``): a folder or a new
+    name whose nearest existing parent is a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
+    probe_writable(path, f"{option} {path}")
+    return path
+
+
 DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
 
 
@@ -202,7 +329,6 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
 def check_train(args) -> None:
     """Every option of ``train`` (and of the distributed trainer, which takes the same), checked
     before any data is built or read."""
-    from .options import OptionError, check_dataset_modalities, check_device, check_preset, check_training_options
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
     check_preset("--preset", args.preset)
@@ -214,7 +340,6 @@ def check_train(args) -> None:
 
 def cmd_train(args) -> int:
     from .experiments.runs import data_treatments, obtain, set_threads
-    from .experiments.runstore import check_target
     check_train(args)
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
@@ -296,9 +421,7 @@ def cmd_demo(args) -> int:
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import obtain, set_threads
-    from .experiments.runstore import check_target
     from .lessons import demo_contrast
-    from .options import check_device
     from .progress import heartbeat
     from .train import Trainer, budget
 
@@ -357,7 +480,6 @@ def _floats(items, name: str) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from . import sweep
-    from .options import check_device, check_root, check_training_options
     from .viz import PROJECTION_METHODS
     check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
     check_device("--device", args.device)
@@ -398,7 +520,6 @@ def cmd_sweep(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
-    from .options import check_root, check_training_options
     from .experiments.runs import DataSpec
     if args.list:
         for v in VARIANTS:
@@ -411,7 +532,6 @@ def cmd_ablate(args) -> int:
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
     check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers)
-    from .options import check_device, check_preset
     check_preset("--preset", args.preset)
     check_device("--device", args.device)
     features = text_features(args)

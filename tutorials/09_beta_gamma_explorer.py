@@ -32,7 +32,7 @@
 
 # %%
 from fdmer_lite import lessons, sweep
-from fdmer_lite.widgets import BetaGammaExplorer
+from fdmer_lite.sweep import BetaGammaExplorer
 
 fast = lessons.setup()
 
