@@ -281,13 +281,24 @@ def config_file(path: str) -> Config:
                         str(err)) from None
 
 
+def preset_name(args) -> str:
+    """``--preset``, else the default of ``train`` and ``ablate``: ``fast`` under
+    ``FDMER_LITE_FAST``, the data set's own (``DATASET_PRESETS``; with MiniLM text features, its
+    MiniLM variant), else ``synthetic``."""
+    features = text_features(args)                       # refuses --text-features on other data
+    if args.preset:
+        return args.preset
+    if fast_mode():
+        return "fast"
+    if features == "minilm":
+        return "mosi_text_audio_minilm"
+    return DATASET_PRESETS.get(args.dataset, "synthetic")
+
+
 def configure(args) -> Config:
-    """The configuration of ``train``: ``--config`` or the preset (the data set's default), with
-    the options given on top."""
-    default = "fast" if fast_mode() else DATASET_PRESETS.get(getattr(args, "dataset", None), "synthetic")
-    if text_features(args) == "minilm" and not fast_mode():
-        default = "mosi_text_audio_minilm"
-    cfg = config_file(args.config) if args.config else get_preset(args.preset or default)
+    """The configuration of ``train``: ``--config`` or the preset (:func:`preset_name`), with the
+    options given on top."""
+    cfg = config_file(args.config) if args.config else get_preset(preset_name(args))
     train, loss, model = {}, {}, {}
     if args.epochs is not None:
         train["epochs"] = args.epochs
@@ -535,13 +546,7 @@ def cmd_ablate(args) -> int:
     check_preset("--preset", args.preset)
     check_device("--device", args.device)
     features = text_features(args)
-    if args.preset:
-        cfg = get_preset(args.preset)
-    elif fast_mode() or args.dataset != "mosi-text-audio":
-        cfg = get_preset("fast" if fast_mode() else "synthetic")
-    else:
-        cfg = get_preset("mosi_text_audio_minilm" if features == "minilm" else "mosi_text_audio")
-    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
+    cfg = get_preset(preset_name(args)).replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,

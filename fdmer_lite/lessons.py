@@ -137,9 +137,6 @@ def projection_cache() -> ProjectionCache:
     return ProjectionCache(runs_dir() / "projections", BUNDLED_PROJECTIONS)
 
 
-LessonRun = Run             # what lesson_run returns: path, trainer, model, history, metrics, loaded
-
-
 def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shipped: bool = True,
                verbose: bool = True) -> Run:
     """The run ``name`` of ``config`` on ``data``, in this order: the finished run in
