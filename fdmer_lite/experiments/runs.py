@@ -209,7 +209,7 @@ def find(config: Config, data: MultimodalData, folder: str | Path, *, bundled: s
                 warnings.warn(f"not reusing the run in {place}: {err}", stacklevel=2)
             continue
         fingerprint = fingerprint or plain_fingerprint(data)
-        if not same_run(saved, config, fingerprint):
+        if not same_run(saved, config, fingerprint) or not (place / "metrics.json").is_file():
             continue
         history = runstore.read_json(place / "history.json") if (place / "history.json").is_file() else []
         if weights:
@@ -340,8 +340,8 @@ class ProjectionCache:
         self.folder, self.bundled = Path(folder), None if bundled is None else Path(bundled)
 
     def _file(self, key: str) -> Path | None:
-        return next((f for f in (self.folder / f"{key}.npy", self.bundled and self.bundled / f"{key}.npy")
-                     if f and f.is_file()), None)
+        roots = [self.folder] + ([self.bundled] if self.bundled is not None else [])
+        return next((f for f in (root / f"{key}.npy" for root in roots) if f.is_file()), None)
 
     def __contains__(self, key: str) -> bool:
         return self._file(key) is not None
