@@ -5,9 +5,9 @@
     python benchmarks/ablation_grid.py --fast                # tiny data, fast preset (a check)
     python benchmarks/ablation_grid.py --dataset mosi-text-audio   # the real CMU-MOSI text + audio
     python benchmarks/ablation_grid.py --workers 2 --ray-address local
-    python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm \
+    FDMER_LITE_THREADS=1 python benchmarks/ablation_grid.py --dataset mosi-text-audio --text-features minilm \
         --variants wo_text,wo_audio,wo_visual,wo_ami_ams,wo_con,wo_dis,ce_loss --seeds 0,1,2 \
-        --workers 1 --threads 1 --results benchmarks/results/ablation-mosi-text-audio-minilm.md
+        --workers 1 --results benchmarks/results/ablation-mosi-text-audio-minilm.md
 
 Results land in ``benchmarks/out/ablation/<dataset>/`` (one folder per run, ``table.csv``,
 ``table.md``, ``claims.md`` and ``summary.md`` with the wall time and the machine's load).
@@ -33,7 +33,7 @@ from fdmer_lite import paper
 from fdmer_lite.ablations import (benchmark_setup, claims_markdown, load_ablation, paper_claims,
                                   run_ablation, select_variants)
 from fdmer_lite.experiments import runstore
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
 
 def load_average() -> str:
     try:
@@ -57,8 +57,9 @@ def paper_side_by_side(rows: list[dict], runs) -> str:
     full = next(r for r in rows if r["variant"] == "full")
     per_seed = {}
     for r in runs:
-        if r.spec is not None and r.spec.is_complete():
-            per_seed.setdefault(r.variant, []).append(f"{r.spec.metrics()['mae']:.3f}")
+        found = r.spec.find() if r.spec is not None else None
+        if found is not None:
+            per_seed.setdefault(r.variant, []).append(f"{found.metrics['mae']:.3f}")
     head = ["variant", "n", "MAE", "Corr", "Acc-7", "Acc-2 has0", "Acc-2 non0", "F1 has0", "F1 non0",
             "Δ MAE vs full", "Δ Corr vs full", "test MAE per seed",
             "paper MOSI MAE", "paper MOSI Corr", "paper Δ MAE vs full"]
@@ -81,8 +82,9 @@ def train_times(runs) -> str:
     """The finished runs' own training times (``train_seconds`` in their metrics.json)."""
     secs = {}
     for r in runs:
-        if r.spec is not None and r.spec.is_complete() and not r.note.startswith("same configuration"):
-            secs.setdefault(r.variant, []).append(r.spec.metrics().get("train_seconds", math.nan))
+        found = r.spec.find() if r.spec is not None and not r.note.startswith("same configuration") else None
+        if found is not None:
+            secs.setdefault(r.variant, []).append(found.metrics.get("train_seconds", math.nan))
     if not secs:
         return "no finished runs"
     total = sum(sum(v) for v in secs.values())
@@ -106,13 +108,13 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
             sys.exit(2)
         res = load_ablation(out)
         planned = [r for r in res.runs if r.spec is not None and not r.note.startswith("same configuration")]
-        done = sum(r.spec.is_complete() for r in planned)
+        done = sum(r.spec.find() is not None for r in planned)
         res.report = type("NoTraining", (), {"failed": {}, "summary": staticmethod(
             lambda: f"no training (--no-train): {done} of {len(planned)} planned run(s) finished, "
                     f"{len(planned) - done} not run; rows average the finished runs only")})()
     else:
         res = run_ablation(cfg, data, variants=args.variants, seeds=args.seeds, out_dir=out,
-                           workers=args.workers, threads=args.threads, ray_address=args.ray_address,
+                           workers=args.workers, ray_address=args.ray_address,
                            dataset_label=label)
     claims = claims_markdown(paper_claims(res.rows, kind))
     (out / "claims.md").write_text(claims + "\n")
@@ -167,7 +169,6 @@ def main(argv=None) -> int:
     p.add_argument("--variants", default="all")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--workers", type=int, default=None, help="worker processes (default: one per core)")
-    p.add_argument("--threads", type=int, default=None, help="torch threads per run")
     p.add_argument("--ray-address", default=None)
     p.add_argument("--text-features", default="glove", choices=["glove", "minilm"],
                    help="mosi-text-audio only: GloVe 50-d words (the preset mosi_text_audio) or "

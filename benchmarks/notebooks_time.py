@@ -107,8 +107,8 @@ def main(argv=None) -> int:
     parser.add_argument("--keep-runs", action="store_true",
                         help="use the normal runs/lessons cache instead of a fresh temporary one")
     parser.add_argument("--threads", type=int, default=None,
-                        help="torch threads in the kernels (FDMER_LITE_THREADS; default: 1 in FAST mode, "
-                             "torch's default in full mode)")
+                        help="torch threads in the kernels (FDMER_LITE_THREADS; default: the package's, "
+                             "config.default_thread_count)")
     args = parser.parse_args(argv)
     modes = ["fast", "full"] if args.mode == "both" else [args.mode]
     report = [run_series(m, args.names, args.timeout, args.keep_runs, args.threads) for m in modes]

@@ -8,20 +8,21 @@ The modules, bottom layer first (a module imports only its own layer and those b
 
 * floor: ``errors`` (the two exceptions), ``config`` (ModelConfig, LossConfig, TrainConfig,
   presets), ``paper`` (Tables 1-4), ``paths`` (where ``runs/`` is), ``collectives``
-  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics), ``scores``
-  (the one table of the scores the commands show), ``progress`` (bars that move within a second);
+  (all-gather and mean with gradients, for DDP), ``metrics`` (MOSI/MOSEI metrics), ``score_names``
+  (the one table of the scores' plain names the commands show), ``progress`` (bars that move within a second);
 * ``data``: one module per source format, all producing ``data.base.MultimodalData``;
   ``data.synthetic`` is the known-factor benchmark;
 * ``model`` (Eq. 1-3, 8, 12-17) and ``losses`` (Eq. 4-11, 18);
 * ``train``: the Trainer;
 * ``analysis`` (representations, probes, scores), ``viz`` (plotly figures), ``readings``
   (the paper's open choices and our extensions);
-* ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``obtain``: a finished run, or
-  train it), ``pool`` (local processes or Ray), ``specs`` (many runs);
-* front: ``ablations`` (Table 4), ``sweep`` and ``widgets`` (the beta/gamma explorer),
+* ``experiments``: ``runstore`` (sealed run folders), ``runs`` (``find`` a finished run, here
+  or bundled with the package; ``obtain``: find it or train it; ``run_grid``: any list of runs,
+  in this process, worker processes or Ray; the one thread policy);
+* front: ``ablations`` (Table 4), ``sweep`` (the beta/gamma sweep and its explorer widget),
   ``distributed`` (torchrun), ``lessons``, ``exercises`` and ``offline`` (the notebooks' set-up,
-  answer checks and offline HTML exports), ``shipped`` (runs shipped for the demo), ``options``
-  and ``cli`` (the ``fdmer-lite`` command).
+  answer checks and offline HTML exports; ``lessons`` also the runs bundled for them and the
+  demo), ``cli`` (the ``fdmer-lite`` command and its options' rules).
 """
 
 __version__ = "0.1.0"

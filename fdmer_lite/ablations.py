@@ -35,10 +35,11 @@ Multiplication         ``model.fusion = "mult"``: element-wise product of the to
                        ``model.fusion.MultFusion`` for how it relates to Mittal et al.)
 =====================  =====================================================================
 
-:func:`run_ablation` runs variants x seeds through :mod:`fdmer_lite.experiments.specs` (worker
-processes or Ray; resumable) and writes ``table.csv`` and ``table.md``: one row per variant, the mean and the
-sample standard deviation (n - 1) over seeds of every metric. The data are the same for every
-seed; a seed changes initialisation, dropout and batch order.
+:func:`run_ablation` plans variants x seeds as a list of runs and hands it to the one grid runner
+(``experiments.runs.run_grid``: this process, worker processes or Ray; finished runs, here or
+bundled with the package, are skipped), then writes ``table.csv`` and ``table.md``: one row per
+variant, the mean and the sample standard deviation (n - 1) over seeds of every metric. The data
+are the same for every seed; a seed changes initialisation, dropout and batch order.
 
 The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.paper``).
 The tables show the paper's column where the data set has the standard folds of one the paper
@@ -62,9 +63,8 @@ from . import paper
 from .config import MODALITIES, Config, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
-from .experiments.pool import default_workers
-from .experiments.specs import DataSpec, RunReport, RunSpec, run_all
-from .scores import SCORES
+from .experiments.runs import BUNDLED, DataSpec, GridReport, RunSpec, run_grid
+from .score_names import SCORES
 
 # ------------------------------------------------------------------------------- variants
 
@@ -210,10 +210,22 @@ class PlannedRun:
     note: str = ""
 
 
+#: the grid notebook 10 runs at full size, ``benchmark_setup(LESSON_GRID["kind"])``; its finished
+#: runs are bundled with the package (:func:`grid_bundle`)
+LESSON_GRID = {"kind": "emotion", "variants": "all", "seeds": (1, 2)}
+
+
+def grid_bundle(label: str) -> Path:
+    """Where the package bundles the finished runs of the grid ``label`` (a read-only second
+    root: ``fdmer_lite/shipped_runs/grid/<label>``)."""
+    return BUNDLED / "grid" / label
+
+
 def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[Variant],
-         seeds: Sequence[int], out_dir: str | Path, threads: int = 1) -> list[PlannedRun]:
-    """One :class:`PlannedRun` per variant x seed. Variants whose configuration equals another's
-    (w/o Visual on text+audio data) get the same run and are trained once."""
+         seeds: Sequence[int], out_dir: str | Path, bundle: str | Path | None = None) -> list[PlannedRun]:
+    """One :class:`PlannedRun` per variant x seed, its run in ``out_dir`` (or found in
+    ``bundle``). Variants whose configuration equals another's (w/o Visual on text+audio data)
+    get the same run and are trained once."""
     runs, first_of = [], {}
     for v in variants:
         for seed in seeds:
@@ -229,8 +241,8 @@ def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[
                 runs.append(PlannedRun(v.key, int(seed), other.spec,
                                        f"same configuration as {BY_KEY[other.variant].name}"))
                 continue
-            spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}",
-                                  meta={"variant": v.key, "seed": int(seed)}, threads=threads)
+            spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}", meta={"variant": v.key, "seed": int(seed)},
+                                  bundle=None if bundle is None else str(bundle))
             runs.append(PlannedRun(v.key, int(seed), spec))
             first_of[key] = runs[-1]
     return runs
@@ -240,7 +252,7 @@ def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[
 class AblationResult:
     rows: list[dict]             # one per variant (see summarise)
     runs: list[PlannedRun]
-    report: RunReport | None
+    report: GridReport | None
     out_dir: Path
     markdown: str
     wall_seconds: float = 0.0
@@ -256,42 +268,35 @@ class AblationResult:
 
 def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] = "all",
                  seeds: Sequence[int] = (1, 2, 3), out_dir: str | Path = "runs/ablate",
-                 workers: int | None = None, threads: int | None = None,
-                 ray_address: str | None = None, progress: bool = True,
-                 dataset_label: str | None = None) -> AblationResult:
+                 workers: int | None = None, ray_address: str | None = None, progress: bool = True,
+                 dataset_label: str | None = None, log=print) -> AblationResult:
     """Run variants x seeds (finished runs are skipped), then write ``table.csv``/``table.md``.
 
     ``base``: the full model's configuration (its ``model.modalities`` may name streams the data
-    lacks; they are dropped). ``workers``/``ray_address``: see :func:`fdmer_lite.experiments.specs.run_all`.
-    ``threads``: torch threads per run (default: cores / workers, at least 1).
+    lacks; they are dropped). ``workers``, ``ray_address``, ``progress``, ``log``: see
+    ``experiments.runs.run_grid``. ``dataset_label`` names the grid (its bundled runs are
+    searched in :func:`grid_bundle` of it).
     """
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     dataset = data.load()                                  # fail early, in this process, on bad input
     chosen = select_variants(variants)
-    if threads is None:                                    # share the cores between workers
-        if ray_address:
-            threads = 1
-        elif workers == 0:
-            threads = default_workers()
-        else:
-            threads = max(1, default_workers() // (workers or default_workers()))
-    runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir, threads=threads)
+    label = dataset_label or dataset.name
+    runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir, grid_bundle(label))
     manifest = {
-        "dataset": dataset_label or dataset.name, "data": data.to_dict(),
+        "dataset": label, "data": data.to_dict(),
         "data_modalities": dataset.modalities, "task": dataset.task,
         "paper_dataset": paper_dataset(dataset),
         "bayes_mae": dataset.info.get("bayes_mae"), "bayes_acc": dataset.info.get("bayes_acc"),
         "base_config": base.to_dict(), "variants": [v.key for v in chosen],
         "seeds": [int(s) for s in seeds],
         "runs": [{"variant": r.variant, "seed": r.seed, "note": r.note,
-                  "run_id": r.spec.run_id if r.spec else None} for r in runs],
+                  "run_id": r.spec.name if r.spec else None} for r in runs],
     }
     runstore.write_json(out_dir / "ablation.json", json.loads(json.dumps(manifest, default=str)))
-    specs = [r.spec for r in runs if r.spec is not None]
-    report = run_all(specs, workers=workers, ray_address=ray_address, progress=progress,
-                     desc="ablation runs")
+    report = run_grid([r.spec for r in runs if r.spec is not None], workers=workers, ray_address=ray_address,
+                      progress=progress, log=log, desc="ablation runs")
     result = load_ablation(out_dir)
     result.report = report
     result.wall_seconds = time.perf_counter() - start
@@ -299,18 +304,15 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
 
 
 def load_ablation(out_dir: str | Path) -> AblationResult:
-    """Rebuild the tables from the run directories in ``out_dir`` (finished runs only) and write
-    ``table.csv`` and ``table.md`` again. Works on cached results, without training."""
+    """Rebuild the tables from the finished runs of the grid in ``out_dir`` (its
+    ``ablation.json`` says what was planned; the same plan is made again and every run found
+    as ``run_grid`` finds it) and write ``table.csv`` and ``table.md`` again, without training."""
     out_dir = Path(out_dir)
     manifest = runstore.read_json(out_dir / "ablation.json")
-    runs = []
-    for r in manifest["runs"]:
-        spec = None
-        if r["run_id"]:
-            spec = RunSpec(r["run_id"], {}, DataSpec.from_dict(manifest["data"]),
-                           str(out_dir / r["run_id"]), {"variant": r["variant"], "seed": r["seed"]})
-        runs.append(PlannedRun(r["variant"], r["seed"], spec, r.get("note", "")))
-    rows = summarise(runs, [BY_KEY[k] for k in manifest["variants"]])
+    variants = [BY_KEY[k] for k in manifest["variants"]]
+    runs = plan(Config.from_dict(manifest["base_config"]), DataSpec.from_dict(manifest["data"]),
+                manifest["data_modalities"], variants, manifest["seeds"], out_dir, grid_bundle(manifest["dataset"]))
+    rows = summarise(runs, variants)
     md = to_markdown(rows, manifest)
     runstore.write_text(out_dir / "table.csv", to_csv(rows))
     runstore.write_text(out_dir / "table.md", md + "\n")
@@ -340,10 +342,10 @@ def summarise(runs: Sequence[PlannedRun], variants: Sequence[Variant]) -> list[d
         for r in mine:
             if r.spec is None:
                 continue
-            try:                                           # finished and intact, else left out
-                m = {k: v for k, v in r.spec.metrics().items() if v is not None}
-            except (OSError, runstore.RunCorrupt):
+            found = r.spec.find()                          # finished, intact and matching, else left out
+            if found is None:
                 continue
+            m = {k: v for k, v in found.metrics.items() if v is not None}
             if "mae" in m and m.get("bayes_mae"):
                 m["mae_over_bayes"] = m["mae"] / m["bayes_mae"]
             for k, val in m.items():

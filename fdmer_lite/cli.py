@@ -7,7 +7,7 @@
     fdmer-lite data inspect PATH
 
 Bad input stops with one message naming the file, the field and what was expected, and exit
-status 2: bad data, a bad option (checked before any work, ``fdmer_lite.options``), an ``--out``
+status 2: bad data, a bad option (checked before any work: the options' rules below), an ``--out``
 that cannot take a run, a non-finite loss (the message says what was kept, and where). Ctrl-C
 prints one line and exits with 130; finished runs are kept, unfinished ones never published.
 """
@@ -17,17 +17,19 @@ from __future__ import annotations
 import argparse
 import codecs
 import html
+import math
 import sys
 import time
 from pathlib import Path
 
-from .config import Config, choose_threads, fast_mode, get_preset
+from .config import PRESETS, Config, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
-from .options import preset_help
-from .scores import DISENTANGLEMENT, SCORES
+from .experiments.runstore import check_target, probe_writable
+from .score_names import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
-# option must answer without importing torch (seconds), so nothing heavy is imported up here.
+# option must answer without importing torch (seconds), so nothing heavy is imported up here
+# (``experiments.runstore`` imports nothing of torch's).
 
 EXIT_BAD_INPUT = 2
 
@@ -71,6 +73,12 @@ def tolerant_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         if getattr(stream, "errors", None) in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors=ESCAPE)
+
+
+def preset_help(default: str) -> str:
+    """The help of a ``--preset`` option: every preset of :data:`fdmer_lite.config.PRESETS`, so
+    the list cannot fall behind the dict, then ``default`` in words."""
+    return f"one of {', '.join(PRESETS)} (default: {default})"
 
 
 def _add_device(p: argparse.ArgumentParser) -> None:
@@ -125,6 +133,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
     train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
+    train.add_argument("--config", default=None,
+                       help="a JSON file with a whole configuration, or a run's config.json, instead of --preset")
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
@@ -150,7 +160,6 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
     ablate.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU core; 0 = this process)")
-    ablate.add_argument("--threads", type=int, default=None, help="torch threads per run (default: cores / workers)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
@@ -160,6 +169,130 @@ def build_parser() -> argparse.ArgumentParser:
     insp = dsub.add_parser("inspect", help="print what a data file holds")
     insp.add_argument("path")
     return parser
+
+
+# ------------------------------------------------------------------ the options' rules
+#
+# The rules every command's options follow, checked once, before any work starts (a typo costs
+# a second, not a data generation). ``train``, ``sweep``, ``ablate`` and the distributed trainer
+# call :func:`check_training_options`, so the same value is accepted or refused the same way
+# everywhere:
+#
+# * ``epochs``: an integer >= 1 (0 or less would publish an untrained run as finished);
+# * ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
+# * ``modalities``: one or more distinct letters of ``tav``;
+# * ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
+# * ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``);
+# * ``device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and one this machine has
+#   (:func:`check_device`); ``preset``: a known preset (:func:`check_preset`);
+# * ``modalities`` of a data set whose streams are known before loading (``synthetic``: ``tav``,
+#   ``mosi-text-audio``: ``ta``): only those (:func:`check_dataset_modalities`).
+#
+# A refusal is an :class:`OptionError` (a ``ValueError``) naming the option, what was expected and
+# what was given; :func:`run` prints it as one line and exits with status 2.
+
+MAX_SEED = 2 ** 32
+
+
+class OptionError(ValueError):
+    """A command-line option (or the equivalent argument) has a value it cannot take."""
+
+    def __init__(self, option: str, expected: str, found):
+        super().__init__(f"{option}: expected {expected}, got {found!r}")
+        self.option, self.expected, self.found = option, expected, found
+
+
+def _int(option: str, value, low: int, high: int | None = None) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(option, "an integer", value)
+    if value < low or (high is not None and value >= high):
+        rng = f">= {low}" if high is None else f"an integer in [{low}, {high})"
+        raise OptionError(option, rng if high is not None else f"an integer {rng}", value)
+    return value
+
+
+def check_weight(option: str, value) -> float:
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        raise OptionError(option, "a number", value) from None
+    if not math.isfinite(x) or x < 0:
+        raise OptionError(option, "a finite number >= 0", value)
+    return x
+
+
+def check_modalities(option: str, value: str) -> str:
+    if not isinstance(value, str) or not value or any(m not in "tav" for m in value) \
+            or len(set(value)) != len(value):
+        raise OptionError(option, "one or more distinct letters of 'tav' (e.g. tav, ta, av)", value)
+    return value
+
+
+def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
+                           seeds=None, workers=None, min_workers: int = 0) -> None:
+    """Refuse any value outside the rules of the module docstring (``None``: not given)."""
+    if epochs is not None:
+        _int("--epochs", epochs, 1)
+    for name, v in (("--beta", beta), ("--gamma", gamma)):
+        for x in (v if isinstance(v, (list, tuple)) else [] if v is None else [v]):
+            check_weight(name, x)
+    if modalities is not None:
+        check_modalities("--modalities", modalities)
+    if seed is not None:
+        _int("--seed", seed, 0, MAX_SEED)
+    for s in seeds or ():
+        _int("--seeds", s, 0, MAX_SEED)
+    if workers is not None:
+        _int("--workers", workers, min_workers)
+
+
+DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")
+KNOWN_MODALITIES = {"synthetic": "tav", "mosi-text-audio": "ta"}   # fixed by the data set itself
+
+
+def check_device(option: str, name) -> str:
+    """A device name torch understands and this machine has (``auto`` always passes)."""
+    expected = "auto, cpu, mps, cuda or cuda:N"
+    base, _, index = str(name).partition(":")
+    if (not isinstance(name, str) or base not in DEVICE_NAMES
+            or (index and (base != "cuda" or not index.isdigit()))):
+        raise OptionError(option, expected, name)
+    if name == "auto" or name == "cpu":
+        return name
+    from .train import select_device                   # imports torch: only for cuda / mps
+    try:
+        select_device(name)
+    except ValueError as err:
+        raise OptionError(option, f"a device this machine has ({err})", name) from None
+    return name
+
+
+def check_preset(option: str, name) -> str:
+    """The name of a preset of :mod:`fdmer_lite.config` (``None``: not given)."""
+    if name is None:
+        return name
+    if not isinstance(name, str) or name.lower().replace("-", "_") not in PRESETS:
+        raise OptionError(option, f"one of {', '.join(sorted(PRESETS))}", name)
+    return name
+
+
+def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
+    """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
+    have = KNOWN_MODALITIES.get(dataset)
+    if modalities is None or have is None:
+        return
+    if any(m not in have for m in modalities):
+        raise OptionError(option, f"letters of {have!r} (the streams of --dataset {dataset})", modalities)
+
+
+def check_root(path, option: str) -> Path:
+    """A folder that will hold many runs (``ablate --out``, ``sweep --cache``): a folder or a new
+    name whose nearest existing parent is a writable folder."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
+    probe_writable(path, f"{option} {path}")
+    return path
 
 
 DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
@@ -182,11 +315,40 @@ def text_features(args) -> str | None:
     return args._text_features
 
 
+def config_file(path: str) -> Config:
+    """The configuration in ``path``: a ``Config`` as JSON, or a run's ``config.json`` (its
+    ``"config"`` field); a file that is neither is a DataError naming it."""
+    import json
+    try:
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError) as err:
+        raise DataError(f"--config {path}", "<file>", "a readable JSON file", f"{type(err).__name__}: {err}") from None
+    d = d.get("config", d) if isinstance(d, dict) else d
+    try:
+        return Config.from_dict(d)
+    except (TypeError, AttributeError) as err:
+        raise DataError(f"--config {path}", "config", "the sections model, loss, train of fdmer_lite.config.Config",
+                        str(err)) from None
+
+
+def preset_name(args) -> str:
+    """``--preset``, else the default of ``train`` and ``ablate``: ``fast`` under
+    ``FDMER_LITE_FAST``, the data set's own (``DATASET_PRESETS``; with MiniLM text features, its
+    MiniLM variant), else ``synthetic``."""
+    features = text_features(args)                       # refuses --text-features on other data
+    if args.preset:
+        return args.preset
+    if fast_mode():
+        return "fast"
+    if features == "minilm":
+        return "mosi_text_audio_minilm"
+    return DATASET_PRESETS.get(args.dataset, "synthetic")
+
+
 def configure(args) -> Config:
-    default = "fast" if fast_mode() else DATASET_PRESETS.get(getattr(args, "dataset", None), "synthetic")
-    if text_features(args) == "minilm" and not fast_mode():
-        default = "mosi_text_audio_minilm"
-    cfg = get_preset(args.preset or default)
+    """The configuration of ``train``: ``--config`` or the preset (:func:`preset_name`), with the
+    options given on top."""
+    cfg = config_file(args.config) if args.config else get_preset(preset_name(args))
     train, loss, model = {}, {}, {}
     if args.epochs is not None:
         train["epochs"] = args.epochs
@@ -225,25 +387,23 @@ def print_metrics(metrics: dict, file=sys.stdout) -> None:
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
 
 
-def apply_threads() -> None:
-    """Torch's intra-op threads: ``$FDMER_LITE_THREADS``, else ``config.default_threads``, as the
-    notebooks do."""
-    threads = choose_threads()
-    import torch
-    torch.set_num_threads(threads)
-
-
-def cmd_train(args) -> int:
-    from .experiments.runs import data_treatments, obtain
-    from .experiments.runstore import check_target
-    from .options import check_dataset_modalities, check_device, check_preset, check_training_options
+def check_train(args) -> None:
+    """Every option of ``train`` (and of the distributed trainer, which takes the same), checked
+    before any data is built or read."""
     check_training_options(epochs=args.epochs, beta=args.beta, gamma=args.gamma,
                            modalities=args.modalities, seed=args.seed)
     check_preset("--preset", args.preset)
+    if args.preset and args.config:
+        raise OptionError("--config", "either --preset or --config, not both", args.config)
     check_dataset_modalities("--modalities", args.dataset, args.modalities)
-    check_device("--device", args.device)              # all before any data is built or read
+    check_device("--device", args.device)
+
+
+def cmd_train(args) -> int:
+    from .experiments.runs import data_treatments, obtain, set_threads
+    check_train(args)
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
-    apply_threads()
+    set_threads()
     cfg = configure(args)
     from .progress import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
@@ -321,15 +481,13 @@ def cmd_demo(args) -> int:
     from . import viz
     from .analysis import extract_representations
     from .data.synthetic import FAST_SIZES, make_benchmark
-    from .experiments.runs import data_fingerprint, obtain
-    from .experiments.runstore import check_target
-    from .options import check_device
+    from .experiments.runs import obtain, set_threads
+    from .lessons import demo_contrast
     from .progress import heartbeat
-    from .shipped import demo_contrast
     from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated
-    apply_threads()
+    set_threads()
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
@@ -345,8 +503,8 @@ def cmd_demo(args) -> int:
     metrics = obtain(cfg, data, out, retrain=True, trainer=trainer).metrics
     print()
     print(demo_table(metrics))
-    contrast = demo_contrast(cfg, data_fingerprint(data), metrics)
-    print("\nThe paper's Figure-2 contrast (comparison runs shipped with the package):")
+    contrast = demo_contrast(cfg, data, metrics)
+    print("\nThe paper's Figure-2 contrast (comparison runs bundled with the package):")
     print(contrast)
     reps = extract_representations(trainer.model, data, "test", device=trainer.device)
     captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
@@ -383,7 +541,6 @@ def _floats(items, name: str) -> list[float]:
 
 def cmd_sweep(args) -> int:
     from . import sweep
-    from .options import check_device, check_root, check_training_options
     from .viz import PROJECTION_METHODS
     check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
     check_device("--device", args.device)
@@ -405,6 +562,8 @@ def cmd_sweep(args) -> int:
     else:
         cells = sweep.grid(betas, gammas)
     root = check_root(Path(args.cache) if args.cache else sweep.default_cache_dir(spec), "--cache")
+    from .experiments.runs import set_threads
+    set_threads()
     cache = sweep.SweepCache(root, spec)
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
     result = cache.fill(cells, workers=args.workers, projections=projections, device=args.device)
@@ -412,8 +571,8 @@ def cmd_sweep(args) -> int:
     if not args.cross and len(betas) > 1 and len(gammas) > 1:
         for key in sweep.MATRIX_KEYS:
             print("\n" + cache.matrix(key, betas, gammas))
-    if result["failed"]:
-        print(f"{len(result['failed'])} setting(s) failed; run the same command again to retry them",
+    if result.failed:
+        print(f"{len(result.failed)} setting(s) failed; run the same command again to retry them",
               file=sys.stderr)
         return 1
     return 0
@@ -422,8 +581,7 @@ def cmd_sweep(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
-    from .options import check_root, check_training_options
-    from .experiments.specs import DataSpec
+    from .experiments.runs import DataSpec
     if args.list:
         for v in VARIANTS:
             print(f"  {v.key:<17} {v.name:<27} {v.change}")
@@ -434,18 +592,11 @@ def cmd_ablate(args) -> int:
         raise ValueError(f"--seeds: expected integers separated by commas, got {args.seeds!r}") from None
     if not seeds:
         raise ValueError("--seeds: expected at least one seed")
-    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers, threads=args.threads)
-    from .options import check_device, check_preset
+    check_training_options(epochs=args.epochs, seeds=seeds, workers=args.workers)
     check_preset("--preset", args.preset)
     check_device("--device", args.device)
     features = text_features(args)
-    if args.preset:
-        cfg = get_preset(args.preset)
-    elif fast_mode() or args.dataset != "mosi-text-audio":
-        cfg = get_preset("fast" if fast_mode() else "synthetic")
-    else:
-        cfg = get_preset("mosi_text_audio_minilm" if features == "minilm" else "mosi_text_audio")
-    cfg = cfg.replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
+    cfg = get_preset(preset_name(args)).replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
     label = args.dataset
     if args.dataset == "synthetic":
         data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
@@ -457,10 +608,11 @@ def cmd_ablate(args) -> int:
     else:
         data = DataSpec(args.dataset, args.data)
     out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
+    from .experiments.runs import set_threads
+    set_threads()
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
-                       threads=args.threads, ray_address=args.ray_address, dataset_label=label)
-    print(res.report.summary())
+                       ray_address=args.ray_address, dataset_label=label)
     print()
     print(res.markdown)
     print(f"\nwrote {res.csv_path} and {res.md_path} ({res.wall_seconds:.0f} s)")
@@ -490,17 +642,16 @@ def cmd_data_inspect(args) -> int:
 def main(argv: list[str] | None = None) -> int:
     tolerant_output()
     args = build_parser().parse_args(argv)
+    commands = {"demo": cmd_demo, "train": cmd_train, "sweep": cmd_sweep, "ablate": cmd_ablate,
+                "data": cmd_data_inspect}
+    return run(commands[args.command], args)
+
+
+def run(command, args) -> int:
+    """``command(args)`` with the command line's answer to every failure: one line naming the
+    file or option and what was expected, and exit status 2 (130 for Ctrl-C)."""
     try:
-        if args.command == "demo":
-            return cmd_demo(args)
-        if args.command == "train":
-            return cmd_train(args)
-        if args.command == "sweep":
-            return cmd_sweep(args)
-        if args.command == "ablate":
-            return cmd_ablate(args)
-        if args.command == "data" and args.data_command == "inspect":
-            return cmd_data_inspect(args)
+        return command(args)
     except (DataError, FileNotFoundError) as err:
         say("error", err)
         return EXIT_BAD_INPUT
@@ -518,7 +669,6 @@ def main(argv: list[str] | None = None) -> int:
         where = f"{err.filename}: " if getattr(err, "filename", None) else ""
         say("error", f"{where}{err.strerror or err}")
         return EXIT_BAD_INPUT
-    return 1
 
 
 if __name__ == "__main__":

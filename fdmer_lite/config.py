@@ -14,62 +14,34 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import sys
 from dataclasses import dataclass, field
 
 MODALITIES = ("t", "a", "v")
 
 
-# OpenMP (torch's intra-op pool) reads its wait policy once, when torch loads it. Its default lets
-# an idle thread spin for a while before sleeping; on a machine whose cores are busy those spinning
-# threads take turns from the ones doing the work. PASSIVE puts them to sleep at once. We ask for it
-# unless the user chose a policy, and remember which policy torch's OpenMP actually got: the one
-# in the environment now if torch is not loaded yet, else whatever was there before (maybe none).
-_TORCH_LOADED_FIRST = "torch" in sys.modules
-_USER_WAIT_POLICY = os.environ.get("OMP_WAIT_POLICY")
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-OPENMP_WAIT_POLICY = _USER_WAIT_POLICY if _TORCH_LOADED_FIRST else os.environ["OMP_WAIT_POLICY"]
+THREADS_ENV = "FDMER_LITE_THREADS"
 
 
-def usable_cores() -> int:
-    """The cores this process may run on (its affinity mask where the OS has one)."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:                          # macOS, Windows
-        return os.cpu_count() or 1
+def default_thread_count() -> int:
+    """Torch's intra-op threads when ``$FDMER_LITE_THREADS`` is unset: one.
 
-
-def default_threads(cores: int, wait_policy: str | None) -> int:
-    """The intra-op thread count used when ``$FDMER_LITE_THREADS`` is unset: half the usable
-    cores (at least one) when OpenMP's idle threads sleep (``wait_policy`` PASSIVE), else one.
-
-    Spinning idle threads (any other policy) burn the cores the thread they wait for needs, so a
-    busy host makes every step many times slower. Even with sleeping ones, a thread that loses
-    its core to another process holds up the others at every synchronisation; leaving half the
-    cores free keeps a step on a busy host within about twice its quiet time, and the CPU
-    presets' small tensors gain little from more threads. Each choice, quiet and under load, is
-    measured in ``benchmarks/results/loaded-threads.md``.
+    On this package's CPU-sized models a second thread was measured slower than one, quiet and
+    more so on a busy machine, where a thread that loses its core holds up the other at every
+    synchronisation (``benchmarks/threads.py``; ``benchmarks/results/threads.md``).
+    This function is the one place that chooses the default.
     """
-    if cores < 1:
-        raise ValueError(f"cores: expected a whole number >= 1, got {cores!r}")
-    passive = (wait_policy or "").strip().upper() == "PASSIVE"
-    return max(1, cores // 2) if passive else 1
+    return 1
 
 
-def choose_threads() -> int:
-    """``$FDMER_LITE_THREADS`` if set, else :func:`default_threads` for this process."""
-    threads = threads_from_env()
-    return threads if threads is not None else default_threads(usable_cores(), OPENMP_WAIT_POLICY)
-
-
-def threads_from_env() -> int | None:
-    """``$FDMER_LITE_THREADS`` as a thread count (None when unset or empty); anything but a whole
-    number >= 1 is a ValueError naming the variable."""
-    value = os.environ.get("FDMER_LITE_THREADS", "").strip()
+def thread_count() -> int:
+    """``$FDMER_LITE_THREADS`` if set (a whole number >= 1; anything else is a ValueError naming
+    the variable), else :func:`default_thread_count`. ``experiments.runs.set_threads`` applies
+    it when a run or an entry point starts; nothing is set at import."""
+    value = os.environ.get(THREADS_ENV, "").strip()
     if not value:
-        return None
+        return default_thread_count()
     if not value.isdigit() or int(value) < 1:
-        raise ValueError(f"$FDMER_LITE_THREADS: expected a whole number >= 1, got {value!r}")
+        raise ValueError(f"${THREADS_ENV}: expected a whole number >= 1, got {value!r}")
     return int(value)
 
 

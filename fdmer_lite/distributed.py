@@ -1,13 +1,15 @@
 """One training run on several processes (GPUs, or CPU cores) with DistributedDataParallel.
 
-Launch with PyTorch's own launcher, ``torchrun`` (= ``python -m torch.distributed.run``)::
+Launch with PyTorch's own launcher, ``torchrun`` (= ``python -m torch.distributed.run``), and the
+options of ``fdmer-lite train`` (:func:`main` takes them from ``fdmer_lite.cli``)::
 
     torchrun --nproc_per_node 2 -m fdmer_lite.distributed --dataset synthetic --preset synthetic \
         --out runs/ddp
 
-Backend: ``nccl`` with one GPU per process on CUDA, ``gloo`` on the CPU. Rank 0 writes the run's
-files (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, plus ``distributed.json``);
-the other ranks write nothing. Without torchrun the module runs as a world of one process.
+Backend: ``nccl`` with one GPU per process on CUDA, ``gloo`` on the CPU (``--device cpu``). Rank 0
+writes the run's files (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, plus
+``distributed.json``); the other ranks write nothing. Without torchrun the module runs as a world
+of one process.
 
 What makes W processes train the SAME model as one process (FDMER, Yang et al., ACM MM 2022,
 Eq. 18, with the batch size of the configuration):
@@ -43,9 +45,7 @@ reordering (tests/test_distributed.py states the tolerance).
 
 from __future__ import annotations
 
-import argparse
 import functools
-import json
 import math
 import os
 import shutil
@@ -60,15 +60,13 @@ import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, RandomSampler, Sampler
 
+from . import cli
 from .collectives import gather_rows, global_mean
-from .config import Config, default_preset, get_preset
+from .config import Config
 from .data.base import MultimodalData, SplitDataset
-from .data.synthetic import FAST_SIZES
 from .experiments.runs import obtain
-from .experiments.specs import DataSpec
 from .losses import TERMS, fdmer_objective, task_loss
 from .model import build_model
-from .options import preset_help
 from .train import NonFiniteLoss, Trainer
 
 # --------------------------------------------------------------------------------- setup
@@ -246,78 +244,36 @@ class DistributedTrainer(Trainer):
 # --------------------------------------------------------------------------- entry point
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m fdmer_lite.distributed",
-                                description="Train FDMER with DistributedDataParallel (launch with torchrun).")
-    p.add_argument("--dataset", default="synthetic",
-                   choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    p.add_argument("--data", default=None, help="path to the data file or folder")
-    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"], help="synthetic only")
-    p.add_argument("--data-spec", default=None,
-                   help="JSON of a fdmer_lite.experiments.specs.DataSpec (overrides --dataset/--data/--kind)")
-    p.add_argument("--preset", default=None, help=preset_help("synthetic; fast under FDMER_LITE_FAST=1"))
-    p.add_argument("--config", default=None, help="JSON file with a whole Config (overrides --preset)")
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--seed", type=int, default=None)
-    p.add_argument("--batch-size", type=int, default=None, help="the GLOBAL batch (split over ranks)")
-    p.add_argument("--beta", type=float, default=None)
-    p.add_argument("--gamma", type=float, default=None)
-    p.add_argument("--modalities", default=None)
-    p.add_argument("--backend", default=None, choices=["gloo", "nccl"])
-    p.add_argument("--no-scores", action="store_true", help="skip the disentanglement probes")
-    p.add_argument("--out", default="runs/ddp")
-    return p
-
-
-def _config(args) -> Config:
-    if args.config:
-        cfg = Config.from_dict(json.loads(Path(args.config).read_text()))
-    else:
-        cfg = get_preset(args.preset or default_preset())
-    train, loss, model = {"progress": False}, {}, {}
-    for key, section, field_ in (("epochs", train, "epochs"), ("seed", train, "seed"),
-                                 ("batch_size", train, "batch_size"), ("beta", loss, "beta"),
-                                 ("gamma", loss, "gamma"), ("modalities", model, "modalities")):
-        if getattr(args, key) is not None:
-            section[field_] = getattr(args, key)
-    return cfg.replace(train=train, loss=loss, model=model)
-
-
-def _data_spec(args, cfg: Config) -> DataSpec:
-    if args.data_spec:
-        return DataSpec.from_dict(json.loads(args.data_spec))
-    if args.dataset == "synthetic":
-        opts = {"kind": args.kind, "seed": 0}
-        if cfg.name == "fast":
-            opts.update(FAST_SIZES)
-        return DataSpec("synthetic", options=opts)
-    return DataSpec(args.dataset, args.data)
-
-
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    rank, world, _ = init_process_group(args.backend)
+    """``torchrun ... -m fdmer_lite.distributed [the options of fdmer-lite train]``: the run
+    ``fdmer-lite train`` would train, on every process of the world (``fdmer_lite.cli`` parses,
+    checks and answers bad input). Backend: gloo with ``--device cpu``, else nccl when CUDA is
+    present. Rank 0 writes ``--out`` (default ``runs/ddp``), with ``distributed.json``."""
+    args = cli.build_parser().parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
+    return cli.run(_train, args)
+
+
+def _train(args) -> int:
+    cli.check_train(args)
+    rank, world, _ = init_process_group("gloo" if args.device == "cpu" else None)
     try:
-        cfg = _config(args)
-        data = _data_spec(args, cfg).load()
-        if args.modalities is None:
-            cfg = cfg.replace(model={"modalities": "".join(m for m in cfg.model.modalities
-                                                           if m in data.modalities) or data.modalities})
+        cfg = cli.configure(args)
+        if rank > 0:
+            cfg = cfg.replace(train={"progress": False})
+        data = cli.load_data(args, cfg)
         trainer = DistributedTrainer(cfg, data)
-        out = Path(args.out) if rank == 0 else Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
+        out = Path(args.out or "runs/ddp") if rank == 0 else Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
         if rank == 0:
             print(f"DDP: {world} process(es), backend {dist.get_backend()}, global batch "
                   f"{cfg.train.batch_size} ({cfg.train.batch_size / world:g} per rank); writing {out}",
                   flush=True)
-        metrics = obtain(trainer.config, data, out, retrain=True, trainer=trainer,
-                         scores=(rank == 0 and not args.no_scores)).metrics
+        info = {"world_size": world, "backend": dist.get_backend(), "global_batch": cfg.train.batch_size,
+                "per_rank_batch": cfg.train.batch_size / world}
+        metrics = obtain(trainer.config, data, out, retrain=True, trainer=trainer, scores=rank == 0,
+                         extra={"distributed.json": info}).metrics
         if rank == 0:
-            (out / "distributed.json").write_text(json.dumps(
-                {"world_size": world, "backend": dist.get_backend(),
-                 "global_batch": cfg.train.batch_size, "per_rank_batch": cfg.train.batch_size / world},
-                indent=2))
-            print(json.dumps({k: v for k, v in metrics.items() if isinstance(v, float) and math.isfinite(v)},
-                             indent=1), flush=True)
+            print("test metrics (checkpoint best on validation):")
+            cli.print_metrics(metrics)
         dist.barrier()
         if rank > 0:
             shutil.rmtree(out, ignore_errors=True)

@@ -1,20 +1,37 @@
-"""What the tutorial notebooks (``tutorials/*.py``) share, so each opens with two lines, not twenty.
+"""What the tutorial notebooks (``tutorials/*.py``) and the demo share: set-up, data, runs.
 
 The notebooks are thin drivers of the library:
 
 * :func:`setup` reads the one switch, ``FDMER_LITE_FAST`` (``fdmer_lite.config.fast_mode``),
-  seeds everything and, in FAST mode, runs torch on one thread (tiny tensors gain nothing from
-  threads), otherwise on ``config.default_threads`` (as the command line does);
-  ``FDMER_LITE_THREADS=N`` sets the thread count in either mode.
+  seeds everything and sets torch's thread count by the package's one policy
+  (``experiments.runs.set_threads``: ``$FDMER_LITE_THREADS``, else the default), as the command
+  line does.
 * :func:`lesson_data` and :func:`lesson_config`: the known-factor benchmark and the preset at
   FAST sizes (``fast`` preset, 256/64/128 samples) or full sizes (``synthetic`` preset, the
   generator's defaults).
 * :func:`lesson_run`: the run store (``experiments.runs.obtain``) in
   ``runs/lessons/<fast|full>/<name>``, so later notebooks reuse the runs of earlier ones instead
-  of retraining; at full size, a run that ships with the package (``fdmer_lite.shipped``) is
-  loaded when no run of the student's own is there.
+  of retraining; a run bundled with the package under the same name (:data:`LESSON_RUNS`) is the
+  read-only second place it looks.
 * :func:`runs_dir`: the folder of cached runs and projections, found the same way whatever the
   notebook's working directory (nbval runs notebooks from ``notebooks/``).
+
+**The bundled lesson runs.** At full size the notebooks compare several trained runs (beta =
+gamma = 0, the confusion adversary, the humor-like benchmark ...); each takes minutes on two
+cores. Those of :data:`LESSON_RUNS` ship as whole, sealed run folders (weights, history, metrics)
+in ``fdmer_lite/shipped_runs/lessons/<name>/``, used only while their configuration and data
+fingerprint are those the current code would train (``experiments.runs.find``). Notebook 6's
+main run is not taken from there: the student watches it train. Notebook 7's Figure-2
+projections of two of them ship in ``shipped_runs/projections/`` (:func:`projection_cache`).
+``python tools/ship_runs.py`` regenerates every bundled run; a test fails when one is stale.
+
+**The demo's contrast.** The paper's Figure 2 contrasts the common representations learnt with
+and without its losses (beta = gamma = 0). The measures that show that contrast on the
+known-factor benchmark are the shared factor's R^2 in C (``common_factor_r2``), the
+discriminator's probability of the true modality on C_m (``disc_prob_common``) and a fresh
+linear probe (``common_modality_acc``), the last most clearly at gamma = 0, where gradient
+reversal acts without the constraints. The demo trains on the lessons' full-size benchmark, so
+:func:`demo_contrast` reads those measures from two of the bundled lesson runs.
 """
 
 from __future__ import annotations
@@ -22,33 +39,45 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .config import Config, choose_threads, default_preset, fast_mode, get_preset, threads_from_env
+import torch
 
-import torch  # noqa: E402  (after config, which asks OpenMP to let idle threads sleep)
-
+from .config import Config, default_preset, fast_mode, get_preset
+from .data.base import MultimodalData
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
-from .experiments.runs import Run, find, obtain
+from .experiments.runs import BUNDLED, ProjectionCache, Run, find, obtain, set_threads
 from .offline import use_offline_renderer
 from .paths import runs_root
-from .shipped import ProjectionCache, find_lesson_run
+from .score_names import SCORES
 from .train import budget, seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
-THREADS_ENV = "FDMER_LITE_THREADS"
+BUNDLED_LESSONS = BUNDLED / "lessons"
+BUNDLED_PROJECTIONS = BUNDLED / "projections"
+
+#: bundled lesson run name -> (benchmark kind, change to the ``synthetic`` preset): the full-size
+#: runs the notebooks compare, found by :func:`lesson_run` under the same names
+LESSON_RUNS: dict[str, tuple[str, dict]] = {
+    "emotion-paper": ("emotion", {}),
+    "emotion-beta0-gamma0": ("emotion", {"loss": {"beta": 0.0, "gamma": 0.0}}),
+    "emotion-beta0.5": ("emotion", {"loss": {"beta": 0.5}}),
+    "emotion-gamma0": ("emotion", {"loss": {"gamma": 0.0}}),
+    "emotion-grl-constant": ("emotion", {"train": {"grl_schedule": "constant"}}),
+    "emotion-confusion": ("emotion", {"loss": {"adversary": "confusion"}}),
+    "emotion-centring": ("emotion", {"model": {"common_centring": True}}),
+    "emotion-confusion-align-mean": ("emotion", {"loss": {"adversary": "confusion", "align_weight": 10.0,
+                                                          "align_form": "mean"}}),
+    "humor-paper": ("humor", {}),
+    "humor-beta0-gamma0": ("humor", {"loss": {"beta": 0.0, "gamma": 0.0}}),
+}
 
 _DATA_CACHE: dict = {}
 
 
 def setup(seed: int = 0, verbose: bool = True) -> bool:
-    """Seed python/numpy/torch, set torch's thread count and the figures' renderer. Returns
-    ``fast_mode()``.
-
-    Threads: ``$FDMER_LITE_THREADS`` if set, else one in FAST mode, else
-    ``config.default_threads`` (few enough that a busy machine slows a step gently).
-    """
+    """Seed python/numpy/torch, set torch's thread count (``experiments.runs.set_threads``) and the
+    figures' renderer. Returns ``fast_mode()``."""
     fast = fast_mode()
-    threads = threads_from_env()
-    torch.set_num_threads(threads if threads is not None else 1 if fast else choose_threads())
+    set_threads()
     seed_everything(seed)
     # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
     # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
@@ -102,25 +131,22 @@ def runs_dir(create: bool = True) -> Path:
 
 def projection_cache() -> ProjectionCache:
     """The cache for ``viz.project(..., cache=...)``: each representation set is projected once,
-    into ``runs_dir() / "projections"``; the projections of the shipped runs are read from the
-    package (``shipped.ProjectionCache``)."""
-    return ProjectionCache(runs_dir() / "projections")
-
-
-LessonRun = Run             # what lesson_run returns: path, trainer, model, history, metrics, loaded
+    into ``runs_dir() / "projections"``; the projections of the bundled runs are read from the
+    package (a projection is keyed by a hash of its array, so one is reused only for the same
+    numbers)."""
+    return ProjectionCache(runs_dir() / "projections", BUNDLED_PROJECTIONS)
 
 
 def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shipped: bool = True,
                verbose: bool = True) -> Run:
     """The run ``name`` of ``config`` on ``data``, in this order: the finished run in
-    ``runs_dir() / name`` (a run of the student's own); the run of that name shipped with the
+    ``runs_dir() / name`` (a run of the student's own); the run of that name bundled with the
     package (``shipped=True``, when its config and data match); else trained into ``runs_dir() /
     name``, with a progress bar. ``retrain``: train even when a run exists. Prints which, and how
     long it took.
     """
     folder = runs_dir() / name
-    run = None if retrain else find(config, data, folder) or (
-        find_lesson_run(name, config, data) if shipped else None)
+    run = None if retrain else find(config, data, folder, bundled=BUNDLED_LESSONS / name if shipped else None)
     if run is None:
         if verbose:
             batches = -(-len(data.splits["train"]) // config.train.batch_size)
@@ -130,6 +156,92 @@ def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shippe
         run = obtain(config, data, folder, retrain=retrain)
     if verbose:
         how = (f"trained ({len(run.history)} epochs)" if not run.loaded
-               else "loaded" if run.path == folder else "loaded (shipped with the package)")
+               else "loaded" if run.path == folder else "loaded (bundled with the package)")
         print(f"run {name!r}: {how} in {run.seconds:.1f} s on {run.trainer.device}; files in {run.path}")
     return run
+
+
+def lesson_run_config(name: str) -> Config:
+    """The configuration of bundled lesson run ``name``, as the notebooks build it in full mode."""
+    _, change = LESSON_RUNS[name]
+    base = get_preset("synthetic")
+    return base.replace(**change) if change else base
+
+
+# ------------------------------------------------------------------ the demo's contrast
+
+#: name -> (the bundled lesson run that holds it, what it is in words)
+CONTRASTS: dict[str, tuple[str, str]] = {
+    "losses_off": ("emotion-beta0-gamma0", "beta = gamma = 0 (no paper losses)"),
+    "gamma0": ("emotion-gamma0", "gamma = 0 (adversary, no constraints)"),
+}
+
+#: the scores the contrast compares (names: score_names.SCORES; what each should show: contrast_verdict)
+CONTRAST_KEYS = ("common_factor_r2", "disc_prob_common", "common_modality_acc")
+
+
+def contrast_config(base: Config, name: str) -> Config:
+    """The configuration of contrast ``name`` for a demo trained with ``base``."""
+    _, change = LESSON_RUNS[CONTRASTS[name][0]]
+    return base.replace(**change)
+
+
+def contrast_metrics(base: Config, data: MultimodalData, folder: Path | None = None) -> dict[str, dict | None]:
+    """Each contrast's bundled metrics, or None where no bundled run was trained with its
+    configuration on ``data`` (``experiments.runs.find``, without weights)."""
+    folder = folder or BUNDLED_LESSONS
+    found = {name: find(contrast_config(base, name), data, folder / run, weights=False)
+             for name, (run, _) in CONTRASTS.items()}
+    return {name: None if run is None else run.metrics for name, run in found.items()}
+
+
+def contrast_rows(this_run: dict, contrasts: dict[str, dict | None]) -> list[tuple[str, dict | None]]:
+    """Rows of the contrast table: this run first, then each contrast (None where no bundled
+    run matches)."""
+    return [("this run (beta, gamma of the preset)", this_run)] + \
+        [(CONTRASTS[name][1], metrics) for name, metrics in contrasts.items()]
+
+
+def contrast_markdown(rows: list[tuple[str, dict | None]]) -> str:
+    head = "| run | " + " | ".join(SCORES[k].name for k in CONTRAST_KEYS) + " |"
+    lines = [head, "|" + "---|" * (1 + len(CONTRAST_KEYS))]
+    for name, m in rows:
+        if m is None:
+            cells = ["no bundled run matches this code"] + [""] * (len(CONTRAST_KEYS) - 1)
+        else:
+            cells = [f"{m[k]:.3f}" if m.get(k) is not None else "-" for k in CONTRAST_KEYS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def contrast_verdict(this_run: dict, contrasts: dict[str, dict | None]) -> list[str]:
+    """One line per finding, each with its evidence, computed from the numbers."""
+    lines = []
+    off, g0 = contrasts.get("losses_off"), contrasts.get("gamma0")
+    r2 = this_run.get("common_factor_r2")
+    if off is not None and r2 is not None and off.get("common_factor_r2") is not None:
+        more = r2 > off["common_factor_r2"]
+        lines.append(f"With the paper's losses C holds {'more' if more else 'no more'} of the shared factor "
+                     f"(R^2 {r2:.3f} against {off['common_factor_r2']:.3f} at beta = gamma = 0).")
+    d = this_run.get("disc_prob_common")
+    if g0 is not None and d is not None and g0.get("disc_prob_common") is not None:
+        lines.append(f"Without gamma the discriminator's p(true modality | C_m) is {g0['disc_prob_common']:.3f} "
+                     f"against {d:.3f} with both losses (1/3 is a confused discriminator, near 0 a "
+                     f"confidently wrong one).")
+    probe = this_run.get("common_modality_acc")
+    if g0 is not None and probe is not None and g0.get("common_modality_acc") is not None:
+        higher = g0["common_modality_acc"] > probe
+        lines.append(f"Without gamma the linear probe reads the modality from C_m "
+                     f"{'more' if higher else 'no more'} easily ({g0['common_modality_acc']:.3f} "
+                     f"against {probe:.3f} with both losses; chance is 1/3).")
+    if not lines:
+        lines.append("No bundled comparison run matches this configuration and data, so there is "
+                     "no contrast to show (regenerate them with python tools/ship_runs.py).")
+    return lines
+
+
+def demo_contrast(config: Config, data: MultimodalData, this_run: dict) -> str:
+    """The contrast as text for the terminal and the report: the table and the verdicts."""
+    contrasts = contrast_metrics(config, data)
+    return contrast_markdown(contrast_rows(this_run, contrasts)) + "\n\n" + "\n".join(
+        contrast_verdict(this_run, contrasts))

@@ -1,4 +1,4 @@
-"""A sweep over FDMER's trade-off weights beta and gamma, cached on disk, one folder per setting.
+"""A sweep over FDMER's trade-off weights beta and gamma: one run per setting, kept on disk.
 
 FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
 
@@ -7,77 +7,81 @@ FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
 so beta weighs the adversarial/discriminative losses on the common and private representations
 (Eq. 10-11) and gamma the consistency and HSIC disparity constraints (Eq. 5, 7). A *sweep* trains
 one small model per (beta, gamma) setting on the same data with the same seeds, and keeps
-everything the beta/gamma explorer (``fdmer_lite.widgets``) shows, so revisiting a setting never
-retrains.
+everything the beta/gamma explorer (:class:`BetaGammaExplorer`, below) shows, so revisiting a
+setting never retrains.
 
-On-disk layout (the *cache*)::
+A setting is a *cell*: one run of the run store (``experiments.runs``), described by a
+``RunSpec`` and run by ``run_grid`` like any grid's runs, so it is reused only when its
+configuration and the data's fingerprint match and its folder is sealed and intact. On disk (the
+*cache*)::
 
     <cache>/
-      spec.json                       what every cell is trained on: preset, config overrides,
-                                      data (make_benchmark arguments), projection sample size and
-                                      seed, and the fingerprint of the generated data
-                                      (MultimodalData.fingerprint: a hash of every split's
-                                      features, labels and lengths). A cache holds one spec;
-                                      opening it with another, or training a cell on data that
-                                      hash differently (the generator changed), is an error,
-                                      never a silent mix.
-      beta=0.02_gamma=0.02/           one finished cell: complete, or absent
-        config.json  history.json     written by experiments.runs.obtain
-        metrics.json model.pt
-        reps.npz                      test-split representations: C_<m>, P_<m> (N, d_k), the
-                                      discriminator probabilities pc_<m>, pp_<m> (N, M), psi (N, T),
-                                      psi_names, prediction, labels, ids, modalities
+      spec.json                       what every cell shares (:class:`SweepSpec`: preset, config
+                                      overrides, make_benchmark arguments, projection sample size
+                                      and seed); a cache holds one spec
+      beta=0.02_gamma=0.02/           one run: config.json, history.json, metrics.json, model.pt,
+                                      run.json and complete.json, written by ``obtain``, plus
+        reps.npz                      the test split's representations (C_<m>, P_<m>, the
+                                      discriminator probabilities, psi, predictions, labels)
         projections/index.json        which 2-D projections (t-SNE, UMAP, PCA) are present
-        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P)
-        cell.json                     beta, gamma, seconds, finished time
-        complete.json                 size and sha256 of every file above (not projections/):
-                                      written last (experiments.runstore); a cell without it, or
-                                      whose files do not match it, is not finished
-      .locks/beta=0.02_gamma=0.02.lock   held (fcntl.flock) while a process computes the cell:
-                                      a second process waits, then reuses the finished cell
-      .beta=0.2_gamma=0.02.partial-<pid>-<random>/
-                                      a cell being computed. It is renamed to its final name only
-                                      when complete, so an interrupted cell leaves no finished
-                                      folder; the next fill deletes partial folders whose process
-                                      is gone and starts the cell again.
+        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P);
+                                      a sub-folder, left out of the seal: it may grow later
+
+The package ships the cells of the full-size spec's cross (``fdmer_lite/shipped_runs/sweep/``):
+a read-only second root that a cache searches when its spec is the one they were made for.
 
 Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.02``, ``2``), so
 0.02 and 0.020000000000000004 are the same cell.
 
-``fill(cache, cells)`` computes the missing cells and skips finished ones (resumable), on this
-process or on the worker processes of ``experiments.pool``.
+**The explorer.** :class:`BetaGammaExplorer` (ipywidgets) lets a learner move beta and gamma and
+see, for the chosen setting beside a pinned reference setting:
+
+- the common/private embedding (paper Figure 2; t-SNE, UMAP or PCA) -> ``viz.representation_embedding``
+- the discriminator's probability of the true modality (Figure 4a) -> ``viz.discriminator_probabilities``
+- the fusion weights psi (Figure 4b, Eq. 16) -> ``viz.fusion_weights``
+- the test metrics and the disentanglement scores (``analysis.disentanglement_scores``).
+
+A cached setting is shown at once (read from disk once, then from memory). **Train** trains a
+missing setting in a background thread (the notebook stays responsive) with a progress bar; a
+second click while a job runs is refused with a message, and an error in the thread is shown in
+the status line. Each figure goes into an ``ipywidgets.Output`` as a plotly mime bundle
+(``application/vnd.plotly.v1+json``, drawn by the jupyterlab-plotly extension that ships with
+plotly). Setting ``Output.outputs`` is one state message, safe from any thread, and needs neither
+``FigureWidget`` nor its extra dependency (anywidget, for plotly >= 6).
 """
+
 
 from __future__ import annotations
 
+import functools
+import html
 import json
 import math
 import os
-import secrets
-import shutil
 import threading
 import time
+import traceback
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+
+import ipywidgets as W
+import plotly.io as pio
 
 from . import __version__, viz
 from .analysis import load_representations
 from .config import Config, fast_mode, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
-from .experiments.pool import map_unordered
-from .experiments.runs import REPS_FILE, obtain, torch_threads
-from .experiments.specs import DataSpec
+from .experiments.runs import BUNDLED, REPS_FILE, DataSpec, GridReport, ProjectionCache, Run, RunSpec, run_grid
 from .paths import runs_root
-from .scores import SCORES
-from .train import Trainer
+from .score_names import SCORES
 
-SPEC_FILE = "spec.json"
-CELL_FILE = "cell.json"
+SWEEP_FILE = "spec.json"             # the cache's SweepSpec
 PROJECTIONS = "projections"
 CACHE_ENV = "FDMER_LITE_SWEEP_CACHE"
+BUNDLED_SWEEPS = BUNDLED / "sweep"
 
 # Log-spaced slider values including 0: decades around the paper's 0.02 (Sec. 4.2).
 DEFAULT_VALUES = (0.0, 0.002, 0.02, 0.2, 2.0)
@@ -168,11 +172,14 @@ class SweepSpec:
         return cfg.replace(loss={"beta": float(beta), "gamma": float(gamma)},
                            train={"device": device, "progress": False})
 
-    def make_data(self):
-        """The sweep's data, generated once per process (``experiments.specs.DataSpec.load``)."""
+    def data_spec(self) -> DataSpec:
         if self.dataset != "synthetic":
             raise ValueError(f"dataset: only 'synthetic' can be swept for now, got {self.dataset!r}")
-        return DataSpec("synthetic", options=self.data).load()
+        return DataSpec("synthetic", options=self.data)
+
+    def make_data(self):
+        """The sweep's data, generated once per process (``DataSpec.load``)."""
+        return self.data_spec().load()
 
     @property
     def slug(self) -> str:
@@ -209,20 +216,44 @@ def default_cache_dir(spec: SweepSpec, base: str | os.PathLike | None = None) ->
     return Path(base) / spec.slug
 
 
-# ---------------------------------------------------------------- one cell
+# ---------------------------------------------------------------- projections
+
+
+def projection_index(folder: Path) -> dict:
+    """``{method: {"max_points", "seed"}}`` of the projections kept in ``folder``."""
+    f = Path(folder) / "index.json"
+    return runstore.read_json(f) if f.is_file() else {}
+
+
+def add_projections(folder: str | Path, *, methods: Iterable[str], max_points: int, seed: int,
+                    into: str | Path | None = None) -> None:
+    """Project the test-split C and P of the cell in ``folder`` to 2-D by each of ``methods``,
+    from its ``reps.npz`` *as stored* (so the explorer's later call finds them), and keep them in
+    ``into`` (default ``folder/projections``) with an index of what is there. The function a
+    cell's spec calls before its run is sealed."""
+    into = Path(into or Path(folder) / PROJECTIONS)
+    reps = load_representations(Path(folder) / REPS_FILE)
+    index = projection_index(into)
+    for method in methods:
+        viz.representation_embedding(reps, method=method, max_points=max_points, seed=seed,
+                                     cache=ProjectionCache(into))
+        index[method] = {"max_points": max_points, "seed": seed}
+    into.mkdir(parents=True, exist_ok=True)
+    runstore.write_json(into / "index.json", index)
+
+
+# ---------------------------------------------------------------- the cache
 
 
 @dataclass
 class CellResult:
-    """A finished cell, read back from disk."""
+    """A finished cell, read back from disk (from the cache, or bundled with the package)."""
 
     beta: float
     gamma: float
     path: Path
     metrics: dict
     history: list
-    config: dict
-    info: dict
     reps: object                      # analysis.Representations of the test split
 
     @property
@@ -230,155 +261,22 @@ class CellResult:
         return cell_name(self.beta, self.gamma)
 
 
-def default_threads(spec: SweepSpec, workers: int = 1) -> int | None:
-    """One torch thread for FAST cells (tiny models train faster on one: ``benchmarks/results/``);
-    with several workers, the cores shared between them."""
-    if workers > 1:
-        return max(1, (os.cpu_count() or 1) // workers)
-    return 1 if spec.preset == "fast" else None
-
-
-_SPEC_LOCK = threading.Lock()
-
-
-class DataChanged(ValueError):
-    """The data a cell would train on differ from the data of the cache's other cells."""
-
-
-def _check_fingerprint(root: Path, data) -> str:
-    """Record the data's fingerprint in spec.json on the first cell; refuse different data later."""
-    with _SPEC_LOCK:
-        fingerprint = data.fingerprint()                # computed once per data object
-        spec_file = root / SPEC_FILE
-        content = runstore.read_json(spec_file)
-        saved = content.get("data_fingerprint")
-        if saved is None:
-            content["data_fingerprint"] = fingerprint
-            runstore.write_json(spec_file, content)
-        elif saved != fingerprint:
-            raise DataChanged(
-                f"{spec_file}: field 'data_fingerprint': the cells here were trained on data with "
-                f"fingerprint {saved}, but the same spec now generates data with fingerprint "
-                f"{fingerprint} (the generator changed). Use a new cache folder, or delete this one.")
-    return fingerprint
-
-
-def compute_cell(root: str | os.PathLike, spec: SweepSpec, beta: float, gamma: float, *,
-                 projections: Iterable[str] = ("tsne",), device: str = "auto",
-                 threads: int | None = None, progress: Progress | None = None) -> dict:
-    """Train one cell, store its test representations and projections, publish it atomically.
-
-    One run of the store (``experiments.runs.obtain``), with the representations, the
-    projections and ``cell.json`` added before it is sealed (the projections folder may grow
-    later, so the seal leaves it out). Returns the cell's ``cell.json`` content. If another
-    process finished the same cell first, its result is kept and nothing is trained.
-    """
-    root = Path(root)
-    name = cell_name(beta, gamma)
-    final = root / name
-    projections = tuple(projections)
-    cfg = spec.config(beta, gamma, device=device)
-    epochs = cfg.train.epochs
-    total = epochs + 2 + len(projections)                      # epochs, scores, extraction, projections
-    report = progress or (lambda done, total, msg: None)
-    with runstore.locked(final, on_wait=lambda msg: report(0, 1, msg)):   # one writer per cell
-        if _cell_error(final) is None:
-            return runstore.read_json(final / CELL_FILE)
-        start = time.perf_counter()
-        info = {}
-        with torch_threads(threads):
-            report(0, total, "preparing data")
-            data = spec.make_data()
-            fingerprint = _check_fingerprint(root, data)
-            trainer = Trainer(cfg, data, on_epoch=lambda entry: report(
-                entry["epoch"], total, f"trained epoch {entry['epoch']}/{epochs}"))
-            report(0, total, f"training (epoch 1/{epochs})")
-
-            def finish(tmp: Path, trainer, metrics: dict) -> None:
-                report(epochs + 1, total, "representations")
-                for i, method in enumerate(projections):
-                    report(epochs + 2 + i, total, f"{method} projection")
-                    project_into(tmp, spec, method)
-                info.update({"beta": float(beta), "gamma": float(gamma), "name": name,
-                             "seconds": time.perf_counter() - start,
-                             "finished": time.strftime("%Y-%m-%d %H:%M:%S"),
-                             "train_seconds": metrics.get("train_seconds"), "data_fingerprint": fingerprint,
-                             "fdmer_lite": __version__})
-                runstore.write_json(tmp / CELL_FILE, info)
-
-            obtain(cfg, data, final, retrain=True, representations=True, trainer=trainer, lock=False,
-                   finish=finish, record={"kind": "sweep-cell", "cell": name}, exclude=(PROJECTIONS,))
-        report(total, total, "done")
-        return info
-
-
-def _cell_error(cell_dir: Path) -> str | None:
-    """Why the cell in ``cell_dir`` is not finished and intact; None when it is."""
-    try:
-        runstore.read_finished(cell_dir)
-        runstore.read_json(cell_dir / CELL_FILE)
-    except (OSError, runstore.RunCorrupt) as err:
-        return str(err)
-    return None
-
-
-def _is_cell(cell_dir: Path) -> bool:
-    """Whether ``cell.json`` and the completion record are there (not checked against the files)."""
-    return (cell_dir / CELL_FILE).is_file() and (cell_dir / runstore.RECORD).is_file()
-
-
-def _projection_index(cell_dir: Path) -> dict:
-    f = cell_dir / PROJECTIONS / "index.json"
-    return json.loads(f.read_text()) if f.is_file() else {}
-
-
-def project_into(cell_dir: Path, spec: SweepSpec, method: str) -> None:
-    """Compute one 2-D projection of the cell's saved representations and record it.
-
-    The projection is computed from the representations *as read back from disk*, so the
-    explorer's later call of the same builder finds it in the cache. It is written into a temp
-    folder first and moved in, so an interrupted UMAP never leaves a half-written file.
-    """
-    reps = load_representations(cell_dir / REPS_FILE)
-    proj = cell_dir / PROJECTIONS
-    proj.mkdir(exist_ok=True)
-    tmp = proj / f".tmp-{method}-{os.getpid()}-{secrets.token_hex(3)}"
-    tmp.mkdir()
-    try:
-        viz.representation_embedding(reps, method=method, max_points=spec.max_points,
-                                     seed=spec.projection_seed, cache=tmp)
-        for f in tmp.iterdir():
-            os.replace(f, proj / f.name)
-        index = _projection_index(cell_dir)
-        index[method] = {"max_points": spec.max_points, "seed": spec.projection_seed}
-        runstore.write_json(proj / "index.json", index)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _cell_task(args: tuple) -> tuple[dict | None, str | None]:
-    """One cell on a worker of ``experiments.pool``: ``(cell.json content, None)`` or ``(None, error)``."""
-    root, spec_dict, beta, gamma, projections, device, threads = args
-    try:
-        return compute_cell(root, SweepSpec.from_dict(spec_dict), beta, gamma,
-                            projections=projections, device=device, threads=threads), None
-    except Exception as err:                                       # reported, the sweep goes on
-        return None, f"{type(err).__name__}: {err}"
-
-
-# ---------------------------------------------------------------- the cache
-
-
 class SpecMismatch(ValueError):
     """The cache folder was made for another spec."""
 
 
 class SweepCache:
-    """A folder of finished cells for one :class:`SweepSpec` (layout: module docstring)."""
+    """The cells of one :class:`SweepSpec`: trained into ``root``; found there or among the
+    cells bundled with the package for the same spec (layout: module docstring).
 
-    def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *, memory: int = 16):
+    ``bundled``: the folder of bundled sweeps (default: the package's); a sweep there is
+    searched when its ``spec.json`` holds this spec.
+    """
+
+    def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *,
+                 bundled: str | os.PathLike | None = BUNDLED_SWEEPS, memory: int = 16):
         self.root = Path(root)
-        spec_file = self.root / SPEC_FILE
+        spec_file = self.root / SWEEP_FILE
         saved = runstore.read_json(spec_file).get("spec") if spec_file.is_file() else None
         if spec is None and saved is None:
             raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
@@ -391,22 +289,49 @@ class SweepCache:
                           if (saved or {}).get(k) != spec.to_dict().get(k))
             raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
                                f"{saved}, not {spec.to_dict()}; use another cache folder")
+        self.bundled = None
+        if bundled is not None:
+            there = Path(bundled) / spec.slug
+            try:
+                if runstore.read_json(there / SWEEP_FILE).get("spec") == spec.to_dict():
+                    self.bundled = there
+            except (FileNotFoundError, runstore.RunCorrupt):
+                pass
+        self._found: dict[str, Run | None] = {}
         self._memory: "OrderedDict[str, CellResult]" = OrderedDict()
         self._memory_size = memory
 
     # -- lookup ---------------------------------------------------------------------------------
+    def cell_spec(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
+                  device: str = "auto") -> RunSpec:
+        """The run of one setting, for ``run_grid``: its representations stored and ``projections``
+        added before it is sealed."""
+        return RunSpec(cell_name(beta, gamma), self.spec.config(beta, gamma, device).to_dict(),
+                       self.spec.data_spec(), str(self.root),
+                       bundle=None if self.bundled is None else str(self.bundled),
+                       meta={"beta": float(beta), "gamma": float(gamma)}, representations=True,
+                       finish=functools.partial(add_projections, methods=tuple(projections),
+                                                max_points=self.spec.max_points, seed=self.spec.projection_seed))
+
     def cell_dir(self, beta: float, gamma: float) -> Path:
+        """Where this cache trains the cell (``run(...).path`` says where a finished one is)."""
         return self.root / cell_name(beta, gamma)
 
+    def run(self, beta: float, gamma: float) -> Run | None:
+        """The finished cell (``experiments.runs.find``, without weights), remembered."""
+        name = cell_name(beta, gamma)
+        if name not in self._found:
+            self._found[name] = self.cell_spec(beta, gamma).find()
+        return self._found[name]
+
     def has(self, beta: float, gamma: float) -> bool:
-        """Whether the cell is finished: ``cell.json`` and its completion record are there
-        (:meth:`fill` also checks every file against that record)."""
-        return _is_cell(self.cell_dir(beta, gamma))
+        return self.run(beta, gamma) is not None
 
     def finished(self) -> list[tuple[float, float]]:
-        """Every finished cell, sorted by (beta, gamma)."""
-        return sorted(parse_cell_name(d.name) for d in self.root.iterdir()
-                      if parse_cell_name(d.name) is not None and _is_cell(d))
+        """Every finished cell, here or bundled, sorted by (beta, gamma)."""
+        names = {d.name for folder in (self.root, self.bundled) if folder is not None
+                 for d in folder.iterdir() if d.is_dir()}
+        return sorted(c for c in map(parse_cell_name, names) if c is not None and self.has(*c))
 
     def missing(self, cells: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
         seen, out = set(), []
@@ -423,94 +348,72 @@ class SweepCache:
         if name in self._memory:
             self._memory.move_to_end(name)
             return self._memory[name]
-        d = self.root / name
-        if not self.has(beta, gamma):
-            raise KeyError(f"{d}: no finished cell for beta={format_value(beta)}, gamma={format_value(gamma)}")
-        runstore.read_finished(d, hashes=False)                  # sizes as recorded, or RunCorrupt
-        read = lambda f: runstore.read_json(d / f)               # noqa: E731
-        cell = CellResult(beta=float(beta), gamma=float(gamma), path=d, metrics=read("metrics.json"),
-                          history=read("history.json"), config=read("config.json"), info=read(CELL_FILE),
-                          reps=load_representations(d / REPS_FILE))
+        run = self.run(beta, gamma)
+        if run is None:
+            raise KeyError(f"{self.cell_dir(beta, gamma)}: no finished cell for beta={format_value(beta)}, "
+                           f"gamma={format_value(gamma)}")
+        cell = CellResult(float(beta), float(gamma), run.path, run.metrics, run.history,
+                          load_representations(run.path / REPS_FILE))
         self._memory[name] = cell
         while len(self._memory) > self._memory_size:
             self._memory.popitem(last=False)
         return cell
 
-    def has_projection(self, beta: float, gamma: float, method: str) -> bool:
-        entry = _projection_index(self.cell_dir(beta, gamma)).get(method)
-        return entry == {"max_points": self.spec.max_points, "seed": self.spec.projection_seed}
+    def projections(self, beta: float, gamma: float) -> ProjectionCache:
+        """The cell's projections: written beside the cache's own cell, read there and, for a
+        bundled cell, from the package."""
+        run = self.run(beta, gamma)
+        shipped = run.path / PROJECTIONS if run is not None and run.path != self.cell_dir(beta, gamma) else None
+        return ProjectionCache(self.cell_dir(beta, gamma) / PROJECTIONS, shipped)
 
-    def projection_dir(self, beta: float, gamma: float) -> Path:
-        return self.cell_dir(beta, gamma) / PROJECTIONS
+    def has_projection(self, beta: float, gamma: float, method: str) -> bool:
+        cache = self.projections(beta, gamma)
+        want = {"max_points": self.spec.max_points, "seed": self.spec.projection_seed}
+        return any(projection_index(f).get(method) == want for f in (cache.folder, cache.bundled) if f)
 
     def ensure_projection(self, beta: float, gamma: float, method: str) -> None:
         """Compute a projection a finished cell lacks (e.g. UMAP after a t-SNE-only sweep)."""
         if not self.has_projection(beta, gamma, method):
-            project_into(self.cell_dir(beta, gamma), self.spec, method)
+            add_projections(self.run(beta, gamma).path, methods=(method,), max_points=self.spec.max_points,
+                            seed=self.spec.projection_seed, into=self.projections(beta, gamma).folder)
 
     # -- computing ------------------------------------------------------------------------------
-    def clean_partials(self) -> list[Path]:
-        """Delete folders of interrupted cells (their process is gone); return what was removed."""
-        finals = {d.name[1:].split(".partial-")[0] for d in self.root.glob(".*.partial-*")}
-        return [d for name in sorted(finals) for d in runstore.clean_stale(self.root / name)]
-
-    def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
-                device: str = "auto", threads: int | None | str = "auto",
-                progress: Progress | None = None) -> CellResult:
-        """Train one missing cell here, in this process (the explorer's Train button)."""
-        threads = default_threads(self.spec) if threads == "auto" else threads
-        compute_cell(self.root, self.spec, beta, gamma, projections=projections, device=device,
-                     threads=threads, progress=progress)
-        return self.load(beta, gamma)
-
     def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
              projections: Iterable[str] = ("tsne",), device: str = "auto",
-             threads: int | None | str = "auto", log: Callable[[str], None] | None = print) -> dict:
-        """Compute every missing cell of ``cells``; finished cells are skipped (resumable).
-
-        Returns ``{"computed": [...], "skipped": [...], "failed": {(beta, gamma): message}}``.
-        A projection listed in ``projections`` that a finished cell lacks is added to it.
-        """
-        log = log or (lambda msg: None)
-        cells = [(float(b), float(g)) for b, g in cells]
-        removed = self.clean_partials()
-        if removed:
-            log(f"removed {len(removed)} interrupted cell(s): {', '.join(p.name for p in removed)}")
-        for b, g in dict.fromkeys(cells):                     # finished, but intact?
-            d = self.cell_dir(b, g)
-            error = _cell_error(d) if self.has(b, g) else None
-            if error is not None:
-                log(f"{d.name}: {error}; computing it again")
-                self._memory.pop(d.name, None)
-                (d / runstore.RECORD).unlink(missing_ok=True)   # no longer finished
-        todo = self.missing(cells)
-        todo_names = {cell_name(b, g) for b, g in todo}
-        skipped = [c for c in dict.fromkeys(cells) if cell_name(*c) not in todo_names]
+             log: Callable[[str], None] | None = print, on_epoch=None) -> GridReport:
+        """Train every cell of ``cells`` that is not finished (``experiments.runs.run_grid``:
+        ``workers`` 1 trains here, N in N worker processes); a finished cell lacking one of
+        ``projections`` gets it. Returns the grid's report (cell names)."""
+        cells = list(dict.fromkeys((float(b), float(g)) for b, g in cells))
         projections = tuple(projections)
-        for b, g in skipped:                                   # a sweep may add e.g. UMAP later
-            for method in projections:
-                if not self.has_projection(b, g, method):
-                    log(f"{cell_name(b, g)}: adding the {method} projection")
-                    self.ensure_projection(b, g, method)
-        log(f"{len(skipped)} cell(s) already finished, {len(todo)} to compute in {self.root}")
-        threads = default_threads(self.spec, workers) if threads == "auto" else threads
-        tasks = [(str(self.root), self.spec.to_dict(), b, g, projections, device, threads) for b, g in todo]
-        computed, failed = [], {}
-        start = time.perf_counter()
-        results = map_unordered(_cell_task, tasks, workers=0 if workers <= 1 else workers)
-        for i, (k, result, lost) in enumerate(results, start=1):      # lost: the worker process died
-            (b, g), (info, error) = tasks[k][2:4], (result if lost is None else (None, lost))
-            if error is None:
-                computed.append((b, g))
-                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: {info['seconds']:.1f} s, "
-                    f"test MAE {_value(self.root / cell_name(b, g), 'mae')}")
-            else:
-                failed[(b, g)] = error
-                log(f"[{i}/{len(todo)}] {cell_name(b, g)}: FAILED: {error}")
-        if todo:
-            log(f"done in {time.perf_counter() - start:.1f} s")
-        return {"computed": computed, "skipped": skipped, "failed": failed}
+        specs = [self.cell_spec(b, g, projections=projections, device=device) for b, g in cells]
+        report = run_grid(specs, workers=workers, log=log, on_epoch=on_epoch)
+        for b, g in cells:
+            self._found.pop(cell_name(b, g), None)
+            self._memory.pop(cell_name(b, g), None)
+            if cell_name(b, g) in report.skipped:      # a sweep may add e.g. UMAP later
+                for method in projections:
+                    if not self.has_projection(b, g, method):
+                        if log:
+                            log(f"{cell_name(b, g)}: adding the {method} projection")
+                        self.ensure_projection(b, g, method)
+        return report
 
+    def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
+                device: str = "auto", progress: Progress | None = None) -> CellResult:
+        """Train one missing cell here, in this process (the explorer's Train button);
+        ``progress(done, total, message)`` after each epoch."""
+        epochs = self.spec.config(beta, gamma).train.epochs
+        report = progress or (lambda done, total, msg: None)
+        report(0, epochs + 1, f"training (epoch 1/{epochs})")
+        result = self.fill([(beta, gamma)], projections=projections, device=device, log=None, on_epoch=lambda e:
+                           report(e["epoch"], epochs + 1, f"trained epoch {e['epoch']}/{epochs}"))
+        if result.failed:
+            raise RuntimeError(result.failed[cell_name(beta, gamma)].strip().splitlines()[-1])
+        report(epochs + 1, epochs + 1, "done")
+        return self.load(beta, gamma)
+
+    # -- tables ---------------------------------------------------------------------------------
     def table(self, cells: Iterable[tuple[float, float]] | None = None,
               keys: tuple[str, ...] = ("mae", "disc_prob_common", "common_modality_acc",
                                        "private_modality_acc", "common_factor_r2", "private_factor_r2")) -> str:
@@ -518,7 +421,7 @@ class SweepCache:
         cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
         lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
         for b, g in cells:
-            vals = [_value(self.cell_dir(b, g), k) for k in keys]
+            vals = [_value(self.run(b, g).metrics, k) for k in keys]
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
@@ -531,25 +434,455 @@ class SweepCache:
                  "| β \\ γ | " + " | ".join(format_value(g) for g in gammas) + " |",
                  "|---|" + "---|" * len(gammas)]
         for b in betas:
-            vals = [_value(self.cell_dir(b, g), key) if self.has(b, g) else "—" for g in gammas]
+            vals = [_value(self.run(b, g).metrics, key) if self.has(b, g) else "—" for g in gammas]
             lines.append(f"| {format_value(b)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
 
 # The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md),
-# each titled with its plain name (scores.SCORES).
+# each titled with its plain name (score_names.SCORES).
 MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_common", "private_factor_r2",
                "best_epoch")
 
 
-def _value(cell_dir: Path, key: str) -> str:
-    """One metric of a cell as table text ("—" when absent or unreadable), read from its
-    metrics.json alone (not the history and representations ``SweepCache.load`` reads)."""
-    try:
-        value = json.loads((cell_dir / "metrics.json").read_text()).get(key)
-    except (OSError, ValueError, AttributeError):             # AttributeError: not a JSON object
-        value = None
+def _value(metrics: dict, key: str) -> str:
+    """One metric as table text ("—" when absent)."""
+    value = metrics.get(key)
     if isinstance(value, int) and not isinstance(value, bool):
         return str(value)
     return f"{value:.3f}" if isinstance(value, float) else "—"
 
+
+# ---------------------------------------------------------------- the explorer
+
+FIGURES = ("embedding", "discriminator", "fusion")
+FIG_HEIGHT = {"embedding": 380, "discriminator": 300, "fusion": 300}
+METHOD_LABELS = (("t-SNE", "tsne"), ("UMAP", "umap"), ("PCA", "pca"))
+
+# the disentanglement scores a cell's table shows, below its test metrics (names: score_names.SCORES)
+SCORE_KEYS = ("disc_prob_common", "disc_prob_private", "common_modality_acc", "private_modality_acc",
+              "common_factor_r2", "private_factor_r2")
+
+
+def setting_text(beta: float, gamma: float) -> str:
+    """``β = 0.02, γ = 0.02`` (the same number formatting as the cache's cell names)."""
+    return f"β = {format_value(beta)}, γ = {format_value(gamma)}"
+
+
+def figure_output(fig) -> dict:
+    """One ``display_data`` output holding a plotly figure as its mime bundle (+ a text fallback)."""
+    # What plotly's "plotly_mimetype" renderer sends, built directly: importing plotly.io's
+    # renderers pulls in nbformat and jsonschema (seconds on a busy two-core machine).
+    spec = json.loads(pio.to_json(fig, validate=False, remove_uids=False))     # numpy -> JSON
+    spec["config"] = {"displaylogo": False}
+    title = fig.layout.title.text or "plotly figure"
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"application/vnd.plotly.v1+json": spec, "text/plain": f"<{title}>"}}
+
+
+def message_output(text: str) -> dict:
+    return {"output_type": "display_data", "metadata": {},
+            "data": {"text/plain": text, "text/html": f"<p style='color:#555'>{html.escape(text)}</p>"}}
+
+
+def metrics_html(cell: CellResult) -> str:
+    """The metrics and disentanglement scores of one cell as a small HTML table."""
+    m = cell.metrics
+    num = lambda k: f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—"   # noqa: E731
+    rows = []
+    if "mae" in m:
+        floor = f" (Bayes floor {num('bayes_mae')}, ridge {num('ridge_mae')})" if "bayes_mae" in m else ""
+        rows.append((SCORES["mae"].name, num("mae"), floor.strip(" ()") or SCORES["mae"].ideal))
+        rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in ("corr", "acc2_non0")]
+    elif "acc2" in m:
+        rows.append((SCORES["acc2"].name, num("acc2"), f"Bayes {num('bayes_acc')}" if "bayes_acc" in m else ""))
+    rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in SCORE_KEYS if k in m]
+    body = "".join(f"<tr><td>{html.escape(a)}</td><td style='text-align:right'><b>{b}</b></td>"
+                   f"<td style='color:#666'>{html.escape(c)}</td></tr>" for a, b, c in rows)
+    epochs = f"best epoch {m.get('best_epoch', '—')}, trained in {m.get('train_seconds') or 0:.1f} s"
+    return (f"<div class='fdmer-metrics-table' data-setting='{cell.name}'>"
+            f"<b>{setting_text(cell.beta, cell.gamma)}</b> <span style='color:#666'>({epochs})</span>"
+            f"<table style='font-size:12px'><tr><th>metric</th><th>value</th><th>ideal / reference</th></tr>"
+            f"{body}</table></div>")
+
+
+class _Panel:
+    """One column: a header, the metrics and the three figures of one setting."""
+
+    def __init__(self, role: str, title: str):
+        self.role, self.title = role, title
+        self.header = W.HTML()
+        self.metrics = W.HTML()
+        self.figures = {k: W.Output(layout=W.Layout(min_height=f"{FIG_HEIGHT[k]}px")) for k in FIGURES}
+        self.metrics.add_class(f"fdmer-{role}-metrics")
+        for k, out in self.figures.items():
+            out.add_class(f"fdmer-{role}-{k}")
+        self.shown: tuple[str, str] | None = None            # (cell name, method) on display
+        self.box = W.VBox([self.header, self.metrics, *self.figures.values()],
+                          layout=W.Layout(width="50%", padding="0 6px"))
+        self.box.add_class(f"fdmer-{role}")
+
+    def set_header(self, beta, gamma, note: str = "") -> None:
+        self.header.value = (f"<h4 style='margin:4px 0'>{self.title}: {setting_text(beta, gamma)}"
+                             f"<span style='font-weight:normal;color:#666'>{note}</span></h4>")
+
+    def show_message(self, beta, gamma, text: str) -> None:
+        self.set_header(beta, gamma)
+        self.metrics.value = (f"<div class='fdmer-metrics-table' data-setting='{cell_name(beta, gamma)}'>"
+                              f"<b>{setting_text(beta, gamma)}</b>: {html.escape(text)}</div>")
+        for out in self.figures.values():
+            out.outputs = (message_output(text),)
+        self.shown = None
+
+
+class BetaGammaExplorer:
+    """Move beta and gamma, see what the representations, the discriminator and the fusion do.
+
+    Args:
+        cache: a :class:`~fdmer_lite.sweep.SweepCache` (precomputed with ``fdmer-lite sweep`` or
+            ``cache.fill``), or a folder holding one.
+        betas, gammas: slider values (default: ``sweep.default_values()``, log-spaced with 0).
+        reference: the pinned setting shown on the right (default: the paper's 0.02, 0.02).
+        start: the first current setting (default: the reference).
+        method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
+        device: where the Train button trains.
+        prefetch: build the figures of every cached setting on the sliders in a background
+            thread, nearest first, so that even a first visit only sends them (default True).
+
+    ``explorer.widget`` is the app (displaying the explorer displays it); ``select``, ``pin``,
+    ``train`` and ``wait`` drive it from code.
+    """
+
+    def __init__(self, cache: SweepCache | str, betas=None, gammas=None, *,
+                 reference: tuple[float, float] = PAPER_SETTING, start: tuple[float, float] | None = None,
+                 method: str = "tsne", device: str = "auto", prefetch: bool = True):
+        self.cache = cache if isinstance(cache, SweepCache) else SweepCache(cache)
+        fast = self.cache.spec.preset == "fast"
+        self.betas = self._values(betas if betas is not None else default_values(fast), reference[0], start)
+        self.gammas = self._values(gammas if gammas is not None else default_values(fast), reference[1], start, 1)
+        self.reference = (float(reference[0]), float(reference[1]))
+        self.device = device
+        self._job: threading.Thread | None = None              # the job while it computes
+        self._thread: threading.Thread | None = None           # the last job's thread (wait() joins it)
+        self._job_label = ""                                    # cell name (or projection) being computed
+        self._job_desc = ""
+        self._lock = threading.RLock()
+        self._bundles: "OrderedDict[tuple, dict]" = OrderedDict()
+        self._memo_lock = threading.Lock()                      # guards _bundles only
+        self._prefetch_enabled = prefetch
+        self._prefetcher: threading.Thread | None = None
+        self.last_update_seconds: float | None = None
+        self.last_error: BaseException | None = None
+        self.train_calls = 0                                    # training jobs started
+        self._build(method)
+        self._quiet = False                                     # True while select() moves both sliders
+        b0, g0 = start if start is not None else self.reference
+        self.select(b0, g0, render=False)
+        self.refresh()
+        self.prefetch()
+
+    # -- construction ---------------------------------------------------------------------------
+    @staticmethod
+    def _values(values, ref, start, i=0) -> list[float]:
+        vals = {format_value(v): float(v) for v in values}
+        for extra in (ref, None if start is None else start[i]):
+            if extra is not None:
+                vals.setdefault(format_value(extra), float(extra))
+        return sorted(vals.values())
+
+    def _build(self, method: str) -> None:
+        slider = lambda name, values: W.SelectionSlider(                    # noqa: E731
+            options=[(format_value(v), v) for v in values], description=name,
+            continuous_update=False, layout=W.Layout(width="340px"))
+        self.beta_slider = slider("β (adv.)", self.betas)
+        self.gamma_slider = slider("γ (con./dis.)", self.gammas)
+        self.beta_slider.add_class("fdmer-beta")
+        self.gamma_slider.add_class("fdmer-gamma")
+        self.method = W.ToggleButtons(options=METHOD_LABELS, value=method, description="embedding",
+                                      style={"button_width": "64px"})
+        self.train_button = W.Button(description="Train this setting", icon="play", button_style="primary")
+        self.pin_button = W.Button(description="Pin as reference", icon="thumb-tack")
+        self.train_button.add_class("fdmer-train")
+        self.progress = W.IntProgress(value=0, min=0, max=1, description="idle",
+                                      layout=W.Layout(width="340px"))
+        self.status = W.HTML()
+        self.status.add_class("fdmer-status")
+        self.current = _Panel("current", "Current")
+        self.reference_panel = _Panel("reference", "Reference (pinned)")
+
+        self.beta_slider.observe(self._on_setting, names="value")
+        self.gamma_slider.observe(self._on_setting, names="value")
+        self.method.observe(lambda change: (self.refresh(), self.prefetch()), names="value")
+        self.train_button.on_click(lambda _: self.train())
+        self.pin_button.on_click(lambda _: self.pin())
+
+        spec = self.cache.spec
+        caption = W.HTML(f"<span style='color:#666'>cache <code>{html.escape(str(self.cache.root))}</code>: "
+                         f"preset <b>{html.escape(spec.preset)}</b>, data {html.escape(str(spec.data))}</span>")
+        self.widget = W.VBox([
+            W.HBox([self.beta_slider, self.gamma_slider]),
+            W.HBox([self.method, self.train_button, self.pin_button]),
+            W.HBox([self.progress, self.status]),
+            caption,
+            W.HBox([self.current.box, self.reference_panel.box], layout=W.Layout(width="100%")),
+        ])
+        self.widget.add_class("fdmer-explorer")
+
+    def _repr_mimebundle_(self, **kwargs):
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        if isinstance(bundle, dict):                    # + a static copy for HTML exports
+            bundle = {**bundle, "text/html": self.snapshot_html()}
+        return bundle
+
+    def snapshot_html(self) -> str:
+        """A static copy of what the two panels show now (headers, metrics, figures): what a reader
+        without a kernel sees in an HTML export (``fdmer_lite.offline``). plotly.js comes inlined
+        with the first figure: the explorer's figures never pass through plotly's renderers, so
+        nothing else may have put it on the page."""
+        parts = ["<div class='fdmer-explorer-snapshot'><p style='color:#555'>A static copy of the explorer "
+                 "(run the notebook to move the sliders).</p>"]
+        inline = True
+        for panel in (self.current, self.reference_panel):
+            parts.append(panel.header.value + panel.metrics.value)
+            for k in FIGURES:
+                for out in panel.figures[k].outputs:
+                    spec = out.get("data", {}).get("application/vnd.plotly.v1+json")
+                    if spec:
+                        parts.append(pio.to_html(spec, include_plotlyjs=inline, full_html=False, validate=False))
+                        inline = False
+        return "".join(parts) + "</div>"
+
+    # -- state ----------------------------------------------------------------------------------
+    @property
+    def setting(self) -> tuple[float, float]:
+        return float(self.beta_slider.value), float(self.gamma_slider.value)
+
+    @property
+    def busy(self) -> bool:
+        return self._job is not None and self._job.is_alive()
+
+    def select(self, beta: float | None = None, gamma: float | None = None, *, render: bool = True) -> None:
+        """Move the sliders (to values they offer); the panel is redrawn once, for both."""
+        new_beta = self.beta_slider.value if beta is None else self._option(self.betas, beta)
+        new_gamma = self.gamma_slider.value if gamma is None else self._option(self.gammas, gamma)
+        self._quiet = True
+        try:
+            self.beta_slider.value, self.gamma_slider.value = new_beta, new_gamma
+        finally:
+            self._quiet = False
+        if render:
+            self._on_setting()
+
+    @staticmethod
+    def _option(values, x) -> float:
+        for v in values:
+            if format_value(v) == format_value(x):
+                return v
+        raise ValueError(f"{x!r} is not a slider value; choose one of {[format_value(v) for v in values]}")
+
+    def pin(self, beta: float | None = None, gamma: float | None = None) -> None:
+        """Pin a setting (default: the current one) as the reference shown on the right."""
+        cb, cg = self.setting
+        self.reference = (cb if beta is None else float(beta), cg if gamma is None else float(gamma))
+        self._render(self.reference_panel, *self.reference)
+        self._say(f"pinned {setting_text(*self.reference)} as the reference")
+
+    # -- rendering ------------------------------------------------------------------------------
+    def _on_setting(self, change=None) -> None:
+        if self._quiet:
+            return
+        start = time.perf_counter()
+        b, g = self.setting
+        state = self._render(self.current, b, g)
+        self.last_update_seconds = time.perf_counter() - start
+        if state == "shown":
+            self._say(f"showing {setting_text(b, g)} from the cache ({self.last_update_seconds:.2f} s)")
+
+    def refresh(self) -> None:
+        """Redraw both panels (e.g. after the embedding method changed or a job finished)."""
+        self._on_setting()
+        self._render(self.reference_panel, *self.reference)
+
+    def _figures(self, cell: CellResult, method: str) -> dict[str, dict]:
+        """The three figures of a cell as display outputs, memoised (a revisit re-sends them only)."""
+        key = (cell.name, method)
+        with self._memo_lock:
+            if key in self._bundles:
+                self._bundles.move_to_end(key)
+                return self._bundles[key]
+        spec = self.cache.spec
+        prefix = setting_text(cell.beta, cell.gamma)
+        figs = {"discriminator": viz.discriminator_probabilities(cell.reps),
+                "fusion": viz.fusion_weights(cell.reps)}
+        if self.cache.has_projection(cell.beta, cell.gamma, method):
+            figs["embedding"] = viz.representation_embedding(
+                cell.reps, method=method, max_points=spec.max_points, seed=spec.projection_seed,
+                cache=self.cache.projections(cell.beta, cell.gamma))
+        out = {}
+        for k, fig in figs.items():
+            fig.update_layout(height=FIG_HEIGHT[k], margin=dict(l=50, r=10, t=60, b=40),
+                              title=dict(text=f"{prefix}<br><sup>{fig.layout.title.text}</sup>", font=dict(size=13)),
+                              legend=dict(font=dict(size=10)))
+            out[k] = figure_output(fig)
+        if "embedding" not in out:                          # not memoised: it will come
+            return out
+        with self._memo_lock:
+            self._bundles[key] = out
+            while len(self._bundles) > 64:
+                self._bundles.popitem(last=False)
+        return out
+
+    def prefetch(self) -> None:
+        """Build, in a background thread, the figures of every cached setting on the sliders
+        (nearest to the current setting first) that have the current projection."""
+        if not self._prefetch_enabled or (self._prefetcher is not None and self._prefetcher.is_alive()):
+            return
+        self._prefetcher = threading.Thread(target=self._prefetch, args=(self.method.value,),
+                                            daemon=True, name="fdmer-explorer-prefetch")
+        self._prefetcher.start()
+
+    def _prefetch(self, method: str) -> None:
+        bi, gi = self.betas.index(self.setting[0]), self.gammas.index(self.setting[1])
+        todo = sorted(((b, g) for b in self.betas for g in self.gammas),
+                      key=lambda s: abs(self.betas.index(s[0]) - bi) + abs(self.gammas.index(s[1]) - gi))
+        for b, g in todo:
+            if method != self.method.value:
+                return                                          # the learner switched projection
+            if self.cache.has(b, g) and self.cache.has_projection(b, g, method):
+                try:
+                    self._figures(self.cache.load(b, g), method)
+                except Exception:                               # best effort: a visit will say why
+                    continue
+
+    def _render(self, panel: _Panel, beta: float, gamma: float) -> str:
+        """Show a setting in a panel; returns "shown", "missing" or "projecting"."""
+        method = self.method.value
+        with self._lock:
+            if not self.cache.has(beta, gamma):
+                if self.busy and self._job_label == cell_name(beta, gamma):
+                    panel.show_message(beta, gamma, "training now…")
+                else:
+                    panel.show_message(beta, gamma, "not trained yet: press “Train this setting”.")
+                return "missing"
+            cell = self.cache.load(beta, gamma)
+            if panel.shown == (cell.name, method):
+                return "shown"
+            figs = self._figures(cell, method)
+            panel.set_header(beta, gamma)
+            panel.metrics.value = metrics_html(cell)
+            for k in FIGURES:
+                if k in figs:
+                    panel.figures[k].outputs = (figs[k],)
+            if "embedding" in figs:
+                panel.shown = (cell.name, method)
+                return "shown"
+            label = dict((v, k) for k, v in METHOD_LABELS)[method]
+            panel.figures["embedding"].outputs = (message_output(
+                f"{label} projection not cached for this setting: computing it in the background…"),)
+            panel.shown = None
+        self._start_job(f"{label} projection", f"projection:{method}",
+                        lambda progress: self._project_shown(method, progress), quiet_busy=True)
+        return "projecting"
+
+    def _project_shown(self, method: str, progress) -> None:
+        """Compute the projection for every shown setting that lacks it (one job for both panels)."""
+        todo = [s for s in dict.fromkeys([self.setting, self.reference])
+                if self.cache.has(*s) and not self.cache.has_projection(*s, method)]
+        for i, (b, g) in enumerate(todo):
+            progress(i, len(todo), f"{setting_text(b, g)}")
+            self.cache.ensure_projection(b, g, method)
+
+    # -- background jobs ------------------------------------------------------------------------
+    def _say(self, text: str, color: str = "#333") -> None:
+        self.status.value = f"<span style='color:{color}'>{html.escape(text)}</span>"
+
+    def train(self) -> bool:
+        """Train the current setting in the background; ``False`` if it was not started."""
+        b, g = self.setting
+        if self.busy:
+            self._say(f"still busy with {self._job_desc}: this click was ignored. "
+                      "Train again when it has finished.", "#b35900")
+            return False
+        if self.cache.has(b, g):
+            self._say(f"{setting_text(b, g)} is already trained: shown from the cache.")
+            return False
+        self.train_calls += 1
+        return self._start_job(f"training {setting_text(b, g)}", cell_name(b, g),
+                               lambda progress: self.cache.compute(b, g, device=self.device, progress=progress))
+
+    def _start_job(self, desc: str, label: str, fn, quiet_busy: bool = False) -> bool:
+        with self._lock:
+            if self.busy:
+                if not quiet_busy:
+                    self._say(f"still busy with {self._job_desc}", "#b35900")
+                return False
+            self._job_desc, self._job_label = desc, label
+            self.last_error = None
+            self.train_button.disabled = True
+            self.progress.bar_style = "info"
+            self.progress.value, self.progress.max = 0, 1
+            self.progress.description = "working"
+            self._say(f"{desc}…")
+            self._job = self._thread = threading.Thread(target=self._run_job, args=(desc, fn), daemon=True,
+                                                        name=f"fdmer-explorer-{label}")
+            self._job.start()
+        b, g = self.setting
+        if label == cell_name(b, g):
+            self.current.show_message(b, g, "training now…")
+        return True
+
+    def _progress(self, done: int, total: int, message: str) -> None:
+        self.progress.max = max(1, total)
+        self.progress.value = min(done, total)
+        self.progress.description = f"{done}/{total}"
+        self._say(f"{self._job_desc}: {message}")
+
+    def _run_job(self, desc: str, fn) -> None:
+        start = time.perf_counter()
+        error = None
+        try:
+            fn(self._progress)
+        except BaseException as err:                       # shown in the status line, never lost
+            error = err
+        finally:
+            with self._lock:                               # the job is over: not busy any more
+                self._job, self._job_label = None, ""
+                self.train_button.disabled = False
+        if error is not None:
+            self.last_error = error
+            self.progress.bar_style = "danger"
+            self.progress.description = "failed"
+            tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
+            self.status.value = (f"<span style='color:#b00'><b>{html.escape(desc)} failed:</b> "
+                                 f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>"
+                                 f"<details><summary>traceback</summary><pre>{html.escape(tb[-3000:])}"
+                                 f"</pre></details>")
+            b, g = self.setting
+            if not self.cache.has(b, g):
+                self.current.show_message(b, g, f"{desc} failed (see the status line).")
+            return
+        self.progress.bar_style = "success"
+        self.progress.value = self.progress.max
+        self.progress.description = "done"
+        for panel in (self.current, self.reference_panel):
+            panel.shown = None
+        self.refresh()
+        self.prefetch()
+        self._say(f"{desc}: done in {time.perf_counter() - start:.1f} s")
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Block until the running job (if any) has finished, including the redraw it does at the
+        end and any job that redraw started; ``True`` when nothing is running."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (thread := self._thread) is not None:
+            thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+            if thread.is_alive():                          # timed out
+                break
+            if self._thread is thread:                     # it started no further job
+                break
+        return not self.busy
+
+
+def explorer(cache: SweepCache | str, **kwargs) -> BetaGammaExplorer:
+    """Shorthand for :class:`BetaGammaExplorer`."""
+    return BetaGammaExplorer(cache, **kwargs)

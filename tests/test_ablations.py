@@ -12,7 +12,7 @@ import torch
 from fdmer_lite.ablations import (BY_KEY, PAPER_NOTE, PAPER_TABLE4, VARIANTS, NotApplicable, get_variant, load_ablation,
                                   paper_dataset, run_ablation, select_variants, to_markdown)
 from fdmer_lite.config import get_preset
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
 from fdmer_lite.train import Trainer
 
 TINY = dict(kind="emotion", n_train=48, n_valid=16, n_test=24, seq_len=8, seed=0)
@@ -125,9 +125,9 @@ def test_each_variant_builds_and_trains_a_step(key, tiny):
 
 def test_table_has_one_row_per_variant_with_mean_and_std(tmp_path):
     res = run_ablation(_config(), DataSpec("synthetic", options=TINY), variants="wo_private,addition",
-                       seeds=(1, 2), out_dir=tmp_path, workers=0, threads=1, progress=False)
+                       seeds=(1, 2), out_dir=tmp_path, workers=0, progress=False)
     assert [r["variant"] for r in res.rows] == ["full", "wo_private", "addition"]
-    assert len(res.report.ran) == 6 and not res.report.failed
+    assert len(res.report.computed) == 6 and not res.report.failed
     manifest = json.loads((tmp_path / "ablation.json").read_text())
     for row in res.rows:
         assert row["n"] == 2 and row["seeds"] == "1 2"
@@ -188,7 +188,7 @@ def test_the_ablate_command_end_to_end_writes_the_table_and_resumes(tmp_path, ca
             "full,wo_con", "--seeds", "1", "--workers", "0", "--out", str(out)]
     assert cli.main(argv) == 0
     first = capsys.readouterr().out
-    assert "2 run(s) done, 0 already finished" in first
+    assert "0 of 2 run(s) finished before, 2 to train" in first and "2 computed, 0 skipped" in first
     rows = list(csv.DictReader((out / "table.csv").open()))
     assert [r["variant"] for r in rows] == ["full", "wo_con"]
     for r in rows:                              # the table's MAE is the run's own metrics.json
@@ -196,4 +196,4 @@ def test_the_ablate_command_end_to_end_writes_the_table_and_resumes(tmp_path, ca
         assert float(r["mae_mean"]) == pytest.approx(json.loads((run / "metrics.json").read_text())["mae"])
     assert (out / "table.md").read_text().count("| FDMER (full) |") == 1
     assert cli.main(argv) == 0                  # a second call trains nothing
-    assert "0 run(s) done, 2 already finished" in capsys.readouterr().out
+    assert "0 computed, 2 skipped" in capsys.readouterr().out

@@ -355,7 +355,9 @@ def test_explorer_in_jupyterlab(chromium, lab):
             raise
         finally:
             browser.close()
-    assert (lab["cache"] / "fast-emotion-seed0" / "beta=0_gamma=0" / "cell.json").is_file()
+    cell = lab["cache"] / "fast-emotion-seed0" / "beta=0_gamma=0"              # trained, sealed
+    assert (cell / "complete.json").is_file()
+    assert json.loads((cell / "run.json").read_text())["meta"] == {"beta": 0.0, "gamma": 0.0}
     timings["total"] = time.monotonic() - test_start
     (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=2))
     print("browser timings (s):", {k: round(v, 2) for k, v in timings.items()})

@@ -40,10 +40,12 @@ def test_help_answers_without_importing_torch(argv):
 
 def test_the_command_line_honours_fdmer_lite_threads(tmp_path, capsys, monkeypatch):
     import torch
+
+    from fdmer_lite.experiments.runs import set_threads
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
     monkeypatch.setenv("FDMER_LITE_THREADS", "3")
-    cli.apply_threads()
+    set_threads()
     assert seen == [3]
     monkeypatch.setenv("FDMER_LITE_THREADS", "two")
     rc = cli.main(["train", "--dataset", "synthetic", "--epochs", "1", "--out", str(tmp_path / "out")])

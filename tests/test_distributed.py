@@ -25,7 +25,8 @@ from fdmer_lite.config import get_preset
 from fdmer_lite.ablations import BY_KEY
 from fdmer_lite.distributed import (DistributedTrainer, ShardedBatchSampler, unused_parameters,
                                      init_process_group)
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
+from fdmer_lite.data.synthetic import FAST_SIZES, make_benchmark
 from fdmer_lite.train import Trainer
 
 TOL = dict(abs=1e-5)
@@ -87,21 +88,23 @@ def _free_port() -> int:
 
 
 def test_torchrun_two_processes_give_the_one_process_validation_metrics(tmp_path):
-    cfg = _config()
+    # the options of fdmer-lite train: --config (batch 31, dropout 0) on the fast preset's data
+    cfg = _config().replace(name="fast")
     (tmp_path / "config.json").write_text(json.dumps(cfg.to_dict()))
     out = tmp_path / "ddp"
     cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2",
            "--master_addr", "127.0.0.1", "--master_port", str(_free_port()),
-           "-m", "fdmer_lite.distributed", "--config", str(tmp_path / "config.json"),
-           "--data-spec", json.dumps(TINY.to_dict()), "--backend", "gloo", "--no-scores", "--out", str(out)]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+           "-m", "fdmer_lite.distributed", "--dataset", "synthetic", "--config", str(tmp_path / "config.json"),
+           "--device", "cpu", "--out", str(out)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "FDMER_LITE_FAST": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert json.loads((out / "distributed.json").read_text())["world_size"] == 2
+    assert "distributed.json" in json.loads((out / "complete.json").read_text())["files"]   # sealed with the run
     ddp_hist = json.loads((out / "history.json").read_text())
     ddp_metrics = json.loads((out / "metrics.json").read_text())
 
-    data = TINY.load()
+    data = make_benchmark("emotion", seed=cfg.train.seed, **FAST_SIZES)   # what fdmer-lite train loads
     one = Trainer(cfg, data)
     _compare(one.fit(), ddp_hist)
     # test metrics of the best checkpoint, computed over the whole test split
@@ -110,3 +113,13 @@ def test_torchrun_two_processes_give_the_one_process_validation_metrics(tmp_path
     assert ddp_metrics["corr"] == pytest.approx(test["corr"], **TOL)
     assert ddp_metrics["best_epoch"] == one.best_epoch
     assert np.isfinite(ddp_metrics["ridge_mae"])
+
+
+def test_a_bad_option_of_the_distributed_trainer_is_one_line_and_exit_2(capsys, tmp_path):
+    from fdmer_lite import distributed
+    assert distributed.main(["--dataset", "synthetic", "--epochs", "0", "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--epochs" in err[0] and not (tmp_path / "o").exists()
+    (tmp_path / "bad.json").write_text('{"model": {"no_such_field": 1}}')
+    assert distributed.main(["--dataset", "synthetic", "--config", str(tmp_path / "bad.json")]) == 2
+    assert "bad.json" in capsys.readouterr().err

@@ -84,14 +84,14 @@ def _kill_after_first(cmd, root: Path, timeout=240):
 def test_kill_9_during_ablate_then_resume(tmp_path):
     out = tmp_path / "ablate"
     cmd = _cli("ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants", "wo_con",
-               "--seeds", "1,2", "--workers", "2", "--threads", "1", "--out", str(out))
+               "--seeds", "1,2", "--workers", "2", "--out", str(out))
     workers, left = _kill_after_first(cmd, out)
     assert workers and not left, f"workers outlived their parent: {left}"
     before = _records(out)
     assert 1 <= len(before) < 4
     done = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    m = re.search(r"(\d+) run\(s\) done, (\d+) already finished", done.stdout)
+    m = re.search(r"(\d+) computed, (\d+) skipped", done.stdout)
     assert m and int(m.group(2)) == len(before) and int(m.group(1)) == 4 - len(before), done.stdout
     after = _records(out)
     assert len(after) == 4 and all(after[k] == v for k, v in before.items())    # nothing redone
@@ -109,7 +109,7 @@ def test_kill_9_during_sweep_then_resume(tmp_path):
     assert 1 <= len(before) < 4
     done = subprocess.run(cmd, env=ENV, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
-    assert f"{len(before)} cell(s) already finished, {4 - len(before)} to compute" in done.stdout, done.stdout
+    assert f"{len(before)} of 4 run(s) finished before, {4 - len(before)} to train" in done.stdout, done.stdout
     after = _records(cache)
     assert len(after) == 4 and all(after[k] == v for k, v in before.items())
 
@@ -123,7 +123,7 @@ def test_two_ablations_on_one_folder_train_each_run_once(tmp_path):
     b = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     outs = [p.communicate(timeout=300) for p in (a, b)]
     assert a.returncode == 0 and b.returncode == 0, outs
-    done = [re.search(r"(\d+) run\(s\) done, (\d+) already finished", o).groups() for o, _ in outs]
+    done = [re.search(r"(\d+) computed, (\d+) skipped", o).groups() for o, _ in outs]
     assert sum(int(d) for d, _ in done) == 2, outs                    # two runs, each trained once
     assert len(_records(out)) == 2
 
@@ -132,7 +132,7 @@ def test_two_ablations_on_one_folder_train_each_run_once(tmp_path):
 def test_ctrl_c_during_ablate_is_one_line_and_stops_the_workers(tmp_path):
     out = tmp_path / "ablate"
     cmd = _cli("ablate", "--dataset", "synthetic", "--preset", "fast", "--epochs", "1", "--variants", "wo_con",
-               "--seeds", "1,2", "--workers", "2", "--threads", "1", "--out", str(out))
+               "--seeds", "1,2", "--workers", "2", "--out", str(out))
     proc = subprocess.Popen(cmd, env=ENV, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     workers, deadline = set(), time.time() + 120

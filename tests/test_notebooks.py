@@ -216,19 +216,19 @@ def test_lesson_run_trains_then_loads(monkeypatch, tmp_path, tiny_data, fast_con
     assert not changed.loaded                          # another config: trained again
 
 
-def test_lesson_run_prefers_the_students_run_then_a_matching_shipped_one(monkeypatch, tmp_path, tiny_data,
+def test_lesson_run_prefers_the_students_run_then_a_matching_bundled_one(monkeypatch, tmp_path, tiny_data,
                                                                          fast_config, one_thread, capsys):
-    from fdmer_lite import lessons, shipped
+    from fdmer_lite import lessons
     from fdmer_lite.experiments.runs import obtain
 
     monkeypatch.setenv(lessons.RUNS_ENV, str(tmp_path / "runs"))
-    monkeypatch.setattr(shipped, "LESSONS_DIR", tmp_path / "shipped")
+    monkeypatch.setattr(lessons, "BUNDLED_LESSONS", tmp_path / "shipped")
     cfg = fast_config.replace(train={"epochs": 1})
-    name = "emotion-gamma0"                            # a name of shipped.LESSON_RUNS
+    name = "emotion-gamma0"                            # a name of lessons.LESSON_RUNS
     ship = obtain(cfg, tiny_data, tmp_path / "shipped" / name)
     found = lessons.lesson_run(name, cfg.replace(train={"progress": True}), tiny_data)   # the bar is not learning
     assert found.loaded and found.path == ship.path and found.metrics == ship.metrics
-    assert "loaded (shipped with the package)" in capsys.readouterr().out
+    assert "loaded (bundled with the package)" in capsys.readouterr().out
     assert not (tmp_path / "runs" / "fast" / name).exists()                   # nothing written for it
     other = lessons.lesson_run(name, cfg.replace(train={"seed": 1}), tiny_data)  # not the shipped config
     assert not other.loaded and other.path == lessons.runs_dir() / name
@@ -246,19 +246,8 @@ def test_setup_threads(monkeypatch, one_thread):
     from fdmer_lite import lessons
 
     monkeypatch.setenv("FDMER_LITE_FAST", "0")
-    monkeypatch.setenv(lessons.THREADS_ENV, "2")
+    monkeypatch.setenv("FDMER_LITE_THREADS", "2")
     assert lessons.setup(verbose=False) is False and torch.get_num_threads() == 2
     monkeypatch.setenv("FDMER_LITE_FAST", "1")
-    monkeypatch.delenv(lessons.THREADS_ENV)
+    monkeypatch.delenv("FDMER_LITE_THREADS")
     assert lessons.setup(verbose=False) is True and torch.get_num_threads() == 1
-
-
-@pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)
-def test_fdmer_lite_is_imported_before_torch(source):
-    # fdmer_lite.config sets OMP_WAIT_POLICY=PASSIVE; OpenMP reads it once, when torch loads it.
-    lines = source.read_text(encoding="utf-8").splitlines()
-    first = {kind: next((i for i, line in enumerate(lines) if line.startswith(prefix)), None)
-             for kind, prefix in (("torch", ("import torch", "from torch")),
-                                  ("fdmer_lite", ("from fdmer_lite", "import fdmer_lite")))}
-    assert first["fdmer_lite"] is not None
-    assert first["torch"] is None or first["torch"] > first["fdmer_lite"], f"{source.name}: torch first"

@@ -87,16 +87,15 @@ def test_stored_representations_are_those_of_the_trained_model(tiny_data, fast_c
     assert REPS_FILE in runstore.read_finished(tmp_path / "r")["files"]     # sealed with the run
 
 
-def test_finish_adds_files_before_the_seal_and_exclude_leaves_a_folder_out(tiny_data, fast_config, tmp_path):
-    def finish(tmp, trainer, metrics):
-        (tmp / "note.json").write_text(json.dumps({"mae": metrics["mae"]}))
+def test_finish_adds_files_before_the_seal_and_a_sub_folder_is_left_out(tiny_data, fast_config, tmp_path):
+    def finish(tmp):
+        (tmp / "note.json").write_text(json.dumps({"mae": json.loads((tmp / "metrics.json").read_text())["mae"]}))
         (tmp / "later").mkdir()
         (tmp / "later" / "grows.txt").write_text("x")
-    obtain(fast_config, tiny_data, tmp_path / "r", finish=finish, exclude=("later",),
-           record={"kind": "custom"})
+    run = obtain(fast_config, tiny_data, tmp_path / "r", finish=finish)
     record = runstore.read_finished(tmp_path / "r")
     assert "note.json" in record["files"] and not any(f.startswith("later") for f in record["files"])
-    assert record["kind"] == "custom"
+    assert json.loads((tmp_path / "r" / "note.json").read_text())["mae"] == run.metrics["mae"]
     (tmp_path / "r" / "later" / "grows.txt").write_text("changed after publishing")
     runstore.read_finished(tmp_path / "r")                                  # still intact
 
@@ -111,6 +110,21 @@ def test_a_checkpoint_that_no_longer_fits_the_model_is_retrained(tiny_data, fast
     with pytest.warns(UserWarning, match="no longer fits the model"):
         run = obtain(fast_config, tiny_data, out)
     assert not run.loaded and "head.0.weight" in load_checkpoint(out / "model.pt")["model_state"]
+
+
+def test_find_looks_in_the_folder_then_in_the_bundle_and_never_writes(tiny_data, fast_config, tmp_path):
+    bundled = obtain(fast_config, tiny_data, tmp_path / "bundle" / "r")
+    assert runs.find(fast_config, tiny_data, tmp_path / "mine" / "r") is None
+    found = runs.find(fast_config, tiny_data, tmp_path / "mine" / "r", bundled=tmp_path / "bundle" / "r")
+    assert found.path == bundled.path and found.metrics == bundled.metrics and not (tmp_path / "mine").exists()
+    np.testing.assert_allclose(found.trainer.predict("test")[0], bundled.trainer.predict("test")[0], rtol=1e-5, atol=1e-6)
+    own = obtain(fast_config, tiny_data, tmp_path / "mine" / "r", retrain=True)
+    assert runs.find(fast_config, tiny_data, own.path, bundled=bundled.path).path == own.path   # the user's first
+    slim = runs.find(fast_config, tiny_data, tmp_path / "x", bundled=bundled.path, weights=False)
+    assert slim.trainer is None and slim.history == bundled.history and slim.metrics == bundled.metrics
+    assert runs.find(fast_config.replace(train={"seed": 7}), tiny_data, own.path, bundled=bundled.path) is None
+    reused = obtain(fast_config, tiny_data, tmp_path / "third", bundled=bundled.path)
+    assert reused.loaded and reused.path == bundled.path and not (tmp_path / "third").exists()
 
 
 def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fast_config, tmp_path):

@@ -9,7 +9,7 @@ from tiny_sweep import A, B, C, RUN_FILES, TINY, count_fits, filled, no_training
 
 from fdmer_lite import cli
 from fdmer_lite import sweep as sw
-from fdmer_lite.experiments import runs
+from fdmer_lite.experiments import runs, runstore
 
 
 # ------------------------------------------------------------------------ names and the layout
@@ -37,12 +37,13 @@ def test_cache_layout(filled):
     assert {p.name for p in root.iterdir()} == {"spec.json", ".locks", sw.cell_name(*A), sw.cell_name(*B)}
     for beta, gamma in (A, B):
         d = root / sw.cell_name(beta, gamma)
-        for f in RUN_FILES + ("reps.npz", "cell.json", "projections/index.json", "complete.json"):
+        for f in RUN_FILES + ("reps.npz", "run.json", "projections/index.json", "complete.json"):
             assert (d / f).is_file(), f
         assert len(list((d / "projections").glob("tsne-*.npy"))) == 1
-        info = json.loads((d / "cell.json").read_text())
-        assert (info["beta"], info["gamma"]) == (beta, gamma) and info["seconds"] > 0
+        assert "projections/index.json" not in json.loads((d / "complete.json").read_text())["files"]
+        assert json.loads((d / "run.json").read_text())["meta"] == {"beta": beta, "gamma": gamma}
         assert json.loads((d / "config.json").read_text())["config"]["loss"]["beta"] == beta
+        assert filled.run(beta, gamma).path == d
         assert filled.has_projection(beta, gamma, "tsne")
         assert not filled.has_projection(beta, gamma, "umap")
     cell = filled.load(*B)
@@ -68,7 +69,7 @@ def test_opening_a_cache_with_another_spec_is_an_error(filled):
 def test_fill_skips_finished_cells_and_restarts_interrupted_ones(tmp_path, count_fits, monkeypatch):
     cache = sw.SweepCache(tmp_path / "cache", TINY)
     first = cache.fill([A, B], log=None)
-    assert len(first["computed"]) == 2 and len(count_fits) == 2
+    assert len(first.computed) == 2 and len(count_fits) == 2
 
     # A crash in the middle of a cell leaves no finished folder and no partial one.
     real_write = runs._write_run
@@ -89,32 +90,56 @@ def test_fill_skips_finished_cells_and_restarts_interrupted_ones(tmp_path, count
     stale.mkdir()
     (stale / "model.pt").write_bytes(b"half a checkpoint")
     count_fits.clear()
-    logs = []
-    again = cache.fill([A, B, C], log=logs.append)
-    assert again["skipped"] == [A, B] and again["computed"] == [C]
+    again = cache.fill([A, B, C], log=None)
+    assert again.skipped == [sw.cell_name(*A), sw.cell_name(*B)] and again.computed == [sw.cell_name(*C)]
     assert len(count_fits) == 1                                # only C trained
-    assert not stale.exists() and any("interrupted" in line for line in logs)
-    assert cache.has(*C)
+    assert not stale.exists() and cache.has(*C)
 
     count_fits.clear()
     done = cache.fill([A, B, C], log=None)
-    assert done["computed"] == [] and len(done["skipped"]) == 3 and count_fits == []
+    assert done.computed == [] and len(done.skipped) == 3 and count_fits == []
 
 
-def test_cells_trained_on_changed_data_are_refused(tmp_path):
+def test_a_cell_trained_on_other_data_is_trained_again(tmp_path, count_fits):
     cache = sw.SweepCache(tmp_path / "cache", TINY)
     cache.fill([A], log=None)
-    spec_file = cache.root / "spec.json"
-    recorded = json.loads(spec_file.read_text())["data_fingerprint"]
-    assert recorded == TINY.make_data().fingerprint()
-    assert json.loads((cache.root / sw.cell_name(*A) / "cell.json").read_text())["data_fingerprint"] == recorded
-    # Pretend the generator changed since A was trained: B must not join the cache.
-    content = json.loads(spec_file.read_text())
-    content["data_fingerprint"] = "0" * 16
-    spec_file.write_text(json.dumps(content))
-    with pytest.raises(sw.DataChanged, match="data_fingerprint"):
-        cache.compute(*B)
-    assert not cache.has(*B) and not list(cache.root.glob(".partial-*"))
+    d = cache.cell_dir(*A)
+    saved = json.loads((d / "config.json").read_text())
+    assert saved["fingerprint"]["content"] == TINY.make_data().fingerprint()
+    saved["fingerprint"]["content"] = "0" * 16                 # as if the generator had changed since
+    (d / "config.json").write_text(json.dumps(saved))
+    runstore.seal(d, {"kind": "run"})                           # intact by its record, yet other data
+    fresh = sw.SweepCache(tmp_path / "cache", TINY)
+    assert not fresh.has(*A)
+    count_fits.clear()
+    assert fresh.fill([A], log=None).computed == [sw.cell_name(*A)] and len(count_fits) == 1
+    assert json.loads((d / "config.json").read_text())["fingerprint"]["content"] == TINY.make_data().fingerprint()
+
+
+def test_a_truncated_cell_file_makes_the_sweep_compute_the_cell_again(tmp_path):
+    cache = sw.SweepCache(tmp_path / "cache", TINY)
+    cache.fill([A], log=None)
+    m = cache.cell_dir(*A) / "metrics.json"
+    m.write_text(m.read_text()[:20])
+    with pytest.warns(UserWarning, match="metrics.json"):
+        result = sw.SweepCache(tmp_path / "cache", TINY).fill([A], log=None)
+    assert result.computed == [sw.cell_name(*A)]
+    assert json.loads(m.read_text())["mae"] > 0 and runstore.is_finished(cache.cell_dir(*A))
+
+
+def test_bundled_cells_of_the_same_spec_are_found_read_only(tmp_path, count_fits):
+    made = sw.SweepCache(tmp_path / "bundle" / TINY.slug, TINY, bundled=None)
+    assert not made.fill([A], log=None).failed and len(count_fits) == 1
+    cache = sw.SweepCache(tmp_path / "mine", TINY, bundled=tmp_path / "bundle")
+    assert cache.bundled == made.root and cache.has(*A) and not cache.has(*B)
+    assert cache.fill([A], log=None).bundled == [sw.cell_name(*A)] and len(count_fits) == 1   # nothing trained
+    assert cache.load(*A).metrics == made.load(*A).metrics and cache.load(*A).path == made.cell_dir(*A)
+    assert cache.finished() == [A] and cache.has_projection(*A, "tsne")
+    cache.ensure_projection(*A, "pca")                          # written beside, never into the bundle
+    assert cache.has_projection(*A, "pca") and not made.has_projection(*A, "pca")
+    assert list((tmp_path / "mine" / sw.cell_name(*A) / "projections").glob("pca-*.npy"))
+    other = sw.SweepSpec(**{**TINY.to_dict(), "data": {**TINY.data, "seed": 1}})
+    assert sw.SweepCache(tmp_path / "other", other, bundled=tmp_path / "bundle").bundled is None
 
 
 def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
@@ -123,9 +148,9 @@ def test_cli_sweep_fills_then_resumes(tmp_path, monkeypatch, capsys):
             "--cache", str(tmp_path / "c")]
     assert cli.main(argv) == 0
     out = capsys.readouterr().out
-    assert "0 cell(s) already finished, 2 to compute" in out and "| 0 | 0.02 |" in out
+    assert "0 of 2 run(s) finished before, 2 to train" in out and "| 0 | 0.02 |" in out
     assert cli.main(argv) == 0
-    assert "2 cell(s) already finished, 0 to compute" in capsys.readouterr().out
+    assert "2 of 2 run(s) finished before, 0 to train" in capsys.readouterr().out
     assert cli.main(["sweep", "--dataset", "synthetic", "--beta", "-1", "--cache", str(tmp_path / "c")]) == 2
     assert "--beta: expected a finite number >= 0, got -1.0" in capsys.readouterr().err
 

@@ -1,6 +1,8 @@
-"""The default intra-op thread count (config.default_threads) and the OpenMP wait policy, as the
-command line and the notebooks' setup apply them. benchmarks/results/loaded-threads.md times the choice."""
+"""The one thread policy: ``config.thread_count`` ($FDMER_LITE_THREADS, else
+``config.default_thread_count``), applied by ``experiments.runs.set_threads`` when a run or an
+entry point starts; nothing written to the environment at import."""
 
+import json
 import os
 import subprocess
 import sys
@@ -8,20 +10,8 @@ import sys
 import pytest
 import torch
 
-from fdmer_lite import cli, config, lessons
-
-
-@pytest.mark.parametrize("cores, policy, expected", [
-    (1, "PASSIVE", 1), (2, "PASSIVE", 1), (3, "passive ", 1), (4, "PASSIVE", 2), (16, "PASSIVE", 8),
-    (16, None, 1), (16, "ACTIVE", 1), (2, None, 1), (64, "", 1),
-])
-def test_default_threads_is_half_the_cores_only_when_idle_threads_sleep(cores, policy, expected):
-    assert config.default_threads(cores, policy) == expected
-
-
-def test_default_threads_rejects_a_machine_without_cores():
-    with pytest.raises(ValueError, match="cores"):
-        config.default_threads(0, "PASSIVE")
+from fdmer_lite import config, lessons
+from fdmer_lite.experiments import runs
 
 
 @pytest.fixture
@@ -31,48 +21,45 @@ def restore_threads():
     torch.set_num_threads(before)
 
 
-@pytest.fixture
-def eight_passive_cores(monkeypatch):
-    monkeypatch.setattr(config, "usable_cores", lambda: 8)
-    monkeypatch.setattr(config, "OPENMP_WAIT_POLICY", "PASSIVE")
+def test_the_count_is_the_variable_else_the_default(monkeypatch):
     monkeypatch.delenv("FDMER_LITE_THREADS", raising=False)
+    assert config.thread_count() == config.default_thread_count() == 1
+    monkeypatch.setenv("FDMER_LITE_THREADS", " 3 ")
+    assert config.thread_count() == 3
+    monkeypatch.setenv("FDMER_LITE_THREADS", "")
+    assert config.thread_count() == 1
+    monkeypatch.setattr(config, "default_thread_count", lambda: 5)     # the one place to change it
+    assert config.thread_count() == 5
 
 
-def test_choose_threads_takes_the_variable_first(monkeypatch, eight_passive_cores):
-    assert config.choose_threads() == 4
-    monkeypatch.setenv("FDMER_LITE_THREADS", "3")
-    assert config.choose_threads() == 3
-    monkeypatch.setattr(config, "OPENMP_WAIT_POLICY", None)
-    monkeypatch.delenv("FDMER_LITE_THREADS")
-    assert config.choose_threads() == 1
+@pytest.mark.parametrize("value", ["0", "two", "-1", "1.5"])
+def test_a_bad_variable_is_refused_by_name(monkeypatch, value):
+    monkeypatch.setenv("FDMER_LITE_THREADS", value)
+    with pytest.raises(ValueError, match=r"\$FDMER_LITE_THREADS: expected a whole number >= 1"):
+        config.thread_count()
 
 
-def test_the_command_line_and_the_notebooks_apply_the_same_default(monkeypatch, eight_passive_cores,
-                                                                    restore_threads):
+def test_the_command_line_the_notebooks_and_every_run_apply_the_same_policy(
+        monkeypatch, restore_threads, tiny_data, fast_config, tmp_path):
     seen = []
     monkeypatch.setattr(torch, "set_num_threads", seen.append)
-    cli.apply_threads()
-    monkeypatch.setenv("FDMER_LITE_FAST", "0")
-    lessons.setup(verbose=False)
-    monkeypatch.setenv("FDMER_LITE_FAST", "1")
-    lessons.setup(verbose=False)
-    assert seen == [4, 4, 1]
+    monkeypatch.setenv("FDMER_LITE_THREADS", "3")
+    assert runs.set_threads() == 3
+    for fast in ("0", "1"):                                            # FAST mode picks no count of its own
+        monkeypatch.setenv("FDMER_LITE_FAST", fast)
+        lessons.setup(verbose=False)
+    runs.obtain(fast_config.replace(train={"epochs": 1}), tiny_data, tmp_path / "run")
+    assert seen == [3, 3, 3, 3]
+    monkeypatch.delenv("FDMER_LITE_THREADS")
+    runs.obtain(fast_config.replace(train={"epochs": 1}), tiny_data, tmp_path / "run")   # found: still set
+    assert seen[-1] == config.default_thread_count()
 
 
-def _policy_in_child(env_policy, torch_first):
-    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
-    if env_policy is not None:
-        env["OMP_WAIT_POLICY"] = env_policy
-    code = ("import os\n" + ("import torch\n" if torch_first else "") +
-            "from fdmer_lite import config\n"
-            "print(os.environ['OMP_WAIT_POLICY'], config.OPENMP_WAIT_POLICY)\n")
+def test_importing_the_package_writes_nothing_to_the_environment():
+    code = ("import json, os\nbefore = dict(os.environ)\n"
+            "import fdmer_lite, fdmer_lite.config, fdmer_lite.cli, fdmer_lite.lessons, fdmer_lite.sweep\n"
+            "print(json.dumps({k: v for k, v in os.environ.items() if before.get(k) != v}))\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OMP_")}
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 0, proc.stderr
-    return proc.stdout.split()
-
-
-def test_importing_the_package_asks_openmp_for_sleeping_idle_threads_unless_told_otherwise():
-    assert _policy_in_child(None, torch_first=False) == ["PASSIVE", "PASSIVE"]
-    assert _policy_in_child("ACTIVE", torch_first=False) == ["ACTIVE", "ACTIVE"]
-    # torch loaded first: its OpenMP read no policy, so the default stays at one thread
-    assert _policy_in_child(None, torch_first=True) == ["PASSIVE", "None"]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == {}

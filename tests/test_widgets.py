@@ -1,4 +1,4 @@
-"""The beta/gamma explorer widget (``fdmer_lite.widgets``) on a tiny sweep cache.
+"""The beta/gamma explorer widget (``fdmer_lite.sweep.BetaGammaExplorer``) on a tiny sweep cache.
 
 How fast a cached update is was measured (``benchmarks/results/widget-latency.md``), not asserted here.
 """
@@ -9,7 +9,7 @@ import pytest
 from tiny_sweep import A, B, C, TINY, count_fits, filled, no_training, title  # noqa: F401 (fixtures)
 
 from fdmer_lite import sweep as sw
-from fdmer_lite.widgets import FIGURES, BetaGammaExplorer, setting_text
+from fdmer_lite.sweep import FIGURES, BetaGammaExplorer, setting_text
 
 
 # ------------------------------------------------------------------------ the explorer

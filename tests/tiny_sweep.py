@@ -36,7 +36,7 @@ def filled(tmp_path_factory):
     """A cache with two finished cells, A and B (shared by the read-only tests)."""
     cache = sw.SweepCache(tmp_path_factory.mktemp("sweep") / "cache", TINY)
     result = cache.fill([A, B], log=None)
-    assert result["computed"] == [A, B] and not result["failed"]
+    assert result.computed == [sw.cell_name(*A), sw.cell_name(*B)] and not result.failed
     return cache
 
 
@@ -48,4 +48,3 @@ def no_training(monkeypatch):
     def refuse(*args, **kwargs):
         raise AssertionError("training was called")
     monkeypatch.setattr(train_mod.Trainer, "fit", refuse)
-    monkeypatch.setattr(sw, "compute_cell", refuse)

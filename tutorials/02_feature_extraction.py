@@ -29,13 +29,12 @@
 # hand; then rebuild the whole encoder and compare it with the library's.
 
 # %%
+import torch
+import torch.nn.functional as F
+
 from fdmer_lite import lessons, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model.encoders import ModalityEncoder, masked_mean, sinusoidal_positions
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
-import torch.nn.functional as F
 
 fast = lessons.setup()
 

@@ -30,13 +30,12 @@
 # We rebuild each in a few lines and check it against `fdmer_lite.losses`.
 
 # %%
+import torch
+import torch.nn.functional as F
+
 from fdmer_lite import lessons, losses
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import build_model
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
-import torch.nn.functional as F
 
 fast = lessons.setup()
 

@@ -31,13 +31,12 @@
 # %%
 import math
 
+import torch
+import torch.nn.functional as F
+
 from fdmer_lite import lessons, losses, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import ModalityDiscriminator, build_model, grad_reverse
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
-import torch.nn.functional as F
 
 fast = lessons.setup()
 

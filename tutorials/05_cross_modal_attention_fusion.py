@@ -28,12 +28,11 @@
 # We rebuild both phases with the library module's own weights and compare.
 
 # %%
+import torch
+
 from fdmer_lite import lessons, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import CMAF, build_model
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
 
 fast = lessons.setup()
 

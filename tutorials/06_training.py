@@ -27,14 +27,13 @@
 # `beta = gamma = 0`, the contrast notebook 7 needs.
 
 # %%
+import torch
+import torch.nn.functional as F
+
 from fdmer_lite import lessons, losses, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import build_model
 from fdmer_lite.train import select_device
-
-# torch after fdmer_lite, which first asks OpenMP to let idle threads sleep (a busy laptop stays fast)
-import torch
-import torch.nn.functional as F
 
 fast = lessons.setup()
 
@@ -133,7 +132,7 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 # ## 6.4 The contrast run: beta = gamma = 0
 #
 # At full size this run, and the other comparison runs of the course, ship with the package
-# (`fdmer_lite.shipped`): `lesson_run` loads one only when its configuration and the data's
+# (`fdmer_lite/shipped_runs/`): `lesson_run` loads one only when its configuration and the data's
 # fingerprint are what today's code would train, and trains it otherwise. Pass `retrain=True` to
 # train it yourself.
 #

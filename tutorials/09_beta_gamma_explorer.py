@@ -32,7 +32,7 @@
 
 # %%
 from fdmer_lite import lessons, sweep
-from fdmer_lite.widgets import BetaGammaExplorer
+from fdmer_lite.sweep import BetaGammaExplorer
 
 fast = lessons.setup()
 
@@ -55,26 +55,21 @@ fast = lessons.setup()
 # %% [markdown]
 # Here we compute only a "+" through the paper's setting: every setting that changes one of
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
-# `shipped.seed_sweep` first copies into your cache any cells that ship with the package and
-# whose spec, configuration and data fingerprint match today's code (the cell prints which);
-# `fill` then trains what is still missing, several minutes a cell at full size. Shipped cells
-# leave the weights (`model.pt`) out and store C and P at half precision, which keeps the
-# package small; the explorer reads neither the weights nor more digits than that.
+# `fill` looks for each cell in your cache, then among the cells that ship with the package
+# (read where they are, when their spec, configuration and data fingerprint match today's code;
+# the cell prints how many), and trains what is still missing, several minutes a cell at full
+# size. Shipped cells leave the weights (`model.pt`) out and store C and P at half precision,
+# which keeps the package small; the explorer reads neither the weights nor more digits than that.
 
 # %%
-from fdmer_lite import shipped
-
 spec = sweep.default_spec()
 values = sweep.default_values()
 cache = sweep.SweepCache(sweep.default_cache_dir(spec), spec)
 cells = sweep.cross(values, values, center=sweep.PAPER_SETTING)
 print("slider values:", [sweep.format_value(v) for v in values])
 print("settings to have:", [sweep.cell_name(b, g) for b, g in cells])
-missing = cache.missing(cells)
-copied = shipped.seed_sweep(cache) if missing else []
-print(f"copied from the shipped cells: {copied or 'none'}")
 result = cache.fill(cells)
-assert not result["failed"] and all(cache.has(b, g) for b, g in cells)
+assert not result.failed and all(cache.has(b, g) for b, g in cells)
 
 # %% [markdown]
 # ## 9.2 The explorer

@@ -31,10 +31,10 @@
 import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
-from fdmer_lite import lessons, shipped
-from fdmer_lite.ablations import (BY_KEY, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
+from fdmer_lite import lessons
+from fdmer_lite.ablations import (BY_KEY, LESSON_GRID, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
                                   run_ablation)
-from fdmer_lite.experiments.specs import DataSpec
+from fdmer_lite.experiments.runs import DataSpec
 
 fast = lessons.setup()
 
@@ -74,22 +74,23 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # ## 10.2 Running the grid
 #
 # Every (variant, seed) pair is one independent run with its own folder, named by the variant,
-# the seed and a hash of the configuration. `run_ablation` sends the runs to an engine (this
-# process, local worker processes, or Ray) and skips any run whose folder already holds a
-# `metrics.json`: stop it, start it again, and only the missing runs train.
+# the seed and a hash of the configuration. `run_ablation` hands the list of runs to the one grid
+# runner, which trains them on an engine (this process, local worker processes, or Ray) and skips
+# every run already finished with the same configuration on the same data: stop it, start it
+# again, and only the missing runs train.
 
 # %% [markdown]
 # In FAST mode we run a small grid on tiny data, which says little about FDMER. The full grid is
 # the full model and its 16 variants, two seeds each, of the CPU-sized preset: 34 runs of several
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
-# configuration and metrics: what the table reads). `shipped.seed_grid` copies into your
-# grid folder every shipped run whose configuration and data fingerprint match what today's code
-# would train, and `run_ablation` then trains only what is still missing, with a bar that counts
-# the runs. To train the whole grid yourself, from a terminal at the root of the checkout
-# (two worker processes):
+# configuration and metrics: what the table reads). The runner looks for each run there too,
+# after your grid folder, and uses it when its configuration and data fingerprint match what
+# today's code would train; it trains only what is still missing, with a bar that counts the
+# runs. To train the whole grid yourself, from a terminal at the root of the checkout (two
+# worker processes):
 #
 # ```
-# python benchmarks/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
+# python tools/ship_runs.py --grid --grid-from runs/lessons/synthetic-emotion --workers 2
 # ```
 
 # %%
@@ -100,15 +101,10 @@ if fast:
     label, variants, seeds = "synthetic-emotion-tiny", "wo_ami_ams,wo_common,wo_private", (1, 2)
 else:
     base, data, label = benchmark_setup("emotion")
-    variants, seeds = shipped.GRID["variants"], shipped.GRID["seeds"]
-    copied, todo = shipped.seed_grid(base, data, variants, seeds, lessons.runs_dir() / label, label)
-    print(f"copied {len(copied)} finished runs from the shipped grid; {len(todo)} to train here"
-          + (f", one after another, each up to {base.train.epochs} epochs on the full benchmark: "
-             "train them from a terminal first (the command above) to use both cores" if todo else ""))
+    variants, seeds = LESSON_GRID["variants"], LESSON_GRID["seeds"]
 
 result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lessons.runs_dir() / label,
-                      workers=0, threads=1, progress=not fast, dataset_label=label)
-print(result.report.summary())
+                      workers=0, progress=not fast, dataset_label=label)
 
 # %% [markdown]
 # ## 10.3 The table

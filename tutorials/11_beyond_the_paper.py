@@ -55,7 +55,7 @@ fast = lessons.setup()
 # | `gamma = 0` | the adversary without `L_con` and `L_dis` | no |
 # | `centring` | `ModelConfig.common_centring=True`: each `C_m` minus its modality's mean | extension |
 #
-# At full size all six ship with the package (`fdmer_lite.shipped`); `lesson_run` loads your own
+# At full size all six ship with the package (`fdmer_lite/shipped_runs/`); `lesson_run` loads your own
 # runs of notebooks 6 and 7 first, then the shipped ones, and trains only what matches neither.
 
 # %%

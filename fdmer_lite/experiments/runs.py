@@ -1,66 +1,92 @@
-"""The run store: the finished run of (config, data) in a folder, or train it there.
+"""The run store and the one grid runner: a finished run of (config, data), or train it; many runs at once.
 
-:func:`obtain` is the one way a training run reaches the disk. ``fdmer-lite train``, the lessons'
-runs, the ablation grid's runs, the sweep's cells and the distributed trainer all call it. A run
-folder holds ``config.json`` (the configuration and the data's fingerprint), ``history.json``,
+**One run.** :func:`obtain` is the one way a training run reaches the disk (``fdmer-lite train``
+and ``demo``, the lessons' runs, every run of a grid, the distributed trainer). A run folder holds
+``config.json`` (the configuration and the data's fingerprint), ``history.json``,
 ``metrics.json``, ``model.pt`` and, last, the completion record ``complete.json``; optionally the
-test split's representations (``reps.npz``) and any files the caller adds. It is written into a
+test split's representations (``reps.npz``) and files the caller adds. It is written into a
 partial folder and published in one rename (``runstore``), so a failed or interrupted run is never
 found under the final name and never reused.
 
-A folder is reused when it holds a finished, intact run whose configuration and data fingerprint
-equal the ones asked for (the device, the progress bar and the loader's worker count aside: they do
-not change what is learnt); otherwise the run is trained (again). :func:`find` only loads.
+**Finding a run.** :func:`find` is the one rule for reusing a run: a folder holding a finished,
+intact run whose configuration and data fingerprint equal the ones asked for (the device, the
+progress bar and the loader's worker count aside: they do not change what is learnt). It looks
+in the caller's folder, then in a read-only second root, ``bundled``: the runs that ship inside
+the package (:data:`BUNDLED`, ``fdmer_lite/shipped_runs/``), some of them slim copies without
+``model.pt`` (enough for a caller that needs only the metrics or the representations:
+``weights=False``). It never trains and never writes.
+
+**Many runs.** A grid (the beta/gamma sweep, the Table-4 ablation) is a list of :class:`RunSpec`:
+a configuration, a :class:`DataSpec` (how to load the data in any process), a folder and,
+optionally, the bundled folder to search too. :func:`run_grid` runs any such list in this
+process, in local worker processes or on Ray, skips every run :func:`find` finds, trains the
+rest (each under its folder's lock: two commands never train one run twice) and reports what it
+computed, skipped and what failed. The engines give the same numbers: every run seeds itself from
+its configuration and sets torch's thread count by :func:`set_threads`.
+
+**Threads.** :func:`set_threads` is the package's one thread policy (``config.thread_count``),
+applied when a run starts and by the entry points.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as cf
 import contextlib
+import ctypes
+import functools
+import hashlib
 import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import sys
+import tempfile
+import threading
 import time
+import traceback
 import warnings
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from ..analysis import disentanglement_scores, extract_representations, save_representations
-from ..config import Config
+from ..config import Config, thread_count
+from ..data import load_dataset
 from ..data.base import MultimodalData
-from ..data.synthetic import baselines
+from ..data.synthetic import baselines, make_benchmark
 from ..errors import NonFiniteLoss
+from ..progress import bar as progress_bar
 from ..train import CHECKPOINT, Trainer
 from . import runstore
 
 REPS_FILE = "reps.npz"
+RUN_FILE = "run.json"          # a grid run's spec, host and process (written by execute)
+ERROR_FILE = "error.txt"       # why a grid run failed (never sealed, never loaded)
+
+#: the runs that ship with the package: a read-only second root for :func:`find`
+BUNDLED = Path(__file__).resolve().parents[1] / "shipped_runs"
 
 TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1", "nonzero_padding",
                   "truncated_segments", "truncated_utterances", "truncated_samples", "dropped", "videos_dropped",
                   "segments_without_words", "words_without_frames")
 
 
-@dataclass
-class Run:
-    """A finished run: its folder, the trainer holding the trained model, its ``metrics.json``."""
+def set_threads() -> int:
+    """The package's one thread policy: torch's intra-op threads from ``config.thread_count()``
+    (``$FDMER_LITE_THREADS``, else ``config.default_thread_count()``). Called when a run starts
+    (:func:`obtain`, so in every worker process too) and by the entry points (the command line,
+    ``lessons.setup``); returns the count."""
+    n = thread_count()
+    torch.set_num_threads(n)
+    return n
 
-    path: Path
-    trainer: Trainer
-    metrics: dict
-    loaded: bool              # True: read back from the folder; False: trained now
-    seconds: float
 
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    @property
-    def model(self):
-        return self.trainer.model
-
-    @property
-    def history(self) -> list[dict]:
-        return self.trainer.history
+# ------------------------------------------------------------------ what identifies a run
 
 
 #: settings of ``train`` that do not change what a run learns, ignored when runs are matched
@@ -85,20 +111,9 @@ def comparable(config: Config | dict) -> dict:
     return d
 
 
-def finished_run_of(folder: Path, config: Config, fingerprint: dict) -> bool:
-    """Whether ``folder`` holds a finished, intact run (``runstore.read_finished``) trained with
-    ``config`` on data with ``fingerprint`` (:func:`same_run`); no weights are loaded."""
-    try:
-        runstore.read_finished(folder)
-        record = runstore.read_json(Path(folder) / "config.json")
-    except (FileNotFoundError, runstore.RunCorrupt):
-        return False
-    return same_run(record, config, fingerprint)
-
-
 def same_run(record, config: Config, fingerprint: dict) -> bool:
     """Whether ``record``, a run's ``config.json`` as read back, says the run was trained with
-    ``config`` (:func:`comparable`) on data with ``fingerprint``."""
+    ``config`` (:func:`comparable`) on data with ``fingerprint`` (:func:`plain_fingerprint`)."""
     return (isinstance(record, dict) and isinstance(record.get("config"), dict)
             and comparable(record["config"]) == comparable(config) and record.get("fingerprint") == fingerprint)
 
@@ -128,21 +143,6 @@ def data_treatments(data: MultimodalData) -> dict:
     return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
 
 
-@contextlib.contextmanager
-def torch_threads(n: int | None):
-    """Run a block with ``torch.set_num_threads(n)`` (``None``: leave torch alone), then restore
-    the count: each run of a pool or a sweep sets its own."""
-    if n is None:
-        yield
-        return
-    before = torch.get_num_threads()
-    torch.set_num_threads(max(1, int(n)))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
 _BASELINES: dict[str, dict] = {}
 
 
@@ -157,85 +157,118 @@ def reference_scores(data: MultimodalData) -> dict:
     return dict(_BASELINES[key])
 
 
-def obtain(config: Config, data: MultimodalData, folder: str | Path, *, retrain: bool = False,
-           scores: bool = True, representations: bool = False, extra: dict | None = None,
-           finish: Callable[[Path, Trainer, dict], None] | None = None, trainer: Trainer | None = None,
-           lock: bool = True, on_wait: Callable[[str], None] | None = None,
-           record: dict | None = None, exclude: tuple[str, ...] = ()) -> Run:
-    """The finished run of ``config`` on ``data`` in ``folder``; trained and published there first
-    when there is none (or ``retrain``).
+# ------------------------------------------------------------------ one run: find or obtain
+
+
+@dataclass
+class Run:
+    """A finished run: its folder, its ``metrics.json`` and history, and (when its weights were
+    loaded or it was trained now) the trainer holding the model."""
+
+    path: Path
+    metrics: dict
+    history: list
+    loaded: bool              # True: read back from a folder; False: trained now
+    seconds: float
+    trainer: Trainer | None = None
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @property
+    def model(self):
+        return self.trainer.model
+
+
+def find(config: Config, data: MultimodalData, folder: str | Path, *, bundled: str | Path | None = None,
+         weights: bool = True, trainer: Trainer | None = None) -> Run | None:
+    """The finished run of ``config`` on ``data`` in ``folder``, else in ``bundled`` (a read-only
+    folder, such as one under :data:`BUNDLED`); None when neither holds one. Never trains, never
+    writes.
+
+    A run is found when ``runstore.read_finished`` accepts its folder and its ``config.json``
+    matches (:func:`same_run`). ``weights``: load the model into ``trainer`` (a new ``Trainer``
+    when not given); a folder without ``model.pt`` (a slim copy) or whose checkpoint no longer
+    fits the model is then passed over with a warning. ``weights=False`` reads only the JSON
+    files (``history.json`` may be absent: ``[]``). A damaged folder is passed over with a warning
+    naming the file."""
+    start = time.perf_counter()
+    fingerprint = None
+    for place in (folder, bundled):
+        if place is None or not Path(place).is_dir():
+            continue
+        place = Path(place)
+        try:
+            runstore.read_finished(place)
+            saved = runstore.read_json(place / "config.json")
+        except FileNotFoundError:
+            continue
+        except runstore.RunCorrupt as err:
+            if (place / runstore.RECORD).is_file() or (place / CHECKPOINT).is_file():
+                warnings.warn(f"not reusing the run in {place}: {err}", stacklevel=2)
+            continue
+        fingerprint = fingerprint or plain_fingerprint(data)
+        if not same_run(saved, config, fingerprint) or not (place / "metrics.json").is_file():
+            continue
+        history = runstore.read_json(place / "history.json") if (place / "history.json").is_file() else []
+        if weights:
+            trainer = trainer or Trainer(config, data)
+            if not _load_weights(trainer, place):
+                continue
+            trainer.history = history
+        metrics = runstore.read_json(place / "metrics.json")
+        return Run(place, metrics, history, True, time.perf_counter() - start, trainer if weights else None)
+    return None
+
+
+def _load_weights(trainer: Trainer, folder: Path) -> bool:
+    try:
+        trainer.load(folder / CHECKPOINT)
+    except FileNotFoundError:                           # a slim copy, kept without its weights
+        warnings.warn(f"not reusing the run in {folder}: it holds no {CHECKPOINT}", stacklevel=3)
+        return False
+    except (RuntimeError, ValueError, KeyError) as err:     # written by older code
+        warnings.warn(f"not reusing the run in {folder}: its checkpoint no longer fits the model "
+                      f"({type(err).__name__})", stacklevel=3)
+        return False
+    return True
+
+
+def obtain(config: Config, data: MultimodalData, folder: str | Path, *, bundled: str | Path | None = None,
+           retrain: bool = False, scores: bool = True, representations: bool = False,
+           extra: dict | None = None, finish: Callable[[Path], None] | None = None,
+           trainer: Trainer | None = None, lock: bool = True,
+           on_wait: Callable[[str], None] | None = None) -> Run:
+    """The finished run of ``config`` on ``data`` (:func:`find` in ``folder``, then ``bundled``,
+    with its weights); trained and published in ``folder`` first when there is none (or
+    ``retrain``).
 
     ``scores``: add the disentanglement scores of ``analysis`` to the metrics (the reference MAEs
     of the known-factor benchmark are always added there). ``representations``: also store the
     test split's representations as ``reps.npz``. ``extra``: more JSON files, ``{name: content}``.
-    ``finish(partial_folder, trainer, metrics)``: called after the run's files are written and
-    before it is sealed, to add files of the caller's; ``record`` and ``exclude`` go to
-    ``runstore.seal`` (files or folders under ``exclude`` may change after publishing).
+    ``finish(partial_folder)``: called after the run's files are written and before it is sealed,
+    to add files of the caller's (sub-folders are left out of the seal and may grow later).
     ``trainer``: train this one (e.g. a distributed trainer) instead of a new ``Trainer``.
-    ``lock=False``: the caller already holds ``runstore.locked(folder)``.
-
-    Reused runs: only one that ``runstore.read_finished`` accepts, whose config and data
-    fingerprint match; a folder left by a failed or interrupted run, or whose files do not
-    match their record, is retrained (with a warning naming the file). A checkpoint that matches
-    its record but no longer fits the model (the library changed) is retrained too. Two
-    processes on one folder: the second waits for the first, then reuses its run.
+    ``lock=False``: the caller already holds ``runstore.locked(folder)``. Two processes on one
+    folder: the second waits for the first, then reuses its run.
     """
     folder = runstore.check_target(folder, "out_dir")
+    set_threads()
     start = time.perf_counter()
     trainer = trainer or Trainer(config, data)
     with runstore.locked(folder, on_wait=on_wait) if lock else contextlib.nullcontext():
         if not retrain:
-            found = find(config, data, folder, trainer=trainer)
+            found = find(config, data, folder, bundled=bundled, trainer=trainer)
             if found is not None:
                 return found
         metrics = _publish(config, data, folder, trainer, scores=scores, representations=representations,
-                           extra=extra, finish=finish, record=record, exclude=exclude)
-    return Run(folder, trainer, metrics, False, time.perf_counter() - start)
-
-
-def find(config: Config, data: MultimodalData, folder: str | Path, *, trainer: Trainer | None = None) -> Run | None:
-    """The finished run of ``config`` on ``data`` in ``folder``, loaded, or None when there is none
-    (or it does not match, or it is damaged: then with a warning). Never trains, never writes."""
-    start = time.perf_counter()
-    folder = Path(folder)
-    if not folder.is_dir():
-        return None
-    trainer = trainer or Trainer(config, data)
-    if not _load_finished(trainer, config, data, folder):
-        return None
-    metrics = runstore.read_json(folder / "metrics.json")
-    return Run(folder, trainer, metrics, True, time.perf_counter() - start)
-
-
-def _load_finished(trainer: Trainer, config: Config, data: MultimodalData, folder: Path) -> bool:
-    """Load the run in ``folder`` into ``trainer`` if it is finished, intact and matching."""
-    try:
-        runstore.read_finished(folder)
-        saved = runstore.read_json(folder / "config.json")
-    except FileNotFoundError:
-        return False
-    except runstore.RunCorrupt as err:
-        if (folder / runstore.RECORD).is_file() or (folder / CHECKPOINT).is_file():
-            warnings.warn(f"not reusing the run in {folder}: {err}; retraining", stacklevel=3)
-        return False
-    if not same_run(saved, config, plain_fingerprint(data)):
-        return False
-    try:
-        trainer.load(folder / CHECKPOINT)
-    except FileNotFoundError:                           # a copy kept without its weights
-        warnings.warn(f"not reusing the run in {folder}: it holds no {CHECKPOINT}; retraining", stacklevel=3)
-        return False
-    except (RuntimeError, ValueError, KeyError) as err:     # written by older code: retrain
-        warnings.warn(f"not reusing the run in {folder}: its checkpoint no longer fits the model "
-                      f"({type(err).__name__}); retraining", stacklevel=3)
-        return False
-    trainer.history = runstore.read_json(folder / "history.json")
-    return True
+                           extra=extra, finish=finish)
+    return Run(folder, metrics, trainer.history, False, time.perf_counter() - start, trainer)
 
 
 def _publish(config: Config, data: MultimodalData, folder: Path, trainer: Trainer, *, scores: bool,
-             representations: bool, extra: dict | None, finish, record: dict | None,
-             exclude: tuple[str, ...]) -> dict:
+             representations: bool, extra: dict | None, finish) -> dict:
     """Train into a partial folder and publish it as ``folder``; on a non-finite loss keep the best
     checkpoint (if an epoch finished) in ``<folder>.failed``, never under ``folder``."""
     runstore.clean_stale(folder)
@@ -247,8 +280,8 @@ def _publish(config: Config, data: MultimodalData, folder: Path, trainer: Traine
             raise NonFiniteLoss(f"{folder} (training on {data.source}): {err} "
                                 f"{_keep_failed(trainer, tmp, folder, err)}") from None
         if finish is not None:
-            finish(tmp, trainer, metrics)
-        runstore.seal(tmp, record or {"kind": "run"}, exclude=exclude)
+            finish(tmp)
+        runstore.seal(tmp, {"kind": "run"})
         runstore.publish(tmp, folder)
         return metrics
     finally:
@@ -295,3 +328,391 @@ def _write_run(config: Config, data: MultimodalData, folder: Path, trainer: Trai
         save_representations(test, folder / REPS_FILE)
     runstore.write_json(folder / "metrics.json", metrics)
     return metrics
+
+
+class ProjectionCache:
+    """A cache for ``viz.project(..., cache=...)`` with the same two roots as :func:`find`:
+    ``folder`` (read and written), then ``bundled`` (read only). Keys are ``viz.project``'s: a hash
+    of the array, the method and the seed, so a bundled projection is used only for the same
+    array."""
+
+    def __init__(self, folder: str | Path, bundled: str | Path | None = None):
+        self.folder, self.bundled = Path(folder), None if bundled is None else Path(bundled)
+
+    def _file(self, key: str) -> Path | None:
+        roots = [self.folder] + ([self.bundled] if self.bundled is not None else [])
+        return next((f for f in (root / f"{key}.npy" for root in roots) if f.is_file()), None)
+
+    def __contains__(self, key: str) -> bool:
+        return self._file(key) is not None
+
+    def __getitem__(self, key: str) -> np.ndarray:
+        f = self._file(key)
+        if f is None:
+            raise KeyError(key)
+        return np.load(f, allow_pickle=False)
+
+    def __setitem__(self, key: str, value: np.ndarray) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True)
+        tmp = self.folder / f".{key}.{os.getpid()}.tmp.npy"
+        np.save(tmp, np.asarray(value))
+        os.replace(tmp, self.folder / f"{key}.npy")      # never a half-written projection
+
+
+# ------------------------------------------------------------------ many runs: specs and the grid
+
+
+@dataclass
+class DataSpec:
+    """How to load a data set in any process: ``synthetic`` (the known-factor benchmark, options
+    passed to ``make_benchmark``) or any name of ``fdmer_lite.data.load_dataset`` with a path."""
+
+    name: str
+    path: str | None = None
+    options: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "path": self.path, "options": dict(self.options)}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "DataSpec":
+        return cls(d["name"], d.get("path"), dict(d.get("options", {})))
+
+    def load(self) -> MultimodalData:
+        """The data (cached per process: a worker that runs several runs on the same data builds
+        it once; one data set is kept)."""
+        key = json.dumps(self.to_dict(), sort_keys=True, default=str)
+        if key not in _DATA_CACHE:
+            _DATA_CACHE.clear()
+            if self.name == "synthetic":
+                _DATA_CACHE[key] = make_benchmark(**self.options)
+            else:
+                _DATA_CACHE[key] = load_dataset(self.name, self.path, **self.options)
+        return _DATA_CACHE[key]
+
+
+_DATA_CACHE: dict = {}
+
+
+def config_hash(config: dict, data: DataSpec, length: int = 10) -> str:
+    """A short hash of everything that decides a run's result (progress bars excluded)."""
+    cfg = json.loads(json.dumps(config))
+    cfg.get("train", {}).pop("progress", None)
+    blob = json.dumps({"config": cfg, "data": data.to_dict()}, sort_keys=True, default=str)
+    return hashlib.sha1(blob.encode()).hexdigest()[:length]
+
+
+@dataclass
+class RunSpec:
+    """One run of a grid, in a form any process can take: the run's folder is ``root/name``;
+    ``bundle``, a read-only root that may hold the same run under the same name (the package's
+    bundled runs). ``finish(partial_folder)``, a picklable callable (a module-level function or a
+    ``functools.partial`` of one), adds files before the run is sealed."""
+
+    name: str                                      # the folder's name
+    config: dict                                   # Config.to_dict()
+    data: DataSpec
+    root: str
+    bundle: str | None = None
+    meta: dict = field(default_factory=dict)       # e.g. {"variant": "wo_con", "seed": 2}
+    representations: bool = False                  # also store reps.npz
+    finish: Callable[[Path], None] | None = field(default=None, compare=False, repr=False)
+
+    @classmethod
+    def create(cls, config: Config, data: DataSpec, root: str | Path, prefix: str, **kwargs) -> "RunSpec":
+        """A spec named ``<prefix>-<hash of the configuration and the data spec>``: the same run
+        always lands in the same folder, and a changed configuration never overwrites an old one."""
+        cfg = config.replace(train={"progress": False}).to_dict()
+        return cls(f"{prefix}-{config_hash(cfg, data)}", cfg, data, str(root), **kwargs)
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / self.name
+
+    @property
+    def bundled(self) -> Path | None:
+        return None if self.bundle is None else Path(self.bundle) / self.name
+
+    def find(self, weights: bool = False) -> Run | None:
+        """This run, finished, in its folder or its bundle (:func:`find`; loads the data)."""
+        return find(Config.from_dict(self.config), self.data.load(), self.path, bundled=self.bundled,
+                    weights=weights)
+
+    def to_dict(self) -> dict:
+        """What ``run.json`` records (everything but ``finish``)."""
+        return {"name": self.name, "config": self.config, "data": self.data.to_dict(), "root": self.root,
+                "bundle": self.bundle, "meta": dict(self.meta), "representations": self.representations}
+
+
+@dataclass
+class GridReport:
+    """What :func:`run_grid` did, by run name. ``bundled``: the skipped runs found among the
+    bundled ones."""
+
+    engine: str
+    computed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+    bundled: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)    # name -> error text
+    seconds: float = 0.0
+
+    def summary(self) -> str:
+        bundled = f", {len(self.bundled)} of them bundled with the package" if self.bundled else ""
+        return (f"{len(self.computed)} computed, {len(self.skipped)} skipped (finished before{bundled}), "
+                f"{len(self.failed)} failed; {self.seconds:.1f} s on {self.engine}")
+
+
+def execute(spec: RunSpec, *, return_files: bool = False,
+            on_epoch: Callable[[dict], object] | None = None) -> dict:
+    """Run one spec in this process, a worker process or a Ray task: the run :func:`find` finds
+    (``"status": "skipped"``, another command may have finished it meanwhile), else trained with
+    :func:`obtain` holding the folder's lock (``"computed"``). Never raises: a failure comes back
+    as ``{"name", "error": traceback}``.
+
+    ``return_files``: train in a temporary folder and return the files' bytes, for the caller to
+    check and publish (a Ray node that may not share this machine's disk). ``on_epoch``: passed to
+    the ``Trainer`` (progress in this process)."""
+    tmp = None
+    try:
+        config, data = Config.from_dict(spec.config), spec.data.load()
+        record = {**spec.to_dict(), "host": socket.gethostname(), "pid": os.getpid()}
+        start = time.perf_counter()
+        target = spec.path
+        if return_files:
+            tmp = Path(tempfile.mkdtemp(prefix="fdmer-run-"))
+            target = tmp / spec.name
+        with runstore.locked(target):
+            found = None if return_files else find(config, data, target, bundled=spec.bundled, weights=False)
+            if found is not None:
+                return {"name": spec.name, "status": "skipped", "metrics": found.metrics, "seconds": 0.0,
+                        "bundled": found.path != target}
+            run = obtain(config, data, target, retrain=True, representations=spec.representations,
+                         extra={RUN_FILE: record}, finish=spec.finish, lock=False,
+                         trainer=Trainer(config, data, on_epoch=on_epoch))
+        result = {"name": spec.name, "status": "computed", "metrics": run.metrics,
+                  "seconds": time.perf_counter() - start}
+        if return_files:
+            result["files"] = {p.relative_to(target).as_posix(): p.read_bytes()
+                               for p in target.rglob("*") if p.is_file()}
+        return result
+    except Exception:                                     # reported, never raised across processes
+        return {"name": spec.name, "error": traceback.format_exc()}
+    finally:
+        if tmp is not None:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def execute_returning_files(spec: RunSpec) -> dict:
+    """:func:`execute` for a machine that may not share our disk: the files come back as bytes."""
+    return execute(spec, return_files=True)
+
+
+def publish_returned(spec: RunSpec, files: dict[str, bytes]) -> None:
+    """Publish a run whose files came back from another machine: written aside, checked against
+    its own completion record, then renamed into place."""
+    with runstore.locked(spec.path):
+        tmp = runstore.partial_dir(spec.path)
+        try:
+            for name, blob in files.items():
+                if ".." in Path(name).parts or Path(name).is_absolute():
+                    raise runstore.RunCorrupt(spec.name, name, "a file name inside the run", name)
+                path = tmp / name
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_bytes(blob)
+            runstore.read_finished(tmp)                     # every file as recorded
+            runstore.publish(tmp, spec.path)
+        finally:
+            runstore.discard(tmp)
+
+
+def run_grid(specs: list[RunSpec], *, workers: int | None = 0, ray_address: str | None = None,
+             log: Callable[[str], None] | None = print, progress: bool = False, desc: str = "runs",
+             on_epoch: Callable[[dict], object] | None = None) -> GridReport:
+    """Run every spec :func:`find` does not find (in its folder or its bundle); report what was
+    computed, skipped and failed.
+
+    ``workers``: 0 or 1 = in this process, one after another; N = N local worker processes
+    (``None``: one per core). ``ray_address``: Ray tasks instead ("local", "auto",
+    "ray://host:port"), each reserving ``config.thread_count()`` CPUs; their files come back
+    here and are published after a check. ``log``: one line before, one per run and one after
+    (``None``: quiet); ``progress``: also a bar. ``on_epoch``: each epoch of a run trained in this
+    process (``workers`` 0 or 1). A failed run is reported (its traceback also in ``error.txt``
+    in its folder) and the others go on; it is never published, so never reused.
+    """
+    say = log or (lambda msg: None)
+    unique = list({str(s.path): s for s in specs}.values())   # two grid rows may be the very same run
+    todo, report = [], GridReport(engine_name(workers, ray_address))
+    for spec in unique:
+        found = spec.find()
+        if found is None:
+            todo.append(spec)
+        else:
+            report.skipped.append(spec.name)
+            if found.path != spec.path:
+                report.bundled.append(spec.name)
+    bundled = f" ({len(report.bundled)} bundled with the package)" if report.bundled else ""
+    say(f"{len(report.skipped)} of {len(unique)} run(s) finished before{bundled}, "
+        f"{len(todo)} to train on {report.engine}")
+    bar = progress_bar(progress, total=len(unique), initial=len(report.skipped), desc=desc, unit="run")
+    if bar is not None and log is print:
+        say = bar.write
+    start = time.perf_counter()
+    fn = execute_returning_files if ray_address else execute
+    if on_epoch is not None and not ray_address and workers is not None and workers <= 1:
+        fn = functools.partial(execute, on_epoch=on_epoch)
+    try:
+        results = map_unordered(fn, todo, workers=workers, ray_address=ray_address, num_cpus=thread_count())
+        for k, (i, result, lost) in enumerate(results, start=1):
+            spec = todo[i]
+            error = lost or result.get("error")
+            if error is not None:
+                report.failed[spec.name] = error
+                if not runstore.is_finished(spec.path):     # never mark a finished run failed
+                    spec.path.mkdir(parents=True, exist_ok=True)
+                    (spec.path / ERROR_FILE).write_text(error)
+                say(f"[{k}/{len(todo)}] {spec.name}: FAILED: {error.strip().splitlines()[-1]}")
+            else:
+                if "files" in result:
+                    publish_returned(spec, result["files"])
+                (report.skipped if result["status"] == "skipped" else report.computed).append(spec.name)
+                if result.get("bundled"):
+                    report.bundled.append(spec.name)
+                mae = result["metrics"].get("mae")
+                say(f"[{k}/{len(todo)}] {spec.name}: {result['status']} in {result['seconds']:.1f} s"
+                    + (f", test MAE {mae:.3f}" if isinstance(mae, float) else ""))
+            if bar is not None:
+                bar.update(1)
+                bar.set_postfix(failed=len(report.failed))
+    finally:
+        if bar is not None:
+            bar.close()
+    report.seconds = time.perf_counter() - start
+    say(report.summary())
+    return report
+
+
+# ------------------------------------------------------------------ engines: where runs run
+
+
+def default_workers() -> int:
+    return max(1, os.cpu_count() or 1)
+
+
+def engine_name(workers: int | None, ray_address: str | None) -> str:
+    if ray_address:
+        return f"ray ({ray_address})"
+    if workers is not None and workers <= 1:
+        return "this process"
+    return f"{workers or default_workers()} local worker processes"
+
+
+def map_unordered(fn, items: list, *, workers: int | None = 0, ray_address: str | None = None,
+                  num_cpus: int = 1):
+    """Call ``fn(item)`` for every item; yield ``(index, result, error)`` as each finishes.
+    ``error`` is a traceback string when the engine lost the call (a worker process or Ray node
+    died), else None. ``fn`` must be importable (a module-level function) for processes and Ray.
+
+    Engines: ``workers`` 0 or 1, this process; N, a spawned ``ProcessPoolExecutor`` of N fresh
+    interpreters that die with this process; ``ray_address``, Ray tasks reserving ``num_cpus``
+    CPUs each (the optional ``ray`` extra).
+    """
+    if not items:
+        return
+    if ray_address:
+        yield from _map_ray(fn, items, ray_address, num_cpus)
+    elif workers is not None and workers <= 1:
+        for i, item in enumerate(items):
+            yield i, fn(item), None
+    else:
+        yield from _map_processes(fn, items, min(workers or default_workers(), len(items)))
+
+
+def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
+    """Make this (worker) process end when ``parent_pid`` does, even after a ``kill -9`` of the
+    parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and everywhere a daemon thread that
+    polls ``os.getppid()`` and exits when the worker has been re-parented. A worker that dies
+    this way leaves only a partial folder, which the next command deletes."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent_pid:                          # the parent died before prctl
+        os._exit(1)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)            # Ctrl-C is the parent's to handle
+
+    def watch():
+        while True:
+            time.sleep(poll_seconds)
+            if os.getppid() != parent_pid:
+                os._exit(1)
+    threading.Thread(target=watch, name="fdmer-parent-watchdog", daemon=True).start()
+
+
+def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
+    """Cancel what has not started and kill the workers (Ctrl-C, an error, the caller stopping
+    early): their unfinished runs are partial folders, deleted by the next command."""
+    processes = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for p in processes:
+        try:
+            p.kill()
+        except (OSError, AttributeError):
+            pass
+
+
+def _map_processes(fn, items: list, workers: int):
+    ctx = multiprocessing.get_context("spawn")         # fresh interpreters: safe with torch threads
+    with cf.ProcessPoolExecutor(max_workers=workers, mp_context=ctx, initializer=die_with_parent,
+                                initargs=(os.getpid(),)) as pool:
+        # Ctrl-C is ignored while the workers start (a spawned worker inherits that across exec),
+        # so it is the parent's alone: one line, then _stop_pool, never a worker's traceback.
+        main = threading.current_thread() is threading.main_thread()
+        before = signal.signal(signal.SIGINT, signal.SIG_IGN) if main else None
+        try:
+            futures = {pool.submit(fn, item): i for i, item in enumerate(items)}
+        finally:
+            if main:
+                signal.signal(signal.SIGINT, before)
+        try:
+            for fut in cf.as_completed(futures):
+                try:
+                    yield futures[fut], fut.result(), None
+                except Exception:                       # the worker process itself died
+                    yield futures[fut], None, traceback.format_exc()
+        except BaseException:                           # Ctrl-C or the caller stopped early
+            _stop_pool(pool)
+            raise
+
+
+def _map_ray(fn, items: list, address: str, num_cpus: int):
+    try:
+        import ray                                      # lazy: an optional extra, slow to import
+    except ImportError:
+        raise RuntimeError("a Ray address needs Ray: pip install 'fdmer_lite[ray]' "
+                           "(or pip install 'ray>=2.9')") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, include_dashboard=False, log_to_driver=False)
+    try:
+        task = ray.remote(max_retries=0, num_cpus=num_cpus)(fn)
+        index = {task.remote(item): i for i, item in enumerate(items)}
+        pending = list(index)
+        try:
+            while pending:
+                done, pending = ray.wait(pending, num_returns=1)
+                for ref in done:
+                    try:
+                        yield index[ref], ray.get(ref), None
+                    except Exception:                   # the task or its node died
+                        yield index[ref], None, traceback.format_exc()
+        finally:                                        # Ctrl-C or an error here: stop the rest
+            for ref in pending:
+                try:
+                    ray.cancel(ref, force=True)
+                except Exception:                       # already finished or gone
+                    pass
+    finally:
+        if started_here:
+            ray.shutdown()

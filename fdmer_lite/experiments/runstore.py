@@ -1,12 +1,13 @@
 """Run folders that never lie: written aside, published by one rename, checked on every read.
 
-Every run (``experiments.runs.obtain``: ``fdmer-lite train``, the lessons, the ablation runs,
-the sweep's cells, the distributed trainer) goes through this module:
+Every run (``experiments.runs.obtain``: ``fdmer-lite train``, the lessons, every run of a grid,
+the distributed trainer) goes through this module:
 
 * the files are written into a *partial* folder beside the final one,
   ``<parent>/.<name>.partial-<pid>-<random>``;
-* :func:`seal` writes ``complete.json`` last: the size and sha256 of every file in the folder,
-  with every file fsync'ed first;
+* :func:`seal` writes ``complete.json`` last: the size and sha256 of every file at the folder's
+  top level, with every file fsync'ed first (a sub-folder, such as a sweep cell's projections, is
+  a cache that may grow after publishing and is left out);
 * :func:`publish` renames the partial folder to its final name (an older finished or failed run
   there is moved aside first and deleted afterwards, so the final name always holds either the
   old run or the new one, never a mix);
@@ -142,11 +143,9 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _files(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
+def _files(folder: Path) -> list[Path]:
     out = []
-    for p in sorted(folder.rglob("*")):
-        if p.relative_to(folder).parts[0] in exclude:
-            continue
+    for p in sorted(folder.iterdir()):
         if p.is_symlink():
             raise RunCorrupt(str(p), "<file>", "a plain file (no symlinks in a run folder)", "a symlink")
         if p.is_file() and p.name not in (RECORD, FAILED_RECORD) and not p.name.endswith(".tmp"):
@@ -154,14 +153,12 @@ def _files(folder: Path, exclude: tuple[str, ...] = ()) -> list[Path]:
     return out
 
 
-def seal(folder: str | os.PathLike, info: dict | None = None, *, status: str = "finished",
-         exclude: tuple[str, ...] = ()) -> dict:
-    """fsync every file of ``folder`` and write its record last: ``complete.json`` (``status``
-    finished) or ``failed.json``. Returns the record. ``exclude``: top-level names left out of
-    the record (a cache that may grow after publishing, such as a sweep cell's projections)."""
+def seal(folder: str | os.PathLike, info: dict | None = None, *, status: str = "finished") -> dict:
+    """fsync every file at the top level of ``folder`` and write its record last:
+    ``complete.json`` (``status`` finished) or ``failed.json``. Returns the record."""
     folder = Path(folder)
     files = {}
-    for p in _files(folder, exclude):
+    for p in _files(folder):
         _fsync_file(p)
         files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
     record = {"format": FORMAT, "status": status, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -245,17 +242,6 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
     if old is not None:
         shutil.rmtree(old, ignore_errors=True)
     return final
-
-
-def publish_copy(src: str | os.PathLike, final: str | os.PathLike) -> Path:
-    """Publish a copy of the folder ``src`` as ``final``: copied into a partial folder beside
-    ``final``, then renamed by :func:`publish` (an interrupted copy is never found as ``final``)."""
-    tmp = partial_dir(final)
-    try:
-        shutil.copytree(src, tmp, dirs_exist_ok=True)
-        return publish(tmp, final)
-    finally:
-        discard(tmp)                                    # gone after a publish; else the partial
 
 
 def discard(tmp: str | os.PathLike | None) -> None:

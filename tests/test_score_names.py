@@ -1,13 +1,14 @@
-"""The one table of scores: every key a command shows is in it, and it fits a markdown table."""
+"""The names of the scores (``score_names.SCORES``): every key a command shows is in it, and it
+fits a markdown table."""
 
-from fdmer_lite import cli, shipped, sweep, widgets
+from fdmer_lite import cli, lessons, sweep
 from fdmer_lite.ablations import _SCORE_COLUMNS
 from fdmer_lite.metrics import REGRESSION_KEYS
-from fdmer_lite.scores import DISENTANGLEMENT, SCORES
+from fdmer_lite.score_names import DISENTANGLEMENT, SCORES
 
 
 def test_every_shown_key_is_in_the_table():
-    shown = set(DISENTANGLEMENT) | set(sweep.MATRIX_KEYS) | set(widgets.SCORE_KEYS) | set(shipped.CONTRAST_KEYS)
+    shown = set(DISENTANGLEMENT) | set(sweep.MATRIX_KEYS) | set(sweep.SCORE_KEYS) | set(lessons.CONTRAST_KEYS)
     shown |= {c[0] for c in _SCORE_COLUMNS}
     assert shown <= set(SCORES)
     assert {"mae", "corr", "acc2_non0"} <= set(REGRESSION_KEYS)

@@ -1,8 +1,8 @@
-"""The one table of the scores the commands show: key, plain name, what a good value looks like.
+"""The names of the scores the commands show: key, plain name, what a good value looks like.
 
 Every metric (``metrics``) and disentanglement score (``analysis.disentanglement_scores``) that
-the demo, the beta/gamma explorer, the sweep's tables, the ablation table and the shipped
-contrast print is named here, by its ``metrics.json`` key; each of them chooses its keys. This
+the demo, the beta/gamma explorer, the sweep's tables, the ablation table and the bundled
+contrast print is named here (the scores themselves are computed elsewhere), by its ``metrics.json`` key; each of them chooses its keys. This
 module imports nothing, so that the command line can name the scores without importing torch.
 """
 
