@@ -31,6 +31,20 @@ def test_run_names_are_deterministic_and_follow_the_configuration(tmp_path):
     assert a.name.startswith("full-seed1-") and len({a.name, c.name, other_data.name}) == 3
 
 
+def test_a_setting_added_later_at_its_default_keeps_the_run_names(tmp_path):
+    from fdmer_lite.experiments.runs import config_hash
+    cfg = _config(seed=1).to_dict()
+    old = json.loads(json.dumps(cfg))
+    del old["model"]["aux_scope"], old["loss"]["con_norm"]           # as a run saved before they existed
+    assert config_hash(old, TINY) == config_hash(cfg, TINY)
+    changed = json.loads(json.dumps(cfg))
+    changed["loss"]["con_norm"] = "entry"                            # away from the default: a new run
+    assert config_hash(changed, TINY) != config_hash(cfg, TINY)
+    changed = json.loads(json.dumps(cfg))
+    changed["train"]["lr"] = cfg["train"]["lr"] * 2
+    assert config_hash(changed, TINY) != config_hash(cfg, TINY)
+
+
 def test_a_resumed_grid_skips_finished_runs_and_redoes_partial_ones(tmp_path):
     specs = [RunSpec.create(_config(seed=s), TINY, tmp_path, f"r-seed{s}") for s in (1, 2, 3)]
     first = run_grid(specs, log=None)

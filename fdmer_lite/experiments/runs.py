@@ -395,10 +395,16 @@ _DATA_CACHE: dict = {}
 
 
 def config_hash(config: dict, data: DataSpec, length: int = 10) -> str:
-    """A short hash of everything that decides a run's result (progress bars excluded)."""
-    cfg = json.loads(json.dumps(config))
+    """A short hash of everything that decides a run's result (progress bars excluded): the
+    settings that differ from the dataclasses' defaults, and the data. A setting added to the
+    code later, with a default that keeps the old behaviour, leaves every stored run's name as
+    it was."""
+    cfg = json.loads(runstore.dumps(config))
+    default = json.loads(runstore.dumps(Config().to_dict()))
     cfg.get("train", {}).pop("progress", None)
-    blob = json.dumps({"config": cfg, "data": data.to_dict()}, sort_keys=True, default=str)
+    delta = {section: {k: v for k, v in values.items() if default.get(section, {}).get(k, object()) != v}
+             if isinstance(values, dict) else values for section, values in cfg.items()}
+    blob = json.dumps({"config": delta, "data": data.to_dict()}, sort_keys=True, default=str)
     return hashlib.sha1(blob.encode()).hexdigest()[:length]
 
 
