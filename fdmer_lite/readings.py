@@ -43,9 +43,25 @@ SWITCHES: tuple[Switch, ...] = (
            literal=False),
     Switch("train.grl_schedule", "reading",
            "Eq. 10: the reversal layer multiplies the gradient by -1",
-           '"dann": the reversal ramps from 0 to 1 as 2/(1+e^(-10p))-1 (Ganin & Lempitsky)',
-           f"[constant_grl]({READINGS})",
+           '"dann": the reversal ramps from 0 to 1 as 2/(1+e^(-10p))-1 (Ganin & Lempitsky); '
+           '"constant": -1 from the first step, as written',
+           f"[objective game]({RESULTS}/objective-game.md); [constant_grl]({READINGS})",
            literal="constant"),
+    Switch("model.aux_scope", "reading",
+           "Sec. 3.3: the discriminator \"guide[s] the parameter learning of the common and private "
+           "encoders\"; the constraints \"constrain the projections\" into the two subspaces (Fig. 1); "
+           "it does not say whether their gradients also train the Eq. 1 transformers",
+           '"encoders": L_ami, L_ams, L_con and L_dis train the Eq. 2-3 encoders and the discriminator, '
+           'and stop at Z_m; the task loss trains everything. "all": every loss trains everything below it',
+           f"[objective game]({RESULTS}/objective-game.md)",
+           literal="all"),
+    Switch("loss.con_norm", "reading",
+           "Eq. 5: the squared Frobenius norm of S_m1 - S_m2, n x n matrices of one batch (a sum "
+           "over n^2 entries; Eq. 6 divides its n x n trace by (n-1)^2, Eq. 5 says nothing of n)",
+           '"entry": Eq. 5 divided by n^2, the mean over the entries, so that gamma L_con does not '
+           'grow with the square of the batch size; "sample": divided by n; "sum": as written',
+           f"[objective game]({RESULTS}/objective-game.md)",
+           literal="sum"),
     Switch("model.attn_scale", "reading",
            "Eq. 12: softmax(G_ta Q_so^T), no scaling",
            "True: the scores are divided by sqrt(d_k)",
@@ -142,10 +158,11 @@ SWITCHES: tuple[Switch, ...] = (
            "weight of a whitened alignment term between C_t, C_a, C_v (0: off)",
            "off in every preset; not measured with today's code",
            literal=0.0),
-    Switch("train.lr_schedule", "extension",
+    Switch("train.lr_schedule", "speed",
            "Adam at one initial rate (Sec. 4.2)",
-           '"cosine": decay to 0 by the last epoch; "constant": the paper',
-           f"[cosine_lr]({READINGS})",
+           '"cosine": decay to 0 by the last epoch (a short CPU budget ends where the weights '
+           'have settled); "constant": the paper',
+           f"[objective game]({RESULTS}/objective-game.md); [cosine_lr]({READINGS})",
            literal="constant"),
     Switch("train.warmup_epochs", "extension",
            "nothing",
