@@ -85,8 +85,8 @@ def test_the_ratio_is_the_mean_of_per_seed_ratios_over_the_seeds_both_ran():
     lines = task_family.table("t", [0, 1, 2], rows, "ref").splitlines()
     cells = {line.split("|")[1].strip(): [c.strip() for c in line.strip("|").split("|")[1:]] for line in lines[4:]}
     # (1/2 + 3/1) / 2, seed 2 failed; not the ratio of the means (4/3)
-    assert cells["`a`"] == ["1.000", "3.000", "failed", "2.000", "1.75", "1.000", "-"]
-    assert cells["`ref`"] == ["2.000", "1.000", "5.000", "2.667", "1.00", "-", "-"]
+    assert cells["`a`"] == ["1.000", "3.000", "failed", "2.000", "1.75", "1.000", "-", "-", "-"]
+    assert cells["`ref`"] == ["2.000", "1.000", "5.000", "2.667", "1.00", "-", "-", "-", "-"]
     assert cells[task_family.REFERENCES[0]][3:5] == ["4.000", f"{(2 + 4 + 0.8) / 3:.2f}"]
 
 
@@ -102,10 +102,10 @@ def test_the_runner_prints_the_table_and_skips_finished_runs(tmp_path, monkeypat
     assert runs == sorted(["fast_train.epochs=1", "fast_train.epochs=1_loss.beta=0"] * 2)
     assert sorted(p.parent.name for p in tmp_path.glob("tiny/seed*/baseline.json")) == ["seed0", "seed1"]
     row = next(line for line in table.splitlines() if line.startswith("| `fast:train.epochs=1` |"))
-    gap, disc = (float(c) for c in row.strip("|").split("|")[-2:])     # the scores of metrics.json
-    assert gap > 0 and 0 < disc < 1
+    gap, disc, r2, jumped = (c.strip() for c in row.strip("|").split("|")[-4:])   # metrics.json, history
+    assert float(gap) > 0 and 0 < float(disc) < 1 and r2 == jumped == "-"   # no latents; one epoch: no jump
     baseline_row = next(line for line in table.splitlines() if line.startswith("| `baseline` |"))
-    assert baseline_row.strip("|").split("|")[4].strip() == "1.00" and baseline_row.endswith("| - | - |")
+    assert baseline_row.strip("|").split("|")[4].strip() == "1.00" and baseline_row.endswith("| - | - | - | - |")
 
     def no_training(*args, **kwargs):
         raise AssertionError("a finished run was trained again")
@@ -124,3 +124,23 @@ def test_bad_runner_options_stop_with_one_message_and_status_2(capsys):
         with pytest.raises(SystemExit) as err:
             task_family.main(argv)
         assert err.value.code == 2 and f"error: {field}" in capsys.readouterr().err, argv
+
+
+def test_jump_is_the_largest_rise_of_l_all_over_its_lowest_so_far_after_the_fifth_epoch():
+    history = [{"train": {"all": v}} for v in (5.0, 4.0, 3.0, 2.0, 1.5, 1.4, 1.2, 3.0, 1.1)]
+    assert task_family.jump(history) == pytest.approx(3.0 / 1.2)     # epoch 8 against epoch 7's 1.2
+    falling = [{"train": {"all": v}} for v in (5.0, 4.0, 3.0, 2.0, 1.5, 1.4, 1.3)]
+    assert task_family.jump(falling) == pytest.approx(1.4 / 1.5)      # below 1: never rose
+    early = [{"train": {"all": v}} for v in (1.0, 9.0, 1.0, 1.0, 1.0, 0.9)]
+    assert task_family.jump(early) == pytest.approx(0.9)               # a rise before epoch 6 does not count
+
+
+def test_the_known_factor_tasks_are_the_demos_data_and_a_seeded_mosi_sized_set(monkeypatch):
+    calls = []
+    monkeypatch.setattr(task_family, "make_benchmark", lambda *a, **k: calls.append((a, k)) or "data")
+    assert task_family.make_task("known_factor", seed=3) == "data"
+    assert calls == [(("emotion",), {})]                     # the demo's data, whatever the seed
+    monkeypatch.undo()
+    a, b = (task_family.make_task("mosi_known_humor", seed=s) for s in (0, 1))
+    assert [len(a.splits[k]) for k in ("train", "valid", "test")] == [1284, 229, 686]
+    assert a.fingerprint() != b.fingerprint() and "bayes_mae" in a.info
