@@ -22,6 +22,8 @@ so the table adds its R^2 in C):
   * ``known_factor``: the demo's benchmark, the same data for every seed (a seed draws the weights);
   * ``mosi_known_humor``: MOSI-sized, humor-like (the shared factor carries most of the label),
     little label noise, from a world (``world_seed`` 7) the presets were not tuned on.
+And ``real_mosi`` (``REAL``): the real CMU-MOSI text + audio set with MiniLM text, found through
+``$FDMER_LITE_MOSI_DIR`` (the same data for every seed).
 
 The plain baseline (:class:`PlainBaseline`) is a non-disentangled reference written from scratch
 (no fdmer_lite.model): per modality a linear projection, sinusoidal positions, a small pre-norm
@@ -69,6 +71,7 @@ import torch
 from torch import nn
 
 from fdmer_lite.config import Config, get_preset
+from fdmer_lite.data import load_dataset
 from fdmer_lite.data.base import MultimodalData, Split
 from fdmer_lite.data.synthetic import make_benchmark
 from fdmer_lite.errors import NonFiniteLoss
@@ -114,6 +117,9 @@ KNOWN_FACTOR = {
     "mosi_known_humor": lambda seed: make_benchmark("humor", n_train=1284, n_valid=229, n_test=686, seed=seed,
                                                     world_seed=7, label_noise=0.1, nonlinearity=0.2),
 }
+#: real data: CMU-MOSI text (all-MiniLM-L6-v2 token states) + audio from ``$FDMER_LITE_MOSI_DIR``,
+#: the same data for every seed; run it with ``--models mosi_text_audio_minilm,...``
+REAL = {"real_mosi": lambda seed: load_dataset("mosi-text-audio", None, text_features="minilm")}
 
 
 def make_task(name: str | TaskSpec, seed: int = 0) -> MultimodalData:
@@ -122,8 +128,8 @@ def make_task(name: str | TaskSpec, seed: int = 0) -> MultimodalData:
 
     The directions (signal and marker per modality) depend on ``seed`` only, so the three splits
     share them; the splits are drawn from separate streams of the same generator."""
-    if isinstance(name, str) and name in KNOWN_FACTOR:
-        return KNOWN_FACTOR[name](seed)
+    if isinstance(name, str) and name in {**KNOWN_FACTOR, **REAL}:
+        return {**KNOWN_FACTOR, **REAL}[name](seed)
     spec = TASKS[name] if isinstance(name, str) else name
     if spec.layout not in ("aligned", "spread", "text"):
         raise ValueError(f"layout must be 'aligned', 'spread' or 'text', got {spec.layout!r}")
@@ -396,7 +402,7 @@ def table(task: str, seeds: list[int], rows: dict[str, dict[int, dict | None]], 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--tasks", default="mosi_aligned", help=f"comma-separated, of {', '.join([*TASKS, *KNOWN_FACTOR])}")
+    p.add_argument("--tasks", default="mosi_aligned", help=f"comma-separated, of {', '.join([*TASKS, *KNOWN_FACTOR, *REAL])}")
     p.add_argument("--seeds", default="0", help="comma-separated: each draws a data set and the weights")
     p.add_argument("--models", default="baseline,synthetic", help="baseline, or PRESET[:section.field=value,...]")
     p.add_argument("--ratio-to", default=None, help="the model the ratios divide by (default: the first)")
@@ -404,8 +410,8 @@ def main(argv: list[str] | None = None) -> int:
     a = p.parse_args(argv)
     runs.set_threads()                                   # the package's thread policy, for the baseline too
     tasks = [t.strip() for t in a.tasks.split(",") if t.strip()]
-    if not tasks or set(tasks) - set(TASKS) - set(KNOWN_FACTOR):
-        p.error(f"--tasks: expected names from {', '.join([*TASKS, *KNOWN_FACTOR])}, got {a.tasks!r}")
+    if not tasks or set(tasks) - set(TASKS) - set(KNOWN_FACTOR) - set(REAL):
+        p.error(f"--tasks: expected names from {', '.join([*TASKS, *KNOWN_FACTOR, *REAL])}, got {a.tasks!r}")
     try:
         seeds = [int(s) for s in a.seeds.split(",")]
     except ValueError:
