@@ -65,8 +65,8 @@ def test_help_names_every_preset(command, capsys):
     from fdmer_lite.config import PRESETS
     with pytest.raises(SystemExit) as exit_:
         if command == "distributed":                              # python -m fdmer_lite.distributed
-            from fdmer_lite.distributed import build_parser
-            build_parser().parse_args(["--help"])
+            from fdmer_lite.distributed import main as distributed_main
+            distributed_main(["--help"])
         main([command, "--help"])
     assert exit_.value.code == 0
     preset_help = capsys.readouterr().out.split("\n  --preset PRESET", 1)[1].split("\n  --", 1)[0]

@@ -183,7 +183,8 @@ def test_two_modalities_pair_losses_see_one_pair(tmp_path, fast_config):
     s_t = [[float(c_t[i] @ c_t[j] / (c_t[i].norm() * c_t[j].norm())) for j in range(4)] for i in range(4)]
     s_a = [[float(c_a[i] @ c_a[j] / (c_a[i].norm() * c_a[j].norm())) for j in range(4)] for i in range(4)]
     con = sum((s_t[i][j] - s_a[i][j]) ** 2 for i in range(4) for j in range(4))
-    assert float(terms["con"]) == pytest.approx(con, rel=1e-4, abs=1e-6)
+    per = {"sum": 1, "sample": 4, "entry": 16}[cfg.loss.con_norm]     # Eq. 5 over n = 4 samples
+    assert float(terms["con"]) == pytest.approx(con / per, rel=1e-4, abs=1e-6)
     p_t, p_a = out.private["t"].double().numpy(), out.private["a"].double().numpy()
     H = np.eye(4) - np.ones((4, 4)) / 4
     hsic = np.trace(p_t @ p_t.T @ H @ p_a @ p_a.T @ H) / 9

@@ -94,7 +94,7 @@ def test_gradient_reversal_sits_between_common_and_discriminator():
 
 
 def test_confusion_adversary_outputs_frozen_cosines():
-    cfg = small().replace(loss={"adversary": "confusion"})
+    cfg = small(aux_scope="all").replace(loss={"adversary": "confusion"})
     model = build_model(cfg, WIDTHS, 1)
     out = model(batch())
     assert out.disc_cos_common_frozen is not None
@@ -361,7 +361,7 @@ def test_aux_scope_encoders_keeps_the_auxiliary_losses_out_of_the_transformers()
     torch.manual_seed(0)
     cfg = small(dropout=0.0, aux_scope="encoders")
     model = build_model(cfg, WIDTHS, 1).eval()
-    reference = build_model(small(dropout=0.0), WIDTHS, 1).eval()
+    reference = build_model(small(dropout=0.0, aux_scope="all"), WIDTHS, 1).eval()
     reference.load_state_dict(model.state_dict())
     x, y = batch(), torch.randn(4)
     out, ref = model(x), reference(x)
