@@ -61,11 +61,13 @@ LESSON_RUNS: dict[str, tuple[str, dict]] = {
     "emotion-beta0-gamma0": ("emotion", {"loss": {"beta": 0.0, "gamma": 0.0}}),
     "emotion-beta0.5": ("emotion", {"loss": {"beta": 0.5}}),
     "emotion-gamma0": ("emotion", {"loss": {"gamma": 0.0}}),
-    "emotion-grl-constant": ("emotion", {"train": {"grl_schedule": "constant"}}),
+    "emotion-grl-dann": ("emotion", {"train": {"grl_schedule": "dann"}}),
     "emotion-confusion": ("emotion", {"loss": {"adversary": "confusion"}}),
     "emotion-centring": ("emotion", {"model": {"common_centring": True}}),
     "emotion-confusion-align-mean": ("emotion", {"loss": {"adversary": "confusion", "align_weight": 10.0,
                                                           "align_form": "mean"}}),
+    # the same recipe from four more seeds: how far two runs of one recipe differ (notebook 6)
+    **{f"emotion-seed{s}": ("emotion", {"train": {"seed": s}}) for s in range(1, 5)},
     "humor-paper": ("humor", {}),
     "humor-beta0-gamma0": ("humor", {"loss": {"beta": 0.0, "gamma": 0.0}}),
 }

@@ -48,8 +48,8 @@ fast = lessons.setup()
 #
 # | run | change | in the paper? |
 # |---|---|---|
-# | `paper` | none: gradient reversal with the DANN ramp (notebook 4) | our reading |
-# | `reversal at -1` | `TrainConfig.grl_schedule="constant"`: full reversal from the first step | the text, literally |
+# | `paper` | none: gradient reversal at -1 from the first step, as the text writes it (notebook 4) | the text, literally |
+# | `reversal ramped (DANN)` | `TrainConfig.grl_schedule="dann"`: the reversal ramped from 0 to -1 (Ganin and Lempitsky) | a reading |
 # | `confusion` | `LossConfig.adversary="confusion"`: D learns on detached `C_m`, the encoders push its output to uniform | extension |
 # | `beta = gamma = 0` | no disentangling losses (the Figure-2 contrast) | yes |
 # | `gamma = 0` | the adversary without `L_con` and `L_dis` | no |
@@ -63,7 +63,7 @@ data = lessons.lesson_data("emotion")
 config = lessons.lesson_config()
 changes = {
     "paper": ("emotion-paper", {}),
-    "reversal at -1": ("emotion-grl-constant", {"train": {"grl_schedule": "constant"}}),
+    "reversal ramped (DANN)": ("emotion-grl-dann", {"train": {"grl_schedule": "dann"}}),
     "confusion": ("emotion-confusion", {"loss": {"adversary": "confusion"}}),
     "beta = gamma = 0": ("emotion-beta0-gamma0", {"loss": {"beta": 0.0, "gamma": 0.0}}),
     "gamma = 0": ("emotion-gamma0", {"loss": {"gamma": 0.0}}),
@@ -106,7 +106,7 @@ print(f"shortest run: {epochs} epochs; {'too short to tell' if too_short else 'l
 # untrained weights.
 
 # %%
-viz.modality_confusion({name: test[name] for name in ("paper", "reversal at -1", "confusion", "gamma = 0")})
+viz.modality_confusion({name: test[name] for name in ("paper", "reversal ramped (DANN)", "confusion", "gamma = 0")})
 
 
 # %%
@@ -131,12 +131,12 @@ for name, (kind, evidence) in readings.items():
     print(f"{name:18s} {kind:18s} {evidence}")
 
 # %%
-grl_wrong = any(readings[n][0] == "confidently wrong" for n in ("paper", "reversal at -1", "gamma = 0"))
+grl_wrong = any(readings[n][0] == "confidently wrong" for n in ("paper", "reversal ramped (DANN)", "gamma = 0"))
 holds = grl_wrong and readings["confusion"][0] == "confused"
 print("Finding 1: " + caveat + ("holds: a gradient-reversal run is confidently wrong and the confusion run "
                                 "is confused" if holds else
                                 "does not show on these runs: " + ", ".join(
-                                    f"{n} {readings[n][0]}" for n in ("paper", "reversal at -1", "confusion"))))
+                                    f"{n} {readings[n][0]}" for n in ("paper", "reversal ramped (DANN)", "confusion"))))
 
 # %% [markdown]
 # ## 11.3 Fooling a discriminator is not hiding the modality
