@@ -1,0 +1,276 @@
+"""Verdicts: what a run says about each of the paper's figures, computed from its numbers.
+
+FDMER (Yang et al., ACM MM 2022) argues for its method with figures (Sec. 4.5): Figure 2 (the
+common representations of the three modalities "blended together"), Figure 3 (the losses
+"decrease almost monotonously"), Figure 4a (the discriminator's probabilities on C_m "centered
+around 0.33") and Figure 4b (the fusion weights psi favour what the label depends on). A lesson
+cannot know which of these a student's run will show: seeds, thread counts and CPUs move a
+training trajectory. So the notebooks name the possible outcomes in prose, and one function per
+figure says which outcome *this* run shows.
+
+Every function here is a pure function of numbers (floats, lists, arrays): it returns a
+:class:`Verdict`, the pair ``(outcome, sentence)``. The sentence quotes the paper's claim in the
+paper's words, says whether it holds, does not hold or whether the run is too short to tell, and
+gives the numbers it read. Thresholds are arguments with documented defaults; they are our
+readings of words like "around 0.33" and "almost monotonously", named as such in the sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Mapping, NamedTuple, Sequence
+
+import numpy as np
+
+HOLDS, DOES_NOT_HOLD, TOO_SHORT = "holds", "does not hold", "too short to tell"
+
+#: a run shorter than this many epochs is too short to tell (every FAST-mode run is)
+MIN_EPOCHS = 10
+
+#: the paper's claims, in its words (Sec. 4.5; LaTeX markup written out as plain text)
+CLAIMS = {
+    "figure2": "the distributions of C_{t,a,v} are blended together and gradually blurred, where "
+               "adversarial training effectively aligns distributions of different modalities and "
+               "minimizes the modality gap",
+    "figure3": "the constraint loss (L_con + L_dis) and overall loss L_all decrease almost "
+               "monotonously and converge smoothly",
+    "figure4a": "the probabilities of the common representations P(t|C_m), P(a|C_m), P(v|C_m) are "
+                "centered around 0.33, which is hard to differentiate the source of common modalities",
+    "figure4b": "our CMAF module can adaptively assign larger attention values to meaningful "
+                "representations",
+}
+
+
+class Verdict(NamedTuple):
+    """``outcome``: a short word for the case (tests and code branch on it); ``sentence``: the
+    claim, the verdict and its evidence, to print."""
+
+    outcome: str
+    sentence: str
+
+    def __str__(self) -> str:
+        return self.sentence
+
+
+def _quote(key: str) -> str:
+    return f'"{CLAIMS[key]}"'
+
+
+def _short(epochs: int | None, min_epochs: int) -> str:
+    """'' when the run is long enough (or its length is unknown), else the caveat."""
+    if epochs is not None and epochs < min_epochs:
+        return (f"too short to tell: {epochs} epoch{'s' if epochs != 1 else ''} (fewer than "
+                f"{min_epochs}); what this run shows: ")
+    return ""
+
+
+# ---------------------------------------------------------------------------- Figure 2
+
+def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int | None = None,
+            probe_acc_without: float | None = None, gap_without: float | None = None,
+            margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
+    """Figure 2: are the common representations of the modalities blended?
+
+    ``probe_acc``: a fresh linear probe's test accuracy at telling the modality from C_m
+    (``common_modality_acc``); ``gap``: ``analysis.common_gap`` (0: one sample's C_t, C_a, C_v
+    coincide; about 1: no closer than unrelated samples; far above 1: separate clouds).
+    ``probe_acc_without`` / ``gap_without``: the same for the run without the losses (beta =
+    gamma = 0), the paper's contrast, when there is one.
+
+    Our reading of "blended together": the fresh probe is within ``margin`` of chance (1 /
+    ``n_modalities``). Outcomes: ``"holds"``, ``"does not hold"``, ``"too short to tell"``."""
+    chance = 1.0 / n_modalities
+    blended = probe_acc <= chance + margin
+    evidence = (f"a fresh linear probe tells the modality from C_m at {probe_acc:.2f} (chance "
+                f"{chance:.2f}); common_gap {gap:.2f} (0: one sample's C_m coincide, about 1: no "
+                f"closer than unrelated samples)")
+    if gap_without is not None:
+        closer = "closer together" if gap < gap_without else "no closer"
+        evidence += f"; the losses leave the modalities {closer} than without them (common_gap {gap_without:.2f})"
+    if probe_acc_without is not None:
+        evidence += f"; probe without the losses {probe_acc_without:.2f}"
+    caveat = _short(epochs, min_epochs)
+    outcome = TOO_SHORT if caveat else (HOLDS if blended else DOES_NOT_HOLD)
+    word = HOLDS if blended else DOES_NOT_HOLD
+    return Verdict(outcome, f"Figure 2, {_quote('figure2')}: {caveat}{word} ({evidence}; our reading of "
+                            f"'blended': the probe within {margin:.2f} of chance).")
+
+
+# ---------------------------------------------------------------------------- Figure 3
+
+def jumps(curve: Sequence[float], *, after: int = 5, factor: float = 2.0) -> list[tuple[int, float, float]]:
+    """The epochs (1-based) after epoch ``after`` whose value is over ``factor`` times the lowest
+    value so far: ``(epoch, value, lowest so far)``. For a curve that can be negative, "over
+    factor times" reads as a rise above the lowest of more than (factor - 1) times its size."""
+    found, lowest = [], float("inf")
+    for i, value in enumerate(curve):
+        value = float(value)
+        epoch = i + 1
+        if epoch > after and np.isfinite(lowest) and value - lowest > (factor - 1) * abs(lowest):
+            found.append((epoch, value, lowest))
+        lowest = min(lowest, value)
+    return found
+
+
+def figure3(train_all: Sequence[float], constraint: Sequence[float] | None = None, *,
+            best_epoch: int | None = None, after: int = 5, factor: float = 2.0,
+            min_epochs: int = MIN_EPOCHS) -> Verdict:
+    """Figure 3: do L_all (and the constraint loss L_con + L_dis) decrease almost monotonously?
+
+    ``train_all``: the training L_all per epoch (epoch 1 first); ``constraint``: L_con + L_dis per
+    epoch, if given. Our reading of "almost monotonously": no epoch after the ``after``-th whose
+    value is over ``factor`` times the lowest so far (:func:`jumps`), and the last value below
+    the first. ``best_epoch``: the epoch early stopping kept, said beside a jump.
+
+    Outcomes: ``"monotone"`` (holds), ``"jump"`` or ``"no decrease"`` (does not hold),
+    ``"too short to tell"``."""
+    curves = {"L_all": list(train_all)}
+    if constraint is not None:
+        curves["L_con + L_dis"] = list(constraint)
+    n = len(curves["L_all"])
+    if n < min(min_epochs, after + 1):
+        return Verdict(TOO_SHORT, f"Figure 3, {_quote('figure3')}: {TOO_SHORT} ({n} epoch"
+                                  f"{'s' if n != 1 else ''}; a jump is looked for after epoch {after}).")
+    problems, outcome = [], "monotone"
+    for name, curve in curves.items():
+        found = jumps(curve, after=after, factor=factor)
+        if found:
+            epoch, value, lowest = found[0]
+            more = f" (and {len(found) - 1} later epoch{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+            problems.append(f"{name} jumps at epoch {epoch} to {value:.3g}, over {factor:g} times its lowest "
+                            f"so far {lowest:.3g}{more}")
+            outcome = "jump"
+        elif curve[-1] >= curve[0]:
+            problems.append(f"{name} ends at {curve[-1]:.3g}, not below its start {curve[0]:.3g}")
+            outcome = "no decrease" if outcome == "monotone" else outcome
+    kept = ""
+    if best_epoch is not None:
+        kept = f"; early stopping kept epoch {best_epoch} of {n}"
+        if outcome == "jump":
+            first = min(j[0] for c in curves.values() for j in jumps(c, after=after, factor=factor))
+            kept += ", before the jump" if best_epoch < first else ", after the jump"
+    caveat = _short(n, min_epochs)
+    if not problems:
+        evidence = "; ".join(f"{name} from {c[0]:.3g} to {c[-1]:.3g}, lowest {min(c):.3g}" for name, c in curves.items())
+        text = f"{caveat}{HOLDS} ({evidence}, no epoch after the {_ordinal(after)} over {factor:g} times the lowest so far{kept})"
+    else:
+        text = f"{caveat}{DOES_NOT_HOLD} ({'; '.join(problems)}{kept})"
+    return Verdict(TOO_SHORT if caveat else outcome, f"Figure 3, {_quote('figure3')}: {text}.")
+
+
+def _ordinal(n: int) -> str:
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
+# ---------------------------------------------------------------------------- Figure 4a
+
+def modality_box(p_true, *, n_modalities: int = 3, tol: float = 0.15) -> tuple[str, str]:
+    """One modality's box of p(true modality | C_m) over samples -> (case, evidence).
+
+    Cases (our reading of "centered around 0.33", with ``tol`` around chance = 1 / M):
+    ``"fooled"``: the box (25th to 75th percentile) lies within chance ± tol; ``"confidently
+    wrong"``: the median below chance - tol (D names another modality, with confidence);
+    ``"not fooled"``: the median above chance + tol (D names the true modality); ``"mixed"``:
+    a box that spans beyond chance ± tol on either side of a median near chance (samples at 0
+    and at 1 that only average to chance)."""
+    chance = 1.0 / n_modalities
+    p = np.atleast_1d(np.asarray(p_true, dtype=np.float64))
+    q25, med, q75 = (float(v) for v in np.percentile(p, [25, 50, 75]))
+    evidence = f"median {med:.2f}" if q25 == q75 else f"median {med:.2f}, box {q25:.2f}-{q75:.2f}"
+    if abs(q25 - chance) <= tol and abs(q75 - chance) <= tol:
+        return "fooled", evidence
+    if med < chance - tol:
+        return "confidently wrong", evidence
+    if med > chance + tol:
+        return "not fooled", evidence
+    return "mixed", evidence
+
+
+def p_true_by_modality(disc_prob: Mapping[str, np.ndarray], modalities: str) -> dict[str, np.ndarray]:
+    """From ``Representations.disc_prob_common`` (m -> (N, M) probabilities) to m -> (N,) the
+    probability of the true modality, the numbers Figure 4a's boxes draw."""
+    return {m: np.asarray(disc_prob[m])[:, k] for k, m in enumerate(modalities)}
+
+
+def figure4a(p_true: Mapping[str, object], *, epochs: int | None = None, tol: float = 0.15,
+             min_epochs: int = MIN_EPOCHS) -> Verdict:
+    """Figure 4a, per modality: is the discriminator fooled on each C_m?
+
+    ``p_true``: modality -> the per-sample probabilities of the true modality on C_m (an array:
+    the box plot's data), or one mean per modality (then the box is that one value). Each
+    modality gets a case of :func:`modality_box`; the claim holds only when every modality is
+    fooled. Outcome: the common case of all modalities (``"fooled"``, ``"confidently wrong"``,
+    ``"not fooled"``, ``"mixed"``), ``"different per modality"``, or ``"too short to tell"``.
+    A mean over modalities is never the evidence: boxes at 0 and 1 can average to 1/3."""
+    n = len(p_true)
+    cases = {m: modality_box(p, n_modalities=n, tol=tol) for m, p in p_true.items()}
+    kinds = {case for case, _ in cases.values()}
+    outcome = kinds.pop() if len(kinds) == 1 else "different per modality"
+    holds = all(case == "fooled" for case, _ in cases.values())
+    caveat = _short(epochs, min_epochs)
+    evidence = "; ".join(f"C_{m} {case} ({ev})" for m, (case, ev) in cases.items())
+    word = HOLDS if holds else DOES_NOT_HOLD
+    return Verdict(TOO_SHORT if caveat else outcome,
+                   f"Figure 4a, {_quote('figure4a')}: {caveat}{word} (p(true modality | C_m) per modality: "
+                   f"{evidence}; our reading of 'around 0.33': the box within {1 / n:.2f} ± {tol:.2f}).")
+
+
+# ---------------------------------------------------------------------------- Figure 4b
+
+def figure4b(psi_c_before: float, psi_c_after: float, *, before: str = "emotion-like",
+             after: str = "humor-like", expect: str = "up", tol: float = 0.02,
+             epochs: int | None = None, min_epochs: int = MIN_EPOCHS) -> Verdict:
+    """Figure 4b: direction and size of the change of the mean fusion weight psi on C from run
+    ``before`` to run ``after``.
+
+    The paper finds psi larger on the common target for UR_FUNNY (a label carried by what the
+    modalities share) and on the private ones for MOSI/MOSEI; our emotion-like -> humor-like
+    benchmarks move the label from mostly private to mostly shared, so the claim predicts
+    ``expect="up"``. A change within ± ``tol`` (our reading) is flat. Outcomes: ``"up"``,
+    ``"down"``, ``"flat"``, ``"too short to tell"``."""
+    delta = float(psi_c_after) - float(psi_c_before)
+    direction = "up" if delta > tol else "down" if delta < -tol else "flat"
+    moved = {"up": f"rises by {delta:.3f}", "down": f"falls by {-delta:.3f}",
+             "flat": f"stays within {tol:.2f} (change {delta:+.3f})"}[direction]
+    caveat = _short(epochs, min_epochs)
+    word = HOLDS if direction == expect else DOES_NOT_HOLD
+    return Verdict(TOO_SHORT if caveat else direction,
+                   f"Figure 4b, {_quote('figure4b')}: {caveat}{word}: the mean psi on C {moved} from "
+                   f"{before} ({psi_c_before:.3f}) to {after} ({psi_c_after:.3f}); the label's "
+                   f"structure says it should go {expect}.")
+
+
+# ---------------------------------------------------------------------------- runs
+
+def kept_epoch(best_epoch: int, epochs: int) -> Verdict:
+    """Where the checkpoint early stopping kept sits in the run: ``"first"`` (training never
+    improved on its first epoch), ``"last"`` (still improving when the budget ended: more
+    epochs might help) or ``"middle"``."""
+    if best_epoch <= 1:
+        return Verdict("first", f"best epoch the first of {epochs}: the validation score never improved "
+                                f"on the first epoch, so the kept model is one epoch old.")
+    if best_epoch >= epochs:
+        return Verdict("last", f"best epoch the last ({best_epoch} of {epochs}): still improving when "
+                               f"training stopped.")
+    return Verdict("middle", f"best epoch {best_epoch} of {epochs}: early stopping kept a model from "
+                             f"the middle of the run.")
+
+
+def seed_spread(runs: Mapping[str, Mapping[str, float]], *, regime: float = 0.15) -> Verdict:
+    """Several runs of one recipe with different seeds: name -> {"mae", "disc_prob_common",
+    "jump" (bool, from :func:`jumps`)}. Outcome ``"same regime"`` when every run's D(C) lies
+    within ``regime`` of every other's (issue target: D(C) in the same regime on every seed),
+    ``"different regimes"`` otherwise, ``"too few runs"`` below two."""
+    if len(runs) < 2:
+        return Verdict("too few runs", f"{len(runs)} run{'s' if len(runs) != 1 else ''} of this recipe: "
+                                       f"no spread to read.")
+    mae = np.array([r["mae"] for r in runs.values()], dtype=np.float64)
+    dc = np.array([r["disc_prob_common"] for r in runs.values()], dtype=np.float64)
+    n_jump = sum(bool(r.get("jump")) for r in runs.values())
+    same = float(dc.max() - dc.min()) <= regime
+    outcome = "same regime" if same else "different regimes"
+    return Verdict(outcome, f"{len(runs)} seeds: test MAE {mae.mean():.3f} ± {mae.std(ddof=1):.3f} "
+                            f"(from {mae.min():.3f} to {mae.max():.3f}); D's p(true modality | C_m) from "
+                            f"{dc.min():.2f} to {dc.max():.2f}, "
+                            + ("one regime" if same else "different regimes")
+                            + f" (within {regime:.2f} of each other: {'yes' if same else 'no'}); "
+                            f"L_all jumps in {n_jump} of {len(runs)}.")
