@@ -30,7 +30,7 @@
 import torch
 import torch.nn.functional as F
 
-from fdmer_lite import lessons, losses, viz
+from fdmer_lite import lessons, losses, verdicts, viz
 from fdmer_lite.data import make_loader
 from fdmer_lite.model import build_model
 from fdmer_lite.train import select_device
@@ -93,18 +93,53 @@ run = lessons.lesson_run("emotion-paper", config, data, shipped=False)
 # %% [markdown]
 # ### Loss curves (the paper's Figure 3)
 #
-# One panel per term, train (solid) and valid (dashed). `L_task` should fall, and `L_ams` too
-# (the discriminator learns to tell the private spaces apart, and nothing works against it).
-# `L_ami` is a tug of war: the discriminator lowers it while the common encoders, through
-# gradient reversal, raise it; it stays far above `L_ams` and moves less cleanly.
+# One panel per term, train (solid) and valid (dashed). The paper's Figure 3 shows the
+# constraint loss and `L_all` decreasing "almost monotonously" and the adversarial loss settling
+# "after the vibration". Your run can show that, or something else; what each picture means:
+#
+# * `L_task` falls: the model learns the label. `L_ams` falls: the discriminator learns to tell
+#   the private spaces apart (nothing works against it).
+# * `L_ami` is a tug of war: the discriminator lowers it, the common encoders (through gradient
+#   reversal) raise it. Near zero, the discriminator is winning: it recognises the modality
+#   from `C_m`. High, the encoders are winning. Wavering, neither.
+# * A *jump*: a term that sits still for many epochs and then rises at once, taking `L_all` with
+#   it. Then the game changed sides; the record below shows which term drove it.
 
 # %%
 viz.loss_curves(run.history, title="FDMER on the emotion-like benchmark: loss per term")
 
+# %% [markdown]
+# ### The training game beside Figure 3
+#
+# What drives those curves, recorded by the trainer each epoch (`history[i]["game"]`): the
+# gradient each term of Eq. 18 sends into the common encoder and into the private encoders
+# (log scale), and the discriminator's accuracy on `C_m` and `P_m`. The dotted line marks the
+# epoch early stopping kept. How to read it:
+#
+# * the term whose gradient is largest in a panel steers that encoder; a term far below the
+#   task's shapes little;
+# * D's accuracy on `C_m` near 1: the adversary has lost, D reads the modality from `C`; near
+#   1/3: D is confused (the paper's Figure 4a); near 0: D is confidently wrong (notebook 4);
+# * a jump in Figure 3 usually shows here as a change of who wins, at the same epoch;
+# * the kept epoch before a jump: early stopping saved the model from it; after: the kept model
+#   is one of the new regime.
+
+# %%
+best = run.metrics["best_epoch"]
+viz.training_game(run.history, best_epoch=best)
+
+# %% [markdown]
+# The verdict, computed from this run's history: does Figure 3's claim hold? Our reading of
+# "almost monotonously": no epoch after the fifth whose training `L_all` (or `L_con + L_dis`)
+# is over twice the lowest so far, and each curve ends below where it started.
+
 # %%
 last = run.history[-1]
 assert all(torch.isfinite(torch.tensor(v)) for v in last["train"].values())
-print(f"{len(run.history)} epochs, best epoch {run.metrics['best_epoch']}")
+train_all = [e["train"]["all"] for e in run.history]
+constraint = [e["train"]["con"] + e["train"]["dis"] for e in run.history]
+print(verdicts.figure3(train_all, constraint, best_epoch=best))
+print(verdicts.kept_epoch(best, len(run.history)))
 
 # %% [markdown]
 # ### The results beside the Bayes floor
@@ -125,9 +160,9 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
                   title="Test metrics (accuracies and F1 in %)")
 
 # %% [markdown]
-# In FAST mode (tiny data, three epochs) the model barely beats the training mean: that mode
-# only checks that everything runs. Unset `FDMER_LITE_FAST` to train for real (10,000 training
-# samples; the cell above prints the epoch budget, and the bar the time left).
+# In FAST mode (tiny data, three epochs) these numbers only check that everything runs: compare
+# the run with the training mean above, and unset `FDMER_LITE_FAST` to train for real (the cell
+# of 6.3 prints the epoch budget, and the bar the time left).
 #
 # ## 6.4 The contrast run: beta = gamma = 0
 #
@@ -153,6 +188,48 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
                   keys=keys, title="Same model, with and without the FDMER losses")
 
 # %% [markdown]
+# ## 6.5 Five seeds of one recipe
+#
+# The seed fixes the initial weights, the order of the batches and the dropout masks; nothing
+# else changes between the runs below. Why can two runs of one recipe still differ by more than
+# noise? Two players train against each other here, the common encoders and the discriminator,
+# and a small early difference can decide which one leads: a run can end with D fooled on
+# `C_m`, another with D reading the modality, each with its own test MAE. The thread count acts
+# like a seed: it changes the order of floating-point sums, and the game can amplify the last
+# digits. So read one run's figures as one draw; the spread says how far the draws go.
+#
+# The four other seeds (`emotion-seed1` ... `emotion-seed4`) ship with the package at full size
+# and are read, not trained, when they match today's code; your own runs of those names come
+# first. A missing one is listed with the line that trains it (minutes each at full size).
+
+# %%
+from fdmer_lite.experiments.runs import find
+
+seed_runs = {"seed 0 (this run)": run}
+for s in range(1, 5):
+    name = f"emotion-seed{s}"
+    seed_runs[f"seed {s}"] = find(config.replace(train={"seed": s}), data, lessons.runs_dir(create=False) / name,
+                                  bundled=lessons.BUNDLED_LESSONS / name, weights=False)
+missing = [n for n, r in seed_runs.items() if r is None]
+print("missing:", missing or "none")
+
+# %%
+spread = {}
+for name, r_ in seed_runs.items():
+    if r_ is None:
+        continue
+    curve = [e["train"]["all"] for e in r_.history]
+    spread[name] = {"mae": r_.metrics["mae"], "disc_prob_common": r_.metrics["disc_prob_common"],
+                    "common_gap": r_.metrics.get("common_gap"), "best_epoch": r_.metrics["best_epoch"],
+                    "epochs": len(curve), "jump": bool(verdicts.jumps(curve))}
+    print(f"{name:18s} " + "  ".join(f"{k} {v:.3f}" if isinstance(v, float) else f"{k} {v}"
+                                      for k, v in spread[name].items()))
+print(verdicts.seed_spread(spread))
+if missing:
+    print(f"Not read: {', '.join(missing)}" + (" (FAST mode trains no seeds; unset FDMER_LITE_FAST)" if fast else
+          "; to train one: lessons.lesson_run('emotion-seed1', config.replace(train={'seed': 1}), data)"))
+
+# %% [markdown]
 # ## Summary
 #
 # * Eq. 18: `L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis)`, checked by hand.
@@ -160,6 +237,10 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
 #   keeps the best-on-validation weights and writes `metrics.json`, `history.json`,
 #   `config.json` and `model.pt`, so later notebooks load instead of retraining.
 # * A result on the known-factor benchmark is read against the Bayes floor, ridge and the mean.
+# * Figure 3 gets a verdict computed from the history: a curve that decreases almost
+#   monotonously, or a jump; the training game shows what drives either, and which epoch was kept.
+# * One run is one draw of a game between encoders and discriminator: the spread over seeds
+#   says how far two runs of one recipe can differ.
 
 # %% [markdown]
 # ## Exercises
