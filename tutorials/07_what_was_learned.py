@@ -33,7 +33,7 @@
 # %%
 import numpy as np
 
-from fdmer_lite import lessons, viz
+from fdmer_lite import lessons, verdicts, viz
 from fdmer_lite.analysis import extract_representations
 
 fast = lessons.setup()
@@ -71,8 +71,11 @@ print({m: r.common[m].shape for m in r.modalities}, r.psi.shape, r.psi_names)
 # ## 7.2 Figure 2: common and private representations
 #
 # One joint t-SNE per model of all six sets (`C_t, C_a, C_v` light, `P_t, P_a, P_v` dark).
-# If the common space is common, the light clouds of the three modalities should mix; the dark
-# ones should stay apart. Projections are cached in `runs/lessons/.../projections`, so re-running
+# The paper's claim: with its losses the light clouds of the three modalities are "blended
+# together", without them they are not. What you may see: light clouds that mix (the claim);
+# light clouds in three separate islands (each modality keeps its own region of `C`); or
+# islands that sit closer with the losses than without (part of the way). The dark clouds
+# should stay apart in every case. Projections are cached in `runs/lessons/.../projections`, so re-running
 # the cell is instant; those of the shipped runs come with the package, and are used only when
 # your representations are exactly the shipped run's.
 
@@ -111,6 +114,21 @@ for name, s in scores.items():
           f"disc_prob_common {s['disc_prob_common']:.3f}  MAE {s['mae']:.3f}")
 
 # %% [markdown]
+# The Figure-2 verdict reads the same numbers: a fresh probe near chance means the clouds are
+# blended for a linear reader; `common_gap` (0: one sample's `C_t, C_a, C_v` coincide; about 1:
+# no closer than unrelated samples; far above 1: separate clouds) says how far apart they are,
+# with and without the losses. The Figure-3 verdict reads the training history, as in notebook 6.
+
+# %%
+paper, off = scores["paper (grl)"], scores["beta = gamma = 0"]
+n_epochs = len(runs["paper (grl)"].history)
+print(verdicts.figure2(paper["common_modality_acc"], paper["common_gap"], epochs=n_epochs,
+                       probe_acc_without=off["common_modality_acc"], gap_without=off["common_gap"]))
+history = runs["paper (grl)"].history
+print(verdicts.figure3([e["train"]["all"] for e in history],
+                       [e["train"]["con"] + e["train"]["dis"] for e in history], best_epoch=paper["best_epoch"]))
+
+# %% [markdown]
 # A caution about `beta = gamma = 0`: there the discriminator receives no gradient at all
 # (its losses are weighted by zero), so its "probabilities" are those of random weights. A value
 # near 1/3 can mean a fooled discriminator or an untrained one.
@@ -125,8 +143,9 @@ viz.discriminator_probabilities(r, title="Gradient reversal: p(true modality)")
 
 # %% [markdown]
 # Where does the probability go? The mean probability the discriminator gives each modality,
-# for common representations of each true modality. A confused discriminator would show 1/3
-# everywhere; a *fooled-by-relabelling* one puts its mass off the diagonal.
+# for common representations of each true modality (row: the true modality). Three pictures
+# are possible: mass on the diagonal, D is not fooled; about 1/3 in every cell, D is confused;
+# mass off the diagonal, D is confidently wrong (a relabelling). Rows can also differ.
 
 # %%
 def confusion_matrix(rep):
@@ -138,25 +157,16 @@ viz.attention_heatmap(confusion_matrix(r), rows=names, cols=list(r.modalities),
                       title="Gradient reversal: mean discriminator probabilities on C_m")
 
 # %% [markdown]
-# **What to look for.** A confused discriminator would give about 1/3 everywhere, as in the
-# paper's Figure 4a. Under gradient reversal the encoders gain from making the discriminator
-# *wrong* on `C_m`, and maximising its loss is unbounded (notebook 4, section 4.6): the cheapest
-# way is to relabel the modalities consistently, which puts the mass off the diagonal. The cell
-# below reads the matrix and says which picture this run shows.
+# **The possible outcomes, per modality.** *Fooled*: the box of p(true modality | `C_m`) sits
+# around 1/3, as in the paper's Figure 4a. *Confidently wrong*: it sits near 0; under gradient
+# reversal the encoders gain from making the discriminator *wrong*, and its loss has no upper
+# bound (notebook 4, section 4.6), so a consistent relabelling pays. *Not fooled*: near 1, the
+# discriminator won the game. *Mixed*: a wide box whose samples sit at both ends. A mean over
+# the modalities can hide boxes at 0 and 1, so the verdict reads each modality's box:
 
 # %%
-def discriminator_verdict(rep):
-    true = float(np.diag(confusion_matrix(rep)).mean())      # mean p(true modality) on C_m
-    if true < 0.2:
-        return f"confidently wrong: p(true modality) {true:.2f}, well below chance (1/3)"
-    if true < 0.45:
-        return f"near chance: p(true modality) {true:.2f} (1/3 is chance)"
-    return f"not fooled: p(true modality) {true:.2f}, above chance"
-
-
-print(f"gradient reversal: {discriminator_verdict(r)}")
-if fast:
-    print("FAST mode: three epochs on tiny data are too short to tell; unset FDMER_LITE_FAST to see it.")
+p_true = verdicts.p_true_by_modality(r.disc_prob_common, r.modalities)
+print(verdicts.figure4a(p_true, epochs=n_epochs))
 
 # %% [markdown]
 # Whether a fooled discriminator also means a hidden modality, what a fresh probe reads in
@@ -166,7 +176,8 @@ if fast:
 #
 # The two benchmarks share features and latents; only the label differs: in the emotion-like
 # one 80 % of the label variance is private, in the humor-like one 80 % is shared. Does CMAF's
-# ψ move towards `C` when the label is mostly shared?
+# ψ move towards `C` when the label is mostly shared? Three outcomes: up (what the paper's
+# Figure 4b argues: more weight where the label's information is), flat, or down.
 
 # %%
 viz.fusion_weights({"emotion-like": r, "humor-like": reps["humor-like (grl)"]},
@@ -177,12 +188,8 @@ mean_psi = {name: reps[name].psi.mean(axis=0) for name in ("paper (grl)", "humor
 for name, psi in mean_psi.items():
     print(f"{name:18s} mean psi " + "  ".join(f"{t} {p:.3f}" for t, p in zip(r.psi_names, psi)))
 on_c = {name: float(psi[list(r.psi_names).index("C")]) for name, psi in mean_psi.items()}
-moved = on_c["humor-like (grl)"] - on_c["paper (grl)"]
-print(f"weight on C: emotion-like {on_c['paper (grl)']:.3f}, humor-like {on_c['humor-like (grl)']:.3f}: "
-      + ("psi moves towards C when the label is shared" if moved > 0.05 else
-         "psi barely moves towards C (less than 0.05)"))
-if fast:
-    print("FAST mode: three epochs on tiny data are too short to tell; unset FDMER_LITE_FAST to see it.")
+short = min(len(runs[name].history) for name in on_c)
+print(verdicts.figure4b(on_c["paper (grl)"], on_c["humor-like (grl)"], epochs=short))
 
 # %% [markdown]
 # ψ says how much each target is *weighted*, not how much information it carries: a target can
@@ -193,11 +200,12 @@ if fast:
 #
 # * Figure 2 (t-SNE/UMAP) is a picture; on the known-factor benchmark we can also measure
 #   whether `C_m` hides the modality and carries the shared latent, and whether `P_m` carries
-#   `z_m`.
-# * Figure 4a asks whether the discriminator is fooled on `C_m`. With gradient reversal,
-#   "fooled" can mean confidently wrong, a relabelling of the modalities, rather than the
-#   paper's ~0.33 (notebook 11 follows this further).
-# * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like.
+#   `z_m`. Each figure gets a verdict computed from your run (`fdmer_lite.verdicts`).
+# * Figure 4a asks whether the discriminator is fooled on `C_m`, per modality. With gradient
+#   reversal a run can be fooled, confidently wrong (a relabelling), or not fooled at all
+#   (notebook 11 follows this further).
+# * ψ (Figure 4b) can be compared across label structures: emotion-like versus humor-like; the
+#   verdict gives the direction and size of the change on `C`.
 
 # %% [markdown]
 # ## Exercises
