@@ -92,7 +92,7 @@ explorer
 # column, and the test MAE against `mean_mae`, the MAE of always predicting the training mean.
 
 # %%
-from fdmer_lite import viz
+from fdmer_lite import verdicts, viz
 
 TOUR = ("mae", "mean_mae", "disc_prob_common", "disc_prob_private", "common_modality_acc",
         "common_factor_r2", "private_factor_r2")
@@ -107,40 +107,46 @@ def beside_reference(setting, title):
 # ### β = 0: an idle discriminator
 #
 # With β = 0 neither `L_ami` nor `L_ams` sends a gradient to the discriminator: it keeps its
-# random initial weights. You might expect it to answer 1/3 everywhere. Look at the box plot:
-# because Eq. 9 multiplies the cosines by α = 72, even a random discriminator is *confident*,
-# and each box sits near 0 or near 1. The mean over the three modalities (the table's
-# `disc_prob_common`) can still come out near 1/3, by accident. So the paper's Figure 4a
-# reading, "≈ 1/3 on the common representations", is not evidence on its own: read it together
-# with the private boxes (a trained discriminator recognises `P_m`, near 1) and with the fresh
-# linear probe `modality from C_m`.
+# random initial weights. You might expect it to answer 1/3 everywhere. But Eq. 9 multiplies
+# the cosines by α = 72, so even a random discriminator can be *confident*: its boxes can sit
+# near 0 or near 1, and the mean over the three modalities (the table's `disc_prob_common`)
+# can still come out near 1/3, by accident. So the paper's Figure 4a reading, "≈ 1/3 on the
+# common representations", is not evidence on its own: read it per modality, with the private
+# boxes (a trained discriminator recognises `P_m`, near 1) and with the fresh linear probe.
 #
-# Now look at the reference on the right the same way: are its boxes per modality near 1/3,
-# or near 0 and 1 with a mean that only averages to 1/3? The table below shows both settings.
+# The verdict below reads the boxes of both settings per modality: fooled (around 1/3),
+# confidently wrong (near 0), not fooled (near 1) or mixed. Compare it with the box plot.
 
 # %%
+def figure4a(setting):
+    """The Figure-4a verdict of a cached setting, from its boxes per modality."""
+    cell = cache.load(*setting)
+    p_true = verdicts.p_true_by_modality(cell.reps.disc_prob_common, cell.reps.modalities)
+    return verdicts.figure4a(p_true, epochs=len(cell.history))
+
+
 explorer.select(beta=0.0, gamma=sweep.PAPER_SETTING[1])
+for setting in (explorer.setting, sweep.PAPER_SETTING):
+    print(f"β = {sweep.format_value(setting[0])}, γ = {sweep.format_value(setting[1])}: {figure4a(setting)}")
 beside_reference(explorer.setting, "β = 0 beside the paper's setting")
 
 # %% [markdown]
 # ### Large β: the adversary in charge
 #
 # With gradient reversal (Eq. 8), a large β makes the common encoders work hard against the
-# discriminator on `C_m`. Watch `disc_prob_common`, the discriminator's probability of the true
-# modality: near 1/3 means it is confused, near 0 means it is wrong with confidence, near 1
-# means it still recognises the modality. And what does the task pay? Notebook 11 follows this
-# question further.
+# discriminator on `C_m`. The discriminator's probability of the true modality, per modality:
+# near 1/3 means it is confused, near 0 means it is wrong with confidence, near 1 means it
+# still recognises the modality; modalities can differ. And what does the task pay: compare
+# the test MAE, and where early stopping kept the model (a best epoch at the very start means
+# training only made the model worse). Notebook 11 follows this question further.
 
 # %%
 explorer.select(beta=values[-1], gamma=sweep.PAPER_SETTING[1])
-big, ref = cache.load(*explorer.setting).metrics, cache.load(*sweep.PAPER_SETTING).metrics
-p = big["disc_prob_common"]
-state = ("confused" if abs(p - 1 / 3) < 0.1 else "wrong with confidence" if p < 1 / 3
-         else "still recognising the modality")
-print(("FAST mode: three epochs are too short to tell. " if fast else "")
-      + f"At β = {sweep.format_value(explorer.setting[0])} the discriminator is {state}: "
-      f"p(true modality | C_m) {p:.2f} (1/3 is chance); test MAE {big['mae']:.3f} against "
-      f"{ref['mae']:.3f} at the paper's setting.")
+large = cache.load(*explorer.setting)
+big, ref = large.metrics, cache.load(*sweep.PAPER_SETTING).metrics
+print(f"At β = {sweep.format_value(explorer.setting[0])}: {figure4a(explorer.setting)}")
+print(f"Test MAE {big['mae']:.3f} against {ref['mae']:.3f} at the paper's setting; "
+      + verdicts.kept_epoch(big["best_epoch"], len(large.history)).sentence)
 beside_reference(explorer.setting, "Large β beside the paper's setting")
 
 # %% [markdown]
@@ -178,8 +184,9 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 #   and `fdmer-lite sweep` fills the cache ahead of time, skipping finished settings.
 # * At β = 0 the discriminator is idle, and with α = 72 an idle one is confidently arbitrary;
 #   a mean probability of 1/3 on C_m means nothing without the private boxes and a fresh probe.
-# * With gradient reversal, a large β does not make the discriminator confused on C_m; it can
-#   break training and cost most of the task (β = 2: best epoch the first).
+# * With gradient reversal, a large β need not make the discriminator confused on C_m; it can
+#   break training and cost the task: the tour's verdicts say what it did in your cache, per
+#   modality, and which epoch early stopping kept.
 # * A mean probability near 1/3 can hide boxes at 0 and 1: look at distributions, per modality.
 # * γ aligns similarity structure, not location. Without it, gradient reversal can push the
 #   common clouds apart, and a fresh probe reads the modality: compare γ = 0 with the reference.
