@@ -35,7 +35,7 @@
 # %%
 import numpy as np
 
-from fdmer_lite import lessons, viz
+from fdmer_lite import lessons, verdicts, viz
 from fdmer_lite.analysis import extract_representations, modality_probe_accuracy, offset_share
 
 fast = lessons.setup()
@@ -95,7 +95,7 @@ print(f"shortest run: {epochs} epochs; {'too short to tell' if too_short else 'l
 # confused, as if the common space hid the modality. But gradient reversal (Eq. 10) asks the
 # encoders to *maximise* the discriminator's loss, and a cross-entropy has no ceiling. The
 # cheapest way up is a consistent relabelling: make `C_t` look like audio, `C_a` like visual, and
-# so on. The discriminator then is not confused but confidently wrong, and p(true modality)
+# so on. The discriminator is then not confused but confidently wrong, and p(true modality)
 # falls *below* 1/3. The confusion form asks for exactly the paper's picture instead: the
 # encoders minimise the cross-entropy of D's output to the uniform distribution. Neither is
 # guaranteed: a run can also stop halfway, with some rows relabelled and others not ("mixed").
@@ -111,32 +111,22 @@ viz.modality_confusion({name: test[name] for name in ("paper", "reversal ramped 
 
 # %%
 def read_discriminator(reps):
-    """'right', 'confidently wrong', 'confused' or 'mixed', and the evidence."""
-    z = np.stack([reps.disc_prob_common[m].mean(axis=0) for m in reps.modalities])   # (M, M)
-    p_true, spread = float(np.diag(z).mean()), float(np.abs(z - 1 / len(z)).max())
-    named = z.argmax(axis=1)                                  # the modality D names per row
-    if p_true < 0.2 and (named != np.arange(len(z))).all():
-        kind = "confidently wrong"
-    elif spread < 0.1:
-        kind = "confused"
-    elif p_true > 0.5:
-        kind = "right"
-    else:
-        kind = "mixed"
-    return kind, f"p(true modality) {p_true:.2f}, largest distance from 1/3 {spread:.2f}"
+    """Figure 4a's verdict per modality (``fdmer_lite.verdicts.figure4a``): its outcome is
+    'fooled', 'confidently wrong', 'not fooled', 'mixed' or 'different per modality'."""
+    return verdicts.figure4a(verdicts.p_true_by_modality(reps.disc_prob_common, reps.modalities))
 
 
 readings = {name: read_discriminator(reps) for name, reps in test.items()}
-for name, (kind, evidence) in readings.items():
-    print(f"{name:18s} {kind:18s} {evidence}")
+for name, v in readings.items():
+    print(f"{name:22s} {v.outcome:22s} {v.sentence.split('per modality: ')[1].split('; our reading')[0]}")
 
 # %%
-grl_wrong = any(readings[n][0] == "confidently wrong" for n in ("paper", "reversal ramped (DANN)", "gamma = 0"))
-holds = grl_wrong and readings["confusion"][0] == "confused"
+grl_wrong = any(readings[n].outcome == "confidently wrong" for n in ("paper", "reversal ramped (DANN)", "gamma = 0"))
+holds = grl_wrong and readings["confusion"].outcome == "fooled"
 print("Finding 1: " + caveat + ("holds: a gradient-reversal run is confidently wrong and the confusion run "
-                                "is confused" if holds else
+                                "is fooled (confused)" if holds else
                                 "does not show on these runs: " + ", ".join(
-                                    f"{n} {readings[n][0]}" for n in ("paper", "reversal ramped (DANN)", "confusion"))))
+                                    f"{n} {readings[n].outcome}" for n in ("paper", "reversal ramped (DANN)", "confusion"))))
 
 # %% [markdown]
 # ## 11.3 Fooling a discriminator is not hiding the modality
@@ -157,7 +147,7 @@ viz.compare_table(fooled, title="The co-trained discriminator against a fresh pr
 
 # %%
 gaps = [(n, v["D: p(true modality)"], v["fresh linear probe"]) for n, v in fooled.items()
-        if n != "beta = gamma = 0" and v["D: p(true modality)"] < 0.45]
+        if n != "beta = gamma = 0" and readings[n].outcome in ("fooled", "confidently wrong")]
 weaker = [n for n, d, p in gaps if p > 0.6]
 print("Finding 2: " + caveat + (
     f"holds on {len(weaker)} of {len(gaps)} runs where D is fooled: the probe still reads the modality ("
@@ -171,15 +161,19 @@ print("Finding 2: " + caveat + (
 #
 # * **the offset**: `centre=True` subtracts each modality's train-split mean before the probe. A
 #   linear classifier beats a constant guess *only if* the classes' means differ (Belrose et al.
-#   2023, "LEACE", Theorem 3.1), so a centred linear probe should fall to chance. `offset_share`
-#   is the share of `C_m`'s energy that is one constant vector per modality.
+#   2023, "LEACE", Theorem 3.1). If the centred probe falls to chance, the offset was all the
+#   linear probe read; if it stays high, the test split's means still differ (centring used the
+#   train split's). `offset_share`, the share of `C_m`'s energy that is one constant vector per
+#   modality, can be small either way: a small offset suffices for a linear probe.
 # * **quiet directions**: `top_components=8` keeps only the 8 directions in which `C` varies
 #   most. Near chance there while the full probe is high: the modalities are mixed where `C`
 #   carries its variation, and readable only where it hardly varies.
 # * **nearest neighbours**: `kind="knn"` (15 neighbours) reads spread and shape too, which no
 #   linear probe can, as t-SNE does.
 #
-# The `centring` run makes the modalities' means equal by construction, inside the model.
+# The `centring` run subtracts each modality's mean from `C_m` inside the model (means kept over
+# the training batches). Two outcomes: the linear probe falls to chance (the test split's
+# means agree too), or it does not (they drift apart on data the means were not taken from).
 
 # %%
 where = {name: {"linear": fooled[name]["fresh linear probe"], "centred": probe(name, centre=True),
@@ -193,10 +187,10 @@ print("offset share of C_m's energy: " + ", ".join(f"{n} {s:.2f}" for n, s in sh
 for name, p in where.items():
     offset = p["linear"] > 0.6 and p["centred"] < 0.45
     quiet = p["linear"] > 0.6 and p["top 8 components"] < 0.45
-    print(f"{name:18s} " + ("the offset is all the linear probe reads; " if offset else "")
+    print(f"{name:18s} " + ("the probe centred falls to chance: it read only the offset; " if offset else "")
           + ("hidden where C varies most; " if quiet else "")
           + f"linear {p['linear']:.2f}, centred {p['centred']:.2f}, top 8 {p['top 8 components']:.2f}, "
-            f"neighbours {p['15 neighbours']:.2f}")
+            f"neighbours {p['15 neighbours']:.2f}, offset share {shares[name]:.2f}")
 
 # %%
 c, ref = where["centring"], where["paper"]
@@ -246,7 +240,8 @@ print("Finding 4: " + caveat + (
 # * A fresh probe is the stricter test: a fooled discriminator and a modality that stays
 #   readable can go together (Finding 2).
 # * A linear probe reads the modality only through the modalities' means of `C_m`: centre them
-#   in the probe and it falls to chance, while nearest neighbours still read spread and shape.
+#   in the probe and the centred column says whether that was all it read; nearest neighbours
+#   also read spread and shape.
 #   Centring inside the model (`common_centring`) removes most of the offset; Finding 3's line
 #   says whether what is left is still enough for a linear probe.
 # * γ holds the common space together: without `L_con` and `L_dis` nothing stops the reversed
