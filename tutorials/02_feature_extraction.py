@@ -20,8 +20,9 @@
 # $$h_m = \mathrm{Transformer}_m(U_m; \theta_m), \qquad m \in \{t, a, v\} \qquad \text{(Eq. 1)}$$
 #
 # with n_t = 5, n_a = n_v = 4 encoder layers in the paper. The paper leaves open how a sequence
-# becomes a vector and runs the transformers at the raw widths (300/74/47; 47 has no sensible
-# head count). Our choices, written down in `fdmer_lite/model/encoders.py`: project each modality
+# becomes a vector and at what width its transformers run; its MOSI features are 300-d GloVe
+# text, 74-d COVAREP audio and 35-d Facet visual (our benchmark's visual stream is 47-d, a width
+# with no sensible head count; 35 has few). Our choices, written down in `fdmer_lite/model/encoders.py`: project each modality
 # to `model_dim` first, add sinusoidal positions, pre-norm layers with GELU, a masked **mean**
 # over time, then a linear map to `d_k`.
 #
@@ -237,8 +238,9 @@ assert exercises.check("2.1", attn21[2])
 # %% [markdown]
 # ### Exercise 2.2: heads at the paper's widths
 #
-# The paper runs its transformers at the raw widths (300, 74, 47). Which head counts could the
-# visual transformer (width 47) use? **You learn** why we project every modality to `model_dim`
+# Suppose the transformers ran at the raw widths of the features: the paper's MOSI features are
+# 300, 74 and 35 wide, our benchmark's visual stream 47. Which head counts could a visual
+# transformer of width 47 use? **You learn** why we project every modality to `model_dim`
 # first: multi-head attention splits the width into equal slices.
 #
 # *Hint:* `D // H` must be a whole number, as in `encoder_layer`.
