@@ -55,9 +55,12 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 # ## 5.2 Phase 1: cross-modal attention (Eq. 12-14)
 #
 # The source `F_so = [C, P_t, P_a, P_v]` is flattened into one `4 d_k` vector,
-# layer-normalised as that one vector, projected twice, by `W_Q` and `W_U`, and cut back into
-# four query tokens `Q_so` and four value tokens `U_so`. Each target `F_ta` is layer-normalised
-# and has its own `W_G`: `G_ta = LN(F_ta) W_G`. Then
+# layer-normalised as that one vector and projected twice, by `W_Q` and `W_U` (each `4 d_k x
+# 4 d_k` in the paper). Each target `F_ta` is layer-normalised and has its own `W_G`:
+# `G_ta = LN(F_ta) W_G`. In Eq. 12 the target's `G_ta` asks (the query), `Q_so` answers (despite
+# its letter, the *keys*) and `U_so` is what is mixed (the values). The paper does not say how a
+# `d_k`-wide query meets a `4 d_k`-wide key; **our reading** cuts each projected `4 d_k` vector
+# into four tokens of width `d_k`, one per source, so each target attends over the four. Then
 #
 # $$F_{so \to ta} = \mathrm{softmax}\!\Big(\frac{G_{ta} Q_{so}^\top}{\sqrt{d_k}}\Big) U_{so} \quad \text{(Eq. 12)}, \qquad
 # Y_{ta} = \mathrm{LN}(F_{ta}) + F_{so \to ta} \quad \text{(Eq. 13)}, \qquad
@@ -71,7 +74,7 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 def phase1(fusion, tokens):
     B, T, D = tokens.shape
     source = fusion.norm_source(tokens.reshape(B, T * D))                      # LN(F_so) (B, T*d_k)
-    Q = fusion.to_q(source).reshape(B, T, D)                                   # Q_so
+    Q = fusion.to_q(source).reshape(B, T, D)                                   # Q_so: the keys
     U = fusion.to_u(source).reshape(B, T, D)                                   # U_so
     target = torch.stack([fusion.norm_in[j](tokens[:, j]) for j in range(T)], dim=1)   # LN(F_ta)
     G = torch.stack([target[:, j] @ fusion.to_g[j] for j in range(T)], dim=1)  # G_ta (B, T, d_k)
