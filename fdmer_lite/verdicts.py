@@ -67,14 +67,15 @@ def _short(epochs: int | None, min_epochs: int) -> str:
 
 def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int | None = None,
             probe_acc_without: float | None = None, gap_without: float | None = None,
-            margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
+            without: str = "without them", margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
     """Figure 2: are the common representations of the modalities blended?
 
     ``probe_acc``: a fresh linear probe's test accuracy at telling the modality from C_m
     (``common_modality_acc``); ``gap``: ``analysis.common_gap`` (0: one sample's C_t, C_a, C_v
     coincide; about 1: no closer than unrelated samples; far above 1: separate clouds).
     ``probe_acc_without`` / ``gap_without``: the same for the run without the losses (beta =
-    gamma = 0), the paper's contrast, when there is one.
+    gamma = 0), the paper's contrast, when there is one; ``without`` names that run in the
+    sentence (e.g. "without L_ami + L_ams" for an ablation that removes the adversary only).
 
     Our reading of "blended together": the fresh probe is within ``margin`` of chance (1 /
     ``n_modalities``). Outcomes: ``"holds"``, ``"does not hold"``, ``"too short to tell"``."""
@@ -85,9 +86,9 @@ def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int 
                 f"closer than unrelated samples)")
     if gap_without is not None:
         closer = "closer together" if gap < gap_without else "no closer"
-        evidence += f"; the losses leave the modalities {closer} than without them (common_gap {gap_without:.2f})"
+        evidence += f"; the losses leave the modalities {closer} than {without} (common_gap {gap_without:.2f})"
     if probe_acc_without is not None:
-        evidence += f"; probe without the losses {probe_acc_without:.2f}"
+        evidence += f"; probe {without} {probe_acc_without:.2f}"
     caveat = _short(epochs, min_epochs)
     outcome = TOO_SHORT if caveat else (HOLDS if blended else DOES_NOT_HOLD)
     word = HOLDS if blended else DOES_NOT_HOLD

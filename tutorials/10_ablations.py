@@ -31,7 +31,7 @@
 import plotly.graph_objects as go
 from IPython.display import Markdown, display
 
-from fdmer_lite import lessons
+from fdmer_lite import lessons, verdicts
 from fdmer_lite.ablations import (BY_KEY, LESSON_GRID, VARIANTS, benchmark_setup, claims_markdown, paper_claims,
                                   run_ablation)
 from fdmer_lite.experiments.runs import DataSpec
@@ -149,6 +149,18 @@ fig = go.Figure(go.Bar(x=[r["name"] for r in rows], y=[r["common_modality_acc_me
 fig.add_hline(y=1 / 3, line_dash="dot", annotation_text="chance")
 fig.update_layout(title="Modality read from C by a fresh linear probe", yaxis_range=[0, 1.05], height=380)
 fig
+
+# %% [markdown]
+# The paper's Figure-2 claim, read from the full model's row (means over seeds) beside the row
+# without the adversary. Possible outcomes: the probe near chance (the claim holds for a linear
+# reader); the probe high but the modalities closer than without `L_ami + L_ams` (the losses
+# move the common space towards the claim without reaching it); or neither.
+
+# %%
+wo_adv = next((r for r in result.rows if r["variant"] == "wo_ami_ams" and "common_gap_mean" in r), None)
+print(verdicts.figure2(full["common_modality_acc_mean"], full["common_gap_mean"], epochs=base.train.epochs,
+                       probe_acc_without=wo_adv and wo_adv["common_modality_acc_mean"],
+                       gap_without=wo_adv and wo_adv["common_gap_mean"], without="without L_ami + L_ams"))
 
 # %% [markdown]
 # ## 10.5 Which of the paper's claims does the benchmark support?
