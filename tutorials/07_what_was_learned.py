@@ -74,9 +74,9 @@ print({m: r.common[m].shape for m in r.modalities}, r.psi.shape, r.psi_names)
 # The paper's claim: with its losses the light clouds of the three modalities are "blended
 # together", without them they are not. What you may see: light clouds that mix (the claim);
 # light clouds in three separate islands (each modality keeps its own region of `C`); or
-# islands that sit closer with the losses than without (part of the way). The dark clouds
-# should stay apart in every case. Projections are cached in `runs/lessons/.../projections`, so re-running
-# the cell is instant; those of the shipped runs come with the package, and are used only when
+# islands that sit closer with the losses than without (part of the way). Dark clouds apart:
+# each private space keeps its modality, as Eq. 11 asks; mixed: it does not. Projections are
+# cached in `runs/lessons/.../projections`, so re-running the cell is instant; those of the shipped runs come with the package, and are used only when
 # your representations are exactly the shipped run's.
 
 # %%

@@ -158,9 +158,9 @@ if real is not None:
 # The table says how far off FDMER is on average; the picture says how. One point per test
 # utterance: its true sentiment (−3 to +3) across, FDMER's prediction up. A perfect model puts
 # every point on the dashed diagonal; a model that learnt nothing puts them on the dotted line
-# of the mean. Look for a cloud tilted along the diagonal, and for where it flattens: strongly
-# positive or negative clips pulled towards the middle are the usual failure of an MAE-trained
-# regressor.
+# of the mean. Between the two: a cloud tilted along the diagonal follows the label; a cloud
+# that flattens at the ends pulls strongly positive or negative clips towards the middle, a
+# common failure of an MAE-trained regressor; a flat cloud learnt little beyond the mean.
 
 # %%
 if real is not None:
