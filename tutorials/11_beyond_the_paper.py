@@ -161,10 +161,9 @@ print("Finding 2: " + caveat + (
 #
 # * **the offset**: `centre=True` subtracts each modality's train-split mean before the probe. A
 #   linear classifier beats a constant guess *only if* the classes' means differ (Belrose et al.
-#   2023, "LEACE", Theorem 3.1). If the centred probe falls to chance, the offset was all the
-#   linear probe read; if it stays high, the test split's means still differ (centring used the
-#   train split's). `offset_share`, the share of `C_m`'s energy that is one constant vector per
-#   modality, can be small either way: a small offset suffices for a linear probe.
+#   2023, "LEACE", Theorem 3.1). Centred probe at chance: the offset was all it read; still
+#   high: the test split's means differ from the train split's. `offset_share` (the share of
+#   `C_m`'s energy that is one constant vector per modality) can be small either way.
 # * **quiet directions**: `top_components=8` keeps only the 8 directions in which `C` varies
 #   most. Near chance there while the full probe is high: the modalities are mixed where `C`
 #   carries its variation, and readable only where it hardly varies.
