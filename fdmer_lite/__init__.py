@@ -22,7 +22,8 @@ The modules, bottom layer first (a module imports only its own layer and those b
 * front: ``ablations`` (Table 4), ``sweep`` (the beta/gamma sweep and its explorer widget),
   ``distributed`` (torchrun), ``lessons``, ``exercises`` and ``offline`` (the notebooks' set-up,
   answer checks and offline HTML exports; ``lessons`` also the runs bundled for them and the
-  demo), ``cli`` (the ``fdmer-lite`` command and its options' rules).
+  demo), ``verdicts`` (what a run's numbers say about each of the paper's figures, as one
+  outcome and one sentence), ``cli`` (the ``fdmer-lite`` command and its options' rules).
 """
 
 __version__ = "0.1.0"
