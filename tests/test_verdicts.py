@@ -209,3 +209,32 @@ def test_seed_spread():
     v = V.seed_spread(runs)
     assert v.outcome == "different regimes" and "from 0.30 to 1.00" in v.sentence
     assert V.seed_spread({"s0": runs["s0"]}).outcome == "too few runs"
+
+
+# ------------------------------------------------------------------ benchmarks/verdict_lines.py
+
+def test_verdict_lines_reads_run_folders(tmp_path, capsys):
+    import importlib.util
+    import json
+
+    spec = importlib.util.spec_from_file_location(
+        "verdict_lines", Path(__file__).resolve().parents[1] / "benchmarks" / "verdict_lines.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    steady = [3.0, 2.0, 1.5, 1.2, 1.1, 1.0, 0.95, 0.9, 0.85, 0.8, 0.78, 0.75]
+    jumpy = steady[:8] + [4.0, 4.1, 4.0, 3.9]
+    for seed, (name, curve) in enumerate((("emotion-paper", steady), ("emotion-seed1", jumpy))):
+        folder = tmp_path / name
+        folder.mkdir()
+        history = [{"epoch": i + 1, "train": {"all": v, "con": v / 10, "dis": 0.0}} for i, v in enumerate(curve)]
+        (folder / "history.json").write_text(json.dumps(history))
+        (folder / "metrics.json").write_text(json.dumps({"mae": 0.5 + seed / 10, "disc_prob_common": 0.3,
+                                                         "best_epoch": 8}))
+    (tmp_path / "not-a-run").mkdir()
+    assert module.main(["--root", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert "**emotion-paper**: Figure 3" in text and ": holds (" in text
+    assert "**emotion-seed1**: Figure 3" in text and "L_all jumps at epoch 9" in text
+    assert "not-a-run" not in text
+    assert "2 seeds: test MAE 0.550 ± 0.071" in text and "L_all jumps in 1 of 2" in text
+    assert module.main(["--root", str(tmp_path / "missing")]) == 2
