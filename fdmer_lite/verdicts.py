@@ -67,7 +67,7 @@ def _short(epochs: int | None, min_epochs: int) -> str:
 
 def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int | None = None,
             probe_acc_without: float | None = None, gap_without: float | None = None,
-            without: str = "without them", margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
+            without: str = "without the losses", margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
     """Figure 2: are the common representations of the modalities blended?
 
     ``probe_acc``: a fresh linear probe's test accuracy at telling the modality from C_m
@@ -86,7 +86,7 @@ def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int 
                 f"closer than unrelated samples)")
     if gap_without is not None:
         closer = "closer together" if gap < gap_without else "no closer"
-        evidence += f"; the losses leave the modalities {closer} than {without} (common_gap {gap_without:.2f})"
+        evidence += f"; the modalities sit {closer} than {without} (common_gap {gap_without:.2f})"
     if probe_acc_without is not None:
         evidence += f"; probe {without} {probe_acc_without:.2f}"
     caveat = _short(epochs, min_epochs)

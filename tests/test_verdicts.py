@@ -54,12 +54,12 @@ def test_figure2_does_not_hold_when_the_probe_reads_the_modality():
     v = V.figure2(1.0, 9.78, epochs=24, gap_without=2.6, probe_acc_without=1.0)
     assert v.outcome == "does not hold"
     assert ": does not hold (" in v.sentence and "1.00" in v.sentence and "9.78" in v.sentence
-    assert "no closer than without them (common_gap 2.60); probe without them 1.00" in v.sentence
+    assert "sit no closer than without the losses (common_gap 2.60); probe without the losses 1.00" in v.sentence
 
 
 def test_figure2_says_closer_when_the_losses_lower_the_gap():
     v = V.figure2(1.0, 2.0, epochs=24, gap_without=2.6)
-    assert "closer together than without them" in v.sentence
+    assert "sit closer together than without the losses" in v.sentence
     v = V.figure2(1.0, 2.0, epochs=24, gap_without=2.6, probe_acc_without=0.9, without="without L_ami + L_ams")
     assert "closer together than without L_ami + L_ams (common_gap 2.60); probe without L_ami + L_ams 0.90" in v.sentence
 

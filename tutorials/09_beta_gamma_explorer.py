@@ -158,9 +158,15 @@ beside_reference(explorer.setting, "Large β beside the paper's setting")
 # together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
 # Compare the two columns of the table below: the probe on `C_m` and the shared factor's R² in C.
+# The Figure-2 verdict under it reads the probe and `common_gap` (how far one sample's `C_t`,
+# `C_a`, `C_v` are apart) at large γ beside the paper's γ: blended, closer, or no closer.
 
 # %%
 explorer.select(beta=sweep.PAPER_SETTING[0], gamma=values[-1])
+wide, ref = cache.load(*explorer.setting), cache.load(*sweep.PAPER_SETTING).metrics
+print(f"At γ = {sweep.format_value(explorer.setting[1])}: " + verdicts.figure2(
+    wide.metrics["common_modality_acc"], wide.metrics["common_gap"], epochs=len(wide.history),
+    probe_acc_without=ref["common_modality_acc"], gap_without=ref["common_gap"], without="at the paper's γ").sentence)
 beside_reference(explorer.setting, "Large γ beside the paper's setting")
 
 # %% [markdown]
