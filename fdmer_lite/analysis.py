@@ -141,8 +141,8 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
 
     ``centre=True`` first subtracts from each modality's train *and* test representations that
     modality's mean over the train split. A per-modality offset is then gone, so what the probe
-    still reads is everything *except* the offset. On our runs it falls to chance: the offset is
-    all a linear probe uses (notebook 7).
+    still reads is everything *except* the offset: at chance, the offset was all the linear probe
+    used; above it, the test split's means differ from the train split's (notebook 11).
 
     ``top_components=k`` first projects every representation onto the k leading principal
     components of the train representations of all modalities together (the directions in which
