@@ -284,7 +284,9 @@ def test_explorer_in_jupyterlab(chromium, lab):
             timings["run_all"] = time.monotonic() - t
             assert not state["errors"], f"cells raised: {state['errors']}"
 
-            # The explorer shows the reference setting on both sides.
+            # The explorer shows the reference setting on both sides. Scroll to it first, as a
+            # learner would: JupyterLab may leave cells far from the view undrawn.
+            page.locator(".fdmer-explorer").scroll_into_view_if_needed()
             ref = "β = 0.02, γ = 0.02"
             before = _wait(lambda: (s := page.evaluate(PANEL_STATE, "current"))
                            and _shows(s, ref, "beta=0.02_gamma=0.02") and _figures_show(s, ref) and s,
