@@ -187,10 +187,12 @@ viz.compare_table({"ideal (Bayes)": regression_metrics(ideal, test.labels),
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -205,7 +207,11 @@ from fdmer_lite import exercises
 # *Hint:* non0 drops the two zero labels; has0 counts a negative prediction on a zero label as wrong.
 # *Check:* `exercises.check("1.1", your_predictions)`.
 
+# %%
+# Your turn 1.1: your code here, then exercises.check("1.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.1: right on the two non-zero labels, negative on both zeros.
 pred_11 = np.array([-1.0, -1.0, 1.0, -1.0])
 print(regression_metrics(pred_11, np.array(exercises.LABELS_1_1)))
@@ -222,7 +228,11 @@ assert exercises.check("1.1", pred_11)
 # *Hint:* for a normal variable, `E|eps| = sigma * sqrt(2 / pi)`; clipping at ±3 shaves a little off.
 # *Check:* `exercises.check("1.2", {0.25: floor_a, 1.0: floor_b})`. A few seconds.
 
+# %%
+# Your turn 1.2: your code here, then exercises.check("1.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.2
 floors = {noise: baselines(lessons.lesson_data("emotion", label_noise=noise))["bayes_mae"]
           for noise in (0.25, 1.0)}
@@ -236,11 +246,17 @@ assert exercises.check("1.2", floors)
 # misses is a sample whose noise pushed the label across a rounding boundary (a half-integer).
 # **You learn** that Acc7 has a ceiling set by the label noise, like the MAE.
 #
-# *Hint:* compare `np.round(ideal)` with `np.round(test.labels)`; the test labels are already clipped.
+# *Hint:* compare `np.round` of the ideal predictions and of the labels, both clipped to [-3, 3].
+# *Check:* `exercises.check("1.3", share_crossed, ideal=ideal, labels=test.labels)`.
+
+# %%
+# Your turn 1.3: your code here, then exercises.check("1.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.3
-crossed = np.round(ideal) != np.round(np.clip(test.labels, -3, 3))
+crossed = np.round(np.clip(ideal, -3, 3)) != np.round(np.clip(test.labels, -3, 3))
 acc7_ideal = regression_metrics(ideal, test.labels)["acc7"]
 print(f"{crossed.mean():.3f} of the test labels changed their rounded class; 1 - Acc7 = {1 - acc7_ideal:.3f}")
 np.testing.assert_allclose(crossed.mean(), 1 - acc7_ideal)
+assert exercises.check("1.3", crossed.mean(), ideal=ideal, labels=test.labels)

@@ -224,10 +224,12 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -242,7 +244,11 @@ from fdmer_lite import exercises
 #
 # *Hint:* the slope of `log L_con` against `log B` (`np.polyfit`). *Check:* `exercises.check("3.1", p)`.
 
+# %%
+# Your turn 3.1: your code here, then exercises.check("3.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.1
 import numpy as np
 
@@ -264,7 +270,11 @@ assert exercises.check("3.1", p31)
 # *Hint:* `Cov(x, x^2) = E[x^3] = 0`. Use 300 samples for the Gaussian version (an n x n matrix).
 # *Check:* `exercises.check("3.2", value)`.
 
+# %%
+# Your turn 3.2: your code here, then exercises.check("3.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.2
 g32 = torch.Generator().manual_seed(1)
 x32 = torch.randn(2000, 1, generator=g32)
@@ -292,7 +302,11 @@ assert exercises.check("3.2", linear32)
 #
 # *Hint:* `losses.disparity_loss(P[0] + 5.0, P[1], P[2])`. *Check:* `exercises.check("3.3", change)`.
 
+# %%
+# Your turn 3.3: your code here, then exercises.check("3.3", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.3
 change33 = (losses.disparity_loss(P[0] + 5.0, P[1], P[2]) - losses.disparity_loss(*P)).item()
 assert exercises.check("3.3", change33)

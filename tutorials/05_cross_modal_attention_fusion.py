@@ -179,10 +179,12 @@ with torch.no_grad():
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -198,7 +200,11 @@ from fdmer_lite import exercises
 # *Hint:* a `Linear(n, n)` has `n * n + n` parameters.
 # *Check:* `exercises.check("5.1", (flattened, per_token))`.
 
+# %%
+# Your turn 5.1: your code here, then exercises.check("5.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 5.1
 count = lambda module: sum(p.numel() for p in module.parameters())
 flat51 = count(CMAF(d_k=256, n_tokens=4).to_q)
@@ -213,8 +219,14 @@ assert exercises.check("5.1", (flat51, per_token51))
 # ψ says how the fusion weighs a slot, not how much information the token itself carries.
 #
 # *Hint:* `silent = tokens.clone(); silent[:, 1] = 0`, then `fusion(silent)[1]`.
+# *Check:* `exercises.check("5.2", change, before=psi_before, after=psi_after)`, with `change` the
+# mean weight of slot 1 (`P_t`) after minus before.
+
+# %%
+# Your turn 5.2: your code here, then exercises.check("5.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 5.2
 silent = tokens.clone()
 silent[:, 1] = 0.0
@@ -224,3 +236,4 @@ for j, name in enumerate(names):
     print(f"{name:4s} mean psi {psi_before[:, j].mean():.3f} -> {psi_after[:, j].mean():.3f}")
 change52 = psi_after[:, 1].mean() - psi_before[:, 1].mean()
 print(f"P_t's weight {'went down' if change52 < 0 else 'did not go down'} ({change52:+.3f}); the other slots share the rest")
+assert exercises.check("5.2", float(change52), before=psi_before.numpy(), after=psi_after.numpy())
