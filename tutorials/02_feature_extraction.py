@@ -96,6 +96,12 @@ print(by_hand)
 # %% [markdown]
 # ## 2.3 The encoder from scratch, then the library's
 #
+# **In words (Eq. 1).** The three modalities arrive at different widths and speeds: a word every
+# half second, audio frames, face measurements. Before they can be compared, each gets its own
+# transformer, which lets every time step look at every other one (self-attention) and then
+# summarises the whole sequence as one vector `h_m` (the paper's $Z_m$) of a width shared by all
+# three. Everything after this notebook works on these three vectors.
+#
 # One `ModalityEncoder` per modality, sized by the lesson preset. We build the text encoder
 # and run it on one batch of the benchmark.
 

@@ -42,6 +42,11 @@ fast = lessons.setup()
 # %% [markdown]
 # ## 3.1 The encoders
 #
+# **In words (Eq. 2-3).** Each `h_m` is split into two views. One encoder, *shared* by the three
+# modalities, writes the common view `C_m`: what the words, the voice and the face say alike.
+# Three encoders, one per modality, write the private views `P_m`: what only that modality says.
+# Nothing in these two equations makes the split happen; the losses of Eq. 4-11 do.
+#
 # An untrained model on one batch. `forward` returns an `FDMEROutput` that holds everything:
 # the features `h_m`, the common `C_m`, the private `P_m`, and more we meet later.
 
@@ -67,6 +72,11 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## 3.2 Consistency (Eq. 4-5)
+#
+# **In words.** If `C_t`, `C_a` and `C_v` really say the same thing, two samples that look alike
+# in the text's common view should look alike in the audio's and the face's too. Eq. 4 records,
+# per modality, how alike every pair of samples in the batch is; Eq. 5 asks the three records to
+# agree. It compares relations between samples, never the vectors themselves.
 #
 # For modality m, the batch similarity matrix of the common representations:
 #
@@ -142,6 +152,10 @@ torch.testing.assert_close(losses.consistency_loss(c_t + big, c_a + big, centre=
 
 # %% [markdown]
 # ## 3.3 Disparity with HSIC (Eq. 6-7)
+#
+# **In words.** The private views should not repeat each other, nor the common view: whatever
+# `P_t` says should tell you nothing about `P_a`. HSIC measures how much two sets of paired
+# vectors vary together; Eq. 7 adds it up over the pairs and training pushes it down.
 #
 # The Hilbert-Schmidt Independence Criterion measures dependence between two sets of paired
 # samples. With inner-product kernels `K_X = X X^T` and the centring matrix

@@ -74,6 +74,13 @@ torch.testing.assert_close(x2.grad, -w)
 # %% [markdown]
 # ## 4.2 The discriminator's cosines (Eq. 8)
 #
+# **In words (Eq. 8-11).** A small classifier, the modality discriminator, is shown one
+# representation and guesses which modality it came from. On the private views it should win
+# (Eq. 11: they ought to differ). On the common views the encoders play against it (Eq. 10,
+# through gradient reversal): if even a trained classifier cannot tell `C_t` from `C_a`, the common
+# views carry no trace of their modality. The angular margin of Eq. 9 makes the classifier's task
+# harder so that it learns sharper boundaries.
+#
 # `F(h) = W_F h + b_F` maps a `d_k`-vector to `d` dimensions; the classifier has one weight
 # column per modality, `W_D` (d x 3). Both are L2-normalised, so the logits are cosines
 # `cos(theta_m)` in [-1, 1]: the classifier only looks at **angles**.

@@ -54,6 +54,11 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 # %% [markdown]
 # ## 5.2 Phase 1: cross-modal attention (Eq. 12-14)
 #
+# **In words (Eq. 12-14).** The four tokens, the summed common view `C` and the three private
+# views, are fused in two steps. In the first, each token (a *target*) looks at all four together
+# (the *source*) and takes from them what it lacks, so that every token is rewritten in the light
+# of the others.
+#
 # The source `F_so = [C, P_t, P_a, P_v]` is flattened into one `4 d_k` vector,
 # layer-normalised as that one vector, projected twice, by `W_Q` and `W_U`, and cut back into
 # four query tokens `Q_so` and four value tokens `U_so`. Each target `F_ta` is layer-normalised
@@ -113,6 +118,10 @@ viz.attention_heatmap(tiny_attn[0], rows=names, cols=names,
 
 # %% [markdown]
 # ## 5.3 Phase 2: attention over targets (Eq. 15-17)
+#
+# **In words.** The second step decides how much each rewritten token counts: one learned scoring
+# vector gives every token a score, a softmax turns the four scores into weights ψ that sum to 1,
+# and the prediction is read from the weighted sum. ψ is what the paper's Figure 4b plots.
 #
 # One shared vector `q` and a per-target `W_ta, b_ta`:
 #

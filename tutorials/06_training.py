@@ -133,7 +133,7 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 #
 # At full size this run, and the other comparison runs of the course, ship with the package
 # (`fdmer_lite/shipped_runs/`): `lesson_run` loads one only when its configuration and the data's
-# fingerprint are what today's code would train, and trains it otherwise. Pass `retrain=True` to
+# fingerprint (notebook 1) are the ones this cell asks for, and trains it otherwise. Pass `retrain=True` to
 # train it yourself.
 #
 # Without the four auxiliary losses nothing asks `C_m` to be common or `P_m` to be private:

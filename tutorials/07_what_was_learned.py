@@ -44,8 +44,8 @@ fast = lessons.setup()
 # Three runs of the same model: the paper's losses (`beta = gamma = 0.02`, gradient reversal),
 # none of them (`beta = gamma = 0`), and the paper's losses on the *humor-like* benchmark (same
 # features, label mostly shared). `lesson_run` loads the run of notebook 6 if you trained it,
-# and at full size the runs that ship with the package (checked against today's code); it
-# trains only what is missing.
+# and at full size the runs that ship with the package (when their configuration and data
+# fingerprint match these cells'); it trains only what is missing.
 
 # %%
 emotion, humor = lessons.lesson_data("emotion"), lessons.lesson_data("humor")

@@ -56,7 +56,7 @@ fast = lessons.setup()
 # Here we compute only a "+" through the paper's setting: every setting that changes one of
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
 # `fill` looks for each cell in your cache, then among the cells that ship with the package
-# (read where they are, when their spec, configuration and data fingerprint match today's code;
+# (read where they are, when their spec, configuration and data fingerprint match this notebook's;
 # the cell prints how many), and trains what is still missing, several minutes a cell at full
 # size. Shipped cells leave the weights (`model.pt`) out and store C and P at half precision,
 # which keeps the package small; the explorer reads neither the weights nor more digits than that.
@@ -148,7 +148,7 @@ beside_reference(explorer.setting, "Large β beside the paper's setting")
 #
 # A large γ makes the common representations of the three modalities agree in their *pairwise
 # similarities* (Eq. 5) and the private ones independent (Eq. 7). Neither removes a constant
-# modality offset (centring each `C_m`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
+# modality offset (in-model centring, `common_centring`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
 # together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
 # Compare the two columns of the table below: the probe on `C_m` and the shared factor's R² in C.

@@ -84,8 +84,8 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # the full model and its 16 variants, two seeds each, of the CPU-sized preset: 34 runs of several
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
 # configuration and metrics: what the table reads). The runner looks for each run there too,
-# after your grid folder, and uses it when its configuration and data fingerprint match what
-# today's code would train; it trains only what is still missing, with a bar that counts the
+# after your grid folder, and uses it when its configuration and data fingerprint match the
+# ones this notebook asks for; it trains only what is still missing, with a bar that counts the
 # runs. To train the whole grid yourself, from a terminal at the root of the checkout (two
 # worker processes):
 #
@@ -110,8 +110,8 @@ result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lesson
 # ## 10.3 The table
 #
 # One row per variant: the mean ± the sample standard deviation over seeds, the change of the
-# test MAE against the full model, and the disentanglement scores (section 4 of the design
-# notes). The same table is in `table.md` and, with every metric, `table.csv`.
+# test MAE against the full model, and the disentanglement scores (`disentanglement_scores` in
+# `fdmer_lite/analysis.py` defines each; notebook 7 shows them). The same table is in `table.md` and, with every metric, `table.csv`.
 
 # %%
 display(Markdown(result.markdown))

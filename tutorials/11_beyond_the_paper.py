@@ -29,8 +29,8 @@
 # Each finding is stated in words and then *computed* by a cell from the runs you have, with a
 # one-line verdict and its evidence. In FAST mode the runs are tiny and a few epochs long: the
 # verdict then says it is too short to tell. Unset `FDMER_LITE_FAST` for the real picture.
-# How these findings were first measured is recorded in `benchmarks/demo_settings.md` and
-# `benchmarks/results/`.
+# The measurements behind them, with the commands that made them, are in `benchmarks/results/`
+# of the repository.
 
 # %%
 import numpy as np
@@ -169,7 +169,7 @@ print("Finding 2: " + caveat + (
 #
 # Four probes ask *where* in `C_m` the modality is readable (`fdmer_lite.analysis`):
 #
-# * **the offset**: `centre=True` subtracts each modality's train-split mean before the probe. A
+# * **the offset**: the offset-removed probe (`centre=True`) subtracts each modality's train-split mean first. A
 #   linear classifier beats a constant guess *only if* the classes' means differ (Belrose et al.
 #   2023, "LEACE", Theorem 3.1), so a centred linear probe should fall to chance. `offset_share`
 #   is the share of `C_m`'s energy that is one constant vector per modality.
@@ -179,7 +179,8 @@ print("Finding 2: " + caveat + (
 # * **nearest neighbours**: `kind="knn"` (15 neighbours) reads spread and shape too, which no
 #   linear probe can, as t-SNE does.
 #
-# The `centring` run makes the modalities' means equal by construction, inside the model.
+# The `centring` run (in-model centring, `common_centring`) makes the modalities' means equal by
+# construction, inside the model.
 
 # %%
 where = {name: {"linear": fooled[name]["fresh linear probe"], "centred": probe(name, centre=True),
@@ -247,7 +248,7 @@ print("Finding 4: " + caveat + (
 #   readable can go together (Finding 2).
 # * A linear probe reads the modality only through the modalities' means of `C_m`: centre them
 #   in the probe and it falls to chance, while nearest neighbours still read spread and shape.
-#   Centring inside the model (`common_centring`) removes most of the offset; Finding 3's line
+#   In-model centring (`common_centring`) removes most of the offset; Finding 3's line
 #   says whether what is left is still enough for a linear probe.
 # * γ holds the common space together: without `L_con` and `L_dis` nothing stops the reversed
 #   adversary from pulling the modalities apart (Finding 4).
