@@ -139,10 +139,13 @@ def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.nda
     probe also reads differences in spread and shape, so it tells how far a representation is
     from modality-free when the linear probe is already at chance.
 
-    ``centre=True`` first subtracts from each modality's train *and* test representations that
-    modality's mean over the train split. A per-modality offset is then gone, so what the probe
-    still reads is everything *except* the offset: at chance, the offset was all the linear probe
-    used; above it, the test split's means differ from the train split's (notebook 11).
+    ``centre=True``, the *offset-removed probe*, first subtracts from each modality's train *and*
+    test representations that modality's mean over the train split. A per-modality offset is then
+    gone, so what the probe still reads is everything *except* the offset: at chance, the offset
+    was all the linear probe used; above it, the test split's means differ from the train split's
+    (notebook 11). It changes the probe only, unlike the batch-centred L_con
+    (``LossConfig.con_centre``) and the in-model centring (``ModelConfig.common_centring``), which
+    change training.
 
     ``top_components=k`` first projects every representation onto the k leading principal
     components of the train representations of all modalities together (the directions in which

@@ -463,7 +463,30 @@ def demo_summary_html(m: dict, details: list[tuple], contrast: str) -> str:
               "to the floor.</p>"
             + "<h2>Disentanglement scores (test split)</h2>"
             + _html_table(("score", "code name", "value", "ideal"), scores)
-            + "<h2>The paper's Figure-2 contrast</h2><pre>" + html.escape(contrast) + "</pre>")
+            + "<h2>The paper's Figure-2 contrast</h2>" + markdown_html(contrast))
+
+
+def markdown_html(text: str) -> str:
+    """The terminal's text as HTML: each block of ``| a | b |`` lines (the second ``|---|``)
+    a table, every other non-blank line a paragraph; all of it escaped."""
+    out, lines, i = [], text.splitlines(), 0
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip().strip("|").split("|")]
+
+    while i < len(lines):
+        line = lines[i].strip()
+        if line.startswith("|") and i + 1 < len(lines) and set(lines[i + 1].strip()) <= set("|-: "):
+            header, i, rows = cells(line), i + 2, []
+            while i < len(lines) and lines[i].strip().startswith("|"):
+                rows.append(cells(lines[i]))
+                i += 1
+            out.append(_html_table(tuple(header), rows))
+            continue
+        if line:
+            out.append(f"<p>{html.escape(line)}</p>")
+        i += 1
+    return "".join(out)
 
 
 def describe_benchmark(data) -> str:

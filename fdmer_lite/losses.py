@@ -36,7 +36,8 @@ def similarity_matrix(c: torch.Tensor, centre: bool = False) -> torch.Tensor:
     """Eq. 4: S = norm(C) norm(C)^T, the (B, B) cosine similarities within the batch.
 
     ``centre=True`` subtracts the batch mean of C first (S becomes the matrix of Pearson
-    correlations between samples). Uncentred, one large vector shared by every sample makes every
+    correlations between samples): the *batch-centred* L_con of ``LossConfig.con_centre``, not
+    the in-model centring of ``ModelConfig.common_centring``. Uncentred, one large vector shared by every sample makes every
     cosine close to 1, whatever the samples' own variation: see ``consistency_loss``.
     """
     if centre:

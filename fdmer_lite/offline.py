@@ -10,14 +10,19 @@ in an HTML export by nbconvert.
   files of the ``jupyter-server-mathjax`` package, copied once beside the HTML), and without the
   two scripts the template loads from a CDN that these notebooks do not need (require.js,
   mermaid), nor the widget manager (from unpkg): a widget shows the static HTML copy it sent, if any.
+* ``python -m fdmer_lite.offline NOTEBOOK [--out PAGE] [--execute]``: the command a student
+  exports with (plain ``jupyter nbconvert --to html`` loads MathJax, require.js and the widget
+  manager from CDNs, so offline its equations show as raw ``$$...$$`` and widgets as nothing).
 * :func:`inspect_html`: what an exported page holds: the plotly figures (``plotly-graph-div``),
   whether plotly.js is inlined, where MathJax comes from, and every external URL it would load.
 """
 
 from __future__ import annotations
 
+import argparse
 import re
 import shutil
+import sys
 from pathlib import Path
 
 RENDERER = "notebook_offline"
@@ -112,3 +117,38 @@ def inspect_html(text: str) -> dict:
             "mathjax": mathjax,
             "mathjax_local": bool(mathjax) and all(not re.match(r"https?://", u) for u in mathjax),
             "external_loads": loads}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m fdmer_lite.offline NOTEBOOK``: write NOTEBOOK's HTML page, offline, beside it."""
+    parser = argparse.ArgumentParser(
+        prog="python -m fdmer_lite.offline",
+        description="Export a notebook as an HTML page that shows its figures, equations and the "
+                    "explorer's static figures with no network (MathJax copied beside the page).")
+    parser.add_argument("notebook", help="the .ipynb file (saved from JupyterLab, with its outputs)")
+    parser.add_argument("--out", help="the page to write (default: the notebook's name with .html)")
+    parser.add_argument("--execute", action="store_true",
+                        help="run the notebook first (in its own folder), as nbconvert --execute does")
+    args = parser.parse_args(argv)
+    source = Path(args.notebook)
+    if source.suffix != ".ipynb" or not source.is_file():
+        print(f"{source}: expected an existing .ipynb notebook file", file=sys.stderr)
+        return 2
+    import nbformat
+
+    try:
+        nb = nbformat.read(source, as_version=4)
+    except Exception as err:                               # not JSON, or not a notebook
+        print(f"{source}: not a readable notebook ({type(err).__name__}: {err})", file=sys.stderr)
+        return 2
+    if args.execute:
+        from nbclient import NotebookClient
+        NotebookClient(nb, timeout=None, kernel_name="python3",
+                       resources={"metadata": {"path": str(source.parent.resolve())}}).execute()
+    page = export_html(nb, Path(args.out) if args.out else source.with_suffix(".html"))
+    print(f"wrote {page} (equations from {page.parent / 'mathjax'}; open it with no network)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -3,6 +3,9 @@
 * :func:`bar`: a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal), or ``None``
   when progress is switched off. The trainer's bar counts batches, so it moves at the first
   step, not at the end of the first epoch.
+* :func:`mark_stopped`: a bar that ends before its total turns red (``bar_style`` "danger" in a
+  notebook, ``colour`` red in a terminal) and says why, so a run that early stopping ended is
+  not mistaken for one that ran all its epochs.
 * :func:`heartbeat`: for work that cannot report steps (generating or loading a data set), a
   bar without a total that ticks every ``interval`` seconds from a background thread, showing
   the elapsed time, and closes when the work ends.
@@ -22,6 +25,18 @@ def bar(enabled: bool = True, **kw):
     if not enabled:
         return None
     return tqdm(**kw)
+
+
+def mark_stopped(bar, why: str) -> None:
+    """Show on ``bar`` (a tqdm bar, or ``None``) that the work ended early, and ``why``."""
+    if bar is None:
+        return
+    bar.colour = "red"
+    bar.set_description(why, refresh=False)
+    container = getattr(bar, "container", None)          # tqdm.notebook: an HBox of label, bar, text
+    if container is not None:
+        container.children[1].bar_style = "danger"
+    bar.refresh()
 
 
 @contextlib.contextmanager

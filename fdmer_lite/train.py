@@ -30,6 +30,7 @@ from .losses import TERMS, fdmer_objective
 from .metrics import classification_metrics, regression_metrics
 from .model import build_model
 from .progress import bar as progress_bar
+from .progress import mark_stopped
 
 CHECKPOINT = "model.pt"
 IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
@@ -355,6 +356,8 @@ class Trainer:
                 bar.set_postfix(train=f"{entry['train']['all']:.3f}", **{self.stop_on: f"{score:.3f}"},
                                 best=self.best_epoch)
             if since_best >= patience or stop:
+                if epoch < epochs:                      # a red bar: not every epoch ran
+                    mark_stopped(bar, f"stopped early at epoch {epoch}/{epochs}, kept epoch {self.best_epoch}")
                 break
         if bar is not None:
             bar.close()

@@ -25,6 +25,7 @@ def test_demo_fast_writes_a_run_and_a_report_that_explains_itself(tmp_path, caps
     assert "device used</td><td>cpu" in report and "<td>common_modality_acc</td>" in report
     assert f"{metrics['disc_prob_common']:.2f} on C_m" in report   # the caption reads this run's numbers
     assert report.count("Plotly.newPlot") == 4
+    assert "<pre>" not in report and "<h2>The paper's Figure-2 contrast</h2><table>" in report
 
 
 @pytest.mark.parametrize("argv", [["--help"], ["train", "--help"], ["ablate", "--help"]])
@@ -52,3 +53,15 @@ def test_the_command_line_honours_fdmer_lite_threads(tmp_path, capsys, monkeypat
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "$FDMER_LITE_THREADS" in err and len(err.splitlines()) == 1
     assert seen == [3] and not (tmp_path / "out" / "complete.json").exists()
+
+
+def test_the_reports_figure_2_contrast_is_an_html_table_not_raw_markdown():
+    contrast = ("| run | C_m modality probe | common_gap |\n|---|---|---|\n"
+                "| this run | 0.512 | 0.031 |\n| losses off | 0.990 | - |\n\n"
+                "The adversary lowers the probe: 0.512 against 0.990 <without> the losses.")
+    page = cli.markdown_html(contrast)
+    assert "<pre>" not in page and "|---|" not in page
+    assert page.startswith("<table><thead><tr><th>run</th><th>C_m modality probe</th><th>common_gap</th>")
+    assert "<tr><td>this run</td><td>0.512</td><td>0.031</td></tr>" in page
+    assert "<tr><td>losses off</td><td>0.990</td><td>-</td></tr></tbody></table>" in page
+    assert page.endswith("<p>The adversary lowers the probe: 0.512 against 0.990 &lt;without&gt; the losses.</p>")

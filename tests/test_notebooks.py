@@ -87,11 +87,13 @@ def _is_solution(cell) -> bool:
 def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source):
     """A title first; at the end a ``## Summary`` cell, a ``## Exercises`` cell, then 2-4 exercises.
 
-    Each exercise is a markdown cell ``### Exercise N.k: ...`` with a hint, followed by its
-    solution: one code cell tagged ``solution`` and collapsed (``jupyter.source_hidden``), which
-    nbval runs like any other cell. One plain code cell (the imports) may follow ``## Exercises``.
-    Every ``exercises.check("N.k", ...)`` named in the notebook exists, and every check of this
-    notebook's exercises is used in its solutions.
+    Each exercise is a markdown cell ``### Exercise N.k: ...`` with a hint and the check to call,
+    then an empty "your turn" code cell (comments only), then its solution: one code cell tagged
+    ``solution`` and collapsed (``jupyter.source_hidden``) that opens with the ``%%solution``
+    magic, so it runs only when solutions are switched on (nbval switches them on:
+    ``notebooks/conftest.py``). One plain code cell (the imports) may follow ``## Exercises``.
+    Every exercise's solution calls its own ``exercises.check("N.k", ...)``, and every check
+    named in the notebook exists.
     """
     from fdmer_lite import exercises
 
@@ -105,25 +107,41 @@ def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source)
     assert cells[start - 1].cell_type == "markdown" and re.match(r"## Summary\b", cells[start - 1].source), \
         f"{source.name}: the cell before '## Exercises' should be '## Summary'"
     rest = cells[start + 1:]
-    if rest and rest[0].cell_type == "code" and not _is_solution(rest[0]):
+    if rest and rest[0].cell_type == "code" and "exercises" in rest[0].source and not _is_solution(rest[0]):
         rest = rest[1:]
-    assert len(rest) % 2 == 0 and 2 <= len(rest) // 2 <= 4, \
-        f"{source.name}: after '## Exercises', 2-4 pairs of (exercise, solution) cells"
-    for k, (task, solution) in enumerate(zip(rest[::2], rest[1::2]), start=1):
-        assert task.cell_type == "markdown" and task.source.startswith(f"### Exercise {n}.{k}:"), \
-            f"{source.name}: exercise {k} should open '### Exercise {n}.{k}: ...'"
-        assert "*Hint:*" in task.source, f"{source.name}: exercise {n}.{k} has no '*Hint:*'"
+    assert len(rest) % 3 == 0 and 2 <= len(rest) // 3 <= 4, \
+        f"{source.name}: after '## Exercises', 2-4 triples of (exercise, your turn, solution) cells"
+    for k, (task, turn, solution) in enumerate(zip(rest[::3], rest[1::3], rest[2::3]), start=1):
+        key = f"{n}.{k}"
+        assert task.cell_type == "markdown" and task.source.startswith(f"### Exercise {key}:"), \
+            f"{source.name}: exercise {k} should open '### Exercise {key}: ...'"
+        assert "*Hint:*" in task.source, f"{source.name}: exercise {key} has no '*Hint:*'"
+        assert f'*Check:* `exercises.check("{key}"' in task.source, f"{source.name}: exercise {key} names no check"
         assert "You learn" in task.source or "you learn" in task.source, \
-            f"{source.name}: exercise {n}.{k} does not say what the student learns"
-        assert _is_solution(solution) and solution.source.startswith(f"# Solution {n}.{k}"), \
-            f"{source.name}: exercise {n}.{k} should be followed by its collapsed solution cell"
+            f"{source.name}: exercise {key} does not say what the student learns"
+        assert turn.cell_type == "code" and not _is_solution(turn) and turn.source.startswith(f"# Your turn {key}") \
+            and all(line.startswith("#") for line in turn.source.splitlines()), \
+            f"{source.name}: exercise {key} should be followed by an empty 'your turn' code cell"
+        assert _is_solution(solution) and solution.source.startswith(f"%%solution\n# Solution {key}"), \
+            f"{source.name}: exercise {key} should end with its collapsed '%%solution' cell"
+        assert f'exercises.check("{key}"' in solution.source, f"{source.name}: solution {key} runs no check"
     text = "\n".join(c.source for c in cells)
     named = set(re.findall(r'exercises\.check\("(\d+\.\d+)"', text))
     assert named <= set(exercises.CHECKS), f"{source.name}: no such checks {named - set(exercises.CHECKS)}"
-    own = {key for key in exercises.CHECKS if key.split(".")[0] == str(n)}
-    solutions = "\n".join(c.source for c in rest[1::2])
-    assert all(f'exercises.check("{key}"' in solutions for key in own), \
-        f"{source.name}: every check of this notebook should be run by a solution"
+    assert {key for key in exercises.CHECKS if key.split(".")[0] == str(n)} == \
+        {f"{n}.{k}" for k in range(1, len(rest) // 3 + 1)}, f"{source.name}: one check per exercise"
+
+
+def test_nbval_runs_the_solutions(monkeypatch):
+    """The solution cells skip themselves unless FDMER_LITE_SOLUTIONS=1; the notebooks' conftest
+    sets it (before nbval starts a kernel, which inherits it), so nbval runs every solution."""
+    import runpy
+
+    from fdmer_lite import exercises
+
+    monkeypatch.delenv(exercises.SOLUTIONS_ENV, raising=False)
+    runpy.run_path(str(NOTEBOOKS / "conftest.py"))
+    assert exercises.solutions_shown() is True
 
 
 @pytest.mark.parametrize("source", SOURCES, ids=lambda p: p.stem)

@@ -101,3 +101,31 @@ def test_missing_mathjax_package_is_one_clear_message(monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_mathjax)
     with pytest.raises(ImportError, match="pip install jupyter-server-mathjax"):
         offline.mathjax_source()
+
+
+def test_the_export_command_writes_an_offline_page_and_refuses_bad_input(tmp_path, capsys):
+    from fdmer_lite.offline import inspect_html, main
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("$$ \\mathcal{L} = \\beta $$"))
+    nbformat.write(nb, tmp_path / "lesson.ipynb")
+    assert main([str(tmp_path / "lesson.ipynb")]) == 0
+    page = tmp_path / "lesson.html"
+    assert f"wrote {page}" in capsys.readouterr().out
+    found = inspect_html(page.read_text(encoding="utf-8"))
+    assert found["mathjax_local"] and found["external_loads"] == []
+    assert (tmp_path / "mathjax" / "MathJax.js").is_file()
+    (tmp_path / "broken.ipynb").write_text("not json")
+    for bad in ("missing.ipynb", "broken.ipynb", "lesson.html"):
+        assert main([str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(str(tmp_path / bad)) and len(err.strip().splitlines()) == 1
+
+
+def test_the_export_command_runs_as_a_module(tmp_path):
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "fdmer_lite.offline", "--help"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 0 and "python -m fdmer_lite.offline" in proc.stdout

@@ -149,3 +149,41 @@ def test_the_explorer_sends_a_static_copy_of_its_figures_for_html_exports(filled
         "display_data", data={k: v for k, v in bundle.items()})]))
     found = inspect_html(export_html(nb, filled.root.parent / "html" / "explorer.html").read_text())
     assert found["figures"] == 2 * len(FIGURES) and found["external_loads"] == []
+
+
+def test_a_bar_that_early_stopping_ends_turns_red_and_a_full_one_does_not(tiny_data, fast_config, monkeypatch):
+    import io
+
+    from tqdm import tqdm
+
+    from fdmer_lite import train as train_module
+    from fdmer_lite.progress import mark_stopped
+
+    bars = []
+
+    def recording_bar(enabled=True, **kw):
+        bars.append(tqdm(file=io.StringIO(), **kw))
+        return bars[-1]
+
+    monkeypatch.setattr(train_module, "progress_bar", recording_bar)
+    stopped = fast_config.replace(train={"epochs": 50, "patience": 2, "lr": 0.0, "progress": True})
+    assert len(train_module.Trainer(stopped, tiny_data).fit()) == 3            # lr 0: stops after epoch 3
+    assert bars[-1].colour == "red" and bars[-1].desc.startswith("stopped early at epoch 3/50, kept epoch 1")
+    full = fast_config.replace(train={"epochs": 2, "patience": 5, "progress": True})
+    train_module.Trainer(full, tiny_data).fit()
+    assert bars[-1].colour is None and bars[-1].desc.startswith("epoch 2/2")
+
+    class NotebookBar:                                # the parts of tqdm.notebook's bar it touches
+        colour, desc = None, ""
+        container = type("HBox", (), {"children": [None, type("Bar", (), {"bar_style": ""})(), None]})()
+
+        def set_description(self, text, refresh=True):
+            self.desc = text
+
+        def refresh(self):
+            pass
+
+    bar = NotebookBar()
+    mark_stopped(bar, "stopped early")
+    assert bar.container.children[1].bar_style == "danger" and bar.colour == "red"
+    mark_stopped(None, "no bar: nothing to do")

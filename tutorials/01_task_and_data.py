@@ -38,6 +38,84 @@ from fdmer_lite.metrics import regression_metrics
 fast = lessons.setup()
 
 # %% [markdown]
+# ### The paper's symbols and the course's names (1 of 3: representations)
+#
+# Keep this map open: the notebooks use the paper's symbols in equations and these names in code.
+#
+# | paper | meaning | in the course |
+# |---|---|---|
+# | $X_m$, $m \in \{t, a, v\}$ | the input sequence of modality m | `data.splits["train"].features[m]`, `(N, L, d_m)` |
+# | $Z_m$ (Eq. 1) | the transformer's summary of $X_m$, width $d_k$ | `out.features[m]`, called `h_m` (notebook 2) |
+# | $\mathcal I$, $\mathcal S_m$ (Eq. 2-3) | the common encoder; the private encoder of m | `model.common_encoder`, `model.private_encoders[m]` |
+# | $C_m$, $P_m$ | common and private representation of m | `out.common[m]`, `out.private[m]` |
+# | $S_m$ (Eq. 4) | the batch similarity matrix of $C_m$ (not the encoder $\mathcal S_m$) | `losses.similarity_matrix` |
+
+# %% [markdown]
+# ### The paper's symbols and the course's names (2 of 3: losses)
+#
+# | paper | meaning | in the course |
+# |---|---|---|
+# | $\mathcal L_{con}$, $\mathcal L_{dis}$ (Eq. 5, 7) | consistency, disparity (HSIC, Eq. 6) | `"con"`, `"dis"` in `run.history` |
+# | $\mathcal D$, $W_{\mathcal D}$, $\mathcal F$ (Eq. 8) | the modality discriminator | `model.discriminator` |
+# | $\alpha$, $\tau$ (Eq. 9) | scale and angular margin | `LossConfig.scale`, `.margin` |
+# | $\mathcal L_{ami}$, $\mathcal L_{ams}$ (Eq. 10-11) | the discriminator's loss on $C_m$ (reversed), on $P_m$ | `"ami"`, `"ams"` |
+# | $\beta$, $\gamma$, $\mathcal L_{task}$ (Eq. 18) | the weights of the adversarial and of the constraint losses; the task loss | `LossConfig.beta`, `.gamma`; `"task"`, `"all"` |
+
+# %% [markdown]
+# ### The paper's symbols and the course's names (3 of 3: fusion)
+#
+# | paper | meaning | in the course |
+# |---|---|---|
+# | $C = \sum_m C_m$ | the one common token of the fusion | slot `"C"` of `out.psi_names` |
+# | $F_{so} = [C, P_t, P_a, P_v]$ | the source: the four tokens as one $4 d_k$ vector | `fusion.norm_source`, `fusion.to_q`, `fusion.to_u` |
+# | $F_{ta}$ | a target: one of the four tokens | `fusion.norm_in`, `fusion.to_g` |
+# | $Q_{so}$, $\mathcal U_{so}$, $\mathcal G_{ta}$ (Eq. 12) | the source's two projections, the target's | `to_q`, `to_u`, `to_g` |
+# | $Y_{ta}$ (Eq. 13-14) | a target after cross-modal attention | inside `CMAF.forward` |
+# | $\mu_{ta}$, $\psi_{ta}$ (Eq. 15-16) | a target's score and its softmax weight | `out.psi`, shape `(B, 4)` |
+# | $Y_{fin}$ (Eq. 17) | the weighted sum of the $Y_{ta}$ the head predicts from | `model.head`'s input |
+# | $d_k$, $d$ | hidden width (256 in the paper), discriminator width (128) | `ModelConfig.d_k`, `.d_disc` |
+
+# %% [markdown]
+# ### Terms used in the series
+#
+# * **Known-factor benchmark**, **Bayes floor**: our generated data and the MAE of an oracle that knows
+#   its hidden factors (section 1.2).
+# * **Acc7, Acc5, Acc2**: accuracy after clipping to [-3, 3] and rounding (7 classes), clipping to [-2, 2]
+#   (5 classes), or by sign (2 classes, section 1.3).
+# * **MMSA**: the Multimodal Sentiment Analysis toolkit whose feature files and metrics most CMU-MOSI
+#   papers use.
+# * **DANN**: the domain-adversarial network of Ganin and Lempitsky (2015), where gradient reversal comes
+#   from; its schedule ramps the reversal from 0 to full strength (notebook 4).
+# * **LEACE**: Belrose et al. (2023): once each class has the same mean, no linear classifier beats chance.
+# * **`common_gap`**: how far one sample's `C_t, C_a, C_v` lie apart, relative to how much `C_m` varies
+#   over samples: 0 when they coincide, 1 or more when as far apart as unrelated samples.
+# * **Fingerprint**: a hash of a data set's numbers; a saved run is reused only for the same
+#   configuration and fingerprint.
+# * **Bundled run**: a finished run shipped in `fdmer_lite/shipped_runs/`.
+# * **Literal preset**: `mosi_literal` and its siblings, the paper's text as written, none of our readings.
+
+# %% [markdown]
+# ### Three kinds of centring
+#
+# "Centring" subtracts a mean. The series uses it in three places, always with these names:
+#
+# * **Batch-centred `L_con`** (`LossConfig.con_centre`, our reading of Eq. 4-5, on in every preset
+#   but the literal ones): each `C_m` minus its mean over the batch before the cosines of $S_m$.
+#   It changes the loss, not the representation (notebook 3).
+# * **In-model centring** (`ModelConfig.common_centring`, an extension, off in every preset): the
+#   network itself subtracts each modality's mean from `C_m`, so the modalities' means are equal
+#   by construction (notebook 11).
+# * **Offset-removed probe** (`modality_probe_accuracy(..., centre=True)`): a probe, not training:
+#   each modality's train-split mean is subtracted before the probe is fitted, to ask what it reads
+#   besides the offset (notebook 11).
+
+# %% [markdown]
+# **Saving a notebook as a page.** Save the notebook, then run
+# `python -m fdmer_lite.offline notebooks/01_task_and_data.ipynb` (`--execute` runs it first): the
+# page shows its figures and equations with no network. Plain `jupyter nbconvert --to html` loads
+# MathJax from the internet, so offline its equations stay raw `$$...$$`.
+
+# %% [markdown]
 # ## 1.1 A multimodal sample
 #
 # CMU-MOSI, the benchmark of the paper, has 2,199 opinion clips. In the usual feature files each
@@ -187,10 +265,12 @@ viz.compare_table({"ideal (Bayes)": regression_metrics(ideal, test.labels),
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -205,7 +285,11 @@ from fdmer_lite import exercises
 # *Hint:* non0 drops the two zero labels; has0 counts a negative prediction on a zero label as wrong.
 # *Check:* `exercises.check("1.1", your_predictions)`.
 
+# %%
+# Your turn 1.1: your code here, then exercises.check("1.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.1: right on the two non-zero labels, negative on both zeros.
 pred_11 = np.array([-1.0, -1.0, 1.0, -1.0])
 print(regression_metrics(pred_11, np.array(exercises.LABELS_1_1)))
@@ -222,7 +306,11 @@ assert exercises.check("1.1", pred_11)
 # *Hint:* for a normal variable, `E|eps| = sigma * sqrt(2 / pi)`; clipping at ±3 shaves a little off.
 # *Check:* `exercises.check("1.2", {0.25: floor_a, 1.0: floor_b})`. A few seconds.
 
+# %%
+# Your turn 1.2: your code here, then exercises.check("1.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.2
 floors = {noise: baselines(lessons.lesson_data("emotion", label_noise=noise))["bayes_mae"]
           for noise in (0.25, 1.0)}
@@ -236,11 +324,17 @@ assert exercises.check("1.2", floors)
 # misses is a sample whose noise pushed the label across a rounding boundary (a half-integer).
 # **You learn** that Acc7 has a ceiling set by the label noise, like the MAE.
 #
-# *Hint:* compare `np.round(ideal)` with `np.round(test.labels)`; the test labels are already clipped.
+# *Hint:* compare `np.round` of the ideal predictions and of the labels, both clipped to [-3, 3].
+# *Check:* `exercises.check("1.3", share_crossed, ideal=ideal, labels=test.labels)`.
+
+# %%
+# Your turn 1.3: your code here, then exercises.check("1.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 1.3
-crossed = np.round(ideal) != np.round(np.clip(test.labels, -3, 3))
+crossed = np.round(np.clip(ideal, -3, 3)) != np.round(np.clip(test.labels, -3, 3))
 acc7_ideal = regression_metrics(ideal, test.labels)["acc7"]
 print(f"{crossed.mean():.3f} of the test labels changed their rounded class; 1 - Acc7 = {1 - acc7_ideal:.3f}")
 np.testing.assert_allclose(crossed.mean(), 1 - acc7_ideal)
+assert exercises.check("1.3", crossed.mean(), ideal=ideal, labels=test.labels)

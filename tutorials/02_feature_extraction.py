@@ -97,6 +97,12 @@ print(by_hand)
 # %% [markdown]
 # ## 2.3 The encoder from scratch, then the library's
 #
+# **In words (Eq. 1).** The three modalities arrive at different widths and speeds: a word every
+# half second, audio frames, face measurements. Before they can be compared, each gets its own
+# transformer, which lets every time step look at every other one (self-attention) and then
+# summarises the whole sequence as one vector `h_m` (the paper's $Z_m$) of a width shared by all
+# three. Everything after this notebook works on these three vectors.
+#
 # One `ModalityEncoder` per modality, sized by the lesson preset. We build the text encoder
 # and run it on one batch of the benchmark.
 
@@ -210,10 +216,12 @@ print(tuple(x.shape), "->", tuple(pooled.shape), "with time_stride", cfg.time_st
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -228,7 +236,11 @@ from fdmer_lite import exercises
 # *Hint:* the same two lines as in 2.1, `softmax(X X^T / sqrt(2))`, then take row 2.
 # *Check:* `exercises.check("2.1", row)`.
 
+# %%
+# Your turn 2.1: your code here, then exercises.check("2.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 2.1
 X21 = torch.tensor(exercises.PROBE_2_1)
 attn21 = (X21 @ X21.T / 2 ** 0.5).softmax(dim=-1)
@@ -246,7 +258,11 @@ assert exercises.check("2.1", attn21[2])
 # *Hint:* `D // H` must be a whole number, as in `encoder_layer`.
 # *Check:* `exercises.check("2.2", list_of_head_counts)`.
 
+# %%
+# Your turn 2.2: your code here, then exercises.check("2.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 2.2
 heads_47 = [h for h in range(1, 48) if 47 % h == 0]
 print("visual:", heads_47, "| text:", [h for h in range(1, 301) if 300 % h == 0][:8], "...")
@@ -262,7 +278,11 @@ assert exercises.check("2.2", heads_47)
 #
 # *Hint:* `(q * k).sum(-1).std()`. *Check:* `exercises.check("2.3", std)`.
 
+# %%
+# Your turn 2.3: your code here, then exercises.check("2.3", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 2.3
 g23 = torch.Generator().manual_seed(0)
 q23, k23 = torch.randn(2, 10_000, 256, generator=g23)

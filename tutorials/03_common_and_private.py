@@ -42,6 +42,11 @@ fast = lessons.setup()
 # %% [markdown]
 # ## 3.1 The encoders
 #
+# **In words (Eq. 2-3).** Each `h_m` is split into two views. One encoder, *shared* by the three
+# modalities, writes the common view `C_m`: what the words, the voice and the face say alike.
+# Three encoders, one per modality, write the private views `P_m`: what only that modality says.
+# Nothing in these two equations makes the split happen; the losses of Eq. 4-11 do.
+#
 # An untrained model on one batch. `forward` returns an `FDMEROutput` that holds everything:
 # the features `h_m`, the common `C_m`, the private `P_m`, and more we meet later.
 
@@ -67,6 +72,11 @@ with torch.no_grad():
 
 # %% [markdown]
 # ## 3.2 Consistency (Eq. 4-5)
+#
+# **In words.** If `C_t`, `C_a` and `C_v` really say the same thing, two samples that look alike
+# in the text's common view should look alike in the audio's and the face's too. Eq. 4 records,
+# per modality, how alike every pair of samples in the batch is; Eq. 5 asks the three records to
+# agree. It compares relations between samples, never the vectors themselves.
 #
 # For modality m, the batch similarity matrix of the common representations:
 #
@@ -142,6 +152,10 @@ torch.testing.assert_close(losses.consistency_loss(c_t + big, c_a + big, centre=
 
 # %% [markdown]
 # ## 3.3 Disparity with HSIC (Eq. 6-7)
+#
+# **In words.** The private views should not repeat each other, nor the common view: whatever
+# `P_t` says should tell you nothing about `P_a`. HSIC measures how much two sets of paired
+# vectors vary together; Eq. 7 adds it up over the pairs and training pushes it down.
 #
 # The Hilbert-Schmidt Independence Criterion measures dependence between two sets of paired
 # samples. With inner-product kernels `K_X = X X^T` and the centring matrix
@@ -245,10 +259,12 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -263,7 +279,11 @@ from fdmer_lite import exercises
 #
 # *Hint:* the slope of `log L_con` against `log B` (`np.polyfit`). *Check:* `exercises.check("3.1", p)`.
 
+# %%
+# Your turn 3.1: your code here, then exercises.check("3.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.1
 import numpy as np
 
@@ -285,7 +305,11 @@ assert exercises.check("3.1", p31)
 # *Hint:* `Cov(x, x^2) = E[x^3] = 0`. Use 300 samples for the Gaussian version (an n x n matrix).
 # *Check:* `exercises.check("3.2", value)`.
 
+# %%
+# Your turn 3.2: your code here, then exercises.check("3.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.2
 g32 = torch.Generator().manual_seed(1)
 x32 = torch.randn(2000, 1, generator=g32)
@@ -313,7 +337,11 @@ assert exercises.check("3.2", linear32)
 #
 # *Hint:* `losses.disparity_loss(P[0] + 5.0, P[1], P[2])`. *Check:* `exercises.check("3.3", change)`.
 
+# %%
+# Your turn 3.3: your code here, then exercises.check("3.3", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 3.3
 change33 = (losses.disparity_loss(P[0] + 5.0, P[1], P[2]) - losses.disparity_loss(*P)).item()
 assert exercises.check("3.3", change33)

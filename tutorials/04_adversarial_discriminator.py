@@ -74,6 +74,13 @@ torch.testing.assert_close(x2.grad, -w)
 # %% [markdown]
 # ## 4.2 The discriminator's cosines (Eq. 8)
 #
+# **In words (Eq. 8-11).** A small classifier, the modality discriminator, is shown one
+# representation and guesses which modality it came from. On the private views it should win
+# (Eq. 11: they ought to differ). On the common views the encoders play against it (Eq. 10,
+# through gradient reversal): if even a trained classifier cannot tell `C_t` from `C_a`, the common
+# views carry no trace of their modality. The angular margin of Eq. 9 makes the classifier's task
+# harder so that it learns sharper boundaries.
+#
 # `F(h) = W_F h + b_F` maps a `d_k`-vector to `d` dimensions; the classifier has one weight
 # column per modality, `W_D` (d x 3). Both are L2-normalised, so the logits are cosines
 # `cos(theta_m)` in [-1, 1]: the classifier only looks at **angles**.
@@ -278,10 +285,12 @@ assert reversal_coefficient("dann", 0.0) == 0.0 and reversal_coefficient("dann",
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -296,7 +305,11 @@ from fdmer_lite import exercises
 #
 # *Hint:* `d(-log p_y)/dz_k = p_k - [k = y]`. *Check:* `exercises.check("4.1", grad)`.
 
+# %%
+# Your turn 4.1: your code here, then exercises.check("4.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 4.1
 z41 = torch.tensor(exercises.LOGITS_4_1, requires_grad=True)
 (-z41.log_softmax(dim=0)[0]).backward()
@@ -314,7 +327,11 @@ assert exercises.check("4.1", z41.grad)
 # *Hint:* start from random logits; `torch.optim.SGD([z], lr=1.0)`.
 # *Check:* `exercises.check("4.2", (p, loss))`.
 
+# %%
+# Your turn 4.2: your code here, then exercises.check("4.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 4.2
 z42 = torch.randn(3, generator=torch.Generator().manual_seed(0)).requires_grad_()
 opt42 = torch.optim.SGD([z42], lr=1.0)
@@ -332,13 +349,20 @@ assert exercises.check("4.2", (z42.detach().softmax(0), -z42.detach().log_softma
 # gradient comparison needs the model in eval mode: in training mode every forward pass draws a
 # new dropout mask, so two passes are two different functions.
 #
-# *Hint:* compare the two outputs; then switch the module to `.eval()` and compare again.
+# *Hint:* compare the two outputs of `torch.ones(1000)` with `torch.equal`; then switch the module
+# to `.eval()` and compare again. *Check:* `exercises.check("4.3", (equal_in_train, equal_in_eval))`.
+
+# %%
+# Your turn 4.3: your code here, then exercises.check("4.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 4.3
 drop = torch.nn.Dropout(0.5).train()
-ones = torch.ones(8)
-print("training mode:", drop(ones).tolist(), drop(ones).tolist())
+ones = torch.ones(1000)
+print("training mode, first 8:", drop(ones)[:8].tolist(), drop(ones)[:8].tolist())
+same_train = torch.equal(drop(ones), drop(ones))
 drop.eval()
-assert torch.equal(drop(ones), drop(ones))
-print("eval mode: identical passes; this lesson preset's dropout is", config.model.dropout)
+same_eval = torch.equal(drop(ones), drop(ones))
+print("this lesson preset's dropout is", config.model.dropout)
+assert exercises.check("4.3", (same_train, same_eval))

@@ -54,6 +54,12 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 # %% [markdown]
 # ## 5.2 Phase 1: cross-modal attention (Eq. 12-14)
 #
+# **In words (Eq. 12-14).** The four tokens, the summed common view `C` and the three private
+# views, are fused in two steps. In the first, each token (a *target*) looks at all four together
+# (the *source*) and takes from them what it lacks, so that every token is rewritten in the light
+# of the others.
+
+# %% [markdown]
 # The source `F_so = [C, P_t, P_a, P_v]` is flattened into one `4 d_k` vector,
 # layer-normalised as that one vector and projected twice, by `W_Q` and `W_U` (each `4 d_k x
 # 4 d_k` in the paper). Each target `F_ta` is layer-normalised and has its own `W_G`:
@@ -116,6 +122,10 @@ viz.attention_heatmap(tiny_attn[0], rows=names, cols=names,
 
 # %% [markdown]
 # ## 5.3 Phase 2: attention over targets (Eq. 15-17)
+#
+# **In words.** The second step decides how much each rewritten token counts: one learned scoring
+# vector gives every token a score, a softmax turns the four scores into weights ψ that sum to 1,
+# and the prediction is read from the weighted sum. ψ is what the paper's Figure 4b plots.
 #
 # One shared vector `q` and a per-target `W_ta, b_ta`:
 #
@@ -182,10 +192,12 @@ with torch.no_grad():
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -201,7 +213,11 @@ from fdmer_lite import exercises
 # *Hint:* a `Linear(n, n)` has `n * n + n` parameters.
 # *Check:* `exercises.check("5.1", (flattened, per_token))`.
 
+# %%
+# Your turn 5.1: your code here, then exercises.check("5.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 5.1
 count = lambda module: sum(p.numel() for p in module.parameters())
 flat51 = count(CMAF(d_k=256, n_tokens=4).to_q)
@@ -216,8 +232,14 @@ assert exercises.check("5.1", (flat51, per_token51))
 # ψ says how the fusion weighs a slot, not how much information the token itself carries.
 #
 # *Hint:* `silent = tokens.clone(); silent[:, 1] = 0`, then `fusion(silent)[1]`.
+# *Check:* `exercises.check("5.2", change, before=psi_before, after=psi_after)`, with `change` the
+# mean weight of slot 1 (`P_t`) after minus before.
+
+# %%
+# Your turn 5.2: your code here, then exercises.check("5.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 5.2
 silent = tokens.clone()
 silent[:, 1] = 0.0
@@ -227,3 +249,4 @@ for j, name in enumerate(names):
     print(f"{name:4s} mean psi {psi_before[:, j].mean():.3f} -> {psi_after[:, j].mean():.3f}")
 change52 = psi_after[:, 1].mean() - psi_before[:, 1].mean()
 print(f"P_t's weight {'went down' if change52 < 0 else 'did not go down'} ({change52:+.3f}); the other slots share the rest")
+assert exercises.check("5.2", float(change52), before=psi_before.numpy(), after=psi_after.numpy())

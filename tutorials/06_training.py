@@ -168,7 +168,7 @@ viz.metrics_table({k: m[k] for k in keys}, bayes={"mae": m["bayes_mae"]},
 #
 # At full size this run, and the other comparison runs of the course, ship with the package
 # (`fdmer_lite/shipped_runs/`): `lesson_run` loads one only when its configuration and the data's
-# fingerprint are what today's code would train, and trains it otherwise. Pass `retrain=True` to
+# fingerprint (notebook 1) are the ones this cell asks for, and trains it otherwise. Pass `retrain=True` to
 # train it yourself.
 #
 # Without the four auxiliary losses nothing asks `C_m` to be common or `P_m` to be private:
@@ -245,10 +245,12 @@ if missing:
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -260,15 +262,23 @@ from fdmer_lite import exercises
 # last epoch's `L_ami` with the run of 6.3. **You learn** what the weight β trades: a stronger
 # push against the discriminator costs the task (notebook 4 shows what gradient reversal does).
 #
-# *Hint:* `lessons.lesson_run("emotion-beta0.5", ...)`; `run.history[-1]["train"]["ami"]`.
-# *Time:* seconds in FAST mode; in full mode the run ships with the package and loads in seconds
-# (with `retrain=True`, as long as the run of 6.3).
+# *Hint:* `lessons.lesson_run("emotion-beta0.5", ..., shipped=False)` trains it here;
+# `run.history[-1]["train"]["ami"]`. *Check:* `exercises.check("6.1", (mae_change, ami_change),
+# heavy=run_b, base=run)`, each change the β = 0.5 run minus the run of 6.3.
+# *Time:* seconds in FAST mode; in full mode as long as the run of 6.3 (once: later calls load
+# your run from `runs/`).
+
+# %%
+# Your turn 6.1: your code here, then exercises.check("6.1", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 6.1
-run_b = lessons.lesson_run("emotion-beta0.5", config.replace(loss={"beta": 0.5}), data)
+run_b = lessons.lesson_run("emotion-beta0.5", config.replace(loss={"beta": 0.5}), data, shipped=False)
 for name, r_ in (("beta = 0.02", run), ("beta = 0.5", run_b)):
     print(f"{name:12s} test MAE {r_.metrics['mae']:.3f}  last L_ami {r_.history[-1]['train']['ami']:.3f}")
+change61 = (run_b.metrics["mae"] - run.metrics["mae"], run_b.history[-1]["train"]["ami"] - run.history[-1]["train"]["ami"])
+assert exercises.check("6.1", change61, heavy=run_b, base=run)
 
 # %% [markdown]
 # ### Exercise 6.2: which epoch was kept?
@@ -280,7 +290,11 @@ for name, r_ in (("beta = 0.02", run), ("beta = 0.5", run_b)):
 # *Hint:* each entry holds `entry["epoch"]` and `entry["valid_metrics"]["mae"]`.
 # *Check:* `exercises.check("6.2", epoch, history=run.history, criterion="mae")`.
 
+# %%
+# Your turn 6.2: your code here, then exercises.check("6.2", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 6.2
 best62 = min(run.history, key=lambda entry: entry["valid_metrics"]["mae"])["epoch"]
 assert best62 == run.metrics["best_epoch"]
@@ -294,11 +308,18 @@ assert exercises.check("6.2", best62, history=run.history, criterion="mae")
 # machine. **You learn** to budget a run before starting it. Why is it only a lower bound?
 #
 # *Hint:* scale by the number of samples and of epochs; the `mosi` preset's model is much larger.
+# *Check:* `exercises.check("6.3", minutes, history=run.history, n_train=len(data.splits["train"]))`.
+
+# %%
+# Your turn 6.3: your code here, then exercises.check("6.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 6.3
 from fdmer_lite.config import get_preset
 
 per_sample = sum(e["seconds"] for e in run.history) / len(run.history) / len(data.splits["train"])
-print(f"at least {per_sample * 1284 * 120 / 60:.1f} minutes (same model size); the mosi preset's "
+minutes63 = per_sample * 1284 * 120 / 60
+print(f"at least {minutes63:.1f} minutes (same model size); the mosi preset's "
       f"d_k is {get_preset('mosi').model.d_k} against {config.model.d_k} here")
+assert exercises.check("6.3", minutes63, history=run.history, n_train=len(data.splits["train"]))

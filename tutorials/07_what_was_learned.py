@@ -44,8 +44,8 @@ fast = lessons.setup()
 # Three runs of the same model: the paper's losses (`beta = gamma = 0.02`, gradient reversal),
 # none of them (`beta = gamma = 0`), and the paper's losses on the *humor-like* benchmark (same
 # features, label mostly shared). `lesson_run` loads the run of notebook 6 if you trained it,
-# and at full size the runs that ship with the package (checked against today's code); it
-# trains only what is missing.
+# and at full size the runs that ship with the package (when their configuration and data
+# fingerprint match these cells'); it trains only what is missing.
 
 # %%
 emotion, humor = lessons.lesson_data("emotion"), lessons.lesson_data("humor")
@@ -210,10 +210,12 @@ print(verdicts.figure4b(on_c["paper (grl)"], on_c["humor-like (grl)"], epochs=sh
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -228,7 +230,11 @@ from fdmer_lite import exercises
 # *Hint:* `r.disc_prob_common[m].argmax(axis=1) == k` for the k-th modality of `r.modalities`.
 # *Check:* `exercises.check("7.1", accuracy, rep=r)`.
 
+# %%
+# Your turn 7.1: your code here, then exercises.check("7.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 7.1
 hits71 = np.concatenate([r.disc_prob_common[m].argmax(axis=1) == k for k, m in enumerate(r.modalities)])
 assert exercises.check("7.1", hits71.mean(), rep=r)
@@ -241,13 +247,19 @@ assert exercises.check("7.1", hits71.mean(), rep=r)
 # means: the encoders moved each modality's `C_m` to where the discriminator expects another one.
 #
 # *Hint:* `confusion_matrix(r).argmax(axis=1)`; a permutation names every modality exactly once.
+# *Check:* `exercises.check("7.2", {"t": ..., "a": ..., "v": ...}, rep=r)`.
+
+# %%
+# Your turn 7.2: your code here, then exercises.check("7.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 7.2
 named = [r.modalities[j] for j in confusion_matrix(r).argmax(axis=1)]
 mapping = ", ".join(f"C_{m} -> {n}" for m, n in zip(r.modalities, named))
 kind = "a permutation" if len(set(named)) == len(named) else "not a permutation"
 print(f"gradient reversal: {mapping} ({kind}; identity = not fooled)")
+assert exercises.check("7.2", dict(zip(r.modalities, named)), rep=r)
 
 # %% [markdown]
 # ### Exercise 7.3: ψ without the losses
@@ -256,13 +268,23 @@ print(f"gradient reversal: {mapping} ({kind}; identity = not fooled)")
 # 7.4. **You learn** whether the fusion's preference for `C` on humor-like data comes from the
 # label (mostly shared) or from the paper's losses.
 #
-# *Hint:* `lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)`,
-# then `extract_representations(...).psi.mean(axis=0)`.
-# *Time:* seconds in FAST mode; in full mode it ships with the package and loads in seconds.
+# *Hint:* `lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor,
+# shipped=False)` trains it, then `extract_representations(...).psi.mean(axis=0)`.
+# *Check:* `exercises.check("7.3", change, with_losses=reps["humor-like (grl)"], without=rep73)`,
+# with `change` the mean weight on `C` without the losses minus with them.
+# *Time:* seconds in FAST mode; in full mode as long as a run of notebook 6 (once: later calls
+# load your run).
+
+# %%
+# Your turn 7.3: your code here, then exercises.check("7.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 7.3
-run73 = lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor)
+run73 = lessons.lesson_run("humor-beta0-gamma0", config.replace(loss={"beta": 0.0, "gamma": 0.0}), humor,
+                           shipped=False)
 rep73 = extract_representations(run73.model, humor, "test", device=run73.trainer.device)
 for name, rep in (("paper's losses", reps["humor-like (grl)"]), ("beta = gamma = 0", rep73)):
     print(f"{name:18s} mean psi", {n: round(float(v), 3) for n, v in zip(rep.psi_names, rep.psi.mean(axis=0))})
+on_c = [float(rep.psi.mean(axis=0)[list(rep.psi_names).index("C")]) for rep in (reps["humor-like (grl)"], rep73)]
+assert exercises.check("7.3", on_c[1] - on_c[0], with_losses=reps["humor-like (grl)"], without=rep73)

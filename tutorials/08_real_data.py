@@ -332,10 +332,12 @@ workdir.cleanup()                                     # the tiny files of 8.2-8.
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -349,8 +351,13 @@ from fdmer_lite import exercises
 #
 # *Hint:* `tiny_mmsa_split`, `pickle.dumps`, then `load_dataset("mmsa", path)` inside
 # `try: ... except DataError as err:` (`from fdmer_lite.errors import DataError`).
+# *Check:* `exercises.check("8.1", err, path=the_file_you_wrote)`.
+
+# %%
+# Your turn 8.1: your code here, then exercises.check("8.1", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 8.1
 from fdmer_lite.errors import DataError
 
@@ -363,6 +370,7 @@ with tempfile.TemporaryDirectory() as tmp:
         raise AssertionError("a NaN label should not load")
     except DataError as err:
         print("DataError:", err)
+        assert exercises.check("8.1", err, path=Path(tmp) / "unaligned_50.pkl")
 
 # %% [markdown]
 # ### Exercise 8.2: does audio help on real MOSI?
@@ -372,14 +380,19 @@ with tempfile.TemporaryDirectory() as tmp:
 # modality's contribution directly, not through the fusion weights.
 #
 # *Hint:* `config.replace(model={"modalities": "t"})` with the `config` of 8.1.
-# *Time:* one full training run, as long as the run of 8.1; the solution skips itself without
-# the folder.
+# *Check:* `exercises.check("8.2", mae_text_only - mae_both, text_only=run_t, both=mosi_run)`.
+# *Time:* one full training run, as long as the run of 8.1; the solution skips itself without the folder.
+
+# %%
+# Your turn 8.2: your code here, then exercises.check("8.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 8.2
 if real is None:
     print("FDMER_LITE_MOSI_DIR is not set: this solution needs the real CMU-MOSI folder.")
 else:
     text_only = lessons.lesson_run(f"mosi-text-only-{features}-{config.name}",
-                                   config.replace(model={"modalities": "t"}), real.select("t"))
+                                   config.replace(model={"modalities": "t"}), real.select("t"), shipped=False)
     print(f"test MAE: text only {text_only.metrics['mae']:.3f}, text + audio {mosi_run.metrics['mae']:.3f}")
+    assert exercises.check("8.2", text_only.metrics["mae"] - mosi_run.metrics["mae"], text_only=text_only, both=mosi_run)

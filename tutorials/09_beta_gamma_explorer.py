@@ -56,7 +56,7 @@ fast = lessons.setup()
 # Here we compute only a "+" through the paper's setting: every setting that changes one of
 # the two weights. From the reference, one step of either slider always lands on a cached cell.
 # `fill` looks for each cell in your cache, then among the cells that ship with the package
-# (read where they are, when their spec, configuration and data fingerprint match today's code;
+# (read where they are, when their spec, configuration and data fingerprint match this notebook's;
 # the cell prints how many), and trains what is still missing, several minutes a cell at full
 # size. Shipped cells leave the weights (`model.pt`) out and store C and P at half precision,
 # which keeps the package small; the explorer reads neither the weights nor more digits than that.
@@ -154,7 +154,7 @@ beside_reference(explorer.setting, "Large β beside the paper's setting")
 #
 # A large γ makes the common representations of the three modalities agree in their *pairwise
 # similarities* (Eq. 5) and the private ones independent (Eq. 7). Neither removes a constant
-# modality offset (centring each `C_m`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
+# modality offset (in-model centring, `common_centring`, an extension off in every preset, would), so look at the embedding: do the light (common) clouds of text, audio and visual move
 # together? Then the probes: is the shared latent `s` still readable from `C_m`
 # (`common_factor_r2`), and can a fresh probe still tell the modality (`common_modality_acc`)?
 # Compare the two columns of the table below: the probe on `C_m` and the shared factor's R² in C.
@@ -200,10 +200,12 @@ print(explorer.setting, "|", sweep.cell_name(*explorer.setting), "cached:", cach
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -216,15 +218,23 @@ from fdmer_lite import exercises
 # scores the adversarial losses act on, read from runs instead of the sliders.
 #
 # *Hint:* `cache.load(beta, gamma).metrics[key]` for `key in TOUR`.
+# *Check:* `exercises.check("9.1", set_of_keys_that_moved, off=metrics_beta0, paper=metrics_paper, keys=TOUR)`.
+
+# %%
+# Your turn 9.1: your code here, then exercises.check("9.1", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 9.1
 off, paper = cache.load(0.0, sweep.PAPER_SETTING[1]).metrics, cache.load(*sweep.PAPER_SETTING).metrics
+moved91 = set()
 for key in TOUR:
     a, b = off.get(key), paper.get(key)
     if isinstance(a, (int, float)) and isinstance(b, (int, float)):
         moved = abs(b - a) > 0.1 * max(abs(a), abs(b), 1e-12)
         print(f"{key:22s} beta 0: {a:8.3f}  beta 0.02: {b:8.3f}  {'moved' if moved else 'stayed'}")
+        moved91 |= {key} if moved else set()
+assert exercises.check("9.1", moved91, off=off, paper=paper, keys=TOUR)
 
 # %% [markdown]
 # ### Exercise 9.2: confused or lying at large β?
@@ -235,12 +245,18 @@ for key in TOUR:
 # mix of 0 and 1 only *averages* to 1/3.
 #
 # *Hint:* `rep = cache.load(values[-1], gamma).reps`; `rep.disc_prob_common[m][:, k].mean()`.
+# *Check:* `exercises.check("9.2", {"t": ..., "a": ..., "v": ...}, rep=rep)`.
+
+# %%
+# Your turn 9.2: your code here, then exercises.check("9.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 9.2
 rep92 = cache.load(values[-1], sweep.PAPER_SETTING[1]).reps
 p_true = {m: float(rep92.disc_prob_common[m][:, k].mean()) for k, m in enumerate(rep92.modalities)}
 print({m: round(p, 3) for m, p in p_true.items()}, "| chance is 1/3")
+assert exercises.check("9.2", p_true, rep=rep92)
 if max(p_true.values()) < 0.1:
     print("confidently wrong on every modality: a relabelling, not confusion")
 elif all(abs(p - 1 / 3) < 0.1 for p in p_true.values()):

@@ -84,8 +84,8 @@ for key in ("wo_common", "wo_private", "non_disentangled"):
 # the full model and its 16 variants, two seeds each, of the CPU-sized preset: 34 runs of several
 # minutes each, hours on a laptop. So its finished runs ship with the package (`fdmer_lite/shipped_runs/grid/`, their
 # configuration and metrics: what the table reads). The runner looks for each run there too,
-# after your grid folder, and uses it when its configuration and data fingerprint match what
-# today's code would train; it trains only what is still missing, with a bar that counts the
+# after your grid folder, and uses it when its configuration and data fingerprint match the
+# ones this notebook asks for; it trains only what is still missing, with a bar that counts the
 # runs. To train the whole grid yourself, from a terminal at the root of the checkout (two
 # worker processes):
 #
@@ -110,8 +110,8 @@ result = run_ablation(base, data, variants=variants, seeds=seeds, out_dir=lesson
 # ## 10.3 The table
 #
 # One row per variant: the mean ± the sample standard deviation over seeds, the change of the
-# test MAE against the full model, and the disentanglement scores (section 4 of the design
-# notes). The same table is in `table.md` and, with every metric, `table.csv`.
+# test MAE against the full model, and the disentanglement scores (`disentanglement_scores` in
+# `fdmer_lite/analysis.py` defines each; notebook 7 shows them). The same table is in `table.md` and, with every metric, `table.csv`.
 
 # %%
 display(Markdown(result.markdown))
@@ -226,10 +226,12 @@ else:
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
-# independently. The solution is the collapsed code cell right after each exercise: click the
-# bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
 
 # %%
 from fdmer_lite import exercises
@@ -242,9 +244,14 @@ from fdmer_lite import exercises
 # **You learn** to size an ablation before running it: the standard error falls like 1/sqrt(n).
 #
 # *Hint:* with n seeds each, `se = sqrt((s_full^2 + s_row^2) / n)`; solve `|Δ| = 2 se` for n.
+# *Check:* `exercises.check("10.1", n, full=full, row=row)`, with `row` the row of `result.rows`.
 # *Time:* adding seeds trains only the new runs; a full-size run takes several minutes.
 
+# %%
+# Your turn 10.1: your code here, then exercises.check("10.1", ...)
+
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 10.1
 import math
 
@@ -253,6 +260,7 @@ d101 = abs(row101["mae_mean"] - full["mae_mean"])
 var101 = row101["mae_std"] ** 2 + full["mae_std"] ** 2
 need = math.ceil(4 * var101 / d101 ** 2) if d101 > 0 else math.inf
 print(f"|delta MAE| {d101:.4f}, seeds per row for 2 standard errors: {need} (now {row101['n']})")
+assert exercises.check("10.1", need, full=full, row=row101)
 
 # %% [markdown]
 # ### Exercise 10.2: does dropping the adversary show in the probe?
@@ -263,10 +271,16 @@ print(f"|delta MAE| {d101:.4f}, seeds per row for 2 standard errors: {need} (now
 # the *mechanism* of a claim, not only its effect on the MAE.
 #
 # *Hint:* the same standard error as in 10.4, with the `common_modality_acc_*` columns.
+# *Check:* `exercises.check("10.2", (difference, standard_error), full=full, row=row)`.
+
+# %%
+# Your turn 10.2: your code here, then exercises.check("10.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 10.2
 a102, b102 = full["common_modality_acc_mean"], row101["common_modality_acc_mean"]
 se102 = math.sqrt(full["common_modality_acc_std"] ** 2 / full["n"] + row101["common_modality_acc_std"] ** 2 / row101["n"])
 print(f"probe accuracy on C: full {a102:.3f}, w/o L_ami + L_ams {b102:.3f}, "
       f"difference {b102 - a102:+.3f} ± {se102:.3f} -> {'clear' if abs(b102 - a102) > 2 * se102 else 'not clear'}")
+assert exercises.check("10.2", (b102 - a102, se102), full=full, row=row101)

@@ -29,8 +29,8 @@
 # Each finding is stated in words and then *computed* by a cell from the runs you have, with a
 # one-line verdict and its evidence. In FAST mode the runs are tiny and a few epochs long: the
 # verdict then says it is too short to tell. Unset `FDMER_LITE_FAST` for the real picture.
-# How these findings were first measured is recorded in `benchmarks/demo_settings.md` and
-# `benchmarks/results/`.
+# The measurements behind them, with the commands that made them, are in `benchmarks/results/`
+# of the repository.
 
 # %%
 import numpy as np
@@ -159,7 +159,7 @@ print("Finding 2: " + caveat + (
 #
 # Four probes ask *where* in `C_m` the modality is readable (`fdmer_lite.analysis`):
 #
-# * **the offset**: `centre=True` subtracts each modality's train-split mean before the probe. A
+# * **the offset**: the offset-removed probe (`centre=True`) subtracts each modality's train-split mean first. A
 #   linear classifier beats a constant guess *only if* the classes' means differ (Belrose et al.
 #   2023, "LEACE", Theorem 3.1). Centred probe at chance: the offset was all it read; still
 #   high: the test split's means differ from the train split's. `offset_share` (the share of
@@ -170,9 +170,10 @@ print("Finding 2: " + caveat + (
 # * **nearest neighbours**: `kind="knn"` (15 neighbours) reads spread and shape too, which no
 #   linear probe can, as t-SNE does.
 #
-# The `centring` run subtracts each modality's mean from `C_m` inside the model (means kept over
-# the training batches). Two outcomes: the linear probe falls to chance (the test split's
-# means agree too), or it does not (they drift apart on data the means were not taken from).
+# The `centring` run (in-model centring, `common_centring`) subtracts each modality's mean from
+# `C_m` inside the model (means kept over the training batches). Two outcomes: the linear probe
+# falls to chance (the test split's means agree too), or it does not (they drift apart on data
+# the means were not taken from).
 
 # %%
 where = {name: {"linear": fooled[name]["fresh linear probe"], "centred": probe(name, centre=True),
@@ -239,9 +240,9 @@ print("Finding 4: " + caveat + (
 # * A fresh probe is the stricter test: a fooled discriminator and a modality that stays
 #   readable can go together (Finding 2).
 # * A linear probe reads the modality only through the modalities' means of `C_m`: centre them
-#   in the probe and the centred column says whether that was all it read; nearest neighbours
-#   also read spread and shape.
-#   Centring inside the model (`common_centring`) removes most of the offset; Finding 3's line
+#   in the probe (the offset-removed probe) and the centred column says whether that was all it
+#   read; nearest neighbours also read spread and shape.
+#   In-model centring (`common_centring`) removes most of the offset; Finding 3's line
 #   says whether what is left is still enough for a linear probe.
 # * γ holds the common space together: without `L_con` and `L_dis` nothing stops the reversed
 #   adversary from pulling the modalities apart (Finding 4).
@@ -249,9 +250,15 @@ print("Finding 4: " + caveat + (
 # %% [markdown]
 # ## Exercises
 #
-# Each exercise says what you will learn and gives a hint. The solution is the collapsed code
-# cell right after each exercise: click the bar at the cell's left (or its `…`) to show it.
-# Running all cells runs the solutions too.
+# Each exercise says what you will learn and gives a hint. Write your answer in the empty
+# "your turn" cell below it; `exercises.check("N.k", answer, ...)` prints ✓ or ✗, against a value
+# it computes independently, and on ✗ a hint, never the answer. The solution is the collapsed
+# cell after that: click the bar at the cell's left (or its `…`) to read it. It does not run
+# unless you ask: run `exercises.show_solutions()` first (or start Jupyter with
+# `FDMER_LITE_SOLUTIONS=1`, as the tests do), and running all cells runs the solutions too.
+
+# %%
+from fdmer_lite import exercises
 
 # %% [markdown]
 # ### Exercise 11.1: the private side keeps the modality
@@ -262,13 +269,21 @@ print("Finding 4: " + caveat + (
 # what is specific to each modality, and the disparity loss (Eq. 7) pushes them apart.
 #
 # *Hint:* `train["centring"].private` and `test["centring"].private`; chance is 1/3.
+# *Check:* `exercises.check("11.1", keeps, train=..., test=..., mods=data.modalities)`, with `keeps`
+# True if the neighbour probe reads the modality well above chance.
+
+# %%
+# Your turn 11.1: your code here, then exercises.check("11.1", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 11.1
 p_knn = modality_probe_accuracy(train["centring"].private, test["centring"].private, data.modalities, kind="knn")
 p_lin = modality_probe_accuracy(train["centring"].private, test["centring"].private, data.modalities)
 print(f"modality from P_m of the centring run: neighbours {p_knn:.2f}, linear {p_lin:.2f} (chance 0.33)")
 print(caveat + ("P_m keeps the modality" if min(p_knn, p_lin) > 0.6 else "P_m does not keep the modality here"))
+assert exercises.check("11.1", p_knn > 0.6, train=train["centring"].private, test=test["centring"].private,
+                       mods=data.modalities)
 
 # %% [markdown]
 # ### Exercise 11.2: the offset share by hand
@@ -280,8 +295,13 @@ print(caveat + ("P_m keeps the modality" if min(p_knn, p_lin) > 0.6 else "P_m do
 # variation, and a probe needs nothing but the offset.
 #
 # *Hint:* `np.asarray(test["paper"].common[m], dtype=np.float64)`, then `.mean(axis=0)`.
+# *Check:* `exercises.check("11.2", share, common=test["paper"].common, mods=data.modalities)`.
+
+# %%
+# Your turn 11.2: your code here, then exercises.check("11.2", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 11.2
 by_hand = []
 for m in data.modalities:
@@ -290,6 +310,7 @@ for m in data.modalities:
 by_hand = float(np.mean(by_hand))
 print(f"by hand {by_hand:.4f}, offset_share {offset_share(test['paper'].common, data.modalities):.4f}")
 assert np.isclose(by_hand, offset_share(test["paper"].common, data.modalities))
+assert exercises.check("11.2", by_hand, common=test["paper"].common, mods=data.modalities)
 
 # %% [markdown]
 # ### Exercise 11.3: matching the means through a loss
@@ -301,13 +322,19 @@ assert np.isclose(by_hand, offset_share(test["paper"].common, data.modalities))
 # (centring) and asking for it through a loss, which competes with every other term.
 #
 # *Hint:* `lessons.lesson_run(name, config.replace(loss={...}), data)`, then
-# `modality_probe_accuracy` as in `probe`. *Time:* seconds in FAST mode; in full mode the run
-# ships with the package (with `retrain=True`, as long as notebook 6's run).
+# `modality_probe_accuracy` as in `probe`; `shipped=False` trains it here.
+# *Check:* `exercises.check("11.3", run)`. *Time:* seconds in FAST mode; in full mode as long as
+# notebook 6's run (once: later calls load your run).
+
+# %%
+# Your turn 11.3: your code here, then exercises.check("11.3", ...)
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
+%%solution
 # Solution 11.3
 aligned = lessons.lesson_run("emotion-confusion-align-mean", config.replace(
-    loss={"adversary": "confusion", "align_weight": 10.0, "align_form": "mean"}), data)
+    loss={"adversary": "confusion", "align_weight": 10.0, "align_form": "mean"}), data, shipped=False)
+assert exercises.check("11.3", aligned)
 tr = extract_representations(aligned.model, data, "train", device=aligned.trainer.device)
 te = extract_representations(aligned.model, data, "test", device=aligned.trainer.device)
 acc = modality_probe_accuracy(tr.common, te.common, data.modalities)

@@ -159,14 +159,18 @@ class MLPEncoder(nn.Module):
 
 
 class ModalityCentring(nn.Module):
-    """Extension beyond the paper: subtract from each modality's C_m that modality's mean.
+    """Extension beyond the paper, *in-model centring* (``ModelConfig.common_centring``): subtract
+    from each modality's C_m that modality's mean, inside the network.
+
+    Not to be confused with the batch-centred L_con (``LossConfig.con_centre``: the loss, not the
+    representation) or the offset-removed probe (``analysis.modality_probe_accuracy(centre=True)``).
 
     Why. A linear probe can tell the modalities apart from C_m exactly when their means differ:
     no linear classifier does better than a constant guess if and only if the class-conditional
     means are equal (Belrose et al. 2023, "LEACE", Theorem 3.1). Nothing in Eq. 18 asks for equal
     means. The adversary (Eq. 10) fools its discriminator, and the centred consistency loss
-    compares only how samples vary, so each modality keeps its own small offset, and a fresh
-    probe reads the modality from it (notebook 7). Centring removes the offsets by construction,
+    compares only how samples vary, so each modality can keep its own small offset, which a
+    fresh probe can read (notebook 11 measures how much of C_m the offset is). Centring removes the offsets by construction,
     the way domain-specific batch normalisation does in domain adaptation; the offsets carry
     nothing about the label (C = C_t + C_a + C_v turns them into one constant).
 
