@@ -26,7 +26,8 @@ import torch
 from .config import Config
 from .errors import NonFiniteLoss  # noqa: F401  (raised here; the command line names it)
 from .data.base import MultimodalData, make_loader
-from .losses import TERMS, fdmer_objective
+from .losses import fdmer_objective, reported_terms
+from .model.cpu_speed import flush_denormals
 from .metrics import classification_metrics, regression_metrics
 from .model import build_model
 from .progress import bar as progress_bar
@@ -168,7 +169,7 @@ def reversal_coefficient(schedule: str, progress: float) -> float:
 #: the parts of the network the game record follows: attribute of FDMER -> name in the record
 GAME_PARTS = {"encoders": "transformers", "common_encoder": "common", "private_encoders": "private",
               "discriminator": "discriminator"}
-GAME_TERMS = ("task", "ami", "ams", "con", "dis")
+GAME_TERMS = ("task", "ami", "confusion", "ams", "con", "dis")
 
 
 def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float) -> dict:
@@ -187,13 +188,13 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
     try:
         out = model(batch.features, batch.masks, grl_coeff=coeff)
         terms = fdmer_objective(out, batch.label, loss_cfg, task)
-        weight = {"task": 1.0, "ami": loss_cfg.beta, "ams": loss_cfg.beta, "con": loss_cfg.gamma,
-                  "dis": loss_cfg.gamma}
+        weight = {"task": 1.0, "ami": loss_cfg.beta, "confusion": loss_cfg.beta, "ams": loss_cfg.beta,
+                  "con": loss_cfg.gamma, "dis": loss_cfg.gamma}
         parts = {name: [p for p in getattr(model, attr).parameters() if p.requires_grad]
                  for attr, name in GAME_PARTS.items() if getattr(model, attr, None) is not None}
         flat = [p for params in parts.values() for p in params]
         grad = {}
-        for term in GAME_TERMS:
+        for term in (t for t in GAME_TERMS if t in terms):
             value = weight[term] * terms[term]
             grads = torch.autograd.grad(value, flat, retain_graph=True, allow_unused=True) \
                 if value.requires_grad else [None] * len(flat)
@@ -204,8 +205,8 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
                 i += len(params)
             grad[term] = norms
         record = {"coeff": coeff, "grad": grad}
-        for side, cos, reps in (("common", out.disc_cos_common, out.common),
-                                ("private", out.disc_cos_private, out.private)):
+        for side, cos, reps in (("common", out.disc_logits_common, out.common),
+                                ("private", out.disc_logits_private, out.private)):
             if cos is not None:                                               # (B, M, M)
                 truth = torch.arange(cos.shape[1], device=cos.device)
                 record[f"disc_acc_{side}"] = float((cos.argmax(dim=-1) == truth).float().mean())
@@ -215,21 +216,6 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
         return record
     finally:
         model.train(was_training)
-
-
-def flush_denormals() -> bool:
-    """Treat denormal floats (magnitudes below about 1.2e-38) as zero in this thread's CPU
-    arithmetic, from now on; returns False where the CPU cannot (``torch.set_flush_denormal``).
-
-    A CPU computes with denormals many times more slowly than with ordinary numbers. Long runs
-    of the paper-sized presets make them, and their steps slow down several times over
-    (by how much, and where they are, is measured in
-    ``benchmarks/results/denormals.md``); zero in their place changes no loss or metric we
-    print. The setting belongs to the
-    calling thread and to threads it starts later; torch's worker threads started earlier keep
-    their own, so with one intra-op thread (the default on two cores) it covers every step.
-    """
-    return bool(torch.set_flush_denormal(True))
 
 
 class Trainer:
@@ -254,6 +240,7 @@ class Trainer:
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
         self.config, self.task = config, data.task
+        self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
@@ -307,7 +294,7 @@ class Trainer:
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
             self.model.train()
-            sums, count, norms = dict.fromkeys(TERMS, 0.0), 0, []
+            sums, count, norms = dict.fromkeys(self.terms, 0.0), 0, []
             for step, batch in enumerate(train_loader, start=1):
                 progress = ((epoch - 1) * steps + step - 1) / (epochs * steps)
                 coeff = reversal_coefficient(t.grl_schedule, progress)
@@ -323,14 +310,14 @@ class Trainer:
                 scaler.update()
                 sched.step()
                 n = len(batch)
-                for k in TERMS:
-                    sums[k] += values[k] * n
+                for k in self.terms:
+                    sums[k] += values.get(k, 0.0) * n
                 count += n
                 if bar is not None:
                     bar.update(1)
             valid = self.evaluate("valid")
             entry = {"epoch": epoch,
-                     "train": {k: sums[k] / count for k in TERMS},
+                     "train": {k: sums[k] / count for k in self.terms},
                      "valid": valid["losses"],
                      "valid_metrics": valid["metrics"],
                      "lr": opt.param_groups[0]["lr"],
@@ -380,13 +367,13 @@ class Trainer:
     def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
         """Predictions (N,) or (N, C) for a split, in split order, and the mean loss terms."""
         self.model.eval()
-        preds, sums, count = [], dict.fromkeys(TERMS, 0.0), 0
+        preds, sums, count = [], dict.fromkeys(self.terms, 0.0), 0
         for batch in self.loader(split):
             out, terms, batch = self._forward(batch)
             preds.append(out.prediction.float().cpu())
             n = len(batch)
-            for k in TERMS:
-                sums[k] += float(terms[k]) * n
+            for k in self.terms:
+                sums[k] += float(terms[k]) * n if k in terms else 0.0
             count += n
         return torch.cat(preds).numpy(), {k: v / max(count, 1) for k, v in sums.items()}
 

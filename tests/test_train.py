@@ -383,7 +383,7 @@ def test_game_record_matches_plain_backward_passes_term_by_term(tiny_data, fast_
     assert record["grad"]["task"]["discriminator"] == record["grad"]["con"]["discriminator"] == 0.0
     assert record["grad"]["ami"]["common"] > 0 and record["grad"]["ams"]["private"] > 0
     # D's accuracy and the representations' size, counted sample by sample
-    cos_c, cos_p = out.disc_cos_common.detach(), out.disc_cos_private.detach()
+    cos_c, cos_p = out.disc_logits_common.detach(), out.disc_logits_private.detach()
     hits_c = [int(cos_c[b, i].argmax()) == i for b in range(len(batch)) for i in range(3)]
     hits_p = [int(cos_p[b, i].argmax()) == i for b in range(len(batch)) for i in range(3)]
     assert record["disc_acc_common"] == pytest.approx(sum(hits_c) / len(hits_c))

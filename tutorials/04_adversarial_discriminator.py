@@ -186,7 +186,7 @@ circle_figure(D_am, x_toy, 0.5, "angular margin, tau = 0.5")
 # ## 4.5 In the model: L_ami and L_ams (Eq. 10-11)
 #
 # One discriminator judges both kinds of representation. For every sample and every modality,
-# the model returns the cosines in `disc_cos_common` / `disc_cos_private`, shape (B, M, M):
+# the model returns the cosines in `disc_logits_common` / `disc_logits_private`, shape (B, M, M):
 # row i is the representation of modality i, and its true class is i.
 #
 # $$\mathcal L_{ami} = \frac1B \sum_b \sum_m \mathcal L_{am}(C_m^b, m) \;\; \text{(Eq. 10, behind gradient reversal)}, \qquad \mathcal L_{ams} = \text{the same on } P_m \;\; \text{(Eq. 11)}$$
@@ -197,7 +197,7 @@ config = lessons.lesson_config()
 model = build_model(config, data.widths, data.output_dim).eval()        # eval: no dropout
 batch = next(iter(make_loader(data, "train", batch_size=16)))
 out = model(batch.features, batch.masks)
-print(tuple(out.disc_cos_common.shape), tuple(out.disc_cos_private.shape))
+print(tuple(out.disc_logits_common.shape), tuple(out.disc_logits_private.shape))
 
 # %%
 def modality_loss_by_hand(cos, alpha, tau):
@@ -207,8 +207,8 @@ def modality_loss_by_hand(cos, alpha, tau):
 
 
 cfg = config.loss
-torch.testing.assert_close(modality_loss_by_hand(out.disc_cos_common, cfg.scale, cfg.margin),
-                           losses.modality_loss(out.disc_cos_common, cfg.scale, cfg.margin))
+torch.testing.assert_close(modality_loss_by_hand(out.disc_logits_common, cfg.scale, cfg.margin),
+                           losses.modality_loss(out.disc_logits_common, cfg.scale, cfg.margin))
 
 # %% [markdown]
 # The reversal is inside the model. Check it on the common encoder's weights: the gradient of
@@ -217,7 +217,7 @@ torch.testing.assert_close(modality_loss_by_hand(out.disc_cos_common, cfg.scale,
 
 # %%
 weight = model.common_encoder.net[0].weight
-l_ami = losses.modality_loss(out.disc_cos_common, cfg.scale, cfg.margin)
+l_ami = losses.modality_loss(out.disc_logits_common, cfg.scale, cfg.margin)
 g_reversed, = torch.autograd.grad(l_ami, weight, retain_graph=True)
 C = torch.stack([out.common[m] for m in "tav"], dim=1)                 # (B, M, d_k)
 g_plain, = torch.autograd.grad(losses.modality_loss(model.discriminator(C), cfg.scale, cfg.margin), weight)

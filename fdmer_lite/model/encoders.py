@@ -26,7 +26,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .layers import Dropout, TransformerEncoder
+from .cpu_speed import PackedDropout
+from .layers import TransformerEncoder
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -147,7 +148,7 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True, init: str = "default"):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), PackedDropout(dropout),
                                  nn.Linear(d_k, d_k, bias=out_bias))
         if init == "scaled":
             scaled_init_(self.net[0], self.net[3])

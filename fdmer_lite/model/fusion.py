@@ -34,7 +34,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import Dropout
+from .cpu_speed import PackedDropout
 
 
 class CMAF(nn.Module):
@@ -51,7 +51,7 @@ class CMAF(nn.Module):
             self.norm_source = nn.LayerNorm(n_tokens * d_k)                  # LN(F_so), one 4 d_k vector
             self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))  # LN(F_ta), Eq. 12-13
             self.norm_mid = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
-            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), Dropout(dropout),
+            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), PackedDropout(dropout),
                                          nn.Linear(2 * d_k, d_k))
         if phase2:
             self.to_score = nn.ModuleList(nn.Linear(d_k, d_k) for _ in range(n_tokens))  # W_ta, b_ta
