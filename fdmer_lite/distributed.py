@@ -167,7 +167,7 @@ class DistributedTrainer(Trainer):
         if on_cuda:
             torch.cuda.set_device(local_rank)
         self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
-        super().__init__(config.replace(train={"device": device, "num_workers": 0}), data)
+        super().__init__(config.replace(train={"device": device}), data)
         if self.rank > 0:                                     # own dropout stream per rank
             torch.manual_seed(config.train.seed + 7919 * self.rank)
         self.unused = unused_parameters(self)

@@ -24,6 +24,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import ALPHA, TAU  # noqa: F401  (Eq. 9's constants, read here as losses.ALPHA, losses.TAU)
+
 TERMS = ("task", "ami", "ams", "con", "dis", "all")
 
 
@@ -190,20 +192,20 @@ def sample_terms(out, label: torch.Tensor, cfg, task: str = "regression") -> dic
     # "angular": Eq. 9. "cosine_ce": the same scaled cosines, no margin. "ce": the conventional
     # softmax cross-entropy on the raw logits W_D^T F(h) (no normalisation, scale or margin).
     scale, margin = (1.0, 0.0) if cfg.margin_loss == "ce" else \
-        (cfg.scale, cfg.margin if cfg.margin_loss == "angular" else 0.0)
+        (ALPHA, TAU if cfg.margin_loss == "angular" else 0.0)
     has_disc = out.disc_logits_common is not None
-    terms["ami"] = modality_loss(out.disc_logits_common.float(), scale, margin) if (has_disc and cfg.use_ami) else zero
-    terms["ams"] = modality_loss(out.disc_logits_private.float(), scale, margin) if (has_disc and cfg.use_ams) else zero
+    terms["ami"] = modality_loss(out.disc_logits_common.float(), scale, margin) if (has_disc and cfg.uses("ami")) else zero
+    terms["ams"] = modality_loss(out.disc_logits_private.float(), scale, margin) if (has_disc and cfg.uses("ams")) else zero
     if out.disc_logits_common_frozen is not None:
-        terms["confusion"] = confusion_loss(out.disc_logits_common_frozen.float(), scale) if cfg.use_ami else zero
+        terms["confusion"] = confusion_loss(out.disc_logits_common_frozen.float(), scale) if cfg.uses("ami") else zero
     return terms
 
 
 def batch_terms(C: list[torch.Tensor], P: list[torch.Tensor], cfg, zero: torch.Tensor) -> dict[str, torch.Tensor]:
     """The terms of Eq. 18 over the whole batch: L_con (Eq. 4-5) of the C_m, L_dis (Eq. 6-7) of the
     P_m, and the alignment extension when ``cfg.align_weight > 0``."""
-    terms = {"con": consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.use_con and C) else zero,
-             "dis": disparity_loss(*P) if (cfg.use_dis and P) else zero}
+    terms = {"con": consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.uses("con") and C) else zero,
+             "dis": disparity_loss(*P) if (cfg.uses("dis") and P) else zero}
     if cfg.align_weight > 0 and C:
         terms["align"] = alignment_loss(*C, form=cfg.align_form)
     return terms

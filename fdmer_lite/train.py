@@ -58,36 +58,27 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
-def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float, epochs: int,
+def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, epochs: int,
                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step learning-rate factor: a linear warm-up from 0 over ``warmup_epochs``, then either
-    constant (``"constant"``) or a half cosine down to 0 at the end of ``epochs`` (``"cosine"``)."""
+    """Per-step learning-rate factor: constant (``"constant"``) or a half cosine down to 0 at the
+    end of ``epochs`` (``"cosine"``)."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
-    if warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
-    total, warm = max(1, epochs * steps_per_epoch), warmup_epochs * steps_per_epoch
+    total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:                    # step = optimizer steps taken so far
-        if step < warm:
-            return (step + 1) / warm
         if schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - warm) / max(1.0, total - warm))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -244,7 +235,7 @@ class Trainer:
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
-        seed_everything(config.train.seed, config.train.deterministic)
+        seed_everything(config.train.seed)
         self.model = model or self.new_model()
         self.model.to(self.device)
         self.use_amp = bool(config.train.amp and self.device.type == "cuda")
@@ -264,7 +255,7 @@ class Trainer:
     def loader(self, split: str, shuffle: bool = False):
         t = self.config.train
         return make_loader(self.data, split, t.batch_size, shuffle=shuffle, seed=t.seed,
-                           pin_memory=self.device.type == "cuda", num_workers=t.num_workers)
+                           pin_memory=self.device.type == "cuda")
 
     def _forward(self, batch, grl_coeff: float = 1.0):
         batch = batch.to(self.device, non_blocking=True)
@@ -285,7 +276,7 @@ class Trainer:
             epochs, patience = budget(t.epochs, t.patience, steps, t.min_steps)
         else:                                           # exactly the epochs asked for
             patience = t.patience
-        sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
+        sched = lr_scheduler(opt, t.lr_schedule, epochs, steps)
         look = next(iter(self.loader("train"))).to(self.device) if self.record_game else None
         since_best = 0
         bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")

@@ -50,7 +50,7 @@ _LIST_JOIN = re.compile(r"(?:,|and|or|to|-|–)\s*$", re.I)
 
 
 #: The settings the paper's Section 4.2 gives, as the paper presets hold them.
-PAPER_SETTINGS = ("loss.beta", "loss.gamma", "loss.scale", "loss.margin", "train.lr", "train.batch_size",
+PAPER_SETTINGS = ("loss.beta", "loss.gamma", "train.lr", "train.batch_size",
                   "train.epochs", "model.d_k", "model.d_disc")
 
 
@@ -75,7 +75,8 @@ def paper_numbers() -> tuple[frozenset[float], frozenset[float]]:
                 stack.extend(item.values())
             elif isinstance(item, (int, float)) and not isinstance(item, bool):
                 tables.update({float(item), round(float(item) * 100, 6)})
-    settings: set[float] = set(PAPER_TEXT)
+    from fdmer_lite.losses import ALPHA, TAU
+    settings: set[float] = set(PAPER_TEXT) | {ALPHA, TAU}
     for preset in ("mosi", "mosei", "ur_funny"):
         cfg = get_preset(preset)
         for dotted in PAPER_SETTINGS:

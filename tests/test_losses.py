@@ -173,7 +173,7 @@ def test_objective_eq18_combines_terms_with_beta_and_gamma():
 
 def test_objective_switches_and_classification():
     out, y = _Out(reg=False), torch.randint(0, 2, (6,))
-    cfg = LossConfig(use_ami=False, use_con=False, margin_loss="cosine_ce")
+    cfg = LossConfig(aux_losses="ams+dis", margin_loss="cosine_ce")
     t = losses.fdmer_objective(out, y, cfg, "classification")
     assert t["task"].item() == pytest.approx(F.cross_entropy(out.prediction, y).item(), rel=1e-6)
     assert t["ami"].item() == 0.0 and t["con"].item() == 0.0

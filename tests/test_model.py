@@ -57,7 +57,7 @@ def test_forward_output_shapes_and_psi_sums_to_one():
     torch.testing.assert_close(out.psi.sum(1), torch.ones(4))
     assert out.disc_logits_common.shape == (4, 3, 3) and out.disc_logits_private.shape == (4, 3, 3)
     prob = model.discriminator.probability(out.disc_logits_common)
-    torch.testing.assert_close(prob, torch.softmax(cfg.loss.scale * out.disc_logits_common.detach(), dim=-1))
+    torch.testing.assert_close(prob, torch.softmax(72.0 * out.disc_logits_common.detach(), dim=-1))
     torch.testing.assert_close(prob.sum(-1), torch.ones(4, 3))
     for m in "tav":
         assert out.common[m].shape == (4, cfg.model.d_k) and out.private[m].shape == (4, cfg.model.d_k)
@@ -334,15 +334,15 @@ def test_scaled_mlp_init_keeps_the_scale_and_starts_without_offset():
     assert y0.std(0).mean() < 0.4 * y.std(0).mean()                        # PyTorch's default shrinks
 
 
-def test_mlp_dropout_sets_the_eq_2_3_mlps_only_and_mlp_init_reaches_them():
-    model = build_model(small(dropout=0.3, mlp_dropout=0.0, mlp_init="scaled"), WIDTHS, 1)
+def test_scaled_mlp_has_no_dropout_and_zero_biases_and_the_rest_keeps_dropout():
+    model = build_model(small(dropout=0.3, mlp="scaled"), WIDTHS, 1)
     for mlp in (model.common_encoder, *model.private_encoders.values()):
         assert mlp.net[2].p == 0.0
         assert float(mlp.net[0].bias.abs().max()) == 0.0
     assert model.head[2].p == 0.3
-    assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # None: dropout
-    with pytest.raises(ValueError, match="mlp_init"):
-        build_model(small(mlp_init="xavier"), WIDTHS, 1)
+    assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # default: dropout
+    with pytest.raises(ValueError, match="mlp must be"):
+        build_model(small(mlp="xavier"), WIDTHS, 1)
 
 
 def _grad_norms(model, loss):
@@ -397,16 +397,16 @@ def test_forward_reads_like_figure_1_with_at_most_two_branch_points():
     assert len(branches) <= 2, [ast.unparse(b)[:60] for b in branches]
 
 
-@pytest.mark.parametrize("change", [{"use_common": False}, {"use_private": False}, {"disentangle": False}])
+@pytest.mark.parametrize("change", [{"fusion_targets": "P"}, {"fusion_targets": "C"}, {"fusion_targets": "h"}])
 def test_a_table4_part_left_out_gives_the_tokens_it_names(change):
     """Each Table-4 row's fusion input, checked against the representations themselves."""
     model = build_model(small(dropout=0.0, **change), WIDTHS, 1).eval()
     seen = {}
     model.fusion.register_forward_hook(lambda mod, args, out: seen.update(tokens=args[0]))
     out = model(batch())
-    if change.get("disentangle") is False:
+    if change["fusion_targets"] == "h":
         expected = torch.stack([out.features[m] for m in "tav"], dim=1)
-    elif "use_common" in change:
+    elif change["fusion_targets"] == "P":
         expected = torch.stack([out.private[m] for m in "tav"], dim=1)
     else:
         expected = sum(out.common[m] for m in "tav")[:, None]

@@ -131,7 +131,7 @@ def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fas
     assert runs.find(fast_config, tiny_data, tmp_path / "none") is None
     made = obtain(fast_config, tiny_data, tmp_path / "run")
     stamp = (tmp_path / "run" / "model.pt").stat().st_mtime_ns
-    same = runs.find(fast_config.replace(train={"progress": True, "num_workers": 1}), tiny_data, tmp_path / "run")
+    same = runs.find(fast_config.replace(train={"progress": True, "device": "cpu"}), tiny_data, tmp_path / "run")
     assert same is not None and same.loaded and same.metrics == made.metrics
     np.testing.assert_allclose(same.trainer.predict("test")[0], made.trainer.predict("test")[0], rtol=1e-5, atol=1e-6)
     assert runs.find(fast_config.replace(train={"seed": 5}), tiny_data, tmp_path / "run") is None

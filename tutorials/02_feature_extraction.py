@@ -102,9 +102,9 @@ print(by_hand)
 # %%
 cfg = lessons.lesson_config().model
 data = lessons.lesson_data("emotion")
-enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.layers_t,
+enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.n_layers("t"),
                       heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout,
-                      d_k=cfg.d_k, pooling=cfg.pooling, final_norm=cfg.final_norm).eval()
+                      d_k=cfg.d_k, pooling=cfg.pooling, final_norm=cfg.norm == "pre+final").eval()
 batch = next(iter(make_loader(data, "train", batch_size=8)))
 x = batch.features["t"]                                           # (B, L, d_t)
 print("input", tuple(x.shape), "-> h_t", tuple(enc(x).shape))
@@ -170,7 +170,7 @@ for name, out in (("without a final LayerNorm", z), ("with one", normed)):
 
 # %%
 for m in "tav":
-    e = ModalityEncoder(data.widths[m], model_dim=cfg.model_dim, layers=cfg.layers(m),
+    e = ModalityEncoder(data.widths[m], model_dim=cfg.model_dim, layers=cfg.n_layers(m),
                         heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout, d_k=cfg.d_k)
     n_in = sum(p.numel() for p in e.to_model.parameters())
     assert n_in == data.widths[m] * cfg.model_dim + cfg.model_dim

@@ -186,8 +186,9 @@ circle_figure(D_am, x_toy, 0.5, "angular margin, tau = 0.5")
 # ## 4.5 In the model: L_ami and L_ams (Eq. 10-11)
 #
 # One discriminator judges both kinds of representation. For every sample and every modality,
-# the model returns the cosines in `disc_logits_common` / `disc_logits_private`, shape (B, M, M):
-# row i is the representation of modality i, and its true class is i.
+# the model returns the discriminator's logits in `disc_logits_common` / `disc_logits_private`,
+# shape (B, M, M): the cosines cos(theta_j) of Eq. 8-9 (raw logits only in Table 4's CE row).
+# Row i is the representation of modality i, and its true class is i.
 #
 # $$\mathcal L_{ami} = \frac1B \sum_b \sum_m \mathcal L_{am}(C_m^b, m) \;\; \text{(Eq. 10, behind gradient reversal)}, \qquad \mathcal L_{ams} = \text{the same on } P_m \;\; \text{(Eq. 11)}$$
 
@@ -206,9 +207,8 @@ def modality_loss_by_hand(cos, alpha, tau):
     return sum(per_modality)                       # mean over samples, sum over modalities
 
 
-cfg = config.loss
-torch.testing.assert_close(modality_loss_by_hand(out.disc_logits_common, cfg.scale, cfg.margin),
-                           losses.modality_loss(out.disc_logits_common, cfg.scale, cfg.margin))
+torch.testing.assert_close(modality_loss_by_hand(out.disc_logits_common, losses.ALPHA, losses.TAU),
+                           losses.modality_loss(out.disc_logits_common, losses.ALPHA, losses.TAU))
 
 # %% [markdown]
 # The reversal is inside the model. Check it on the common encoder's weights: the gradient of
@@ -217,10 +217,10 @@ torch.testing.assert_close(modality_loss_by_hand(out.disc_logits_common, cfg.sca
 
 # %%
 weight = model.common_encoder.net[0].weight
-l_ami = losses.modality_loss(out.disc_logits_common, cfg.scale, cfg.margin)
+l_ami = losses.modality_loss(out.disc_logits_common, losses.ALPHA, losses.TAU)
 g_reversed, = torch.autograd.grad(l_ami, weight, retain_graph=True)
 C = torch.stack([out.common[m] for m in "tav"], dim=1)                 # (B, M, d_k)
-g_plain, = torch.autograd.grad(losses.modality_loss(model.discriminator(C), cfg.scale, cfg.margin), weight)
+g_plain, = torch.autograd.grad(losses.modality_loss(model.discriminator(C), losses.ALPHA, losses.TAU), weight)
 torch.testing.assert_close(g_reversed, -g_plain)
 print("gradient reversal on the common branch: checked")
 

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from ..config import MODALITIES, ModelConfig
+from ..config import ALPHA, MODALITIES, ModelConfig
 from .discriminator import ADVERSARIES, ModalityDiscriminator, NoAdversary
 from .encoders import MLPEncoder, ModalityCentring, ModalityEncoder
 from .fusion import build_fusion
@@ -78,7 +78,7 @@ class FDMER(nn.Module):
     """
 
     def __init__(self, config: ModelConfig, input_dims: dict[str, int], output_dim: int = 1, *,
-                 adversary: str = "grl", disc_scale: float = 72.0, max_len: int = 512,
+                 adversary: str = "grl", disc_scale: float = ALPHA, max_len: int = 512,
                  disc_normalised: bool = True, batch_mean=None):
         super().__init__()
         if adversary not in ADVERSARIES:
@@ -90,37 +90,40 @@ class FDMER(nn.Module):
                              f"the data provides {sorted(input_dims)}")
         if config.aux_scope not in ("all", "encoders"):
             raise ValueError(f"aux_scope must be 'all' or 'encoders', got {config.aux_scope!r}")
-        if not (config.use_common or config.use_private) and config.disentangle:
-            raise ValueError("use_common and use_private cannot both be False")
+        if config.fusion_targets not in ("C+P", "C", "P", "h"):
+            raise ValueError(f"fusion_targets must be 'C+P', 'C', 'P' or 'h', got {config.fusion_targets!r}")
+        if config.mlp not in ("default", "scaled"):
+            raise ValueError(f"mlp must be 'default' or 'scaled', got {config.mlp!r}")
+        if config.norm not in ("pre+final", "pre", "post"):
+            raise ValueError(f"norm must be 'pre+final', 'pre' or 'post', got {config.norm!r}")
+        use_common, use_private = "C" in config.fusion_targets, "P" in config.fusion_targets
         self.config, self.modalities, self.output_dim = config, mods, output_dim
         d_k = config.d_k
         self.encoders = nn.ModuleDict({
-            m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.layers(m),
+            m: ModalityEncoder(input_dims[m], model_dim=config.model_dim, layers=config.n_layers(m),
                                heads=config.heads, ff_mult=config.ff_mult, dropout=config.dropout,
                                d_k=d_k, pooling=config.pooling, max_len=max_len,
                                attn_dropout=config.attn_dropout, time_stride=config.time_stride,
-                               norm_first=config.norm_first, final_norm=config.final_norm)
+                               norm_first=config.norm != "post", final_norm=config.norm == "pre+final")
             for m in mods})
         self.common_encoder = self.private_encoders = self.discriminator = None
         names = [f"h_{m}" for m in mods]
         if config.disentangle:
-            init = config.mlp_init
-            drop = config.dropout if config.mlp_dropout is None else config.mlp_dropout
+            init, drop = ("scaled", 0.0) if config.mlp == "scaled" else ("default", config.dropout)
             self.common_encoder = MLPEncoder(d_k, drop, out_bias=not config.common_centring,
                                              init=init)                                 # E_c, shared
             self.private_encoders = nn.ModuleDict({m: MLPEncoder(d_k, drop, init=init) for m in mods})
             if len(mods) > 1:
                 self.discriminator = ModalityDiscriminator(d_k, config.d_disc, len(mods),
                                                            disc_normalised, disc_scale)
-            names = (["C"] if config.use_common else []) + ([f"P_{m}" for m in mods] if config.use_private else [])
+            names = (["C"] if use_common else []) + ([f"P_{m}" for m in mods] if use_private else [])
         self.adversary = ADVERSARIES[adversary]() if self.discriminator is not None else NoAdversary()
-        self.common_token = SumOfCommon() if config.use_common else LeftOut()
-        self.private_tokens = nn.Identity() if config.use_private else LeftOut()
+        self.common_token = SumOfCommon() if use_common else LeftOut()
+        self.private_tokens = nn.Identity() if use_private else LeftOut()
         self.psi_names = tuple(names)
         self.centring = ModalityCentring(len(mods), d_k, batch_mean=batch_mean) \
             if (config.disentangle and config.common_centring) else NoCentring()
-        self.fusion = build_fusion(config.fusion, d_k, len(names), phase1=config.cmaf_phase1,
-                                   phase2=config.cmaf_phase2, attn_scale=config.attn_scale,
+        self.fusion = build_fusion(config.fusion, d_k, len(names), attn_scale=config.attn_scale,
                                    dropout=config.dropout)
         self.head = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), PackedDropout(config.dropout),
                                   nn.Linear(d_k, output_dim), *([nn.Flatten(0)] if output_dim == 1 else []))
@@ -166,11 +169,10 @@ class FDMER(nn.Module):
 def build_model(config, data_widths: dict[str, int], output_dim: int, max_len: int = 512, *,
                 batch_mean=None) -> FDMER:
     """FDMER from a full :class:`~fdmer_lite.config.Config` and the data's input widths; of the
-    loss settings it reads only what building the adversary needs (which adversary, alpha, and
-    whether the CE row asks for raw logits).
+    loss settings it reads only what building the adversary needs (which adversary, and whether
+    the CE row asks for raw logits).
 
     ``batch_mean``: the batch mean the optional centring uses (``ModalityCentring``); the
     distributed trainer passes one that averages over every process's shard."""
-    return FDMER(config.model, data_widths, output_dim, adversary=config.loss.adversary,
-                 disc_scale=config.loss.scale, max_len=max_len,
+    return FDMER(config.model, data_widths, output_dim, adversary=config.loss.adversary, max_len=max_len,
                  disc_normalised=config.loss.margin_loss != "ce", batch_mean=batch_mean)

@@ -136,9 +136,14 @@ class MultFusion(nn.Module):
         return torch.prod(1.0 + torch.tanh(self.norm(tokens)), dim=1), psi
 
 
-def build_fusion(kind: str, d_k: int, n_tokens: int, *, phase1: bool = True, phase2: bool = True,
-                 attn_scale: bool = True, dropout: float = 0.0) -> nn.Module:
-    if kind == "cmaf":
+CMAF_PHASES = {"cmaf": (True, True), "cmaf_wo_phase1": (False, True), "cmaf_wo_phase2": (True, False)}
+
+
+def build_fusion(kind: str, d_k: int, n_tokens: int, *, attn_scale: bool = True,
+                 dropout: float = 0.0) -> nn.Module:
+    """The fusion ``kind`` names: CMAF (Eq. 12-17), without one of its phases, or a Table 4 baseline."""
+    if kind in CMAF_PHASES:
+        phase1, phase2 = CMAF_PHASES[kind]
         return CMAF(d_k, n_tokens, phase1=phase1, phase2=phase2, attn_scale=attn_scale, dropout=dropout)
     if kind == "concat":
         return ConcatFusion(d_k, n_tokens)
@@ -146,4 +151,4 @@ def build_fusion(kind: str, d_k: int, n_tokens: int, *, phase1: bool = True, pha
         return AddFusion()
     if kind == "mult":
         return MultFusion(d_k)
-    raise ValueError(f"fusion must be 'cmaf', 'concat', 'add' or 'mult', got {kind!r}")
+    raise ValueError(f"fusion must be one of {[*CMAF_PHASES, 'concat', 'add', 'mult']}, got {kind!r}")
