@@ -219,7 +219,10 @@ class Config:
     name: str = "custom"                                      # the preset it came from
 
     def to_dict(self) -> dict:
-        return dataclasses.asdict(self)
+        """Plain JSON types (``model.layers`` a list), so that a dictionary equals its JSON copy."""
+        d = dataclasses.asdict(self)
+        d["model"]["layers"] = list(d["model"]["layers"])
+        return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "Config":
