@@ -41,7 +41,7 @@ bundled with the package, are skipped), then writes ``table.csv`` and ``table.md
 variant, the mean and the sample standard deviation (n - 1) over seeds of every metric. The data
 are the same for every seed; a seed changes initialisation, dropout and batch order.
 
-The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.paper``).
+The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.metrics``).
 The tables show the paper's column where the data set has the standard folds of one the paper
 used (MOSI, MOSEI, UR_FUNNY) and mark rows the paper does not have.
 """
@@ -59,12 +59,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paper
 from .config import MODALITIES, Config, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.runs import BUNDLED, DataSpec, GridReport, RunSpec, run_grid
-from .score_names import SCORES
+from .metrics import SCORES, TABLE4
 
 # ------------------------------------------------------------------------------- variants
 
@@ -169,8 +168,8 @@ def select_variants(spec: str | Iterable[str] = "all") -> list[Variant]:
 # ---------------------------------------------------------------------- paper's numbers
 
 #: The paper's Table 4: {"mosi" | "mosei": {variant key: {"mae", "corr"}}, "ur_funny": {variant
-#: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.paper.TABLE4``).
-PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = paper.TABLE4
+#: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.metrics.TABLE4``).
+PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = TABLE4
 PAPER_NOTE = "n/a: the paper's Table 4 has no such row"
 
 # Split sizes of the standard folds (train, valid, test) of the data sets the paper used.

@@ -25,7 +25,7 @@ from pathlib import Path
 from .config import PRESETS, Config, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
 from .experiments.runstore import check_target, probe_writable
-from .score_names import DISENTANGLEMENT, SCORES
+from .metrics import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
 # option must answer without importing torch (seconds), so nothing heavy is imported up here
@@ -405,7 +405,7 @@ def cmd_train(args) -> int:
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
     cfg = configure(args)
-    from .progress import heartbeat
+    from .train import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
     with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.train.progress):
         data = load_data(args, cfg)
@@ -483,7 +483,7 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import obtain, set_threads
     from .lessons import demo_contrast
-    from .progress import heartbeat
+    from .train import heartbeat
     from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated

@@ -12,16 +12,20 @@ asynchronous. On the CPU, ``fit`` flushes denormal floats to zero (:func:`flush_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import random
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .config import Config
 from .errors import NonFiniteLoss  # noqa: F401  (raised here; the command line names it)
@@ -30,10 +34,52 @@ from .losses import fdmer_objective, reported_terms
 from .model.cpu_speed import flush_denormals
 from .metrics import classification_metrics, regression_metrics
 from .model import build_model
-from .progress import bar as progress_bar
 
 CHECKPOINT = "model.pt"
 IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
+
+
+# ----------------------------------------------------------------- progress
+# Progress a newcomer can see: a bar that moves within a second, whatever the work.
+#
+# * :func:`bar`: a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal), or ``None``
+#   when progress is switched off. The trainer's bar counts batches, so it moves at the first
+#   step, not at the end of the first epoch.
+# * :func:`heartbeat`: for work that cannot report steps (generating or loading a data set), a
+#   bar without a total that ticks every ``interval`` seconds from a background thread, showing
+#   the elapsed time, and closes when the work ends.
+
+
+def progress_bar(enabled: bool = True, **kw):
+    """``tqdm.auto.tqdm(**kw)``, or ``None`` when ``enabled`` is false."""
+    if not enabled:
+        return None
+    return tqdm(**kw)
+
+
+@contextlib.contextmanager
+def heartbeat(desc: str, enabled: bool = True, interval: float = 1.0, file=None):
+    """Show ``desc`` and the seconds spent so far, ticking every ``interval`` s, while the block
+    runs. Yields the bar (``None`` when disabled)."""
+    if not enabled:
+        yield None
+        return
+    ticker = progress_bar(True, desc=desc, unit="s", total=None, file=file or sys.stderr,
+                 bar_format="{desc}: {elapsed}", mininterval=0)
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(interval):
+            ticker.update(1)
+
+    thread = threading.Thread(target=tick, name=f"heartbeat: {desc}", daemon=True)
+    thread.start()
+    try:
+        yield ticker
+    finally:
+        stop.set()
+        thread.join()
+        ticker.close()
 
 
 def improves(score: float, best: float) -> bool:

@@ -145,7 +145,7 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
 def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
     """Work that reports no steps (a data set being generated) still moves the bar: wait inside
     the block until the ticker thread has updated it three times (no timing asserted)."""
-    from fdmer_lite.progress import heartbeat
+    from fdmer_lite.train import heartbeat
 
     events = []
     ticked = threading.Event()

@@ -130,7 +130,7 @@ def test_another_projection_is_computed_once_in_the_background(tmp_path):
 
 
 def test_the_explorer_sends_a_static_copy_of_its_figures_for_html_exports(filled, monkeypatch):
-    from fdmer_lite.offline import export_html, inspect_html
+    from fdmer_lite.viz import export_html, inspect_html
 
     ex = BetaGammaExplorer(filled, [0.0, 0.02, 2.0], [0.0, 0.02, 2.0], reference=A)
     no_training(monkeypatch)

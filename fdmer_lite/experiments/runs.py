@@ -60,7 +60,7 @@ from ..data import load_dataset
 from ..data.base import MultimodalData
 from ..data.synthetic import baselines, make_benchmark
 from ..errors import NonFiniteLoss
-from ..progress import bar as progress_bar
+from ..train import progress_bar
 from ..train import CHECKPOINT, Trainer
 from . import runstore
 
