@@ -53,6 +53,7 @@ KIND_SYMBOLS = {"common": "circle", "private": "diamond"}
 TERM_TITLES = {
     "task": "L_task", "ami": "L_ami (Eq. 10)", "ams": "L_ams (Eq. 11)",
     "con": "L_con (Eq. 5)", "dis": "L_dis (Eq. 7)", "all": "L_all (Eq. 18)",
+    "confusion": "confusion loss (extension)",
 }
 PROJECTION_METHODS = ("tsne", "umap", "pca")
 
@@ -111,17 +112,18 @@ def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", 
     return fig
 
 
-GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "ams": "#ff9896", "con": "#1f77b4", "dis": "#9467bd"}
-GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "ams": "beta L_ams",
-                   "con": "gamma L_con", "dis": "gamma L_dis"}
+GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "confusion": "#e377c2", "ams": "#ff9896",
+                    "con": "#1f77b4", "dis": "#9467bd"}
+GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "confusion": "beta confusion loss",
+                   "ams": "beta L_ams", "con": "gamma L_con", "dis": "gamma L_dis"}
 
 
 def training_game(history: list[dict], best_epoch: int | None = None,
                   title: str = "The training game, beside Figure 3") -> go.Figure:
     """Four panels over the epochs, from the trainer's ``"game"`` records (``train.game_record``):
 
-    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams and the constraint
-       loss L_con + L_dis (training split);
+    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams (with the confusion
+       adversary, its loss too) and the constraint loss L_con + L_dis (training split);
     2. the gradient each term of Eq. 18 sends into the common encoder (log scale);
     3. the same into the private encoders;
     4. the discriminator's accuracy on C_m and on P_m, and the reversal's strength.
@@ -136,7 +138,8 @@ def training_game(history: list[dict], best_epoch: int | None = None,
         "discriminator accuracy and reversal strength"), vertical_spacing=0.14)
     train = [h.get("train") or {} for h in history]
     curves = {"L_all": [t.get("all") for t in train],
-              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("ams", 0.0) for t in train],
+              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("confusion", 0.0) + t.get("ams", 0.0)
+                                for t in train],
               "L_con + L_dis": [None if "con" not in t else t["con"] + t.get("dis", 0.0) for t in train]}
     for (name, y), color in zip(curves.items(), ("#333333", "#d62728", "#1f77b4")):
         fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines", line=dict(color=color),

@@ -171,6 +171,23 @@ def test_objective_eq18_combines_terms_with_beta_and_gamma():
     assert set(t) == {"task", "ami", "ams", "con", "dis", "all"}
 
 
+def test_the_confusion_adversary_reports_its_loss_under_its_own_key():
+    """L_ami stays Eq. 10 on D's logits; the confusion loss (on the frozen D's logits, towards
+    uniform, written out here with log_softmax) has its own term and joins Eq. 18 beside L_ami."""
+    out, y = _Out(), torch.randn(6)
+    out.disc_logits_common_frozen = torch.rand(6, 3, 3) * 2 - 1
+    cfg = LossConfig(beta=0.3, gamma=0.7, adversary="confusion")
+    t = losses.fdmer_objective(out, y, cfg, "regression")
+    assert t["ami"].item() == pytest.approx(losses.modality_loss(out.disc_logits_common, 72.0, 0.5).item(), rel=1e-6)
+    logp = torch.log_softmax(72.0 * out.disc_logits_common_frozen, dim=-1)
+    assert t["confusion"].item() == pytest.approx(-(logp.mean(-1).sum(1).mean()).item(), rel=1e-6)
+    expected = t["task"] + 0.3 * (t["ami"] + t["confusion"] + t["ams"]) + 0.7 * (t["con"] + t["dis"])
+    assert t["all"].item() == pytest.approx(expected.item(), rel=1e-6)
+    assert losses.reported_terms(cfg) == (*losses.TERMS, "confusion")
+    off = losses.fdmer_objective(out, y, LossConfig(adversary="confusion", aux_losses="con+dis"), "regression")
+    assert off["confusion"].item() == 0.0 and off["ami"].item() == 0.0     # Table 4's row turns both off
+
+
 def test_objective_switches_and_classification():
     out, y = _Out(reg=False), torch.randint(0, 2, (6,))
     cfg = LossConfig(aux_losses="ams+dis", margin_loss="cosine_ce")
