@@ -19,9 +19,8 @@ The modules, bottom layer first (a module imports only its own layer and those b
   or bundled with the package; ``obtain``: find it or train it; ``run_grid``: any list of runs,
   in this process, worker processes or Ray; the one thread policy);
 * front: ``ablations`` (Table 4), ``sweep`` (the beta/gamma sweep and its explorer widget),
-  ``distributed`` (torchrun), ``lessons`` and ``exercises`` (the notebooks' set-up and
-  answer checks; ``lessons`` also the runs bundled for them and the
-  demo), ``cli`` (the ``fdmer-lite`` command and its options' rules).
+  ``distributed`` (torchrun), ``lessons`` (the notebooks' set-up, the runs bundled for them, the
+  demo, and the exercises' answer checks), ``cli`` (the ``fdmer-lite`` command and its options' rules).
 """
 
 __version__ = "0.1.0"

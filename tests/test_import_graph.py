@@ -8,7 +8,7 @@ Layers, bottom to top (a module may import its own layer and the layers below it
     3 train        train (the Trainer alone)
     4 analysis     analysis, viz, readings
     5 experiments  experiments/* (the run store, the pool, batches of runs)
-    6 front        everything else: cli, lessons, exercises, ablations, sweep, distributed
+    6 front        everything else: cli, lessons, ablations, sweep, distributed
 
 An *upward* import goes from a lower layer to a higher one. Two rules of their own (DESIGN.md,
 section 2): ``model/*`` imports only ``config`` and ``model/*``; ``losses`` and ``metrics`` never

@@ -90,10 +90,10 @@ def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source)
     Each exercise is a markdown cell ``### Exercise N.k: ...`` with a hint, followed by its
     solution: one code cell tagged ``solution`` and collapsed (``jupyter.source_hidden``), which
     nbval runs like any other cell. One plain code cell (the imports) may follow ``## Exercises``.
-    Every ``exercises.check("N.k", ...)`` named in the notebook exists, and every check of this
+    Every ``lessons.check("N.k", ...)`` named in the notebook exists, and every check of this
     notebook's exercises is used in its solutions.
     """
-    from fdmer_lite import exercises
+    from fdmer_lite import lessons
 
     nb = jupytext.read(source)
     cells, n = nb.cells, int(source.name[:2])
@@ -118,11 +118,11 @@ def test_tutorial_opens_with_a_title_and_ends_with_summary_and_exercises(source)
         assert _is_solution(solution) and solution.source.startswith(f"# Solution {n}.{k}"), \
             f"{source.name}: exercise {n}.{k} should be followed by its collapsed solution cell"
     text = "\n".join(c.source for c in cells)
-    named = set(re.findall(r'exercises\.check\("(\d+\.\d+)"', text))
-    assert named <= set(exercises.CHECKS), f"{source.name}: no such checks {named - set(exercises.CHECKS)}"
-    own = {key for key in exercises.CHECKS if key.split(".")[0] == str(n)}
+    named = set(re.findall(r'lessons\.check\("(\d+\.\d+)"', text))
+    assert named <= set(lessons.CHECKS), f"{source.name}: no such checks {named - set(lessons.CHECKS)}"
+    own = {key for key in lessons.CHECKS if key.split(".")[0] == str(n)}
     solutions = "\n".join(c.source for c in rest[1::2])
-    assert all(f'exercises.check("{key}"' in solutions for key in own), \
+    assert all(f'lessons.check("{key}"' in solutions for key in own), \
         f"{source.name}: every check of this notebook should be run by a solution"
 
 

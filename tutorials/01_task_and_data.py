@@ -188,28 +188,28 @@ viz.compare_table({"ideal (Bayes)": regression_metrics(ideal, test.labels),
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 1.1: two readings of Acc2
 #
-# The labels are `exercises.LABELS_1_1 = (0, 0, 1, -1)`. Find four predictions for which Acc2
+# The labels are `lessons.LABELS_1_1 = (0, 0, 1, -1)`. Find four predictions for which Acc2
 # *has0* and Acc2 *non0* differ by 50 points. **You learn** why a paper must say which Acc2 it
 # reports: on data with many zero labels, the two can tell different stories.
 #
 # *Hint:* non0 drops the two zero labels; has0 counts a negative prediction on a zero label as wrong.
-# *Check:* `exercises.check("1.1", your_predictions)`.
+# *Check:* `lessons.check("1.1", your_predictions)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 1.1: right on the two non-zero labels, negative on both zeros.
 pred_11 = np.array([-1.0, -1.0, 1.0, -1.0])
-print(regression_metrics(pred_11, np.array(exercises.LABELS_1_1)))
-assert exercises.check("1.1", pred_11)
+print(regression_metrics(pred_11, np.array(lessons.LABELS_1_1)))
+assert lessons.check("1.1", pred_11)
 
 # %% [markdown]
 # ### Exercise 1.2: the Bayes floor is the label noise
@@ -220,14 +220,14 @@ assert exercises.check("1.1", pred_11)
 # the mean of `|eps|`.
 #
 # *Hint:* for a normal variable, `E|eps| = sigma * sqrt(2 / pi)`; clipping at ±3 shaves a little off.
-# *Check:* `exercises.check("1.2", {0.25: floor_a, 1.0: floor_b})`. A few seconds.
+# *Check:* `lessons.check("1.2", {0.25: floor_a, 1.0: floor_b})`. A few seconds.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 1.2
 floors = {noise: baselines(lessons.lesson_data("emotion", label_noise=noise))["bayes_mae"]
           for noise in (0.25, 1.0)}
 print({noise: round(floor, 3) for noise, floor in floors.items()})
-assert exercises.check("1.2", floors)
+assert lessons.check("1.2", floors)
 
 # %% [markdown]
 # ### Exercise 1.3: why the ideal predictor misses Acc7

@@ -210,29 +210,29 @@ print(tuple(x.shape), "->", tuple(pooled.shape), "with time_stride", cfg.time_st
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 2.1: attention favours large tokens
 #
-# In the probe of 2.1, scale token 2 to `[3, 3]` (`exercises.PROBE_2_1`) and compute row 2 of
+# In the probe of 2.1, scale token 2 to `[3, 3]` (`lessons.PROBE_2_1`) and compute row 2 of
 # the attention. **You learn** that dot-product attention rewards length as well as direction: a
 # long token attends to itself, and draws the others' attention too.
 #
 # *Hint:* the same two lines as in 2.1, `softmax(X X^T / sqrt(2))`, then take row 2.
-# *Check:* `exercises.check("2.1", row)`.
+# *Check:* `lessons.check("2.1", row)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2.1
-X21 = torch.tensor(exercises.PROBE_2_1)
+X21 = torch.tensor(lessons.PROBE_2_1)
 attn21 = (X21 @ X21.T / 2 ** 0.5).softmax(dim=-1)
 print(attn21.numpy().round(3))
-assert exercises.check("2.1", attn21[2])
+assert lessons.check("2.1", attn21[2])
 
 # %% [markdown]
 # ### Exercise 2.2: heads at the paper's widths
@@ -242,13 +242,13 @@ assert exercises.check("2.1", attn21[2])
 # first: multi-head attention splits the width into equal slices.
 #
 # *Hint:* `D // H` must be a whole number, as in `encoder_layer`.
-# *Check:* `exercises.check("2.2", list_of_head_counts)`.
+# *Check:* `lessons.check("2.2", list_of_head_counts)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2.2
 heads_47 = [h for h in range(1, 48) if 47 % h == 0]
 print("visual:", heads_47, "| text:", [h for h in range(1, 301) if 300 % h == 0][:8], "...")
-assert exercises.check("2.2", heads_47)
+assert lessons.check("2.2", heads_47)
 
 # %% [markdown]
 # ### Exercise 2.3: why divide by sqrt(D/H)
@@ -258,7 +258,7 @@ assert exercises.check("2.2", heads_47)
 # and without the division. **You learn** what the scale in `encoder_layer` is for: without it,
 # wide heads give nearly one-hot attention rows and vanishing gradients.
 #
-# *Hint:* `(q * k).sum(-1).std()`. *Check:* `exercises.check("2.3", std)`.
+# *Hint:* `(q * k).sum(-1).std()`. *Check:* `lessons.check("2.3", std)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 2.3
@@ -267,4 +267,4 @@ q23, k23 = torch.randn(2, 10_000, 256, generator=g23)
 scores23 = (q23 * k23).sum(-1)
 print("largest weight of 8 scores: raw", scores23[:8].softmax(0).max().item(),
       "| divided by 16:", (scores23[:8] / 16).softmax(0).max().item())
-assert exercises.check("2.3", scores23.std().item())
+assert lessons.check("2.3", scores23.std().item())

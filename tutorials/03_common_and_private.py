@@ -225,12 +225,12 @@ print(f"L_dis of the untrained model: {by_hand.item():.3e}")
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 3.1: L_con and the batch size
@@ -240,7 +240,7 @@ from fdmer_lite import exercises
 # **You learn** that γ and the batch size are tied: double the batch and the same γ pulls about
 # four times harder.
 #
-# *Hint:* the slope of `log L_con` against `log B` (`np.polyfit`). *Check:* `exercises.check("3.1", p)`.
+# *Hint:* the slope of `log L_con` against `log B` (`np.polyfit`). *Check:* `lessons.check("3.1", p)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3.1
@@ -251,7 +251,7 @@ sizes = [8, 16, 32, 64]
 l_con = [losses.consistency_loss(*torch.randn(3, B, 16, generator=g31)).item() for B in sizes]
 p31 = np.polyfit(np.log(sizes), np.log(l_con), 1)[0]
 print(dict(zip(sizes, np.round(l_con, 2))))
-assert exercises.check("3.1", p31)
+assert lessons.check("3.1", p31)
 
 # %% [markdown]
 # ### Exercise 3.2: a dependence HSIC cannot see
@@ -262,7 +262,7 @@ assert exercises.check("3.1", p31)
 # measures cross-covariance; a characteristic kernel sees every dependence.
 #
 # *Hint:* `Cov(x, x^2) = E[x^3] = 0`. Use 300 samples for the Gaussian version (an n x n matrix).
-# *Check:* `exercises.check("3.2", value)`.
+# *Check:* `lessons.check("3.2", value)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3.2
@@ -281,7 +281,7 @@ def hsic_gauss(x, y):
 xs, shuffled = x32[:300], x32[:300][torch.randperm(300, generator=g32)]
 print(f"Gaussian HSIC: x vs x^2 {hsic_gauss(xs, xs ** 2):.4f}, shuffled {hsic_gauss(xs, shuffled ** 2):.4f}")
 assert hsic_gauss(xs, xs ** 2) > 3 * hsic_gauss(xs, shuffled ** 2)
-assert exercises.check("3.2", linear32)
+assert lessons.check("3.2", linear32)
 
 # %% [markdown]
 # ### Exercise 3.3: a private offset is free
@@ -290,9 +290,9 @@ assert exercises.check("3.2", linear32)
 # that the disparity loss, like centred `L_con`, ignores where a private space sits: only how
 # its samples vary together with the other modalities' counts.
 #
-# *Hint:* `losses.disparity_loss(P[0] + 5.0, P[1], P[2])`. *Check:* `exercises.check("3.3", change)`.
+# *Hint:* `losses.disparity_loss(P[0] + 5.0, P[1], P[2])`. *Check:* `lessons.check("3.3", change)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 3.3
 change33 = (losses.disparity_loss(P[0] + 5.0, P[1], P[2]) - losses.disparity_loss(*P)).item()
-assert exercises.check("3.3", change33)
+assert lessons.check("3.3", change33)

@@ -279,29 +279,29 @@ assert reversal_coefficient("dann", 0.0) == 0.0 and reversal_coefficient("dann",
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 4.1: the gradient of cross-entropy
 #
-# For the logits `z = exercises.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
+# For the logits `z = lessons.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
 # gradient of `-log p_0` with respect to `z`, by hand and with autograd. **You learn** why the
 # reversed objective of 4.6 never settles: the gradient `softmax(z) - onehot` vanishes only when
 # `p_0 = 1`, so the encoders are pushed to make the discriminator ever more wrong.
 #
-# *Hint:* `d(-log p_y)/dz_k = p_k - [k = y]`. *Check:* `exercises.check("4.1", grad)`.
+# *Hint:* `d(-log p_y)/dz_k = p_k - [k = y]`. *Check:* `lessons.check("4.1", grad)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4.1
-z41 = torch.tensor(exercises.LOGITS_4_1, requires_grad=True)
+z41 = torch.tensor(lessons.LOGITS_4_1, requires_grad=True)
 (-z41.log_softmax(dim=0)[0]).backward()
 torch.testing.assert_close(z41.grad, z41.detach().softmax(0) - torch.tensor([1.0, 0.0, 0.0]))
-assert exercises.check("4.1", z41.grad)
+assert lessons.check("4.1", z41.grad)
 
 # %% [markdown]
 # ### Exercise 4.2: where the confusion loss is smallest
@@ -312,7 +312,7 @@ assert exercises.check("4.1", z41.grad)
 # exactly the paper's Figure 4a picture: 1/3 each.
 #
 # *Hint:* start from random logits; `torch.optim.SGD([z], lr=1.0)`.
-# *Check:* `exercises.check("4.2", (p, loss))`.
+# *Check:* `lessons.check("4.2", (p, loss))`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 4.2
@@ -323,7 +323,7 @@ for _ in range(300):
     loss42 = -z42.log_softmax(0).mean()
     loss42.backward()
     opt42.step()
-assert exercises.check("4.2", (z42.detach().softmax(0), -z42.detach().log_softmax(0).mean().item()))
+assert lessons.check("4.2", (z42.detach().softmax(0), -z42.detach().log_softmax(0).mean().item()))
 
 # %% [markdown]
 # ### Exercise 4.3: why the gradient check of 4.5 used `model.eval()`

@@ -180,12 +180,12 @@ with torch.no_grad():
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 5.1: what phase 1's flattened projections cost
@@ -196,14 +196,14 @@ from fdmer_lite import exercises
 # sixteen times the cost of a per-token map.
 #
 # *Hint:* a `Linear(n, n)` has `n * n + n` parameters.
-# *Check:* `exercises.check("5.1", (flattened, per_token))`.
+# *Check:* `lessons.check("5.1", (flattened, per_token))`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 5.1
 count = lambda module: sum(p.numel() for p in module.parameters())
 flat51 = count(CMAF(d_k=256, n_tokens=4).to_q)
 per_token51 = count(torch.nn.Linear(256, 256))
-assert exercises.check("5.1", (flat51, per_token51))
+assert lessons.check("5.1", (flat51, per_token51))
 
 # %% [markdown]
 # ### Exercise 5.2: does a silent token lose its weight?

@@ -165,12 +165,12 @@ viz.compare_table({"beta = gamma = 0.02": run.metrics, "beta = gamma = 0": run0.
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 6.1: a heavy adversary
@@ -197,13 +197,13 @@ for name, r_ in (("beta = 0.02", run), ("beta = 0.5", run_b)):
 # `train={"patience": 2}` and see whether training stops earlier.
 #
 # *Hint:* each entry holds `entry["epoch"]` and `entry["valid_metrics"]["mae"]`.
-# *Check:* `exercises.check("6.2", epoch, history=run.history, criterion="mae")`.
+# *Check:* `lessons.check("6.2", epoch, history=run.history, criterion="mae")`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 6.2
 best62 = min(run.history, key=lambda entry: entry["valid_metrics"]["mae"])["epoch"]
 assert best62 == run.metrics["best_epoch"]
-assert exercises.check("6.2", best62, history=run.history, criterion="mae")
+assert lessons.check("6.2", best62, history=run.history, criterion="mae")
 
 # %% [markdown]
 # ### Exercise 6.3: how long would the paper's MOSI run take here?

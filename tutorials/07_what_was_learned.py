@@ -203,12 +203,12 @@ if fast:
 # ## Exercises
 #
 # Each exercise says what you will learn and gives a hint. Where the answer is a number or an
-# array, `exercises.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
+# array, `lessons.check("N.k", answer)` prints ✓ or ✗ and why, against a value it computes
 # independently. The solution is the collapsed code cell right after each exercise: click the
 # bar at the cell's left (or its `…`) to show it. Running all cells runs the solutions too.
 
 # %%
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # %% [markdown]
 # ### Exercise 7.1: is the discriminator below chance?
@@ -218,12 +218,12 @@ from fdmer_lite import exercises
 # to tell a confused discriminator (accuracy near chance, 1/3) from a relabelling one (far below).
 #
 # *Hint:* `r.disc_prob_common[m].argmax(axis=1) == k` for the k-th modality of `r.modalities`.
-# *Check:* `exercises.check("7.1", accuracy, rep=r)`.
+# *Check:* `lessons.check("7.1", accuracy, rep=r)`.
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 # Solution 7.1
 hits71 = np.concatenate([r.disc_prob_common[m].argmax(axis=1) == k for k, m in enumerate(r.modalities)])
-assert exercises.check("7.1", hits71.mean(), rep=r)
+assert lessons.check("7.1", hits71.mean(), rep=r)
 
 # %% [markdown]
 # ### Exercise 7.2: which relabelling?

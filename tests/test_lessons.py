@@ -1,4 +1,4 @@
-"""fdmer_lite.exercises: for every check, a right answer (worked out here by hand) passes and a
+"""fdmer_lite.lessons, the exercises' checks: for every check, a right answer (worked out here by hand) passes and a
 wrong one fails, with one printed line each."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from fdmer_lite import exercises
+from fdmer_lite import lessons
 
 # the validation MAE is lowest at epoch 2, the validation task loss at epoch 3
 HISTORY = [{"epoch": e, "valid": {"task": loss}, "valid_metrics": {"mae": mae}}
@@ -39,38 +39,38 @@ CASES = {
 
 
 def test_every_check_has_a_case():
-    assert set(CASES) == set(exercises.CHECKS)
+    assert set(CASES) == set(lessons.CHECKS)
 
 
 @pytest.mark.parametrize("key", sorted(CASES))
 def test_right_answer_passes_and_wrong_one_fails(key, capsys):
     right, wrong, context = CASES[key]
-    assert exercises.check(key, right, **context) is True
+    assert lessons.check(key, right, **context) is True
     assert capsys.readouterr().out.startswith(f"✓ {key}: ")
-    assert exercises.check(key, wrong, **context) is False
+    assert lessons.check(key, wrong, **context) is False
     out = capsys.readouterr().out
     assert out.startswith(f"✗ {key}: ") and out.count("\n") == 1
 
 
 def test_ids_with_a_leading_zero_and_bad_input(capsys):
-    assert exercises.check("02.2", [1, 47])
-    assert exercises.check("2.1", "not numbers") is False            # a clear ✗, not a traceback
+    assert lessons.check("02.2", [1, 47])
+    assert lessons.check("2.1", "not numbers") is False            # a clear ✗, not a traceback
     assert "could not read the answer" in capsys.readouterr().out
     with pytest.raises(ValueError, match="no check for exercise '9.9'"):
-        exercises.check("9.9", 1)
+        lessons.check("9.9", 1)
     with pytest.raises(TypeError, match="history"):
-        exercises.check("6.2", 2)                                    # the run is needed
+        lessons.check("6.2", 2)                                    # the run is needed
 
 
 def test_the_kept_epoch_check_follows_the_runs_criterion(capsys):
-    assert exercises.check("6.2", 3, history=HISTORY, criterion="task_loss")
-    assert not exercises.check("6.2", 2, history=HISTORY, criterion="task_loss")
+    assert lessons.check("6.2", 3, history=HISTORY, criterion="task_loss")
+    assert not lessons.check("6.2", 2, history=HISTORY, criterion="task_loss")
     capsys.readouterr()
-    assert not exercises.check("6.2", 2, history=HISTORY, criterion="MAE")
+    assert not lessons.check("6.2", 2, history=HISTORY, criterion="MAE")
     assert "criterion must be 'mae' or 'task_loss'" in capsys.readouterr().out
 
 
 def test_the_bayes_floor_check_agrees_with_a_simulated_floor():
     rng = np.random.default_rng(0)
     floors = {s: float(np.abs(s * rng.standard_normal(20000)).mean()) for s in (0.2, 1.0)}
-    assert exercises.check("1.2", floors)
+    assert lessons.check("1.2", floors)
