@@ -1,8 +1,6 @@
 """The written-out transformer layer against an independent reference: PyTorch's own
 ``nn.TransformerEncoderLayer`` (same weights)."""
 
-import math
-
 import pytest
 import torch
 from torch import nn
