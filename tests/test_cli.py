@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from fdmer_lite import progress
+from fdmer_lite import train as bars      # the progress bars live in train.py
 from fdmer_lite.cli import main
 
 
@@ -121,7 +121,7 @@ def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_da
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", CountingBar)
+    monkeypatch.setattr(bars, "tqdm", CountingBar)
     cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "progress": True, "batch_size": 16})
     trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])))
     steps = len(trainer.loader("train"))
@@ -137,7 +137,7 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", CountingBar)
+    monkeypatch.setattr(bars, "tqdm", CountingBar)
     Trainer(fast_config.replace(train={"epochs": 1, "progress": False}), tiny_data).fit()
     assert events == []
 
@@ -157,7 +157,7 @@ def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
                 ticked.set()
 
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", Bar)
+    monkeypatch.setattr(bars, "tqdm", Bar)
     with heartbeat("generating", interval=0.01) as bar:
         assert bar is not None
         assert ticked.wait(30), "the heartbeat never ticked"
