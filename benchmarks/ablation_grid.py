@@ -29,7 +29,7 @@ import sys
 import time
 from pathlib import Path
 
-from fdmer_lite import paper
+from fdmer_lite import metrics as paper
 from fdmer_lite.ablations import (benchmark_setup, claims_markdown, load_ablation, paper_claims,
                                   run_ablation, select_variants)
 from fdmer_lite.experiments import runstore
@@ -141,7 +141,7 @@ def one_grid(label: str, cfg, data: DataSpec, args, kind: str | None) -> str:
         paper_side_by_side(res.rows, res.runs),
         "",
         "Mean ± sample std (n - 1) over seeds, test split; accuracies and F1 in %. The paper's "
-        "columns are its Table-4 MOSI rows (fdmer_lite.paper.TABLE4; text, audio and visual, its "
+        "columns are its Table-4 MOSI rows (fdmer_lite.metrics.TABLE4; text, audio and visual, its "
         "GloVe features), typed from the paper, not our runs.",
         "",
         "## Which of the paper's orderings hold here",

@@ -7,7 +7,7 @@
 
 Each notebook runs in a fresh kernel with the working directory ``notebooks/`` (as nbval runs
 them), in FAST mode (``FDMER_LITE_FAST=1``), in order, runs kept in a temporary folder; then
-``fdmer_lite.offline.export_html`` writes ``benchmarks/out/html/<name>.html`` with MathJax from the
+``fdmer_lite.viz.export_html`` writes ``benchmarks/out/html/<name>.html`` with MathJax from the
 local copy beside it. Per page: the plotly figures (``plotly-graph-div``), whether plotly.js is
 inlined, where MathJax comes from and any outside URL the page would load. Where Chromium and
 Playwright are installed, each page is also opened from disk with every network request refused,
@@ -32,7 +32,7 @@ from nbclient import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from fdmer_lite.offline import export_html, inspect_html  # noqa: E402
+from fdmer_lite.viz import export_html, inspect_html  # noqa: E402
 
 NOTEBOOKS = ROOT / "notebooks"
 OUT = ROOT / "benchmarks" / "out" / "html"
@@ -161,7 +161,7 @@ def main(argv=None) -> int:
     lines = ["# Notebooks exported to HTML, offline",
              "",
              "Written by `python benchmarks/notebooks_html.py` (FAST mode; rerun to refresh). Each notebook "
-             "is executed, exported by nbconvert's lab template through `fdmer_lite.offline.export_html` "
+             "is executed, exported by nbconvert's lab template through `fdmer_lite.viz.export_html` "
              "(MathJax 2 from the local copy of `jupyter-server-mathjax`, no require.js or mermaid from a "
              "CDN), and the page inspected: plotly figures in the HTML, whether plotly.js is inlined, where "
              "MathJax comes from, and the outside URLs the page would load. \"Drawn offline\" and "

@@ -38,7 +38,7 @@ The runner trains every model on every task and seed (seed S draws the data set 
 
 A model is ``baseline`` or a preset name, optionally followed by ``:`` and comma-separated
 ``section.field=value`` overrides (a value is read as JSON, else as a string:
-``train.early_stop=mae``, ``model.mlp_dropout=null``). FDMER runs go through
+``train.early_stop=mae``, ``model.mlp=default``). FDMER runs go through
 ``fdmer_lite.experiments.runs.obtain`` into ``DIR/<task>/seed<S>/<model>/``, the baseline's
 result into ``DIR/<task>/seed<S>/baseline.json`` (DIR: ``benchmarks/out/task-family/``); a rerun
 reuses every finished run whose configuration and data still match. Torch threads follow the

@@ -13,23 +13,23 @@ FDMER (full)           none (the reference row)
 w/o Text / Audio /     ``model.modalities`` minus that stream. On data without the stream
 Visual                 (e.g. the real CMU-MOSI text+audio set has no visual) the variant IS
                        the full model and reuses its runs; the table says so.
-w/o L_ami + L_ams      ``loss.use_ami = use_ams = False`` (no modality discriminator losses)
-w/o L_con              ``loss.use_con = False``
-w/o L_dis              ``loss.use_dis = False``
+w/o L_ami + L_ams      ``loss.aux_losses = "con+dis"`` (no modality discriminator losses)
+w/o L_con              ``loss.aux_losses = "ami+ams+dis"``
+w/o L_dis              ``loss.aux_losses = "ami+ams+con"``
 Cross-Entropy Loss     ``loss.margin_loss = "ce"``: the conventional softmax cross-entropy on
                        the discriminator's raw logits W_D^T F(h) (no normalisation, no scale,
                        no margin) instead of Eq. 9
 CE on cosines          ``loss.margin_loss = "cosine_ce"``: not a row of the paper; softmax
                        cross-entropy on the same scaled cosines as Eq. 9, without the margin
                        (tau = 0): what the margin alone adds
-w/o Common             ``model.use_common = False``: C_m are still learnt (L_ami, L_con apply)
+w/o Common             ``model.fusion_targets = "P"``: C_m are still learnt (L_ami, L_con apply)
                        but C is left out of the fusion and the prediction
-w/o Private            ``model.use_private = False``: the same for P_t, P_a, P_v
-Non-Disentangled       ``model.disentangle = False``: the transformer features h_m are fused
+w/o Private            ``model.fusion_targets = "C"``: the same for P_t, P_a, P_v
+Non-Disentangled       ``model.fusion_targets = "h"``: the transformer features h_m are fused
                        directly (no common/private encoders, no L_ami/L_ams/L_con/L_dis)
 w/o CMAF               ``model.fusion = "concat"``: concatenation + linear map to d_k
-w/o Phase 1            ``model.cmaf_phase1 = False``: no cross-modal attention (Eq. 12-14)
-w/o Phase 2            ``model.cmaf_phase2 = False``: equal weights instead of Eq. 15-17
+w/o Phase 1            ``model.fusion = "cmaf_wo_phase1"``: no cross-modal attention (Eq. 12-14)
+w/o Phase 2            ``model.fusion = "cmaf_wo_phase2"``: equal weights instead of Eq. 15-17
 Addition               ``model.fusion = "add"``: the sum of the tokens
 Multiplication         ``model.fusion = "mult"``: element-wise product of the tokens (see
                        ``model.fusion.MultFusion`` for how it relates to Mittal et al.)
@@ -41,7 +41,7 @@ bundled with the package, are skipped), then writes ``table.csv`` and ``table.md
 variant, the mean and the sample standard deviation (n - 1) over seeds of every metric. The data
 are the same for every seed; a seed changes initialisation, dropout and batch order.
 
-The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.paper``).
+The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.metrics``).
 The tables show the paper's column where the data set has the standard folds of one the paper
 used (MOSI, MOSEI, UR_FUNNY) and mark rows the paper does not have.
 """
@@ -59,12 +59,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import paper
 from .config import MODALITIES, Config, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.runs import BUNDLED, DataSpec, GridReport, RunSpec, run_grid
-from .score_names import SCORES
+from .metrics import SCORES, TABLE4
 
 # ------------------------------------------------------------------------------- variants
 
@@ -112,10 +111,10 @@ VARIANTS: tuple[Variant, ...] = (
     Variant("wo_text", "w/o Text", "modality", "model.modalities without t", _drop("t")),
     Variant("wo_audio", "w/o Audio", "modality", "model.modalities without a", _drop("a")),
     Variant("wo_visual", "w/o Visual", "modality", "model.modalities without v", _drop("v")),
-    Variant("wo_ami_ams", "w/o L_ami + L_ams", "loss", "loss.use_ami = loss.use_ams = False",
-            _set(loss={"use_ami": False, "use_ams": False})),
-    Variant("wo_con", "w/o L_con", "loss", "loss.use_con = False", _set(loss={"use_con": False})),
-    Variant("wo_dis", "w/o L_dis", "loss", "loss.use_dis = False", _set(loss={"use_dis": False})),
+    Variant("wo_ami_ams", "w/o L_ami + L_ams", "loss", "loss.aux_losses = 'con+dis'",
+            _set(loss={"aux_losses": "con+dis"})),
+    Variant("wo_con", "w/o L_con", "loss", "loss.aux_losses = 'ami+ams+dis'", _set(loss={"aux_losses": "ami+ams+dis"})),
+    Variant("wo_dis", "w/o L_dis", "loss", "loss.aux_losses = 'ami+ams+con'", _set(loss={"aux_losses": "ami+ams+con"})),
     Variant("ce_loss", "Cross-Entropy Loss", "loss",
             "loss.margin_loss = 'ce' (softmax cross-entropy on the raw logits W_D^T F(h))",
             _set(loss={"margin_loss": "ce"})),
@@ -123,18 +122,18 @@ VARIANTS: tuple[Variant, ...] = (
             "loss.margin_loss = 'cosine_ce' (cross-entropy on alpha cos, tau = 0)",
             _set(loss={"margin_loss": "cosine_ce"})),
     Variant("wo_common", "w/o Common", "representation",
-            "model.use_common = False (C_m still learnt, left out of fusion)",
-            _set(model={"use_common": False})),
+            "model.fusion_targets = 'P' (C_m still learnt, left out of fusion)",
+            _set(model={"fusion_targets": "P"})),
     Variant("wo_private", "w/o Private", "representation",
-            "model.use_private = False (P_m still learnt, left out of fusion)",
-            _set(model={"use_private": False})),
+            "model.fusion_targets = 'C' (P_m still learnt, left out of fusion)",
+            _set(model={"fusion_targets": "C"})),
     Variant("non_disentangled", "Non-Disentangled", "representation",
-            "model.disentangle = False (fuse h_m directly)", _set(model={"disentangle": False})),
+            "model.fusion_targets = 'h' (fuse h_m directly)", _set(model={"fusion_targets": "h"})),
     Variant("wo_cmaf", "w/o CMAF", "fusion", "model.fusion = 'concat'", _set(model={"fusion": "concat"})),
-    Variant("wo_phase1", "w/o Phase 1", "fusion", "model.cmaf_phase1 = False",
-            _set(model={"cmaf_phase1": False})),
-    Variant("wo_phase2", "w/o Phase 2", "fusion", "model.cmaf_phase2 = False",
-            _set(model={"cmaf_phase2": False})),
+    Variant("wo_phase1", "w/o Phase 1", "fusion", "model.fusion = 'cmaf_wo_phase1'",
+            _set(model={"fusion": "cmaf_wo_phase1"})),
+    Variant("wo_phase2", "w/o Phase 2", "fusion", "model.fusion = 'cmaf_wo_phase2'",
+            _set(model={"fusion": "cmaf_wo_phase2"})),
     Variant("addition", "Addition", "fusion", "model.fusion = 'add'", _set(model={"fusion": "add"})),
     Variant("multiplication", "Multiplication", "fusion", "model.fusion = 'mult'",
             _set(model={"fusion": "mult"})),
@@ -169,8 +168,8 @@ def select_variants(spec: str | Iterable[str] = "all") -> list[Variant]:
 # ---------------------------------------------------------------------- paper's numbers
 
 #: The paper's Table 4: {"mosi" | "mosei": {variant key: {"mae", "corr"}}, "ur_funny": {variant
-#: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.paper.TABLE4``).
-PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = paper.TABLE4
+#: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.metrics.TABLE4``).
+PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = TABLE4
 PAPER_NOTE = "n/a: the paper's Table 4 has no such row"
 
 # Split sizes of the standard folds (train, valid, test) of the data sets the paper used.

@@ -76,9 +76,9 @@ def extract_representations(model: torch.nn.Module, data: MultimodalData, split:
             if out.common:
                 add(f"C_{m}", out.common[m])
                 add(f"P_{m}", out.private[m])
-            if out.disc_cos_common is not None:
-                add(f"pc_{m}", out.disc_prob_common[:, i])                   # (B, M)
-                add(f"pp_{m}", out.disc_prob_private[:, i])
+            if out.disc_logits_common is not None:
+                add(f"pc_{m}", model.discriminator.probability(out.disc_logits_common[:, i]))   # (B, M)
+                add(f"pp_{m}", model.discriminator.probability(out.disc_logits_private[:, i]))
     cat = {k: np.concatenate(v) for k, v in parts.items()}
     sp = data.splits[split]
     pick = lambda prefix: {m: cat[f"{prefix}_{m}"] for m in mods if f"{prefix}_{m}" in cat}  # noqa: E731

@@ -25,7 +25,7 @@ from pathlib import Path
 from .config import PRESETS, Config, fast_mode, get_preset
 from .errors import DataError, NonFiniteLoss
 from .experiments.runstore import check_target, probe_writable
-from .score_names import DISENTANGLEMENT, SCORES
+from .metrics import DISENTANGLEMENT, SCORES
 
 # Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
 # option must answer without importing torch (seconds), so nothing heavy is imported up here
@@ -163,6 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
     ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
+
+    export = sub.add_parser("export", help="write a notebook as an HTML page that works offline")
+    export.add_argument("notebook", help="the .ipynb file (saved from JupyterLab, with its outputs)")
+    export.add_argument("--out", help="the page to write (default: the notebook's name with .html)")
+    export.add_argument("--execute", action="store_true",
+                        help="run the notebook first (in its own folder), as nbconvert --execute does")
 
     data = sub.add_parser("data", help="data utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
@@ -405,7 +411,7 @@ def cmd_train(args) -> int:
     check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
     cfg = configure(args)
-    from .progress import heartbeat
+    from .train import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
     with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.train.progress):
         data = load_data(args, cfg)
@@ -506,7 +512,7 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import obtain, set_threads
     from .lessons import demo_contrast
-    from .progress import heartbeat
+    from .train import heartbeat
     from .train import Trainer, budget
 
     check_device("--device", args.device)              # before the data are generated
@@ -662,11 +668,36 @@ def cmd_data_inspect(args) -> int:
     return 0
 
 
+def cmd_export(args) -> int:
+    """The page a student exports with: plain ``jupyter nbconvert --to html`` loads MathJax,
+    require.js and the widget manager from CDNs, so offline its equations show as raw ``$$...$$``
+    (``viz.export_html`` inlines plotly.js and copies MathJax beside the page)."""
+    source = Path(args.notebook)
+    if source.suffix != ".ipynb" or not source.is_file():
+        say("error", f"{printable(source)}: expected an existing .ipynb notebook file")
+        return EXIT_BAD_INPUT
+    import nbformat
+
+    try:
+        nb = nbformat.read(source, as_version=4)
+    except Exception as err:                               # not JSON, or not a notebook
+        say("error", f"{printable(source)}: not a readable notebook ({type(err).__name__}: {err})")
+        return EXIT_BAD_INPUT
+    if args.execute:
+        from nbclient import NotebookClient
+        NotebookClient(nb, timeout=None, kernel_name="python3",
+                       resources={"metadata": {"path": str(source.parent.resolve())}}).execute()
+    from .viz import export_html
+    page = export_html(nb, Path(args.out) if args.out else source.with_suffix(".html"))
+    print(f"wrote {printable(page)} (equations from {printable(page.parent / 'mathjax')}; open it with no network)")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     tolerant_output()
     args = build_parser().parse_args(argv)
     commands = {"demo": cmd_demo, "train": cmd_train, "sweep": cmd_sweep, "ablate": cmd_ablate,
-                "data": cmd_data_inspect}
+                "export": cmd_export, "data": cmd_data_inspect}
     return run(commands[args.command], args)
 
 

@@ -65,7 +65,8 @@ from .collectives import gather_rows, global_mean
 from .config import Config
 from .data.base import MultimodalData, SplitDataset
 from .experiments.runs import obtain
-from .losses import TERMS, fdmer_objective, task_loss
+from . import losses as L
+from .losses import task_loss
 from .model import build_model
 from .train import NonFiniteLoss, Trainer
 
@@ -120,7 +121,7 @@ def unused_parameters(trainer: Trainer) -> list[str]:
     ds = SplitDataset(trainer.data.splits["train"], trainer.data.task)
     batch = ds.collate(list(range(min(2, len(ds))))).to(trainer.device)
     out = model(batch.features, batch.masks)
-    loss = fdmer_objective(out, batch.label, trainer.config.loss, trainer.task)["all"]
+    loss = L.fdmer_objective(out, batch.label, trainer.config.loss, trainer.task)["all"]
     named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     grads = torch.autograd.grad(loss, [p for _, p in named], allow_unused=True)
     model.train(was_training)
@@ -132,6 +133,20 @@ def unused_parameters(trainer: Trainer) -> list[str]:
 
 
 # ------------------------------------------------------------------------------- trainer
+
+
+def shard_objective(out, label, cfg, task: str, gather, share: float) -> dict:
+    """Eq. 18 on one rank's shard of a global batch. L_task, L_ami and L_ams are means over the
+    rank's own samples, weighted by ``share`` = n_rank * W / n_global, so that averaging the W
+    ranks' gradients gives Eq. 18's on the global batch. L_con, L_dis (and the alignment) are
+    terms of the whole batch: ``gather`` maps the rank's (n_rank, d) rows of C_m and P_m to the
+    global batch's rows, with gradients, and they are computed on those."""
+    terms = L.sample_terms(out, label, cfg, task)
+    C, P = L.representations(out)
+    terms.update(L.batch_terms([gather(c) for c in C], [gather(p) for p in P], cfg,
+                               out.prediction.new_zeros((), dtype=torch.float32)))
+    terms["all"] = L.total(terms, cfg, sample_weight=share)
+    return terms
 
 
 class DistributedTrainer(Trainer):
@@ -152,7 +167,7 @@ class DistributedTrainer(Trainer):
         if on_cuda:
             torch.cuda.set_device(local_rank)
         self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
-        super().__init__(config.replace(train={"device": device, "num_workers": 0}), data)
+        super().__init__(config.replace(train={"device": device}), data)
         if self.rank > 0:                                     # own dropout stream per rank
             torch.manual_seed(config.train.seed + 7919 * self.rank)
         self.unused = unused_parameters(self)
@@ -189,7 +204,7 @@ class DistributedTrainer(Trainer):
         sizes = [torch.zeros_like(n) for _ in range(self.world)]
         dist.all_gather(sizes, n, group=self.rep_group)
         sizes = [int(s) for s in sizes]
-        terms = fdmer_objective(out, batch.label, self.config.loss, self.task,
+        terms = shard_objective(out, batch.label, self.config.loss, self.task,
                                 gather=lambda rows: gather_rows(rows, sizes, self.rep_group),
                                 share=len(batch) * self.world / sum(sizes))
         return out, terms, batch
@@ -214,13 +229,13 @@ class DistributedTrainer(Trainer):
         shard = list(range(self.rank, len(sp), self.world))                # no padding
         loader = DataLoader(ds, batch_size=max(1, self.config.train.batch_size // self.world),
                             sampler=shard, collate_fn=ds.collate)
-        preds, index, sums = [], [], dict.fromkeys(TERMS, 0.0)
+        preds, index, sums = [], [], dict.fromkeys(self.terms, 0.0)
         for batch in loader:
             out, terms, batch = self._forward(batch)
             preds.append(out.prediction.float().cpu().numpy())
             index.append(batch.index.cpu().numpy())
-            for k in TERMS:
-                sums[k] += float(terms[k]) * len(batch)
+            for k in self.terms:
+                sums[k] += float(terms[k]) * len(batch) if k in terms else 0.0
         mine = (np.concatenate(preds) if preds else None, np.concatenate(index) if index else None, sums)
         everyone = [None] * self.world
         dist.all_gather_object(everyone, mine)
@@ -233,7 +248,7 @@ class DistributedTrainer(Trainer):
             pred[i] = p
             seen[i] = True
         assert seen.all(), "every sample of the split must be predicted exactly once"
-        losses = {k: sum(s[k] for _, _, s in everyone) / n for k in TERMS}
+        losses = {k: sum(s[k] for _, _, s in everyone) / n for k in self.terms}
         # the task loss on the whole split, exactly (it drives early stopping on every rank)
         exact = float(task_loss(torch.from_numpy(pred), torch.from_numpy(np.asarray(sp.labels)), self.task))
         losses["all"] += exact - losses["task"]

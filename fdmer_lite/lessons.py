@@ -36,18 +36,21 @@ reversal acts without the constraints. The demo trains on the lessons' full-size
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
+from typing import Callable
 
+import numpy as np
 import torch
 
 from .config import Config, default_preset, fast_mode, get_preset
 from .data.base import MultimodalData
 from .data.synthetic import DEFAULT_SIZES, FAST_SIZES, make_benchmark
 from .experiments.runs import BUNDLED, ProjectionCache, Run, find, obtain, set_threads
-from .offline import use_offline_renderer
+from .viz import use_offline_renderer
 from .paths import runs_root
-from .score_names import SCORES
+from .metrics import SCORES
 from .train import budget, seed_everything
 
 RUNS_ENV = "FDMER_LITE_RUNS_DIR"
@@ -178,7 +181,7 @@ CONTRASTS: dict[str, tuple[str, str]] = {
     "gamma0": ("emotion-gamma0", "gamma = 0 (adversary, no constraints)"),
 }
 
-#: the scores the contrast compares (names: score_names.SCORES; what each should show: contrast_verdict)
+#: the scores the contrast compares (names: metrics.SCORES; what each should show: contrast_verdict)
 CONTRAST_KEYS = ("common_factor_r2", "disc_prob_common", "common_modality_acc")
 
 

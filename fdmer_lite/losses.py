@@ -24,7 +24,14 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import ALPHA, TAU  # noqa: F401  (Eq. 9's constants, read here as losses.ALPHA, losses.TAU)
+
 TERMS = ("task", "ami", "ams", "con", "dis", "all")
+
+
+def reported_terms(cfg) -> tuple[str, ...]:
+    """The terms a run reports: :data:`TERMS`, and "confusion" with the confusion adversary."""
+    return TERMS + (("confusion",) if cfg.adversary == "confusion" else ())
 MARGIN_LOSSES = ("angular", "cosine_ce", "ce")
 
 
@@ -176,48 +183,62 @@ def task_loss(prediction: torch.Tensor, label: torch.Tensor, task: str) -> torch
     return F.cross_entropy(prediction.float(), label.long())
 
 
-def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression", *,
-                    gather=None, share: float = 1.0) -> dict[str, torch.Tensor]:
-    """Eq. 18 with every term: ``{"task", "ami", "ams", "con", "dis", "all"}`` (plus ``"align"``
-    when ``cfg.align_weight > 0``). ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig.
-
-    ``gather`` and ``share`` are for a batch split over processes (DistributedDataParallel; one
-    process leaves them alone). L_con, L_dis and the alignment are terms of the whole batch, not
-    means over samples: ``gather`` maps each process's (n_rank, d) rows of C_m and P_m to the
-    global batch's rows, with gradients, and these terms are computed on those. L_task, L_ami and
-    L_ams are means over the process's own samples and are weighted by ``share`` =
-    n_rank * W / n_global, so that averaging the W processes' gradients gives the gradient of
-    Eq. 18 on the global batch.
-    """
+def sample_terms(out, label: torch.Tensor, cfg, task: str = "regression") -> dict[str, torch.Tensor]:
+    """The terms of Eq. 18 that are means over samples: L_task, L_ami (Eq. 10), L_ams (Eq. 11),
+    and, with the confusion adversary (an extension), its loss under its own key "confusion"."""
     zero = out.prediction.new_zeros((), dtype=torch.float32)
     terms = {"task": task_loss(out.prediction, label, task)}
-    C = [out.common[m].float() for m in out.modalities] if out.common else []
-    P = [out.private[m].float() for m in out.modalities] if out.private else []
     if cfg.margin_loss not in MARGIN_LOSSES:
         raise ValueError(f"margin_loss must be one of {MARGIN_LOSSES}, got {cfg.margin_loss!r}")
     # "angular": Eq. 9. "cosine_ce": the same scaled cosines, no margin. "ce": the conventional
     # softmax cross-entropy on the raw logits W_D^T F(h) (no normalisation, scale or margin).
     scale, margin = (1.0, 0.0) if cfg.margin_loss == "ce" else \
-        (cfg.scale, cfg.margin if cfg.margin_loss == "angular" else 0.0)
-    ami = ams = zero
-    if out.disc_cos_common is not None:
-        if cfg.use_ami:
-            ami = modality_loss(out.disc_cos_common.float(), scale, margin)
-            if cfg.adversary == "confusion":
-                ami = ami + confusion_loss(out.disc_cos_common_frozen.float(), scale)
-        if cfg.use_ams:
-            ams = modality_loss(out.disc_cos_private.float(), scale, margin)
-    terms["ami"], terms["ams"] = ami, ams
-    if gather is not None:                               # the global batch's rows
-        C, P = [gather(c) for c in C], [gather(p) for p in P]
-    terms["con"] = consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.use_con and C) else zero
-    terms["dis"] = disparity_loss(*P) if (cfg.use_dis and P) else zero
-    per_sample = terms["task"] + cfg.beta * (terms["ami"] + terms["ams"])
-    if share != 1.0:
-        per_sample = share * per_sample
-    total = per_sample + cfg.gamma * (terms["con"] + terms["dis"])
+        (ALPHA, TAU if cfg.margin_loss == "angular" else 0.0)
+    has_disc = out.disc_logits_common is not None
+    terms["ami"] = modality_loss(out.disc_logits_common.float(), scale, margin) if (has_disc and cfg.uses("ami")) else zero
+    terms["ams"] = modality_loss(out.disc_logits_private.float(), scale, margin) if (has_disc and cfg.uses("ams")) else zero
+    if out.disc_logits_common_frozen is not None:
+        terms["confusion"] = confusion_loss(out.disc_logits_common_frozen.float(), scale) if cfg.uses("ami") else zero
+    return terms
+
+
+def batch_terms(C: list[torch.Tensor], P: list[torch.Tensor], cfg, zero: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The terms of Eq. 18 over the whole batch: L_con (Eq. 4-5) of the C_m, L_dis (Eq. 6-7) of the
+    P_m, and the alignment extension when ``cfg.align_weight > 0``."""
+    terms = {"con": consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.uses("con") and C) else zero,
+             "dis": disparity_loss(*P) if (cfg.uses("dis") and P) else zero}
     if cfg.align_weight > 0 and C:
         terms["align"] = alignment_loss(*C, form=cfg.align_form)
-        total = total + cfg.align_weight * terms["align"]
-    terms["all"] = total
+    return terms
+
+
+def total(terms: dict[str, torch.Tensor], cfg, sample_weight: float = 1.0) -> torch.Tensor:
+    """Eq. 18: L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis) (+ the confusion
+    loss with L_ami, + the alignment extension). ``sample_weight`` multiplies the per-sample
+    terms (the distributed trainer's share of a global batch; 1 in one process)."""
+    adversarial = terms["ami"] + terms["confusion"] if "confusion" in terms else terms["ami"]
+    per_sample = terms["task"] + cfg.beta * (adversarial + terms["ams"])
+    if sample_weight != 1.0:
+        per_sample = sample_weight * per_sample
+    out = per_sample + cfg.gamma * (terms["con"] + terms["dis"])
+    if "align" in terms:
+        out = out + cfg.align_weight * terms["align"]
+    return out
+
+
+def representations(out) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """The C_m and P_m of a model output, in its modality order, as float32 (empty lists when
+    the model does not disentangle)."""
+    C = [out.common[m].float() for m in out.modalities] if out.common else []
+    P = [out.private[m].float() for m in out.modalities] if out.private else []
+    return C, P
+
+
+def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> dict[str, torch.Tensor]:
+    """Eq. 18 with every term: ``{"task", "ami", "ams", "con", "dis", "all"}`` (plus
+    ``"confusion"`` with the confusion adversary and ``"align"`` when ``cfg.align_weight > 0``).
+    ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig."""
+    terms = sample_terms(out, label, cfg, task)
+    terms.update(batch_terms(*representations(out), cfg, out.prediction.new_zeros((), dtype=torch.float32)))
+    terms["all"] = total(terms, cfg)
     return terms

@@ -67,17 +67,14 @@ SWITCHES: tuple[Switch, ...] = (
            "True: the scores are divided by sqrt(d_k)",
            f"[no_attn_scale]({READINGS})",
            literal=False),
-    Switch("model.norm_first", "reading",
-           'Sec. 3.2: "residual connections ... followed by layer normalization" (post-norm)',
-           "True: LayerNorm before each sub-layer (pre-norm)",
-           f"[post_norm]({READINGS})",
-           literal=False),
-    Switch("model.final_norm", "reading",
-           "nothing (a post-norm layer ends with a LayerNorm anyway)",
-           "True: a pre-norm stack ends with one more LayerNorm, which gives every time step the "
-           "same size before the pooling; False: the stack's output is the residual stream itself",
-           f"[task family]({RESULTS}/task-family.md)",
-           literal=True),
+    Switch("model.norm", "reading",
+           'Sec. 3.2: "residual connections ... followed by layer normalization" (post-norm); '
+           "nothing of a final LayerNorm (a post-norm layer ends with one anyway)",
+           '"pre+final": LayerNorm before each sub-layer (pre-norm) and one more at the end of the '
+           'stack, which gives every time step the same size before the pooling; "pre": without that '
+           'last one (the stack\'s output is the residual stream itself); "post": as written',
+           f"[post_norm]({READINGS}); [task family]({RESULTS}/task-family.md)",
+           literal="post"),
     Switch("model.model_dim", "reading",
            "Eq. 1: the transformers run at the input width d_m (300/74/47)",
            "a number: project each modality to that width first; None: the input width",
@@ -130,19 +127,13 @@ SWITCHES: tuple[Switch, ...] = (
            f"[task family, the paper-sized preset]({RESULTS}/task-family.md); "
            f"[real data]({RESULTS}/real-mosi-text-audio.md)",
            literal=0.0),
-    Switch("model.mlp_init", "reading",
-           "Eq. 2-3: two-layer perceptrons, no initialisation named",
+    Switch("model.mlp", "reading",
+           "Eq. 2-3: two-layer perceptrons, no initialisation or dropout named",
            '"scaled": He-normal first layer, LeCun-normal second, zero biases (the output keeps '
-           'about the input\'s scale); "default": PyTorch\'s, which divides the spread by sqrt(3) '
-           'per layer',
+           'about the input\'s scale) and no dropout between the layers; "default": PyTorch\'s '
+           "initialisation, which divides the spread by sqrt(3) per layer, and `model.dropout`",
            f"[disentangle diagnosis]({RESULTS}/disentangle-diagnosis.md)",
            literal="default"),
-    Switch("model.mlp_dropout", "reading",
-           "nothing of dropout in the Eq. 2-3 perceptrons",
-           "dropout between the two layers of the common and private MLPs; None: the same as "
-           "`model.dropout`",
-           f"[disentangle diagnosis]({RESULTS}/disentangle-diagnosis.md)",
-           literal=None),
     Switch("model.common_centring", "extension",
            "nothing: no term of Eq. 18 equalises the modalities' means",
            "each C_m minus its modality's mean (batch mean in training, running mean in eval)",
@@ -164,11 +155,6 @@ SWITCHES: tuple[Switch, ...] = (
            'have settled); "constant": the paper',
            f"[objective game]({RESULTS}/objective-game.md); [cosine_lr]({READINGS})",
            literal="constant"),
-    Switch("train.warmup_epochs", "extension",
-           "nothing",
-           "linear warm-up of the learning rate from 0 over this many epochs",
-           f"[cosine_warmup]({READINGS})",
-           literal=0.0),
     Switch("model.time_stride", "speed",
            "nothing: every time step",
            "average windows of this many steps before Eq. 1",

@@ -76,7 +76,7 @@ from .data.synthetic import FAST_SIZES
 from .experiments import runstore
 from .experiments.runs import BUNDLED, REPS_FILE, DataSpec, GridReport, ProjectionCache, Run, RunSpec, run_grid
 from .paths import runs_root
-from .score_names import SCORES
+from .metrics import SCORES
 
 SWEEP_FILE = "spec.json"             # the cache's SweepSpec
 PROJECTIONS = "projections"
@@ -440,7 +440,7 @@ class SweepCache:
 
 
 # The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md),
-# each titled with its plain name (score_names.SCORES).
+# each titled with its plain name (metrics.SCORES).
 MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_common", "private_factor_r2",
                "best_epoch")
 
@@ -459,7 +459,7 @@ FIGURES = ("embedding", "discriminator", "fusion")
 FIG_HEIGHT = {"embedding": 380, "discriminator": 300, "fusion": 300}
 METHOD_LABELS = (("t-SNE", "tsne"), ("UMAP", "umap"), ("PCA", "pca"))
 
-# the disentanglement scores a cell's table shows, below its test metrics (names: score_names.SCORES)
+# the disentanglement scores a cell's table shows, below its test metrics (names: metrics.SCORES)
 SCORE_KEYS = ("disc_prob_common", "disc_prob_private", "common_modality_acc", "private_modality_acc",
               "common_factor_r2", "private_factor_r2")
 
@@ -636,7 +636,7 @@ class BetaGammaExplorer:
 
     def snapshot_html(self) -> str:
         """A static copy of what the two panels show now (headers, metrics, figures): what a reader
-        without a kernel sees in an HTML export (``fdmer_lite.offline``). plotly.js comes inlined
+        without a kernel sees in an HTML export (``fdmer_lite.viz.export_html``). plotly.js comes inlined
         with the first figure: the explorer's figures never pass through plotly's renderers, so
         nothing else may have put it on the page."""
         parts = ["<div class='fdmer-explorer-snapshot'><p style='color:#555'>A static copy of the explorer "

@@ -12,28 +12,88 @@ asynchronous. On the CPU, ``fit`` flushes denormal floats to zero (:func:`flush_
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
 import os
 import random
+import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 import torch
+from tqdm.auto import tqdm
 
 from .config import Config
 from .errors import NonFiniteLoss  # noqa: F401  (raised here; the command line names it)
 from .data.base import MultimodalData, make_loader
-from .losses import TERMS, fdmer_objective
+from .losses import fdmer_objective, reported_terms
+from .model.cpu_speed import flush_denormals
 from .metrics import classification_metrics, regression_metrics
 from .model import build_model
-from .progress import bar as progress_bar
-from .progress import mark_stopped
 
 CHECKPOINT = "model.pt"
 IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
+
+
+# ----------------------------------------------------------------- progress
+# Progress a newcomer can see: a bar that moves within a second, whatever the work.
+#
+# * :func:`bar`: a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal), or ``None``
+#   when progress is switched off. The trainer's bar counts batches, so it moves at the first
+#   step, not at the end of the first epoch.
+# * :func:`heartbeat`: for work that cannot report steps (generating or loading a data set), a
+#   bar without a total that ticks every ``interval`` seconds from a background thread, showing
+#   the elapsed time, and closes when the work ends.
+
+
+def progress_bar(enabled: bool = True, **kw):
+    """``tqdm.auto.tqdm(**kw)``, or ``None`` when ``enabled`` is false."""
+    if not enabled:
+        return None
+    return tqdm(**kw)
+
+
+def mark_stopped(bar, why: str) -> None:
+    """Show on ``bar`` (a tqdm bar, or ``None``) that the work ended before its total, and ``why``:
+    red (``bar_style`` "danger" in a notebook, ``colour`` in a terminal), so a run that early
+    stopping ended is not mistaken for one that ran all its epochs."""
+    if bar is None:
+        return
+    bar.colour = "red"
+    bar.set_description(why, refresh=False)
+    container = getattr(bar, "container", None)          # tqdm.notebook: an HBox of label, bar, text
+    if container is not None:
+        container.children[1].bar_style = "danger"
+    bar.refresh()
+
+
+@contextlib.contextmanager
+def heartbeat(desc: str, enabled: bool = True, interval: float = 1.0, file=None):
+    """Show ``desc`` and the seconds spent so far, ticking every ``interval`` s, while the block
+    runs. Yields the bar (``None`` when disabled)."""
+    if not enabled:
+        yield None
+        return
+    ticker = progress_bar(True, desc=desc, unit="s", total=None, file=file or sys.stderr,
+                 bar_format="{desc}: {elapsed}", mininterval=0)
+    stop = threading.Event()
+
+    def tick():
+        while not stop.wait(interval):
+            ticker.update(1)
+
+    thread = threading.Thread(target=tick, name=f"heartbeat: {desc}", daemon=True)
+    thread.start()
+    try:
+        yield ticker
+    finally:
+        stop.set()
+        thread.join()
+        ticker.close()
 
 
 def improves(score: float, best: float) -> bool:
@@ -58,36 +118,27 @@ def select_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
-def seed_everything(seed: int, deterministic: bool = False) -> None:
-    """Seed python, numpy and torch; ``deterministic`` also asks torch for deterministic kernels."""
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch."""
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
     if torch.cuda.is_available():
         torch.cuda.manual_seed_all(seed)
-    if deterministic:
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        torch.backends.cudnn.benchmark = False
 
 
-def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, warmup_epochs: float, epochs: int,
+def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, epochs: int,
                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step learning-rate factor: a linear warm-up from 0 over ``warmup_epochs``, then either
-    constant (``"constant"``) or a half cosine down to 0 at the end of ``epochs`` (``"cosine"``)."""
+    """Per-step learning-rate factor: constant (``"constant"``) or a half cosine down to 0 at the
+    end of ``epochs`` (``"cosine"``)."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
-    if warmup_epochs < 0:
-        raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs!r}")
-    total, warm = max(1, epochs * steps_per_epoch), warmup_epochs * steps_per_epoch
+    total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:                    # step = optimizer steps taken so far
-        if step < warm:
-            return (step + 1) / warm
         if schedule == "constant":
             return 1.0
-        progress = min(1.0, (step - warm) / max(1.0, total - warm))
-        return 0.5 * (1.0 + math.cos(math.pi * progress))
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
@@ -169,7 +220,7 @@ def reversal_coefficient(schedule: str, progress: float) -> float:
 #: the parts of the network the game record follows: attribute of FDMER -> name in the record
 GAME_PARTS = {"encoders": "transformers", "common_encoder": "common", "private_encoders": "private",
               "discriminator": "discriminator"}
-GAME_TERMS = ("task", "ami", "ams", "con", "dis")
+GAME_TERMS = ("task", "ami", "confusion", "ams", "con", "dis")
 
 
 def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float) -> dict:
@@ -188,13 +239,13 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
     try:
         out = model(batch.features, batch.masks, grl_coeff=coeff)
         terms = fdmer_objective(out, batch.label, loss_cfg, task)
-        weight = {"task": 1.0, "ami": loss_cfg.beta, "ams": loss_cfg.beta, "con": loss_cfg.gamma,
-                  "dis": loss_cfg.gamma}
+        weight = {"task": 1.0, "ami": loss_cfg.beta, "confusion": loss_cfg.beta, "ams": loss_cfg.beta,
+                  "con": loss_cfg.gamma, "dis": loss_cfg.gamma}
         parts = {name: [p for p in getattr(model, attr).parameters() if p.requires_grad]
                  for attr, name in GAME_PARTS.items() if getattr(model, attr, None) is not None}
         flat = [p for params in parts.values() for p in params]
         grad = {}
-        for term in GAME_TERMS:
+        for term in (t for t in GAME_TERMS if t in terms):
             value = weight[term] * terms[term]
             grads = torch.autograd.grad(value, flat, retain_graph=True, allow_unused=True) \
                 if value.requires_grad else [None] * len(flat)
@@ -205,8 +256,8 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
                 i += len(params)
             grad[term] = norms
         record = {"coeff": coeff, "grad": grad}
-        for side, cos, reps in (("common", out.disc_cos_common, out.common),
-                                ("private", out.disc_cos_private, out.private)):
+        for side, cos, reps in (("common", out.disc_logits_common, out.common),
+                                ("private", out.disc_logits_private, out.private)):
             if cos is not None:                                               # (B, M, M)
                 truth = torch.arange(cos.shape[1], device=cos.device)
                 record[f"disc_acc_{side}"] = float((cos.argmax(dim=-1) == truth).float().mean())
@@ -216,21 +267,6 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
         return record
     finally:
         model.train(was_training)
-
-
-def flush_denormals() -> bool:
-    """Treat denormal floats (magnitudes below about 1.2e-38) as zero in this thread's CPU
-    arithmetic, from now on; returns False where the CPU cannot (``torch.set_flush_denormal``).
-
-    A CPU computes with denormals many times more slowly than with ordinary numbers. Long runs
-    of the paper-sized presets make them, and their steps slow down several times over
-    (by how much, and where they are, is measured in
-    ``benchmarks/results/denormals.md``); zero in their place changes no loss or metric we
-    print. The setting belongs to the
-    calling thread and to threads it starts later; torch's worker threads started earlier keep
-    their own, so with one intra-op thread (the default on two cores) it covers every step.
-    """
-    return bool(torch.set_flush_denormal(True))
 
 
 class Trainer:
@@ -255,10 +291,11 @@ class Trainer:
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
         self.config, self.task = config, data.task
+        self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
         self.device = select_device(config.train.device)
-        seed_everything(config.train.seed, config.train.deterministic)
+        seed_everything(config.train.seed)
         self.model = model or self.new_model()
         self.model.to(self.device)
         self.use_amp = bool(config.train.amp and self.device.type == "cuda")
@@ -278,7 +315,7 @@ class Trainer:
     def loader(self, split: str, shuffle: bool = False):
         t = self.config.train
         return make_loader(self.data, split, t.batch_size, shuffle=shuffle, seed=t.seed,
-                           pin_memory=self.device.type == "cuda", num_workers=t.num_workers)
+                           pin_memory=self.device.type == "cuda")
 
     def _forward(self, batch, grl_coeff: float = 1.0):
         batch = batch.to(self.device, non_blocking=True)
@@ -299,7 +336,7 @@ class Trainer:
             epochs, patience = budget(t.epochs, t.patience, steps, t.min_steps)
         else:                                           # exactly the epochs asked for
             patience = t.patience
-        sched = lr_scheduler(opt, t.lr_schedule, t.warmup_epochs, epochs, steps)
+        sched = lr_scheduler(opt, t.lr_schedule, epochs, steps)
         look = next(iter(self.loader("train"))).to(self.device) if self.record_game else None
         since_best = 0
         bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
@@ -308,7 +345,7 @@ class Trainer:
             if bar is not None:
                 bar.set_description(f"epoch {epoch}/{epochs}", refresh=False)
             self.model.train()
-            sums, count, norms = dict.fromkeys(TERMS, 0.0), 0, []
+            sums, count, norms = dict.fromkeys(self.terms, 0.0), 0, []
             for step, batch in enumerate(train_loader, start=1):
                 progress = ((epoch - 1) * steps + step - 1) / (epochs * steps)
                 coeff = reversal_coefficient(t.grl_schedule, progress)
@@ -324,14 +361,14 @@ class Trainer:
                 scaler.update()
                 sched.step()
                 n = len(batch)
-                for k in TERMS:
-                    sums[k] += values[k] * n
+                for k in self.terms:
+                    sums[k] += values.get(k, 0.0) * n
                 count += n
                 if bar is not None:
                     bar.update(1)
             valid = self.evaluate("valid")
             entry = {"epoch": epoch,
-                     "train": {k: sums[k] / count for k in TERMS},
+                     "train": {k: sums[k] / count for k in self.terms},
                      "valid": valid["losses"],
                      "valid_metrics": valid["metrics"],
                      "lr": opt.param_groups[0]["lr"],
@@ -383,13 +420,13 @@ class Trainer:
     def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
         """Predictions (N,) or (N, C) for a split, in split order, and the mean loss terms."""
         self.model.eval()
-        preds, sums, count = [], dict.fromkeys(TERMS, 0.0), 0
+        preds, sums, count = [], dict.fromkeys(self.terms, 0.0), 0
         for batch in self.loader(split):
             out, terms, batch = self._forward(batch)
             preds.append(out.prediction.float().cpu())
             n = len(batch)
-            for k in TERMS:
-                sums[k] += float(terms[k]) * n
+            for k in self.terms:
+                sums[k] += float(terms[k]) * n if k in terms else 0.0
             count += n
         return torch.cat(preds).numpy(), {k: v / max(count, 1) for k, v in sums.items()}
 

@@ -31,6 +31,8 @@ import hashlib
 import html
 import math
 import os
+import re
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -51,6 +53,7 @@ KIND_SYMBOLS = {"common": "circle", "private": "diamond"}
 TERM_TITLES = {
     "task": "L_task", "ami": "L_ami (Eq. 10)", "ams": "L_ams (Eq. 11)",
     "con": "L_con (Eq. 5)", "dis": "L_dis (Eq. 7)", "all": "L_all (Eq. 18)",
+    "confusion": "confusion loss (extension)",
 }
 PROJECTION_METHODS = ("tsne", "umap", "pca")
 
@@ -109,17 +112,18 @@ def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", 
     return fig
 
 
-GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "ams": "#ff9896", "con": "#1f77b4", "dis": "#9467bd"}
-GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "ams": "beta L_ams",
-                   "con": "gamma L_con", "dis": "gamma L_dis"}
+GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "confusion": "#e377c2", "ams": "#ff9896",
+                    "con": "#1f77b4", "dis": "#9467bd"}
+GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "confusion": "beta confusion loss",
+                   "ams": "beta L_ams", "con": "gamma L_con", "dis": "gamma L_dis"}
 
 
 def training_game(history: list[dict], best_epoch: int | None = None,
                   title: str = "The training game, beside Figure 3") -> go.Figure:
     """Four panels over the epochs, from the trainer's ``"game"`` records (``train.game_record``):
 
-    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams and the constraint
-       loss L_con + L_dis (training split);
+    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams (with the confusion
+       adversary, its loss too) and the constraint loss L_con + L_dis (training split);
     2. the gradient each term of Eq. 18 sends into the common encoder (log scale);
     3. the same into the private encoders;
     4. the discriminator's accuracy on C_m and on P_m, and the reversal's strength.
@@ -134,7 +138,8 @@ def training_game(history: list[dict], best_epoch: int | None = None,
         "discriminator accuracy and reversal strength"), vertical_spacing=0.14)
     train = [h.get("train") or {} for h in history]
     curves = {"L_all": [t.get("all") for t in train],
-              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("ams", 0.0) for t in train],
+              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("confusion", 0.0) + t.get("ams", 0.0)
+                                for t in train],
               "L_con + L_dis": [None if "con" not in t else t["con"] + t.get("dis", 0.0) for t in train]}
     for (name, y), color in zip(curves.items(), ("#333333", "#d62728", "#1f77b4")):
         fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines", line=dict(color=color),
@@ -773,3 +778,113 @@ def probe_bars(table: dict, chance: float | None = None, title: str = "Probes fo
     fig.update_layout(title=title, barmode="group", yaxis_title=yaxis, xaxis_title="probe",
                       template="plotly_white", height=420, width=720)
     return fig
+
+
+# ------------------------------------------------------- figures offline 
+# Figures and equations wherever a notebook is read, with no network: live in JupyterLab and
+# in an HTML export by nbconvert.
+#
+# * :func:`use_offline_renderer` (called by ``lessons.setup``): every figure carries plotly's own
+#   mimetype (JupyterLab draws it) and an HTML copy for exports. The HTML copy is plotly's
+#   ``notebook`` renderer, which inlines plotly.js once per notebook, less the one thing it fetches
+#   from a CDN: a MathJax script tag in every figure (our figures hold no LaTeX; the page's MathJax
+#   typesets the markdown).
+# * :func:`export_html`: nbconvert's ``lab`` template with MathJax 2 served from a local copy (the
+#   files of the ``jupyter-server-mathjax`` package, copied once beside the HTML), and without the
+#   two scripts the template loads from a CDN that these notebooks do not need (require.js,
+#   mermaid), nor the widget manager (from unpkg): a widget shows the static HTML copy it sent, if any.
+# * :func:`inspect_html`: what an exported page holds: the plotly figures (``plotly-graph-div``),
+#   whether plotly.js is inlined, where MathJax comes from, and every external URL it would load.
+
+RENDERER = "notebook_offline"
+MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"     # the configuration jupyter-server-mathjax ships
+_MATHJAX_TAG = re.compile(r'<script[^>]*\bsrc="https?://[^"]*mathjax[^"]*"[^>]*>\s*</script>', re.I)
+# What a page *loads* (not URLs quoted inside plotly.js): script/link/img sources and imports.
+_LOADS = re.compile(r'<(?:script|img|iframe)\b[^>]*\bsrc="(https?://[^"]+)"'
+                    r'|<link\b[^>]*\bhref="(https?://[^"]+)"'
+                    r'|\bimport\(\s*"(https?://[^"]+)"\s*\)'
+                    r"|\b\w*src\s*=\s*'(https?://[^']+)'", re.I)        # a script added by code
+
+# A widget's output needs the widget manager, which the template fetches from a CDN (unpkg) when
+# the widget state was saved, and renders as nothing otherwise. Offline, the manager is left out,
+# and where a widget also sent a static HTML copy (the beta/gamma explorer does) the page shows it.
+_TEMPLATE = """{%- extends 'index.html.j2' -%}
+{%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
+{%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
+{%- block jupyter_widgets -%}{%- endblock jupyter_widgets -%}
+{%- block data_widget_view scoped -%}
+{%- if 'text/html' in output.data -%}
+<div class="jp-RenderedHTMLCommon jp-RenderedHTML jp-OutputArea-output {{ extra_class }}" data-mime-type="text/html">
+{{ output.data['text/html'] }}
+</div>
+{%- else -%}{{ super() }}{%- endif -%}
+{%- endblock data_widget_view -%}
+"""
+
+
+def use_offline_renderer() -> str:
+    """Register the offline notebook renderer and make ``plotly_mimetype+`` it the default."""
+    import plotly.io as pio
+    from plotly.io._base_renderers import NotebookRenderer
+
+    class OfflineNotebookRenderer(NotebookRenderer):
+        def to_mimebundle(self, fig_dict):
+            bundle = super().to_mimebundle(fig_dict)
+            bundle["text/html"] = _MATHJAX_TAG.sub("", bundle["text/html"])
+            return bundle
+
+    if RENDERER not in pio.renderers:
+        pio.renderers[RENDERER] = OfflineNotebookRenderer()
+    pio.renderers.default = f"plotly_mimetype+{RENDERER}"
+    return pio.renderers.default
+
+
+def mathjax_source() -> Path:
+    """The MathJax 2 files of the ``jupyter-server-mathjax`` package."""
+    try:
+        import jupyter_server_mathjax
+    except ImportError:
+        raise ImportError("offline equations need the package jupyter-server-mathjax "
+                          "(pip install jupyter-server-mathjax)") from None
+    static = Path(jupyter_server_mathjax.__file__).parent / "static"
+    if not (static / "MathJax.js").is_file():
+        raise FileNotFoundError(f"{static}: no MathJax.js in jupyter-server-mathjax")
+    return static
+
+
+def local_mathjax(folder: str | Path) -> Path:
+    """Copy MathJax into ``folder/mathjax`` (once) and return that folder."""
+    target = Path(folder) / "mathjax"
+    if not (target / "MathJax.js").is_file():
+        shutil.copytree(mathjax_source(), target, dirs_exist_ok=True)
+    return target
+
+
+def export_html(notebook, out_path: str | Path) -> Path:
+    """Write ``notebook`` (a path or an executed ``nbformat`` node) as HTML that needs no network:
+    MathJax from ``<folder of out_path>/mathjax`` (a relative URL, so the folder can be moved)."""
+    import nbformat
+    from jinja2 import DictLoader
+    from nbconvert import HTMLExporter
+
+    out_path = Path(out_path)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    local_mathjax(out_path.parent)
+    nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else notebook
+    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"offline.html.j2": _TEMPLATE})],
+                            template_file="offline.html.j2",
+                            mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
+    body, _ = exporter.from_notebook_node(nb)
+    out_path.write_text(body, encoding="utf-8")
+    return out_path
+
+
+def inspect_html(text: str) -> dict:
+    """Figures and outside loads of an exported page (``text``: its HTML)."""
+    loads = sorted({next(g for g in m.groups() if g) for m in _LOADS.finditer(text)})
+    mathjax = re.findall(r'<script[^>]*\bsrc="([^"]*MathJax[^"]*)"', text, re.I)
+    return {"figures": text.count('class="plotly-graph-div"'),
+            "plotlyjs_inlined": "plotly.js v" in text and "Plotly.newPlot" in text,
+            "mathjax": mathjax,
+            "mathjax_local": bool(mathjax) and all(not re.match(r"https?://", u) for u in mathjax),
+            "external_loads": loads}

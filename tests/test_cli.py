@@ -5,7 +5,7 @@ import threading
 
 import pytest
 
-from fdmer_lite import progress
+from fdmer_lite import train as bars      # the progress bars live in train.py
 from fdmer_lite.cli import main
 
 
@@ -121,7 +121,7 @@ def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_da
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", CountingBar)
+    monkeypatch.setattr(bars, "tqdm", CountingBar)
     cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "progress": True, "batch_size": 16})
     trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])))
     steps = len(trainer.loader("train"))
@@ -137,7 +137,7 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
 
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", CountingBar)
+    monkeypatch.setattr(bars, "tqdm", CountingBar)
     Trainer(fast_config.replace(train={"epochs": 1, "progress": False}), tiny_data).fit()
     assert events == []
 
@@ -145,7 +145,7 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
 def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
     """Work that reports no steps (a data set being generated) still moves the bar: wait inside
     the block until the ticker thread has updated it three times (no timing asserted)."""
-    from fdmer_lite.progress import heartbeat
+    from fdmer_lite.train import heartbeat
 
     events = []
     ticked = threading.Event()
@@ -157,7 +157,7 @@ def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
                 ticked.set()
 
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
-    monkeypatch.setattr(progress, "tqdm", Bar)
+    monkeypatch.setattr(bars, "tqdm", Bar)
     with heartbeat("generating", interval=0.01) as bar:
         assert bar is not None
         assert ticked.wait(30), "the heartbeat never ticked"
@@ -167,3 +167,24 @@ def test_heartbeat_ticks_while_the_work_runs(monkeypatch):
     assert len(events) == count                                      # stopped with the block
     with heartbeat("quiet", enabled=False) as bar:
         assert bar is None
+
+
+def test_export_writes_an_offline_page_and_refuses_bad_input(tmp_path, capsys):
+    import nbformat
+
+    from fdmer_lite.viz import inspect_html
+
+    nb = nbformat.v4.new_notebook()
+    nb.cells.append(nbformat.v4.new_markdown_cell("$$ \\mathcal{L} = \\beta $$"))
+    nbformat.write(nb, tmp_path / "lesson.ipynb")
+    assert main(["export", str(tmp_path / "lesson.ipynb")]) == 0
+    page = tmp_path / "lesson.html"
+    assert f"wrote {page}" in capsys.readouterr().out
+    found = inspect_html(page.read_text(encoding="utf-8"))
+    assert found["mathjax_local"] and found["external_loads"] == []
+    assert (tmp_path / "mathjax" / "MathJax.js").is_file()
+    (tmp_path / "broken.ipynb").write_text("not json")
+    for bad in ("missing.ipynb", "broken.ipynb", "lesson.html"):
+        assert main(["export", str(tmp_path / bad)]) == 2
+        err = capsys.readouterr().err
+        assert str(tmp_path / bad) in err and len(err.strip().splitlines()) == 1

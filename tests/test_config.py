@@ -1,12 +1,12 @@
-"""The presets against the paper's Section 4.2, the literal presets against the readings table,
-and the generated table against its committed copy."""
+"""The presets against the paper's Section 4.2, and old config.json files (settings since merged
+or removed) against today's configuration."""
 
 from pathlib import Path
 
 import pytest
 
-from fdmer_lite import readings
-from fdmer_lite.config import PRESETS, Config, get_preset
+from fdmer_lite import losses
+from fdmer_lite.config import Config, get_preset
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -27,50 +27,57 @@ def test_paper_presets_carry_section_4_2(name):
     want = SECTION_4_2[name.removesuffix("_literal")]
     assert (cfg.train.batch_size, cfg.train.epochs, cfg.train.lr) == (want["batch_size"], want["epochs"], want["lr"])
     assert (cfg.loss.beta, cfg.loss.gamma) == (want["beta"], want["gamma"])
-    assert (cfg.model.d_k, cfg.model.d_disc, cfg.loss.margin, cfg.loss.scale) == (256, 128, 0.5, 72.0)
-    assert (cfg.model.layers_t, cfg.model.layers_a, cfg.model.layers_v) == (5, 4, 4)
+    assert (cfg.model.d_k, cfg.model.d_disc, losses.TAU, losses.ALPHA) == (256, 128, 0.5, 72.0)
+    assert cfg.model.layers == (5, 4, 4)
     assert cfg.loss.margin_loss == "angular" and cfg.model.fusion == "cmaf"
     assert cfg.name == name
 
 
-@pytest.mark.parametrize("name", LITERAL)
-def test_literal_presets_take_no_reading_and_no_extension(name):
-    cfg = get_preset(name)
-    off = {s.field: (readings.value(cfg, s.field), s.literal_value(cfg)) for s in readings.SWITCHES
-           if readings.value(cfg, s.field) != s.literal_value(cfg)}
-    assert off == {}
-    # the text where it is explicit, spelled out once more
-    assert cfg.train.grl_schedule == "constant" and cfg.loss.con_centre is False
-    assert cfg.model.attn_scale is False and cfg.model.norm_first is False
-    assert cfg.train.grad_clip is None and cfg.train.lr_schedule == "constant"
-    assert cfg.train.patience >= cfg.train.epochs
+SHIPPED = sorted((ROOT / "fdmer_lite" / "shipped_runs").rglob("config.json"))
 
 
-@pytest.mark.parametrize("name", [p for p in PRESETS if p not in LITERAL])
-def test_every_default_preset_leaves_the_extensions_off(name):
-    cfg = get_preset(name)
-    on = {s.field: readings.value(cfg, s.field) for s in readings.SWITCHES
-          if s.kind == "extension" and readings.value(cfg, s.field) != s.literal_value(cfg)}
-    assert on == {}
+@pytest.mark.parametrize("path", SHIPPED[:: max(1, len(SHIPPED) // 12)], ids=lambda p: p.parent.name)
+def test_an_old_config_json_loads_and_writes_back_in_its_old_form(path):
+    """The files were written before settings were merged or removed: read back, and written
+    out in the old form again (what run names hash), they are the file less the removed fields."""
+    import json
+    from fdmer_lite.config import REMOVED, legacy_form
+    old = json.loads(path.read_text(encoding="utf-8"))["config"]
+    back = legacy_form(Config.from_dict(old).to_dict())
+    for section in ("model", "loss", "train"):
+        want = {k: v for k, v in old[section].items() if (section, k) not in REMOVED}
+        got = {k: (list(v) if isinstance(v, tuple) else v) for k, v in back[section].items() if k in want}
+        assert got == want, section
 
 
-def test_every_switch_names_a_real_field_and_a_known_kind():
+def test_old_settings_read_into_their_merged_fields():
+    cfg = Config.from_dict({"model": {"layers_t": 1, "layers_a": 2, "layers_v": 3, "cmaf_phase1": False,
+                                      "use_private": False, "norm_first": False, "mlp_init": "scaled",
+                                      "mlp_dropout": 0.0},
+                            "loss": {"use_ami": False, "use_ams": False, "scale": 72.0},
+                            "train": {"warmup_epochs": 0.0, "num_workers": 3}})
+    m = cfg.model
+    assert (m.layers, m.fusion, m.fusion_targets, m.norm, m.mlp) == ((1, 2, 3), "cmaf_wo_phase1", "C", "post", "scaled")
+    assert cfg.loss.aux_losses == "con+dis" and not cfg.loss.uses("ami") and cfg.loss.uses("dis")
+    assert Config.from_dict({"model": {"disentangle": False}}).model.fusion_targets == "h"
+
+
+@pytest.mark.parametrize("section, key, value", [("loss", "scale", 30.0), ("train", "warmup_epochs", 1.0),
+                                                 ("train", "deterministic", True)])
+def test_a_removed_setting_at_another_value_is_one_clear_error(section, key, value):
+    with pytest.raises(ValueError, match=rf"'{section}\.{key}'.*expected .*got {value!r}"):
+        Config.from_dict({section: {key: value}})
+
+
+def test_a_merged_setting_that_cannot_be_expressed_is_one_clear_error():
+    with pytest.raises(ValueError, match="mlp_dropout"):
+        Config.from_dict({"model": {"mlp_dropout": 0.3}})
+    with pytest.raises(KeyError, match="layers_t"):
+        get_preset("fast").replace(model={"layers_t": 2})
+
+
+def test_the_configuration_has_at_most_forty_two_fields():
+    import dataclasses
     cfg = Config()
-    for s in readings.SWITCHES:
-        section, field = s.field.split(".")
-        assert hasattr(getattr(cfg, section), field), s.field
-        assert s.kind in ("reading", "extension", "speed")
-        assert s.paper and s.does and s.evidence
-    assert len({s.field for s in readings.SWITCHES}) == len(readings.SWITCHES)
-
-
-def test_readings_table_has_one_column_per_preset_read_from_the_code():
-    table = readings.table_markdown(("synthetic", "mosi_literal"))
-    rows = {line.split(" | ")[0].strip("| `"): line.split(" | ") for line in table.splitlines()[2:]}
-    assert rows["model.norm_first"][4:6] == ["on", "off"]
-    assert rows["model.time_stride"][4:6] == [str(get_preset("synthetic").model.time_stride), "1"]
-
-
-def test_committed_readings_document_is_the_generated_one():
-    committed = (ROOT / "docs" / "readings.md").read_text(encoding="utf-8")
-    assert committed == readings.document(), "run: python -m fdmer_lite.readings > docs/readings.md"
+    count = sum(len(dataclasses.fields(getattr(cfg, s))) for s in ("model", "loss", "train")) + 1
+    assert count <= 42, count

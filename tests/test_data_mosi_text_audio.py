@@ -176,7 +176,7 @@ def test_two_modalities_pair_losses_see_one_pair(tmp_path, fast_config):
     with torch.no_grad():
         out = model(batch.features, batch.masks)
         terms = fdmer_objective(out, batch.label, cfg.loss)
-    assert out.modalities == "ta" and out.disc_cos_common.shape == (4, 2, 2)
+    assert out.modalities == "ta" and out.disc_logits_common.shape == (4, 2, 2)
     assert out.psi_names == ("C", "P_t", "P_a")
     c_t, c_a = out.common["t"].double(), out.common["a"].double()
     c_t, c_a = c_t - c_t.mean(0), c_a - c_a.mean(0)          # the default reading: S_m on centred C_m

@@ -23,8 +23,10 @@ import torch
 
 from fdmer_lite.config import get_preset
 from fdmer_lite.ablations import BY_KEY
+from fdmer_lite.config import LossConfig
 from fdmer_lite.distributed import (DistributedTrainer, ShardedBatchSampler, unused_parameters,
-                                     init_process_group)
+                                     init_process_group, shard_objective)
+from fdmer_lite.losses import fdmer_objective
 from fdmer_lite.experiments.runs import DataSpec
 from fdmer_lite.data.synthetic import FAST_SIZES, make_benchmark
 from fdmer_lite.train import Trainer
@@ -123,3 +125,41 @@ def test_a_bad_option_of_the_distributed_trainer_is_one_line_and_exit_2(capsys, 
     (tmp_path / "bad.json").write_text('{"model": {"no_such_field": 1}}')
     assert distributed.main(["--dataset", "synthetic", "--config", str(tmp_path / "bad.json")]) == 2
     assert "bad.json" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("align_weight", [0.0, 0.5])
+def test_eq18_split_over_processes_averages_to_the_whole_batch(align_weight):
+    """Two shards of a batch, each with ``gather`` giving the whole batch's rows and ``share`` its
+    weight, average (as DDP averages gradients) to the one-batch objective: value and gradients."""
+    from types import SimpleNamespace
+    torch.manual_seed(0)
+    n, d, M, mods = 10, 6, 3, "tav"
+    reps = {f"{k}_{m}": torch.randn(n, d, requires_grad=True) for k in "CP" for m in mods}
+    pred = torch.randn(n, requires_grad=True)
+    cos_c = torch.empty(n, M, M).uniform_(-0.9, 0.9).requires_grad_()
+    cos_p = torch.empty(n, M, M).uniform_(-0.9, 0.9).requires_grad_()
+    leaves = [pred, cos_c, cos_p, *reps.values()]
+    label = torch.randn(n)
+    cfg = LossConfig(align_weight=align_weight)
+    shards = [slice(0, 4), slice(4, n)]                        # unequal shards, W = 2
+
+    def output(rows):
+        return SimpleNamespace(prediction=pred[rows], modalities=mods,
+                               common={m: reps[f"C_{m}"][rows] for m in mods},
+                               private={m: reps[f"P_{m}"][rows] for m in mods},
+                               disc_logits_common=cos_c[rows], disc_logits_private=cos_p[rows],
+                               disc_logits_common_frozen=None)
+
+    def gather_for(r):
+        def gather(rows):                                      # shard r's rows -> the whole batch's
+            name = next(k for k, v in reps.items() if torch.equal(rows.detach(), v[shards[r]].detach()))
+            return torch.cat([rows if s == r else reps[name][shards[s]] for s in range(2)])
+        return gather
+
+    whole = fdmer_objective(output(slice(None)), label, cfg)["all"]
+    per = [shard_objective(output(shards[r]), label[shards[r]], cfg, "regression", gather=gather_for(r),
+                                  share=(shards[r].stop - shards[r].start) * 2 / n)["all"] for r in range(2)]
+    averaged = (per[0] + per[1]) / 2
+    torch.testing.assert_close(averaged, whole)
+    for a, b in zip(torch.autograd.grad(averaged, leaves), torch.autograd.grad(whole, leaves)):
+        torch.testing.assert_close(a, b)

@@ -2,13 +2,13 @@
 
 Layers, bottom to top (a module may import its own layer and the layers below it):
 
-    0 floor        errors, config, paper, paths, collectives, metrics, scores, progress (nothing of the package's)
+    0 floor        errors, config, paths, collectives, metrics (nothing of the package's)
     1 data         data/*
     2 model        model/*, losses (the paper's equations)
     3 train        train (the Trainer alone)
     4 analysis     analysis, viz, readings
     5 experiments  experiments/* (the run store, the pool, batches of runs)
-    6 front        everything else: cli, options, lessons, widgets, shipped, ablations, sweep, distributed
+    6 front        everything else: cli, lessons, ablations, sweep, distributed
 
 An *upward* import goes from a lower layer to a higher one. Two rules of their own (DESIGN.md,
 section 2): ``model/*`` imports only ``config`` and ``model/*``; ``losses`` and ``metrics`` never
@@ -25,7 +25,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "fdmer_lite"
 NAME = "fdmer_lite"
 
 LAYERS = [
-    ("floor", {"__init__", "errors", "config", "paper", "paths", "collectives", "metrics", "scores", "progress"}),
+    ("floor", {"__init__", "errors", "config", "paths", "collectives", "metrics"}),
     ("data", {"data"}),
     ("model", {"model", "losses"}),
     ("train", {"train"}),

@@ -7,7 +7,7 @@ import torch
 
 from fdmer_lite.config import get_preset
 from fdmer_lite.model import FDMER, CMAF, ModalityDiscriminator, build_model, grad_reverse
-from fdmer_lite.model.encoders import temporal_pool
+from fdmer_lite.model.encoders import ModalityCentring, temporal_pool
 
 WIDTHS = {"t": 12, "a": 5, "v": 7}
 
@@ -55,8 +55,10 @@ def test_forward_output_shapes_and_psi_sums_to_one():
     assert out.prediction.shape == (4,)
     assert out.psi.shape == (4, 4) and out.psi_names == ("C", "P_t", "P_a", "P_v")
     torch.testing.assert_close(out.psi.sum(1), torch.ones(4))
-    assert out.disc_cos_common.shape == (4, 3, 3) and out.disc_cos_private.shape == (4, 3, 3)
-    torch.testing.assert_close(out.disc_prob_common.sum(-1), torch.ones(4, 3))
+    assert out.disc_logits_common.shape == (4, 3, 3) and out.disc_logits_private.shape == (4, 3, 3)
+    prob = model.discriminator.probability(out.disc_logits_common)
+    torch.testing.assert_close(prob, torch.softmax(72.0 * out.disc_logits_common.detach(), dim=-1))
+    torch.testing.assert_close(prob.sum(-1), torch.ones(4, 3))
     for m in "tav":
         assert out.common[m].shape == (4, cfg.model.d_k) and out.private[m].shape == (4, cfg.model.d_k)
 
@@ -77,18 +79,18 @@ def test_gradient_reversal_sits_between_common_and_discriminator():
     # gradient of sum(cos_common) with respect to C_t through the model's path ...
     out = model(x)
     C_t = out.common["t"]
-    g_model = torch.autograd.grad(out.disc_cos_common.sum(), C_t, retain_graph=True)[0]
+    g_model = torch.autograd.grad(out.disc_logits_common.sum(), C_t, retain_graph=True)[0]
     # ... equals minus the gradient through the discriminator called directly (no reversal).
     C = torch.stack([out.common[m] for m in "tav"], dim=1)
     direct = torch.autograd.grad(model.discriminator(C).sum(), C_t)[0]
     torch.testing.assert_close(g_model, -direct)
     # grl_coeff scales the reversed gradient (the DANN ramp passes values in [0, 1])
     out = model(x, grl_coeff=0.25)
-    g_quarter = torch.autograd.grad(out.disc_cos_common.sum(), out.common["t"], retain_graph=True)[0]
+    g_quarter = torch.autograd.grad(out.disc_logits_common.sum(), out.common["t"], retain_graph=True)[0]
     torch.testing.assert_close(g_quarter, -0.25 * direct)
     # the private branch is NOT reversed
     P_t = out.private["t"]
-    g_p = torch.autograd.grad(out.disc_cos_private.sum(), P_t, retain_graph=True)[0]
+    g_p = torch.autograd.grad(out.disc_logits_private.sum(), P_t, retain_graph=True)[0]
     P = torch.stack([out.private[m] for m in "tav"], dim=1)
     torch.testing.assert_close(g_p, torch.autograd.grad(model.discriminator(P).sum(), P_t)[0])
 
@@ -97,8 +99,8 @@ def test_confusion_adversary_outputs_frozen_cosines():
     cfg = small(aux_scope="all").replace(loss={"adversary": "confusion"})
     model = build_model(cfg, WIDTHS, 1)
     out = model(batch())
-    assert out.disc_cos_common_frozen is not None
-    out.disc_cos_common_frozen.sum().backward()
+    assert out.disc_logits_common_frozen is not None
+    out.disc_logits_common_frozen.sum().backward()
     assert model.discriminator.class_weights.grad is None          # the frozen copy does not train D
     assert model.encoders["t"].to_model.weight.grad is not None     # but it reaches the encoders
 
@@ -197,9 +199,9 @@ def test_any_subset_of_modalities(mods):
     assert out.prediction.shape == (4, 2)
     assert out.psi.shape == (4, 1 + len(mods))
     if len(mods) > 1:
-        assert out.disc_cos_common.shape == (4, len(mods), len(mods))
+        assert out.disc_logits_common.shape == (4, len(mods), len(mods))
     else:
-        assert out.disc_cos_common is None
+        assert out.disc_logits_common is None
 
 
 def test_missing_width_is_a_clear_error():
@@ -232,9 +234,9 @@ def test_modality_centring_reaches_everything_that_reads_c():
     model.centring.running_mean.normal_()
     out = model(batch())
     C = torch.stack([out.common[m] for m in "tav"], dim=1)
-    torch.testing.assert_close(out.disc_cos_common, model.discriminator(C))
+    torch.testing.assert_close(out.disc_logits_common, model.discriminator(C))
     plain = build_model(small(common_centring=False), WIDTHS, 1)
-    assert plain.centring is None and "centring.running_mean" not in plain.state_dict()
+    assert not any(isinstance(m, ModalityCentring) for m in plain.modules()) and "centring.running_mean" not in plain.state_dict()
     state = model.state_dict()
     again = build_model(small(common_centring=True), WIDTHS, 1)
     again.load_state_dict(state)                                   # the running mean is saved
@@ -311,9 +313,9 @@ def test_cross_entropy_variant_gives_raw_discriminator_logits():
     D = model.discriminator
     C = torch.stack([out.common[m] for m in "tav"], dim=1)
     raw = (C @ D.project.weight.T + D.project.bias) @ D.class_weights      # W_D^T F(h)
-    torch.testing.assert_close(out.disc_cos_common, raw)
-    torch.testing.assert_close(out.disc_prob_common, torch.softmax(raw, dim=-1))   # no alpha
-    assert not build_model(small(), WIDTHS, 1).eval()(batch()).disc_cos_common.abs().gt(1 + 1e-6).any()
+    torch.testing.assert_close(out.disc_logits_common, raw)
+    torch.testing.assert_close(model.discriminator.probability(out.disc_logits_common), torch.softmax(raw, dim=-1))   # no alpha
+    assert not build_model(small(), WIDTHS, 1).eval()(batch()).disc_logits_common.abs().gt(1 + 1e-6).any()
 
 
 def test_scaled_mlp_init_keeps_the_scale_and_starts_without_offset():
@@ -332,15 +334,15 @@ def test_scaled_mlp_init_keeps_the_scale_and_starts_without_offset():
     assert y0.std(0).mean() < 0.4 * y.std(0).mean()                        # PyTorch's default shrinks
 
 
-def test_mlp_dropout_sets_the_eq_2_3_mlps_only_and_mlp_init_reaches_them():
-    model = build_model(small(dropout=0.3, mlp_dropout=0.0, mlp_init="scaled"), WIDTHS, 1)
+def test_scaled_mlp_has_no_dropout_and_zero_biases_and_the_rest_keeps_dropout():
+    model = build_model(small(dropout=0.3, mlp="scaled"), WIDTHS, 1)
     for mlp in (model.common_encoder, *model.private_encoders.values()):
         assert mlp.net[2].p == 0.0
         assert float(mlp.net[0].bias.abs().max()) == 0.0
     assert model.head[2].p == 0.3
-    assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # None: dropout
-    with pytest.raises(ValueError, match="mlp_init"):
-        build_model(small(mlp_init="xavier"), WIDTHS, 1)
+    assert build_model(small(dropout=0.3), WIDTHS, 1).common_encoder.net[2].p == 0.3   # default: dropout
+    with pytest.raises(ValueError, match="mlp must be"):
+        build_model(small(mlp="xavier"), WIDTHS, 1)
 
 
 def _grad_norms(model, loss):
@@ -381,3 +383,31 @@ def test_aux_scope_encoders_keeps_the_auxiliary_losses_out_of_the_transformers()
     assert task["transformers"] == pytest.approx(_grad_norms(reference, ref_terms["task"])["transformers"], rel=1e-5)
     with pytest.raises(ValueError, match="aux_scope"):
         build_model(small(aux_scope="none"), WIDTHS, 1)
+
+
+def test_forward_reads_like_figure_1_with_at_most_two_branch_points():
+    """The parts are chosen when the model is built: forward's own branch points (if, for
+    comprehensions' conditions, conditional expressions) number at most two."""
+    import ast
+    import inspect
+    import textwrap
+    tree = ast.parse(textwrap.dedent(inspect.getsource(FDMER.forward)))
+    branches = [n for n in ast.walk(tree) if isinstance(n, (ast.If, ast.IfExp, ast.While))]
+    branches += [c for n in ast.walk(tree) if isinstance(n, ast.comprehension) for c in n.ifs]
+    assert len(branches) <= 2, [ast.unparse(b)[:60] for b in branches]
+
+
+@pytest.mark.parametrize("change", [{"fusion_targets": "P"}, {"fusion_targets": "C"}, {"fusion_targets": "h"}])
+def test_a_table4_part_left_out_gives_the_tokens_it_names(change):
+    """Each Table-4 row's fusion input, checked against the representations themselves."""
+    model = build_model(small(dropout=0.0, **change), WIDTHS, 1).eval()
+    seen = {}
+    model.fusion.register_forward_hook(lambda mod, args, out: seen.update(tokens=args[0]))
+    out = model(batch())
+    if change["fusion_targets"] == "h":
+        expected = torch.stack([out.features[m] for m in "tav"], dim=1)
+    elif change["fusion_targets"] == "P":
+        expected = torch.stack([out.private[m] for m in "tav"], dim=1)
+    else:
+        expected = sum(out.common[m] for m in "tav")[:, None]
+    torch.testing.assert_close(seen["tokens"], expected)

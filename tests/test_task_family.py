@@ -64,10 +64,10 @@ def test_models_split_at_commas_and_overrides_stay_with_their_preset():
 
 def test_an_override_is_json_else_a_string_on_top_of_the_preset():
     assert task_family.model_config("baseline") is None
-    got = task_family.model_config("synthetic:loss.beta=0,train.early_stop=mae,model.mlp_dropout=null,"
+    got = task_family.model_config("synthetic:loss.beta=0,train.early_stop=mae,model.mlp=default,"
                                    "train.lr=5e-4,model.attn_scale=false")
     want = get_preset("synthetic")
-    want.loss.beta, want.train.early_stop, want.model.mlp_dropout = 0, "mae", None
+    want.loss.beta, want.train.early_stop, want.model.mlp = 0, "mae", "default"
     want.train.lr, want.model.attn_scale, want.train.progress, want.train.device = 5e-4, False, False, "cpu"
     assert got == want and type(got.loss.beta) is int and got.loss.gamma == want.loss.gamma
     assert task_family.model_config("fast") == get_preset("fast").replace(train={"device": "cpu"})

@@ -130,7 +130,7 @@ def test_another_projection_is_computed_once_in_the_background(tmp_path):
 
 
 def test_the_explorer_sends_a_static_copy_of_its_figures_for_html_exports(filled, monkeypatch):
-    from fdmer_lite.offline import export_html, inspect_html
+    from fdmer_lite.viz import export_html, inspect_html
 
     ex = BetaGammaExplorer(filled, [0.0, 0.02, 2.0], [0.0, 0.02, 2.0], reference=A)
     no_training(monkeypatch)
@@ -157,7 +157,7 @@ def test_a_bar_that_early_stopping_ends_turns_red_and_a_full_one_does_not(tiny_d
     from tqdm import tqdm
 
     from fdmer_lite import train as train_module
-    from fdmer_lite.progress import mark_stopped
+    from fdmer_lite.train import mark_stopped
 
     bars = []
 

@@ -109,9 +109,9 @@ print(by_hand)
 # %%
 cfg = lessons.lesson_config().model
 data = lessons.lesson_data("emotion")
-enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.layers_t,
+enc = ModalityEncoder(data.widths["t"], model_dim=cfg.model_dim, layers=cfg.n_layers("t"),
                       heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout,
-                      d_k=cfg.d_k, pooling=cfg.pooling, final_norm=cfg.final_norm).eval()
+                      d_k=cfg.d_k, pooling=cfg.pooling, final_norm=cfg.norm == "pre+final").eval()
 batch = next(iter(make_loader(data, "train", batch_size=8)))
 x = batch.features["t"]                                           # (B, L, d_t)
 print("input", tuple(x.shape), "-> h_t", tuple(enc(x).shape))
@@ -177,7 +177,7 @@ for name, out in (("without a final LayerNorm", z), ("with one", normed)):
 
 # %%
 for m in "tav":
-    e = ModalityEncoder(data.widths[m], model_dim=cfg.model_dim, layers=cfg.layers(m),
+    e = ModalityEncoder(data.widths[m], model_dim=cfg.model_dim, layers=cfg.n_layers(m),
                         heads=cfg.heads, ff_mult=cfg.ff_mult, dropout=cfg.dropout, d_k=cfg.d_k)
     n_in = sum(p.numel() for p in e.to_model.parameters())
     assert n_in == data.widths[m] * cfg.model_dim + cfg.model_dim
@@ -229,7 +229,7 @@ from fdmer_lite import exercises
 # %% [markdown]
 # ### Exercise 2.1: attention favours large tokens
 #
-# In the probe of 2.1, scale token 2 to `[3, 3]` (`exercises.PROBE_2_1`) and compute row 2 of
+# In the probe of 2.1, scale token 2 to `[3, 3]` (`lessons.PROBE_2_1`) and compute row 2 of
 # the attention. **You learn** that dot-product attention rewards length as well as direction: a
 # long token attends to itself, and draws the others' attention too.
 #
@@ -242,7 +242,7 @@ from fdmer_lite import exercises
 # %% jupyter={"source_hidden": true} tags=["solution"]
 %%solution
 # Solution 2.1
-X21 = torch.tensor(exercises.PROBE_2_1)
+X21 = torch.tensor(lessons.PROBE_2_1)
 attn21 = (X21 @ X21.T / 2 ** 0.5).softmax(dim=-1)
 print(attn21.numpy().round(3))
 assert exercises.check("2.1", attn21[2])

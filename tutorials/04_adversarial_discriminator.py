@@ -193,8 +193,9 @@ circle_figure(D_am, x_toy, 0.5, "angular margin, tau = 0.5")
 # ## 4.5 In the model: L_ami and L_ams (Eq. 10-11)
 #
 # One discriminator judges both kinds of representation. For every sample and every modality,
-# the model returns the cosines in `disc_cos_common` / `disc_cos_private`, shape (B, M, M):
-# row i is the representation of modality i, and its true class is i.
+# the model returns the discriminator's logits in `disc_logits_common` / `disc_logits_private`,
+# shape (B, M, M): the cosines cos(theta_j) of Eq. 8-9 (raw logits only in Table 4's CE row).
+# Row i is the representation of modality i, and its true class is i.
 #
 # $$\mathcal L_{ami} = \frac1B \sum_b \sum_m \mathcal L_{am}(C_m^b, m) \;\; \text{(Eq. 10, behind gradient reversal)}, \qquad \mathcal L_{ams} = \text{the same on } P_m \;\; \text{(Eq. 11)}$$
 
@@ -204,7 +205,7 @@ config = lessons.lesson_config()
 model = build_model(config, data.widths, data.output_dim).eval()        # eval: no dropout
 batch = next(iter(make_loader(data, "train", batch_size=16)))
 out = model(batch.features, batch.masks)
-print(tuple(out.disc_cos_common.shape), tuple(out.disc_cos_private.shape))
+print(tuple(out.disc_logits_common.shape), tuple(out.disc_logits_private.shape))
 
 # %%
 def modality_loss_by_hand(cos, alpha, tau):
@@ -213,9 +214,8 @@ def modality_loss_by_hand(cos, alpha, tau):
     return sum(per_modality)                       # mean over samples, sum over modalities
 
 
-cfg = config.loss
-torch.testing.assert_close(modality_loss_by_hand(out.disc_cos_common, cfg.scale, cfg.margin),
-                           losses.modality_loss(out.disc_cos_common, cfg.scale, cfg.margin))
+torch.testing.assert_close(modality_loss_by_hand(out.disc_logits_common, losses.ALPHA, losses.TAU),
+                           losses.modality_loss(out.disc_logits_common, losses.ALPHA, losses.TAU))
 
 # %% [markdown]
 # The reversal is inside the model. Check it on the common encoder's weights: the gradient of
@@ -224,10 +224,10 @@ torch.testing.assert_close(modality_loss_by_hand(out.disc_cos_common, cfg.scale,
 
 # %%
 weight = model.common_encoder.net[0].weight
-l_ami = losses.modality_loss(out.disc_cos_common, cfg.scale, cfg.margin)
+l_ami = losses.modality_loss(out.disc_logits_common, losses.ALPHA, losses.TAU)
 g_reversed, = torch.autograd.grad(l_ami, weight, retain_graph=True)
 C = torch.stack([out.common[m] for m in "tav"], dim=1)                 # (B, M, d_k)
-g_plain, = torch.autograd.grad(losses.modality_loss(model.discriminator(C), cfg.scale, cfg.margin), weight)
+g_plain, = torch.autograd.grad(losses.modality_loss(model.discriminator(C), losses.ALPHA, losses.TAU), weight)
 torch.testing.assert_close(g_reversed, -g_plain)
 print("gradient reversal on the common branch: checked")
 
@@ -298,7 +298,7 @@ from fdmer_lite import exercises
 # %% [markdown]
 # ### Exercise 4.1: the gradient of cross-entropy
 #
-# For the logits `z = exercises.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
+# For the logits `z = lessons.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
 # gradient of `-log p_0` with respect to `z`, by hand and with autograd. **You learn** why the
 # reversed objective of 4.6 never settles: the gradient `softmax(z) - onehot` vanishes only when
 # `p_0 = 1`, so the encoders are pushed to make the discriminator ever more wrong.
@@ -311,7 +311,7 @@ from fdmer_lite import exercises
 # %% jupyter={"source_hidden": true} tags=["solution"]
 %%solution
 # Solution 4.1
-z41 = torch.tensor(exercises.LOGITS_4_1, requires_grad=True)
+z41 = torch.tensor(lessons.LOGITS_4_1, requires_grad=True)
 (-z41.log_softmax(dim=0)[0]).backward()
 torch.testing.assert_close(z41.grad, z41.detach().softmax(0) - torch.tensor([1.0, 0.0, 0.0]))
 assert exercises.check("4.1", z41.grad)

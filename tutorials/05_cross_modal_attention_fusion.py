@@ -172,8 +172,8 @@ viz.fusion_weights(out, title="ψ of the untrained model on one batch")
 # %% [markdown]
 # ## 5.4 Switching phases off
 #
-# The paper's ablation removes each phase. `ModelConfig(cmaf_phase1=False)` feeds the raw tokens
-# to phase 2; `cmaf_phase2=False` replaces ψ by uniform weights `1/4`.
+# The paper's ablation removes each phase. `ModelConfig(fusion="cmaf_wo_phase1")` feeds the raw
+# tokens to phase 2; `"cmaf_wo_phase2"` replaces ψ by uniform weights `1/4`.
 
 # %%
 no_phase2 = CMAF(d_k=tokens.shape[-1], n_tokens=4, phase2=False).eval()

@@ -53,11 +53,11 @@ for v in VARIANTS:
 
 # %%
 cfg = lessons.lesson_config()
-mine = cfg.replace(loss={"use_con": False})
+mine = cfg.replace(loss={"aux_losses": "ami+ams+dis"})
 library = BY_KEY["wo_con"].apply(cfg)
 assert mine.to_dict()["loss"] == library.to_dict()["loss"]
 assert mine.to_dict()["model"] == library.to_dict()["model"]
-print("w/o L_con by hand == library; gamma still weighs L_dis:", library.loss.gamma, library.loss.use_dis)
+print("w/o L_con by hand == library; gamma still weighs L_dis:", library.loss.gamma, library.loss.uses("dis"))
 
 # %% [markdown]
 # Two rows need care. "w/o Common" and "w/o Private" keep the representation *learning* (the
@@ -68,7 +68,7 @@ print("w/o L_con by hand == library; gamma still weighs L_dis:", library.loss.ga
 # %%
 for key in ("wo_common", "wo_private", "non_disentangled"):
     m = BY_KEY[key].apply(cfg).model
-    print(f"{key:17s} use_common={m.use_common!s:5s} use_private={m.use_private!s:5s} disentangle={m.disentangle}")
+    print(f"{key:17s} fusion_targets={m.fusion_targets!r:6s} disentangle={m.disentangle}")
 
 # %% [markdown]
 # ## 10.2 Running the grid

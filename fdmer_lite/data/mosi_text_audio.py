@@ -50,7 +50,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import paper
+from ..metrics import TABLE1, TABLE4
 from ..config import get_preset
 from ..metrics import regression_metrics
 from . import text_minilm
@@ -345,10 +345,10 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
 # FDMER's own rows for CMU-MOSI in Yang et al., ACM MM 2022 (cited, not measured here): Table 4
 # "w/o Visual" (text + audio, GloVe 300-d words, word-aligned COVAREP) and Table 1 (all three
 # modalities, GloVe or BERT text). Acc2 and F1 as the paper prints them (one convention).
-PAPER_ROWS = {   # the paper's rows for MOSI, read from fdmer_lite.paper (Tables 1 and 4)
-    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": dict(paper.TABLE4["mosi"]["wo_visual"]),
-    "FDMER t+a+v, GloVe (paper, Table 1)": dict(paper.TABLE1["glove"]["FDMER"]),
-    "FDMER t+a+v, BERT (paper, Table 1)": dict(paper.TABLE1["bert"]["FDMER"]),
+PAPER_ROWS = {   # the paper's rows for MOSI, read from fdmer_lite.metrics (Tables 1 and 4)
+    "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": dict(TABLE4["mosi"]["wo_visual"]),
+    "FDMER t+a+v, GloVe (paper, Table 1)": dict(TABLE1["glove"]["FDMER"]),
+    "FDMER t+a+v, BERT (paper, Table 1)": dict(TABLE1["bert"]["FDMER"]),
 }
 RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 29))
 

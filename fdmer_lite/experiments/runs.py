@@ -55,12 +55,12 @@ import numpy as np
 import torch
 
 from ..analysis import disentanglement_scores, extract_representations, save_representations
-from ..config import Config, thread_count
+from ..config import Config, legacy_form, thread_count
 from ..data import load_dataset
 from ..data.base import MultimodalData
 from ..data.synthetic import baselines, make_benchmark
 from ..errors import NonFiniteLoss
-from ..progress import bar as progress_bar
+from ..train import progress_bar
 from ..train import CHECKPOINT, Trainer
 from . import runstore
 
@@ -90,7 +90,7 @@ def set_threads() -> int:
 
 
 #: settings of ``train`` that do not change what a run learns, ignored when runs are matched
-UNLEARNT = ("device", "progress", "num_workers")
+UNLEARNT = ("device", "progress")
 
 
 def comparable(config: Config | dict) -> dict:
@@ -399,8 +399,8 @@ def config_hash(config: dict, data: DataSpec, length: int = 10) -> str:
     settings that differ from the dataclasses' defaults, and the data. A setting added to the
     code later, with a default that keeps the old behaviour, leaves every stored run's name as
     it was."""
-    cfg = json.loads(runstore.dumps(config))
-    default = json.loads(runstore.dumps(Config().to_dict()))
+    cfg = json.loads(runstore.dumps(legacy_form(config)))
+    default = json.loads(runstore.dumps(legacy_form(Config().to_dict())))
     cfg.get("train", {}).pop("progress", None)
     delta = {section: {k: v for k, v in values.items() if default.get(section, {}).get(k, object()) != v}
              if isinstance(values, dict) else values for section, values in cfg.items()}

@@ -39,11 +39,17 @@ class ModalityDiscriminator(nn.Module):
     """cos(theta_m) between normalised F(h) and the normalised column m of W_D (Eq. 8-9), or the
     raw logits W_D^T F(h) when ``normalise`` is False."""
 
-    def __init__(self, d_k: int, d: int, n_modalities: int, normalise: bool = True):
+    def __init__(self, d_k: int, d: int, n_modalities: int, normalise: bool = True, scale: float = 72.0):
         super().__init__()
         self.normalise = normalise
+        self.prob_scale = scale if normalise else 1.0        # alpha of Eq. 9; 1 on raw logits
         self.project = nn.Linear(d_k, d)                                     # F: W_F h + b_F
         self.class_weights = nn.Parameter(torch.randn(d, n_modalities) * d ** -0.5)   # W_D
+
+    def probability(self, logits: torch.Tensor) -> torch.Tensor:
+        """D's probabilities over the modalities from its outputs: softmax(alpha cos) (no margin:
+        inference), or the softmax of the raw logits when it does not normalise."""
+        return torch.softmax(self.prob_scale * logits.detach().float(), dim=-1)
 
     def forward(self, h: torch.Tensor, frozen: bool = False) -> torch.Tensor:
         """h (..., d_k) -> cosines (..., M). ``frozen`` cuts the gradient to the discriminator's
@@ -55,3 +61,30 @@ class ModalityDiscriminator(nn.Module):
         if not self.normalise:
             return f @ W_D                                                   # raw logits (..., M)
         return F.normalize(f, dim=-1) @ F.normalize(W_D, dim=0)              # cosines (..., M)
+
+
+class ReversalAdversary(nn.Module):
+    """The paper's adversary: D learns to tell the modalities apart from C_m through a gradient
+    reversal layer, so the common encoder learns to fool it. Returns D's logits on C_m and P_m
+    (and no frozen pass)."""
+
+    def forward(self, D: ModalityDiscriminator, C, P, coeff: float):
+        return D(grad_reverse(C, coeff)), D(P), None
+
+
+class ConfusionAdversary(nn.Module):
+    """Extension beyond the paper: D learns on detached C_m; a frozen copy's logits on C_m are
+    returned as well, for a loss that pushes its probabilities towards uniform."""
+
+    def forward(self, D: ModalityDiscriminator, C, P, coeff: float):
+        return D(C.detach()), D(P), D(C, frozen=True)
+
+
+class NoAdversary(nn.Module):
+    """A single modality: nothing to discriminate."""
+
+    def forward(self, D, C, P, coeff: float):
+        return None, None, None
+
+
+ADVERSARIES = {"grl": ReversalAdversary, "confusion": ConfusionAdversary}

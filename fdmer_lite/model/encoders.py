@@ -6,16 +6,16 @@ Choices the paper leaves open, made here:
   * the input is first projected to ``model_dim`` (the paper runs at the raw width 300/74/47,
     whose head counts are awkward; ``model_dim=None`` runs at the raw width, as the literal
     presets do), plus fixed sinusoidal positions;
-  * pre-norm layers (``norm_first``; post-norm in the literal presets) with GELU, written out in
-    ``layers.py`` (with a dropout that is cheaper on a CPU than ``nn.Dropout``); in the presets the
-    pre-norm stack ends without a LayerNorm of its own (``final_norm``), so a time step that
+  * pre-norm layers (``ModelConfig.norm``; post-norm in the literal presets) with GELU, written out
+    in ``layers.py`` (with a dropout that is cheaper on a CPU than ``nn.Dropout``, ``cpu_speed.py``);
+    in the presets the pre-norm stack ends without a LayerNorm of its own (``norm="pre"``), so a time step that
     carries a strong signal stays larger than the others when the steps are pooled;
   * sequence -> vector by ``pooling``: masked mean (default), the last valid step, or a learned
     attention pooling; then a linear map to d_k.
 Eq. 2-3: the common encoder E_c (ONE instance shared by all modalities) and the private encoders
-E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k. Two readings of them
-(``ModelConfig.mlp_init``, ``mlp_dropout``): an initialisation that keeps the input's scale
-(``scaled_init_``) and the dropout between their layers.
+E_p^m (one per modality) are two-layer MLPs with GELU, d_k -> d_k. One reading of them
+(``ModelConfig.mlp="scaled"``): an initialisation that keeps the input's scale
+(``scaled_init_``) and no dropout between their layers.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from collections.abc import Callable
 import torch
 from torch import nn
 
-from .layers import Dropout, TransformerEncoder
+from .cpu_speed import PackedDropout
+from .layers import TransformerEncoder
 
 
 def sinusoidal_positions(length: int, dim: int) -> torch.Tensor:
@@ -123,7 +124,7 @@ class ModalityEncoder(nn.Module):
 
 def scaled_init_(first: nn.Linear, second: nn.Linear) -> None:
     """Initialise a Linear-GELU-Linear block so that its output has about the scale of its input,
-    with zero biases (the ``mlp_init="scaled"`` reading of Eq. 2-3).
+    with zero biases (the ``mlp="scaled"`` reading of Eq. 2-3).
 
     PyTorch's default ``nn.Linear`` initialisation draws weights of variance 1 / (3 fan_in) and
     biases of a similar size: each layer divides the spread of a signal by sqrt(3) and the GELU
@@ -147,12 +148,12 @@ class MLPEncoder(nn.Module):
 
     def __init__(self, d_k: int, dropout: float = 0.0, out_bias: bool = True, init: str = "default"):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), Dropout(dropout),
+        self.net = nn.Sequential(nn.Linear(d_k, d_k), nn.GELU(), PackedDropout(dropout),
                                  nn.Linear(d_k, d_k, bias=out_bias))
         if init == "scaled":
             scaled_init_(self.net[0], self.net[3])
         elif init != "default":
-            raise ValueError(f"mlp_init must be 'default' or 'scaled', got {init!r}")
+            raise ValueError(f"init must be 'default' or 'scaled', got {init!r}")
 
     def forward(self, h: torch.Tensor) -> torch.Tensor:
         return self.net(h)

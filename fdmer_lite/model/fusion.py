@@ -34,7 +34,7 @@ import math
 import torch
 from torch import nn
 
-from .layers import Dropout
+from .cpu_speed import PackedDropout
 
 
 class CMAF(nn.Module):
@@ -51,7 +51,7 @@ class CMAF(nn.Module):
             self.norm_source = nn.LayerNorm(n_tokens * d_k)                  # LN(F_so), one 4 d_k vector
             self.norm_in = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))  # LN(F_ta), Eq. 12-13
             self.norm_mid = nn.ModuleList(nn.LayerNorm(d_k) for _ in range(n_tokens))
-            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), Dropout(dropout),
+            self.f_delta = nn.Sequential(nn.Linear(d_k, 2 * d_k), nn.GELU(), PackedDropout(dropout),
                                          nn.Linear(2 * d_k, d_k))
         if phase2:
             self.to_score = nn.ModuleList(nn.Linear(d_k, d_k) for _ in range(n_tokens))  # W_ta, b_ta
@@ -136,9 +136,14 @@ class MultFusion(nn.Module):
         return torch.prod(1.0 + torch.tanh(self.norm(tokens)), dim=1), psi
 
 
-def build_fusion(kind: str, d_k: int, n_tokens: int, *, phase1: bool = True, phase2: bool = True,
-                 attn_scale: bool = True, dropout: float = 0.0) -> nn.Module:
-    if kind == "cmaf":
+CMAF_PHASES = {"cmaf": (True, True), "cmaf_wo_phase1": (False, True), "cmaf_wo_phase2": (True, False)}
+
+
+def build_fusion(kind: str, d_k: int, n_tokens: int, *, attn_scale: bool = True,
+                 dropout: float = 0.0) -> nn.Module:
+    """The fusion ``kind`` names: CMAF (Eq. 12-17), without one of its phases, or a Table 4 baseline."""
+    if kind in CMAF_PHASES:
+        phase1, phase2 = CMAF_PHASES[kind]
         return CMAF(d_k, n_tokens, phase1=phase1, phase2=phase2, attn_scale=attn_scale, dropout=dropout)
     if kind == "concat":
         return ConcatFusion(d_k, n_tokens)
@@ -146,4 +151,4 @@ def build_fusion(kind: str, d_k: int, n_tokens: int, *, phase1: bool = True, pha
         return AddFusion()
     if kind == "mult":
         return MultFusion(d_k)
-    raise ValueError(f"fusion must be 'cmaf', 'concat', 'add' or 'mult', got {kind!r}")
+    raise ValueError(f"fusion must be one of {[*CMAF_PHASES, 'concat', 'add', 'mult']}, got {kind!r}")

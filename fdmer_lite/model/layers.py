@@ -1,88 +1,26 @@
-"""Building blocks written out in full: dropout and a transformer encoder layer (pre- or post-norm).
+"""A transformer encoder layer written out in full (Eq. 1), pre- or post-norm.
 
-Why not ``nn.Dropout`` and ``nn.TransformerEncoderLayer``? Two reasons.
+Why not ``nn.TransformerEncoderLayer``? Eq. 1 of the paper is "a transformer encoder". Written
+out, the layer is twenty lines a learner can read: multi-head self-attention with a padding mask,
+then a feed-forward block, each inside a residual. The paper's Section 3.2 puts the LayerNorm
+after each residual ("residual connections are adopted, followed by layer normalization";
+post-norm, as in Vaswani et al. 2017). Our default reading puts it first (pre-norm, Xiong et al.
+2020, "On Layer Normalization in the Transformer Architecture"), which trains without a warm-up;
+the literal presets use post-norm. The feed-forward block uses GELU (Hendrycks & Gimpel 2016),
+where Vaswani et al. used ReLU.
 
-* **Teaching.** Eq. 1 of the paper is "a transformer encoder". Written out, the layer is twenty
-  lines a learner can read: multi-head self-attention with a padding mask, then a feed-forward
-  block, each inside a residual. The paper's Section 3.2 puts the LayerNorm after each residual
-  ("residual connections are adopted, followed by layer normalization"; post-norm, as in
-  Vaswani et al. 2017). Our default reading puts it first (pre-norm, Xiong et al. 2020, "On
-  Layer Normalization in the Transformer Architecture"), which trains without a warm-up; the
-  literal presets use post-norm. The feed-forward block uses GELU (Hendrycks & Gimpel 2016),
-  where Vaswani et al. used ReLU.
-* **Speed on a CPU.** PyTorch's CPU dropout draws one random number per element on one thread
-  (``bernoulli_``); at the paper's MOSI preset that costs more of a step than the feed-forward
-  matrix products it follows (``benchmarks/throughput.py``; figures in
-  ``benchmarks/results/code-notes.md``).
-  :class:`Dropout` here draws 64 random bits at a time and cuts them into four 15-bit numbers,
-  one per element, so it asks the generator for a quarter as many draws. On CUDA it calls
-  ``F.dropout``, whose generator is already fast.
-
-The CPU mask drops an element with probability ``round(p * 2**15) / 2**15`` (0.100006 for
-p = 0.1) and scales the kept ones by the inverse of the exact keep probability, so the layer is
-unbiased in expectation, like ``nn.Dropout``. It uses torch's default generator, so
-``torch.manual_seed`` makes it reproducible.
+The dropout and the attention kernel come from :mod:`fdmer_lite.model.cpu_speed`, which holds the
+package's CPU speed devices; they compute what ``nn.Dropout`` and the written-out
+:func:`~fdmer_lite.model.cpu_speed.attention_reference` compute.
 """
 
 from __future__ import annotations
 
-import math
-
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-_LEVELS = 1 << 15                                  # 15 random bits per element
-
-
-def dropout_mask(shape: torch.Size | tuple[int, ...], p: float, device=None) -> torch.Tensor:
-    """A float mask of ``shape``: 0 with probability ``round(p * 2**15) / 2**15``, else
-    ``1 / keep_probability``. Draws ``ceil(numel / 4)`` 64-bit integers from torch's generator."""
-    numel = math.prod(shape)
-    words = torch.empty((numel + 3) // 4, dtype=torch.int64, device=device).random_()  # bits 0..62
-    chunks = words.view(torch.int16)[:numel].view(shape)                 # four 16-bit slices a word
-    threshold = round(p * _LEVELS)
-    keep = (chunks & (_LEVELS - 1)) >= threshold                        # 15 bits: uniform in [0, 2^15)
-    return keep.to(torch.float32) * (_LEVELS / (_LEVELS - threshold))
-
-
-class Dropout(nn.Module):
-    """Drop-in for ``nn.Dropout`` (inverted dropout) with a cheaper random mask on the CPU."""
-
-    def __init__(self, p: float = 0.1):
-        super().__init__()
-        if not 0.0 <= p < 1.0:
-            raise ValueError(f"dropout probability must be in [0, 1), got {p!r}")
-        self.p = p
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not self.training or self.p == 0.0:
-            return x
-        if x.device.type != "cpu":
-            return F.dropout(x, self.p, training=True)
-        return x * dropout_mask(x.shape, self.p, x.device).to(x.dtype)
-
-    def extra_repr(self) -> str:
-        return f"p={self.p}"
-
-
-def attention_reference(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, keep: torch.Tensor | None,
-                        dropout: nn.Module | None = None) -> torch.Tensor:
-    """Scaled dot-product attention written out: softmax(q k^T / sqrt(d), over the kept keys) v.
-
-    q, k, v (B, H, L, d); ``keep`` (B, 1, 1, L) is False at padded keys, whose scores become -inf
-    (every row must keep at least one key). ``dropout`` is applied to the attention weights.
-    ``F.scaled_dot_product_attention`` computes the same in one fused kernel;
-    :class:`TransformerLayer` uses it wherever it is faster.
-    """
-    scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])               # (B, H, L, L)
-    if keep is not None:
-        scores = scores.masked_fill(~keep, float("-inf"))
-    weights = scores.softmax(dim=-1)                                       # (B, H, L, L)
-    if dropout is not None:
-        weights = dropout(weights)
-    return weights @ v                                                     # (B, H, L, d)
-
+from . import cpu_speed
+from .cpu_speed import PackedDropout, attention_reference  # noqa: F401  (re-exported)
 
 class TransformerLayer(nn.Module):
     """One transformer encoder layer with GELU, pre-norm (``norm_first=True``, our reading):
@@ -108,9 +46,9 @@ class TransformerLayer(nn.Module):
         self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
         self.qkv = nn.Linear(dim, 3 * dim)                                  # W_Q, W_K, W_V at once
         self.out = nn.Linear(dim, dim)                                      # W_O
-        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), Dropout(dropout), nn.Linear(ff_dim, dim))
-        self.drop1, self.drop2 = Dropout(dropout), Dropout(dropout)
-        self.drop_attn = Dropout(dropout if attn_dropout is None else attn_dropout)   # on the weights
+        self.ff = nn.Sequential(nn.Linear(dim, ff_dim), nn.GELU(), PackedDropout(dropout), nn.Linear(ff_dim, dim))
+        self.drop1, self.drop2 = PackedDropout(dropout), PackedDropout(dropout)
+        self.drop_attn = PackedDropout(dropout if attn_dropout is None else attn_dropout)   # on the weights
 
     def attention(self, x: torch.Tensor, pad: torch.Tensor | None) -> torch.Tensor:
         B, L, D = x.shape
@@ -118,11 +56,7 @@ class TransformerLayer(nn.Module):
         keep = None
         if pad is not None:                  # a sequence with no valid step attends to all of it
             keep = (~pad | pad.all(dim=1, keepdim=True))[:, None, None, :]  # (B, 1, 1, L)
-        drop = self.drop_attn.p if self.training else 0.0
-        if drop > 0.0 and x.device.type == "cpu":    # the fused kernel's CPU dropout is slower
-            mixed = attention_reference(q, k, v, keep, self.drop_attn)
-        else:                                        # the same sum in one fused kernel
-            mixed = F.scaled_dot_product_attention(q, k, v, attn_mask=keep, dropout_p=drop)
+        mixed = cpu_speed.attention(q, k, v, keep, self.drop_attn)                   # (B, H, L, D/H)
         return self.out(mixed.transpose(1, 2).reshape(B, L, D))            # (B, L, D)
 
     def forward(self, z: torch.Tensor, pad: torch.Tensor | None = None) -> torch.Tensor:
