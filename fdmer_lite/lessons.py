@@ -75,6 +75,9 @@ LESSON_RUNS: dict[str, tuple[str, dict]] = {
     "humor-beta0-gamma0": ("humor", {"loss": {"beta": 0.0, "gamma": 0.0}}),
 }
 
+#: lesson runs bundled without weights (notebook 6 reads only their history and metrics)
+SPREAD_RUNS = tuple(f"emotion-seed{s}" for s in range(1, 5))
+
 _DATA_CACHE: dict = {}
 
 

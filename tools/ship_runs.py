@@ -54,7 +54,7 @@ from fdmer_lite.config import Config
 from fdmer_lite.experiments import runstore
 from fdmer_lite.experiments.runs import (BUNDLED, REPS_FILE, RUN_FILE, DataSpec, ProjectionCache, RunSpec, find,
                                          run_grid)
-from fdmer_lite.lessons import BUNDLED_LESSONS, BUNDLED_PROJECTIONS, LESSON_RUNS, lesson_run_config
+from fdmer_lite.lessons import BUNDLED_LESSONS, BUNDLED_PROJECTIONS, LESSON_RUNS, SPREAD_RUNS, lesson_run_config
 from fdmer_lite.train import CHECKPOINT
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -191,12 +191,13 @@ def ship_lessons(names: list[str], source: str | None, workers: int, check: bool
     stale = []
     for name in names:
         cfg, data = lesson_run_config(name), _full(LESSON_RUNS[name][0]).load()
-        if find(cfg, data, BUNDLED_LESSONS / name) is not None:
+        if find(cfg, data, BUNDLED_LESSONS / name, weights=name not in SPREAD_RUNS) is not None:
             print(f"{name}: bundled and current")
             continue
         found = find(cfg, data, Path(source) / name) if source else None
         if found is not None and not check:
-            bundle_copy(found.path, BUNDLED_LESSONS / name, leave_out=(RUN_FILE,))
+            bundle_copy(found.path, BUNDLED_LESSONS / name, weights=name not in SPREAD_RUNS,
+                        leave_out=(RUN_FILE,))
             print(f"{name}: bundled from {found.path} (test MAE {found.metrics['mae']:.3f})")
             continue
         stale.append(name)
@@ -208,14 +209,15 @@ def ship_lessons(names: list[str], source: str | None, workers: int, check: bool
                      _full(LESSON_RUNS[name][0]), str(scratch)) for name in stale]
     report = run_grid(specs, workers=workers)
     for name in report.computed:
-        bundle_copy(scratch / name, BUNDLED_LESSONS / name, leave_out=(RUN_FILE,))   # checks it is intact
+        bundle_copy(scratch / name, BUNDLED_LESSONS / name, weights=name not in SPREAD_RUNS,
+                    leave_out=(RUN_FILE,))   # checks it is intact
     shutil.rmtree(scratch, ignore_errors=True)
     if report.failed:
         print(f"not bundled: {', '.join(report.failed)}", file=sys.stderr)
         return 1
     for name in names:
         cfg, data = lesson_run_config(name), _full(LESSON_RUNS[name][0]).load()
-        assert find(cfg, data, BUNDLED_LESSONS / name) is not None, name
+        assert find(cfg, data, BUNDLED_LESSONS / name, weights=name not in SPREAD_RUNS) is not None, name
     return 0
 
 
