@@ -77,14 +77,26 @@ def _full(kind: str) -> DataSpec:
 _RECORD_OWN = ("format", "status", "written", "pid", "files")
 
 
+def _rounded(value):
+    """``value`` with every float kept to 6 significant digits (a curve's and a game record's
+    precision in every figure and verdict), nested lists and dicts alike."""
+    if isinstance(value, float):
+        return float(f"{value:.6g}")
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_rounded(v) for v in value]
+    return value
+
+
 def _compacted(folder: Path) -> str | None:
-    """``folder``'s history as JSON without indentation (about a quarter smaller, the same
-    values), or None when there is none or it already is."""
+    """``folder``'s history as JSON without indentation, its floats to 6 significant digits
+    (less than half the size), or None when there is none or it already is."""
     path = folder / "history.json"
     if not path.is_file():
         return None
     text = path.read_text(encoding="utf-8")
-    compact = runstore.dumps(json.loads(text), indent=None)
+    compact = runstore.dumps(_rounded(json.loads(text)), indent=None)
     return None if compact == text else compact
 
 
