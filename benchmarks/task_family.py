@@ -388,7 +388,7 @@ def table(task: str, seeds: list[int], rows: dict[str, dict[int, dict | None]], 
     maes = {m: {s: (rows[m].get(s) or {}).get("mae") for s in seeds} for m in rows}
     lines = [f"## `{task}`", "",
              "| model | " + " | ".join(f"seed {s}" for s in seeds) + f" | mean | ratio to `{ref}` | "
-             + " | ".join(SCORES) + " |", "|---" * (len(seeds) + 5) + "|"]
+             + " | ".join(SCORES) + " |", "|---" * (len(seeds) + 3 + len(SCORES)) + "|"]
     for model in rows:
         label = model if model in REFERENCES else f"`{model}`"
         cells = [_fmt(maes[model][s], 3) if (rows[model].get(s) is not None or model in REFERENCES)

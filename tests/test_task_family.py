@@ -98,6 +98,9 @@ def test_the_runner_prints_the_table_and_skips_finished_runs(tmp_path, monkeypat
     first = capsys.readouterr().out
     table = (tmp_path / "table.md").read_text()
     assert table in first and "| `fast:train.epochs=1,loss.beta=0` |" in table
+    lines = table.splitlines()
+    head = lines.index(next(line for line in lines if line.startswith("| model |")))
+    assert lines[head].count("|") == lines[head + 1].count("|"), "the separator row has one cell per column"
     runs = sorted(p.parent.name for p in tmp_path.glob("tiny/seed*/*/complete.json"))
     assert runs == sorted(["fast_train.epochs=1", "fast_train.epochs=1_loss.beta=0"] * 2)
     assert sorted(p.parent.name for p in tmp_path.glob("tiny/seed*/baseline.json")) == ["seed0", "seed1"]

@@ -278,7 +278,7 @@ from fdmer_lite import exercises
 # %% [markdown]
 # ### Exercise 1.1: two readings of Acc2
 #
-# The labels are `lessons.LABELS_1_1 = (0, 0, 1, -1)`. Find four predictions for which Acc2
+# The labels are `exercises.LABELS_1_1 = (0, 0, 1, -1)`. Find four predictions for which Acc2
 # *has0* and Acc2 *non0* differ by 50 points. **You learn** why a paper must say which Acc2 it
 # reports: on data with many zero labels, the two can tell different stories.
 #
@@ -292,7 +292,7 @@ from fdmer_lite import exercises
 %%solution
 # Solution 1.1: right on the two non-zero labels, negative on both zeros.
 pred_11 = np.array([-1.0, -1.0, 1.0, -1.0])
-print(regression_metrics(pred_11, np.array(lessons.LABELS_1_1)))
+print(regression_metrics(pred_11, np.array(exercises.LABELS_1_1)))
 assert exercises.check("1.1", pred_11)
 
 # %% [markdown]

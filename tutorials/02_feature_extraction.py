@@ -229,7 +229,7 @@ from fdmer_lite import exercises
 # %% [markdown]
 # ### Exercise 2.1: attention favours large tokens
 #
-# In the probe of 2.1, scale token 2 to `[3, 3]` (`lessons.PROBE_2_1`) and compute row 2 of
+# In the probe of 2.1, scale token 2 to `[3, 3]` (`exercises.PROBE_2_1`) and compute row 2 of
 # the attention. **You learn** that dot-product attention rewards length as well as direction: a
 # long token attends to itself, and draws the others' attention too.
 #
@@ -242,7 +242,7 @@ from fdmer_lite import exercises
 # %% jupyter={"source_hidden": true} tags=["solution"]
 %%solution
 # Solution 2.1
-X21 = torch.tensor(lessons.PROBE_2_1)
+X21 = torch.tensor(exercises.PROBE_2_1)
 attn21 = (X21 @ X21.T / 2 ** 0.5).softmax(dim=-1)
 print(attn21.numpy().round(3))
 assert exercises.check("2.1", attn21[2])

@@ -298,7 +298,7 @@ from fdmer_lite import exercises
 # %% [markdown]
 # ### Exercise 4.1: the gradient of cross-entropy
 #
-# For the logits `z = lessons.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
+# For the logits `z = exercises.LOGITS_4_1 = (2, 0, -1)` and the true class 0, compute the
 # gradient of `-log p_0` with respect to `z`, by hand and with autograd. **You learn** why the
 # reversed objective of 4.6 never settles: the gradient `softmax(z) - onehot` vanishes only when
 # `p_0 = 1`, so the encoders are pushed to make the discriminator ever more wrong.
@@ -311,7 +311,7 @@ from fdmer_lite import exercises
 # %% jupyter={"source_hidden": true} tags=["solution"]
 %%solution
 # Solution 4.1
-z41 = torch.tensor(lessons.LOGITS_4_1, requires_grad=True)
+z41 = torch.tensor(exercises.LOGITS_4_1, requires_grad=True)
 (-z41.log_softmax(dim=0)[0]).backward()
 torch.testing.assert_close(z41.grad, z41.detach().softmax(0) - torch.tensor([1.0, 0.0, 0.0]))
 assert exercises.check("4.1", z41.grad)
