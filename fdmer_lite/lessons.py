@@ -36,12 +36,9 @@ reversal acts without the constraints. The demo trains on the lessons' full-size
 
 from __future__ import annotations
 
-import math
 import os
 from pathlib import Path
-from typing import Callable
 
-import numpy as np
 import torch
 
 from .config import Config, default_preset, fast_mode, get_preset
