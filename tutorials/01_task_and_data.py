@@ -91,6 +91,8 @@ fast = lessons.setup()
 #   over samples: 0 when they coincide, 1 or more when as far apart as unrelated samples.
 # * **Fingerprint**: a hash of a data set's numbers; a saved run is reused only for the same
 #   configuration and fingerprint.
+
+# %% [markdown]
 # * **Bundled run**: a finished run shipped in `fdmer_lite/shipped_runs/`.
 # * **Literal preset**: `mosi_literal` and its siblings, the paper's text as written, none of our readings.
 

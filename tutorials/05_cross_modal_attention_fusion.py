@@ -71,7 +71,8 @@ print(out.psi_names, tuple(tokens.shape))                                  # (B,
 # $$F_{so \to ta} = \mathrm{softmax}\!\Big(\frac{G_{ta} Q_{so}^\top}{\sqrt{d_k}}\Big) U_{so} \quad \text{(Eq. 12)}, \qquad
 # Y_{ta} = \mathrm{LN}(F_{ta}) + F_{so \to ta} \quad \text{(Eq. 13)}, \qquad
 # Y_{ta} \leftarrow f_\delta(\mathrm{LN}(Y_{ta})) + Y_{ta} \quad \text{(Eq. 14)}$$
-#
+
+# %% [markdown]
 # The paper's Eq. 12 has no `1/sqrt(d_k)`; we scale (`attn_scale=True`) because at `d_k = 256`
 # the unscaled softmax saturates (the literal presets leave it out). `LN(F_ta)` of Eq. 12 and of
 # Eq. 13 is one LayerNorm per target. `f_δ` is one feed-forward block shared by the targets.

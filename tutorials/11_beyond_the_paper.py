@@ -169,7 +169,8 @@ print("Finding 2: " + caveat + (
 #   carries its variation, and readable only where it hardly varies.
 # * **nearest neighbours**: `kind="knn"` (15 neighbours) reads spread and shape too, which no
 #   linear probe can, as t-SNE does.
-#
+
+# %% [markdown]
 # The `centring` run (in-model centring, `common_centring`) subtracts each modality's mean from
 # `C_m` inside the model (means kept over the training batches). Two outcomes: the linear probe
 # falls to chance (the test split's means agree too), or it does not (they drift apart on data
