@@ -25,13 +25,8 @@ UNLEARNT = object()        # a removed setting that never changed what a run lea
 
 
 def default_thread_count() -> int:
-    """Torch's intra-op threads when ``$FDMER_LITE_THREADS`` is unset: one.
-
-    On this package's CPU-sized models a second thread was measured slower than one, quiet and
-    more so on a busy machine, where a thread that loses its core holds up the other at every
-    synchronisation (``benchmarks/threads.py``; ``benchmarks/results/threads.md``).
-    This function is the one place that chooses the default.
-    """
+    """Torch's intra-op threads when ``$FDMER_LITE_THREADS`` is unset: one, the one place that
+    chooses it (a second thread was measured slower on these models: ``benchmarks/threads.py``)."""
     return 1
 
 
@@ -253,13 +248,10 @@ class Config:
 
 
 def _paper(batch, epochs, lr, beta, gamma, name):
-    # Section 4.2: d_k = 256, d = 128, tau = 0.5, alpha = 72; encoders with 5/4/4 layers. With our
-    # readings where the paper is silent or does not train (fdmer_lite.readings lists them).
-    # Dropout 0.3, weight decay 1e-3 and early stopping on the validation MAE: at these sizes
-    # (about 14 million weights) the preset memorised a MOSI-sized training set (1,284 samples)
-    # or never left the training mean; with them it learned the task family's MOSI-sized tasks
-    # where the plain baseline learns them (benchmarks/results/task-family.md, "The paper-sized
-    # preset").
+    # Section 4.2: d_k = 256, d = 128, tau = 0.5, alpha = 72; encoders with 5/4/4 layers, with our
+    # readings where the paper is silent or does not train (fdmer_lite.readings). Dropout 0.3,
+    # weight decay 1e-3 and early stopping on the validation MAE keep ~14 M weights from memorising
+    # a MOSI-sized set (benchmarks/results/task-family.md, "The paper-sized preset").
     return Config(
         model=ModelConfig(model_dim=256, heads=8, ff_mult=4, d_k=256, d_disc=128, dropout=0.3,
                           norm="pre"),
@@ -288,17 +280,11 @@ def _literal(batch, epochs, lr, beta, gamma, name):
 
 
 def _synthetic():
-    # CPU-sized: one transformer layer per modality at width 32, d_k 64, trained for a two-minute
-    # demo on two cores. The objective (benchmarks/results/objective-game.md): the auxiliary
-    # losses train the Eq. 2-3 encoders and the discriminator, not the transformers (aux_scope);
-    # Eq. 5 is a mean over the n x n entries (con_norm); the reversal is -1 from the first step, as
-    # written (grl_schedule). Speed devices, labelled in fdmer_lite.readings: windows of ten time
-    # steps averaged before Eq. 1 (time_stride), no attention-weight dropout (the fused attention
-    # kernel), and a learning rate that decays to zero over the 24 epochs (lr_schedule), so the
-    # short budget ends where the weights have settled. A small training split gets at least
-    # 1,260 steps (min_steps; 60 epochs of a MOSI-sized set). The Eq. 2-3 MLPs keep their input's
-    # scale and have no dropout, early stopping follows the validation MAE, and the pre-norm
-    # stack ends without a LayerNorm of its own (benchmarks/results/task-family.md).
+    # CPU-sized: one transformer layer per modality at width 32, d_k 64, for a two-minute demo on
+    # two cores. The objective's readings (aux_scope, con_norm, grl_schedule) are measured in
+    # benchmarks/results/objective-game.md; the speed devices (time_stride, attn_dropout,
+    # lr_schedule, min_steps) and the rest of the recipe in benchmarks/results/task-family.md;
+    # fdmer_lite.readings names each.
     return Config(
         model=ModelConfig(model_dim=32, layers=(1, 1, 1), heads=2, ff_mult=2,
                           d_k=64, d_disc=32, dropout=0.1, attn_dropout=0.0, time_stride=10,
@@ -323,13 +309,9 @@ def _fast():
 
 def _mosi_text_audio():
     # The real CMU-MOSI text + audio set (1,284 training utterances), chosen on its validation
-    # split over three seeds (the figures are in benchmarks/results/real-mosi-text-audio.md): a small model with strong dropout and weight
-    # decay, because the larger one overfitted within a few epochs. Attention pooling weighs the
-    # few sentiment words; the validation loss of 229 utterances is noisy, so early stopping
-    # waits 20 epochs.
-    # These settings were chosen with a LayerNorm after each transformer stack, which they keep
-    # (norm's default, "pre+final"): they have not been measured without it. The objective's readings
-    # are the synthetic preset's (aux_scope, con_norm, a constant reversal).
+    # split over three seeds (benchmarks/results/real-mosi-text-audio.md): a small model with
+    # strong dropout and weight decay, attention pooling, patience 20 for a noisy validation loss,
+    # norm "pre+final" as chosen. The objective's readings are the synthetic preset's.
     return Config(
         model=ModelConfig(modalities="ta", model_dim=32, layers=(1, 1, 1), heads=2,
                           ff_mult=2, d_k=32, d_disc=16, dropout=0.5, pooling="attention", aux_scope="encoders"),
@@ -341,12 +323,9 @@ def _mosi_text_audio():
 
 
 def _mosi_text_audio_minilm():
-    # The same data with all-MiniLM-L6-v2 token states (384-d) as the text input
-    # (``--text-features minilm``), chosen on the validation split (benchmarks/results/
-    # real-mosi-text-audio.md, 2026-12-01): the ``mosi_text_audio`` settings, with early stopping
-    # after 10 epochs instead of 20 (the best epochs were 7-10, and a 20-epoch patience found no
-    # later one). Dropout 0.3 tied with 0.5 on validation over three seeds; lr 2e-4, width 64 and
-    # mean pooling were worse on validation (seed 0).
+    # The same data with all-MiniLM-L6-v2 token states (384-d) as the text input: the
+    # ``mosi_text_audio`` settings with patience 10, chosen on the validation split
+    # (benchmarks/results/real-mosi-text-audio.md).
     cfg = _mosi_text_audio()
     cfg.train.patience = 10
     cfg.name = "mosi_text_audio_minilm"
