@@ -93,7 +93,6 @@ def _bayes_floor(answer):
 
 @_exercise("1.3")
 def _acc7_misses(answer, ideal, labels):
-    """``answer``: the share of test samples whose rounded ideal prediction and rounded label differ."""
     pred = np.clip(np.asarray(ideal, dtype=float), -3, 3)
     true = np.clip(np.asarray(labels, dtype=float), -3, 3)
     expected = float(np.mean(np.round(pred) != np.round(true)))       # 1 - Acc7, by its definition
@@ -184,7 +183,6 @@ def _confusion_minimum(answer):
 
 @_exercise("4.3")
 def _dropout_passes(answer):
-    """``answer``: (two training-mode passes equal?, two eval-mode passes equal?)."""
     train_same, eval_same = (bool(v) for v in answer)
     return ((train_same, eval_same) == (False, True),
             "training mode draws a new dropout mask every pass; eval mode is one fixed function",
@@ -206,7 +204,6 @@ def _phase1_parameters(answer):
 
 @_exercise("5.2")
 def _silent_token(answer, before, after, slot=1):
-    """``answer``: the change of the mean weight psi of ``slot`` (after - before)."""
     after, before = (np.asarray(psi, dtype=float)[:, slot].mean() for psi in (after, before))
     return (_near(answer, float(after - before), 1e-5),
             f"the weight of slot {slot} moved by {float(answer):+.3f}: psi scores the attended target, "
@@ -224,7 +221,6 @@ def _saved_loss(run) -> dict:
 
 @_exercise("6.1")
 def _heavy_adversary(answer, heavy, base):
-    """``answer``: (test MAE, last epoch's L_ami), each of ``heavy`` minus that of ``base``."""
     beta = _saved_loss(heavy).get("beta")
     if beta is not None and not math.isclose(beta, 0.5):
         return False, "", f"the heavy run was trained with beta = {beta}; train one with loss={{'beta': 0.5}}"
@@ -239,7 +235,6 @@ def _heavy_adversary(answer, heavy, base):
 
 @_exercise("6.2")
 def _best_epoch(answer, history, criterion="mae"):
-    """``criterion``: what the run stopped on, "mae" (the validation MAE) or "task_loss"."""
     if criterion not in ("mae", "task_loss"):
         raise ValueError(f"criterion must be 'mae' or 'task_loss', got {criterion!r}")
     name = "validation MAE" if criterion == "mae" else "validation task loss"
@@ -254,7 +249,6 @@ def _best_epoch(answer, history, criterion="mae"):
 
 @_exercise("6.3")
 def _mosi_budget(answer, history, n_train):
-    """``answer``: minutes for 1,284 clips x 120 epochs at this run's seconds per training sample."""
     per_sample = sum(e["seconds"] for e in history) / len(history) / n_train
     expected = per_sample * 1284 * 120 / 60
     return (abs(float(answer) - expected) <= 0.1 * expected,
@@ -280,7 +274,6 @@ def _disc_accuracy(answer, rep):
 
 @_exercise("7.2")
 def _relabelling(answer, rep):
-    """``answer``: {true modality: the modality the discriminator names most on its C_m}."""
     mods = list(rep.modalities)
     expected = {m: mods[int(np.asarray(rep.disc_prob_common[m]).mean(axis=0).argmax())] for m in mods}
     given = {str(k): str(v) for k, v in dict(answer).items()}
@@ -294,7 +287,6 @@ def _relabelling(answer, rep):
 
 @_exercise("7.3")
 def _psi_without_losses(answer, with_losses, without):
-    """``answer``: the change of the summed mean weight psi on the slots C_*, without - with the losses."""
     def on_common(rep):
         psi = np.asarray(rep.psi, dtype=float).mean(axis=0)
         return float(sum(v for v, n in zip(psi, rep.psi_names) if str(n).startswith("C")))
@@ -306,7 +298,6 @@ def _psi_without_losses(answer, with_losses, without):
 
 @_exercise("8.1")
 def _error_message(answer, path):
-    """``answer``: the DataError the loader raised on the file ``path``."""
     if not isinstance(answer, Exception):
         return False, "", ("pass the exception itself "
                            "(except DataError as err: ... check('8.1', err, path=...))")
@@ -320,7 +311,6 @@ def _error_message(answer, path):
 
 @_exercise("8.2")
 def _audio_helps(answer, text_only, both):
-    """``answer``: test MAE of the text-only run minus that of the text + audio run."""
     expected = text_only.metrics["mae"] - both.metrics["mae"]
     verdict = "audio helps" if expected > 0 else "audio does not help here"
     return (_near(answer, expected),
@@ -332,7 +322,6 @@ def _audio_helps(answer, text_only, both):
 
 @_exercise("9.1")
 def _moved_scores(answer, off, paper, keys):
-    """``answer``: the keys whose value moved by more than a tenth between ``off`` and ``paper``."""
     moved = set()
     for key in keys:
         a, b = off.get(key), paper.get(key)
@@ -347,7 +336,6 @@ def _moved_scores(answer, off, paper, keys):
 
 @_exercise("9.2")
 def _true_modality(answer, rep):
-    """``answer``: {modality m: the mean probability the discriminator gives m on C_m}."""
     expected = {m: float(np.asarray(rep.disc_prob_common[m])[:, k].mean())
                 for k, m in enumerate(rep.modalities)}
     given = {str(m): float(v) for m, v in dict(answer).items()}
@@ -369,7 +357,6 @@ def _seeds_needed(answer, full, row):
 
 @_exercise("10.2")
 def _probe_difference(answer, full, row):
-    """``answer``: (difference row - full of common_modality_acc_mean, its standard error)."""
     diff, se = (float(v) for v in answer)
     key = "common_modality_acc"
     exp_diff = row[f"{key}_mean"] - full[f"{key}_mean"]
@@ -438,10 +425,8 @@ def _aligned_run(answer, **_):
 
 def check(exercise: str, answer, **context) -> bool:
     """Print one line, ✓ or ✗, for ``answer`` to ``exercise`` ("3.2"): why it is right, or a hint
-    (never the expected answer). Return True if right.
-
-    Some checks need what the answer was read from, for example
-    ``check("6.2", epoch, history=run.history, criterion="mae")``, ``check("7.1", accuracy, rep=r)``.
+    (never the expected answer). Return True if right. Some checks need what the answer was read
+    from: ``check("6.2", epoch, history=run.history, criterion="mae")``, ``check("7.1", acc, rep=r)``.
     """
     notebook, _, number = str(exercise).partition(".")
     key = f"{int(notebook)}.{number}" if notebook.isdigit() else str(exercise)
@@ -472,11 +457,9 @@ def solutions_shown() -> bool:
     if _SHOWN is not None:
         return _SHOWN
     value = os.environ.get(SOLUTIONS_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"${SOLUTIONS_ENV}: expected 1 or 0, got {value!r}")
+    if value not in ("", "0", "false", "no", "1", "true", "yes"):
+        raise ValueError(f"${SOLUTIONS_ENV}: expected 1 or 0, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 def run_solution(code: str, namespace: dict, shown: bool | None = None) -> bool:
@@ -506,7 +489,6 @@ def load_ipython_extension(ipython) -> None:
     module inside IPython does it too)."""
     def solution(line, cell):
         run_solution(cell, ipython.user_ns)
-
     ipython.register_magic_function(solution, magic_kind="cell", magic_name="solution")
 
 

@@ -68,7 +68,6 @@ def heartbeat(desc: str, enabled: bool = True, interval: float = 1.0, file=None)
     def tick():
         while not stop.wait(interval):
             ticker.update(1)
-
     thread = threading.Thread(target=tick, name=f"heartbeat: {desc}", daemon=True)
     thread.start()
     try:
@@ -116,10 +115,7 @@ def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, epochs: int,
     total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:                    # step = optimizer steps taken so far
-        if schedule == "constant":
-            return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
-
+        return 1.0 if schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
@@ -267,14 +263,12 @@ class Trainer:
         self.on_epoch = on_epoch
         self.flush_denormals = flush_denormals
         self.record_game = record_game and config.model.disentangle
-        self.optimizer: torch.optim.Optimizer | None = None     # fit's Adam, once fit has begun
 
     def new_model(self) -> torch.nn.Module:
         """FDMER for this trainer's config and data (the distributed trainer adds its collectives)."""
         return build_model(self.config, self.data.widths, self.data.output_dim,
                            max_len=max(self.data.seq_lengths.values()))
 
-    # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
         t = self.config.train
         return make_loader(self.data, split, t.batch_size, shuffle=shuffle, seed=t.seed,
@@ -286,12 +280,13 @@ class Trainer:
             out = self.model(batch.features, batch.masks, grl_coeff=grl_coeff)
         return out, fdmer_objective(out, batch.label, self.config.loss, self.task), batch
 
-    # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
+        """Train for the configured budget (or exactly ``epochs``), stopping early on validation;
+        restore the best epoch's weights and return the history, one entry per epoch."""
         t = self.config.train
         if self.flush_denormals and self.device.type == "cpu":
             flush_denormals()
-        opt = self.optimizer = make_optimizer(self.model.parameters(), t, self.device)   # kept to look at
+        opt = make_optimizer(self.model.parameters(), t, self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
@@ -330,12 +325,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
             valid = self.evaluate("valid")
-            entry = {"epoch": epoch,
-                     "train": {k: sums[k] / count for k in self.terms},
-                     "valid": valid["losses"],
-                     "valid_metrics": valid["metrics"],
-                     "lr": opt.param_groups[0]["lr"],
-                     "seconds": time.perf_counter() - start}
+            entry = {"epoch": epoch, "train": {k: sums[k] / count for k in self.terms},
+                     "valid": valid["losses"], "valid_metrics": valid["metrics"],
+                     "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
             if look is not None:
                 entry["game"] = game_record(self.model, look, self.config.loss, self.task, coeff)
                 if norms:                               # the whole gradient before clipping
@@ -377,7 +369,6 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
-    # -- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
         """Predictions (N,) or (N, C) for a split, in split order, and the mean loss terms."""
@@ -398,7 +389,6 @@ class Trainer:
         score = regression_metrics if self.task == "regression" else classification_metrics
         return {"metrics": score(pred, label), "losses": losses}
 
-    # -- checkpoints --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
         """Write the checkpoint through a temporary file and ``os.replace`` (a symlink at ``path``
         is replaced, never written through)."""
