@@ -2,24 +2,11 @@
 
 ``extract_representations`` runs a trained model over a split and returns, as numpy arrays, the
 common and private representations (FDMER Eq. 2-3), the discriminator's probabilities (Eq. 8-9,
-the paper's Figure 4a), the fusion weights psi (Eq. 16, Figure 4b) and the predictions.
-
-``disentanglement_scores`` fits simple probes on train-split
-representations and scores them on the test split:
-  common_modality_acc   linear probe, modality from C_m        ideal: chance (1/M)
-  private_modality_acc  linear probe, modality from P_m        ideal: 1.0
-  common_factor_r2      ridge probe, shared latent s from C_m  ideal: near 1   (benchmark only)
-  private_factor_r2     ridge probe, z_m from P_m              ideal: near 1   (benchmark only)
-  disc_prob_common      the discriminator's mean probability of the true modality on C_m
-                        (the paper reports about 0.33)
-  disc_prob_private     the same on P_m
-  common_gap            how far apart one sample's C_t, C_a, C_v are, relative to how much C
-                        varies across samples (test split, no probe)   ideal: 0; about 1 means
-                        no closer than unrelated samples; far above 1, the modalities sit in
-                        separate clouds
-The modality probe is stricter than anything the paper reports: a discriminator can be fooled
-while the modality stays linearly readable by a fresh probe. ``common_gap`` is continuous where
-the probe saturates at 1.0, so it shows *how* the losses move the common representations.
+Figure 4a), the fusion weights psi (Eq. 16, Figure 4b) and the predictions.
+``disentanglement_scores`` fits probes on train-split representations and scores them on the
+test split (``metrics.SCORES`` names each score and its ideal value). The modality probe is
+stricter than anything the paper reports: a discriminator can be fooled while the modality stays
+linearly readable by a fresh probe; ``common_gap`` stays continuous where the probe saturates.
 """
 
 from __future__ import annotations
@@ -40,6 +27,7 @@ from .data.base import MultimodalData, make_loader
 
 @dataclass
 class Representations:
+    """One split's representations, by modality, as :func:`extract_representations` returns them."""
     modalities: str
     common: dict[str, np.ndarray]            # m -> (N, d_k)
     private: dict[str, np.ndarray]           # m -> (N, d_k)
@@ -57,6 +45,7 @@ class Representations:
 @torch.no_grad()
 def extract_representations(model: torch.nn.Module, data: MultimodalData, split: str = "test", *,
                             device: str | torch.device = "cpu", batch_size: int = 256) -> Representations:
+    """Run ``model`` (evaluation mode) over ``split`` of ``data``, in split order."""
     model.eval()
     device = torch.device(device)
     mods = model.modalities
@@ -104,6 +93,7 @@ def save_representations(reps: Representations, path: Path) -> None:
 
 
 def _float32(a: np.ndarray) -> np.ndarray:
+    """float16 (how the shipped sweep cells store C and P) as float32: every caller sees one dtype."""
     return a.astype(np.float32) if a.dtype == np.float16 else a
 
 
@@ -111,9 +101,8 @@ def load_representations(path: Path) -> Representations:
     """Read :func:`save_representations`' file back (no pickles: ``allow_pickle=False``)."""
     with np.load(path, allow_pickle=False) as z:
         mods = str(z["modalities"])
-        # C and P may be stored as float16 (the shipped sweep cells, to keep the package small):
-        # they are read back as float32, so every caller sees one dtype
-        pick = lambda prefix: {m: _float32(z[f"{prefix}_{m}"]) for m in mods if f"{prefix}_{m}" in z}  # noqa: E731
+        pick = lambda prefix: {m: _float32(z[f"{prefix}_{m}"])                 # noqa: E731
+                               for m in mods if f"{prefix}_{m}" in z}
         return Representations(modalities=mods, common=pick("C"), private=pick("P"), features={},
                                psi=z["psi"], psi_names=tuple(str(s) for s in z["psi_names"]),
                                disc_prob_common=pick("pc"), disc_prob_private=pick("pp"),
@@ -130,27 +119,15 @@ def _stack_by_modality(reps: dict[str, np.ndarray], mods: str) -> tuple[np.ndarr
 def modality_probe_accuracy(train: dict[str, np.ndarray], test: dict[str, np.ndarray], mods: str, *,
                             centre: bool = False, top_components: int | None = None,
                             kind: str = "linear") -> float:
-    """Test accuracy of a probe that predicts the modality of a representation: ``kind="linear"``
-    (logistic regression, the ``common_modality_acc`` of :func:`disentanglement_scores`) or ``"knn"`` (15 nearest
-    neighbours). Both see standardised features.
+    """Test accuracy of a probe, fitted on standardised ``train``, that predicts the modality of a
+    representation: ``kind="linear"`` (logistic regression; ``common_modality_acc``) or ``"knn"``
+    (15 nearest neighbours, which also reads differences in spread and shape where a linear probe
+    reads only differences of means; Belrose et al. 2023, LEACE).
 
-    A linear probe reads only differences between the modalities' means: with equal means no
-    linear classifier beats a constant guess (Belrose et al. 2023, LEACE). The nearest-neighbour
-    probe also reads differences in spread and shape, so it tells how far a representation is
-    from modality-free when the linear probe is already at chance.
-
-    ``centre=True``, the *offset-removed probe*, first subtracts from each modality's train *and*
-    test representations that modality's mean over the train split. A per-modality offset is then
-    gone, so what the probe still reads is everything *except* the offset: at chance, the offset
-    was all the linear probe used; above it, the test split's means differ from the train split's
-    (notebook 11). It changes the probe only, unlike the batch-centred L_con
-    (``LossConfig.con_centre``) and the in-model centring (``ModelConfig.common_centring``), which
-    change training.
-
-    ``top_components=k`` first projects every representation onto the k leading principal
-    components of the train representations of all modalities together (the directions in which
-    they vary most). Comparing k small and k = d_k tells whether the modality is readable where
-    the representations carry their variation or only in directions where they hardly vary.
+    ``centre=True`` first subtracts each modality's train-split mean from its train and test
+    representations, so the probe reads everything *except* a per-modality offset (notebook 11).
+    ``top_components=k`` first projects onto the k leading principal components of the pooled train
+    representations: is the modality readable where they vary, or only where they hardly do?
     """
     if centre:
         mu = {m: np.asarray(train[m]).mean(axis=0) for m in mods}
@@ -211,8 +188,7 @@ def true_modality_probability(probs: dict[str, np.ndarray], mods: str) -> float:
 def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
                            device: str | torch.device = "cpu", max_train: int = 4000,
                            test: Representations | None = None) -> dict[str, float]:
-    """The disentanglement scores on the test split (factor R^2 only where the data carries latents).
-
+    """The disentanglement scores on the test split (factor R^2 only where the data carries latents);
     ``test``: the test split's representations, if the caller has extracted them already."""
     tr = extract_representations(model, data, "train", device=device)
     te = test if test is not None else extract_representations(model, data, "test", device=device)
@@ -230,10 +206,11 @@ def disentanglement_scores(model: torch.nn.Module, data: MultimodalData, *,
         scores["disc_prob_common"] = true_modality_probability(te.disc_prob_common, mods)
         scores["disc_prob_private"] = true_modality_probability(te.disc_prob_private, mods)
         scores["common_gap"] = common_gap(te.common, mods)
-    if "s" in tr.extras:
+    if "s" in tr.extras:                            # the known factors of the synthetic benchmark
         scores["common_factor_r2"] = float(np.mean(
             [factor_r2(tr.common[m], tr.extras["s"], te.common[m], te.extras["s"]) for m in mods]))
     if all(f"z_{m}" in tr.extras for m in mods):
         scores["private_factor_r2"] = float(np.mean(
-            [factor_r2(tr.private[m], tr.extras[f"z_{m}"], te.private[m], te.extras[f"z_{m}"]) for m in mods]))
+            [factor_r2(tr.private[m], tr.extras[f"z_{m}"], te.private[m], te.extras[f"z_{m}"])
+             for m in mods]))
     return scores

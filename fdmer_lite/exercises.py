@@ -1,16 +1,11 @@
 """The tutorials' exercises: ``check("3.2", answer)`` prints ✓ or ✗, and on ✗ a hint, never the answer.
 
-Every exercise of notebooks 1-11 has a check. Each is a markdown cell (what you learn, a hint,
-the check to call), an empty "your turn" code cell, and a solution cell that JupyterLab shows
-collapsed and that starts with the cell magic ``%%solution``: it runs only when solutions are
-switched on (:func:`show_solutions`, or ``FDMER_LITE_SOLUTIONS=1`` in the environment, which the
-test suite sets so that nbval runs every solution); otherwise it says it was skipped.
-
+Each exercise of notebooks 1-11 is a markdown cell, an empty "your turn" cell and a collapsed
+``%%solution`` cell that runs only when solutions are switched on (:func:`show_solutions`, or
+``FDMER_LITE_SOLUTIONS=1``, which the test suite sets so that nbval runs every solution).
 :func:`check` tests an answer against a value computed here independently of the notebook and of
-the library function the exercise is about: by hand from the definition, in plain Python or
-numpy, or from a closed form (for example the mean absolute value of a normal variable,
-``sigma * sqrt(2 / pi)``). A right answer gets the reason it is right; a wrong one gets a hint
-and the student's own number, not the expected value.
+the library function the exercise is about (by hand, in numpy, or from a closed form). A right
+answer gets the reason it is right; a wrong one gets a hint and the student's own number.
 
     >>> from fdmer_lite import exercises
     >>> exercises.check("2.2", [1, 47])
@@ -39,10 +34,12 @@ LOGITS_4_1 = (2.0, 0.0, -1.0)
 #: The environment variable that runs the solutions (``1``) or skips them (unset, ``0``).
 SOLUTIONS_ENV = "FDMER_LITE_SOLUTIONS"
 
-CHECKS: dict[str, Callable[..., tuple[bool, str]]] = {}
+CHECKS: dict[str, Callable[..., tuple[bool, str, str]]] = {}
 
 
 def _exercise(key: str):
+    """Register a check. It returns (right?, why it is right, a hint for a wrong answer); the hint
+    may quote the student's own numbers, never the expected ones."""
     def register(fn):
         CHECKS[key] = fn
         return fn
@@ -62,10 +59,8 @@ def _softmax(z):
     return [v / sum(e) for v in e]
 
 
-# ------------------------------------------------------------------ notebook 1
-#
-# Each check returns (right?, why it is right, a hint for a wrong answer). The hint may quote the
-# student's own numbers, never the expected ones.
+def _near(answer, expected: float, tol: float = 1e-6) -> bool:
+    return abs(float(answer) - expected) < tol
 
 
 @_exercise("1.1")
@@ -87,8 +82,9 @@ def _bayes_floor(answer):
     items = sorted((float(k), float(v)) for k, v in dict(answer).items())
     if len(items) < 2:
         return False, "", "give the Bayes floor for at least two noise levels, as {noise: floor}"
+    floor_of = math.sqrt(2 / math.pi)
     bad = [f"noise {noise:g}: {floor:.3f}" for noise, floor in items
-           if not abs(floor - noise * math.sqrt(2 / math.pi)) <= 0.2 * noise * math.sqrt(2 / math.pi) + 0.02]
+           if not abs(floor - noise * floor_of) <= 0.2 * noise * floor_of + 0.02]
     return (not bad, "each floor is near sigma * sqrt(2/pi), the mean |error| of N(0, sigma^2), a little "
                      "below where clipping at ±3 cuts the error: the floor is the label noise",
             "; ".join(bad) + ": read baselines(data)['bayes_mae'] of data generated with that label_noise, "
@@ -97,18 +93,14 @@ def _bayes_floor(answer):
 
 @_exercise("1.3")
 def _acc7_misses(answer, ideal, labels):
-    """``answer``: the share of test samples whose rounded ideal prediction and rounded label differ."""
     pred = np.clip(np.asarray(ideal, dtype=float), -3, 3)
     true = np.clip(np.asarray(labels, dtype=float), -3, 3)
     expected = float(np.mean(np.round(pred) != np.round(true)))       # 1 - Acc7, by its definition
-    ok = abs(float(answer) - expected) < 1e-9
-    return (ok, f"{float(answer):.3f} of the samples crossed a rounding boundary, exactly 1 - Acc7: every "
-                "miss of the ideal predictor is label noise across a half-integer",
-            f"your share {float(answer):.3f} is not 1 - Acc7 of the ideal predictor; count the samples where "
-            "np.round of the ideal prediction and np.round of the clipped label differ")
-
-
-# ------------------------------------------------------------------ notebook 2
+    return (_near(answer, expected, 1e-9),
+            f"{float(answer):.3f} of the samples crossed a rounding boundary, exactly 1 - Acc7: every "
+            "miss of the ideal predictor is label noise across a half-integer",
+            f"your share {float(answer):.3f} is not 1 - Acc7 of the ideal predictor; count the samples "
+            "where np.round of the ideal prediction and np.round of the clipped label differ")
 
 
 @_exercise("2.1")
@@ -116,8 +108,8 @@ def _attention_row(answer):
     row = _vector(answer, 3)
     q = PROBE_2_1[2]
     expected = _softmax([(q[0] * k[0] + q[1] * k[1]) / math.sqrt(2) for k in PROBE_2_1])
-    ok = np.allclose(row, expected, atol=1e-3)
-    return (ok, f"row 2 = {np.round(row, 4).tolist()}: the large token attends almost only to itself",
+    return (np.allclose(row, expected, atol=1e-3),
+            f"row 2 = {np.round(row, 4).tolist()}: the large token attends almost only to itself",
             f"your row {np.round(row, 4).tolist()} is not row 2 of softmax(X X^T / sqrt(2)); the rows "
             "index the queries, and row 2 is the third (numbering from 0)")
 
@@ -134,13 +126,10 @@ def _visual_heads(answer):
 @_exercise("2.3")
 def _score_spread(answer):
     value, expected = float(answer), math.sqrt(256)
-    ok = abs(value - expected) <= 0.1 * expected
-    return (ok, f"std of q . k is {value:.2f}, about sqrt(256): dividing by sqrt(d) brings it back to 1",
+    return (abs(value - expected) <= 0.1 * expected,
+            f"std of q . k is {value:.2f}, about sqrt(256): dividing by sqrt(d) brings it back to 1",
             f"your std {value:.2f} is off: q . k sums 256 products of independent N(0, 1) entries, each "
             "of variance 1; measure (q * k).sum(-1).std() over many pairs")
-
-
-# ------------------------------------------------------------------ notebook 3
 
 
 @_exercise("3.1")
@@ -157,19 +146,17 @@ def _hsic_square(answer):
     value = float(answer)
     return (abs(value) < 0.05, f"HSIC(x, x^2) = {value:.4f}: with an inner-product kernel it is "
                                "Cov(x, x^2)^2 = E[x^3]^2 = 0 for a symmetric x",
-            f"your value {value:.4f}: the inner-product HSIC of x and y is their squared cross-covariance; "
-            "what is Cov(x, x^2) for x ~ N(0, 1)? Use 1,000 samples or more")
+            f"your value {value:.4f}: the inner-product HSIC of x and y is their squared "
+            "cross-covariance; what is Cov(x, x^2) for x ~ N(0, 1)? Use 1,000 samples or more")
 
 
 @_exercise("3.3")
 def _dis_shift(answer):
     value = float(answer)
-    return (abs(value) < 1e-4, "HSIC centres its inputs, so a constant row added to P_t leaves L_dis as it was",
+    return (abs(value) < 1e-4,
+            "HSIC centres its inputs, so a constant row added to P_t leaves L_dis as it was",
             f"your change {value:.2e}: look at the centring matrix U in Eq. 6, and compute "
             "L_dis(P_t + c) - L_dis(P_t) with the same P_a, P_v")
-
-
-# ------------------------------------------------------------------ notebook 4
 
 
 @_exercise("4.1")
@@ -188,22 +175,20 @@ def _confusion_minimum(answer):
     p, loss = answer
     p = _vector(p, 3)
     ok = np.allclose(p, 1 / 3, atol=1e-3) and math.isclose(float(loss), math.log(3), abs_tol=1e-3)
-    return (ok, f"p = {np.round(p, 3).tolist()}, loss {float(loss):.4f} = log 3: the floor of the confusion loss",
-            f"your p {np.round(p, 3).tolist()}, loss {float(loss):.4f}: not yet the minimum; the gradient "
-            "with respect to z_k is p_k - 1/3, so run until it vanishes (more steps, lr 1.0)")
+    shown = f"{np.round(p, 3).tolist()}, loss {float(loss):.4f}"
+    return (ok, f"p = {shown} = log 3: the floor of the confusion loss",
+            f"your p {shown}: not yet the minimum; the gradient with respect to z_k is p_k - 1/3, so run "
+            "until it vanishes (more steps, lr 1.0)")
 
 
 @_exercise("4.3")
 def _dropout_passes(answer):
-    """``answer``: (two training-mode passes equal?, two eval-mode passes equal?)."""
     train_same, eval_same = (bool(v) for v in answer)
     return ((train_same, eval_same) == (False, True),
             "training mode draws a new dropout mask every pass; eval mode is one fixed function",
-            f"your answer (train equal: {train_same}, eval equal: {eval_same}); apply the same Dropout(0.5) "
-            "twice to torch.ones(1000) after .train(), compare with torch.equal, then the same after .eval()")
-
-
-# ------------------------------------------------------------------ notebook 5
+            f"your answer (train equal: {train_same}, eval equal: {eval_same}); apply the same "
+            "Dropout(0.5) twice to torch.ones(1000) after .train(), compare with torch.equal, then the "
+            "same after .eval()")
 
 
 @_exercise("5.1")
@@ -219,16 +204,12 @@ def _phase1_parameters(answer):
 
 @_exercise("5.2")
 def _silent_token(answer, before, after, slot=1):
-    """``answer``: the change of the mean weight psi of ``slot`` (after - before)."""
-    expected = float(np.asarray(after, dtype=float)[:, slot].mean() - np.asarray(before, dtype=float)[:, slot].mean())
-    ok = abs(float(answer) - expected) < 1e-5
-    return (ok, f"the weight of slot {slot} moved by {float(answer):+.3f}: psi scores the attended target, "
-                "which mixes all four sources, not the token alone",
+    after, before = (np.asarray(psi, dtype=float)[:, slot].mean() for psi in (after, before))
+    return (_near(answer, float(after - before), 1e-5),
+            f"the weight of slot {slot} moved by {float(answer):+.3f}: psi scores the attended target, "
+            "which mixes all four sources, not the token alone",
             f"your change {float(answer):+.4f}: take column {slot} of psi (one row per sample), its mean "
             "after silencing minus its mean before")
-
-
-# ------------------------------------------------------------------ notebook 6
 
 
 def _saved_loss(run) -> dict:
@@ -240,46 +221,41 @@ def _saved_loss(run) -> dict:
 
 @_exercise("6.1")
 def _heavy_adversary(answer, heavy, base):
-    """``answer``: (test MAE of ``heavy`` - of ``base``, last epoch's L_ami of ``heavy`` - of ``base``)."""
     beta = _saved_loss(heavy).get("beta")
     if beta is not None and not math.isclose(beta, 0.5):
         return False, "", f"the heavy run was trained with beta = {beta}; train one with loss={{'beta': 0.5}}"
     d_mae, d_ami = (float(v) for v in answer)
     mae = heavy.metrics["mae"] - base.metrics["mae"]
     ami = heavy.history[-1]["train"]["ami"] - base.history[-1]["train"]["ami"]
-    ok = abs(d_mae - mae) < 1e-6 and abs(d_ami - ami) < 1e-6
-    return (ok, f"beta 0.5 changes the test MAE by {d_mae:+.3f} and the last L_ami by {d_ami:+.3f}",
-            f"your differences ({d_mae:+.4f}, {d_ami:+.4f}): heavy minus base, the MAE from run.metrics['mae'] "
-            "and L_ami from run.history[-1]['train']['ami']")
+    return (_near(d_mae, mae) and _near(d_ami, ami),
+            f"beta 0.5 changes the test MAE by {d_mae:+.3f} and the last L_ami by {d_ami:+.3f}",
+            f"your differences ({d_mae:+.4f}, {d_ami:+.4f}): heavy minus base, the MAE from "
+            "run.metrics['mae'] and L_ami from run.history[-1]['train']['ami']")
 
 
 @_exercise("6.2")
 def _best_epoch(answer, history, criterion="mae"):
-    """``criterion``: what the run stopped on, "mae" (the validation MAE) or "task_loss"."""
     if criterion not in ("mae", "task_loss"):
         raise ValueError(f"criterion must be 'mae' or 'task_loss', got {criterion!r}")
     name = "validation MAE" if criterion == "mae" else "validation task loss"
-    scores = [(entry["valid_metrics"]["mae"] if criterion == "mae" else entry["valid"]["task"], entry["epoch"])
-              for entry in history]
+    scores = [(e["valid_metrics"]["mae"] if criterion == "mae" else e["valid"]["task"], e["epoch"])
+              for e in history]
     best = min(scores)[1]                                # the first epoch with the lowest score
-    return (int(answer) == best, f"epoch {best} of {len(history)} has the lowest {name}: that is the checkpoint kept",
+    return (int(answer) == best,
+            f"epoch {best} of {len(history)} has the lowest {name}: that is the checkpoint kept",
             f"epoch {int(answer)} does not have the lowest {name} of the {len(history)} epochs; "
             f"take the minimum over the history, the first epoch on a tie")
 
 
 @_exercise("6.3")
 def _mosi_budget(answer, history, n_train):
-    """``answer``: minutes for 1,284 clips x 120 epochs at this run's seconds per training sample."""
     per_sample = sum(e["seconds"] for e in history) / len(history) / n_train
     expected = per_sample * 1284 * 120 / 60
-    ok = abs(float(answer) - expected) <= 0.1 * expected
-    return (ok, f"about {float(answer):.1f} minutes at this model's size: a lower bound, the mosi preset's "
-                "model is larger",
+    return (abs(float(answer) - expected) <= 0.1 * expected,
+            f"about {float(answer):.1f} minutes at this model's size: a lower bound, the mosi preset's "
+            "model is larger",
             f"your {float(answer):.1f} minutes: average the seconds per epoch, divide by the training "
             "samples of this run, multiply by 1,284 clips and 120 epochs, and convert to minutes")
-
-
-# ------------------------------------------------------------------ notebook 7
 
 
 @_exercise("7.1")
@@ -291,15 +267,13 @@ def _disc_accuracy(answer, rep):
         total += len(probs)
     expected, chance = hits / total, 1 / len(rep.modalities)
     side = "below" if expected < chance else "above"
-    return (abs(float(answer) - expected) < 1e-6,
-            f"accuracy {float(answer):.3f}, {side} chance ({chance:.3f})",
+    return (_near(answer, expected), f"accuracy {float(answer):.3f}, {side} chance ({chance:.3f})",
             f"your accuracy {float(answer):.3f}: over all three modalities together, the share of samples "
             "whose most probable modality (argmax over the columns) is their own")
 
 
 @_exercise("7.2")
 def _relabelling(answer, rep):
-    """``answer``: {true modality: the modality the discriminator names most on its C_m}."""
     mods = list(rep.modalities)
     expected = {m: mods[int(np.asarray(rep.disc_prob_common[m]).mean(axis=0).argmax())] for m in mods}
     given = {str(k): str(v) for k, v in dict(answer).items()}
@@ -313,53 +287,46 @@ def _relabelling(answer, rep):
 
 @_exercise("7.3")
 def _psi_without_losses(answer, with_losses, without):
-    """``answer``: the change of the summed mean weight on the common slots C_*, without - with the losses."""
     def on_common(rep):
         psi = np.asarray(rep.psi, dtype=float).mean(axis=0)
         return float(sum(v for v, n in zip(psi, rep.psi_names) if str(n).startswith("C")))
-    expected = on_common(without) - on_common(with_losses)
-    ok = abs(float(answer) - expected) < 1e-5
-    return (ok, f"the weight on C moves by {float(answer):+.3f} without the losses",
+    return (_near(answer, on_common(without) - on_common(with_losses), 1e-5),
+            f"the weight on C moves by {float(answer):+.3f} without the losses",
             f"your change {float(answer):+.4f}: sum the mean psi of the slots whose name starts with 'C', "
             "for the beta = gamma = 0 run minus the run with the paper's losses")
 
 
-# ------------------------------------------------------------------ notebook 8
-
-
 @_exercise("8.1")
 def _error_message(answer, path):
-    """``answer``: the DataError the loader raised on the file ``path``."""
     if not isinstance(answer, Exception):
-        return False, "", "pass the exception itself (except DataError as err: ... check('8.1', err, path=...))"
+        return False, "", ("pass the exception itself "
+                           "(except DataError as err: ... check('8.1', err, path=...))")
     text = str(answer)
-    named = [Path(path).name in text, "label" in getattr(answer, "field", text), "finite" in text]
-    return (all(named), "the message names the file, the field and what was expected",
-            "this message does not name " + ", ".join(w for w, n in zip(("the file", "the label field",
-                                                                         "finite values"), named) if not n)
+    named = {"the file": Path(path).name in text,
+             "the label field": "label" in getattr(answer, "field", text), "finite values": "finite" in text}
+    return (all(named.values()), "the message names the file, the field and what was expected",
+            "this message does not name " + ", ".join(w for w, n in named.items() if not n)
             + "; set one *label* to NaN and load the file you wrote")
 
 
 @_exercise("8.2")
 def _audio_helps(answer, text_only, both):
-    """``answer``: test MAE of the text-only run minus that of the text + audio run."""
     expected = text_only.metrics["mae"] - both.metrics["mae"]
-    ok = abs(float(answer) - expected) < 1e-6
     verdict = "audio helps" if expected > 0 else "audio does not help here"
-    return (ok, f"text only minus text + audio: {float(answer):+.3f}, {verdict} (one seed; compare with the spread)",
-            f"your difference {float(answer):+.4f}: text only minus text + audio, each from run.metrics['mae']")
-
-
-# ------------------------------------------------------------------ notebook 9
+    return (_near(answer, expected),
+            f"text only minus text + audio: {float(answer):+.3f}, {verdict} "
+            "(one seed; compare with the spread)",
+            f"your difference {float(answer):+.4f}: text only minus text + audio, "
+            "each from run.metrics['mae']")
 
 
 @_exercise("9.1")
 def _moved_scores(answer, off, paper, keys):
-    """``answer``: the keys whose value moved by more than a tenth between ``off`` and ``paper``."""
     moved = set()
     for key in keys:
         a, b = off.get(key), paper.get(key)
-        if isinstance(a, (int, float)) and isinstance(b, (int, float)) and abs(b - a) > 0.1 * max(abs(a), abs(b), 1e-12):
+        numbers = isinstance(a, (int, float)) and isinstance(b, (int, float))
+        if numbers and abs(b - a) > 0.1 * max(abs(a), abs(b), 1e-12):
             moved.add(key)
     given = set(answer)
     return (given == moved, f"{len(moved)} of the scores moved: {sorted(moved)}",
@@ -369,17 +336,14 @@ def _moved_scores(answer, off, paper, keys):
 
 @_exercise("9.2")
 def _true_modality(answer, rep):
-    """``answer``: {modality m: the mean probability the discriminator gives m on C_m}."""
-    expected = {m: float(np.asarray(rep.disc_prob_common[m])[:, k].mean()) for k, m in enumerate(rep.modalities)}
+    expected = {m: float(np.asarray(rep.disc_prob_common[m])[:, k].mean())
+                for k, m in enumerate(rep.modalities)}
     given = {str(m): float(v) for m, v in dict(answer).items()}
-    ok = given.keys() == expected.keys() and all(abs(given[m] - expected[m]) < 1e-6 for m in expected)
-    return (ok, "per modality: " + ", ".join(f"{m} {v:.3f}" for m, v in given.items())
-                + " (chance 1/3; near 0 is a confident lie, not confusion)",
-            "not the mean probability of the true modality: for the k-th modality m of rep.modalities take "
-            "column k of rep.disc_prob_common[m] and average it over the samples")
-
-
-# ------------------------------------------------------------------ notebook 10
+    return (given.keys() == expected.keys() and all(_near(given[m], expected[m]) for m in expected),
+            "per modality: " + ", ".join(f"{m} {v:.3f}" for m, v in given.items())
+            + " (chance 1/3; near 0 is a confident lie, not confusion)",
+            "not the mean probability of the true modality: for the k-th modality m of rep.modalities "
+            "take column k of rep.disc_prob_common[m] and average it over the samples")
 
 
 @_exercise("10.1")
@@ -393,17 +357,15 @@ def _seeds_needed(answer, full, row):
 
 @_exercise("10.2")
 def _probe_difference(answer, full, row):
-    """``answer``: (difference row - full of common_modality_acc_mean, its standard error)."""
     diff, se = (float(v) for v in answer)
-    exp_diff = row["common_modality_acc_mean"] - full["common_modality_acc_mean"]
-    exp_se = math.sqrt(full["common_modality_acc_std"] ** 2 / full["n"] + row["common_modality_acc_std"] ** 2 / row["n"])
-    ok = abs(diff - exp_diff) < 1e-6 and abs(se - exp_se) < 1e-6
-    return (ok, f"{diff:+.3f} ± {se:.3f}: " + ("clear" if abs(diff) > 2 * se else "not clear") + " at two standard errors",
+    key = "common_modality_acc"
+    exp_diff = row[f"{key}_mean"] - full[f"{key}_mean"]
+    exp_se = math.sqrt(full[f"{key}_std"] ** 2 / full["n"] + row[f"{key}_std"] ** 2 / row["n"])
+    clear = "clear" if abs(diff) > 2 * se else "not clear"
+    return (_near(diff, exp_diff) and _near(se, exp_se),
+            f"{diff:+.3f} ± {se:.3f}: {clear} at two standard errors",
             f"your ({diff:+.4f}, {se:.4f}): the row minus the full model, and sqrt(s_full^2 / n_full + "
             "s_row^2 / n_row) with the common_modality_acc_* columns")
-
-
-# ------------------------------------------------------------------ notebook 11
 
 
 def _knn_accuracy(train: dict, test: dict, mods: str, k: int = 15) -> float:
@@ -428,9 +390,9 @@ def _knn_accuracy(train: dict, test: dict, mods: str, k: int = 15) -> float:
 def _private_keeps_modality(answer, train, test, mods):
     """``answer``: True if the private representations keep the modality (a probe well above chance)."""
     acc = _knn_accuracy(train, test, mods)
-    expected = acc > 0.6
-    return (bool(answer) == expected, f"a nearest-neighbour probe computed here reads the modality from P_m "
-                                      f"for {acc:.2f} of the samples (chance {1 / len(mods):.2f})",
+    return (bool(answer) == (acc > 0.6),
+            f"a nearest-neighbour probe computed here reads the modality from P_m for {acc:.2f} of the "
+            f"samples (chance {1 / len(mods):.2f})",
             "not what the probes say: fit both probes on the private representations of the train split, "
             "score them on the test split and compare with chance, 1/3")
 
@@ -442,11 +404,11 @@ def _offset_share(answer, common, mods):
         c = np.asarray(common[m], dtype=np.float64)
         energy = float(np.einsum("bd,bd->", c, c)) / len(c)
         shares.append(1.0 - float(np.trace(np.cov(c.T, bias=True))) / energy)
-    expected = float(np.mean(shares))
-    ok = abs(float(answer) - expected) < 1e-6
-    return (ok, f"offset share {float(answer):.4f}: the energy of C_m that one constant vector per modality holds",
-            f"your share {float(answer):.4f}: per modality, the squared norm of the mean vector divided by the "
-            "mean squared norm of the samples, then the mean over the modalities")
+    return (_near(answer, float(np.mean(shares))),
+            f"offset share {float(answer):.4f}: the energy of C_m that one constant vector per "
+            "modality holds",
+            f"your share {float(answer):.4f}: per modality, the squared norm of the mean vector divided by "
+            "the mean squared norm of the samples, then the mean over the modalities")
 
 
 @_exercise("11.3")
@@ -461,15 +423,10 @@ def _aligned_run(answer, **_):
              + "; pass all three in config.replace(loss={...})"))
 
 
-# ------------------------------------------------------------------ checking and solutions
-
-
 def check(exercise: str, answer, **context) -> bool:
     """Print one line, ✓ or ✗, for ``answer`` to ``exercise`` ("3.2"): why it is right, or a hint
-    (never the expected answer). Return True if right.
-
-    Some checks need what the answer was read from, for example
-    ``check("6.2", epoch, history=run.history, criterion="mae")``, ``check("7.1", accuracy, rep=r)``.
+    (never the expected answer). Return True if right. Some checks need what the answer was read
+    from: ``check("6.2", epoch, history=run.history, criterion="mae")``, ``check("7.1", acc, rep=r)``.
     """
     notebook, _, number = str(exercise).partition(".")
     key = f"{int(notebook)}.{number}" if notebook.isdigit() else str(exercise)
@@ -477,11 +434,9 @@ def check(exercise: str, answer, **context) -> bool:
         raise ValueError(f"no check for exercise {exercise!r}; checks exist for {', '.join(CHECKS)}")
     try:
         ok, right, hint = CHECKS[key](answer, **context)
-    except TypeError as err:
-        if "argument" in str(err):
+    except (TypeError, ValueError, KeyError, IndexError) as err:
+        if isinstance(err, TypeError) and "argument" in str(err):     # a context the check needs
             raise TypeError(f"check({exercise!r}, ...): {err}") from None
-        ok, right, hint = False, "", f"could not read the answer {answer!r}: {err}"
-    except (ValueError, KeyError, IndexError) as err:
         ok, right, hint = False, "", f"could not read the answer {answer!r}: {err}"
     print(f"✓ {key}: {right}" if ok else f"✗ {key}: {hint}")
     return bool(ok)
@@ -502,11 +457,9 @@ def solutions_shown() -> bool:
     if _SHOWN is not None:
         return _SHOWN
     value = os.environ.get(SOLUTIONS_ENV, "").strip().lower()
-    if value in ("", "0", "false", "no"):
-        return False
-    if value in ("1", "true", "yes"):
-        return True
-    raise ValueError(f"${SOLUTIONS_ENV}: expected 1 or 0, got {value!r}")
+    if value not in ("", "0", "false", "no", "1", "true", "yes"):
+        raise ValueError(f"${SOLUTIONS_ENV}: expected 1 or 0, got {value!r}")
+    return value in ("1", "true", "yes")
 
 
 def run_solution(code: str, namespace: dict, shown: bool | None = None) -> bool:
@@ -514,7 +467,8 @@ def run_solution(code: str, namespace: dict, shown: bool | None = None) -> bool:
     (the value of a last expression is displayed); else print that it was skipped. Return
     whether it ran. Errors propagate, so a failing solution fails the notebook's test."""
     shown = solutions_shown() if shown is None else shown
-    title = next((ln.lstrip("# ").rstrip(":") for ln in code.splitlines() if ln.startswith("# Solution")), "This solution")
+    titles = (ln.lstrip("# ").rstrip(":") for ln in code.splitlines() if ln.startswith("# Solution"))
+    title = next(titles, "This solution")
     if not shown:
         print(f"{title.split(':')[0]} is hidden and was not run: show the cell to read it, or run "
               f"`exercises.show_solutions()` first to run it.")
@@ -535,7 +489,6 @@ def load_ipython_extension(ipython) -> None:
     module inside IPython does it too)."""
     def solution(line, cell):
         run_solution(cell, ipython.user_ns)
-
     ipython.register_magic_function(solution, magic_kind="cell", magic_name="solution")
 
 

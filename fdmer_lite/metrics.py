@@ -1,7 +1,7 @@
 """Evaluation metrics for CMU-MOSI / CMU-MOSEI (regression) and UR-FUNNY (binary classification).
 
-FDMER (Yang et al., ACM MM 2022), Section 4.3 and Tables 1-3 report, following the MMSA toolkit
-(``utils/metricsTop.py``, ``__eval_mosei_regression``; MOSI uses the same function):
+FDMER (Yang et al., ACM MM 2022), Section 4.3 and Tables 1-3, report the MMSA toolkit's metrics
+(``utils/metricsTop.py``, ``__eval_mosei_regression``, used for MOSI too):
 
 - MAE    mean absolute error between prediction and label (no clipping);
 - Corr   Pearson correlation;
@@ -12,13 +12,9 @@ FDMER (Yang et al., ACM MM 2022), Section 4.3 and Tables 1-3 report, following t
     * ``non0``: negative = ``x <= 0``, positive = ``x > 0``, over samples whose **label is not 0**;
   F1 is scikit-learn's weighted F1 (per-class F1 averaged with class support as weights).
 
-Rounding is numpy's (``np.round``: half to even, so 0.5 -> 0 and 1.5 -> 2), exactly as MMSA.
-Unlike MMSA we return unrounded values; accuracies and F1 are fractions in [0, 1].
-
-This module is a pure function of arrays: it never imports the model. It also holds the plain
-names of the scores the commands show (:data:`SCORES`) and the paper's own numbers (Tables 1-4);
-scikit-learn is imported when a metric is computed, so the command line can name the scores
-without loading it.
+Rounding is numpy's (half to even), as MMSA's; values are unrounded fractions in [0, 1]. The
+module never imports the model; it also holds the scores' plain names (:data:`SCORES`) and the
+paper's own numbers (Tables 1-4). scikit-learn is imported only when a metric is computed.
 """
 
 from __future__ import annotations
@@ -28,10 +24,6 @@ from typing import NamedTuple
 import numpy as np
 
 REGRESSION_KEYS = ("mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0")
-CLASSIFICATION_KEYS = ("acc2", "f1")
-
-
-# ---------------------------------------------------------------- helpers
 
 
 def _to_numpy(x, name: str) -> np.ndarray:
@@ -62,9 +54,12 @@ def _flat(x, name: str) -> np.ndarray:
     return a
 
 
-def _check_same_length(pred: np.ndarray, label: np.ndarray) -> None:
+def _pair(pred, label) -> tuple[np.ndarray, np.ndarray]:
+    """``pred`` and ``label`` read by :func:`_flat`, refused unless of one length."""
+    pred, label = _flat(pred, "pred"), _flat(label, "label")
     if len(pred) != len(label):
         raise ValueError(f"length mismatch: pred has {len(pred)} samples, label has {len(label)}")
+    return pred, label
 
 
 def pearson(x: np.ndarray, y: np.ndarray) -> float:
@@ -87,40 +82,23 @@ def _acc_f1(pred_bin: np.ndarray, label_bin: np.ndarray) -> tuple[float, float]:
     return float(acc), float(f1)
 
 
-# ---------------------------------------------------------------- public API
-
-
 def regression_metrics(pred, label) -> dict[str, float]:
-    """MOSI/MOSEI regression metrics, numerically identical to MMSA's definitions.
+    """MOSI/MOSEI regression metrics, :data:`REGRESSION_KEYS`, as plain floats, numerically MMSA's.
 
-    Args:
-        pred: predictions, shape (N,) or (N, 1); numpy array, list or torch tensor.
-        label: sentiment labels in [-3, 3], same length.
-
-    Returns:
-        ``{"mae", "corr", "acc7", "acc5", "acc2_has0", "f1_has0", "acc2_non0", "f1_non0"}`` as
-        plain floats; accuracies and F1 are fractions in [0, 1].
-
-    Degenerate input:
-        - empty arrays, a length mismatch, or NaN/inf in ``pred`` or ``label`` raise ValueError
-          naming the argument;
-        - constant predictions (or constant labels) give ``corr = 0.0`` instead of NaN: Pearson's
-          correlation is undefined there, and 0 ("no linear relation") is the honest score;
-        - if every label is 0, the ``non0`` metrics have no samples and are ``nan``.
+    ``pred`` (N,) or (N, 1) and ``label`` (in [-3, 3]) may be numpy arrays, lists or torch tensors.
+    Empty input, a length mismatch or NaN/inf raise ValueError naming the argument. Constant
+    predictions or labels give ``corr = 0.0`` ("no linear relation"), not NaN; if every label is 0,
+    the ``non0`` metrics have no samples and are ``nan``.
     """
-    pred, label = _flat(pred, "pred"), _flat(label, "label")          # (N,), (N,)
-    _check_same_length(pred, label)
-
+    pred, label = _pair(pred, label)                                    # (N,), (N,)
     out = {
         "mae": float(np.mean(np.abs(pred - label))),
         "corr": pearson(pred, label),
         "acc7": _multiclass_acc(np.clip(pred, -3.0, 3.0), np.clip(label, -3.0, 3.0)),
         "acc5": _multiclass_acc(np.clip(pred, -2.0, 2.0), np.clip(label, -2.0, 2.0)),
     }
-    # has0: ">= 0" versus "< 0" over all samples.
     out["acc2_has0"], out["f1_has0"] = _acc_f1(pred >= 0, label >= 0)
-    # non0: "> 0" versus "< 0", dropping samples whose label is exactly 0.
-    keep = label != 0                                                   # (N,) bool
+    keep = label != 0                                                   # non0 drops the zero labels
     if keep.any():
         out["acc2_non0"], out["f1_non0"] = _acc_f1(pred[keep] > 0, label[keep] > 0)
     else:
@@ -129,16 +107,10 @@ def regression_metrics(pred, label) -> dict[str, float]:
 
 
 def classification_metrics(pred, label) -> dict[str, float]:
-    """Accuracy and weighted F1 for classification (UR-FUNNY: humour vs not, Table 3).
+    """``{"acc2": accuracy, "f1": weighted F1}`` (UR-FUNNY: humour or not, Table 3).
 
-    Args:
-        pred: either class ids (N,) / (N, 1), or scores (N, C) with C >= 2 (logits or
-            probabilities; the predicted class is the argmax).
-        label: class ids (N,) or (N, 1).
-
-    Returns:
-        ``{"acc2": accuracy, "f1": weighted F1}`` as plain floats in [0, 1]. The key is ``acc2``
-        because the benchmark task is binary; with more classes it is plain accuracy.
+    ``pred``: class ids (N,) / (N, 1), or scores (N, C) with C >= 2 whose argmax is the class;
+    ``label``: class ids. With more than two classes ``acc2`` is plain accuracy.
     """
     p = _to_numpy(pred, "pred")
     if p.ndim == 2 and p.shape[1] >= 2:
@@ -147,34 +119,23 @@ def classification_metrics(pred, label) -> dict[str, float]:
         if not np.all(np.isfinite(p)):
             raise ValueError("pred: contains NaN/inf scores")
         p = p.argmax(axis=1)                                            # (N, C) -> (N,)
-    p = _flat(p, "pred")
-    y = _flat(label, "label")
-    _check_same_length(p, y)
+    p, y = _pair(p, label)
     for name, a in (("pred", p), ("label", y)):
         if np.any(a != np.round(a)):
-            hint = " (a single logit per sample? pass (N, C) scores or class ids)" \
-                if name == "pred" else ""
+            hint = " (a single logit per sample? pass (N, C) scores or class ids)" if name == "pred" else ""
             raise ValueError(f"{name}: expected integer class ids{hint}")
     acc, f1 = _acc_f1(p.astype(np.int64), y.astype(np.int64))
     return {"acc2": acc, "f1": f1}
 
 
-# ---------------------------------------------------------------- the scores' plain names
-# The names of the scores the commands show: key, plain name, what a good value looks like.
-#
-# Every metric (``metrics``) and disentanglement score (``analysis.disentanglement_scores``) that
-# the demo, the beta/gamma explorer, the sweep's tables, the ablation table and the bundled
-# contrast print is named here (the scores themselves are computed elsewhere), by its ``metrics.json`` key; each of them chooses its keys. This
-# module imports nothing, so that the command line can name the scores without importing torch.
-
-
 class Score(NamedTuple):
+    """How the commands name a score of ``metrics.json`` (no name or ideal holds a "|": they go
+    into markdown tables as they are)."""
     key: str                     # the metrics.json key
     name: str                    # plain name
     ideal: str                   # what a good value looks like
 
 
-# No name or ideal holds a "|": they go into markdown tables as they are.
 SCORES: dict[str, Score] = {s.key: s for s in (
     Score("mae", "test MAE", "lower is better"),
     Score("corr", "Corr", "higher is better"),
@@ -196,16 +157,10 @@ DISENTANGLEMENT = ("common_modality_acc", "private_modality_acc", "common_factor
                    "disc_prob_common", "disc_prob_private", "common_gap")
 
 
-# ---------------------------------------------------------------- the paper's numbers
-# The paper's own numbers (Yang et al., ACM MM 2022), typed from its Tables 1-4.
-#
-# Metrics are named as in ``metrics.json`` and given as fractions (the paper prints accuracies and
-# F1 in percent); ``None`` where the paper prints "-". Tables 1 and 2 report one Acc-2 and one F1
-# without saying which reading (has0 or non0) they are; :data:`TABLE1` and :data:`TABLE2` store
-# them as ``acc2`` and ``f1``. Table 3 reports Acc-2 on UR_FUNNY's binary humour labels.
-
-
 def _rows(text: str, keys: tuple[str, ...], percent: tuple[str, ...]) -> dict[str, dict[str, float | None]]:
+    """The paper's tables, typed from Tables 1-4: ``name | cell | ...`` rows, "-" for None; the
+    ``percent`` keys are stored as fractions. Tables 1 and 2 do not say which Acc-2 reading (has0
+    or non0) they report: it is stored as ``acc2`` (and ``f1``)."""
     out = {}
     for line in text.strip().splitlines():
         name, *cells = [c.strip() for c in line.split("|")]

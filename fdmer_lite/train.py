@@ -1,13 +1,9 @@
 """Training FDMER: Adam on Eq. 18, early stopping on validation, history, checkpoints.
 
-``Trainer(config, data).fit()`` trains and restores the best-on-validation weights;
-``evaluate(split)`` gives the field's metrics and every loss term; ``save``/``load`` write and read
-a checkpoint (read back with ``torch.load(weights_only=True)``: no code can run from it). Writing
-whole runs to folders, and reusing them, is ``fdmer_lite.experiments.runs.obtain``.
-
-Devices: ``auto`` picks CUDA, then Apple's MPS, then the CPU. Mixed precision (float16 autocast
-with a gradient scaler) is used on CUDA only; pinned host memory makes the copies to the GPU
-asynchronous. On the CPU, ``fit`` flushes denormal floats to zero (:func:`flush_denormals`).
+``Trainer(config, data).fit()`` trains and restores the best-on-validation weights; ``evaluate``
+gives the field's metrics and every loss term; ``save``/``load`` write and read a checkpoint
+(read with ``torch.load(weights_only=True)``). Writing whole runs to folders is
+``fdmer_lite.experiments.runs.obtain``. Mixed precision and pinned memory are used on CUDA only.
 """
 
 from __future__ import annotations
@@ -37,30 +33,17 @@ from .model import build_model
 
 CHECKPOINT = "model.pt"
 IMPROVEMENT_RTOL = 1e-6   # a validation loss must fall by more than this fraction to count
-
-
-# ----------------------------------------------------------------- progress
-# Progress a newcomer can see: a bar that moves within a second, whatever the work.
-#
-# * :func:`bar`: a tqdm bar (``tqdm.auto``: a widget in a notebook, text in a terminal), or ``None``
-#   when progress is switched off. The trainer's bar counts batches, so it moves at the first
-#   step, not at the end of the first epoch.
-# * :func:`heartbeat`: for work that cannot report steps (generating or loading a data set), a
-#   bar without a total that ticks every ``interval`` seconds from a background thread, showing
-#   the elapsed time, and closes when the work ends.
+EARLY_STOP = ("task_loss", "mae", "auto")
 
 
 def progress_bar(enabled: bool = True, **kw):
-    """``tqdm.auto.tqdm(**kw)``, or ``None`` when ``enabled`` is false."""
-    if not enabled:
-        return None
-    return tqdm(**kw)
+    """``tqdm.auto.tqdm(**kw)`` (a widget in a notebook, text in a terminal), or ``None`` when
+    ``enabled`` is false."""
+    return tqdm(**kw) if enabled else None
 
 
 def mark_stopped(bar, why: str) -> None:
-    """Show on ``bar`` (a tqdm bar, or ``None``) that the work ended before its total, and ``why``:
-    red (``bar_style`` "danger" in a notebook, ``colour`` in a terminal), so a run that early
-    stopping ended is not mistaken for one that ran all its epochs."""
+    """Turn ``bar`` (or ``None``) red and show ``why``: the work ended before its total."""
     if bar is None:
         return
     bar.colour = "red"
@@ -73,19 +56,18 @@ def mark_stopped(bar, why: str) -> None:
 
 @contextlib.contextmanager
 def heartbeat(desc: str, enabled: bool = True, interval: float = 1.0, file=None):
-    """Show ``desc`` and the seconds spent so far, ticking every ``interval`` s, while the block
-    runs. Yields the bar (``None`` when disabled)."""
+    """For work that cannot report steps: show ``desc`` and the seconds spent so far, ticking
+    every ``interval`` s from a background thread while the block runs. Yields the bar (or ``None``)."""
     if not enabled:
         yield None
         return
     ticker = progress_bar(True, desc=desc, unit="s", total=None, file=file or sys.stderr,
-                 bar_format="{desc}: {elapsed}", mininterval=0)
+                          bar_format="{desc}: {elapsed}", mininterval=0)
     stop = threading.Event()
 
     def tick():
         while not stop.wait(interval):
             ticker.update(1)
-
     thread = threading.Thread(target=tick, name=f"heartbeat: {desc}", daemon=True)
     thread.start()
     try:
@@ -103,15 +85,12 @@ def improves(score: float, best: float) -> bool:
 
 def select_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA if present, then MPS, then CPU. An explicit unavailable device is an error."""
+    mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
+        return torch.device("cuda" if torch.cuda.is_available() else "mps" if mps else "cpu")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ValueError(f"device {name!r} requested but torch sees no CUDA device; use --device cpu or auto")
-    if name == "mps" and not (getattr(torch.backends, "mps", None) and torch.backends.mps.is_available()):
+    if name == "mps" and not mps:
         raise ValueError("device 'mps' requested but it is not available; use --device cpu or auto")
     if name not in ("cpu", "mps") and not name.startswith("cuda"):
         raise ValueError(f"device must be auto, cpu, cuda[:N] or mps, got {name!r}")
@@ -129,49 +108,41 @@ def seed_everything(seed: int) -> None:
 
 def lr_scheduler(opt: torch.optim.Optimizer, schedule: str, epochs: int,
                  steps_per_epoch: int) -> torch.optim.lr_scheduler.LambdaLR:
-    """Per-step learning-rate factor: constant (``"constant"``) or a half cosine down to 0 at the
-    end of ``epochs`` (``"cosine"``)."""
+    """Per-step learning-rate factor: 1 (``"constant"``) or a half cosine down to 0 at the end of
+    ``epochs`` (``"cosine"``)."""
     if schedule not in ("constant", "cosine"):
         raise ValueError(f"lr_schedule must be 'constant' or 'cosine', got {schedule!r}")
     total = max(1, epochs * steps_per_epoch)
 
     def factor(step: int) -> float:                    # step = optimizer steps taken so far
-        if schedule == "constant":
-            return 1.0
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
-
+        return 1.0 if schedule == "constant" else 0.5 * (1.0 + math.cos(math.pi * min(1.0, step / total)))
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
 
 
 def make_optimizer(params, t, device: torch.device) -> torch.optim.Adam:
-    """The trainer's optimiser (``t`` a TrainConfig): Adam, with the fused kernel on CPU and CUDA,
-    which updates every parameter in one call (the small presets' many small tensors make the
-    per-parameter loop costly; ``benchmarks/results/code-notes.md``)."""
-    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=device.type in ("cpu", "cuda"))
+    """Adam with ``t``'s (a TrainConfig) settings; the fused kernel on CPU and CUDA, which updates
+    every parameter in one call (``benchmarks/results/code-notes.md``)."""
+    fused = device.type in ("cpu", "cuda")
+    return torch.optim.Adam(params, lr=t.lr, weight_decay=t.weight_decay, fused=fused)
 
 
 def clip_gradients(params, max_norm: float, device: torch.device) -> torch.Tensor:
-    """Scale the gradients to a total norm of at most ``max_norm``, in one ``foreach`` call on CPU
-    and CUDA instead of a Python loop over the tensors (the same numbers, fewer calls)."""
+    """Scale the gradients to a total norm of at most ``max_norm`` (one ``foreach`` call on CPU, CUDA)."""
     foreach = True if device.type in ("cpu", "cuda") else None
     return torch.nn.utils.clip_grad_norm_(params, max_norm, foreach=foreach)
-
-
-EARLY_STOP = ("task_loss", "mae", "auto")
 
 
 def budget(epochs: int, patience: int, steps_per_epoch: int, min_steps: int = 0) -> tuple[int, int]:
     """The (epochs, patience) a run trains with when an epoch is ``steps_per_epoch`` optimiser steps.
 
-    Epochs count passes over the data, so a training split eight times smaller gets eight times
-    fewer updates from the same number of epochs. With ``min_steps`` > 0, a run whose epochs
-    would make fewer than ``min_steps`` steps gets ``ceil(min_steps / steps_per_epoch)`` epochs,
-    and its patience grows by the same factor (rounded up), so early stopping waits as many steps
-    as before. Otherwise both are unchanged. (The paper, too, trains its smallest set for the most
-    epochs: 120 on MOSI, Section 4.2.)
+    With ``min_steps`` > 0, a run whose epochs would make fewer steps gets
+    ``ceil(min_steps / steps_per_epoch)`` epochs and a patience stretched by the same factor
+    (rounded up), so a small training split gets as many updates as a large one. (The paper, too,
+    trains its smallest set for the most epochs: 120 on MOSI, Section 4.2.)
     """
     if min_steps < 0 or steps_per_epoch < 1:
-        raise ValueError(f"min_steps must be >= 0 and steps_per_epoch >= 1, got {min_steps}, {steps_per_epoch}")
+        raise ValueError(f"min_steps must be >= 0 and steps_per_epoch >= 1, "
+                         f"got {min_steps}, {steps_per_epoch}")
     if min_steps == 0 or epochs * steps_per_epoch >= min_steps:
         return epochs, patience
     factor = min_steps / (epochs * steps_per_epoch)
@@ -179,9 +150,8 @@ def budget(epochs: int, patience: int, steps_per_epoch: int, min_steps: int = 0)
 
 
 def stopping_criterion(criterion: str, task: str) -> str:
-    """The criterion a run on ``task`` stops on: ``criterion`` itself, or for ``"auto"`` the
-    validation MAE on a regression task and the task loss otherwise. A ValueError unless
-    ``criterion`` is one of ``EARLY_STOP`` and fits the task."""
+    """The criterion a run on ``task`` stops on: ``criterion``, or for ``"auto"`` the validation MAE
+    on a regression task and the task loss otherwise."""
     if criterion not in EARLY_STOP:
         raise ValueError(f"early_stop must be 'task_loss', 'mae' or 'auto', got {criterion!r}")
     if criterion == "mae" and task != "regression":
@@ -197,19 +167,14 @@ def stopping_score(criterion: str, valid: dict) -> float:
 
 
 def term_values(terms: dict[str, torch.Tensor]) -> dict[str, float]:
-    """Every loss term as a Python float, read in one go (one stack and one copy, not a read
-    per term: a step of the small CPU presets is a few hundred tiny operations, each costly)."""
+    """Every loss term as a Python float, read with one stack and one copy, not one read per term."""
     return dict(zip(terms, torch.stack([v.detach().float() for v in terms.values()]).tolist()))
 
 
 def reversal_coefficient(schedule: str, progress: float) -> float:
-    """Strength of the gradient reversal at ``progress`` in [0, 1] of training.
-
-    ``"constant"``: 1 throughout (the paper says nothing of a schedule). ``"dann"``: the ramp of
-    Ganin & Lempitsky (2015), who introduced gradient reversal, 2 / (1 + exp(-10 p)) - 1: 0 at the
-    start, 0.46 at p = 0.1, 0.99 at p = 0.5, so the discriminator has something to learn from
-    before the encoders start to fight it.
-    """
+    """Strength of the gradient reversal at ``progress`` in [0, 1] of training: 1 throughout
+    (``"constant"``; the paper names no schedule), or Ganin & Lempitsky's (2015) ramp
+    2 / (1 + exp(-10 p)) - 1 (``"dann"``: 0 at the start, 0.46 at p = 0.1, 0.99 at p = 0.5)."""
     if schedule == "constant":
         return 1.0
     if schedule == "dann":
@@ -226,13 +191,11 @@ GAME_TERMS = ("task", "ami", "confusion", "ams", "con", "dis")
 def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float) -> dict:
     """One look at the objective's game on a fixed batch, as the trainer records it each epoch.
 
-    ``grad[term][part]``: the norm of the gradient that ``term``'s share of Eq. 18 (the task loss,
-    beta L_ami through the reversal at strength ``coeff``, beta L_ams, gamma L_con, gamma L_dis)
-    sends into each part of the network (the Eq. 1 transformers, the common encoder, the private
-    encoders, the discriminator). ``disc_acc_common`` / ``disc_acc_private``: how often the
-    discriminator's largest cosine is the true modality on C_m / P_m. ``size_common`` /
-    ``size_private``: the mean length of C_m / P_m. The model runs in evaluation mode (no
-    dropout draws), so recording leaves the training run's random numbers alone.
+    ``grad[term][part]``: the norm of the gradient that ``term``'s share of Eq. 18 (L_ami through
+    the reversal at strength ``coeff``) sends into each part of :data:`GAME_PARTS`.
+    ``disc_acc_common`` / ``_private``: how often the discriminator's largest cosine is the true
+    modality on C_m / P_m; ``size_common`` / ``_private``: the mean length of C_m / P_m. The model
+    runs in evaluation mode, so recording draws no random numbers.
     """
     was_training = model.training
     model.eval()
@@ -272,15 +235,11 @@ def game_record(model: torch.nn.Module, batch, loss_cfg, task: str, coeff: float
 class Trainer:
     """Trains one FDMER model on one data set.
 
-    ``on_epoch``, if given, is called with each epoch's history entry (epoch number, train and
-    valid losses, valid metrics, learning rate, seconds) right after that epoch's validation:
-    a hook for progress displays such as the beta/gamma explorer. If it returns True, training
-    stops after that epoch, as early stopping would: the epoch counts for the best one, and the
-    best epoch's weights are restored. ``flush_denormals``: on the
-    CPU, ``fit`` first calls :func:`flush_denormals` (False leaves the CPU's mode alone, for a
-    benchmark that measures the difference). ``record_game``: each epoch's history entry gets a
-    ``"game"`` record (:func:`game_record` on the first training batch, in order, and the
-    gradient's norm before clipping over the epoch's steps).
+    ``on_epoch(entry)`` is called with each epoch's history entry after its validation; if it
+    returns True, training stops after that epoch as early stopping would (the best epoch's weights
+    are restored). ``flush_denormals``: on the CPU, ``fit`` first calls :func:`flush_denormals`.
+    ``record_game``: each entry gets a ``"game"`` record (:func:`game_record` on the first training
+    batch, and the gradient's norm before clipping over the epoch's steps).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
@@ -304,14 +263,12 @@ class Trainer:
         self.on_epoch = on_epoch
         self.flush_denormals = flush_denormals
         self.record_game = record_game and config.model.disentangle
-        self.optimizer: torch.optim.Optimizer | None = None     # fit's Adam, once fit has begun
 
     def new_model(self) -> torch.nn.Module:
         """FDMER for this trainer's config and data (the distributed trainer adds its collectives)."""
         return build_model(self.config, self.data.widths, self.data.output_dim,
                            max_len=max(self.data.seq_lengths.values()))
 
-    # -- data ---------------------------------------------------------------------------------
     def loader(self, split: str, shuffle: bool = False):
         t = self.config.train
         return make_loader(self.data, split, t.batch_size, shuffle=shuffle, seed=t.seed,
@@ -323,12 +280,13 @@ class Trainer:
             out = self.model(batch.features, batch.masks, grl_coeff=grl_coeff)
         return out, fdmer_objective(out, batch.label, self.config.loss, self.task), batch
 
-    # -- training -----------------------------------------------------------------------------
     def fit(self, epochs: int | None = None) -> list[dict]:
+        """Train for the configured budget (or exactly ``epochs``), stopping early on validation;
+        restore the best epoch's weights and return the history, one entry per epoch."""
         t = self.config.train
         if self.flush_denormals and self.device.type == "cpu":
             flush_denormals()
-        opt = self.optimizer = make_optimizer(self.model.parameters(), t, self.device)   # kept for a look after an epoch
+        opt = make_optimizer(self.model.parameters(), t, self.device)
         scaler = torch.amp.GradScaler("cuda", enabled=self.use_amp)
         train_loader = self.loader("train", shuffle=True)
         steps = len(train_loader)                       # optimiser steps per epoch
@@ -367,12 +325,9 @@ class Trainer:
                 if bar is not None:
                     bar.update(1)
             valid = self.evaluate("valid")
-            entry = {"epoch": epoch,
-                     "train": {k: sums[k] / count for k in self.terms},
-                     "valid": valid["losses"],
-                     "valid_metrics": valid["metrics"],
-                     "lr": opt.param_groups[0]["lr"],
-                     "seconds": time.perf_counter() - start}
+            entry = {"epoch": epoch, "train": {k: sums[k] / count for k in self.terms},
+                     "valid": valid["losses"], "valid_metrics": valid["metrics"],
+                     "lr": opt.param_groups[0]["lr"], "seconds": time.perf_counter() - start}
             if look is not None:
                 entry["game"] = game_record(self.model, look, self.config.loss, self.task, coeff)
                 if norms:                               # the whole gradient before clipping
@@ -382,8 +337,6 @@ class Trainer:
             self.history.append(entry)
             stop = self.on_epoch is not None and self.on_epoch(entry) is True
             score = stopping_score(self.stop_on, valid)
-            # Improvements within float rounding (the eval-time running mean of C_m is
-            # re-averaged every epoch even when no weight moves) do not reset the patience.
             if improves(score, self.best_score):
                 self.best_score, self.best_epoch, since_best = score, epoch, 0
                 self.best_state = copy.deepcopy(self.model.state_dict())
@@ -394,7 +347,8 @@ class Trainer:
                                 best=self.best_epoch)
             if since_best >= patience or stop:
                 if epoch < epochs:                      # a red bar: not every epoch ran
-                    mark_stopped(bar, f"stopped early at epoch {epoch}/{epochs}, kept epoch {self.best_epoch}")
+                    mark_stopped(bar, f"stopped early at epoch {epoch}/{epochs}, "
+                                      f"kept epoch {self.best_epoch}")
                 break
         if bar is not None:
             bar.close()
@@ -415,7 +369,6 @@ class Trainer:
         if self.best_state is not None:
             self.model.load_state_dict(self.best_state)
 
-    # -- evaluation ---------------------------------------------------------------------------
     @torch.no_grad()
     def predict(self, split: str) -> tuple[np.ndarray, dict[str, float]]:
         """Predictions (N,) or (N, C) for a split, in split order, and the mean loss terms."""
@@ -433,13 +386,12 @@ class Trainer:
     def evaluate(self, split: str = "test") -> dict:
         pred, losses = self.predict(split)
         label = self.data.splits[split].labels
-        metrics = regression_metrics(pred, label) if self.task == "regression" else classification_metrics(pred, label)
-        return {"metrics": metrics, "losses": losses}
+        score = regression_metrics if self.task == "regression" else classification_metrics
+        return {"metrics": score(pred, label), "losses": losses}
 
-    # -- checkpoints --------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
-        """Write the checkpoint through a temporary file and ``os.replace``: a symlink planted at
-        ``path`` is replaced, never written through."""
+        """Write the checkpoint through a temporary file and ``os.replace`` (a symlink at ``path``
+        is replaced, never written through)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
