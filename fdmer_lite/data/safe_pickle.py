@@ -102,30 +102,6 @@ def _prod(shape) -> int:
     return n
 
 
-class _Guarded:
-    """The allow-listed constructors, with their declared sizes checked before they run."""
-
-    def __init__(self, unpickler: "SafeUnpickler"):
-        self.u = unpickler
-
-    def check(self, what: str, nbytes: int) -> None:
-        if nbytes < 0 or nbytes > self.u.limit:
-            raise SizeLimitError(self.u.source, what, f"at most {self.u.limit:,} bytes (the limit for "
-                                 f"a file of {self.u.file_size:,} bytes; ${CEILING_ENV} sets the ceiling)",
-                                 f"{nbytes:,} bytes declared" if nbytes >= 0 else "an invalid shape")
-
-    def bytearray(self, *args):
-        if args and isinstance(args[0], int):
-            self.check("bytearray size", args[0])
-        return bytearray(*args)
-
-    def reconstruct(self, real):
-        def _reconstruct(cls, shape, dtype, *rest):
-            self.check("array shape", _prod(shape))
-            return real(cls, shape, dtype, *rest)
-        return _reconstruct
-
-
 class SafeUnpickler(pickle.Unpickler):
     """An ``Unpickler`` whose ``find_class`` only returns the globals in :data:`ALLOWED`, with
     declared sizes checked against ``limit`` bytes (see the module docstring)."""
@@ -136,13 +112,30 @@ class SafeUnpickler(pickle.Unpickler):
         self.source = source
         self.file_size = file_size
         self.limit = load_limit(file_size) if limit is None else limit
-        guard = _Guarded(self)
-        self._guarded = {("builtins", "bytearray"): guard.bytearray,
-                         ("__builtin__", "bytearray"): guard.bytearray,
-                         ("numpy", "ndarray"): _GuardedArray.bind(guard)}
+        self._guarded = {("builtins", "bytearray"): self._bytearray,
+                         ("__builtin__", "bytearray"): self._bytearray,
+                         ("numpy", "ndarray"): _GuardedArray.bind(self)}
         for core in ("numpy.core", "numpy._core"):
             key = (f"{core}.multiarray", "_reconstruct")
-            self._guarded[key] = guard.reconstruct(ALLOWED[key])
+            self._guarded[key] = self._guard_reconstruct(ALLOWED[key])
+
+    def check_size(self, what: str, nbytes: int) -> None:
+        """Refuse ``nbytes`` declared for ``what`` beyond the limit (-1: an invalid shape)."""
+        if nbytes < 0 or nbytes > self.limit:
+            raise SizeLimitError(self.source, what, f"at most {self.limit:,} bytes (the limit for "
+                                 f"a file of {self.file_size:,} bytes; ${CEILING_ENV} sets the ceiling)",
+                                 f"{nbytes:,} bytes declared" if nbytes >= 0 else "an invalid shape")
+
+    def _bytearray(self, *args):
+        if args and isinstance(args[0], int):
+            self.check_size("bytearray size", args[0])
+        return bytearray(*args)
+
+    def _guard_reconstruct(self, real):
+        def _reconstruct(cls, shape, dtype, *rest):
+            self.check_size("array shape", _prod(shape))
+            return real(cls, shape, dtype, *rest)
+        return _reconstruct
 
     def find_class(self, module: str, name: str):
         if (module, name) in self._guarded:
@@ -165,11 +158,11 @@ class _GuardedArray(np.ndarray):
     _guard = None
 
     @classmethod
-    def bind(cls, guard: _Guarded):
+    def bind(cls, guard: SafeUnpickler):
         return type("ndarray", (cls,), {"_guard": guard})
 
     def __new__(cls, shape=(0,), dtype=float, *args, **kwargs):
-        cls._guard.check("array shape", _prod(shape) * max(1, np.dtype(dtype).itemsize))
+        cls._guard.check_size("array shape", _prod(shape) * max(1, np.dtype(dtype).itemsize))
         return super().__new__(cls, shape, dtype, *args, **kwargs)
 
     def __setstate__(self, state):
@@ -179,7 +172,7 @@ class _GuardedArray(np.ndarray):
                 itemsize = max(1, np.dtype(dtype).itemsize)
             except TypeError:
                 itemsize = 1
-            self._guard.check("array shape", _prod(shape) * itemsize)
+            self._guard.check_size("array shape", _prod(shape) * itemsize)
         return super().__setstate__(state)
 
 
