@@ -193,14 +193,6 @@ def mosi_folds_from_csv(folder=None) -> dict[str, list[str]]:
     return {s: sorted(v) for s, v in out.items()}
 
 
-def _all_in_mosi_folds(videos: list[str]) -> bool:
-    try:
-        known = set().union(*mosi_folds_from_csv().values())
-    except DataError:
-        return False
-    return bool(videos) and set(videos) <= known
-
-
 def load_folds(folds, search_dir: Path | None = None) -> tuple[dict[str, list[str]], str]:
     """Resolve ``folds`` (see the module docstring) to ``({split: [video ids]}, description)``."""
     if isinstance(folds, dict):
@@ -295,19 +287,13 @@ def find_streams(folder: Path) -> tuple[dict[str, Path], Path, list[str]]:
     return streams, groups["labels"][0], ignored
 
 
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, **kw)
-
-
 def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequence,
           folds: dict[str, list[str]], *, seq_len: int | None = None, nonfinite: str = "zero",
           label_column: int = 0, label_range: tuple[float, float] = (-3.0, 3.0),
           progress: bool = True) -> tuple[dict[str, Split], dict]:
     """Word-align every stream, cut the labelled segments, split by ``folds``: ``({split: Split},
     info)``. ``streams`` must hold ``"t"`` (the pivot)."""
+    from tqdm.auto import tqdm
     if "t" not in streams:
         raise DataError("<arguments>", "streams", "a text stream 't' (the words everything is aligned to)",
                         str(sorted(streams)))
@@ -369,8 +355,8 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
     replaced = dict.fromkeys(streams, 0)
     empty_words = {m: 0 for m in streams if m != "t"}
     truncated = 0
-    for vid, split, order, words_iv, segs, a, b, y in _progress(plan, progress, desc="aligning videos",
-                                                                  unit="video"):
+    for vid, split, order, words_iv, segs, a, b, y in tqdm(plan, desc="aligning videos", unit="video",
+                                                           disable=not progress):
         if len(segs) == 0:
             continue
         n = np.minimum(b - a, L)                                 # words kept per segment
@@ -448,12 +434,15 @@ def load(path, *, streams: dict[str, str | Path] | None = None, labels: str | Pa
     try:
         fold_lists, fold_desc = load_folds(folds, folder)
     except DataError:
-        # MOSI without a folds file: the standard folds from the real CMU-MOSI folder, if every
-        # labelled video is in them (FDMER_LITE_MOSI_DIR; nothing is downloaded)
-        if folds is not None or not _all_in_mosi_folds(label_cs.videos()):
+        # MOSI without a folds file: the real CMU-MOSI folder's folds, if every labelled video is in them
+        try:
+            fold_lists = mosi_folds_from_csv() if folds is None else None
+        except DataError:
+            fold_lists = None
+        videos = set(label_cs.videos())
+        if fold_lists is None or not videos or not videos <= set().union(*fold_lists.values()):
             label_cs.close()
             raise
-        fold_lists = mosi_folds_from_csv()
         fold_desc = "standard MOSI folds from the real CMU-MOSI folder (no folds file beside the .csd files)"
     opened = {m: ComputationalSequence(p) for m, p in streams.items()}
     try:

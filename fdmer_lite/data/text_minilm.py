@@ -184,6 +184,7 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
     int64, "truncated": int, "seconds": float}``; L is the longest text in word pieces.
     """
     import torch
+    from tqdm.auto import tqdm
     texts = list(texts)
     tokenizer, model = encoder or load_encoder()
     ids, truncated = tokenize(texts, tokenizer)
@@ -191,10 +192,7 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
     hidden = np.zeros((len(texts), int(lengths.max()), WIDTH), np.float32)
     order = np.argsort(-lengths, kind="stable")                     # similar lengths per batch
     start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(texts), desc="all-MiniLM-L6-v2", unit="utt")
+    bar = tqdm(total=len(texts), desc="all-MiniLM-L6-v2", unit="utt", disable=not progress)
     with torch.inference_mode():
         for b in range(0, len(texts), batch_size):
             sel = order[b:b + batch_size]
@@ -203,10 +201,8 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
             h = out.last_hidden_state.float().numpy()
             for j, i in enumerate(sel):
                 hidden[i, :lengths[i]] = h[j, :lengths[i]]
-            if bar is not None:
-                bar.update(len(sel))
-    if bar is not None:
-        bar.close()
+            bar.update(len(sel))
+    bar.close()
     return {"hidden": hidden, "lengths": lengths, "truncated": truncated,
             "seconds": time.perf_counter() - start}
 
