@@ -54,7 +54,8 @@ def _allowed() -> dict[tuple[str, str], object]:
         ("collections", "OrderedDict"): collections.OrderedDict,
     }
     for core in ("numpy.core", "numpy._core"):
-        for sub, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"), ("numeric", "_frombuffer")):
+        for sub, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                          ("numeric", "_frombuffer")):
             table[(f"{core}.{sub}", name)] = _numpy_attr(sub, name)
     for mod in ("builtins", "__builtin__"):                 # __builtin__: Python-2 pickles
         for name in ("set", "frozenset", "bytearray", "complex", "slice"):

@@ -79,7 +79,8 @@ class ComputationalSequence:
         try:
             ds = self.h5[field]
         except KeyError:
-            raise DataError(src, field, f"a dataset {name!r}", f"keys {list(self.data[vid].keys())}") from None
+            raise DataError(src, field, f"a dataset {name!r}",
+                            f"keys {list(self.data[vid].keys())}") from None
         if not isinstance(ds, h5py.Dataset):
             raise DataError(src, field, "a dataset", f"a {type(ds).__name__}")
         check_h5_dataset(ds, src, field)                   # before allocating the declared shape
@@ -378,7 +379,8 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
             else:
                 iv, fi = cs.intervals(vid), cs.field(vid, "intervals")
                 if iv.shape[0] != x.shape[0]:
-                    raise DataError(str(cs.path), fi, f"{x.shape[0]} rows (one per feature row)", str(iv.shape[0]))
+                    raise DataError(str(cs.path), fi, f"{x.shape[0]} rows (one per feature row)",
+                                    str(iv.shape[0]))
                 values, n_empty = average_over_intervals(x, iv, words_iv[words], str(cs.path), fi)
                 empty_words[m] += n_empty
             out[split][m][rows, pos] = values
