@@ -21,19 +21,14 @@ from ..errors import DataError  # noqa: F401  (defined there, raised here and by
 
 SPLITS = ("train", "valid", "test")
 
-# The fewest samples a split may hold: training needs two, since the disparity term compares the
-# samples of a batch (HSIC, Eq. 6, divides by n - 1; one sample gives 0 / 0); validation and
-# test need one to choose and score a checkpoint.
+# the fewest samples a split may hold, and why
 MIN_SAMPLES = {"train": 2, "valid": 1, "test": 1}
 WHY_MIN_SAMPLES = {"train": "the disparity term, HSIC (Eq. 6), divides by n - 1 and needs two samples to compare",
                    "valid": "the checkpoint is chosen on it", "test": "the metrics are computed on it"}
 
-# The largest feature magnitude training can take. float32's largest value is just under 2**128; a
-# value of magnitude 2**58 squares to 2**116, and 2**11 = 2,048 such squares sum to 2**127, so a
-# layer norm's variance or an inner product over up to 2,048 units stays finite. Larger values
-# overflow there and training ends in a non-finite loss (where the presets do: measured in
-# benchmarks/results/hostile-inputs.md). Real features (BERT, GloVe, COVAREP, Facet, OpenFace)
-# are orders of magnitude smaller.
+# The largest feature magnitude training can take: (2**58)**2 = 2**116, and 2,048 such squares sum
+# to 2**127 < float32's max, so a layer norm's variance or an inner product over up to 2,048 units
+# stays finite (benchmarks/results/hostile-inputs.md). Real features are far smaller.
 FEATURE_LIMIT = 2.0 ** 58                            # about 2.9e17
 
 
@@ -47,7 +42,7 @@ def check_split_size(source: str, split: str, n: int, field: str | None = None) 
 
 def check_magnitude(x: np.ndarray, source: str, field: str) -> None:
     """Refuse finite feature values beyond :data:`FEATURE_LIMIT` (NaN and inf are left to the
-    loaders' non-finite policy). Reads the array twice (max, min) and copies nothing."""
+    loaders' non-finite policy)."""
     if x.size == 0 or x.dtype.kind not in "fiu":
         return
     big = max(abs(float(np.max(x))), abs(float(np.min(x))))
@@ -70,7 +65,7 @@ class Split:
         return int(self.labels.shape[0])
 
     def validate(self, source: str, name: str, task: str) -> None:
-        """Check shapes, dtypes and finiteness; raise DataError naming what is wrong."""
+        """Check shapes, dtypes, finiteness and lengths; raise DataError naming what is wrong."""
         n = len(self)
         if self.labels.ndim != 1:
             raise DataError(source, f"{name}.labels", "a 1-d array", f"shape {self.labels.shape}")
@@ -175,15 +170,10 @@ class MultimodalData:
         return MultimodalData(self.name, self.task, splits, self.n_classes, dict(self.info), self.source)
 
     def fingerprint(self) -> str:
-        """What the data hold, as 16 hex digits: sha256 over every split's labels, features and
-        valid lengths, in a fixed order of splits and modalities, with shapes and dtypes.
-
-        Two data sets with equal fingerprints hold the same numbers. The run store
-        (``experiments.runs``) and the beta/gamma sweep cache use it so that a run trained on
-        other data is never reused. It is remembered for as long as the object holds the same
-        arrays (hashing the full benchmark takes seconds), so a copy, or a split given new
-        arrays, is hashed afresh; changing an array's values in place is not noticed.
-        """
+        """16 hex digits of sha256 over every split's labels, features and valid lengths (with
+        shapes and dtypes, in a fixed order): equal fingerprints, equal numbers. The run store and
+        the sweep cache key on it. Remembered while the object holds the same arrays; changing an
+        array's values in place is not noticed."""
         splits = sorted(self.splits.items())
         key = tuple(id(a) for _, sp in splits
                     for a in (sp.labels, *sp.features.values(), *sp.lengths.values()))
@@ -207,6 +197,7 @@ class MultimodalData:
         return digest
 
     def summary(self) -> str:
+        """A few lines: name, task, source, each stream's length and width, each split's size."""
         lines = [f"{self.name} ({self.task}) from {self.source}"]
         for m in self.modalities:
             lines.append(f"  {m}: length {self.seq_lengths[m]}, width {self.widths[m]}")
@@ -231,7 +222,7 @@ class Batch:
                      {m: mv(x) for m, x in self.masks.items()}, mv(self.label), mv(self.index))
 
     def pin_memory(self) -> "Batch":
-        """Called by DataLoader(pin_memory=True) so host-to-GPU copies can be asynchronous."""
+        """Called by DataLoader(pin_memory=True), for asynchronous host-to-GPU copies."""
         pin = lambda t: t.pin_memory()  # noqa: E731
         return Batch({m: pin(x) for m, x in self.features.items()},
                      {m: pin(x) for m, x in self.masks.items()}, pin(self.label), pin(self.index))
@@ -264,19 +255,17 @@ class SplitDataset(Dataset):
 
     def collate(self, indices: list[int]) -> Batch:
         idx = torch.as_tensor(indices, dtype=torch.long)
-        # rows gathered from a 2-D view: torch's gather of whole rows is several times faster on
-        # (N, L * d) than on (N, L, d)
+        # rows gathered from a 2-D view (N, L * d): several times faster than from (N, L, d)
         feats = {m: x.view(len(x), -1).index_select(0, idx).view(len(idx), *x.shape[1:])
                  for m, x in self.features.items()}                                   # (B, L_m, d_m)
-        masks = {}
-        for m, ln in self.lengths.items():
-            steps = torch.arange(feats[m].shape[1])
-            masks[m] = steps[None, :] < ln[idx][:, None]           # (B, L_m)
+        masks = {m: torch.arange(feats[m].shape[1])[None, :] < ln[idx][:, None]    # (B, L_m)
+                 for m, ln in self.lengths.items()}
         return Batch(feats, masks, self.labels[idx], idx)
 
 
 def make_loader(data: MultimodalData, split: str, batch_size: int, shuffle: bool = False,
                 seed: int = 0, pin_memory: bool = False, num_workers: int = 0) -> DataLoader:
+    """A DataLoader of :class:`Batch` over one split; ``seed`` fixes the shuffling order."""
     ds = SplitDataset(data.splits[split], data.task)
     gen = torch.Generator().manual_seed(seed)
     return DataLoader(ds, batch_size=batch_size, shuffle=shuffle, collate_fn=ds.collate,

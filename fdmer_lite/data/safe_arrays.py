@@ -1,15 +1,14 @@
 """Array files read with their declared sizes checked first (memory bombs from tiny files).
 
-A ``.npy`` header of a few dozen bytes may declare a shape of 10**12 elements, and
-``np.load`` allocates what it declares before it finds the file short. An HDF5 dataset may
-declare any shape, and ``dataset[()]`` allocates it. The readers here compare what is declared
-with what the file can hold, and with :func:`fdmer_lite.data.safe_pickle.load_limit`, and refuse
-with one :class:`~fdmer_lite.data.safe_pickle.SizeLimitError` naming the file and the field
-before anything is allocated.
+A ``.npy`` header or an HDF5 dataset may declare any shape, which ``np.load`` / ``dataset[()]``
+allocate before finding the file short. The readers here compare what is declared with what the
+file holds and with :func:`fdmer_lite.data.safe_pickle.load_limit`, and refuse, naming the file
+and the field, before anything is allocated.
 """
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import numpy as np
@@ -41,10 +40,7 @@ def load_npy(path: str | Path, *, mmap_mode: str | None = None) -> np.ndarray:
     shape, dtype, _, offset = read_npy_header(path)
     if dtype.hasobject:
         raise DataError(str(path), "dtype", "a plain numeric array (no pickled objects)", str(dtype))
-    n = 1
-    for d in shape:
-        n *= int(d)
-    declared = n * dtype.itemsize
+    declared = math.prod(int(d) for d in shape) * dtype.itemsize
     held = path.stat().st_size - offset
     if declared > held:
         raise DataError(str(path), "shape", f"at most {held:,} bytes of data (what the file holds)",
@@ -60,10 +56,7 @@ def load_npy(path: str | Path, *, mmap_mode: str | None = None) -> np.ndarray:
 def check_h5_dataset(ds, source: str, field: str) -> None:
     """Refuse an HDF5 dataset whose declared shape exceeds the load limit of its file."""
     try:
-        n = 1
-        for d in ds.shape or ():
-            n *= int(d)
-        declared = n * max(1, ds.dtype.itemsize)
+        declared = math.prod(int(d) for d in ds.shape or ()) * max(1, ds.dtype.itemsize)
     except (TypeError, ValueError, AttributeError):
         raise DataError(source, field, "a dataset with a shape", type(ds).__name__) from None
     try:
@@ -74,9 +67,6 @@ def check_h5_dataset(ds, source: str, field: str) -> None:
     if declared > limit:
         raise SizeLimitError(source, field, f"at most {limit:,} bytes (the limit for a file of "
                              f"{size:,} bytes)", f"shape {tuple(ds.shape)} of {ds.dtype} = {declared:,} bytes declared")
-
-
-__all__ = ["check_h5_dataset", "load_npy", "read_npy_header"]
 
 
 _EXTRA = "\0extra"
@@ -112,4 +102,4 @@ def read_csv(path: str | Path) -> tuple[list[str], list[dict]]:
     return columns, rows
 
 
-__all__ += ["read_csv"]
+__all__ = ["check_h5_dataset", "load_npy", "read_npy_header", "read_csv"]

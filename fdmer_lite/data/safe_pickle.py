@@ -1,47 +1,22 @@
 """Load pickles from the internet without letting them run code.
 
-A pickle is a small program: its ``GLOBAL``/``STACK_GLOBAL`` instructions import any callable by
-name and ``REDUCE`` calls it, so ``pickle.load`` on a downloaded ``aligned_50.pkl`` can run
-``os.system(...)``. The benchmark pickles this package reads (MMSA, UR-FUNNY, the MOSI audio
-pickle) only ever need numpy arrays, dtypes and scalars inside plain containers, so
-:class:`SafeUnpickler` resolves exactly those globals and refuses every other one *before* it
-is called, naming the file and the global.
+A pickle's ``GLOBAL``/``STACK_GLOBAL`` instructions import any callable and ``REDUCE`` calls it, so
+``pickle.load`` of a downloaded ``aligned_50.pkl`` can run ``os.system(...)``. The benchmark
+pickles (MMSA, UR-FUNNY) only need numpy arrays, dtypes and scalars in plain containers, so
+:class:`SafeUnpickler` resolves exactly the globals in :data:`ALLOWED` (numpy's array and scalar
+reconstruction, ``_codecs.encode``, ``set``, ``frozenset``, ``bytearray``, ``complex``,
+``slice``, ``collections.OrderedDict``) and refuses every other one before it is called with
+:class:`UnsafePickleError` (a ``DataError``, so the CLI exits with status 2, and a
+``pickle.UnpicklingError``).
 
-Allowed (module, name) pairs, see :data:`ALLOWED`:
-
-* numpy's array reconstruction: ``numpy.ndarray``, ``numpy.dtype``,
-  ``numpy[._]core.multiarray._reconstruct`` and ``.scalar`` (numpy scalars),
-  ``numpy[._]core.numeric._frombuffer`` (protocol-5 arrays);
-* ``_codecs.encode`` (how protocol-2 pickles store ``bytes``);
-* the built-in containers ``set``, ``frozenset``, ``bytearray``, ``complex``, ``slice`` and
-  ``collections.OrderedDict``. Lists, dicts, tuples, str, int, float, bool and None need no
-  global at all.
-
-Everything else -- ``os.system``, ``builtins.eval``, ``subprocess.Popen``, pandas, torch, any
-class of any library -- raises :class:`UnsafePickleError`, a :class:`~fdmer_lite.data.base.DataError`
-(so ``fdmer-lite`` exits with status 2) that is also a ``pickle.UnpicklingError``.
-
-Size limits (memory bombs). A pickle of a few bytes can ask for ``bytearray(10**12)``, an array
-of a huge declared shape, a memo index of 2**32 (the C unpickler sizes its memo table by it), or
-share one big list thousands of times so that converting the result multiplies the file's size.
-:func:`safe_load` therefore
-
-* reads the file through ``mmap`` (a declared length beyond the end of the file is truncated
-  data, never an allocation) after a pass over its opcodes (``pickletools.genops``) that refuses
-  memo indices beyond the number of opcodes;
-* checks every declared size before the allocation: ``bytearray(n)``, ``_reconstruct`` and
-  ``ndarray`` shapes, the shape and dtype an array's ``__setstate__`` is given;
-* after loading, adds up the size of the result *as if every shared reference were a copy*
-  (what ``np.asarray`` of nested lists would build) and refuses a total over the limit, a
-  container or object array that contains itself (``np.asarray`` of it can only fail or recurse
-  without end) and containers nested more than :data:`MAX_DEPTH` deep, naming the field.
-
-The limit is :func:`load_limit`: ``EXPANSION`` (16) times the file's size, at least ``FLOOR``
-(64 MiB), at most the ceiling ``$FDMER_LITE_MAX_LOAD_BYTES`` (default 8 GiB). A refusal is a
-:class:`SizeLimitError` (a ``DataError``: exit status 2) naming the file and what was declared.
-
-Checkpoints are a different matter: they are read with ``torch.load(path, weights_only=True)``
-(see ``fdmer_lite.train.load_checkpoint``), torch's own allow-list loader.
+Memory bombs: :func:`safe_load` reads the file through ``mmap`` after a pass over its opcodes
+that refuses memo indices beyond the opcode count; checks every declared size (``bytearray(n)``,
+array shapes and ``__setstate__``) before allocating it; and after loading sizes the result as if
+every shared reference were a copy, refusing a total over the limit, a container that contains
+itself, or nesting deeper than :data:`MAX_DEPTH`. The limit is :func:`load_limit`: ``EXPANSION``
+(16) times the file size, at least ``FLOOR`` (64 MiB), at most ``$FDMER_LITE_MAX_LOAD_BYTES``
+(default 8 GiB); a refusal is a :class:`SizeLimitError` naming the file and the field.
+Checkpoints are read with ``torch.load(weights_only=True)`` instead.
 """
 
 from __future__ import annotations
@@ -61,18 +36,14 @@ import numpy as np
 from .base import DataError
 
 
-def _numpy_attr(module: str, name: str):
-    """Resolve numpy internals whether the pickle says ``numpy.core`` (numpy 1) or ``numpy._core``."""
-    parts = module.split(".")
-    for root in (("numpy", "_core"), ("numpy", "core")):
-        obj = np
+def _numpy_attr(submodule: str, name: str):
+    """numpy's ``_core.<submodule>.<name>`` (numpy 2), else ``core.<submodule>.<name>`` (numpy 1)."""
+    for core in ("_core", "core"):
         try:
-            for p in root[1:] + tuple(parts[2:]):
-                obj = getattr(obj, p)
-            return getattr(obj, name)
+            return getattr(getattr(getattr(np, core), submodule), name)
         except AttributeError:
             continue
-    raise AttributeError(f"{module}.{name}")
+    raise AttributeError(f"numpy.core.{submodule}.{name}")
 
 
 def _allowed() -> dict[tuple[str, str], object]:
@@ -83,9 +54,9 @@ def _allowed() -> dict[tuple[str, str], object]:
         ("collections", "OrderedDict"): collections.OrderedDict,
     }
     for core in ("numpy.core", "numpy._core"):
-        table[(f"{core}.multiarray", "_reconstruct")] = _numpy_attr(f"{core}.multiarray", "_reconstruct")
-        table[(f"{core}.multiarray", "scalar")] = _numpy_attr(f"{core}.multiarray", "scalar")
-        table[(f"{core}.numeric", "_frombuffer")] = _numpy_attr(f"{core}.numeric", "_frombuffer")
+        for sub, name in (("multiarray", "_reconstruct"), ("multiarray", "scalar"),
+                          ("numeric", "_frombuffer")):
+            table[(f"{core}.{sub}", name)] = _numpy_attr(sub, name)
     for mod in ("builtins", "__builtin__"):                 # __builtin__: Python-2 pickles
         for name in ("set", "frozenset", "bytearray", "complex", "slice"):
             table[(mod, name)] = getattr(builtins, name)
@@ -132,34 +103,6 @@ def _prod(shape) -> int:
     return n
 
 
-class _Guarded:
-    """The allow-listed constructors, with their declared sizes checked before they run."""
-
-    def __init__(self, unpickler: "SafeUnpickler"):
-        self.u = unpickler
-
-    def check(self, what: str, nbytes: int) -> None:
-        if nbytes < 0 or nbytes > self.u.limit:
-            raise SizeLimitError(self.u.source, what, f"at most {self.u.limit:,} bytes (the limit for "
-                                 f"a file of {self.u.file_size:,} bytes; ${CEILING_ENV} sets the ceiling)",
-                                 f"{nbytes:,} bytes declared" if nbytes >= 0 else "an invalid shape")
-
-    def bytearray(self, *args):
-        if args and isinstance(args[0], int):
-            self.check("bytearray size", args[0])
-        return bytearray(*args)
-
-    def reconstruct(self, real):
-        def _reconstruct(cls, shape, dtype, *rest):
-            self.check("array shape", _prod(shape))
-            return real(cls, shape, dtype, *rest)
-        return _reconstruct
-
-    def ndarray(self, shape=(0,), dtype=float, *args, **kwargs):
-        self.check("array shape", _prod(shape) * max(1, np.dtype(dtype).itemsize))
-        return np.ndarray(shape, dtype, *args, **kwargs)
-
-
 class SafeUnpickler(pickle.Unpickler):
     """An ``Unpickler`` whose ``find_class`` only returns the globals in :data:`ALLOWED`, with
     declared sizes checked against ``limit`` bytes (see the module docstring)."""
@@ -170,13 +113,30 @@ class SafeUnpickler(pickle.Unpickler):
         self.source = source
         self.file_size = file_size
         self.limit = load_limit(file_size) if limit is None else limit
-        guard = _Guarded(self)
-        self._guarded = {("builtins", "bytearray"): guard.bytearray,
-                         ("__builtin__", "bytearray"): guard.bytearray,
-                         ("numpy", "ndarray"): _GuardedArray.bind(guard)}
+        self._guarded = {("builtins", "bytearray"): self._bytearray,
+                         ("__builtin__", "bytearray"): self._bytearray,
+                         ("numpy", "ndarray"): _GuardedArray.bind(self)}
         for core in ("numpy.core", "numpy._core"):
             key = (f"{core}.multiarray", "_reconstruct")
-            self._guarded[key] = guard.reconstruct(ALLOWED[key])
+            self._guarded[key] = self._guard_reconstruct(ALLOWED[key])
+
+    def check_size(self, what: str, nbytes: int) -> None:
+        """Refuse ``nbytes`` declared for ``what`` beyond the limit (-1: an invalid shape)."""
+        if nbytes < 0 or nbytes > self.limit:
+            raise SizeLimitError(self.source, what, f"at most {self.limit:,} bytes (the limit for "
+                                 f"a file of {self.file_size:,} bytes; ${CEILING_ENV} sets the ceiling)",
+                                 f"{nbytes:,} bytes declared" if nbytes >= 0 else "an invalid shape")
+
+    def _bytearray(self, *args):
+        if args and isinstance(args[0], int):
+            self.check_size("bytearray size", args[0])
+        return bytearray(*args)
+
+    def _guard_reconstruct(self, real):
+        def _reconstruct(cls, shape, dtype, *rest):
+            self.check_size("array shape", _prod(shape))
+            return real(cls, shape, dtype, *rest)
+        return _reconstruct
 
     def find_class(self, module: str, name: str):
         if (module, name) in self._guarded:
@@ -193,18 +153,17 @@ class SafeUnpickler(pickle.Unpickler):
 
 
 class _GuardedArray(np.ndarray):
-    """What ``numpy.ndarray`` resolves to inside a pickle: an array whose ``__setstate__`` checks
-    the declared shape and dtype before numpy allocates them. Turned back into plain
-    ``np.ndarray`` views by :func:`_check_expanded` before the caller sees anything."""
+    """``numpy.ndarray`` inside a pickle: ``__new__`` and ``__setstate__`` check the declared shape
+    and dtype before numpy allocates them. Made plain ``np.ndarray`` views before return."""
 
     _guard = None
 
     @classmethod
-    def bind(cls, guard: _Guarded):
+    def bind(cls, guard: SafeUnpickler):
         return type("ndarray", (cls,), {"_guard": guard})
 
     def __new__(cls, shape=(0,), dtype=float, *args, **kwargs):
-        cls._guard.check("array shape", _prod(shape) * max(1, np.dtype(dtype).itemsize))
+        cls._guard.check_size("array shape", _prod(shape) * max(1, np.dtype(dtype).itemsize))
         return super().__new__(cls, shape, dtype, *args, **kwargs)
 
     def __setstate__(self, state):
@@ -214,7 +173,7 @@ class _GuardedArray(np.ndarray):
                 itemsize = max(1, np.dtype(dtype).itemsize)
             except TypeError:
                 itemsize = 1
-            self._guard.check("array shape", _prod(shape) * itemsize)
+            self._guard.check_size("array shape", _prod(shape) * itemsize)
         return super().__setstate__(state)
 
 
@@ -252,14 +211,10 @@ def _where(trail: list) -> str:
 
 
 def _check_expanded(obj, source: str, limit: int):
-    """Return ``obj`` with guarded arrays made plain, after refusing a result whose size, counting
-    every shared reference as a copy, exceeds ``limit`` bytes, that contains itself (a list, dict
-    or object array inside itself: no array can be made of it), or that nests containers more than
-    :data:`MAX_DEPTH` deep. A refusal names the field where it happened.
-
-    Every object visited is held by its container (dict keys and values are visited one by one,
-    never through the short-lived tuples of ``dict.items()``), so the ``id`` that caches its size
-    cannot be reused by another object during the walk."""
+    """``obj`` with guarded arrays made plain, after refusing (naming the field) a result whose
+    size, counting every shared reference as a copy, exceeds ``limit`` bytes, that contains
+    itself, or that nests containers more than :data:`MAX_DEPTH` deep. Every object visited is
+    held by its container, so the ``id`` caching its size cannot be reused during the walk."""
     sizes: dict[int, int] = {}
     busy: set[int] = set()
     trail: list = []
@@ -281,6 +236,21 @@ def _check_expanded(obj, source: str, limit: int):
                             "deeper nesting")
         busy.add(key)
 
+    def visit_items(x, key: int, n: int, items, where) -> int:
+        """``n`` plus the sizes of a container's items; ``where(i)`` names item i in the trail."""
+        enter(x, key)
+        for i, item in enumerate(items):
+            if type(item) in _SCALARS:                   # most items of a list of numbers
+                n += 32
+                continue
+            trail.append(where(i))
+            n += visit(item)
+            trail.pop()
+            if n > limit:
+                fail(n)
+        busy.discard(key)
+        return n
+
     def visit(x) -> int:
         key = id(x)
         if key in sizes:
@@ -288,42 +258,23 @@ def _check_expanded(obj, source: str, limit: int):
         if isinstance(x, np.ndarray):
             n = int(x.nbytes)
             if x.dtype == object:
-                enter(x, key)
-                multi = x.ndim != 1
-                for i, item in enumerate(x.flat):
-                    if type(item) in _SCALARS:
-                        n += 32
-                        continue
-                    trail.append(np.unravel_index(i, x.shape) if multi else i)
-                    n += visit(item)
-                    trail.pop()
-                    if n > limit:
-                        fail(n)
-                busy.discard(key)
+                where = (lambda i: np.unravel_index(i, x.shape)) if x.ndim != 1 else (lambda i: i)
+                n = visit_items(x, key, n, x.flat, where)
         elif isinstance(x, (str, bytes, bytearray)):
             n = len(x) + 49
-        elif isinstance(x, (list, tuple, set, frozenset, dict)):
+        elif isinstance(x, dict):
             enter(x, key)
             n = 56 + 8 * len(x)
-            if isinstance(x, dict):
-                for k, v in x.items():
-                    n += visit(k)                        # k and v are held by x: stable ids
-                    trail.append(k if isinstance(k, (str, int)) else repr(k))
-                    n += visit(v)
-                    trail.pop()
-                    if n > limit:
-                        fail(n)
-            else:
-                for i, item in enumerate(x):
-                    if type(item) in _SCALARS:            # most items of a list of numbers
-                        n += 32
-                        continue
-                    trail.append(i)
-                    n += visit(item)
-                    trail.pop()
-                    if n > limit:
-                        fail(n)
+            for k, v in x.items():
+                n += visit(k)                            # k and v are held by x: stable ids
+                trail.append(k if isinstance(k, (str, int)) else repr(k))
+                n += visit(v)
+                trail.pop()
+                if n > limit:
+                    fail(n)
             busy.discard(key)
+        elif isinstance(x, (list, tuple, set, frozenset)):
+            n = visit_items(x, key, 56 + 8 * len(x), x, lambda i: i)
         else:
             n = 32
         sizes[key] = n
@@ -340,27 +291,17 @@ def _plain(x, seen: dict):
     key = id(x)
     if key in seen:
         return seen[key]
-    if isinstance(x, _GuardedArray):
-        out = np.asarray(x).view(np.ndarray)
+    if isinstance(x, np.ndarray):
+        out = np.asarray(x).view(np.ndarray) if isinstance(x, _GuardedArray) else x
         seen[key] = out
         if out.dtype == object:
             for i, item in enumerate(out.flat):
                 out.flat[i] = _plain(item, seen)
         return out
-    if isinstance(x, np.ndarray) and x.dtype == object:
+    if isinstance(x, (list, dict)):
         seen[key] = x
-        for i, item in enumerate(x.flat):
-            x.flat[i] = _plain(item, seen)
-        return x
-    if isinstance(x, list):
-        seen[key] = x
-        for i, item in enumerate(x):
-            x[i] = _plain(item, seen)
-        return x
-    if isinstance(x, dict):
-        seen[key] = x
-        for k, v in list(x.items()):
-            x[k] = _plain(v, seen)
+        for k in (range(len(x)) if isinstance(x, list) else list(x)):
+            x[k] = _plain(x[k], seen)
         return x
     if isinstance(x, tuple):
         out = tuple(_plain(item, seen) for item in x)
@@ -389,10 +330,9 @@ def _load_view(view, source: str, size: int, encoding: str):
 def safe_load(path: str | Path, *, encoding: str = "latin1"):
     """Unpickle the file at ``path`` through :class:`SafeUnpickler`, within :func:`load_limit`.
 
-    ``encoding="latin1"`` lets Python-2 pickles of numpy arrays load (their byte strings are
-    array buffers, which latin-1 maps one to one); it changes nothing for Python-3 pickles.
-    Raises ``FileNotFoundError``, :class:`UnsafePickleError`, :class:`SizeLimitError`, or
-    :class:`DataError` for a file that is not a pickle at all.
+    ``encoding="latin1"`` loads Python-2 pickles of numpy arrays (it changes nothing for Python 3).
+    Raises ``FileNotFoundError``, :class:`UnsafePickleError`, :class:`SizeLimitError` or
+    :class:`DataError`.
     """
     path = Path(path)
     if not path.is_file():

@@ -1,43 +1,22 @@
 """CMU-MultimodalSDK computational sequences (``.csd``, HDF5) -> word-aligned segments.
 
-The SDK (Zadeh et al.) stores one feature stream per ``.csd`` file::
+One feature stream per ``.csd``: ``<root>/data/<video>/features`` (T, d) and ``.../intervals``
+(T, 2) [start, end) in seconds, ``<root>/metadata/<key>``. FDMER (Yang et al., ACM MM 2022,
+Sec. 4.1) uses word-aligned MOSI/MOSEI features. :func:`align` does the SDK's hours-long
+``align`` vectorised per video: words (the text stream, the pivot) are ordered by interval
+midpoint; another stream's frames, sorted by start, overlap a word [s, e) in one contiguous
+range, averaged through one float64 cumulative sum (a word with no frame gets zeros, counted in
+``info["words_without_frames"]``); a labelled segment holds the words whose midpoint lies in it
+(one without words is dropped, ``info["segments_without_words"]``). Sequences are padded at the
+end (``Split.lengths``) to the longest segment, or cut to ``seq_len`` first words
+(``info["truncated_segments"]``).
 
-    <root name>/data/<video_id>/features    (T, d)  one row per frame / word / segment
-    <root name>/data/<video_id>/intervals   (T, 2)  [start, end) in seconds
-    <root name>/metadata/<key>              (1,) string, usually JSON
-
-FDMER (Yang et al., ACM MM 2022, Sec. 4.1) uses the word-aligned MOSI/MOSEI features: every
-stream averaged over each word's interval, then cut into the labelled segments. The SDK's own
-``align`` does that with Python loops over intervals and is known to take hours to days on
-MOSEI. :func:`align` here is vectorised per video:
-
-1. the pivot is the text stream (one vector per word, already word-level); words are ordered by
-   the midpoint of their interval;
-2. another stream's frames, sorted by start (their ends must then be non-decreasing, which is
-   true of every fixed-rate stream), overlap a word [s, e) exactly when they lie in the
-   contiguous range ``[searchsorted(frame_end, s, "right"), searchsorted(frame_start, e, "left"))``.
-   Means over those ranges come from one float64 cumulative sum: ``(cs[hi] - cs[lo]) / (hi - lo)``.
-   A word that no frame overlaps gets a zero vector, counted in ``info["words_without_frames"]``;
-3. a labelled segment [s, e) holds the words whose midpoint lies in it (``searchsorted`` again);
-   a segment without words is dropped and counted (``info["segments_without_words"]``).
-
-Sequences are padded at the end to a fixed length, with ``Split.lengths`` masking the padding.
-``seq_len=None`` (default) uses the longest segment, so nothing is truncated; ``seq_len=K``
-keeps the first K words and counts every segment it cut (``info["truncated_segments"]``).
-
-Folds: the SDK's standard folds are long literal lists of video ids inside its Python sources.
-``folds`` accepts a dict ``{"train": [...], "valid": [...], "test": [...]}``, a JSON file of that
-dict, the SDK's own ``cmu_mosi_std_folds.py``/``cmu_mosei_std_folds.py`` (read as literals with
-``ast``, never imported or run), or ``"mosi"`` (the standard MOSI folds from the real CMU-MOSI
-folder's ``split`` column, found via ``FDMER_LITE_MOSI_DIR``). With ``folds=None`` a folder is
-searched for ``folds.json`` or ``*std_folds.py``; failing that, if every labelled video is a
-CMU-MOSI video of the real folder, its standard folds are used (said in ``info["folds"]``).
-Otherwise (e.g. MOSEI without a folds file) loading stops and says what to provide. Nothing is
-downloaded.
-
-Videos missing from a stream, from the labels or from the folds are dropped and listed in
-``info["videos_dropped"]``; non-finite feature values follow ``nonfinite`` (see
-:func:`fdmer_lite.data.mmsa.treat_nonfinite`) and are counted.
+``folds``: a dict ``{"train": [...], "valid": [...], "test": [...]}``, a JSON file of it, the
+SDK's ``*_std_folds.py`` (read as literals with ``ast``, never run), or ``"mosi"`` (the standard
+folds from the real CMU-MOSI folder, ``FDMER_LITE_MOSI_DIR``). ``None`` searches the folder for
+``folds.json`` / ``*std_folds.py``, then uses the MOSI folds if every labelled video is in them.
+Nothing is downloaded. Videos missing anywhere are dropped (``info["videos_dropped"]``);
+non-finite values follow ``nonfinite`` (:func:`fdmer_lite.data.mmsa.treat_nonfinite`).
 """
 
 from __future__ import annotations
@@ -53,7 +32,7 @@ from .base import SPLITS, DataError, MultimodalData, Split
 from .safe_arrays import check_h5_dataset, read_csv
 from .mmsa import check_labels, check_widths, treat_nonfinite
 
-# filename / root-name keywords that say which modality a .csd holds
+# file-name keywords that say which modality a .csd holds
 KEYWORDS = {
     "labels": ("label",),
     "t": ("wordvector", "word_vector", "glove", "bert", "text", "language", "word"),
@@ -62,8 +41,6 @@ KEYWORDS = {
 }
 FOLD_ALIASES = {"train": "train", "valid": "valid", "dev": "valid", "val": "valid", "test": "test"}
 
-
-# -- reading computational sequences ----------------------------------------------------------
 
 class ComputationalSequence:
     """One ``.csd`` file, opened read-only; features are read per video on demand."""
@@ -89,38 +66,42 @@ class ComputationalSequence:
     def videos(self) -> list[str]:
         return list(self.data.keys())
 
+    def field(self, vid: str, name: str) -> str:
+        """The HDF5 path of one video's dataset, as error messages name it."""
+        return f"{self.root}/data/{vid}/{name}"
+
     def _read(self, vid: str, name: str) -> np.ndarray:
         import h5py
+        src, field = str(self.path), self.field(vid, name)
         if not isinstance(self.data.get(vid), h5py.Group):
-            raise DataError(str(self.path), f"{self.root}/data/{vid}", "a group (features, intervals)",
+            raise DataError(src, f"{self.root}/data/{vid}", "a group (features, intervals)",
                             type(self.data.get(vid)).__name__)
         try:
-            ds = self.h5[f"{self.root}/data/{vid}/{name}"]            # one path lookup
+            ds = self.h5[field]
         except KeyError:
-            keys = list(self.data[vid].keys()) if vid in self.data else "no such video"
-            raise DataError(str(self.path), f"{self.root}/data/{vid}/{name}", f"a dataset {name!r}",
-                            f"keys {keys}") from None
-        field = f"{self.root}/data/{vid}/{name}"
+            raise DataError(src, field, f"a dataset {name!r}",
+                            f"keys {list(self.data[vid].keys())}") from None
         if not isinstance(ds, h5py.Dataset):
-            raise DataError(str(self.path), field, "a dataset", f"a {type(ds).__name__}")
-        check_h5_dataset(ds, str(self.path), field)        # before allocating the declared shape
+            raise DataError(src, field, "a dataset", f"a {type(ds).__name__}")
+        check_h5_dataset(ds, src, field)                   # before allocating the declared shape
         try:
             return ds[()]
         except (OSError, ValueError, TypeError) as err:
-            raise DataError(str(self.path), field, "a readable dataset", f"{type(err).__name__}: {err}") from None
+            raise DataError(src, field, "a readable dataset", f"{type(err).__name__}: {err}") from None
 
     def intervals(self, vid: str) -> np.ndarray:
+        """(T, 2) float64 [start, end] pairs, finite, end >= start."""
         iv = np.asarray(self._read(vid, "intervals"), dtype=np.float64)
         if iv.ndim != 2 or iv.shape[1] != 2:
-            raise DataError(str(self.path), f"{self.root}/data/{vid}/intervals", "shape (T, 2)", str(iv.shape))
+            raise DataError(str(self.path), self.field(vid, "intervals"), "shape (T, 2)", str(iv.shape))
         if not np.all(np.isfinite(iv)) or np.any(iv[:, 1] < iv[:, 0]):
-            raise DataError(str(self.path), f"{self.root}/data/{vid}/intervals",
+            raise DataError(str(self.path), self.field(vid, "intervals"),
                             "finite [start, end] pairs with end >= start", "NaN/inf or end < start")
         return iv
 
     def features(self, vid: str) -> np.ndarray:
-        raw = self._read(vid, "features")
-        f = f"{self.root}/data/{vid}/features"
+        """(T, d) float32."""
+        raw, f = self._read(vid, "features"), self.field(vid, "features")
         if raw.dtype.kind not in "fiub":
             raise DataError(str(self.path), f, "numeric features", f"dtype {raw.dtype} (e.g. words as strings)")
         x = np.asarray(raw, dtype=np.float32)
@@ -151,8 +132,6 @@ def read_metadata(group) -> dict:
         out[key] = value
     return out
 
-
-# -- folds -------------------------------------------------------------------------------------
 
 def _folds_from_dict(d: dict, source: str) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
@@ -215,14 +194,6 @@ def mosi_folds_from_csv(folder=None) -> dict[str, list[str]]:
     return {s: sorted(v) for s, v in out.items()}
 
 
-def _all_in_mosi_folds(videos: list[str]) -> bool:
-    try:
-        known = set().union(*mosi_folds_from_csv().values())
-    except DataError:
-        return False
-    return bool(videos) and set(videos) <= known
-
-
 def load_folds(folds, search_dir: Path | None = None) -> tuple[dict[str, list[str]], str]:
     """Resolve ``folds`` (see the module docstring) to ``({split: [video ids]}, description)``."""
     if isinstance(folds, dict):
@@ -252,15 +223,13 @@ def load_folds(folds, search_dir: Path | None = None) -> tuple[dict[str, list[st
     return _folds_from_dict(d, str(path)), f"from {path.name}"
 
 
-# -- alignment ---------------------------------------------------------------------------------
-
 def average_over_intervals(frames: np.ndarray, frame_iv: np.ndarray, word_iv: np.ndarray,
                            source: str = "<stream>", field: str = "intervals") -> tuple[np.ndarray, int]:
     """Mean of the frames overlapping each word interval: ``(W, d)`` and the count of empty words.
 
     A frame [fs, fe) overlaps a word [ws, we) when ``fs < we`` and ``fe > ws`` (a zero-length word
-    takes the frames that contain its instant). Frames are sorted by start here; their ends must
-    then be non-decreasing, so each word's frames are one contiguous range.
+    takes the frames containing its instant). Frames sorted by start must have non-decreasing
+    ends, so each word's frames are one contiguous range.
     """
     order = np.argsort(frame_iv[:, 0], kind="stable")
     start, end = frame_iv[order, 0], frame_iv[order, 1]
@@ -319,21 +288,13 @@ def find_streams(folder: Path) -> tuple[dict[str, Path], Path, list[str]]:
     return streams, groups["labels"][0], ignored
 
 
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, **kw)
-
-
 def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequence,
           folds: dict[str, list[str]], *, seq_len: int | None = None, nonfinite: str = "zero",
           label_column: int = 0, label_range: tuple[float, float] = (-3.0, 3.0),
           progress: bool = True) -> tuple[dict[str, Split], dict]:
-    """Word-align every stream, cut the labelled segments, split by ``folds``.
-
-    Returns ``({split: Split}, info)``. ``streams`` must hold ``"t"`` (the pivot).
-    """
+    """Word-align every stream, cut the labelled segments, split by ``folds``: ``({split: Split},
+    info)``. ``streams`` must hold ``"t"`` (the pivot)."""
+    from tqdm.auto import tqdm
     if "t" not in streams:
         raise DataError("<arguments>", "streams", "a text stream 't' (the words everything is aligned to)",
                         str(sorted(streams)))
@@ -341,8 +302,7 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
     have = {m: set(cs.videos()) for m, cs in streams.items()}
     have["labels"] = set(labels.videos())
     everywhere = set.intersection(*have.values())
-    dropped = {m: sorted(v - everywhere) for m, v in have.items()}
-    dropped = {m: v for m, v in dropped.items() if v}
+    dropped = {m: sorted(v - everywhere) for m, v in have.items() if v - everywhere}
     not_in_folds = sorted(everywhere - set(fold_of))
     fold_missing = sorted(set(fold_of) - everywhere)
     videos = sorted(v for v in everywhere if v in fold_of)
@@ -360,12 +320,12 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
         order = np.argsort(mid, kind="stable")
         mid = mid[order]
         siv = labels.intervals(vid)
-        lab = labels.features(vid)
+        lab, f = labels.features(vid), labels.field(vid, "features")
         if lab.shape[0] != siv.shape[0] or not (0 <= label_column < lab.shape[1]):
-            raise DataError(str(labels.path), f"{labels.root}/data/{vid}/features",
-                            f"one row per interval with column {label_column}", f"shape {lab.shape}")
+            raise DataError(str(labels.path), f, f"one row per interval with column {label_column}",
+                            f"shape {lab.shape}")
         y = lab[:, label_column].astype(np.float64)
-        check_labels(y, str(labels.path), f"{labels.root}/data/{vid}/features[:, {label_column}]", *label_range)
+        check_labels(y, str(labels.path), f"{f}[:, {label_column}]", *label_range)
         a = np.searchsorted(mid, siv[:, 0], side="left")        # words whose midpoint is in [s, e)
         b = np.searchsorted(mid, siv[:, 1], side="left")
         keep = b > a
@@ -396,8 +356,8 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
     replaced = dict.fromkeys(streams, 0)
     empty_words = {m: 0 for m in streams if m != "t"}
     truncated = 0
-    for vid, split, order, words_iv, segs, a, b, y in _progress(plan, progress, desc="aligning videos",
-                                                                  unit="video"):
+    for vid, split, order, words_iv, segs, a, b, y in tqdm(plan, desc="aligning videos", unit="video",
+                                                           disable=not progress):
         if len(segs) == 0:
             continue
         n = np.minimum(b - a, L)                                 # words kept per segment
@@ -407,8 +367,7 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
         pos = np.arange(n.sum()) - np.repeat(np.cumsum(n) - n, n)  # position within the segment
         words = np.repeat(a, n) + pos                            # index into the sorted words
         for m, cs in streams.items():
-            x = cs.features(vid)
-            f = f"{cs.root}/data/{vid}/features"
+            x, f = cs.features(vid), cs.field(vid, "features")
             if x.shape[1] != widths[m]:
                 raise DataError(str(cs.path), f, f"width {widths[m]} (as in {videos[0]})", str(x.shape[1]))
             x, n_bad = treat_nonfinite(x, nonfinite, str(cs.path), f)
@@ -418,12 +377,11 @@ def align(streams: dict[str, ComputationalSequence], labels: ComputationalSequen
                     raise DataError(str(cs.path), f, f"{len(order)} rows (one per word interval)", str(x.shape[0]))
                 values = x[order[words]]
             else:
-                iv = cs.intervals(vid)
+                iv, fi = cs.intervals(vid), cs.field(vid, "intervals")
                 if iv.shape[0] != x.shape[0]:
-                    raise DataError(str(cs.path), f"{cs.root}/data/{vid}/intervals",
-                                    f"{x.shape[0]} rows (one per feature row)", str(iv.shape[0]))
-                values, n_empty = average_over_intervals(x, iv, words_iv[words], str(cs.path),
-                                                         f"{cs.root}/data/{vid}/intervals")
+                    raise DataError(str(cs.path), fi, f"{x.shape[0]} rows (one per feature row)",
+                                    str(iv.shape[0]))
+                values, n_empty = average_over_intervals(x, iv, words_iv[words], str(cs.path), fi)
                 empty_words[m] += n_empty
             out[split][m][rows, pos] = values
         sl = slice(row0, row0 + len(segs))
@@ -478,12 +436,15 @@ def load(path, *, streams: dict[str, str | Path] | None = None, labels: str | Pa
     try:
         fold_lists, fold_desc = load_folds(folds, folder)
     except DataError:
-        # MOSI without a folds file: the standard folds from the real CMU-MOSI folder, if every
-        # labelled video is in them (FDMER_LITE_MOSI_DIR; nothing is downloaded)
-        if folds is not None or not _all_in_mosi_folds(label_cs.videos()):
+        # MOSI without a folds file: the real CMU-MOSI folder's folds, if every labelled video is in them
+        try:
+            fold_lists = mosi_folds_from_csv() if folds is None else None
+        except DataError:
+            fold_lists = None
+        videos = set(label_cs.videos())
+        if fold_lists is None or not videos or not videos <= set().union(*fold_lists.values()):
             label_cs.close()
             raise
-        fold_lists = mosi_folds_from_csv()
         fold_desc = "standard MOSI folds from the real CMU-MOSI folder (no folds file beside the .csd files)"
     opened = {m: ComputationalSequence(p) for m, p in streams.items()}
     try:

@@ -1,60 +1,38 @@
 """The known-factor benchmark: generated multimodal data whose causes are known.
 
-Why generated data? FDMER (Yang et al., ACM MM 2022, Sec. 3) claims to split each modality's
-representation into a *common* part C_m (what the text, audio and video of a clip share) and a
-*private* part P_m (what only that modality carries). On CMU-MOSI nobody knows what the shared
-and private factors of a clip are, so the claim can only be judged indirectly (better accuracy,
-nicer t-SNE pictures). Here we *choose* the factors, so it can be measured:
+FDMER (Yang et al., ACM MM 2022, Sec. 3) splits each modality's representation into a *common*
+part C_m (what text, audio and video share) and a *private* part P_m. On real data nobody knows
+those factors; here we choose them, so the claim can be measured:
 
-* every sample has a shared latent ``s`` (``shared_dim`` numbers) and one private latent ``z_m``
-  per modality m in {t, a, v} (``private_dim`` numbers each), all standard normal;
-* each modality shows ``[s; z_m]`` through its own random nonlinear map
-  ``h_m = tanh(W1_m [s; z_m] + b1_m)`` (``hidden`` units), played as a short "gesture" during a
-  random time window: at window position r in (0, 1) the frame is
-  ``W2_m h_m + motion * sqrt(2) cos(pi r) V2_m h_m``. Outside the window the frame carries no
-  information about the latents at all. The cosine part averages to zero over the window, so a
-  model that only looks at time averages cannot see it;
-* every frame also gets *nuisance* (a smooth random process through its own random map: think
-  head movement or background noise, unrelated to the label) and white Gaussian noise;
-* finally each modality gets its own offset and scale (the "distribution gap" between modalities
-  that FDMER's common space has to close);
+* every sample has a shared latent ``s`` and one private latent ``z_m`` per modality, all
+  standard normal;
+* each modality shows ``[s; z_m]`` through its own random map ``h_m = tanh(W1_m [s; z_m] + b1_m)``
+  during a random time window: at window position r in (0, 1) the frame is
+  ``W2_m h_m + motion * sqrt(2) cos(pi r) V2_m h_m`` (the cosine part averages to zero, so time
+  averages cannot see it); outside the window frames carry nothing about the latents;
+* every frame gets a smooth label-free *nuisance* process and white noise, and each modality its
+  own offset and scale (the "distribution gap" the common space has to close);
 * the label adds a function ``g`` of ``s`` and of each ``z_m``::
 
       f = label_std * (w_s g(s) + w_t g(z_t) + w_a g(z_a) + w_v g(z_v)) / sqrt(w_s^2 + sum w_m^2)
-      g(u) = sqrt(1 - nonlinearity) u_0
-             + sqrt(nonlinearity / 2) (u_1 u_2 + (u_3^2 - 1) / sqrt(2))
+      g(u) = sqrt(1 - nonlinearity) u_0 + sqrt(nonlinearity / 2) (u_1 u_2 + (u_3^2 - 1) / sqrt(2))
 
-  ``g`` has mean 0 and variance 1 and its three terms are uncorrelated, so ``w_s^2 / (w_s^2 +
-  sum w_m^2)`` is exactly the share of the label variance that comes from the shared latent.
-  Regression labels are ``y = clip(f + eps, -3, 3)`` with ``eps ~ N(0, label_noise^2)`` (MOSI's
-  range); classification labels are ``1[f + eps > 0]`` ("humor-like" binary).
+  ``g`` has mean 0 and variance 1, so ``w_s^2 / (w_s^2 + sum w_m^2)`` is the shared share of
+  the label variance. Regression: ``y = clip(f + eps, -3, 3)``, ``eps ~ N(0, label_noise^2)``;
+  classification: ``1[f + eps > 0]``.
 
-Two kinds of label: ``"emotion"`` (private-dominant: 80 % of the label variance comes from the
-``z_m``) and ``"humor"`` (common-dominant: 80 % from ``s``). With the same seeds both kinds share
-the *same* features and latents; only the labels differ, so a learner can watch FDMER's fusion
-attention move from the private tokens to the common token.
-
-Ground truth is returned with the data: each split's ``extras`` hold the latents ``s``, ``z_t``,
-``z_a``, ``z_v``, the noise-free label ``clean`` (= f, unclipped) and its parts ``clean_s``,
-``clean_t``, ``clean_a``, ``clean_v`` (they sum to ``clean``), and each modality's window
-``window_m`` = [start, stop). ``data.info["bayes_mae"]`` is the **Bayes floor**: the test MAE of
-the ideal predictor that knows the latents, ``clip(f, -3, 3)`` (the median of y given the
-latents, hence MAE-optimal). No model can beat it on average; how close a model gets is a real
-score. For classification ``data.info["bayes_acc"]`` is the accuracy of ``1[f > 0]``.
-
-Two seeds: ``world_seed`` draws the *world* (the random maps, offsets and scales; the rules) and
-``seed`` draws the *samples* (latents, windows, nuisance, noise). Different ``seed`` values are
-fresh samples from the same world, so a model trained on one seed is meaningfully tested on
-another; different ``world_seed`` values are different worlds. Each split has its own sample
-stream, so changing ``n_train`` leaves the valid and test samples unchanged.
-
-How the defaults were chosen, with the measurements: ``benchmarks/results/code-notes.md``.
+``"emotion"`` takes 80 % of the label variance from the ``z_m``, ``"humor"`` 80 % from ``s``;
+with the same seeds both share the same features and latents. Each split's ``extras`` hold the
+latents ``s``, ``z_m``, the noise-free label ``clean`` (= f), its parts ``clean_s`` ...
+``clean_v`` and each modality's ``window_m`` = [start, stop). ``info["bayes_mae"]`` is the
+**Bayes floor**, the test MAE of ``clip(f, -3, 3)`` (``bayes_acc``, of ``1[f > 0]``, for
+classification). ``world_seed`` draws the maps, offsets and scales; ``seed`` draws the samples,
+one stream per split. How the defaults were chosen: ``benchmarks/results/code-notes.md``.
 """
 
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Mapping
 
 import numpy as np
@@ -70,8 +48,7 @@ WIDTHS = {
 
 KINDS = ("emotion", "humor")
 
-# The kinds differ only in how the label weighs the shared and the private latents.
-# Shared share of the label variance = shared_weight^2 / (shared_weight^2 + private_weight^2).
+# shared share of the label variance = shared_weight^2 / (shared_weight^2 + private_weight^2)
 KIND_WEIGHTS = {
     "emotion": {"shared_weight": 0.5, "private_weight": 1.0},   # 20 % shared, 80 % private
     "humor": {"shared_weight": 1.0, "private_weight": 0.5},     # 80 % shared, 20 % private
@@ -111,13 +88,8 @@ def _resolve_private_weights(private_weight) -> dict[str, float]:
 
 
 def label_part(u: np.ndarray, nonlinearity: float) -> np.ndarray:
-    """g(u): mean 0, variance 1 for u ~ N(0, I); uses the first four coordinates.
-
-    ``u``: (N, >= 4) -> (N,). A linear term, a product and a centred square, pairwise
-    uncorrelated, each of variance 1; the share of variance that is *not* linear is
-    ``nonlinearity``. (Smooth on purpose: an MLP learns products and squares from a few thousand
-    samples, while a kink such as |u| costs it noticeably more data.)
-    """
+    """g(u), (N, >= 4) -> (N,): mean 0, variance 1 for u ~ N(0, I). A linear term, a product
+    and a centred square, pairwise uncorrelated; ``nonlinearity`` is the non-linear share."""
     lin = u[:, 0]
     prod = u[:, 1] * u[:, 2]                                     # var 1
     square = (u[:, 3] ** 2 - 1.0) / math.sqrt(2.0)               # var 1 (E u^4 = 3)
@@ -126,11 +98,8 @@ def label_part(u: np.ndarray, nonlinearity: float) -> np.ndarray:
 
 def _make_world(widths, world_seed, shared_dim, private_dim, hidden, map_gain, motion,
                 nuisance_dim, offset, scale_gap):
-    """The random rules of one world: per-modality maps, nuisance maps, offsets and scales.
-
-    Each modality has its own seed stream, so e.g. the text map does not change when the audio
-    width does.
-    """
+    """The random rules of one world: per-modality maps, nuisance maps, offsets and scales (one
+    seed stream per modality, so the text map does not change with the audio width)."""
     order = np.random.default_rng([world_seed, 999]).permutation(len(MODALITIES))
     levels = np.linspace(-1.0, 1.0, len(MODALITIES))[order]      # distinct offset levels
     scales = scale_gap ** np.linspace(-0.5, 0.5, len(MODALITIES))[order[::-1]]  # distinct scales
@@ -165,13 +134,10 @@ def _smooth_process(rng, n, length, dim, timescale):
 def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weights,
                 label_std, label_noise, nonlinearity, feature_noise, window, nuisance,
                 nuisance_dim, nuisance_timescale, task):
-    # The big white-noise arrays come from torch's generator (faster than numpy's; code-notes.md),
-    # seeded from this split's numpy stream, so everything still follows from ``seed``.
+    # white noise from torch's generator (faster; code-notes.md), seeded from this split's stream
     noise_gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
     s = rng.standard_normal((n, shared_dim))                                      # (N, ds)
     z = {m: rng.standard_normal((n, private_dim)) for m in MODALITIES}            # m -> (N, dz)
-
-    # The label: additive over the latent groups (each part computable inside one modality).
     norm = math.sqrt(weights["s"] ** 2 + sum(weights[m] ** 2 for m in MODALITIES))
     parts = {"s": label_std * weights["s"] / norm * label_part(s, nonlinearity)}
     for m in MODALITIES:
@@ -192,7 +158,6 @@ def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weight
         h = np.tanh(np.concatenate([s, z[m]], axis=1) @ w["W1"] + w["b1"])         # (N, H)
         pose = (h @ w["W2"]).astype(np.float32)                                   # (N, d)
         move = (h @ w["V2"]).astype(np.float32)                                   # (N, d)
-
         lo = max(1, int(round(lo_frac * seq_len)))
         hi = max(lo, int(round(hi_frac * seq_len)))
         win_len = rng.integers(lo, hi + 1, n)                                     # (N,)
@@ -201,9 +166,7 @@ def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weight
         r = (steps - start[:, None] + 0.5) / win_len[:, None]                     # (N, L) in (0,1) inside
         env_pose = inside.astype(np.float32)                                      # (N, L)
         env_move = np.where(inside, math.sqrt(2) * np.cos(math.pi * r), 0.0).astype(np.float32)
-
-        # Each frame is a mixture of a few rows: [pose, motion, nuisance rows..., offset].
-        # One batched matmul builds the whole array (fast, and no large temporaries).
+        # each frame mixes a few rows [pose, motion, nuisance rows..., offset]: one batched matmul
         proc = _smooth_process(rng, n, seq_len, nuisance_dim, nuisance_timescale)  # (N, L, k_n)
         mix = np.concatenate([env_pose[:, :, None], env_move[:, :, None], proc,
                               np.ones((n, seq_len, 1), np.float32)], axis=2)       # (N, L, 3 + k_n)
@@ -214,11 +177,9 @@ def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weight
         x = torch.randn((n, seq_len, d), generator=noise_gen)                     # (N, L, d)
         x.mul_(w["scale"] * feature_noise)
         x.baddbmm_(torch.from_numpy(mix), torch.from_numpy(rows))                 # += mix @ rows
-        x = x.numpy()
-        features[m] = x
+        features[m] = x.numpy()
         extras[f"z_{m}"] = z[m].astype(np.float32)
         extras[f"window_{m}"] = np.stack([start, start + win_len], axis=1).astype(np.int64)  # (N, 2)
-
     extras["clean"] = clean.astype(np.float32)
     for key, part in parts.items():
         extras[f"clean_{key}"] = part.astype(np.float32)
@@ -227,66 +188,34 @@ def _make_split(name, n, rng, world, *, seq_len, shared_dim, private_dim, weight
 
 
 def make_benchmark(
-    kind: str = "emotion",
-    *,
-    task: str = "regression",
-    n_train: int = DEFAULT_SIZES["n_train"],
-    n_valid: int = DEFAULT_SIZES["n_valid"],
-    n_test: int = DEFAULT_SIZES["n_test"],
-    seq_len: int = 50,
-    widths: str | Mapping[str, int] = "glove",
-    seed: int = 0,
-    world_seed: int = 0,
-    shared_weight: float | None = None,
-    private_weight: float | Mapping[str, float] | None = None,
-    shared_dim: int = 4,
-    private_dim: int = 4,
-    nonlinearity: float = 0.4,
-    label_std: float = 1.5,
-    label_noise: float = 0.5,
-    hidden: int = 16,
-    map_gain: float = 0.5,
-    motion: float = 0.0,
-    feature_noise: float = 0.2,
-    window: tuple[float, float] = (0.8, 1.0),
-    nuisance: float = 0.3,
-    nuisance_dim: int = 3,
-    nuisance_timescale: float = 5.0,
-    offset: float = 2.0,
-    scale_gap: float = 4.0,
+    kind: str = "emotion", *, task: str = "regression",
+    n_train: int = DEFAULT_SIZES["n_train"], n_valid: int = DEFAULT_SIZES["n_valid"],
+    n_test: int = DEFAULT_SIZES["n_test"], seq_len: int = 50,
+    widths: str | Mapping[str, int] = "glove", seed: int = 0, world_seed: int = 0,
+    shared_weight: float | None = None, private_weight: float | Mapping[str, float] | None = None,
+    shared_dim: int = 4, private_dim: int = 4, nonlinearity: float = 0.4,
+    label_std: float = 1.5, label_noise: float = 0.5, hidden: int = 16, map_gain: float = 0.5,
+    motion: float = 0.0, feature_noise: float = 0.2, window: tuple[float, float] = (0.8, 1.0),
+    nuisance: float = 0.3, nuisance_dim: int = 3, nuisance_timescale: float = 5.0,
+    offset: float = 2.0, scale_gap: float = 4.0,
 ) -> MultimodalData:
-    """Generate the known-factor benchmark (see the module docstring for the recipe).
+    """Generate the known-factor benchmark (the recipe is in the module docstring).
 
-    Args:
-        kind: ``"emotion"`` (label mostly from the private latents) or ``"humor"`` (mostly from
-            the shared latent). Sets the defaults of ``shared_weight`` / ``private_weight``.
-        task: ``"regression"`` (labels in [-3, 3]) or ``"classification"`` (labels in {0, 1}).
-        n_train, n_valid, n_test: split sizes (each split has its own random stream).
-        seq_len: length L of every sequence (all steps valid; no padding).
-        widths: ``"glove"`` (300/74/47), ``"bert"`` (768/5/20) or a dict ``{"t": .., "a": .., "v": ..}``.
-        seed: draws the samples. world_seed: draws the random maps, offsets and scales.
-        shared_weight: weight w_s of g(s) in the label (default by kind: emotion 0.5, humor 1.0).
-        private_weight: a float is the total weight of the private parts, split equally
-            (w_m = private_weight / sqrt(3)); a dict sets each w_m (default: emotion 1.0, humor 0.5).
-        shared_dim, private_dim: sizes of s and of each z_m (>= 4: g uses four coordinates; any
-            extra coordinates shape the features but not the label).
-        nonlinearity: share of g's variance that is not linear in the latents (0 = linear label).
-        label_std: standard deviation of the clean label f (MOSI labels have std about 1.5).
-        label_noise: standard deviation of the label noise eps (sets the Bayes floor).
-        hidden: width H of each modality's random map tanh(W1 [s; z_m] + b1).
-        map_gain: standard deviation of W1's pre-activations (larger = more saturated tanh).
-        motion: strength of the time-varying part of the gesture (invisible to time averages).
-        feature_noise: standard deviation of the white noise on every feature.
-        window: (min, max) fraction of ``seq_len`` covered by each modality's expression window.
-        nuisance: strength of the smooth label-free nuisance process; nuisance_dim its dimension;
-            nuisance_timescale its correlation time in steps.
-        offset: size of the per-modality offsets (levels -offset, 0, +offset, plus per-feature
-            jitter of offset/2). scale_gap: ratio between the largest and the smallest
-            per-modality scale.
+    ``kind`` sets the defaults of ``shared_weight`` (w_s; emotion 0.5, humor 1.0) and
+    ``private_weight`` (a float is the total private weight, w_m = private_weight / sqrt(3); a
+    dict sets each w_m; emotion 1.0, humor 0.5). ``task``: regression (labels in [-3, 3]) or
+    classification ({0, 1}). ``seq_len``: L, all steps valid. ``widths``: ``"glove"``
+    (300/74/47), ``"bert"`` (768/5/20) or a dict. ``shared_dim``, ``private_dim`` >= 4 (g uses
+    four coordinates). ``nonlinearity``, ``label_std``, ``label_noise``, ``motion``: as in the
+    formulas above; ``feature_noise``: std of the white noise on every feature.
+    ``hidden``: H of each map; ``map_gain``: std of W1's pre-activations;
+    ``window``: (min, max) fraction of ``seq_len`` per expression window; ``nuisance``,
+    ``nuisance_dim``, ``nuisance_timescale``: the nuisance's strength, dimension and correlation
+    time in steps; ``offset``: size of the per-modality offsets; ``scale_gap``: ratio of the
+    largest to the smallest modality scale.
 
-    Returns:
-        A :class:`MultimodalData` named ``synthetic-<kind>``; ``info`` holds the Bayes floor
-        (``bayes_mae`` or ``bayes_acc``), ``label_shares``, ``kind``, the seeds and every knob.
+    Returns a :class:`MultimodalData` named ``synthetic-<kind>``; ``info`` holds the Bayes floor
+    (``bayes_mae`` or ``bayes_acc``), ``label_shares``, ``kind``, the seeds and every knob.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -309,7 +238,6 @@ def make_benchmark(
                         ("nuisance_timescale", nuisance_timescale)):
         _check_positive(name, value, allow_zero=True)
     _check_positive("scale_gap", scale_gap)
-
     widths_d = _resolve_widths(widths)
     defaults = KIND_WEIGHTS[kind]
     shared_weight = defaults["shared_weight"] if shared_weight is None else float(shared_weight)
@@ -332,7 +260,6 @@ def make_benchmark(
             label_noise=label_noise, nonlinearity=nonlinearity, feature_noise=feature_noise,
             window=window, nuisance=nuisance, nuisance_dim=nuisance_dim,
             nuisance_timescale=nuisance_timescale, task=task)
-
     test = splits["test"]
     knobs = dict(shared_weight=shared_weight,
                  private_weight=dict(private_weight) if isinstance(private_weight, Mapping)
@@ -372,13 +299,9 @@ def time_average(split: Split) -> np.ndarray:
 
 
 def baselines(data: MultimodalData) -> dict:
-    """Reference scores on the test split, to read a trained model's score against.
-
-    Regression: ``bayes_mae`` (when the data carry it), ``mean_mae`` (always predict the training
-    mean), ``ridge_mae`` (RidgeCV on standardised time-averaged raw features of all modalities,
-    fit on train). Classification: ``bayes_acc``, ``majority_acc`` and ``logistic_acc`` (logistic
-    regression on the same features).
-    """
+    """Reference scores on the test split. Regression: ``bayes_mae`` (when the data carry it),
+    ``mean_mae`` (predict the training mean), ``ridge_mae`` (RidgeCV on standardised time
+    averages of all streams). Classification: ``bayes_acc``, ``majority_acc``, ``logistic_acc``."""
     from sklearn.linear_model import LogisticRegression, RidgeCV
     from sklearn.model_selection import GridSearchCV
     from sklearn.pipeline import make_pipeline
@@ -409,93 +332,15 @@ def baselines(data: MultimodalData) -> dict:
     return out
 
 
-def _mlp_mae(x_tr, y_tr, x_va, y_va, x_te, y_te, *, hidden=128, epochs=80, seed=0):
-    """Test MAE of a two-hidden-layer torch MLP (standardised inputs, MSE, AdamW with a cosine
-    schedule), keeping the epoch that is best on the validation split."""
-    gen = torch.Generator().manual_seed(seed)
-    mu, sd = x_tr.mean(0), x_tr.std(0) + 1e-8
-    to_t = lambda a: torch.as_tensor((a - mu) / sd, dtype=torch.float32)  # noqa: E731
-    xt, xv, xe = to_t(x_tr), to_t(x_va), to_t(x_te)                        # (N, k)
-    yt = torch.as_tensor(y_tr, dtype=torch.float32)
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)
-        net = torch.nn.Sequential(torch.nn.Linear(xt.shape[1], hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, hidden), torch.nn.SiLU(),
-                                  torch.nn.Linear(hidden, 1))
-    opt = torch.optim.AdamW(net.parameters(), lr=2e-3, weight_decay=1e-2)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
-    best_valid, best_test = float("inf"), float("nan")
-    for _ in range(epochs):
-        perm = torch.randperm(len(xt), generator=gen)
-        for i in range(0, len(xt), 64):
-            b = perm[i:i + 64]
-            loss = torch.nn.functional.mse_loss(net(xt[b]).squeeze(-1), yt[b])
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-        sched.step()
-        with torch.no_grad():
-            valid = float(np.mean(np.abs(y_va - net(xv).squeeze(-1).numpy())))
-            if valid < best_valid:
-                best_valid = valid
-                best_test = float(np.mean(np.abs(y_te - net(xe).squeeze(-1).numpy())))
-    return best_test
-
-
-def oracle_checks(data: MultimodalData, epochs: int = 80) -> dict:
-    """Learnability checks for a regression benchmark (tens of seconds on a CPU).
-
-    ``mlp_latent_mae``: an MLP fit on the true latents [s, z_t, z_a, z_v] should come close to
-    the Bayes floor (the label's nonlinearity is learnable from this many samples).
-    ``mlp_avg_mae``: an MLP on the time-averaged raw features should beat ridge (the features
-    hold nonlinear information that a linear readout misses) but stay well above the floor
-    (time averages lose the window and the motion).
-    """
-    sp = [data.splits[k] for k in SPLITS]
-    lat = lambda p: np.concatenate([p.extras[k] for k in ("s", "z_t", "z_a", "z_v")], 1)  # noqa: E731
-    ys = [p.labels.astype(np.float64) for p in sp]
-    args_lat = [a for p, y in zip(sp, ys) for a in (lat(p), y)]
-    args_avg = [a for p, y in zip(sp, ys) for a in (time_average(p), y)]
-    return {"mlp_latent_mae": _mlp_mae(*args_lat, epochs=epochs),
-            "mlp_avg_mae": _mlp_mae(*args_avg, epochs=epochs)}
-
-
 FAST_SIZES = {"n_train": 256, "n_valid": 64, "n_test": 128}
 
 
 def load(path=None, *, kind: str = "emotion", seed: int = 0, fast: bool = False, **knobs) -> MultimodalData:
-    """Entry point for ``load_dataset("synthetic")`` / ``fdmer-lite train --dataset synthetic``.
-
-    ``path`` must be None (the benchmark is generated, nothing is read); ``fast`` uses the small
-    FAST-mode sizes unless sizes are given in ``knobs``.
-    """
+    """Entry point for ``load_dataset("synthetic")``: ``path`` must be None (nothing is read);
+    ``fast`` uses :data:`FAST_SIZES` unless ``knobs`` give sizes."""
     if path is not None:
         raise DataError(str(path), "--data", "no path: the synthetic benchmark is generated")
     sizes = dict(FAST_SIZES) if fast else {}
     sizes.update(knobs)
     return make_benchmark(kind, seed=seed, **sizes)
-
-
-if __name__ == "__main__":
-    for kind in KINDS:
-        t0 = time.perf_counter()
-        data = make_benchmark(kind)
-        seconds = time.perf_counter() - t0
-        print(data.summary())
-        shares = data.info["label_shares"]
-        print(f"  label variance shares: s {shares['s']:.2f}, private "
-              f"{shares['t'] + shares['a'] + shares['v']:.2f}; generated in {seconds:.2f} s")
-        b = baselines(data)
-        o = oracle_checks(data)
-        bayes = b["bayes_mae"]
-        print(f"  bayes_mae {bayes:.3f} | mean_mae {b['mean_mae']:.3f} "
-              f"(bayes <= mean/3: {bayes <= b['mean_mae'] / 3}) | ridge_mae {b['ridge_mae']:.3f} "
-              f"({b['ridge_mae'] / bayes:.2f} x bayes; target >= 2)")
-        print(f"  MLP on true latents {o['mlp_latent_mae']:.3f} ({o['mlp_latent_mae'] / bayes:.2f} x bayes;"
-              f" target <= 1.1) | MLP on time averages {o['mlp_avg_mae']:.3f} "
-              f"({o['mlp_avg_mae'] / bayes:.2f} x bayes)")
-        c = make_benchmark(kind, task="classification")
-        bc = baselines(c)
-        print(f"  classification: bayes_acc {bc['bayes_acc']:.3f} | majority_acc "
-              f"{bc['majority_acc']:.3f} | logistic {bc['logistic_acc']:.3f}\n")
 

