@@ -1,23 +1,19 @@
 """A sweep over FDMER's trade-off weights beta and gamma: one run per setting, kept on disk.
 
-FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
-
-    L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis),
-
-so beta weighs the adversarial/discriminative losses on the common and private representations
-(Eq. 10-11) and gamma the consistency and HSIC disparity constraints (Eq. 5, 7). A sweep trains
-one small model per (beta, gamma) setting on the same data with the same seeds. Each setting is a
-*cell*: one run of the run store (``experiments.runs``), reused only while its configuration and
-the data's fingerprint match and its folder is sealed and intact. On disk (the *cache*)::
+In Eq. 18, L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis), beta weighs the
+adversarial/discriminative losses (Eq. 10-11) and gamma the consistency and HSIC disparity
+constraints (Eq. 5, 7) of FDMER (Yang et al., ACM MM 2022). A sweep trains one small model per
+setting on the same data and seeds. Each setting is a *cell*, one run of the run store
+(``experiments.runs``) named by ``format(value, "g")`` of each weight, reused only while its
+configuration and data fingerprint match. On disk (the *cache*)::
 
     <cache>/spec.json                 what every cell shares (:class:`SweepSpec`); one spec a cache
     <cache>/beta=0.02_gamma=0.02/     a run folder, with reps.npz (the test split's representations)
         projections/                  2-D projections and their index.json, outside the seal
 
-Cell names print each weight with ``format(value, "g")``, so 0.02 and 0.020000000000000004 are
-one cell. The cells of the full-size spec's cross ship in ``fdmer_lite/shipped_runs/sweep/``, a
-read-only second root. :class:`BetaGammaExplorer` shows a setting beside a pinned reference
-(paper Figures 2 and 4) and trains a missing one in the background.
+The cells of the full-size spec's cross ship in ``fdmer_lite/shipped_runs/sweep/``, a read-only
+second root. :class:`BetaGammaExplorer` shows a setting beside a pinned reference (paper Figures 2
+and 4) and trains a missing one in the background.
 """
 
 from __future__ import annotations
@@ -474,14 +470,11 @@ class _Panel:
 class BetaGammaExplorer:
     """Move beta and gamma, see what the representations, the discriminator and the fusion do.
 
-    ``cache``: a :class:`SweepCache` (filled by ``fdmer-lite sweep`` or ``cache.fill``) or its
-    folder; ``betas``, ``gammas``: slider values (default ``default_values()``); ``reference``:
-    the pinned setting shown on the right; ``start``: the first current setting (default: the
-    reference); ``method``: ``"tsne"``, ``"umap"`` or ``"pca"``; ``device``: where Train trains;
-    ``prefetch``: build the figures of every cached setting in the background, nearest first.
-
-    ``explorer.widget`` is the app (displaying the explorer displays it); ``select``, ``pin``,
-    ``train`` and ``wait`` drive it from code.
+    ``cache``: a :class:`SweepCache` or its folder; ``betas``, ``gammas``: slider values (default
+    ``default_values()``); ``reference``: the pinned setting on the right; ``start``: the first
+    current setting; ``method``: ``"tsne"``, ``"umap"`` or ``"pca"``; ``prefetch``: build the
+    figures of every cached setting in the background. ``explorer.widget`` is the app (displaying
+    the explorer displays it); ``select``, ``pin``, ``train`` and ``wait`` drive it from code.
     """
 
     def __init__(self, cache: SweepCache | str, betas=None, gammas=None, *,
@@ -679,10 +672,9 @@ class BetaGammaExplorer:
         method = self.method.value
         with self._lock:
             if not self.cache.has(beta, gamma):
-                if self.busy and self._job_label == cell_name(beta, gamma):
-                    panel.show_message(beta, gamma, "training now…")
-                else:
-                    panel.show_message(beta, gamma, "not trained yet: press “Train this setting”.")
+                training = self.busy and self._job_label == cell_name(beta, gamma)
+                panel.show_message(beta, gamma, "training now…" if training
+                                   else "not trained yet: press “Train this setting”.")
                 return "missing"
             cell = self.cache.load(beta, gamma)
             if panel.shown == (cell.name, method):
