@@ -1,11 +1,14 @@
 """A sweep over FDMER's trade-off weights beta and gamma: one run per setting, kept on disk.
 
-In Eq. 18, L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis), beta weighs the
-adversarial/discriminative losses (Eq. 10-11) and gamma the consistency and HSIC disparity
-constraints (Eq. 5, 7) of FDMER (Yang et al., ACM MM 2022). A sweep trains one small model per
-setting on the same data and seeds. Each setting is a *cell*, one run of the run store
-(``experiments.runs``) named by ``format(value, "g")`` of each weight, reused only while its
-configuration and data fingerprint match. On disk (the *cache*)::
+FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
+
+    L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis),
+
+so beta weighs the adversarial/discriminative losses (Eq. 10-11) and gamma the consistency and
+HSIC disparity constraints (Eq. 5, 7). A sweep trains one small model per setting on the same data
+and seeds. Each setting is a *cell*, one run of the run store (``experiments.runs``) named by
+``format(value, "g")`` of each weight, reused only while its configuration and data fingerprint
+match. On disk (the *cache*)::
 
     <cache>/spec.json                 what every cell shares (:class:`SweepSpec`); one spec a cache
     <cache>/beta=0.02_gamma=0.02/     a run folder, with reps.npz (the test split's representations)
