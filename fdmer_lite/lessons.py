@@ -1,37 +1,11 @@
 """What the tutorial notebooks (``tutorials/*.py``) and the demo share: set-up, data, runs.
 
-The notebooks are thin drivers of the library:
-
-* :func:`setup` reads the one switch, ``FDMER_LITE_FAST`` (``fdmer_lite.config.fast_mode``),
-  seeds everything and sets torch's thread count by the package's one policy
-  (``experiments.runs.set_threads``: ``$FDMER_LITE_THREADS``, else the default), as the command
-  line does.
-* :func:`lesson_data` and :func:`lesson_config`: the known-factor benchmark and the preset at
-  FAST sizes (``fast`` preset, 256/64/128 samples) or full sizes (``synthetic`` preset, the
-  generator's defaults).
-* :func:`lesson_run`: the run store (``experiments.runs.obtain``) in
-  ``runs/lessons/<fast|full>/<name>``, so later notebooks reuse the runs of earlier ones instead
-  of retraining; a run bundled with the package under the same name (:data:`LESSON_RUNS`) is the
-  read-only second place it looks.
-* :func:`runs_dir`: the folder of cached runs and projections, found the same way whatever the
-  notebook's working directory (nbval runs notebooks from ``notebooks/``).
-
-**The bundled lesson runs.** At full size the notebooks compare several trained runs (beta =
-gamma = 0, the confusion adversary, the humor-like benchmark ...); each takes minutes on two
-cores. Those of :data:`LESSON_RUNS` ship as whole, sealed run folders (weights, history, metrics)
-in ``fdmer_lite/shipped_runs/lessons/<name>/``, used only while their configuration and data
-fingerprint are those the current code would train (``experiments.runs.find``). Notebook 6's
-main run is not taken from there: the student watches it train. Notebook 7's Figure-2
-projections of two of them ship in ``shipped_runs/projections/`` (:func:`projection_cache`).
-``python tools/ship_runs.py`` regenerates every bundled run; a test fails when one is stale.
-
-**The demo's contrast.** The paper's Figure 2 contrasts the common representations learnt with
-and without its losses (beta = gamma = 0). The measures that show that contrast on the
-known-factor benchmark are the shared factor's R^2 in C (``common_factor_r2``), the
-discriminator's probability of the true modality on C_m (``disc_prob_common``) and a fresh
-linear probe (``common_modality_acc``), the last most clearly at gamma = 0, where gradient
-reversal acts without the constraints. The demo trains on the lessons' full-size benchmark, so
-:func:`demo_contrast` reads those measures from two of the bundled lesson runs.
+:func:`setup` reads the one switch, ``FDMER_LITE_FAST``, seeds everything and sets torch's threads
+as the command line does; :func:`lesson_data` and :func:`lesson_config` give the known-factor
+benchmark and the preset at FAST or full sizes. :func:`lesson_run` reuses the run in ``runs_dir() /
+name``, else a matching full-size run of :data:`LESSON_RUNS` bundled with the package (``python
+tools/ship_runs.py`` regenerates them), else trains it. :func:`demo_contrast` reads from two of the
+bundled runs what the paper's losses change (Figure 2).
 """
 
 from __future__ import annotations
@@ -84,9 +58,7 @@ def setup(seed: int = 0, verbose: bool = True) -> bool:
     fast = fast_mode()
     set_threads()
     seed_everything(seed)
-    # Every figure carries plotly's own mimetype (JupyterLab) and an HTML copy with plotly.js
-    # inlined once per notebook, so an export by nbconvert, or a viewer, shows it offline.
-    use_offline_renderer()
+    use_offline_renderer()                 # figures show offline, in JupyterLab and in HTML exports
     if verbose:
         mode = ("FAST mode (FDMER_LITE_FAST=1): tiny data, the 'fast' preset, few epochs"
                 if fast else "full mode: the 'synthetic' preset at the benchmark's default sizes")
@@ -109,25 +81,16 @@ def lesson_data(kind: str = "emotion", task: str = "regression", **kwargs):
 
 
 def lesson_config(**sections) -> Config:
-    """The lesson preset (``fast`` or ``synthetic``), with changes.
-
-    ``lesson_config(loss={"beta": 0.0, "gamma": 0.0})`` works like ``Config.replace``.
-    """
+    """The lesson preset (``fast`` or ``synthetic``), with changes as in ``Config.replace``."""
     cfg = get_preset(default_preset())
     return cfg.replace(**sections) if sections else cfg
 
 
 def runs_dir(create: bool = True) -> Path:
-    """Where lesson runs and cached projections live.
-
-    ``$FDMER_LITE_RUNS_DIR`` if set; otherwise ``runs/lessons`` at the root of the checkout
-    (found from the working directory, then from this file; git ignores ``runs/``); otherwise
-    ``~/.cache/fdmer_lite/lessons``. FAST and full runs are kept apart in ``fast/`` and ``full/``.
-    """
-    if os.environ.get(RUNS_ENV):
-        base = Path(os.environ[RUNS_ENV]).expanduser()
-    else:
-        base = runs_root() / "lessons"
+    """Where lesson runs and cached projections live, the same from any working directory:
+    ``$FDMER_LITE_RUNS_DIR``, else ``lessons`` in ``paths.runs_root()``; then ``fast/`` or ``full/``."""
+    env = os.environ.get(RUNS_ENV)
+    base = Path(env).expanduser() if env else runs_root() / "lessons"
     path = base / ("fast" if fast_mode() else "full")
     if create:
         path.mkdir(parents=True, exist_ok=True)
@@ -135,21 +98,16 @@ def runs_dir(create: bool = True) -> Path:
 
 
 def projection_cache() -> ProjectionCache:
-    """The cache for ``viz.project(..., cache=...)``: each representation set is projected once,
-    into ``runs_dir() / "projections"``; the projections of the bundled runs are read from the
-    package (a projection is keyed by a hash of its array, so one is reused only for the same
-    numbers)."""
+    """The cache for ``viz.project(..., cache=...)``: written to ``runs_dir() / "projections"``, read
+    there and from the bundled runs' projections (keyed by a hash of the array)."""
     return ProjectionCache(runs_dir() / "projections", BUNDLED_PROJECTIONS)
 
 
 def lesson_run(name: str, config: Config, data, *, retrain: bool = False, shipped: bool = True,
                verbose: bool = True) -> Run:
-    """The run ``name`` of ``config`` on ``data``, in this order: the finished run in
-    ``runs_dir() / name`` (a run of the student's own); the run of that name bundled with the
-    package (``shipped=True``, when its config and data match); else trained into ``runs_dir() /
-    name``, with a progress bar. ``retrain``: train even when a run exists. Prints which, and how
-    long it took.
-    """
+    """The run ``name`` of ``config`` on ``data``: the student's finished run in ``runs_dir() / name``,
+    else the matching bundled run (``shipped=True``), else trained there (``retrain``: always).
+    Prints which, and how long it took."""
     folder = runs_dir() / name
     run = None if retrain else find(config, data, folder, bundled=BUNDLED_LESSONS / name if shipped else None)
     if run is None:
@@ -191,7 +149,8 @@ def contrast_config(base: Config, name: str) -> Config:
     return base.replace(**change)
 
 
-def contrast_metrics(base: Config, data: MultimodalData, folder: Path | None = None) -> dict[str, dict | None]:
+def contrast_metrics(base: Config, data: MultimodalData,
+                     folder: Path | None = None) -> dict[str, dict | None]:
     """Each contrast's bundled metrics, or None where no bundled run was trained with its
     configuration on ``data`` (``experiments.runs.find``, without weights)."""
     folder = folder or BUNDLED_LESSONS
@@ -201,8 +160,7 @@ def contrast_metrics(base: Config, data: MultimodalData, folder: Path | None = N
 
 
 def contrast_rows(this_run: dict, contrasts: dict[str, dict | None]) -> list[tuple[str, dict | None]]:
-    """Rows of the contrast table: this run first, then each contrast (None where no bundled
-    run matches)."""
+    """Rows of the contrast table: this run, then each contrast (None where no bundled run matches)."""
     return [("this run (beta, gamma of the preset)", this_run)] + \
         [(CONTRASTS[name][1], metrics) for name, metrics in contrasts.items()]
 
@@ -230,9 +188,9 @@ def contrast_verdict(this_run: dict, contrasts: dict[str, dict | None]) -> list[
                      f"(R^2 {r2:.3f} against {off['common_factor_r2']:.3f} at beta = gamma = 0).")
     d = this_run.get("disc_prob_common")
     if g0 is not None and d is not None and g0.get("disc_prob_common") is not None:
-        lines.append(f"Without gamma the discriminator's p(true modality | C_m) is {g0['disc_prob_common']:.3f} "
-                     f"against {d:.3f} with both losses (1/3 is a confused discriminator, near 0 a "
-                     f"confidently wrong one).")
+        lines.append(f"Without gamma the discriminator's p(true modality | C_m) is "
+                     f"{g0['disc_prob_common']:.3f} against {d:.3f} with both losses (1/3 is a confused "
+                     f"discriminator, near 0 a confidently wrong one).")
     probe = this_run.get("common_modality_acc")
     if g0 is not None and probe is not None and g0.get("common_modality_acc") is not None:
         higher = g0["common_modality_acc"] > probe

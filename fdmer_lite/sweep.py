@@ -4,52 +4,20 @@ FDMER (Yang et al., ACM MM 2022) trains with Eq. 18,
 
     L_all = L_task + beta (L_ami + L_ams) + gamma (L_con + L_dis),
 
-so beta weighs the adversarial/discriminative losses on the common and private representations
-(Eq. 10-11) and gamma the consistency and HSIC disparity constraints (Eq. 5, 7). A *sweep* trains
-one small model per (beta, gamma) setting on the same data with the same seeds, and keeps
-everything the beta/gamma explorer (:class:`BetaGammaExplorer`, below) shows, so revisiting a
-setting never retrains.
+so beta weighs the adversarial/discriminative losses (Eq. 10-11) and gamma the consistency and
+HSIC disparity constraints (Eq. 5, 7). A sweep trains one small model per setting on the same data
+and seeds. Each setting is a *cell*, one run of the run store (``experiments.runs``) named by
+``format(value, "g")`` of each weight, reused only while its configuration and data fingerprint
+match. On disk (the *cache*)::
 
-A setting is a *cell*: one run of the run store (``experiments.runs``), described by a
-``RunSpec`` and run by ``run_grid`` like any grid's runs, so it is reused only when its
-configuration and the data's fingerprint match and its folder is sealed and intact. On disk (the
-*cache*)::
+    <cache>/spec.json                 what every cell shares (:class:`SweepSpec`); one spec a cache
+    <cache>/beta=0.02_gamma=0.02/     a run folder, with reps.npz (the test split's representations)
+        projections/                  2-D projections and their index.json, outside the seal
 
-    <cache>/
-      spec.json                       what every cell shares (:class:`SweepSpec`: preset, config
-                                      overrides, make_benchmark arguments, projection sample size
-                                      and seed); a cache holds one spec
-      beta=0.02_gamma=0.02/           one run: config.json, history.json, metrics.json, model.pt,
-                                      run.json and complete.json, written by ``obtain``, plus
-        reps.npz                      the test split's representations (C_<m>, P_<m>, the
-                                      discriminator probabilities, psi, predictions, labels)
-        projections/index.json        which 2-D projections (t-SNE, UMAP, PCA) are present
-        projections/<method>-<hash>.npy   written by viz.project (the hash is of the stacked C/P);
-                                      a sub-folder, left out of the seal: it may grow later
-
-The package ships the cells of the full-size spec's cross (``fdmer_lite/shipped_runs/sweep/``):
-a read-only second root that a cache searches when its spec is the one they were made for.
-
-Cell names print each weight with ``format(value, "g")`` (``0``, ``0.002``, ``0.02``, ``2``), so
-0.02 and 0.020000000000000004 are the same cell.
-
-**The explorer.** :class:`BetaGammaExplorer` (ipywidgets) lets a learner move beta and gamma and
-see, for the chosen setting beside a pinned reference setting:
-
-- the common/private embedding (paper Figure 2; t-SNE, UMAP or PCA) -> ``viz.representation_embedding``
-- the discriminator's probability of the true modality (Figure 4a) -> ``viz.discriminator_probabilities``
-- the fusion weights psi (Figure 4b, Eq. 16) -> ``viz.fusion_weights``
-- the test metrics and the disentanglement scores (``analysis.disentanglement_scores``).
-
-A cached setting is shown at once (read from disk once, then from memory). **Train** trains a
-missing setting in a background thread (the notebook stays responsive) with a progress bar; a
-second click while a job runs is refused with a message, and an error in the thread is shown in
-the status line. Each figure goes into an ``ipywidgets.Output`` as a plotly mime bundle
-(``application/vnd.plotly.v1+json``, drawn by the jupyterlab-plotly extension that ships with
-plotly). Setting ``Output.outputs`` is one state message, safe from any thread, and needs neither
-``FigureWidget`` nor its extra dependency (anywidget, for plotly >= 6).
+The cells of the full-size spec's cross ship in ``fdmer_lite/shipped_runs/sweep/``, a read-only
+second root. :class:`BetaGammaExplorer` shows a setting beside a pinned reference (paper Figures 2
+and 4) and trains a missing one in the background.
 """
-
 
 from __future__ import annotations
 
@@ -74,7 +42,8 @@ from .analysis import load_representations
 from .config import Config, fast_mode, get_preset
 from .data.synthetic import FAST_SIZES
 from .experiments import runstore
-from .experiments.runs import BUNDLED, REPS_FILE, DataSpec, GridReport, ProjectionCache, Run, RunSpec, run_grid
+from .experiments.runs import (BUNDLED, REPS_FILE, DataSpec, GridReport, ProjectionCache, Run, RunSpec,
+                               run_grid)
 from .paths import runs_root
 from .metrics import SCORES
 
@@ -92,7 +61,6 @@ Progress = Callable[[int, int, str], None]      # (done, total, message)
 
 
 # ---------------------------------------------------------------- cells and their names
-
 
 def format_value(x: float) -> str:
     """The text a weight has in a cell name: ``format(x, "g")``; ``-0.0`` is ``0``."""
@@ -125,11 +93,8 @@ def grid(betas: Iterable[float], gammas: Iterable[float]) -> list[tuple[float, f
 
 def cross(betas: Iterable[float], gammas: Iterable[float],
           center: tuple[float, float] = PAPER_SETTING) -> list[tuple[float, float]]:
-    """The center, then the settings that change only beta, then only gamma (a '+' in the grid).
-
-    Moving one slider away from the center always lands on a cell of the cross: a cheap sweep
-    for a class or a FAST notebook run.
-    """
+    """The center, then the settings that change only beta, then only gamma (a '+' in the grid):
+    moving one slider away from the center always lands on a cell of the cross."""
     b0, g0 = float(center[0]), float(center[1])
     out = [(b0, g0)]
     out += [(float(b), g0) for b in betas if format_value(b) != format_value(b0)]
@@ -139,15 +104,13 @@ def cross(betas: Iterable[float], gammas: Iterable[float],
 
 # ---------------------------------------------------------------- the spec
 
-
 @dataclass
 class SweepSpec:
     """What every cell of a sweep shares; only beta and gamma differ between cells.
 
-    ``preset`` names a config preset; ``overrides`` are ``Config.replace`` sections applied on
-    top (e.g. ``{"train": {"epochs": 5}}``); ``data`` are the keyword arguments of
-    ``data.synthetic.make_benchmark`` (``kind``, sizes, ``seed`` ...); ``max_points`` samples
-    per modality and kind go into the 2-D projections, drawn with ``projection_seed``.
+    ``overrides``: ``Config.replace`` sections applied on top of ``preset``; ``data``: the keyword
+    arguments of ``data.synthetic.make_benchmark``; ``max_points`` samples per modality and kind
+    go into the 2-D projections, drawn with ``projection_seed``.
     """
 
     preset: str = "synthetic"
@@ -188,11 +151,9 @@ class SweepSpec:
 
 
 def default_spec(fast: bool | None = None, kind: str = "emotion", seed: int = 0) -> SweepSpec:
-    """FAST (``FDMER_LITE_FAST=1`` or ``fast=True``): the ``fast`` preset on the small benchmark of
-    ``demo --fast``, 100 points per set in the projections. Otherwise the ``synthetic`` preset on
-    the full benchmark, 300 points per set."""
-    fast = fast_mode() if fast is None else fast
-    if fast:
+    """FAST (``FDMER_LITE_FAST=1`` or ``fast=True``): the ``fast`` preset on ``demo --fast``'s small
+    benchmark, 100 points per set in the projections; else ``synthetic`` at full size, 300."""
+    if fast_mode() if fast is None else fast:
         return SweepSpec(preset="fast", data={"kind": kind, "seed": seed, **FAST_SIZES}, max_points=100)
     return SweepSpec(preset="synthetic", data={"kind": kind, "seed": seed}, max_points=300)
 
@@ -203,21 +164,15 @@ def default_values(fast: bool | None = None) -> tuple[float, ...]:
 
 
 def default_cache_dir(spec: SweepSpec, base: str | os.PathLike | None = None) -> Path:
-    """``<base>/<spec.slug>``.
-
-    ``base``: given, else ``$FDMER_LITE_SWEEP_CACHE``, else ``sweep`` in ``paths.runs_root()``
-    (``runs/`` of the checkout, so ``fdmer-lite sweep`` run at the root and the notebook run from
-    ``notebooks/`` share one cache; git ignores ``runs/``).
-    """
-    if base is None and os.environ.get(CACHE_ENV):
-        base = Path(os.environ[CACHE_ENV]).expanduser()
+    """``<base>/<spec.slug>``; ``base``: given, else ``$FDMER_LITE_SWEEP_CACHE``, else ``sweep`` in
+    ``paths.runs_root()`` (so the command line and the notebooks share one cache)."""
     if base is None:
-        base = runs_root() / "sweep"
+        env = os.environ.get(CACHE_ENV)
+        base = Path(env).expanduser() if env else runs_root() / "sweep"
     return Path(base) / spec.slug
 
 
 # ---------------------------------------------------------------- projections
-
 
 def projection_index(folder: Path) -> dict:
     """``{method: {"max_points", "seed"}}`` of the projections kept in ``folder``."""
@@ -227,10 +182,8 @@ def projection_index(folder: Path) -> dict:
 
 def add_projections(folder: str | Path, *, methods: Iterable[str], max_points: int, seed: int,
                     into: str | Path | None = None) -> None:
-    """Project the test-split C and P of the cell in ``folder`` to 2-D by each of ``methods``,
-    from its ``reps.npz`` *as stored* (so the explorer's later call finds them), and keep them in
-    ``into`` (default ``folder/projections``) with an index of what is there. The function a
-    cell's spec calls before its run is sealed."""
+    """Project the test-split C and P stored in ``folder/reps.npz`` to 2-D by each of ``methods``
+    and keep them, with an index, in ``into`` (default ``folder/projections``)."""
     into = Path(into or Path(folder) / PROJECTIONS)
     reps = load_representations(Path(folder) / REPS_FILE)
     index = projection_index(into)
@@ -243,7 +196,6 @@ def add_projections(folder: str | Path, *, methods: Iterable[str], max_points: i
 
 
 # ---------------------------------------------------------------- the cache
-
 
 @dataclass
 class CellResult:
@@ -266,12 +218,8 @@ class SpecMismatch(ValueError):
 
 
 class SweepCache:
-    """The cells of one :class:`SweepSpec`: trained into ``root``; found there or among the
-    cells bundled with the package for the same spec (layout: module docstring).
-
-    ``bundled``: the folder of bundled sweeps (default: the package's); a sweep there is
-    searched when its ``spec.json`` holds this spec.
-    """
+    """The cells of one :class:`SweepSpec`: trained into ``root``, found there or in the sweep of
+    the same spec under ``bundled`` (default: the package's bundled sweeps)."""
 
     def __init__(self, root: str | os.PathLike, spec: SweepSpec | None = None, *,
                  bundled: str | os.PathLike | None = BUNDLED_SWEEPS, memory: int = 16):
@@ -281,19 +229,19 @@ class SweepCache:
         if spec is None and saved is None:
             raise FileNotFoundError(f"{spec_file}: no sweep here (give a spec to start one)")
         self.spec = spec = spec or SweepSpec.from_dict(saved)
+        want = spec.to_dict()
         if not spec_file.is_file():
             self.root.mkdir(parents=True, exist_ok=True)
-            runstore.write_json(spec_file, {"spec": spec.to_dict(), "fdmer_lite": __version__})
-        elif saved != spec.to_dict():
-            diff = sorted(k for k in set(saved or {}) | set(spec.to_dict())
-                          if (saved or {}).get(k) != spec.to_dict().get(k))
+            runstore.write_json(spec_file, {"spec": want, "fdmer_lite": __version__})
+        elif saved != want:
+            diff = sorted(k for k in set(saved or {}) | set(want) if (saved or {}).get(k) != want.get(k))
             raise SpecMismatch(f"{spec_file}: field(s) {diff} differ: this cache holds cells for "
-                               f"{saved}, not {spec.to_dict()}; use another cache folder")
+                               f"{saved}, not {want}; use another cache folder")
         self.bundled = None
         if bundled is not None:
             there = Path(bundled) / spec.slug
             try:
-                if runstore.read_json(there / SWEEP_FILE).get("spec") == spec.to_dict():
+                if runstore.read_json(there / SWEEP_FILE).get("spec") == want:
                     self.bundled = there
             except (FileNotFoundError, runstore.RunCorrupt):
                 pass
@@ -304,14 +252,13 @@ class SweepCache:
     # -- lookup ---------------------------------------------------------------------------------
     def cell_spec(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
                   device: str = "auto") -> RunSpec:
-        """The run of one setting, for ``run_grid``: its representations stored and ``projections``
-        added before it is sealed."""
+        """The run of one setting, for ``run_grid``: representations stored, projections added."""
+        finish = functools.partial(add_projections, methods=tuple(projections),
+                                   max_points=self.spec.max_points, seed=self.spec.projection_seed)
         return RunSpec(cell_name(beta, gamma), self.spec.config(beta, gamma, device).to_dict(),
                        self.spec.data_spec(), str(self.root),
                        bundle=None if self.bundled is None else str(self.bundled),
-                       meta={"beta": float(beta), "gamma": float(gamma)}, representations=True,
-                       finish=functools.partial(add_projections, methods=tuple(projections),
-                                                max_points=self.spec.max_points, seed=self.spec.projection_seed))
+                       meta={"beta": float(beta), "gamma": float(gamma)}, representations=True, finish=finish)
 
     def cell_dir(self, beta: float, gamma: float) -> Path:
         """Where this cache trains the cell (``run(...).path`` says where a finished one is)."""
@@ -333,15 +280,6 @@ class SweepCache:
                  for d in folder.iterdir() if d.is_dir()}
         return sorted(c for c in map(parse_cell_name, names) if c is not None and self.has(*c))
 
-    def missing(self, cells: Iterable[tuple[float, float]]) -> list[tuple[float, float]]:
-        seen, out = set(), []
-        for b, g in cells:
-            name = cell_name(b, g)
-            if name not in seen and not self.has(b, g):
-                out.append((float(b), float(g)))
-            seen.add(name)
-        return out
-
     def load(self, beta: float, gamma: float) -> CellResult:
         """A finished cell (kept in memory afterwards: revisits cost nothing)."""
         name = cell_name(beta, gamma)
@@ -362,9 +300,9 @@ class SweepCache:
     def projections(self, beta: float, gamma: float) -> ProjectionCache:
         """The cell's projections: written beside the cache's own cell, read there and, for a
         bundled cell, from the package."""
-        run = self.run(beta, gamma)
-        shipped = run.path / PROJECTIONS if run is not None and run.path != self.cell_dir(beta, gamma) else None
-        return ProjectionCache(self.cell_dir(beta, gamma) / PROJECTIONS, shipped)
+        run, own = self.run(beta, gamma), self.cell_dir(beta, gamma)
+        shipped = run.path / PROJECTIONS if run is not None and run.path != own else None
+        return ProjectionCache(own / PROJECTIONS, shipped)
 
     def has_projection(self, beta: float, gamma: float, method: str) -> bool:
         cache = self.projections(beta, gamma)
@@ -381,33 +319,35 @@ class SweepCache:
     def fill(self, cells: Iterable[tuple[float, float]], *, workers: int = 1,
              projections: Iterable[str] = ("tsne",), device: str = "auto",
              log: Callable[[str], None] | None = print, on_epoch=None) -> GridReport:
-        """Train every cell of ``cells`` that is not finished (``experiments.runs.run_grid``:
-        ``workers`` 1 trains here, N in N worker processes); a finished cell lacking one of
-        ``projections`` gets it. Returns the grid's report (cell names)."""
+        """Train every unfinished cell (``runs.run_grid``, ``workers`` processes; 1 trains here) and
+        add any of ``projections`` a finished one lacks. Returns the grid's report."""
         cells = list(dict.fromkeys((float(b), float(g)) for b, g in cells))
         projections = tuple(projections)
         specs = [self.cell_spec(b, g, projections=projections, device=device) for b, g in cells]
         report = run_grid(specs, workers=workers, log=log, on_epoch=on_epoch)
         for b, g in cells:
-            self._found.pop(cell_name(b, g), None)
-            self._memory.pop(cell_name(b, g), None)
-            if cell_name(b, g) in report.skipped:      # a sweep may add e.g. UMAP later
-                for method in projections:
-                    if not self.has_projection(b, g, method):
-                        if log:
-                            log(f"{cell_name(b, g)}: adding the {method} projection")
-                        self.ensure_projection(b, g, method)
+            name = cell_name(b, g)
+            self._found.pop(name, None)
+            self._memory.pop(name, None)
+            if name not in report.skipped:                 # a sweep may add e.g. UMAP later
+                continue
+            for method in projections:
+                if not self.has_projection(b, g, method):
+                    if log:
+                        log(f"{name}: adding the {method} projection")
+                    self.ensure_projection(b, g, method)
         return report
 
     def compute(self, beta: float, gamma: float, *, projections: Iterable[str] = ("tsne",),
                 device: str = "auto", progress: Progress | None = None) -> CellResult:
-        """Train one missing cell here, in this process (the explorer's Train button);
-        ``progress(done, total, message)`` after each epoch."""
+        """Train one missing cell in this process, calling ``progress(done, total, message)`` after
+        each epoch; returns it loaded."""
         epochs = self.spec.config(beta, gamma).train.epochs
         report = progress or (lambda done, total, msg: None)
         report(0, epochs + 1, f"training (epoch 1/{epochs})")
-        result = self.fill([(beta, gamma)], projections=projections, device=device, log=None, on_epoch=lambda e:
-                           report(e["epoch"], epochs + 1, f"trained epoch {e['epoch']}/{epochs}"))
+        result = self.fill([(beta, gamma)], projections=projections, device=device, log=None,
+                           on_epoch=lambda e: report(e["epoch"], epochs + 1,
+                                                     f"trained epoch {e['epoch']}/{epochs}"))
         if result.failed:
             raise RuntimeError(result.failed[cell_name(beta, gamma)].strip().splitlines()[-1])
         report(epochs + 1, epochs + 1, "done")
@@ -416,7 +356,8 @@ class SweepCache:
     # -- tables ---------------------------------------------------------------------------------
     def table(self, cells: Iterable[tuple[float, float]] | None = None,
               keys: tuple[str, ...] = ("mae", "disc_prob_common", "common_modality_acc",
-                                       "private_modality_acc", "common_factor_r2", "private_factor_r2")) -> str:
+                                       "private_modality_acc", "common_factor_r2",
+                                       "private_factor_r2")) -> str:
         """A markdown table of the finished cells' metrics (one row per cell)."""
         cells = self.finished() if cells is None else [c for c in cells if self.has(*c)]
         lines = ["| beta | gamma | " + " | ".join(keys) + " |", "|---|---|" + "---|" * len(keys)]
@@ -425,9 +366,10 @@ class SweepCache:
             lines.append(f"| {format_value(b)} | {format_value(g)} | " + " | ".join(vals) + " |")
         return "\n".join(lines)
 
-    def matrix(self, key: str, betas: Iterable[float], gammas: Iterable[float], title: str | None = None) -> str:
-        """One metric over a grid as a markdown table, a row per beta and a column per gamma
-        ("—" where a cell is not finished or lacks the metric), titled with the metric's plain name."""
+    def matrix(self, key: str, betas: Iterable[float], gammas: Iterable[float],
+               title: str | None = None) -> str:
+        """One metric as a markdown table, a row per beta and a column per gamma ("—" where a cell
+        is not finished or lacks it), titled with the metric's plain name."""
         gammas = list(gammas)
         title = title or (SCORES[key].name if key in SCORES else key)
         lines = [f"**{title}** (rows β, columns γ)", "",
@@ -439,8 +381,7 @@ class SweepCache:
         return "\n".join(lines)
 
 
-# The matrices `fdmer-lite sweep` prints after a grid (benchmarks/results/sweep-synthetic-emotion.md),
-# each titled with its plain name (metrics.SCORES).
+# The matrices `fdmer-lite sweep` prints after a grid, each titled with its plain name (metrics.SCORES).
 MATRIX_KEYS = ("mae", "common_modality_acc", "common_factor_r2", "disc_prob_common", "private_factor_r2",
                "best_epoch")
 
@@ -458,7 +399,6 @@ def _value(metrics: dict, key: str) -> str:
 FIGURES = ("embedding", "discriminator", "fusion")
 FIG_HEIGHT = {"embedding": 380, "discriminator": 300, "fusion": 300}
 METHOD_LABELS = (("t-SNE", "tsne"), ("UMAP", "umap"), ("PCA", "pca"))
-
 # the disentanglement scores a cell's table shows, below its test metrics (names: metrics.SCORES)
 SCORE_KEYS = ("disc_prob_common", "disc_prob_private", "common_modality_acc", "private_modality_acc",
               "common_factor_r2", "private_factor_r2")
@@ -471,8 +411,7 @@ def setting_text(beta: float, gamma: float) -> str:
 
 def figure_output(fig) -> dict:
     """One ``display_data`` output holding a plotly figure as its mime bundle (+ a text fallback)."""
-    # What plotly's "plotly_mimetype" renderer sends, built directly: importing plotly.io's
-    # renderers pulls in nbformat and jsonschema (seconds on a busy two-core machine).
+    # Built directly: importing plotly.io's renderers pulls in nbformat and jsonschema (seconds).
     spec = json.loads(pio.to_json(fig, validate=False, remove_uids=False))     # numpy -> JSON
     spec["config"] = {"displaylogo": False}
     title = fig.layout.title.text or "plotly figure"
@@ -491,11 +430,12 @@ def metrics_html(cell: CellResult) -> str:
     num = lambda k: f"{m[k]:.3f}" if isinstance(m.get(k), (int, float)) else "—"   # noqa: E731
     rows = []
     if "mae" in m:
-        floor = f" (Bayes floor {num('bayes_mae')}, ridge {num('ridge_mae')})" if "bayes_mae" in m else ""
-        rows.append((SCORES["mae"].name, num("mae"), floor.strip(" ()") or SCORES["mae"].ideal))
+        floor = f"Bayes floor {num('bayes_mae')}, ridge {num('ridge_mae')}" if "bayes_mae" in m else ""
+        rows.append((SCORES["mae"].name, num("mae"), floor or SCORES["mae"].ideal))
         rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in ("corr", "acc2_non0")]
     elif "acc2" in m:
-        rows.append((SCORES["acc2"].name, num("acc2"), f"Bayes {num('bayes_acc')}" if "bayes_acc" in m else ""))
+        bayes = f"Bayes {num('bayes_acc')}" if "bayes_acc" in m else ""
+        rows.append((SCORES["acc2"].name, num("acc2"), bayes))
     rows += [(SCORES[k].name, num(k), SCORES[k].ideal) for k in SCORE_KEYS if k in m]
     body = "".join(f"<tr><td>{html.escape(a)}</td><td style='text-align:right'><b>{b}</b></td>"
                    f"<td style='color:#666'>{html.escape(c)}</td></tr>" for a, b, c in rows)
@@ -510,23 +450,18 @@ class _Panel:
     """One column: a header, the metrics and the three figures of one setting."""
 
     def __init__(self, role: str, title: str):
-        self.role, self.title = role, title
-        self.header = W.HTML()
-        self.metrics = W.HTML()
-        self.figures = {k: W.Output(layout=W.Layout(min_height=f"{FIG_HEIGHT[k]}px")) for k in FIGURES}
-        self.metrics.add_class(f"fdmer-{role}-metrics")
-        for k, out in self.figures.items():
-            out.add_class(f"fdmer-{role}-{k}")
+        self.title = title
+        self.header, self.metrics = W.HTML(), W.HTML().add_class(f"fdmer-{role}-metrics")
+        self.figures = {k: W.Output(layout=W.Layout(min_height=f"{h}px")).add_class(f"fdmer-{role}-{k}")
+                        for k, h in FIG_HEIGHT.items()}
         self.shown: tuple[str, str] | None = None            # (cell name, method) on display
         self.box = W.VBox([self.header, self.metrics, *self.figures.values()],
-                          layout=W.Layout(width="50%", padding="0 6px"))
-        self.box.add_class(f"fdmer-{role}")
+                          layout=W.Layout(width="50%", padding="0 6px")).add_class(f"fdmer-{role}")
 
-    def set_header(self, beta, gamma, note: str = "") -> None:
-        self.header.value = (f"<h4 style='margin:4px 0'>{self.title}: {setting_text(beta, gamma)}"
-                             f"<span style='font-weight:normal;color:#666'>{note}</span></h4>")
+    def set_header(self, beta: float, gamma: float) -> None:
+        self.header.value = f"<h4 style='margin:4px 0'>{self.title}: {setting_text(beta, gamma)}</h4>"
 
-    def show_message(self, beta, gamma, text: str) -> None:
+    def show_message(self, beta: float, gamma: float, text: str) -> None:
         self.set_header(beta, gamma)
         self.metrics.value = (f"<div class='fdmer-metrics-table' data-setting='{cell_name(beta, gamma)}'>"
                               f"<b>{setting_text(beta, gamma)}</b>: {html.escape(text)}</div>")
@@ -538,95 +473,78 @@ class _Panel:
 class BetaGammaExplorer:
     """Move beta and gamma, see what the representations, the discriminator and the fusion do.
 
-    Args:
-        cache: a :class:`~fdmer_lite.sweep.SweepCache` (precomputed with ``fdmer-lite sweep`` or
-            ``cache.fill``), or a folder holding one.
-        betas, gammas: slider values (default: ``sweep.default_values()``, log-spaced with 0).
-        reference: the pinned setting shown on the right (default: the paper's 0.02, 0.02).
-        start: the first current setting (default: the reference).
-        method: ``"tsne"``, ``"umap"`` or ``"pca"`` for the embedding.
-        device: where the Train button trains.
-        prefetch: build the figures of every cached setting on the sliders in a background
-            thread, nearest first, so that even a first visit only sends them (default True).
-
-    ``explorer.widget`` is the app (displaying the explorer displays it); ``select``, ``pin``,
-    ``train`` and ``wait`` drive it from code.
+    ``cache``: a :class:`SweepCache` or its folder; ``betas``, ``gammas``: slider values (default
+    ``default_values()``); ``reference``: the pinned setting on the right; ``start``: the first
+    current setting; ``method``: ``"tsne"``, ``"umap"`` or ``"pca"``; ``prefetch``: build the
+    figures of every cached setting in the background. ``explorer.widget`` is the app (displaying
+    the explorer displays it); ``select``, ``pin``, ``train`` and ``wait`` drive it from code.
     """
 
     def __init__(self, cache: SweepCache | str, betas=None, gammas=None, *,
                  reference: tuple[float, float] = PAPER_SETTING, start: tuple[float, float] | None = None,
                  method: str = "tsne", device: str = "auto", prefetch: bool = True):
         self.cache = cache if isinstance(cache, SweepCache) else SweepCache(cache)
-        fast = self.cache.spec.preset == "fast"
-        self.betas = self._values(betas if betas is not None else default_values(fast), reference[0], start)
-        self.gammas = self._values(gammas if gammas is not None else default_values(fast), reference[1], start, 1)
+        values = default_values(self.cache.spec.preset == "fast")
+        self.betas = self._values(values if betas is None else betas, reference[0], start, 0)
+        self.gammas = self._values(values if gammas is None else gammas, reference[1], start, 1)
         self.reference = (float(reference[0]), float(reference[1]))
         self.device = device
-        self._job: threading.Thread | None = None              # the job while it computes
-        self._thread: threading.Thread | None = None           # the last job's thread (wait() joins it)
-        self._job_label = ""                                    # cell name (or projection) being computed
-        self._job_desc = ""
+        self._job: threading.Thread | None = None      # the running job (None once it is over)
+        self._thread: threading.Thread | None = None   # the last job's thread (wait() joins it)
+        self._job_label = self._job_desc = ""          # the cell name (or projection) being computed
         self._lock = threading.RLock()
+        self._memo_lock = threading.Lock()             # guards _bundles only
         self._bundles: "OrderedDict[tuple, dict]" = OrderedDict()
-        self._memo_lock = threading.Lock()                      # guards _bundles only
-        self._prefetch_enabled = prefetch
-        self._prefetcher: threading.Thread | None = None
+        self._prefetch_enabled, self._prefetcher = prefetch, None
         self.last_update_seconds: float | None = None
         self.last_error: BaseException | None = None
-        self.train_calls = 0                                    # training jobs started
+        self.train_calls = 0                           # training jobs started
+        self._quiet = False                            # True while select() moves both sliders
         self._build(method)
-        self._quiet = False                                     # True while select() moves both sliders
-        b0, g0 = start if start is not None else self.reference
-        self.select(b0, g0, render=False)
+        self.select(*(start if start is not None else self.reference), render=False)
         self.refresh()
         self.prefetch()
 
-    # -- construction ---------------------------------------------------------------------------
     @staticmethod
-    def _values(values, ref, start, i=0) -> list[float]:
+    def _values(values, ref, start, i) -> list[float]:
         vals = {format_value(v): float(v) for v in values}
-        for extra in (ref, None if start is None else start[i]):
-            if extra is not None:
-                vals.setdefault(format_value(extra), float(extra))
+        for extra in (ref,) if start is None else (ref, start[i]):
+            vals.setdefault(format_value(extra), float(extra))
         return sorted(vals.values())
 
     def _build(self, method: str) -> None:
-        slider = lambda name, values: W.SelectionSlider(                    # noqa: E731
-            options=[(format_value(v), v) for v in values], description=name,
-            continuous_update=False, layout=W.Layout(width="340px"))
-        self.beta_slider = slider("β (adv.)", self.betas)
-        self.gamma_slider = slider("γ (con./dis.)", self.gammas)
-        self.beta_slider.add_class("fdmer-beta")
-        self.gamma_slider.add_class("fdmer-gamma")
+        def slider(name, values, css):
+            s = W.SelectionSlider(options=[(format_value(v), v) for v in values], description=name,
+                                  continuous_update=False, layout=W.Layout(width="340px")).add_class(css)
+            s.observe(self._on_setting, names="value")
+            return s
+
+        self.beta_slider = slider("β (adv.)", self.betas, "fdmer-beta")
+        self.gamma_slider = slider("γ (con./dis.)", self.gammas, "fdmer-gamma")
         self.method = W.ToggleButtons(options=METHOD_LABELS, value=method, description="embedding",
                                       style={"button_width": "64px"})
-        self.train_button = W.Button(description="Train this setting", icon="play", button_style="primary")
+        self.method.observe(lambda change: (self.refresh(), self.prefetch()), names="value")
+        self.train_button = W.Button(description="Train this setting", icon="play",
+                                     button_style="primary").add_class("fdmer-train")
+        self.train_button.on_click(lambda _: self.train())
         self.pin_button = W.Button(description="Pin as reference", icon="thumb-tack")
-        self.train_button.add_class("fdmer-train")
+        self.pin_button.on_click(lambda _: self.pin())
         self.progress = W.IntProgress(value=0, min=0, max=1, description="idle",
                                       layout=W.Layout(width="340px"))
-        self.status = W.HTML()
-        self.status.add_class("fdmer-status")
+        self.status = W.HTML().add_class("fdmer-status")
         self.current = _Panel("current", "Current")
         self.reference_panel = _Panel("reference", "Reference (pinned)")
-
-        self.beta_slider.observe(self._on_setting, names="value")
-        self.gamma_slider.observe(self._on_setting, names="value")
-        self.method.observe(lambda change: (self.refresh(), self.prefetch()), names="value")
-        self.train_button.on_click(lambda _: self.train())
-        self.pin_button.on_click(lambda _: self.pin())
-
         spec = self.cache.spec
         caption = W.HTML(f"<span style='color:#666'>cache <code>{html.escape(str(self.cache.root))}</code>: "
-                         f"preset <b>{html.escape(spec.preset)}</b>, data {html.escape(str(spec.data))}</span>")
+                         f"preset <b>{html.escape(spec.preset)}</b>, data {html.escape(str(spec.data))}"
+                         "</span>")
         self.widget = W.VBox([
             W.HBox([self.beta_slider, self.gamma_slider]),
             W.HBox([self.method, self.train_button, self.pin_button]),
             W.HBox([self.progress, self.status]),
             caption,
             W.HBox([self.current.box, self.reference_panel.box], layout=W.Layout(width="100%")),
-        ])
-        self.widget.add_class("fdmer-explorer")
+        ]).add_class("fdmer-explorer")
 
     def _repr_mimebundle_(self, **kwargs):
         bundle = self.widget._repr_mimebundle_(**kwargs)
@@ -635,10 +553,8 @@ class BetaGammaExplorer:
         return bundle
 
     def snapshot_html(self) -> str:
-        """A static copy of what the two panels show now (headers, metrics, figures): what a reader
-        without a kernel sees in an HTML export (``fdmer_lite.viz.export_html``). plotly.js comes inlined
-        with the first figure: the explorer's figures never pass through plotly's renderers, so
-        nothing else may have put it on the page."""
+        """A static copy of both panels (headers, metrics, figures) for a reader without a kernel
+        (``viz.export_html``). plotly.js is inlined once: no renderer has put it on the page."""
         parts = ["<div class='fdmer-explorer-snapshot'><p style='color:#555'>A static copy of the explorer "
                  "(run the notebook to move the sliders).</p>"]
         inline = True
@@ -648,7 +564,8 @@ class BetaGammaExplorer:
                 for out in panel.figures[k].outputs:
                     spec = out.get("data", {}).get("application/vnd.plotly.v1+json")
                     if spec:
-                        parts.append(pio.to_html(spec, include_plotlyjs=inline, full_html=False, validate=False))
+                        parts.append(pio.to_html(spec, include_plotlyjs=inline, full_html=False,
+                                                 validate=False))
                         inline = False
         return "".join(parts) + "</div>"
 
@@ -678,7 +595,8 @@ class BetaGammaExplorer:
         for v in values:
             if format_value(v) == format_value(x):
                 return v
-        raise ValueError(f"{x!r} is not a slider value; choose one of {[format_value(v) for v in values]}")
+        choices = [format_value(v) for v in values]
+        raise ValueError(f"{x!r} is not a slider value; choose one of {choices}")
 
     def pin(self, beta: float | None = None, gamma: float | None = None) -> None:
         """Pin a setting (default: the current one) as the reference shown on the right."""
@@ -704,14 +622,13 @@ class BetaGammaExplorer:
         self._render(self.reference_panel, *self.reference)
 
     def _figures(self, cell: CellResult, method: str) -> dict[str, dict]:
-        """The three figures of a cell as display outputs, memoised (a revisit re-sends them only)."""
+        """The three figures of a cell as display outputs, memoised once all three are there."""
         key = (cell.name, method)
         with self._memo_lock:
             if key in self._bundles:
                 self._bundles.move_to_end(key)
                 return self._bundles[key]
         spec = self.cache.spec
-        prefix = setting_text(cell.beta, cell.gamma)
         figs = {"discriminator": viz.discriminator_probabilities(cell.reps),
                 "fusion": viz.fusion_weights(cell.reps)}
         if self.cache.has_projection(cell.beta, cell.gamma, method):
@@ -720,21 +637,20 @@ class BetaGammaExplorer:
                 cache=self.cache.projections(cell.beta, cell.gamma))
         out = {}
         for k, fig in figs.items():
+            title = f"{setting_text(cell.beta, cell.gamma)}<br><sup>{fig.layout.title.text}</sup>"
             fig.update_layout(height=FIG_HEIGHT[k], margin=dict(l=50, r=10, t=60, b=40),
-                              title=dict(text=f"{prefix}<br><sup>{fig.layout.title.text}</sup>", font=dict(size=13)),
-                              legend=dict(font=dict(size=10)))
+                              title=dict(text=title, font=dict(size=13)), legend=dict(font=dict(size=10)))
             out[k] = figure_output(fig)
-        if "embedding" not in out:                          # not memoised: it will come
-            return out
-        with self._memo_lock:
-            self._bundles[key] = out
-            while len(self._bundles) > 64:
-                self._bundles.popitem(last=False)
+        if "embedding" in out:
+            with self._memo_lock:
+                self._bundles[key] = out
+                while len(self._bundles) > 64:
+                    self._bundles.popitem(last=False)
         return out
 
     def prefetch(self) -> None:
-        """Build, in a background thread, the figures of every cached setting on the sliders
-        (nearest to the current setting first) that have the current projection."""
+        """Build, in a background thread, the figures of every cached setting on the sliders that
+        has the current projection, nearest to the current setting first."""
         if not self._prefetch_enabled or (self._prefetcher is not None and self._prefetcher.is_alive()):
             return
         self._prefetcher = threading.Thread(target=self._prefetch, args=(self.method.value,),
@@ -759,10 +675,9 @@ class BetaGammaExplorer:
         method = self.method.value
         with self._lock:
             if not self.cache.has(beta, gamma):
-                if self.busy and self._job_label == cell_name(beta, gamma):
-                    panel.show_message(beta, gamma, "training now…")
-                else:
-                    panel.show_message(beta, gamma, "not trained yet: press “Train this setting”.")
+                training = self.busy and self._job_label == cell_name(beta, gamma)
+                panel.show_message(beta, gamma, "training now…" if training
+                                   else "not trained yet: press “Train this setting”.")
                 return "missing"
             cell = self.cache.load(beta, gamma)
             if panel.shown == (cell.name, method):
@@ -781,7 +696,7 @@ class BetaGammaExplorer:
                 f"{label} projection not cached for this setting: computing it in the background…"),)
             panel.shown = None
         self._start_job(f"{label} projection", f"projection:{method}",
-                        lambda progress: self._project_shown(method, progress), quiet_busy=True)
+                        functools.partial(self._project_shown, method), quiet_busy=True)
         return "projecting"
 
     def _project_shown(self, method: str, progress) -> None:
@@ -807,8 +722,8 @@ class BetaGammaExplorer:
             self._say(f"{setting_text(b, g)} is already trained: shown from the cache.")
             return False
         self.train_calls += 1
-        return self._start_job(f"training {setting_text(b, g)}", cell_name(b, g),
-                               lambda progress: self.cache.compute(b, g, device=self.device, progress=progress))
+        job = lambda progress: self.cache.compute(b, g, device=self.device, progress=progress)   # noqa: E731
+        return self._start_job(f"training {setting_text(b, g)}", cell_name(b, g), job)
 
     def _start_job(self, desc: str, label: str, fn, quiet_busy: bool = False) -> bool:
         with self._lock:
@@ -823,8 +738,8 @@ class BetaGammaExplorer:
             self.progress.value, self.progress.max = 0, 1
             self.progress.description = "working"
             self._say(f"{desc}…")
-            self._job = self._thread = threading.Thread(target=self._run_job, args=(desc, fn), daemon=True,
-                                                        name=f"fdmer-explorer-{label}")
+            self._job = self._thread = threading.Thread(target=self._run_job, args=(desc, fn),
+                                                        daemon=True, name=f"fdmer-explorer-{label}")
             self._job.start()
         b, g = self.setting
         if label == cell_name(b, g):
@@ -850,8 +765,7 @@ class BetaGammaExplorer:
                 self.train_button.disabled = False
         if error is not None:
             self.last_error = error
-            self.progress.bar_style = "danger"
-            self.progress.description = "failed"
+            self.progress.bar_style, self.progress.description = "danger", "failed"
             tb = "".join(traceback.format_exception(type(error), error, error.__traceback__))
             self.status.value = (f"<span style='color:#b00'><b>{html.escape(desc)} failed:</b> "
                                  f"{html.escape(type(error).__name__)}: {html.escape(str(error))}</span>"
@@ -861,28 +775,19 @@ class BetaGammaExplorer:
             if not self.cache.has(b, g):
                 self.current.show_message(b, g, f"{desc} failed (see the status line).")
             return
-        self.progress.bar_style = "success"
+        self.progress.bar_style, self.progress.description = "success", "done"
         self.progress.value = self.progress.max
-        self.progress.description = "done"
-        for panel in (self.current, self.reference_panel):
-            panel.shown = None
+        self.current.shown = self.reference_panel.shown = None
         self.refresh()
         self.prefetch()
         self._say(f"{desc}: done in {time.perf_counter() - start:.1f} s")
 
     def wait(self, timeout: float | None = None) -> bool:
-        """Block until the running job (if any) has finished, including the redraw it does at the
-        end and any job that redraw started; ``True`` when nothing is running."""
+        """Block until the running job (if any) has finished, with the redraw it ends with and any
+        job that redraw started; ``True`` when nothing is running."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while (thread := self._thread) is not None:
             thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():                          # timed out
-                break
-            if self._thread is thread:                     # it started no further job
+            if thread.is_alive() or self._thread is thread:    # timed out, or it started no other job
                 break
         return not self.busy
-
-
-def explorer(cache: SweepCache | str, **kwargs) -> BetaGammaExplorer:
-    """Shorthand for :class:`BetaGammaExplorer`."""
-    return BetaGammaExplorer(cache, **kwargs)
