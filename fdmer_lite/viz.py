@@ -62,17 +62,12 @@ def _chance_line(fig: go.Figure, y: float, text: str) -> None:
 
 def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", "all"),
                 title: str = "Loss terms per epoch") -> go.Figure:
-    """One subplot per loss term with train and valid lines over epochs (paper Figure 3).
-
-    ``history`` is the trainer's list of per-epoch dicts (``{"epoch": 1, "train": {"task": ...},
-    "valid": {...}}``). Terms no epoch recorded (e.g. ``ami`` when beta = 0) are skipped.
-    """
+    """One subplot per loss term with train and valid lines over the epochs of the trainer's
+    ``history`` (paper Figure 3); terms no epoch recorded (``ami`` when beta = 0) are skipped."""
     present = [t for t in terms
                if any(t in (h.get(split) or {}) for h in history for split in ("train", "valid"))]
     if not present:
-        fig = go.Figure()
-        fig.update_layout(title=f"{title}: no loss terms recorded")
-        return fig
+        return go.Figure(layout=dict(title=f"{title}: no loss terms recorded"))
     cols = min(3, len(present))
     rows = math.ceil(len(present) / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[TERM_TITLES.get(t, t) for t in present])
@@ -92,20 +87,16 @@ def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", 
     return fig
 
 
-GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "confusion": "#e377c2", "ams": "#ff9896",
-                    "con": "#1f77b4", "dis": "#9467bd"}
-GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "confusion": "beta confusion loss",
-                   "ams": "beta L_ams", "con": "gamma L_con", "dis": "gamma L_dis"}
+GAME_TERMS = {"task": ("L_task", "#333333"), "ami": ("beta L_ami (reversed)", "#d62728"),
+              "confusion": ("beta confusion loss", "#e377c2"), "ams": ("beta L_ams", "#ff9896"),
+              "con": ("gamma L_con", "#1f77b4"), "dis": ("gamma L_dis", "#9467bd")}
 
 
 def training_game(history: list[dict], best_epoch: int | None = None,
                   title: str = "The training game, beside Figure 3") -> go.Figure:
-    """Four panels over the epochs, from the trainer's ``"game"`` records (``train.game_record``):
-    Figure 3's curves (L_all, L_ami + L_ams, L_con + L_dis on the training split); the gradient
-    each term of Eq. 18 sends into the common and into the private encoders (log scale); the
-    discriminator's accuracy on C_m and P_m and the reversal's strength. A dotted line marks
-    ``best_epoch``; epochs without a game record leave gaps.
-    """
+    """Four panels over the epochs (``train.game_record``): Figure 3's three curves; the gradient
+    each term of Eq. 18 sends into the common and the private encoders; the discriminator's
+    accuracy and the reversal's strength. A dotted line marks ``best_epoch``."""
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     fig = make_subplots(rows=2, cols=2, subplot_titles=(
         "Figure 3: L_all, L_ami + L_ams, L_con + L_dis (train)",
@@ -121,11 +112,11 @@ def training_game(history: list[dict], best_epoch: int | None = None,
                                  legendgroup="fig3"), row=1, col=1)
     games = [h.get("game") or {} for h in history]
     for row, col, part in ((1, 2, "common"), (2, 1, "private")):
-        for term, color in GAME_TERM_COLORS.items():
+        for term, (name, color) in GAME_TERMS.items():
             y = [g.get("grad", {}).get(term, {}).get(part) or None for g in games]  # 0: does not reach it
             if all(v is None for v in y):
                 continue
-            fig.add_trace(go.Scatter(x=epochs, y=y, name=GAME_TERM_NAMES[term], mode="lines",
+            fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines",
                                      line=dict(color=color), legendgroup=term,
                                      showlegend=part == "common" or term in ("ams", "dis")),
                           row=row, col=col)
@@ -150,12 +141,9 @@ def training_game(history: list[dict], best_epoch: int | None = None,
 # ---------------------------------------------------------------- Figure 2: embeddings
 
 def embedding_figure(points, modality, kind, labels=None, ids=None, title: str = "") -> go.Figure:
-    """2-D scatter of already projected representations, coloured as in the paper's Figure 2.
-
-    ``points`` (N, 2); ``modality`` (N,) keys 't', 'a', 'v'; ``kind`` (N,) 'common' or 'private'
-    (light or dark shade); optional ``labels`` and ``ids`` (N,) shown on hover. One trace per
-    (modality, kind), so the legend toggles e.g. "text private" alone.
-    """
+    """2-D scatter of projected ``points`` (N, 2), coloured as in the paper's Figure 2: one trace
+    per ``modality`` ('t', 'a', 'v') and ``kind`` ('common' light, 'private' dark), with optional
+    ``labels`` and ``ids`` on hover."""
     points = np.asarray(points)
     modality, kind = np.asarray(modality).astype(str), np.asarray(kind).astype(str)
     n = len(points)
@@ -167,7 +155,6 @@ def embedding_figure(points, modality, kind, labels=None, ids=None, title: str =
     unknown = set(kind.tolist()) - set(KIND_SYMBOLS)
     if unknown:
         raise ValueError(f"kind: expected 'common' or 'private', got {sorted(unknown)}")
-
     fig = go.Figure()
     mods = list(dict.fromkeys(modality.tolist()))          # first-seen order
     for k in ("common", "private"):
@@ -191,13 +178,8 @@ def embedding_figure(points, modality, kind, labels=None, ids=None, title: str =
 
 
 def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
-    """2-D projection (N, d) -> (N, 2) by t-SNE, UMAP or PCA, optionally cached.
-
-    t-SNE: scikit-learn, ``init="pca"``, perplexity ``min(30, (N - 1) / 3)``; UMAP: umap-learn,
-    imported here (slow: ~13 s, and ~40 s for numba on the first fit), ``n_neighbors =
-    min(15, N - 1)``; PCA: scikit-learn. ``cache`` is a dict-like or a directory path, keyed by a
-    hash of (X, method, seed), so no set is projected twice. A copy is returned.
-    """
+    """2-D projection (N, d) -> (N, 2) by t-SNE, UMAP (imported here: slow) or PCA. ``cache``, a
+    dict-like or a directory, is keyed by a hash of (X, method, seed): no set is projected twice."""
     if method not in PROJECTION_METHODS:
         raise ValueError(f"method: expected one of {PROJECTION_METHODS}, got {method!r}")
     X = np.ascontiguousarray(X, dtype=np.float64)
@@ -211,7 +193,6 @@ def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
         return np.load(file)
     if file is None and cache is not None and key in cache:
         return np.array(cache[key], copy=True)
-
     n = X.shape[0]
     if method == "tsne":
         from sklearn.manifold import TSNE
@@ -225,7 +206,6 @@ def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
         from sklearn.decomposition import PCA
         Y = PCA(n_components=2, random_state=seed).fit_transform(X)
     Y = np.asarray(Y, dtype=np.float64)                                     # (N, 2)
-
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         np.save(file, Y)
@@ -236,18 +216,14 @@ def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
 
 def representation_embedding(reps, method: str = "tsne", max_points: int | None = 600,
                              seed: int = 0, cache=None) -> go.Figure:
-    """Project all C_m and P_m jointly and plot them (paper Figure 2).
-
-    ``reps`` needs ``common`` and ``private`` (m -> (N, d_k)), ``labels``, ``ids`` and
-    ``modalities``. Up to ``max_points`` samples are drawn (seeded; the same for every modality)
-    and the 2*M sets projected at once, so distances between sets are comparable.
-    """
+    """Paper Figure 2: all C_m and P_m of up to ``max_points`` samples (the same for every set),
+    projected together so that distances between sets compare. ``reps``: ``common``, ``private``
+    (m -> (N, d_k)), ``labels``, ``ids``, ``modalities``."""
     mods = list(reps.modalities)
     n_all = len(reps.labels)
     rng = np.random.default_rng(seed)
     n = n_all if max_points is None else min(n_all, max_points)
     idx = np.sort(rng.choice(n_all, size=n, replace=False))                 # (n,)
-
     blocks, modality, kind = [], [], []
     for k, store in (("common", reps.common), ("private", reps.private)):
         for m in mods:
@@ -291,11 +267,8 @@ def embedding_comparison(panels: dict, method: str = "tsne", max_points: int | N
 # ---------------------------------------------------------------- Figure 4: discriminator, psi
 
 def discriminator_probabilities(reps, style: str = "box", title: str | None = None) -> go.Figure:
-    """Box (or violin) plot of the discriminator's probability of the TRUE modality (Figure 4a).
-
-    ``reps.disc_prob_common[m]`` and ``reps.disc_prob_private[m]`` are (N, M) probabilities in
-    the order of ``reps.modalities``. Ideal: chance 1/M on C_m, near 1 on P_m.
-    """
+    """Box (or violin) plot of the discriminator's probability of the TRUE modality (Figure 4a),
+    from ``reps.disc_prob_common[m]`` and ``disc_prob_private[m]`` (N, M). Ideal: 1/M on C_m, 1 on P_m."""
     if style not in ("box", "violin"):
         raise ValueError(f"style: expected 'box' or 'violin', got {style!r}")
     mods = list(reps.modalities)
@@ -320,20 +293,10 @@ def discriminator_probabilities(reps, style: str = "box", title: str | None = No
     return fig
 
 
-def _psi_color(name: str) -> str:
-    # "C" -> purple; "P_t" -> the dark (private) shade of text, etc.
-    if name.startswith("P_") and len(name) > 2:
-        return _colors(name[2:])[1]
-    return COMMON_COLOR
-
-
 def fusion_weights(reps, names: list[str] | None = None, title: str | None = None) -> go.Figure:
-    """Box plot of the CMAF phase-2 weights psi per fusion target (paper Figure 4b, Eq. 16).
-
-    ``reps`` has ``psi`` (N, T) and ``psi_names`` (e.g. ["C", "P_t", "P_a", "P_v"]); ``names``
-    overrides them. A dict ``{label: reps}`` compares models, one box trace each. The dashed
-    line marks uniform attention 1/T.
-    """
+    """Box plot of the CMAF phase-2 weights psi per fusion target (paper Figure 4b, Eq. 16), from
+    ``reps.psi`` (N, T) and ``reps.psi_names`` (or ``names``); a dict ``{label: reps}`` compares
+    models, one box trace each. The dashed line marks uniform attention 1/T."""
     groups = reps if isinstance(reps, dict) else {None: reps}
     fig = go.Figure()
     T = None
@@ -344,9 +307,10 @@ def fusion_weights(reps, names: list[str] | None = None, title: str | None = Non
             raise ValueError(f"psi: expected shape (N, {len(target_names)}), got {psi.shape}")
         T = psi.shape[1]
         if label is None:                      # one model: one coloured box per target
-            for j, name in enumerate(target_names):
+            for j, name in enumerate(target_names):    # P_t: the dark shade of text; C: purple
+                private = name.startswith("P_") and len(name) > 2
                 fig.add_trace(go.Box(y=psi[:, j], x=[name] * len(psi), name=name,
-                                     marker_color=_psi_color(name)))
+                                     marker_color=_colors(name[2:])[1] if private else COMMON_COLOR))
         else:                                  # several models: one trace each, grouped
             x = np.repeat(np.array(target_names)[None, :], len(psi), axis=0)   # (N, T)
             fig.add_trace(go.Box(y=psi.ravel(), x=x.ravel(), name=str(label)))
@@ -381,11 +345,7 @@ def _table(header: list, cells: list, title: str) -> go.Figure:
 def metrics_table(ours: dict, paper: dict | None = None, bayes: dict | None = None,
                   percent: bool = True, title: str = "Test metrics") -> go.Figure:
     """Table of metric names with our values, and the paper's (and the Bayes floor) beside them.
-
-    Values follow ``metrics.json``: accuracies and F1 as fractions; with ``percent=True`` keys
-    starting with ``acc`` or ``f1`` are shown x100 (pass the paper's 84.6 as 0.846). A missing
-    value shows as "—".
-    """
+    Accuracies and F1 are fractions, shown x100 with ``percent`` (pass the paper's 84.6 as 0.846)."""
     keys = list(ours) + [k for k in (paper or {}) if k not in ours]
 
     def column(d):
@@ -401,11 +361,8 @@ def metrics_table(ours: dict, paper: dict | None = None, bayes: dict | None = No
 
 def compare_table(columns: dict[str, dict], keys=None, ideal: dict | None = None,
                   percent: bool = False, title: str = "Comparison") -> go.Figure:
-    """Table with one column per run (``{"run name": {"metric": value}}``), one row per key.
-
-    ``keys`` picks and orders the rows (default: every key, first-seen order); ``ideal`` adds a
-    last column (e.g. ``{"common_modality_acc": "1/3"}``). Numbers get 3 significant digits.
-    """
+    """Table with one column per run (``{"run name": {"metric": value}}``), one row per key (``keys``
+    picks and orders them), and an ``ideal`` column if given; numbers to 3 significant digits."""
     if keys is None:
         keys = list(dict.fromkeys(k for col in columns.values() for k in col))
 
@@ -528,27 +485,19 @@ def attention_heatmap(weights, rows=None, cols=None, title: str = "Attention wei
     return fig
 
 
-def _class_color(name: str, i: int) -> str:
-    palette = ("#08519c", "#a63603", "#006d2c", "#54278f", "#636363")
-    return MODALITY_COLORS[name][1] if name in MODALITY_COLORS else palette[i % len(palette)]
-
-
 def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=None,
                      class_names=("t", "a", "v"), resolution: int = 720,
                      title: str | None = None) -> go.Figure:
-    """Decision geometry of Eq. 9 on the unit circle (2-d normalised features).
-
-    ``class_weights``: (2, M) columns W_D. Drawn: one ray per class weight; at radius 1.15 the
-    plain regions (argmax_m cos theta_m); at radius 1.3 where a feature of class y satisfies the
-    margin, cos(theta_y + tau) > max_{m != y} cos theta_m (a gap of tau opens at every boundary);
-    optionally ``features`` (N, 2), normalised, coloured by ``labels``.
-    """
+    """Decision geometry of Eq. 9 on the unit circle: a ray per column of ``class_weights`` (2, M);
+    at radius 1.15 the plain regions (argmax_m cos theta_m); at radius 1.3 those where class y keeps
+    the margin, cos(theta_y + tau) > max_{m != y} cos theta_m; optionally ``features`` (N, 2)."""
     W = np.asarray(class_weights, dtype=float)
     if W.ndim != 2 or W.shape[0] != 2:
         raise ValueError(f"class_weights: expected shape (2, M), got {W.shape}")
     M = W.shape[1]
     names = list(class_names)[:M] if len(class_names) >= M else [str(i) for i in range(M)]
-    colors = [_class_color(name, j) for j, name in enumerate(names)]
+    palette = ("#08519c", "#a63603", "#006d2c", "#54278f", "#636363")          # modality keys: dark shade
+    colors = [MODALITY_COLORS[n][1] if n in MODALITY_COLORS else palette[j % 5] for j, n in enumerate(names)]
     W = W / np.linalg.norm(W, axis=0, keepdims=True)                        # (2, M)
     ang = np.linspace(0.0, 2 * np.pi, resolution, endpoint=False)           # (R,)
     u = np.stack([np.cos(ang), np.sin(ang)], axis=1)                        # (R, 2)
@@ -560,7 +509,6 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
         others = np.delete(cos, y, axis=1).max(axis=1)
         ok = (np.cos(np.minimum(theta[:, y] + margin, np.pi)) > others) & (plain == y)
         with_margin[ok] = y
-
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=np.cos(ang), y=np.sin(ang), mode="lines", line=dict(color="#bbbbbb"),
                              name="unit circle", hoverinfo="skip"))
@@ -568,8 +516,7 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
     for radius, region, label in ((1.15, plain, "plain softmax region"),
                                   (1.3, with_margin, f"margin region (tau={margin:g})")):
         for j in range(M):
-            r = np.where(region == j, radius, np.nan)
-            r = np.append(r, r[0])
+            r = np.where(np.append(region, region[0]) == j, radius, np.nan)
             fig.add_trace(go.Scatter(x=r * np.cos(a), y=r * np.sin(a), mode="lines",
                                      line=dict(color=colors[j], width=6),
                                      name=f"{label}: {names[j]}", legendgroup=label,
@@ -590,10 +537,9 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
                 fig.add_trace(go.Scatter(x=F_[sel, 0], y=F_[sel, 1], mode="markers",
                                          marker=dict(color=colors[j], size=6, opacity=0.5),
                                          name=f"features of {names[j]}"))
-    lim = 1.45
     fig.update_layout(title=title or "Decision regions on the unit circle (Eq. 9)",
-                      xaxis=dict(range=[-lim, lim], visible=False),
-                      yaxis=dict(range=[-lim, lim], visible=False, scaleanchor="x", scaleratio=1),
+                      xaxis=dict(range=[-1.45, 1.45], visible=False),
+                      yaxis=dict(range=[-1.45, 1.45], visible=False, scaleanchor="x", scaleratio=1),
                       template="plotly_white", width=640, height=560)
     return fig
 
@@ -653,12 +599,9 @@ def prediction_scatter(predictions, labels, title: str = "Predicted against true
 
 def modality_confusion(panels: dict, title: str = "Where the discriminator puts its probability on C_m"
                        ) -> go.Figure:
-    """One heatmap per run: row = the true modality of C_m, column = the modality the
-    discriminator (Eq. 8-9) names, cell = its mean probability over the test samples.
-
-    ``panels``: run name -> reps with ``modalities`` and ``disc_prob_common``. A confused
-    discriminator gives 1/M everywhere; a relabelling one puts its mass off the diagonal.
-    """
+    """One heatmap per run (``panels``: name -> reps with ``disc_prob_common``): row = the true
+    modality of C_m, column = the modality the discriminator (Eq. 8-9) names, cell = its mean
+    probability. A confused discriminator gives 1/M everywhere; a relabelling one, off the diagonal."""
     if not panels:
         raise ValueError("panels: expected at least one run")
     names = list(panels)
@@ -705,11 +648,8 @@ def probe_bars(table: dict, chance: float | None = None, title: str = "Probes fo
 
 
 # ---------------------------------------------------------------- figures offline
-# Figures and equations with no network, live in JupyterLab and in an nbconvert HTML export.
-# :func:`use_offline_renderer` gives every figure plotly's mimetype plus an HTML copy (plotly.js
-# inlined once per notebook) without the MathJax tag plotly fetches from a CDN. :func:`export_html`
-# uses the ``lab`` template with MathJax 2 copied from ``jupyter-server-mathjax`` beside the page,
-# and without require.js, mermaid and the widget manager (CDN scripts these notebooks do not need).
+# Figures and equations with no network, live in JupyterLab and in an nbconvert HTML export: no CDN
+# script (MathJax, require.js, mermaid, the widget manager) and plotly.js inlined once per notebook.
 
 RENDERER = "notebook_offline"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"     # the configuration jupyter-server-mathjax ships
