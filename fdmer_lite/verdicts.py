@@ -44,10 +44,6 @@ class Verdict(NamedTuple):
         return self.sentence
 
 
-def _quote(key: str) -> str:
-    return f'"{CLAIMS[key]}"'
-
-
 def _plural(n: int, word: str) -> str:
     return f"{n} {word}{'s' if n != 1 else ''}"
 
@@ -58,6 +54,16 @@ def _short(epochs: int | None, min_epochs: int) -> str:
         return (f"too short to tell: {_plural(epochs, 'epoch')} (fewer than {min_epochs}); "
                 "what this run shows: ")
     return ""
+
+
+def _verdict(figure: str, outcome: str, holds: bool, epochs: int | None, min_epochs: int,
+             evidence: str) -> Verdict:
+    """'Figure N, "the claim": holds' or 'does not hold', then ``evidence``; with the caveat
+    of :func:`_short` (and the outcome "too short to tell") when the run is short."""
+    caveat = _short(epochs, min_epochs)
+    word = HOLDS if holds else DOES_NOT_HOLD
+    return Verdict(TOO_SHORT if caveat else outcome,
+                   f'Figure {figure[6:]}, "{CLAIMS[figure]}": {caveat}{word}{evidence}')
 
 
 # ---------------------------------------------------------------------------- Figure 2
@@ -82,10 +88,8 @@ def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int 
         evidence += f"; the modalities sit {closer} than {without} (common_gap {gap_without:.2f})"
     if probe_acc_without is not None:
         evidence += f"; probe {without} {probe_acc_without:.2f}"
-    caveat = _short(epochs, min_epochs)
-    word = HOLDS if blended else DOES_NOT_HOLD
-    return Verdict(TOO_SHORT if caveat else word, f"Figure 2, {_quote('figure2')}: {caveat}{word} ({evidence}; our reading of "
-                            f"'blended': the probe within {margin:.2f} of chance).")
+    return _verdict("figure2", HOLDS if blended else DOES_NOT_HOLD, blended, epochs, min_epochs,
+                    f" ({evidence}; our reading of 'blended': the probe within {margin:.2f} of chance).")
 
 
 # ---------------------------------------------------------------------------- Figure 3
@@ -117,7 +121,7 @@ def figure3(train_all: Sequence[float], constraint: Sequence[float] | None = Non
         curves["L_con + L_dis"] = list(constraint)
     n = len(curves["L_all"])
     if n < min(min_epochs, after + 1):
-        return Verdict(TOO_SHORT, f"Figure 3, {_quote('figure3')}: {TOO_SHORT} ({_plural(n, 'epoch')}; "
+        return Verdict(TOO_SHORT, f'Figure 3, "{CLAIMS["figure3"]}": {TOO_SHORT} ({_plural(n, "epoch")}; '
                                   f"a jump is looked for after epoch {after}).")
     problems, outcome = [], "monotone"
     for name, curve in curves.items():
@@ -137,15 +141,12 @@ def figure3(train_all: Sequence[float], constraint: Sequence[float] | None = Non
         if outcome == "jump":
             first = min(j[0] for c in curves.values() for j in jumps(c, after=after, factor=factor))
             kept += ", before the jump" if best_epoch < first else ", after the jump"
-    caveat = _short(n, min_epochs)
-    if not problems:
-        evidence = "; ".join(f"{name} from {c[0]:.3g} to {c[-1]:.3g}, lowest {min(c):.3g}"
-                             for name, c in curves.items())
-        text = (f"{caveat}{HOLDS} ({evidence}, no epoch after the {_ordinal(after)} over {factor:g} times "
-                f"the lowest so far{kept})")
-    else:
-        text = f"{caveat}{DOES_NOT_HOLD} ({'; '.join(problems)}{kept})"
-    return Verdict(TOO_SHORT if caveat else outcome, f"Figure 3, {_quote('figure3')}: {text}.")
+    if problems:
+        return _verdict("figure3", outcome, False, n, min_epochs, f" ({'; '.join(problems)}{kept}).")
+    evidence = "; ".join(f"{name} from {c[0]:.3g} to {c[-1]:.3g}, lowest {min(c):.3g}"
+                         for name, c in curves.items())
+    return _verdict("figure3", outcome, True, n, min_epochs, f" ({evidence}, no epoch after the "
+                    f"{_ordinal(after)} over {factor:g} times the lowest so far{kept}).")
 
 
 def _ordinal(n: int) -> str:
@@ -192,12 +193,10 @@ def figure4a(p_true: Mapping[str, object], *, epochs: int | None = None, tol: fl
     kinds = {case for case, _ in cases.values()}
     outcome = kinds.pop() if len(kinds) == 1 else "different per modality"
     holds = all(case == "fooled" for case, _ in cases.values())
-    caveat = _short(epochs, min_epochs)
     evidence = "; ".join(f"C_{m} {case} ({ev})" for m, (case, ev) in cases.items())
-    word = HOLDS if holds else DOES_NOT_HOLD
-    return Verdict(TOO_SHORT if caveat else outcome,
-                   f"Figure 4a, {_quote('figure4a')}: {caveat}{word} (p(true modality | C_m) per modality: "
-                   f"{evidence}; our reading of 'around 0.33': the box within {1 / n:.2f} ± {tol:.2f}).")
+    return _verdict("figure4a", outcome, holds, epochs, min_epochs,
+                    f" (p(true modality | C_m) per modality: {evidence}; our reading of 'around 0.33': "
+                    f"the box within {1 / n:.2f} ± {tol:.2f}).")
 
 
 # ---------------------------------------------------------------------------- Figure 4b
@@ -215,12 +214,9 @@ def figure4b(psi_c_before: float, psi_c_after: float, *, before: str = "emotion-
     direction = "up" if delta > tol else "down" if delta < -tol else "flat"
     moved = {"up": f"rises by {delta:.3f}", "down": f"falls by {-delta:.3f}",
              "flat": f"stays within {tol:.2f} (change {delta:+.3f})"}[direction]
-    caveat = _short(epochs, min_epochs)
-    word = HOLDS if direction == expect else DOES_NOT_HOLD
-    return Verdict(TOO_SHORT if caveat else direction,
-                   f"Figure 4b, {_quote('figure4b')}: {caveat}{word}: the mean psi on C {moved} from "
-                   f"{before} ({psi_c_before:.3f}) to {after} ({psi_c_after:.3f}); the label's "
-                   f"structure says it should go {expect}.")
+    return _verdict("figure4b", direction, direction == expect, epochs, min_epochs,
+                    f": the mean psi on C {moved} from {before} ({psi_c_before:.3f}) to {after} "
+                    f"({psi_c_after:.3f}); the label's structure says it should go {expect}.")
 
 
 # ---------------------------------------------------------------------------- runs
