@@ -245,10 +245,8 @@ def seed_spread(runs: Mapping[str, Mapping[str, float]], *, regime: float = 0.15
     dc = np.array([r["disc_prob_common"] for r in runs.values()], dtype=np.float64)
     n_jump = sum(bool(r.get("jump")) for r in runs.values())
     same = float(dc.max() - dc.min()) <= regime
-    outcome = "same regime" if same else "different regimes"
-    return Verdict(outcome, f"{len(runs)} seeds: test MAE {mae.mean():.3f} ± {mae.std(ddof=1):.3f} "
-                            f"(from {mae.min():.3f} to {mae.max():.3f}); D's p(true modality | C_m) from "
-                            f"{dc.min():.2f} to {dc.max():.2f}, "
-                            + ("one regime" if same else "different regimes")
-                            + f" (within {regime:.2f} of each other: {'yes' if same else 'no'}); "
-                            f"L_all jumps in {n_jump} of {len(runs)}.")
+    return Verdict("same regime" if same else "different regimes",
+                   f"{len(runs)} seeds: test MAE {mae.mean():.3f} ± {mae.std(ddof=1):.3f} (from "
+                   f"{mae.min():.3f} to {mae.max():.3f}); D's p(true modality | C_m) from {dc.min():.2f} to "
+                   f"{dc.max():.2f}, {'one regime' if same else 'different regimes'} (within {regime:.2f} of "
+                   f"each other: {'yes' if same else 'no'}); L_all jumps in {n_jump} of {len(runs)}.")

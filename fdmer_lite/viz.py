@@ -420,20 +420,17 @@ def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) ->
         weights = ("This run's mean weights: "
                    + ", ".join(f"{n} {w:.2f}" for n, w in zip(psi_names, mean)) + ".")
     return [
-        "Every term of Eq. 18 per epoch, on the training and the validation split. A good run: "
-        "the task loss falls on both splits and the validation curve levels off; the constraint "
-        "terms fall too. " + curve,
-        "The common (light) and private (dark) representations of the test split, coloured by "
-        "modality. In the paper's picture the light clouds of the three modalities mix and the "
-        f"dark ones stay apart. This run: a fresh linear probe tells the modality from C_m at "
-        f"{get('common_modality_acc'):.2f} (chance is 1/3) and from P_m at "
-        f"{get('private_modality_acc'):.2f}.",
-        "The discriminator's probability of the true modality, on C_m and on P_m. The paper shows "
-        "about 1/3 on C_m (fooled) and near 1 on P_m (recognised); a mean near 1/3 can also hide "
-        f"boxes at 0 and 1. This run's means: {get('disc_prob_common'):.2f} on C_m, "
-        f"{get('disc_prob_private'):.2f} on P_m.",
-        "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right "
-        "in itself: the weights say which tokens the prediction leans on. " + weights,
+        "Every term of Eq. 18 per epoch, on the training and the validation split. A good run: the task loss "
+        "falls on both splits and the validation curve levels off; the constraint terms fall too. " + curve,
+        "The common (light) and private (dark) representations of the test split, coloured by modality. In "
+        "the paper's picture the light clouds of the three modalities mix and the dark ones stay apart. This "
+        f"run: a fresh linear probe tells the modality from C_m at {get('common_modality_acc'):.2f} (chance "
+        f"is 1/3) and from P_m at {get('private_modality_acc'):.2f}.",
+        "The discriminator's probability of the true modality, on C_m and on P_m. The paper shows about 1/3 "
+        "on C_m (fooled) and near 1 on P_m (recognised); a mean near 1/3 can also hide boxes at 0 and 1. "
+        f"This run's means: {get('disc_prob_common'):.2f} on C_m, {get('disc_prob_private'):.2f} on P_m.",
+        "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right in itself: "
+        "the weights say which tokens the prediction leans on. " + weights,
     ]
 
 
@@ -450,8 +447,7 @@ def sample_sequences(features: dict, windows: dict | None = None, title: str = "
     fig = make_subplots(rows=len(mods), cols=1, shared_xaxes=False, vertical_spacing=0.08,
                         subplot_titles=[f"{_mod_name(m)} ({m}): {arrays[m].shape[0]} steps x "
                                         f"{arrays[m].shape[1]} features" for m in mods])
-    for i, m in enumerate(mods):
-        x = arrays[m]
+    for i, (m, x) in enumerate(arrays.items()):
         fig.add_trace(go.Heatmap(z=x.T, colorscale="RdBu", zmid=float(np.median(x)), showscale=False,
                                  hovertemplate="step %{x}<br>feature %{y}<br>value %{z:.2f}"
                                                "<extra>" + m + "</extra>"),
@@ -711,7 +707,6 @@ def export_html(notebook, out_path: str | Path) -> Path:
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
-
     out_path = Path(out_path)
     mathjax = out_path.parent / "mathjax"
     if not (mathjax / "MathJax.js").is_file():                          # copied once per folder
