@@ -1,18 +1,11 @@
 """Verdicts: what a run says about each of the paper's figures, computed from its numbers.
 
-FDMER (Yang et al., ACM MM 2022) argues for its method with figures (Sec. 4.5): Figure 2 (the
-common representations of the three modalities "blended together"), Figure 3 (the losses
-"decrease almost monotonously"), Figure 4a (the discriminator's probabilities on C_m "centered
-around 0.33") and Figure 4b (the fusion weights psi favour what the label depends on). A lesson
-cannot know which of these a student's run will show: seeds, thread counts and CPUs move a
-training trajectory. So the notebooks name the possible outcomes in prose, and one function per
-figure says which outcome *this* run shows.
-
-Every function here is a pure function of numbers (floats, lists, arrays): it returns a
-:class:`Verdict`, the pair ``(outcome, sentence)``. The sentence quotes the paper's claim in the
-paper's words, says whether it holds, does not hold or whether the run is too short to tell, and
-gives the numbers it read. Thresholds are arguments with documented defaults; they are our
-readings of words like "around 0.33" and "almost monotonously", named as such in the sentences.
+FDMER (Yang et al., ACM MM 2022, Sec. 4.5) argues with Figure 2 (C_m "blended together"), Figure 3
+(the losses "decrease almost monotonously"), Figure 4a (the discriminator's probabilities on C_m
+"centered around 0.33") and Figure 4b (psi favours what the label depends on). A lesson cannot
+know which a student's run shows, so one pure function per figure returns a :class:`Verdict`
+``(outcome, sentence)``: the claim in the paper's words, holds / does not hold / too short to
+tell, and the numbers read. Thresholds are arguments, our readings of words like "around 0.33".
 """
 
 from __future__ import annotations
@@ -51,34 +44,40 @@ class Verdict(NamedTuple):
         return self.sentence
 
 
-def _quote(key: str) -> str:
-    return f'"{CLAIMS[key]}"'
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'s' if n != 1 else ''}"
 
 
 def _short(epochs: int | None, min_epochs: int) -> str:
     """'' when the run is long enough (or its length is unknown), else the caveat."""
     if epochs is not None and epochs < min_epochs:
-        return (f"too short to tell: {epochs} epoch{'s' if epochs != 1 else ''} (fewer than "
-                f"{min_epochs}); what this run shows: ")
+        return (f"too short to tell: {_plural(epochs, 'epoch')} (fewer than {min_epochs}); "
+                "what this run shows: ")
     return ""
+
+
+def _verdict(figure: str, outcome: str, holds: bool, epochs: int | None, min_epochs: int,
+             evidence: str) -> Verdict:
+    """'Figure N, "the claim": holds' or 'does not hold', then ``evidence``; with the caveat
+    of :func:`_short` (and the outcome "too short to tell") when the run is short."""
+    caveat = _short(epochs, min_epochs)
+    word = HOLDS if holds else DOES_NOT_HOLD
+    return Verdict(TOO_SHORT if caveat else outcome,
+                   f'Figure {figure[6:]}, "{CLAIMS[figure]}": {caveat}{word}{evidence}')
 
 
 # ---------------------------------------------------------------------------- Figure 2
 
 def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int | None = None,
             probe_acc_without: float | None = None, gap_without: float | None = None,
-            without: str = "without the losses", margin: float = 0.1, min_epochs: int = MIN_EPOCHS) -> Verdict:
+            without: str = "without the losses", margin: float = 0.1,
+            min_epochs: int = MIN_EPOCHS) -> Verdict:
     """Figure 2: are the common representations of the modalities blended?
 
-    ``probe_acc``: a fresh linear probe's test accuracy at telling the modality from C_m
-    (``common_modality_acc``); ``gap``: ``analysis.common_gap`` (0: one sample's C_t, C_a, C_v
-    coincide; about 1: no closer than unrelated samples; far above 1: separate clouds).
-    ``probe_acc_without`` / ``gap_without``: the same for the run without the losses (beta =
-    gamma = 0), the paper's contrast, when there is one; ``without`` names that run in the
-    sentence (e.g. "without L_ami + L_ams" for an ablation that removes the adversary only).
-
-    Our reading of "blended together": the fresh probe is within ``margin`` of chance (1 /
-    ``n_modalities``). Outcomes: ``"holds"``, ``"does not hold"``, ``"too short to tell"``."""
+    ``probe_acc``: a fresh linear probe's accuracy at telling the modality from C_m; ``gap``:
+    ``analysis.common_gap``. ``probe_acc_without`` / ``gap_without``: the same for the contrast
+    run, which ``without`` names (default: beta = gamma = 0). Our reading of "blended": the probe
+    within ``margin`` of chance. Outcomes: ``"holds"``, ``"does not hold"``, ``"too short to tell"``."""
     chance = 1.0 / n_modalities
     blended = probe_acc <= chance + margin
     evidence = (f"a fresh linear probe tells the modality from C_m at {probe_acc:.2f} (chance "
@@ -89,23 +88,20 @@ def figure2(probe_acc: float, gap: float, *, n_modalities: int = 3, epochs: int 
         evidence += f"; the modalities sit {closer} than {without} (common_gap {gap_without:.2f})"
     if probe_acc_without is not None:
         evidence += f"; probe {without} {probe_acc_without:.2f}"
-    caveat = _short(epochs, min_epochs)
-    outcome = TOO_SHORT if caveat else (HOLDS if blended else DOES_NOT_HOLD)
-    word = HOLDS if blended else DOES_NOT_HOLD
-    return Verdict(outcome, f"Figure 2, {_quote('figure2')}: {caveat}{word} ({evidence}; our reading of "
-                            f"'blended': the probe within {margin:.2f} of chance).")
+    return _verdict("figure2", HOLDS if blended else DOES_NOT_HOLD, blended, epochs, min_epochs,
+                    f" ({evidence}; our reading of 'blended': the probe within {margin:.2f} of chance).")
 
 
 # ---------------------------------------------------------------------------- Figure 3
 
-def jumps(curve: Sequence[float], *, after: int = 5, factor: float = 2.0) -> list[tuple[int, float, float]]:
+def jumps(curve: Sequence[float], *, after: int = 5,
+          factor: float = 2.0) -> list[tuple[int, float, float]]:
     """The epochs (1-based) after epoch ``after`` whose value is over ``factor`` times the lowest
-    value so far: ``(epoch, value, lowest so far)``. For a curve that can be negative, "over
-    factor times" reads as a rise above the lowest of more than (factor - 1) times its size."""
+    value so far: ``(epoch, value, lowest so far)``; for a negative lowest, a rise above it of
+    more than (factor - 1) times its size."""
     found, lowest = [], float("inf")
     for i, value in enumerate(curve):
-        value = float(value)
-        epoch = i + 1
+        value, epoch = float(value), i + 1
         if epoch > after and np.isfinite(lowest) and value - lowest > (factor - 1) * abs(lowest):
             found.append((epoch, value, lowest))
         lowest = min(lowest, value)
@@ -117,26 +113,22 @@ def figure3(train_all: Sequence[float], constraint: Sequence[float] | None = Non
             min_epochs: int = MIN_EPOCHS) -> Verdict:
     """Figure 3: do L_all (and the constraint loss L_con + L_dis) decrease almost monotonously?
 
-    ``train_all``: the training L_all per epoch (epoch 1 first); ``constraint``: L_con + L_dis per
-    epoch, if given. Our reading of "almost monotonously": no epoch after the ``after``-th whose
-    value is over ``factor`` times the lowest so far (:func:`jumps`), and the last value below
-    the first. ``best_epoch``: the epoch early stopping kept, said beside a jump.
-
-    Outcomes: ``"monotone"`` (holds), ``"jump"`` or ``"no decrease"`` (does not hold),
-    ``"too short to tell"``."""
+    ``train_all`` and ``constraint``: per epoch, epoch 1 first. Our reading: no :func:`jumps`,
+    and the last value below the first. ``best_epoch``, the epoch kept, is placed beside a jump.
+    Outcomes: ``"monotone"`` (holds), ``"jump"``, ``"no decrease"``, ``"too short to tell"``."""
     curves = {"L_all": list(train_all)}
     if constraint is not None:
         curves["L_con + L_dis"] = list(constraint)
     n = len(curves["L_all"])
     if n < min(min_epochs, after + 1):
-        return Verdict(TOO_SHORT, f"Figure 3, {_quote('figure3')}: {TOO_SHORT} ({n} epoch"
-                                  f"{'s' if n != 1 else ''}; a jump is looked for after epoch {after}).")
+        return Verdict(TOO_SHORT, f'Figure 3, "{CLAIMS["figure3"]}": {TOO_SHORT} ({_plural(n, "epoch")}; '
+                                  f"a jump is looked for after epoch {after}).")
     problems, outcome = [], "monotone"
     for name, curve in curves.items():
         found = jumps(curve, after=after, factor=factor)
         if found:
             epoch, value, lowest = found[0]
-            more = f" (and {len(found) - 1} later epoch{'s' if len(found) > 2 else ''})" if len(found) > 1 else ""
+            more = f" (and {_plural(len(found) - 1, 'later epoch')})" if len(found) > 1 else ""
             problems.append(f"{name} jumps at epoch {epoch} to {value:.3g}, over {factor:g} times its lowest "
                             f"so far {lowest:.3g}{more}")
             outcome = "jump"
@@ -149,13 +141,12 @@ def figure3(train_all: Sequence[float], constraint: Sequence[float] | None = Non
         if outcome == "jump":
             first = min(j[0] for c in curves.values() for j in jumps(c, after=after, factor=factor))
             kept += ", before the jump" if best_epoch < first else ", after the jump"
-    caveat = _short(n, min_epochs)
-    if not problems:
-        evidence = "; ".join(f"{name} from {c[0]:.3g} to {c[-1]:.3g}, lowest {min(c):.3g}" for name, c in curves.items())
-        text = f"{caveat}{HOLDS} ({evidence}, no epoch after the {_ordinal(after)} over {factor:g} times the lowest so far{kept})"
-    else:
-        text = f"{caveat}{DOES_NOT_HOLD} ({'; '.join(problems)}{kept})"
-    return Verdict(TOO_SHORT if caveat else outcome, f"Figure 3, {_quote('figure3')}: {text}.")
+    if problems:
+        return _verdict("figure3", outcome, False, n, min_epochs, f" ({'; '.join(problems)}{kept}).")
+    evidence = "; ".join(f"{name} from {c[0]:.3g} to {c[-1]:.3g}, lowest {min(c):.3g}"
+                         for name, c in curves.items())
+    return _verdict("figure3", outcome, True, n, min_epochs, f" ({evidence}, no epoch after the "
+                    f"{_ordinal(after)} over {factor:g} times the lowest so far{kept}).")
 
 
 def _ordinal(n: int) -> str:
@@ -167,12 +158,9 @@ def _ordinal(n: int) -> str:
 def modality_box(p_true, *, n_modalities: int = 3, tol: float = 0.15) -> tuple[str, str]:
     """One modality's box of p(true modality | C_m) over samples -> (case, evidence).
 
-    Cases (our reading of "centered around 0.33", with ``tol`` around chance = 1 / M):
-    ``"fooled"``: the box (25th to 75th percentile) lies within chance ± tol; ``"confidently
-    wrong"``: the median below chance - tol (D names another modality, with confidence);
-    ``"not fooled"``: the median above chance + tol (D names the true modality); ``"mixed"``:
-    a box that spans beyond chance ± tol on either side of a median near chance (samples at 0
-    and at 1 that only average to chance)."""
+    Cases, with chance = 1 / M: ``"fooled"``, the box (25th to 75th percentile) within chance ±
+    ``tol``; ``"confidently wrong"``, the median below chance - tol; ``"not fooled"``, the median
+    above chance + tol; ``"mixed"``, a wider box around a median near chance (samples at 0 and 1)."""
     chance = 1.0 / n_modalities
     p = np.atleast_1d(np.asarray(p_true, dtype=np.float64))
     q25, med, q75 = (float(v) for v in np.percentile(p, [25, 50, 75]))
@@ -196,23 +184,19 @@ def figure4a(p_true: Mapping[str, object], *, epochs: int | None = None, tol: fl
              min_epochs: int = MIN_EPOCHS) -> Verdict:
     """Figure 4a, per modality: is the discriminator fooled on each C_m?
 
-    ``p_true``: modality -> the per-sample probabilities of the true modality on C_m (an array:
-    the box plot's data), or one mean per modality (then the box is that one value). Each
-    modality gets a case of :func:`modality_box`; the claim holds only when every modality is
-    fooled. Outcome: the common case of all modalities (``"fooled"``, ``"confidently wrong"``,
-    ``"not fooled"``, ``"mixed"``), ``"different per modality"``, or ``"too short to tell"``.
-    A mean over modalities is never the evidence: boxes at 0 and 1 can average to 1/3."""
+    ``p_true``: modality -> the per-sample probabilities of the true modality on C_m (or one mean).
+    Each gets a case of :func:`modality_box`; the claim holds when every one is fooled (a mean
+    over modalities is no evidence: boxes at 0 and 1 average to 1/3). Outcome: the case all
+    share, ``"different per modality"`` or ``"too short to tell"``."""
     n = len(p_true)
     cases = {m: modality_box(p, n_modalities=n, tol=tol) for m, p in p_true.items()}
     kinds = {case for case, _ in cases.values()}
     outcome = kinds.pop() if len(kinds) == 1 else "different per modality"
     holds = all(case == "fooled" for case, _ in cases.values())
-    caveat = _short(epochs, min_epochs)
     evidence = "; ".join(f"C_{m} {case} ({ev})" for m, (case, ev) in cases.items())
-    word = HOLDS if holds else DOES_NOT_HOLD
-    return Verdict(TOO_SHORT if caveat else outcome,
-                   f"Figure 4a, {_quote('figure4a')}: {caveat}{word} (p(true modality | C_m) per modality: "
-                   f"{evidence}; our reading of 'around 0.33': the box within {1 / n:.2f} ± {tol:.2f}).")
+    return _verdict("figure4a", outcome, holds, epochs, min_epochs,
+                    f" (p(true modality | C_m) per modality: {evidence}; our reading of 'around 0.33': "
+                    f"the box within {1 / n:.2f} ± {tol:.2f}).")
 
 
 # ---------------------------------------------------------------------------- Figure 4b
@@ -220,24 +204,19 @@ def figure4a(p_true: Mapping[str, object], *, epochs: int | None = None, tol: fl
 def figure4b(psi_c_before: float, psi_c_after: float, *, before: str = "emotion-like",
              after: str = "humor-like", expect: str = "up", tol: float = 0.02,
              epochs: int | None = None, min_epochs: int = MIN_EPOCHS) -> Verdict:
-    """Figure 4b: direction and size of the change of the mean fusion weight psi on C from run
-    ``before`` to run ``after``.
+    """Figure 4b: how the mean fusion weight psi on C changes from run ``before`` to ``after``.
 
-    The paper finds psi larger on the common target for UR_FUNNY (a label carried by what the
-    modalities share) and on the private ones for MOSI/MOSEI; our emotion-like -> humor-like
-    benchmarks move the label from mostly private to mostly shared, so the claim predicts
-    ``expect="up"``. A change within ± ``tol`` (our reading) is flat. Outcomes: ``"up"``,
-    ``"down"``, ``"flat"``, ``"too short to tell"``."""
+    The paper finds psi larger on C for UR_FUNNY (a label in what the modalities share); our
+    emotion-like -> humor-like benchmarks move the label from private to shared, so the claim
+    predicts ``expect="up"``. Within ± ``tol``: flat. Outcomes: ``"up"``, ``"down"``, ``"flat"``,
+    ``"too short to tell"``."""
     delta = float(psi_c_after) - float(psi_c_before)
     direction = "up" if delta > tol else "down" if delta < -tol else "flat"
     moved = {"up": f"rises by {delta:.3f}", "down": f"falls by {-delta:.3f}",
              "flat": f"stays within {tol:.2f} (change {delta:+.3f})"}[direction]
-    caveat = _short(epochs, min_epochs)
-    word = HOLDS if direction == expect else DOES_NOT_HOLD
-    return Verdict(TOO_SHORT if caveat else direction,
-                   f"Figure 4b, {_quote('figure4b')}: {caveat}{word}: the mean psi on C {moved} from "
-                   f"{before} ({psi_c_before:.3f}) to {after} ({psi_c_after:.3f}); the label's "
-                   f"structure says it should go {expect}.")
+    return _verdict("figure4b", direction, direction == expect, epochs, min_epochs,
+                    f": the mean psi on C {moved} from {before} ({psi_c_before:.3f}) to {after} "
+                    f"({psi_c_after:.3f}); the label's structure says it should go {expect}.")
 
 
 # ---------------------------------------------------------------------------- runs
@@ -257,21 +236,17 @@ def kept_epoch(best_epoch: int, epochs: int) -> Verdict:
 
 
 def seed_spread(runs: Mapping[str, Mapping[str, float]], *, regime: float = 0.15) -> Verdict:
-    """Several runs of one recipe with different seeds: name -> {"mae", "disc_prob_common",
-    "jump" (bool, from :func:`jumps`)}. Outcome ``"same regime"`` when every run's D(C) lies
-    within ``regime`` of every other's (issue target: D(C) in the same regime on every seed),
-    ``"different regimes"`` otherwise, ``"too few runs"`` below two."""
+    """Several seeds of one recipe: name -> {"mae", "disc_prob_common", "jump" (bool)}. Outcome
+    ``"same regime"`` when every run's D(C) lies within ``regime`` of every other's, ``"different
+    regimes"`` otherwise, ``"too few runs"`` below two."""
     if len(runs) < 2:
-        return Verdict("too few runs", f"{len(runs)} run{'s' if len(runs) != 1 else ''} of this recipe: "
-                                       f"no spread to read.")
+        return Verdict("too few runs", f"{_plural(len(runs), 'run')} of this recipe: no spread to read.")
     mae = np.array([r["mae"] for r in runs.values()], dtype=np.float64)
     dc = np.array([r["disc_prob_common"] for r in runs.values()], dtype=np.float64)
     n_jump = sum(bool(r.get("jump")) for r in runs.values())
     same = float(dc.max() - dc.min()) <= regime
-    outcome = "same regime" if same else "different regimes"
-    return Verdict(outcome, f"{len(runs)} seeds: test MAE {mae.mean():.3f} ± {mae.std(ddof=1):.3f} "
-                            f"(from {mae.min():.3f} to {mae.max():.3f}); D's p(true modality | C_m) from "
-                            f"{dc.min():.2f} to {dc.max():.2f}, "
-                            + ("one regime" if same else "different regimes")
-                            + f" (within {regime:.2f} of each other: {'yes' if same else 'no'}); "
-                            f"L_all jumps in {n_jump} of {len(runs)}.")
+    return Verdict("same regime" if same else "different regimes",
+                   f"{len(runs)} seeds: test MAE {mae.mean():.3f} ± {mae.std(ddof=1):.3f} (from "
+                   f"{mae.min():.3f} to {mae.max():.3f}); D's p(true modality | C_m) from {dc.min():.2f} to "
+                   f"{dc.max():.2f}, {'one regime' if same else 'different regimes'} (within {regime:.2f} of "
+                   f"each other: {'yes' if same else 'no'}); L_all jumps in {n_jump} of {len(runs)}.")

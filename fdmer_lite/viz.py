@@ -1,28 +1,12 @@
 """Plotly figure builders for the FDMER lessons. Every function RETURNS a figure; none shows it.
 
-FDMER (Yang et al., ACM MM 2022) explains the method with four kinds of figures, rebuilt here:
-
-- Figure 2 (Sec. 4.5): t-SNE of the common and private representations C_m, P_m of each
-  modality -> :func:`project`, :func:`embedding_figure`, :func:`representation_embedding`.
-  Colours follow the paper: one hue per modality (text blue, audio orange, visual green), a light
-  shade for common and a dark shade for private.
-- Figure 3 (Sec. 4.5): training curves of every loss term -> :func:`loss_curves`; beside it,
-  what drives the curves (each term's gradient into the encoders, the discriminator's accuracy,
-  the reversal's strength) -> :func:`training_game`.
-- Figure 4a (Sec. 4.5): the modality discriminator's probability of the true modality, near
-  chance (1/3) on C_m and near 1 on P_m -> :func:`discriminator_probabilities`.
-- Figure 4b (Sec. 4.5): the CMAF phase-2 fusion weights psi over the targets C, P_t, P_a, P_v
-  (Eq. 15-17) -> :func:`fusion_weights`.
-
-Plus :func:`metrics_table` (ours beside the paper's Tables 1-3), :func:`compare_table` (several
-runs side by side), :func:`write_report`, which writes one self-contained, offline HTML file,
-and the teaching figures of the tutorials: :func:`sample_sequences` (one sample's three
-sequences), :func:`attention_heatmap` (a tiny attention probe, Eq. 1 and Eq. 12),
-:func:`angular_geometry` (the decision regions of Eq. 9 on the unit circle) and
-:func:`embedding_comparison` (Figure 2 for several runs side by side).
-
-The ``reps`` objects are duck-typed: anything with the attributes named in each docstring works
-(``fdmer_lite.analysis`` produces them), so this module imports neither the model nor the trainer.
+The paper's figures (Yang et al., ACM MM 2022, Sec. 4.5): Figure 2, t-SNE of C_m and P_m
+(:func:`representation_embedding`; text blue, audio orange, visual green, light for common, dark
+for private); Figure 3, the loss terms per epoch (:func:`loss_curves`, :func:`training_game`);
+Figure 4a, the discriminator's probability of the true modality (:func:`discriminator_probabilities`);
+Figure 4b, the fusion weights psi of Eq. 15-17 (:func:`fusion_weights`). Then tables, the
+tutorials' teaching figures and offline HTML (:func:`write_report`, :func:`export_html`). The
+``reps`` objects are duck-typed (``fdmer_lite.analysis`` makes them): no model import here.
 """
 
 from __future__ import annotations
@@ -40,21 +24,14 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 MODALITY_NAMES = {"t": "text", "a": "audio", "v": "visual"}
-# (light = common, dark = private), as in the paper's Figure 2.
-MODALITY_COLORS = {
-    "t": ("#9ecae1", "#08519c"),   # light / dark blue
-    "a": ("#fdae6b", "#a63603"),   # light / dark orange
-    "v": ("#a1d99b", "#006d2c"),   # light / dark green
-}
+# (light = common, dark = private) blue, orange and green, as in the paper's Figure 2.
+MODALITY_COLORS = {"t": ("#9ecae1", "#08519c"), "a": ("#fdae6b", "#a63603"), "v": ("#a1d99b", "#006d2c")}
 OTHER_COLORS = ("#cccccc", "#525252")      # any other modality key: light / dark grey
 COMMON_COLOR = "#756bb1"                    # the fused common target C in the psi box plot
 KIND_SYMBOLS = {"common": "circle", "private": "diamond"}
 
-TERM_TITLES = {
-    "task": "L_task", "ami": "L_ami (Eq. 10)", "ams": "L_ams (Eq. 11)",
-    "con": "L_con (Eq. 5)", "dis": "L_dis (Eq. 7)", "all": "L_all (Eq. 18)",
-    "confusion": "confusion loss (extension)",
-}
+TERM_TITLES = {"task": "L_task", "ami": "L_ami (Eq. 10)", "ams": "L_ams (Eq. 11)", "con": "L_con (Eq. 5)",
+               "dis": "L_dis (Eq. 7)", "all": "L_all (Eq. 18)", "confusion": "confusion loss (extension)"}
 PROJECTION_METHODS = ("tsne", "umap", "pca")
 
 
@@ -75,24 +52,22 @@ def _fmt(value) -> str:
     return str(value)
 
 
-# ---------------------------------------------------------------- Figure 3: loss curves
+def _chance_line(fig: go.Figure, y: float, text: str) -> None:
+    """A dashed horizontal line at chance (or uniform attention), labelled top left."""
+    fig.add_hline(y=y, line_dash="dash", line_color="black",
+                  annotation_text=text, annotation_position="top left")
 
+
+# ---------------------------------------------------------------- Figure 3: loss curves
 
 def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", "all"),
                 title: str = "Loss terms per epoch") -> go.Figure:
-    """One subplot per loss term with train and valid lines over epochs (paper Figure 3).
-
-    ``history`` is the trainer's list of per-epoch dicts:
-    ``{"epoch": 1, "train": {"task": ..., "ami": ...}, "valid": {...}, ...}``.
-    Terms that appear in no epoch (e.g. ``ami`` when beta = 0 disables it) are skipped.
-    """
+    """One subplot per loss term with train and valid lines over the epochs of the trainer's
+    ``history`` (paper Figure 3); terms no epoch recorded (``ami`` when beta = 0) are skipped."""
     present = [t for t in terms
                if any(t in (h.get(split) or {}) for h in history for split in ("train", "valid"))]
     if not present:
-        fig = go.Figure()
-        fig.update_layout(title=f"{title}: no loss terms recorded")
-        return fig
-
+        return go.Figure(layout=dict(title=f"{title}: no loss terms recorded"))
     cols = min(3, len(present))
     rows = math.ceil(len(present) / cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=[TERM_TITLES.get(t, t) for t in present])
@@ -112,47 +87,36 @@ def loss_curves(history: list[dict], terms=("task", "ami", "ams", "con", "dis", 
     return fig
 
 
-GAME_TERM_COLORS = {"task": "#333333", "ami": "#d62728", "confusion": "#e377c2", "ams": "#ff9896",
-                    "con": "#1f77b4", "dis": "#9467bd"}
-GAME_TERM_NAMES = {"task": "L_task", "ami": "beta L_ami (reversed)", "confusion": "beta confusion loss",
-                   "ams": "beta L_ams", "con": "gamma L_con", "dis": "gamma L_dis"}
+GAME_TERMS = {"task": ("L_task", "#333333"), "ami": ("beta L_ami (reversed)", "#d62728"),
+              "confusion": ("beta confusion loss", "#e377c2"), "ams": ("beta L_ams", "#ff9896"),
+              "con": ("gamma L_con", "#1f77b4"), "dis": ("gamma L_dis", "#9467bd")}
 
 
 def training_game(history: list[dict], best_epoch: int | None = None,
                   title: str = "The training game, beside Figure 3") -> go.Figure:
-    """Four panels over the epochs, from the trainer's ``"game"`` records (``train.game_record``):
-
-    1. Figure 3's three curves: L_all, the adversarial loss L_ami + L_ams (with the confusion
-       adversary, its loss too) and the constraint loss L_con + L_dis (training split);
-    2. the gradient each term of Eq. 18 sends into the common encoder (log scale);
-    3. the same into the private encoders;
-    4. the discriminator's accuracy on C_m and on P_m, and the reversal's strength.
-
-    A dotted line marks ``best_epoch`` (the epoch early stopping kept) on every panel. Epochs
-    without a game record (runs trained before it existed) leave gaps.
-    """
+    """Four panels over the epochs (``train.game_record``): Figure 3's three curves; the gradient
+    each term of Eq. 18 sends into the common and the private encoders; the discriminator's
+    accuracy and the reversal's strength. A dotted line marks ``best_epoch``."""
     epochs = [h.get("epoch", i + 1) for i, h in enumerate(history)]
     fig = make_subplots(rows=2, cols=2, subplot_titles=(
         "Figure 3: L_all, L_ami + L_ams, L_con + L_dis (train)",
         "gradient norm into the common encoder", "gradient norm into the private encoders",
         "discriminator accuracy and reversal strength"), vertical_spacing=0.14)
     train = [h.get("train") or {} for h in history]
-    curves = {"L_all": [t.get("all") for t in train],
-              "L_ami + L_ams": [None if "ami" not in t else t["ami"] + t.get("confusion", 0.0) + t.get("ams", 0.0)
-                                for t in train],
+    adversarial = [None if "ami" not in t else t["ami"] + t.get("confusion", 0.0) + t.get("ams", 0.0)
+                   for t in train]
+    curves = {"L_all": [t.get("all") for t in train], "L_ami + L_ams": adversarial,
               "L_con + L_dis": [None if "con" not in t else t["con"] + t.get("dis", 0.0) for t in train]}
     for (name, y), color in zip(curves.items(), ("#333333", "#d62728", "#1f77b4")):
         fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines", line=dict(color=color),
                                  legendgroup="fig3"), row=1, col=1)
     games = [h.get("game") or {} for h in history]
-    for col, part in ((2, "common"), (1, "private")):
-        row = 1 if part == "common" else 2
-        for term, color in GAME_TERM_COLORS.items():
-            y = [g.get("grad", {}).get(term, {}).get(part) for g in games]
-            y = [v if v else None for v in y]                     # zero: the term does not reach it
+    for row, col, part in ((1, 2, "common"), (2, 1, "private")):
+        for term, (name, color) in GAME_TERMS.items():
+            y = [g.get("grad", {}).get(term, {}).get(part) or None for g in games]  # 0: does not reach it
             if all(v is None for v in y):
                 continue
-            fig.add_trace(go.Scatter(x=epochs, y=y, name=GAME_TERM_NAMES[term], mode="lines",
+            fig.add_trace(go.Scatter(x=epochs, y=y, name=name, mode="lines",
                                      line=dict(color=color), legendgroup=term,
                                      showlegend=part == "common" or term in ("ams", "dis")),
                           row=row, col=col)
@@ -176,18 +140,10 @@ def training_game(history: list[dict], best_epoch: int | None = None,
 
 # ---------------------------------------------------------------- Figure 2: embeddings
 
-
 def embedding_figure(points, modality, kind, labels=None, ids=None, title: str = "") -> go.Figure:
-    """2-D scatter of already projected representations, coloured as in the paper's Figure 2.
-
-    Args:
-        points: (N, 2) projected coordinates.
-        modality: (N,) modality key per point ('t', 'a', 'v').
-        kind: (N,) 'common' or 'private' per point (light and dark shade of the modality hue).
-        labels: optional (N,) label per point, shown on hover.
-        ids: optional (N,) sample id per point, shown on hover.
-    One trace per (modality, kind) pair, so the legend toggles e.g. "text private" alone.
-    """
+    """2-D scatter of projected ``points`` (N, 2), coloured as in the paper's Figure 2: one trace
+    per ``modality`` ('t', 'a', 'v') and ``kind`` ('common' light, 'private' dark), with optional
+    ``labels`` and ``ids`` on hover."""
     points = np.asarray(points)
     modality, kind = np.asarray(modality).astype(str), np.asarray(kind).astype(str)
     n = len(points)
@@ -199,7 +155,6 @@ def embedding_figure(points, modality, kind, labels=None, ids=None, title: str =
     unknown = set(kind.tolist()) - set(KIND_SYMBOLS)
     if unknown:
         raise ValueError(f"kind: expected 'common' or 'private', got {sorted(unknown)}")
-
     fig = go.Figure()
     mods = list(dict.fromkeys(modality.tolist()))          # first-seen order
     for k in ("common", "private"):
@@ -207,19 +162,14 @@ def embedding_figure(points, modality, kind, labels=None, ids=None, title: str =
             sel = np.flatnonzero((modality == m) & (kind == k))             # indices of this group
             if sel.size == 0:
                 continue
-            light, dark = _colors(m)
-            text = [
-                f"id: {ids[i] if ids is not None else i}<br>"
-                f"label: {_fmt(labels[i]) if labels is not None else '—'}<br>"
-                f"{_mod_name(m)} {k}"
-                for i in sel
-            ]
+            text = [f"id: {ids[i] if ids is not None else i}<br>"
+                    f"label: {_fmt(labels[i]) if labels is not None else '—'}<br>{_mod_name(m)} {k}"
+                    for i in sel]
             fig.add_trace(go.Scatter(
                 x=points[sel, 0], y=points[sel, 1], mode="markers",
                 name=f"{_mod_name(m)} {k} ({'C' if k == 'common' else 'P'}_{m})",
-                marker=dict(color=light if k == "common" else dark, size=6, opacity=0.8,
-                            symbol=KIND_SYMBOLS.get(k, "circle"),
-                            line=dict(width=0.3, color="white")),
+                marker=dict(color=_colors(m)[0 if k == "common" else 1], size=6, opacity=0.8,
+                            symbol=KIND_SYMBOLS.get(k, "circle"), line=dict(width=0.3, color="white")),
                 text=text, hoverinfo="text",
             ))
     fig.update_layout(title=title, template="plotly_white", legend_title_text="representation",
@@ -227,39 +177,22 @@ def embedding_figure(points, modality, kind, labels=None, ids=None, title: str =
     return fig
 
 
-def _cache_key(X: np.ndarray, method: str, seed: int) -> str:
-    h = hashlib.sha256()
-    h.update(f"{X.shape}|{X.dtype.str}|{method}|{seed}|".encode())
-    h.update(X.tobytes())
-    return f"{method}-{h.hexdigest()[:32]}"
-
-
 def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
-    """2-D projection (N, d) -> (N, 2) by t-SNE, UMAP or PCA, optionally cached.
-
-    - ``tsne``: scikit-learn, ``init="pca"``, perplexity ``min(30, (N - 1) / 3)``;
-    - ``umap``: umap-learn, imported here (importing it takes ~13 s; the first fit in a process
-      ~40 s while numba compiles); ``n_neighbors = min(15, N - 1)``;
-    - ``pca``: scikit-learn, two components.
-
-    ``cache`` is a dict-like or a directory path. The key hashes (X's bytes and shape, method,
-    seed), so the same representation set is never projected twice. A copy is returned.
-    """
+    """2-D projection (N, d) -> (N, 2) by t-SNE, UMAP (imported here: slow) or PCA. ``cache``, a
+    dict-like or a directory, is keyed by a hash of (X, method, seed): no set is projected twice."""
     if method not in PROJECTION_METHODS:
         raise ValueError(f"method: expected one of {PROJECTION_METHODS}, got {method!r}")
     X = np.ascontiguousarray(X, dtype=np.float64)
     if X.ndim != 2 or X.shape[0] < 3 or X.shape[1] < 2:
         raise ValueError(f"X: expected shape (N, d) with N >= 3 and d >= 2, got {X.shape}")
-
-    key = _cache_key(X, method, seed)
-    file = None
-    if cache is not None and isinstance(cache, (str, os.PathLike)):
-        file = Path(cache) / f"{key}.npy"
-        if file.exists():
-            return np.load(file)
-    elif cache is not None and key in cache:
+    h = hashlib.sha256(f"{X.shape}|{X.dtype.str}|{method}|{seed}|".encode())
+    h.update(X.tobytes())
+    key = f"{method}-{h.hexdigest()[:32]}"
+    file = Path(cache) / f"{key}.npy" if isinstance(cache, (str, os.PathLike)) else None
+    if file is not None and file.exists():
+        return np.load(file)
+    if file is None and cache is not None and key in cache:
         return np.array(cache[key], copy=True)
-
     n = X.shape[0]
     if method == "tsne":
         from sklearn.manifold import TSNE
@@ -273,7 +206,6 @@ def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
         from sklearn.decomposition import PCA
         Y = PCA(n_components=2, random_state=seed).fit_transform(X)
     Y = np.asarray(Y, dtype=np.float64)                                     # (N, 2)
-
     if file is not None:
         file.parent.mkdir(parents=True, exist_ok=True)
         np.save(file, Y)
@@ -284,19 +216,14 @@ def project(X, method: str = "tsne", seed: int = 0, cache=None) -> np.ndarray:
 
 def representation_embedding(reps, method: str = "tsne", max_points: int | None = 600,
                              seed: int = 0, cache=None) -> go.Figure:
-    """Project all C_m and P_m jointly and plot them (paper Figure 2).
-
-    ``reps`` needs ``common`` and ``private`` (dict m -> (N, d_k) arrays), ``labels`` (N,),
-    ``ids`` (N str) and ``modalities`` (e.g. "tav"). Up to ``max_points`` samples are drawn
-    (seeded; the same samples for every modality), the 2*M sets are stacked into one
-    (2*M*n, d_k) array and projected once, so distances between sets are comparable.
-    """
+    """Paper Figure 2: all C_m and P_m of up to ``max_points`` samples (the same for every set),
+    projected together so that distances between sets compare. ``reps``: ``common``, ``private``
+    (m -> (N, d_k)), ``labels``, ``ids``, ``modalities``."""
     mods = list(reps.modalities)
     n_all = len(reps.labels)
     rng = np.random.default_rng(seed)
     n = n_all if max_points is None else min(n_all, max_points)
     idx = np.sort(rng.choice(n_all, size=n, replace=False))                 # (n,)
-
     blocks, modality, kind = [], [], []
     for k, store in (("common", reps.common), ("private", reps.private)):
         for m in mods:
@@ -309,23 +236,39 @@ def representation_embedding(reps, method: str = "tsne", max_points: int | None 
     X = np.concatenate(blocks, axis=0)                                      # (2*M*n, d_k)
     labels = np.tile(np.asarray(reps.labels)[idx], 2 * len(mods))          # (2*M*n,)
     ids = [str(reps.ids[i]) for i in idx] * (2 * len(mods))
-
     Y = project(X, method=method, seed=seed, cache=cache)                   # (2*M*n, 2)
     title = f"Common (light) and private (dark) representations, {method.upper()}, {n} samples"
     return embedding_figure(Y, modality, kind, labels=labels, ids=ids, title=title)
 
 
+def embedding_comparison(panels: dict, method: str = "tsne", max_points: int | None = 300,
+                         seed: int = 0, cache=None) -> go.Figure:
+    """Figure 2 for several runs side by side: ``{"beta = gamma = 0": reps0, "paper": reps}``,
+    each panel :func:`representation_embedding` of one representation set."""
+    if not panels:
+        raise ValueError("panels: expected at least one {title: reps} entry")
+    figs = {name: representation_embedding(r, method=method, max_points=max_points, seed=seed,
+                                           cache=cache)
+            for name, r in panels.items()}
+    fig = make_subplots(rows=1, cols=len(figs), subplot_titles=list(figs), horizontal_spacing=0.04)
+    for col, sub in enumerate(figs.values(), start=1):
+        for tr in sub.data:
+            tr.legendgroup = tr.name
+            tr.showlegend = col == 1
+            fig.add_trace(tr, row=1, col=col)
+        fig.update_xaxes(showticklabels=False, row=1, col=col)
+        fig.update_yaxes(showticklabels=False, row=1, col=col)
+    fig.update_layout(title=f"Common (light) and private (dark) representations, {method.upper()}",
+                      template="plotly_white", height=480, width=460 * len(figs) + 200,
+                      legend_title_text="representation")
+    return fig
+
+
 # ---------------------------------------------------------------- Figure 4: discriminator, psi
 
-
 def discriminator_probabilities(reps, style: str = "box", title: str | None = None) -> go.Figure:
-    """Distribution of the discriminator's probability of the TRUE modality (paper Figure 4a).
-
-    ``reps.disc_prob_common[m]`` and ``reps.disc_prob_private[m]`` are (N, M) probabilities over
-    the modalities in the order of ``reps.modalities``; for inputs from modality m the true
-    column is ``reps.modalities.index(m)``. Ideal: near chance 1/M on C_m (the common space hides
-    the modality), near 1 on P_m. ``style`` is "box" or "violin".
-    """
+    """Box (or violin) plot of the discriminator's probability of the TRUE modality (Figure 4a),
+    from ``reps.disc_prob_common[m]`` and ``disc_prob_private[m]`` (N, M). Ideal: 1/M on C_m, 1 on P_m."""
     if style not in ("box", "violin"):
         raise ValueError(f"style: expected 'box' or 'violin', got {style!r}")
     mods = list(reps.modalities)
@@ -338,15 +281,11 @@ def discriminator_probabilities(reps, style: str = "box", title: str | None = No
             if prob.ndim != 2 or prob.shape[1] != M:
                 raise ValueError(f"disc_prob_{k}[{m!r}]: expected shape (N, {M}), got {prob.shape}")
             p_true = prob[:, j]                                             # (N,)
-            light, dark = _colors(m)
-            fig.add_trace(trace(
-                x=[_mod_name(m)] * len(p_true), y=p_true,
-                name=f"{'C' if k == 'common' else 'P'}_{m} ({k})",
-                offsetgroup=k, legendgroup=k,
-                marker_color=light if k == "common" else dark,
-            ))
-    fig.add_hline(y=1 / M, line_dash="dash", line_color="black",
-                  annotation_text=f"chance 1/{M}", annotation_position="top left")
+            fig.add_trace(trace(x=[_mod_name(m)] * len(p_true), y=p_true,
+                                name=f"{'C' if k == 'common' else 'P'}_{m} ({k})",
+                                offsetgroup=k, legendgroup=k,
+                                marker_color=_colors(m)[0 if k == "common" else 1]))
+    _chance_line(fig, 1 / M, f"chance 1/{M}")
     layout = dict(boxmode="group") if style == "box" else dict(violinmode="group")
     fig.update_layout(title=title or "Discriminator probability of the true modality",
                       yaxis=dict(title="p(true modality)", range=[-0.02, 1.02]),
@@ -354,21 +293,10 @@ def discriminator_probabilities(reps, style: str = "box", title: str | None = No
     return fig
 
 
-def _psi_color(name: str) -> str:
-    # "C" -> purple; "P_t" -> the dark (private) shade of text, etc.
-    if name.startswith("P_") and len(name) > 2:
-        return _colors(name[2:])[1]
-    return COMMON_COLOR
-
-
 def fusion_weights(reps, names: list[str] | None = None, title: str | None = None) -> go.Figure:
-    """Box plot of the CMAF phase-2 weights psi per fusion target (paper Figure 4b, Eq. 16).
-
-    ``reps`` has ``psi`` (N, T) and ``psi_names`` (T names such as ["C", "P_t", "P_a", "P_v"]);
-    ``names`` overrides the displayed names. Pass a dict ``{label: reps}`` to compare several
-    models side by side (e.g. "emotion-like" vs "humor-like"): one box trace per entry.
-    The dashed line marks uniform attention 1/T.
-    """
+    """Box plot of the CMAF phase-2 weights psi per fusion target (paper Figure 4b, Eq. 16), from
+    ``reps.psi`` (N, T) and ``reps.psi_names`` (or ``names``); a dict ``{label: reps}`` compares
+    models, one box trace each. The dashed line marks uniform attention 1/T."""
     groups = reps if isinstance(reps, dict) else {None: reps}
     fig = go.Figure()
     T = None
@@ -379,15 +307,15 @@ def fusion_weights(reps, names: list[str] | None = None, title: str | None = Non
             raise ValueError(f"psi: expected shape (N, {len(target_names)}), got {psi.shape}")
         T = psi.shape[1]
         if label is None:                      # one model: one coloured box per target
-            for j, name in enumerate(target_names):
+            for j, name in enumerate(target_names):    # P_t: the dark shade of text; C: purple
+                private = name.startswith("P_") and len(name) > 2
                 fig.add_trace(go.Box(y=psi[:, j], x=[name] * len(psi), name=name,
-                                     marker_color=_psi_color(name)))
+                                     marker_color=_colors(name[2:])[1] if private else COMMON_COLOR))
         else:                                  # several models: one trace each, grouped
             x = np.repeat(np.array(target_names)[None, :], len(psi), axis=0)   # (N, T)
             fig.add_trace(go.Box(y=psi.ravel(), x=x.ravel(), name=str(label)))
     if T:
-        fig.add_hline(y=1 / T, line_dash="dash", line_color="black",
-                      annotation_text=f"uniform 1/{T}", annotation_position="top left")
+        _chance_line(fig, 1 / T, f"uniform 1/{T}")
     fig.update_layout(title=title or "Fusion attention ψ over targets", boxmode="group",
                       yaxis=dict(title="ψ", range=[-0.02, 1.02]), xaxis_title="target",
                       template="plotly_white", showlegend=not (None in groups))
@@ -396,48 +324,64 @@ def fusion_weights(reps, names: list[str] | None = None, title: str | None = Non
 
 # ---------------------------------------------------------------- tables and the report
 
+def _cell(value, key: str, percent: bool, number) -> str:
+    """A table cell: a number through ``number`` (keys acc*/f1* x100 when ``percent``), else text."""
+    if isinstance(value, (int, float, np.number)) and not isinstance(value, bool):
+        if percent and key.lower().startswith(("acc", "f1")):
+            return f"{100 * float(value):.1f}"
+        return number(float(value))
+    return str(value)
+
+
+def _table(header: list, cells: list, title: str) -> go.Figure:
+    fig = go.Figure(go.Table(
+        header=dict(values=header, fill_color="#deebf7", align="left", font=dict(size=13)),
+        cells=dict(values=cells, align="left", height=24),
+    ))
+    fig.update_layout(title=title, height=120 + 26 * len(cells[0]), margin=dict(l=10, r=10, t=50, b=10))
+    return fig
+
 
 def metrics_table(ours: dict, paper: dict | None = None, bayes: dict | None = None,
                   percent: bool = True, title: str = "Test metrics") -> go.Figure:
     """Table of metric names with our values, and the paper's (and the Bayes floor) beside them.
-
-    All dicts use the ``metrics.json`` convention: accuracies and F1 as fractions in [0, 1].
-    With ``percent=True`` keys starting with ``acc`` or ``f1`` are shown x100, as papers print
-    them (so pass the paper's 84.6 as 0.846). A missing value shows as "—".
-    """
+    Accuracies and F1 are fractions, shown x100 with ``percent`` (pass the paper's 84.6 as 0.846)."""
     keys = list(ours) + [k for k in (paper or {}) if k not in ours]
 
-    def show(d, key):
-        if d is None or key not in d:
-            return "—"
-        v = d[key]
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
-            v = float(v)
-            if percent and key.lower().startswith(("acc", "f1")):
-                return f"{100 * v:.1f}"
-            return f"{v:.4f}"
-        return str(v)
+    def column(d):
+        return ["—" if d is None or k not in d else _cell(d[k], k, percent, "{:.4f}".format) for k in keys]
 
-    header = ["metric", "ours"]
-    columns = [keys, [show(ours, k) for k in keys]]
+    header, cells = ["metric", "ours"], [keys, column(ours)]
     for name, d in (("paper", paper), ("ideal (Bayes)", bayes)):
         if d is not None:
             header.append(name)
-            columns.append([show(d, k) for k in keys])
-    fig = go.Figure(go.Table(
-        header=dict(values=header, fill_color="#deebf7", align="left", font=dict(size=13)),
-        cells=dict(values=columns, align="left", height=24),
-    ))
-    fig.update_layout(title=title, height=120 + 26 * len(keys), margin=dict(l=10, r=10, t=50, b=10))
-    return fig
+            cells.append(column(d))
+    return _table(header, cells, title)
+
+
+def compare_table(columns: dict[str, dict], keys=None, ideal: dict | None = None,
+                  percent: bool = False, title: str = "Comparison") -> go.Figure:
+    """Table with one column per run (``{"run name": {"metric": value}}``), one row per key (``keys``
+    picks and orders them), and an ``ideal`` column if given; numbers to 3 significant digits."""
+    if keys is None:
+        keys = list(dict.fromkeys(k for col in columns.values() for k in col))
+
+    def column(d):
+        return ["—" if d.get(k) is None else _cell(d[k], k, percent, _fmt) for k in keys]
+
+    header = ["", *columns]
+    cells = [list(keys)] + [column(col) for col in columns.values()]
+    if ideal is not None:
+        header.append("ideal")
+        cells.append(column(ideal))
+    return _table(header, cells, title)
 
 
 def write_report(path, figures: list[tuple], title: str = "fdmer_lite report",
                  summary_html: str = "") -> Path:
-    """Write one self-contained HTML file (works offline): plotly.js embedded once, then each
-    figure under its own heading. ``figures`` holds ``(heading, figure)`` or ``(heading, figure,
-    caption)``; a caption (plain text) is printed under its figure. ``summary_html`` is inserted
-    as is, below the title."""
+    """Write one self-contained, offline HTML file: plotly.js embedded once, then each figure
+    under its heading. ``figures`` holds ``(heading, figure)`` or ``(heading, figure, caption)``
+    (plain text, printed under it); ``summary_html`` goes in as is, below the title."""
     parts = []
     for i, (heading, fig, *caption) in enumerate(figures):
         parts.append(f"<h2>{html.escape(heading)}</h2>")
@@ -458,48 +402,43 @@ def write_report(path, figures: list[tuple], title: str = "fdmer_lite report",
     return path
 
 
-def compare_table(columns: dict[str, dict], keys=None, ideal: dict | None = None,
-                  percent: bool = False, title: str = "Comparison") -> go.Figure:
-    """Table with one column per run (``{"run name": {"metric": value}}``), one row per key.
-
-    ``keys`` picks and orders the rows (default: every key of every run, first-seen order);
-    ``ideal`` adds a last column (e.g. ``{"common_modality_acc": "1/3"}``). Numbers are shown
-    with 3 significant digits (``percent=True``: keys starting with ``acc``/``f1`` as x100).
-    """
-    if keys is None:
-        keys = list(dict.fromkeys(k for col in columns.values() for k in col))
-
-    def show(d, key):
-        v = d.get(key)
-        if isinstance(v, (int, float, np.number)) and not isinstance(v, bool):
-            v = float(v)
-            if percent and key.lower().startswith(("acc", "f1")):
-                return f"{100 * v:.1f}"
-            return _fmt(v)
-        return "—" if v is None else str(v)
-
-    header = ["", *columns]
-    cells = [list(keys)] + [[show(col, k) for k in keys] for col in columns.values()]
-    if ideal is not None:
-        header.append("ideal")
-        cells.append([show(ideal, k) for k in keys])
-    fig = go.Figure(go.Table(
-        header=dict(values=header, fill_color="#deebf7", align="left", font=dict(size=13)),
-        cells=dict(values=cells, align="left", height=24),
-    ))
-    fig.update_layout(title=title, height=120 + 26 * len(keys), margin=dict(l=10, r=10, t=50, b=10))
-    return fig
+def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) -> list[str]:
+    """One caption per figure of the demo's report (loss curves, embedding, discriminator,
+    fusion weights): what it shows, what a good result looks like, and what this run shows."""
+    valid = [h["valid"]["task"] for h in history]
+    best = int(metrics.get("best_epoch", 0) or 0)
+    curve = ""
+    if valid and 1 <= best <= len(valid):
+        curve = (f"This run: the validation task loss went from {valid[0]:.3f} in epoch 1 to "
+                 f"{valid[best - 1]:.3f} in epoch {best} of {len(valid)}, the epoch kept")
+        mae = history[best - 1].get("valid_metrics", {}).get("mae")
+        curve += f" (validation MAE {mae:.3f})." if mae is not None else "."
+    get = lambda k: metrics.get(k, float("nan"))  # noqa: E731
+    weights = ""
+    if psi is not None and len(psi_names):
+        mean = np.asarray(psi, dtype=float).mean(axis=0)
+        weights = ("This run's mean weights: "
+                   + ", ".join(f"{n} {w:.2f}" for n, w in zip(psi_names, mean)) + ".")
+    return [
+        "Every term of Eq. 18 per epoch, on the training and the validation split. A good run: the task loss "
+        "falls on both splits and the validation curve levels off; the constraint terms fall too. " + curve,
+        "The common (light) and private (dark) representations of the test split, coloured by modality. In "
+        "the paper's picture the light clouds of the three modalities mix and the dark ones stay apart. This "
+        f"run: a fresh linear probe tells the modality from C_m at {get('common_modality_acc'):.2f} (chance "
+        f"is 1/3) and from P_m at {get('private_modality_acc'):.2f}.",
+        "The discriminator's probability of the true modality, on C_m and on P_m. The paper shows about 1/3 "
+        "on C_m (fooled) and near 1 on P_m (recognised); a mean near 1/3 can also hide boxes at 0 and 1. "
+        f"This run's means: {get('disc_prob_common'):.2f} on C_m, {get('disc_prob_private'):.2f} on P_m.",
+        "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right in itself: "
+        "the weights say which tokens the prediction leans on. " + weights,
+    ]
 
 
 # ---------------------------------------------------------------- teaching figures
 
-
 def sample_sequences(features: dict, windows: dict | None = None, title: str = "One sample") -> go.Figure:
-    """Heatmaps of one sample's sequences, one row per modality (time across, features down).
-
-    ``features``: ``{m: (L_m, d_m) array}``; ``windows``: optional ``{m: (start, stop)}`` time
-    window to outline (the known-factor benchmark's expression window).
-    """
+    """Heatmaps of one sample's sequences ``{m: (L_m, d_m)}``, one row per modality (time across,
+    features down); ``windows`` ``{m: (start, stop)}`` outlines a time window."""
     mods = list(features)
     arrays = {m: np.asarray(features[m], dtype=float) for m in mods}       # m -> (L, d)
     for m, x in arrays.items():
@@ -508,10 +447,10 @@ def sample_sequences(features: dict, windows: dict | None = None, title: str = "
     fig = make_subplots(rows=len(mods), cols=1, shared_xaxes=False, vertical_spacing=0.08,
                         subplot_titles=[f"{_mod_name(m)} ({m}): {arrays[m].shape[0]} steps x "
                                         f"{arrays[m].shape[1]} features" for m in mods])
-    for i, m in enumerate(mods):
-        x = arrays[m]
+    for i, (m, x) in enumerate(arrays.items()):
         fig.add_trace(go.Heatmap(z=x.T, colorscale="RdBu", zmid=float(np.median(x)), showscale=False,
-                                 hovertemplate="step %{x}<br>feature %{y}<br>value %{z:.2f}<extra>" + m + "</extra>"),
+                                 hovertemplate="step %{x}<br>feature %{y}<br>value %{z:.2f}"
+                                               "<extra>" + m + "</extra>"),
                       row=i + 1, col=1)
         if windows and m in windows:
             start, stop = (int(v) for v in windows[m])
@@ -531,38 +470,30 @@ def attention_heatmap(weights, rows=None, cols=None, title: str = "Attention wei
     rows = [str(r) for r in (rows if rows is not None else range(w.shape[0]))]
     cols = [str(c) for c in (cols if cols is not None else range(w.shape[1]))]
     if len(rows) != w.shape[0] or len(cols) != w.shape[1]:
-        raise ValueError(f"rows/cols: expected {w.shape[0]} and {w.shape[1]} names, got {len(rows)} and {len(cols)}")
+        raise ValueError(f"rows/cols: expected {w.shape[0]} and {w.shape[1]} names, "
+                         f"got {len(rows)} and {len(cols)}")
     fig = go.Figure(go.Heatmap(z=w, x=cols, y=rows, colorscale="Blues", zmin=0.0,
-                               zmax=max(1.0, float(w.max())), text=np.round(w, 3),
-                               texttemplate="%{text}", hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}<extra></extra>"))
+                               zmax=max(1.0, float(w.max())), text=np.round(w, 3), texttemplate="%{text}",
+                               hovertemplate="query %{y}<br>key %{x}<br>%{z:.3f}<extra></extra>"))
     fig.update_layout(title=title, xaxis_title="key (attended to)", yaxis_title="query",
                       yaxis=dict(autorange="reversed"), template="plotly_white",
                       height=120 + 60 * len(rows), width=160 + 90 * len(cols))
     return fig
 
 
-def _class_color(name: str, i: int) -> str:
-    palette = ("#08519c", "#a63603", "#006d2c", "#54278f", "#636363")
-    return MODALITY_COLORS[name][1] if name in MODALITY_COLORS else palette[i % len(palette)]
-
-
 def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=None,
                      class_names=("t", "a", "v"), resolution: int = 720,
                      title: str | None = None) -> go.Figure:
-    """Decision geometry of Eq. 9 on the unit circle (2-d normalised features).
-
-    ``class_weights``: (2, M) columns W_D (normalised here). Drawn:
-    the unit circle; one ray per class weight; at radius 1.15 the plain decision regions
-    (argmax_m cos theta_m, what softmax cross-entropy separates); at radius 1.3 the regions where
-    a feature of class y would satisfy the margin, cos(theta_y + tau) > max_{m != y} cos theta_m
-    -- a gap of angle tau opens around every boundary; optionally the
-    (normalised) ``features`` (N, 2) on the circle, coloured by ``labels`` (N,).
-    """
+    """Decision geometry of Eq. 9 on the unit circle: a ray per column of ``class_weights`` (2, M);
+    at radius 1.15 the plain regions (argmax_m cos theta_m); at radius 1.3 those where class y keeps
+    the margin, cos(theta_y + tau) > max_{m != y} cos theta_m; optionally ``features`` (N, 2)."""
     W = np.asarray(class_weights, dtype=float)
     if W.ndim != 2 or W.shape[0] != 2:
         raise ValueError(f"class_weights: expected shape (2, M), got {W.shape}")
     M = W.shape[1]
     names = list(class_names)[:M] if len(class_names) >= M else [str(i) for i in range(M)]
+    palette = ("#08519c", "#a63603", "#006d2c", "#54278f", "#636363")          # modality keys: dark shade
+    colors = [MODALITY_COLORS[n][1] if n in MODALITY_COLORS else palette[j % 5] for j, n in enumerate(names)]
     W = W / np.linalg.norm(W, axis=0, keepdims=True)                        # (2, M)
     ang = np.linspace(0.0, 2 * np.pi, resolution, endpoint=False)           # (R,)
     u = np.stack([np.cos(ang), np.sin(ang)], axis=1)                        # (R, 2)
@@ -574,23 +505,21 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
         others = np.delete(cos, y, axis=1).max(axis=1)
         ok = (np.cos(np.minimum(theta[:, y] + margin, np.pi)) > others) & (plain == y)
         with_margin[ok] = y
-
     fig = go.Figure()
     fig.add_trace(go.Scatter(x=np.cos(ang), y=np.sin(ang), mode="lines", line=dict(color="#bbbbbb"),
                              name="unit circle", hoverinfo="skip"))
-    for radius, region, label, width in ((1.15, plain, "plain softmax region", 6),
-                                         (1.3, with_margin, f"margin region (tau={margin:g})", 6)):
+    a = np.append(ang, ang[0])                                              # closed loop
+    for radius, region, label in ((1.15, plain, "plain softmax region"),
+                                  (1.3, with_margin, f"margin region (tau={margin:g})")):
         for j in range(M):
-            r = np.where(region == j, radius, np.nan)
-            r = np.append(r, r[0])                                           # close the loop
-            a = np.append(ang, ang[0])
+            r = np.where(np.append(region, region[0]) == j, radius, np.nan)
             fig.add_trace(go.Scatter(x=r * np.cos(a), y=r * np.sin(a), mode="lines",
-                                     line=dict(color=_class_color(names[j], j), width=width),
+                                     line=dict(color=colors[j], width=6),
                                      name=f"{label}: {names[j]}", legendgroup=label,
                                      opacity=1.0 if radius > 1.2 else 0.45, hoverinfo="name"))
     for j in range(M):
         fig.add_trace(go.Scatter(x=[0, W[0, j]], y=[0, W[1, j]], mode="lines+markers",
-                                 line=dict(color=_class_color(names[j], j), width=3),
+                                 line=dict(color=colors[j], width=3),
                                  marker=dict(size=[0, 10]), name=f"W_D column {names[j]}"))
     if features is not None:
         F_ = np.asarray(features, dtype=float)
@@ -602,38 +531,12 @@ def angular_geometry(class_weights, margin: float = 0.5, features=None, labels=N
             sel = lab == j
             if sel.any():
                 fig.add_trace(go.Scatter(x=F_[sel, 0], y=F_[sel, 1], mode="markers",
-                                         marker=dict(color=_class_color(names[j], j), size=6, opacity=0.5),
+                                         marker=dict(color=colors[j], size=6, opacity=0.5),
                                          name=f"features of {names[j]}"))
-    lim = 1.45
     fig.update_layout(title=title or "Decision regions on the unit circle (Eq. 9)",
-                      xaxis=dict(range=[-lim, lim], visible=False),
-                      yaxis=dict(range=[-lim, lim], visible=False, scaleanchor="x", scaleratio=1),
+                      xaxis=dict(range=[-1.45, 1.45], visible=False),
+                      yaxis=dict(range=[-1.45, 1.45], visible=False, scaleanchor="x", scaleratio=1),
                       template="plotly_white", width=640, height=560)
-    return fig
-
-
-def embedding_comparison(panels: dict, method: str = "tsne", max_points: int | None = 300,
-                         seed: int = 0, cache=None) -> go.Figure:
-    """Figure 2 for several runs side by side: ``{"beta = gamma = 0": reps0, "paper": reps}``.
-
-    Each panel is :func:`representation_embedding` of one representation set (its own joint
-    projection of C_m and P_m; the same samples in every panel when the sets share a split).
-    """
-    if not panels:
-        raise ValueError("panels: expected at least one {title: reps} entry")
-    figs = {name: representation_embedding(r, method=method, max_points=max_points, seed=seed, cache=cache)
-            for name, r in panels.items()}
-    fig = make_subplots(rows=1, cols=len(figs), subplot_titles=list(figs), horizontal_spacing=0.04)
-    for col, sub in enumerate(figs.values(), start=1):
-        for tr in sub.data:
-            tr.legendgroup = tr.name
-            tr.showlegend = col == 1
-            fig.add_trace(tr, row=1, col=col)
-        fig.update_xaxes(showticklabels=False, row=1, col=col)
-        fig.update_yaxes(showticklabels=False, row=1, col=col)
-    fig.update_layout(title=f"Common (light) and private (dark) representations, {method.upper()}",
-                      template="plotly_white", height=480, width=460 * len(figs) + 200,
-                      legend_title_text="representation")
     return fig
 
 
@@ -660,7 +563,8 @@ def dependence_curve(x, curves: dict, xlabel: str, ylabel: str, title: str = "",
     """One line per entry of ``curves`` (name -> y values over ``x``), with markers."""
     fig = go.Figure()
     for name, y in curves.items():
-        fig.add_trace(go.Scatter(x=list(x), y=list(np.asarray(y, dtype=float)), mode="lines+markers", name=name))
+        fig.add_trace(go.Scatter(x=list(x), y=list(np.asarray(y, dtype=float)), mode="lines+markers",
+                                 name=name))
     fig.update_layout(title=title, xaxis_title=xlabel, yaxis_title=ylabel, template="plotly_white",
                       height=380, width=640)
     if log_y:
@@ -678,71 +582,31 @@ def prediction_scatter(predictions, labels, title: str = "Predicted against true
     lo, hi = label_range or (float(min(y.min(), pred.min())), float(max(y.max(), pred.max())))
     fig = go.Figure(go.Scatter(x=y, y=pred, mode="markers", name="samples",
                                marker=dict(size=5, opacity=0.5, color="#1f77b4")))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[lo, hi], mode="lines", name="perfect (prediction = label)",
-                             line=dict(color="#2ca02c", dash="dash")))
-    fig.add_trace(go.Scatter(x=[lo, hi], y=[float(y.mean())] * 2, mode="lines", name="the labels' mean",
-                             line=dict(color="#7f7f7f", dash="dot")))
+    for y_line, name, color, dash in (([lo, hi], "perfect (prediction = label)", "#2ca02c", "dash"),
+                                      ([float(y.mean())] * 2, "the labels' mean", "#7f7f7f", "dot")):
+        fig.add_trace(go.Scatter(x=[lo, hi], y=y_line, mode="lines", name=name,
+                                 line=dict(color=color, dash=dash)))
     fig.update_layout(title=title, xaxis_title="true label", yaxis_title="prediction",
                       template="plotly_white", height=420, width=560)
     return fig
 
 
-def demo_captions(metrics: dict, history: list[dict], psi=None, psi_names=()) -> list[str]:
-    """One caption per figure of the demo's report (loss curves, embedding, discriminator,
-    fusion weights): what it shows, what a good result looks like, and what this run shows,
-    read from its numbers."""
-    valid = [h["valid"]["task"] for h in history]
-    best = int(metrics.get("best_epoch", 0) or 0)
-    curve = ""
-    if valid and 1 <= best <= len(valid):
-        curve = (f"This run: the validation task loss went from {valid[0]:.3f} in epoch 1 to "
-                 f"{valid[best - 1]:.3f} in epoch {best} of {len(valid)}, the epoch kept")
-        mae = history[best - 1].get("valid_metrics", {}).get("mae")
-        curve += f" (validation MAE {mae:.3f})." if mae is not None else "."
-    get = lambda k: metrics.get(k, float("nan"))  # noqa: E731
-    weights = ""
-    if psi is not None and len(psi_names):
-        mean = np.asarray(psi, dtype=float).mean(axis=0)
-        weights = "This run's mean weights: " + ", ".join(f"{n} {w:.2f}" for n, w in zip(psi_names, mean)) + "."
-    return [
-        "Every term of Eq. 18 per epoch, on the training and the validation split. A good run: "
-        "the task loss falls on both splits and the validation curve levels off; the constraint "
-        "terms fall too. " + curve,
-        "The common (light) and private (dark) representations of the test split, coloured by "
-        "modality. In the paper's picture the light clouds of the three modalities mix and the "
-        f"dark ones stay apart. This run: a fresh linear probe tells the modality from C_m at "
-        f"{get('common_modality_acc'):.2f} (chance is 1/3) and from P_m at {get('private_modality_acc'):.2f}.",
-        "The discriminator's probability of the true modality, on C_m and on P_m. The paper shows "
-        "about 1/3 on C_m (fooled) and near 1 on P_m (recognised); a mean near 1/3 can also hide "
-        f"boxes at 0 and 1. This run's means: {get('disc_prob_common'):.2f} on C_m, "
-        f"{get('disc_prob_private'):.2f} on P_m.",
-        "CMAF's weights psi over the fused tokens (Eq. 16), one box per token. No value is right "
-        "in itself: the weights say which tokens the prediction leans on. " + weights,
-    ]
-
-
 # ---------------------------------------------------------------- notebook 11: beyond the paper
-
 
 def modality_confusion(panels: dict, title: str = "Where the discriminator puts its probability on C_m"
                        ) -> go.Figure:
-    """One heatmap per run: row = the true modality of ``C_m``, column = the modality the
-    discriminator (Eq. 8-9) names, cell = its mean probability over the test samples.
-
-    ``panels``: run name -> reps with ``modalities`` and ``disc_prob_common`` (as in
-    :func:`discriminator_probabilities`). A confused discriminator gives 1/M everywhere; a
-    fooled-by-relabelling one puts its mass off the diagonal; an unfooled one on the diagonal.
-    """
+    """One heatmap per run (``panels``: name -> reps with ``disc_prob_common``): row = the true
+    modality of C_m, column = the modality the discriminator (Eq. 8-9) names, cell = its mean
+    probability. A confused discriminator gives 1/M everywhere; a relabelling one, off the diagonal."""
     if not panels:
         raise ValueError("panels: expected at least one run")
     names = list(panels)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.08)
     for i, name in enumerate(names, start=1):
-        reps = panels[name]
-        mods = list(reps.modalities)
+        mods = list(panels[name].modalities)
         rows = []
         for m in mods:
-            prob = np.asarray(reps.disc_prob_common[m], dtype=float)                    # (N, M)
+            prob = np.asarray(panels[name].disc_prob_common[m], dtype=float)          # (N, M)
             if prob.ndim != 2 or prob.shape[1] != len(mods):
                 raise ValueError(f"{name}: disc_prob_common[{m!r}]: expected shape (N, {len(mods)}), "
                                  f"got {prob.shape}")
@@ -773,28 +637,15 @@ def probe_bars(table: dict, chance: float | None = None, title: str = "Probes fo
         fig.add_trace(go.Bar(x=probes, y=values, name=run, text=[_fmt(v) for v in values],
                              textposition="outside"))
     if chance is not None:
-        fig.add_hline(y=chance, line_dash="dash", line_color="black",
-                      annotation_text=f"chance {chance:.2f}", annotation_position="top left")
+        _chance_line(fig, chance, f"chance {chance:.2f}")
     fig.update_layout(title=title, barmode="group", yaxis_title=yaxis, xaxis_title="probe",
                       template="plotly_white", height=420, width=720)
     return fig
 
 
-# ------------------------------------------------------- figures offline 
-# Figures and equations wherever a notebook is read, with no network: live in JupyterLab and
-# in an HTML export by nbconvert.
-#
-# * :func:`use_offline_renderer` (called by ``lessons.setup``): every figure carries plotly's own
-#   mimetype (JupyterLab draws it) and an HTML copy for exports. The HTML copy is plotly's
-#   ``notebook`` renderer, which inlines plotly.js once per notebook, less the one thing it fetches
-#   from a CDN: a MathJax script tag in every figure (our figures hold no LaTeX; the page's MathJax
-#   typesets the markdown).
-# * :func:`export_html`: nbconvert's ``lab`` template with MathJax 2 served from a local copy (the
-#   files of the ``jupyter-server-mathjax`` package, copied once beside the HTML), and without the
-#   two scripts the template loads from a CDN that these notebooks do not need (require.js,
-#   mermaid), nor the widget manager (from unpkg): a widget shows the static HTML copy it sent, if any.
-# * :func:`inspect_html`: what an exported page holds: the plotly figures (``plotly-graph-div``),
-#   whether plotly.js is inlined, where MathJax comes from, and every external URL it would load.
+# ---------------------------------------------------------------- figures offline
+# Figures and equations with no network, live in JupyterLab and in an nbconvert HTML export: no CDN
+# script (MathJax, require.js, mermaid, the widget manager) and plotly.js inlined once per notebook.
 
 RENDERER = "notebook_offline"
 MATHJAX_CONFIG = "TeX-AMS-MML_HTMLorMML-full,Safe"     # the configuration jupyter-server-mathjax ships
@@ -805,9 +656,7 @@ _LOADS = re.compile(r'<(?:script|img|iframe)\b[^>]*\bsrc="(https?://[^"]+)"'
                     r'|\bimport\(\s*"(https?://[^"]+)"\s*\)'
                     r"|\b\w*src\s*=\s*'(https?://[^']+)'", re.I)        # a script added by code
 
-# A widget's output needs the widget manager, which the template fetches from a CDN (unpkg) when
-# the widget state was saved, and renders as nothing otherwise. Offline, the manager is left out,
-# and where a widget also sent a static HTML copy (the beta/gamma explorer does) the page shows it.
+# Without the widget manager a widget shows the static HTML copy it sent, if any.
 _TEMPLATE = """{%- extends 'index.html.j2' -%}
 {%- block html_head_js_requirejs -%}{%- endblock html_head_js_requirejs -%}
 {%- block html_head_js_mermaidjs -%}{%- endblock html_head_js_mermaidjs -%}
@@ -852,27 +701,19 @@ def mathjax_source() -> Path:
     return static
 
 
-def local_mathjax(folder: str | Path) -> Path:
-    """Copy MathJax into ``folder/mathjax`` (once) and return that folder."""
-    target = Path(folder) / "mathjax"
-    if not (target / "MathJax.js").is_file():
-        shutil.copytree(mathjax_source(), target, dirs_exist_ok=True)
-    return target
-
-
 def export_html(notebook, out_path: str | Path) -> Path:
     """Write ``notebook`` (a path or an executed ``nbformat`` node) as HTML that needs no network:
     MathJax from ``<folder of out_path>/mathjax`` (a relative URL, so the folder can be moved)."""
     import nbformat
     from jinja2 import DictLoader
     from nbconvert import HTMLExporter
-
     out_path = Path(out_path)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    local_mathjax(out_path.parent)
+    mathjax = out_path.parent / "mathjax"
+    if not (mathjax / "MathJax.js").is_file():                          # copied once per folder
+        shutil.copytree(mathjax_source(), mathjax, dirs_exist_ok=True)
     nb = nbformat.read(notebook, as_version=4) if isinstance(notebook, (str, Path)) else notebook
-    exporter = HTMLExporter(template_name="lab", extra_loaders=[DictLoader({"offline.html.j2": _TEMPLATE})],
-                            template_file="offline.html.j2",
+    exporter = HTMLExporter(template_name="lab", template_file="offline.html.j2",
+                            extra_loaders=[DictLoader({"offline.html.j2": _TEMPLATE})],
                             mathjax_url=f"mathjax/MathJax.js?config={MATHJAX_CONFIG}")
     body, _ = exporter.from_notebook_node(nb)
     out_path.write_text(body, encoding="utf-8")
