@@ -1,20 +1,15 @@
 """The run store and the one grid runner: a finished run of (config, data), or train it; many runs at once.
 
-**One run.** :func:`obtain` is the one way a training run reaches the disk. A run folder holds
-``config.json`` (the configuration and the data's fingerprint), ``history.json``,
-``metrics.json``, ``model.pt``, optionally ``reps.npz`` and the caller's files, and, last,
-``complete.json``; it is published in one rename (``runstore``), so a failed run is never reused.
-
-**Finding a run.** :func:`find` is the one rule for reusing a run: a finished, intact run whose
-configuration and data fingerprint equal the ones asked for (settings that do not change what is
-learnt aside), in the caller's folder, then in a read-only second root such as the runs bundled
-with the package (:data:`BUNDLED`, some of them slim copies without ``model.pt``).
-
-**Many runs.** A grid is a list of :class:`RunSpec`. :func:`run_grid` runs it in this process,
-in worker processes or on Ray, skips every run :func:`find` finds, trains the rest (each under
-its folder's lock) and reports what it computed, skipped and what failed. The engines give the
-same numbers: every run seeds itself from its configuration and sets its threads by
-:func:`set_threads`, the package's one thread policy.
+* :func:`obtain` is the one way a training run reaches the disk: ``config.json`` (with the data's
+  fingerprint), ``history.json``, ``metrics.json``, ``model.pt``, optionally ``reps.npz``, then
+  ``complete.json``, published in one rename (``runstore``), so a failed run is never reused.
+* :func:`find` is the one rule for reusing a run: finished, intact, and trained with the same
+  configuration on the same data, in the caller's folder or a read-only second root such as the
+  runs bundled with the package (:data:`BUNDLED`, some of them slim copies without ``model.pt``).
+* :func:`run_grid` runs a list of :class:`RunSpec` here, in worker processes or on Ray, skips the
+  runs :func:`find` finds and trains the rest, each under its folder's lock. Every engine gives
+  the same numbers: a run seeds itself from its configuration and sets its threads by
+  :func:`set_threads`, the package's one thread policy.
 """
 
 from __future__ import annotations
@@ -82,10 +77,8 @@ def comparable(config: Config | dict) -> dict:
     through ``Config.from_dict`` (a newer setting takes its default); one the code cannot read
     is kept as it is, and matches nothing."""
     if isinstance(config, dict):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             config = Config.from_dict(config)
-        except (TypeError, ValueError):
-            pass
     d = json.loads(runstore.dumps(config.to_dict() if isinstance(config, Config) else config))
     d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in UNLEARNT}
     return d
@@ -569,11 +562,8 @@ def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
     Linux, and a daemon thread that polls ``os.getppid()`` everywhere. It leaves only a partial
     folder, which the next command deletes."""
     if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:                          # the parent died before prctl
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)            # Ctrl-C is the parent's to handle
@@ -591,10 +581,8 @@ def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             p.kill()
-        except (OSError, AttributeError):
-            pass
 
 
 def _outcome(i: int, get: Callable[[], object]) -> tuple:
@@ -646,10 +634,8 @@ def _map_ray(fn, items: list, address: str, num_cpus: int):
                     yield _outcome(index[ref], functools.partial(ray.get, ref))   # or its node died
         finally:                                        # Ctrl-C or an error here: stop the rest
             for ref in pending:
-                try:
+                with contextlib.suppress(Exception):    # already finished or gone
                     ray.cancel(ref, force=True)
-                except Exception:                       # already finished or gone
-                    pass
     finally:
         if started_here:
             ray.shutdown()
