@@ -3,18 +3,14 @@ configuration transforms, and the multi-seed study that reruns them.
 
 Each row of Table 4 is one change to the full model; here it is a :class:`Variant`, a function
 from a configuration (and the streams the data holds) to a new one, with what it changes in
-words (:data:`VARIANTS`). Nothing else differs: same data, preset and seeds. Some rows need more:
+words (:data:`VARIANTS`). Nothing else differs: same data, preset and seeds. Beyond those words:
 
-* w/o Text / Audio / Visual on data without that stream (the CMU-MOSI text+audio set has no
-  visual) IS the full model and reuses its runs; the table says so.
-* Cross-Entropy Loss: softmax cross-entropy on the discriminator's raw logits W_D^T F(h) (no
-  normalisation, scale or margin) instead of Eq. 9. CE on cosines, not a row of the paper, keeps
-  Eq. 9's scaled cosines without the margin (tau = 0): what the margin alone adds.
-* w/o Common (w/o Private): C_m (P_m) are still learnt, but left out of the fusion and the
-  prediction. Non-Disentangled fuses the transformer features h_m directly (no common/private
-  encoders, no L_ami/L_ams/L_con/L_dis).
+* w/o Text / Audio / Visual on data without that stream IS the full model and reuses its runs.
+* Cross-Entropy Loss drops Eq. 9's normalisation, scale and margin; CE on cosines (not a row of
+  the paper) drops only the margin.
+* Non-Disentangled: no common/private encoders, no L_ami/L_ams/L_con/L_dis.
 * w/o Phase 1: no cross-modal attention (Eq. 12-14); w/o Phase 2: equal weights instead of
-  Eq. 15-17; Multiplication: see ``model.fusion.MultFusion`` on Mittal et al.
+  Eq. 15-17; Multiplication: see ``model.fusion.MultFusion``.
 
 :func:`run_ablation` plans variants x seeds as runs for the one grid runner
 (``experiments.runs.run_grid``; finished runs, here or bundled, are skipped), then writes
