@@ -429,35 +429,34 @@ def paper_claims(rows: list[dict], kind: str | None = None) -> list[dict]:
     by = {r["variant"]: r for r in rows}
     out = []
 
-    def add(claim, d, sign, extra=""):
+    def add(claim, d, extra):
+        """The claim that ``d``'s difference is positive."""
         if d is None:
             return                                            # a variant that was not run
         clear = None if d[1] == 0 else abs(d[0]) > 2 * d[1]
-        out.append({"claim": claim, "holds": d[0] * sign > 0, "clear": clear, "evidence": _fmt(d) + extra})
+        out.append({"claim": claim, "holds": d[0] > 0, "clear": clear, "evidence": _fmt(d) + extra})
 
     for v in VARIANTS[1:]:
         d = _delta(by, v.key, "mae")
         if d is not None and by[v.key].get("note", "").startswith("same configuration"):
             continue                                          # e.g. w/o Visual on text+audio data
-        add(f"{v.name} is worse than the full model (higher MAE)", d, +1, " MAE vs full")
-    add("Removing L_ami + L_ams makes the modality easier to read from C "
-        "(common_modality_acc rises)", _delta(by, "wo_ami_ams", "common_modality_acc"), +1,
-        " common_modality_acc vs full")
+        add(f"{v.name} is worse than the full model (higher MAE)", d, " MAE vs full")
+    add("Removing L_ami + L_ams makes the modality easier to read from C (common_modality_acc rises)",
+        _delta(by, "wo_ami_ams", "common_modality_acc"), " common_modality_acc vs full")
     add("Removing L_ami + L_ams leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
-        _delta(by, "wo_ami_ams", "common_gap"), +1, " common_gap vs full")
+        _delta(by, "wo_ami_ams", "common_gap"), " common_gap vs full")
     add("Removing L_con leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
-        _delta(by, "wo_con", "common_gap"), +1, " common_gap vs full")
+        _delta(by, "wo_con", "common_gap"), " common_gap vs full")
     if kind in ("emotion", "humor"):
         dc, dp = _delta(by, "wo_common", "mae"), _delta(by, "wo_private", "mae")
         if dc is not None and dp is not None:
             diff = (dp[0] - dc[0], math.hypot(dp[1], dc[1]))
             if kind == "emotion":
                 add("Emotion-like (private-dominant) label: dropping the private part hurts more "
-                    "than dropping the common part", diff, +1, " MAE(w/o Private) - MAE(w/o Common)")
+                    "than dropping the common part", diff, " MAE(w/o Private) - MAE(w/o Common)")
             else:
-                add("Humor-like (common-dominant) label: dropping the common part hurts more "
-                    "than dropping the private part", (-diff[0], diff[1]), +1,
-                    " MAE(w/o Common) - MAE(w/o Private)")
+                add("Humor-like (common-dominant) label: dropping the common part hurts more than "
+                    "dropping the private part", (-diff[0], diff[1]), " MAE(w/o Common) - MAE(w/o Private)")
     return out
 
 
