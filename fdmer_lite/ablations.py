@@ -1,49 +1,22 @@
 """The paper's ablations (FDMER, Yang et al., ACM MM 2022, Section 4.4 and Table 4) as
 configuration transforms, and the multi-seed study that reruns them.
 
-Table 4 is the paper's argument that every component earns its place. Each row there is one
-change to the full model; here each row is a :class:`Variant`, a function from a configuration
-(and the streams the data holds) to a new configuration. Nothing else changes: same data, same
-preset, same seeds, so a row differs from the full model only by what its name says.
+Each row of Table 4 is one change to the full model; here it is a :class:`Variant`, a function
+from a configuration (and the streams the data holds) to a new one, with what it changes in
+words (:data:`VARIANTS`). Nothing else differs: same data, preset and seeds. Beyond those words:
 
-=====================  =====================================================================
-variant (paper name)   transformation of the configuration
-=====================  =====================================================================
-FDMER (full)           none (the reference row)
-w/o Text / Audio /     ``model.modalities`` minus that stream. On data without the stream
-Visual                 (e.g. the real CMU-MOSI text+audio set has no visual) the variant IS
-                       the full model and reuses its runs; the table says so.
-w/o L_ami + L_ams      ``loss.aux_losses = "con+dis"`` (no modality discriminator losses)
-w/o L_con              ``loss.aux_losses = "ami+ams+dis"``
-w/o L_dis              ``loss.aux_losses = "ami+ams+con"``
-Cross-Entropy Loss     ``loss.margin_loss = "ce"``: the conventional softmax cross-entropy on
-                       the discriminator's raw logits W_D^T F(h) (no normalisation, no scale,
-                       no margin) instead of Eq. 9
-CE on cosines          ``loss.margin_loss = "cosine_ce"``: not a row of the paper; softmax
-                       cross-entropy on the same scaled cosines as Eq. 9, without the margin
-                       (tau = 0): what the margin alone adds
-w/o Common             ``model.fusion_targets = "P"``: C_m are still learnt (L_ami, L_con apply)
-                       but C is left out of the fusion and the prediction
-w/o Private            ``model.fusion_targets = "C"``: the same for P_t, P_a, P_v
-Non-Disentangled       ``model.fusion_targets = "h"``: the transformer features h_m are fused
-                       directly (no common/private encoders, no L_ami/L_ams/L_con/L_dis)
-w/o CMAF               ``model.fusion = "concat"``: concatenation + linear map to d_k
-w/o Phase 1            ``model.fusion = "cmaf_wo_phase1"``: no cross-modal attention (Eq. 12-14)
-w/o Phase 2            ``model.fusion = "cmaf_wo_phase2"``: equal weights instead of Eq. 15-17
-Addition               ``model.fusion = "add"``: the sum of the tokens
-Multiplication         ``model.fusion = "mult"``: element-wise product of the tokens (see
-                       ``model.fusion.MultFusion`` for how it relates to Mittal et al.)
-=====================  =====================================================================
+* w/o Text / Audio / Visual on data without that stream IS the full model and reuses its runs.
+* Cross-Entropy Loss drops Eq. 9's normalisation, scale and margin; CE on cosines (not a row of
+  the paper) drops only the margin.
+* Non-Disentangled: no common/private encoders, no L_ami/L_ams/L_con/L_dis.
+* w/o Phase 1: no cross-modal attention (Eq. 12-14); w/o Phase 2: equal weights instead of
+  Eq. 15-17; Multiplication: see ``model.fusion.MultFusion``.
 
-:func:`run_ablation` plans variants x seeds as a list of runs and hands it to the one grid runner
-(``experiments.runs.run_grid``: this process, worker processes or Ray; finished runs, here or
-bundled with the package, are skipped), then writes ``table.csv`` and ``table.md``: one row per
-variant, the mean and the sample standard deviation (n - 1) over seeds of every metric. The data
-are the same for every seed; a seed changes initialisation, dropout and batch order.
-
-The paper's own Table-4 numbers are :data:`PAPER_TABLE4` (every row, from ``fdmer_lite.metrics``).
-The tables show the paper's column where the data set has the standard folds of one the paper
-used (MOSI, MOSEI, UR_FUNNY) and mark rows the paper does not have.
+:func:`run_ablation` plans variants x seeds as runs for the one grid runner
+(``experiments.runs.run_grid``; finished runs, here or bundled, are skipped), then writes
+``table.csv`` and ``table.md``: per variant, the mean and sample std (n - 1) over seeds of every
+metric. A seed changes initialisation, dropout and batch order, never the data. The paper's own
+numbers (:data:`PAPER_TABLE4`) are shown where the data set has the standard folds of one it used.
 """
 
 from __future__ import annotations
@@ -65,15 +38,16 @@ from .experiments import runstore
 from .experiments.runs import BUNDLED, DataSpec, GridReport, RunSpec, run_grid
 from .metrics import SCORES, TABLE4
 
+
 # ------------------------------------------------------------------------------- variants
-
-
 class NotApplicable(ValueError):
     """The variant makes no sense on this data (e.g. w/o Text on text-only data)."""
 
 
 @dataclass(frozen=True)
 class Variant:
+    """One row of Table 4: a change to the full model's configuration."""
+
     key: str                     # short id used in file names and on the command line
     name: str                    # the paper's row name
     group: str                   # "full" | "modality" | "loss" | "representation" | "fusion"
@@ -93,52 +67,46 @@ class Variant:
         return out.replace(name=f"{config.name}/{self.key}")
 
 
-def _drop(modality: str):
+def _without(key: str, name: str, modality: str) -> Variant:
     def transform(cfg: Config, mods: str) -> Config:
         keep = mods.replace(modality, "")
         if not keep:
             raise NotApplicable(f"w/o {modality}: the data has no other stream than {modality!r}")
         return cfg.replace(model={"modalities": keep})
-    return transform
+    return Variant(key, name, "modality", f"model.modalities without {modality}", transform)
 
 
-def _set(**sections):
-    return lambda cfg, mods: cfg.replace(**sections)
+def _setting(key: str, name: str, group: str, setting: str, value: str, why: str = "") -> Variant:
+    """The variant that sets ``setting`` (``section.option``) to ``value``."""
+    section, option = setting.split(".")
+    change = f"{setting} = {value!r}" + (f" ({why})" if why else "")
+    return Variant(key, name, group, change, lambda cfg, mods: cfg.replace(**{section: {option: value}}))
 
 
 VARIANTS: tuple[Variant, ...] = (
     Variant("full", "FDMER (full)", "full", "the full model", lambda cfg, mods: cfg),
-    Variant("wo_text", "w/o Text", "modality", "model.modalities without t", _drop("t")),
-    Variant("wo_audio", "w/o Audio", "modality", "model.modalities without a", _drop("a")),
-    Variant("wo_visual", "w/o Visual", "modality", "model.modalities without v", _drop("v")),
-    Variant("wo_ami_ams", "w/o L_ami + L_ams", "loss", "loss.aux_losses = 'con+dis'",
-            _set(loss={"aux_losses": "con+dis"})),
-    Variant("wo_con", "w/o L_con", "loss", "loss.aux_losses = 'ami+ams+dis'", _set(loss={"aux_losses": "ami+ams+dis"})),
-    Variant("wo_dis", "w/o L_dis", "loss", "loss.aux_losses = 'ami+ams+con'", _set(loss={"aux_losses": "ami+ams+con"})),
-    Variant("ce_loss", "Cross-Entropy Loss", "loss",
-            "loss.margin_loss = 'ce' (softmax cross-entropy on the raw logits W_D^T F(h))",
-            _set(loss={"margin_loss": "ce"})),
-    Variant("ce_cosine", "CE on cosines (not in the paper)", "loss",
-            "loss.margin_loss = 'cosine_ce' (cross-entropy on alpha cos, tau = 0)",
-            _set(loss={"margin_loss": "cosine_ce"})),
-    Variant("wo_common", "w/o Common", "representation",
-            "model.fusion_targets = 'P' (C_m still learnt, left out of fusion)",
-            _set(model={"fusion_targets": "P"})),
-    Variant("wo_private", "w/o Private", "representation",
-            "model.fusion_targets = 'C' (P_m still learnt, left out of fusion)",
-            _set(model={"fusion_targets": "C"})),
-    Variant("non_disentangled", "Non-Disentangled", "representation",
-            "model.fusion_targets = 'h' (fuse h_m directly)", _set(model={"fusion_targets": "h"})),
-    Variant("wo_cmaf", "w/o CMAF", "fusion", "model.fusion = 'concat'", _set(model={"fusion": "concat"})),
-    Variant("wo_phase1", "w/o Phase 1", "fusion", "model.fusion = 'cmaf_wo_phase1'",
-            _set(model={"fusion": "cmaf_wo_phase1"})),
-    Variant("wo_phase2", "w/o Phase 2", "fusion", "model.fusion = 'cmaf_wo_phase2'",
-            _set(model={"fusion": "cmaf_wo_phase2"})),
-    Variant("addition", "Addition", "fusion", "model.fusion = 'add'", _set(model={"fusion": "add"})),
-    Variant("multiplication", "Multiplication", "fusion", "model.fusion = 'mult'",
-            _set(model={"fusion": "mult"})),
+    _without("wo_text", "w/o Text", "t"),
+    _without("wo_audio", "w/o Audio", "a"),
+    _without("wo_visual", "w/o Visual", "v"),
+    _setting("wo_ami_ams", "w/o L_ami + L_ams", "loss", "loss.aux_losses", "con+dis"),
+    _setting("wo_con", "w/o L_con", "loss", "loss.aux_losses", "ami+ams+dis"),
+    _setting("wo_dis", "w/o L_dis", "loss", "loss.aux_losses", "ami+ams+con"),
+    _setting("ce_loss", "Cross-Entropy Loss", "loss", "loss.margin_loss", "ce",
+             "softmax cross-entropy on the raw logits W_D^T F(h)"),
+    _setting("ce_cosine", "CE on cosines (not in the paper)", "loss", "loss.margin_loss", "cosine_ce",
+             "cross-entropy on alpha cos, tau = 0"),
+    _setting("wo_common", "w/o Common", "representation", "model.fusion_targets", "P",
+             "C_m still learnt, left out of fusion"),
+    _setting("wo_private", "w/o Private", "representation", "model.fusion_targets", "C",
+             "P_m still learnt, left out of fusion"),
+    _setting("non_disentangled", "Non-Disentangled", "representation", "model.fusion_targets", "h",
+             "fuse h_m directly"),
+    _setting("wo_cmaf", "w/o CMAF", "fusion", "model.fusion", "concat"),
+    _setting("wo_phase1", "w/o Phase 1", "fusion", "model.fusion", "cmaf_wo_phase1"),
+    _setting("wo_phase2", "w/o Phase 2", "fusion", "model.fusion", "cmaf_wo_phase2"),
+    _setting("addition", "Addition", "fusion", "model.fusion", "add"),
+    _setting("multiplication", "Multiplication", "fusion", "model.fusion", "mult"),
 )
-
 BY_KEY = {v.key: v for v in VARIANTS}
 
 
@@ -166,7 +134,6 @@ def select_variants(spec: str | Iterable[str] = "all") -> list[Variant]:
 
 
 # ---------------------------------------------------------------------- paper's numbers
-
 #: The paper's Table 4: {"mosi" | "mosei": {variant key: {"mae", "corr"}}, "ur_funny": {variant
 #: key: {"acc2"}}}, accuracies as fractions; every row of the paper (``fdmer_lite.metrics.TABLE4``).
 PAPER_TABLE4: dict[str, dict[str, dict[str, float]]] = TABLE4
@@ -177,35 +144,31 @@ _PAPER_SIZES = {(1284, 229, 686): "mosi", (16326, 1871, 4659): "mosei", (10598, 
 
 
 def paper_dataset(data) -> str | None:
-    """``"mosi"`` / ``"mosei"`` when ``data`` has the standard folds of a data set the paper's
-    Table 4 used, else None."""
+    """``"mosi"``, ``"mosei"`` or ``"ur_funny"`` when ``data`` has the standard folds of that data
+    set of the paper's Table 4, else None."""
     sizes = tuple(len(data.splits[s]) for s in ("train", "valid", "test"))
     return _PAPER_SIZES.get(sizes)
 
 
 # ------------------------------------------------------------------ the benchmark grid
-
 def benchmark_setup(kind: str = "emotion", fast: bool = False) -> tuple[Config, DataSpec, str]:
-    """The Table-4 grid on the known-factor benchmark: (full-model configuration, data, label).
-
-    ``benchmarks/ablation_grid.py`` and the ablation notebook both call this, so a grid the
-    script computed is found by the notebook (same configurations, same run directories).
-    Full: the CPU-sized ``synthetic`` preset on the generator's default sizes; fast: the ``fast``
-    preset on 256/64/128 samples. The data use sample seed 0 and world seed 0 for every run.
-    """
+    """The Table-4 grid on the known-factor benchmark: (full-model configuration, data, label),
+    shared by ``benchmarks/ablation_grid.py`` and the notebook so each finds the other's runs.
+    Full: the ``synthetic`` preset at the generator's sizes; fast: the ``fast`` preset on
+    256/64/128 samples. Sample and world seed 0 for every run."""
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": "cpu"})
     data = DataSpec("synthetic", options={"kind": kind, "seed": 0, **(FAST_SIZES if fast else {})})
     return cfg, data, f"synthetic-{kind}" + ("-fast" if fast else "")
 
 
 # --------------------------------------------------------------------------- the study
-
-
 @dataclass
 class PlannedRun:
+    """One variant x seed of a grid and its run (``spec`` None: not applicable, see ``note``)."""
+
     variant: str                 # variant key
     seed: int
-    spec: RunSpec | None         # None when the variant is not applicable
+    spec: RunSpec | None
     note: str = ""
 
 
@@ -215,17 +178,16 @@ LESSON_GRID = {"kind": "emotion", "variants": "all", "seeds": (1, 2)}
 
 
 def grid_bundle(label: str) -> Path:
-    """Where the package bundles the finished runs of the grid ``label`` (a read-only second
-    root: ``fdmer_lite/shipped_runs/grid/<label>``)."""
+    """Where the package bundles the finished runs of the grid ``label`` (read only)."""
     return BUNDLED / "grid" / label
 
 
 def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[Variant],
          seeds: Sequence[int], out_dir: str | Path, bundle: str | Path | None = None) -> list[PlannedRun]:
     """One :class:`PlannedRun` per variant x seed, its run in ``out_dir`` (or found in
-    ``bundle``). Variants whose configuration equals another's (w/o Visual on text+audio data)
-    get the same run and are trained once."""
+    ``bundle``); variants with the same configuration (w/o Visual on text+audio) share one run."""
     runs, first_of = [], {}
+    bundle = None if bundle is None else str(bundle)
     for v in variants:
         for seed in seeds:
             try:
@@ -240,8 +202,8 @@ def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[
                 runs.append(PlannedRun(v.key, int(seed), other.spec,
                                        f"same configuration as {BY_KEY[other.variant].name}"))
                 continue
-            spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}", meta={"variant": v.key, "seed": int(seed)},
-                                  bundle=None if bundle is None else str(bundle))
+            spec = RunSpec.create(cfg, data, out_dir, f"{v.key}-seed{seed}", bundle=bundle,
+                                  meta={"variant": v.key, "seed": int(seed)})
             runs.append(PlannedRun(v.key, int(seed), spec))
             first_of[key] = runs[-1]
     return runs
@@ -249,6 +211,8 @@ def plan(base: Config, data: DataSpec, data_modalities: str, variants: Sequence[
 
 @dataclass
 class AblationResult:
+    """What :func:`run_ablation` and :func:`load_ablation` return."""
+
     rows: list[dict]             # one per variant (see summarise)
     runs: list[PlannedRun]
     report: GridReport | None
@@ -271,11 +235,9 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
                  dataset_label: str | None = None, log=print) -> AblationResult:
     """Run variants x seeds (finished runs are skipped), then write ``table.csv``/``table.md``.
 
-    ``base``: the full model's configuration (its ``model.modalities`` may name streams the data
-    lacks; they are dropped). ``workers``, ``ray_address``, ``progress``, ``log``: see
-    ``experiments.runs.run_grid``. ``dataset_label`` names the grid (its bundled runs are
-    searched in :func:`grid_bundle` of it).
-    """
+    ``base``: the full model's configuration (streams the data lacks are dropped). ``workers``,
+    ``ray_address``, ``progress``, ``log``: see ``run_grid``. ``dataset_label`` names the grid
+    (its bundled runs are in :func:`grid_bundle` of it)."""
     start = time.perf_counter()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -284,15 +246,12 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
     label = dataset_label or dataset.name
     runs = plan(base, data, dataset.modalities, chosen, seeds, out_dir, grid_bundle(label))
     manifest = {
-        "dataset": label, "data": data.to_dict(),
-        "data_modalities": dataset.modalities, "task": dataset.task,
-        "paper_dataset": paper_dataset(dataset),
+        "dataset": label, "data": data.to_dict(), "data_modalities": dataset.modalities,
+        "task": dataset.task, "paper_dataset": paper_dataset(dataset),
         "bayes_mae": dataset.info.get("bayes_mae"), "bayes_acc": dataset.info.get("bayes_acc"),
-        "base_config": base.to_dict(), "variants": [v.key for v in chosen],
-        "seeds": [int(s) for s in seeds],
+        "base_config": base.to_dict(), "variants": [v.key for v in chosen], "seeds": [int(s) for s in seeds],
         "runs": [{"variant": r.variant, "seed": r.seed, "note": r.note,
-                  "run_id": r.spec.name if r.spec else None} for r in runs],
-    }
+                  "run_id": r.spec.name if r.spec else None} for r in runs]}
     runstore.write_json(out_dir / "ablation.json", json.loads(json.dumps(manifest, default=str)))
     report = run_grid([r.spec for r in runs if r.spec is not None], workers=workers, ray_address=ray_address,
                       progress=progress, log=log, desc="ablation runs")
@@ -303,14 +262,14 @@ def run_ablation(base: Config, data: DataSpec, *, variants: str | Iterable[str] 
 
 
 def load_ablation(out_dir: str | Path) -> AblationResult:
-    """Rebuild the tables from the finished runs of the grid in ``out_dir`` (its
-    ``ablation.json`` says what was planned; the same plan is made again and every run found
-    as ``run_grid`` finds it) and write ``table.csv`` and ``table.md`` again, without training."""
+    """Rebuild and rewrite the tables from the finished runs of the grid in ``out_dir`` (planned
+    again from its ``ablation.json``), without training."""
     out_dir = Path(out_dir)
     manifest = runstore.read_json(out_dir / "ablation.json")
     variants = [BY_KEY[k] for k in manifest["variants"]]
     runs = plan(Config.from_dict(manifest["base_config"]), DataSpec.from_dict(manifest["data"]),
-                manifest["data_modalities"], variants, manifest["seeds"], out_dir, grid_bundle(manifest["dataset"]))
+                manifest["data_modalities"], variants, manifest["seeds"], out_dir,
+                grid_bundle(manifest["dataset"]))
     rows = summarise(runs, variants)
     md = to_markdown(rows, manifest)
     runstore.write_text(out_dir / "table.csv", to_csv(rows))
@@ -319,8 +278,6 @@ def load_ablation(out_dir: str | Path) -> AblationResult:
 
 
 # ---------------------------------------------------------------------------- the table
-
-
 def _mean_std(values: list[float]) -> tuple[float, float]:
     a = np.asarray(values, dtype=np.float64)
     if a.size == 0:
@@ -383,15 +340,18 @@ _SCORE_COLUMNS = [(k, f"{SCORES[k].name} (ideal: {SCORES[k].ideal})", False, Non
                             "private_factor_r2", "disc_prob_common", "common_gap")]
 
 
+def _num(x: float, percent: bool, sign: str = "") -> str:
+    """``x`` as the table shows it: a percent with 1 decimal, or 3 decimals."""
+    return f"{x * (100.0 if percent else 1.0):{sign}.{1 if percent else 3}f}"
+
+
 def _cell(row: dict, key: str, percent: bool) -> str:
     mean, std = row.get(f"{key}_mean"), row.get(f"{key}_std")
     if mean is None or (isinstance(mean, float) and math.isnan(mean)):
         return "–"
-    k = 100.0 if percent else 1.0
-    digits = 1 if percent else 3
     if std is None or math.isnan(std):
-        return f"{mean * k:.{digits}f}"
-    return f"{mean * k:.{digits}f} ± {std * k:.{digits}f}"
+        return _num(mean, percent)
+    return f"{_num(mean, percent)} ± {_num(std, percent)}"
 
 
 def to_markdown(rows: list[dict], manifest: dict) -> str:
@@ -416,13 +376,12 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
     for r in rows:
         cells = [r["name"], str(r["n"])] + [_cell(r, c[0], c[2]) for c in cols]
         if full is not None and r is not full and f"{main}_mean" in r and f"{main}_mean" in full:
-            d = (r[f"{main}_mean"] - full[f"{main}_mean"]) * (100 if percent else 1)
-            cells.append(f"{d:+.{1 if percent else 3}f}")
+            cells.append(_num(r[f"{main}_mean"] - full[f"{main}_mean"], percent, "+"))
         else:
             cells.append("")
         if paper:
             pv = paper_vals.get(r["variant"], {}).get(main)
-            cells.append("n/a" if pv is None else f"{pv * (100 if percent else 1):.{1 if percent else 3}f}")
+            cells.append("n/a" if pv is None else _num(pv, percent))
         cells += [_cell(r, c[0], c[2]) for c in scores]
         cells.append(r.get("note", ""))
         lines.append("| " + " | ".join(cells) + " |")
@@ -445,8 +404,6 @@ def to_markdown(rows: list[dict], manifest: dict) -> str:
 
 
 # ------------------------------------------------------------------- the paper's claims
-
-
 def _delta(rows_by_key: dict, key: str, metric: str, ref: str = "full") -> tuple[float, float] | None:
     """(mean of variant - mean of ref, standard error of that difference) for a metric."""
     a, b = rows_by_key.get(key), rows_by_key.get(ref)
@@ -465,50 +422,46 @@ def _fmt(d: tuple[float, float] | None) -> str:
 
 
 def paper_claims(rows: list[dict], kind: str | None = None) -> list[dict]:
-    """Which of the paper's orderings hold in ``rows`` (a :func:`summarise` table).
-
-    Only claims whose variants are in ``rows`` are listed. Each claim is a dict: ``claim``;
-    ``holds`` (True / False); ``clear`` (the difference exceeds two standard errors of the
-    difference of the means; None without an error bar); ``evidence``. ``kind`` ("emotion" /
-    "humor") adds the claim about which part of the representation matters more. Regression
-    tables only (the comparisons use MAE).
-    """
+    """Which of the paper's orderings hold in ``rows`` (a regression :func:`summarise` table),
+    for the variants it holds: dicts of ``claim``, ``holds``, ``clear`` (the difference exceeds
+    two standard errors; None without an error bar) and ``evidence``. ``kind`` ("emotion" /
+    "humor") adds which part of the representation matters more."""
     by = {r["variant"]: r for r in rows}
     out = []
 
-    def add(claim, d, sign, extra=""):
+    def add(claim, d, extra):
+        """The claim that ``d``'s difference is positive."""
         if d is None:
             return                                            # a variant that was not run
         clear = None if d[1] == 0 else abs(d[0]) > 2 * d[1]
-        out.append({"claim": claim, "holds": d[0] * sign > 0, "clear": clear, "evidence": _fmt(d) + extra})
+        out.append({"claim": claim, "holds": d[0] > 0, "clear": clear, "evidence": _fmt(d) + extra})
 
     for v in VARIANTS[1:]:
         d = _delta(by, v.key, "mae")
         if d is not None and by[v.key].get("note", "").startswith("same configuration"):
             continue                                          # e.g. w/o Visual on text+audio data
-        add(f"{v.name} is worse than the full model (higher MAE)", d, +1, " MAE vs full")
-    add("Removing L_ami + L_ams makes the modality easier to read from C "
-        "(common_modality_acc rises)", _delta(by, "wo_ami_ams", "common_modality_acc"), +1,
-        " common_modality_acc vs full")
+        add(f"{v.name} is worse than the full model (higher MAE)", d, " MAE vs full")
+    add("Removing L_ami + L_ams makes the modality easier to read from C (common_modality_acc rises)",
+        _delta(by, "wo_ami_ams", "common_modality_acc"), " common_modality_acc vs full")
     add("Removing L_ami + L_ams leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
-        _delta(by, "wo_ami_ams", "common_gap"), +1, " common_gap vs full")
+        _delta(by, "wo_ami_ams", "common_gap"), " common_gap vs full")
     add("Removing L_con leaves one sample's C_t, C_a, C_v further apart (common_gap rises)",
-        _delta(by, "wo_con", "common_gap"), +1, " common_gap vs full")
+        _delta(by, "wo_con", "common_gap"), " common_gap vs full")
     if kind in ("emotion", "humor"):
         dc, dp = _delta(by, "wo_common", "mae"), _delta(by, "wo_private", "mae")
         if dc is not None and dp is not None:
             diff = (dp[0] - dc[0], math.hypot(dp[1], dc[1]))
             if kind == "emotion":
                 add("Emotion-like (private-dominant) label: dropping the private part hurts more "
-                    "than dropping the common part", diff, +1, " MAE(w/o Private) - MAE(w/o Common)")
+                    "than dropping the common part", diff, " MAE(w/o Private) - MAE(w/o Common)")
             else:
-                add("Humor-like (common-dominant) label: dropping the common part hurts more "
-                    "than dropping the private part", (-diff[0], diff[1]), +1,
-                    " MAE(w/o Common) - MAE(w/o Private)")
+                add("Humor-like (common-dominant) label: dropping the common part hurts more than "
+                    "dropping the private part", (-diff[0], diff[1]), " MAE(w/o Common) - MAE(w/o Private)")
     return out
 
 
 def claims_markdown(claims: list[dict]) -> str:
+    """:func:`paper_claims` as a markdown table."""
     lines = ["| claim | holds here? | difference |", "|---|---|---|"]
     for c in claims:
         verdict = {True: "yes", False: "no", None: "n/a"}[c["holds"]]

@@ -1,13 +1,6 @@
-"""The experiments layer: one run store and one grid runner over it.
+"""The experiments layer: ``runstore`` (run folders that never lie, one lock each) and ``runs``
+(``find`` a finished run, here or bundled; ``obtain`` it, training it if need be; ``run_grid``
+over this process, worker processes or Ray; the one thread policy).
 
-* ``runstore``: run folders that never lie (written aside, sealed with ``complete.json``,
-  published by one rename, checked on every read; one lock per folder).
-* ``runs``: :func:`~fdmer_lite.experiments.runs.find` (the finished run of (config, data), in a
-  folder or among the runs bundled with the package), :func:`~fdmer_lite.experiments.runs.obtain`
-  (find it, or train it there: every training run that reaches the disk goes through it),
-  :func:`~fdmer_lite.experiments.runs.run_grid` (any list of runs, in this process, in worker
-  processes or on Ray) and the one thread policy.
-
-This file imports nothing, so that the command line can check a folder (``runstore``) without
-importing torch.
+This file imports nothing, so that the command line can check a folder without importing torch.
 """

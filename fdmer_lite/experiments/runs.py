@@ -1,31 +1,15 @@
 """The run store and the one grid runner: a finished run of (config, data), or train it; many runs at once.
 
-**One run.** :func:`obtain` is the one way a training run reaches the disk (``fdmer-lite train``
-and ``demo``, the lessons' runs, every run of a grid, the distributed trainer). A run folder holds
-``config.json`` (the configuration and the data's fingerprint), ``history.json``,
-``metrics.json``, ``model.pt`` and, last, the completion record ``complete.json``; optionally the
-test split's representations (``reps.npz``) and files the caller adds. It is written into a
-partial folder and published in one rename (``runstore``), so a failed or interrupted run is never
-found under the final name and never reused.
-
-**Finding a run.** :func:`find` is the one rule for reusing a run: a folder holding a finished,
-intact run whose configuration and data fingerprint equal the ones asked for (the device, the
-progress bar and the loader's worker count aside: they do not change what is learnt). It looks
-in the caller's folder, then in a read-only second root, ``bundled``: the runs that ship inside
-the package (:data:`BUNDLED`, ``fdmer_lite/shipped_runs/``), some of them slim copies without
-``model.pt`` (enough for a caller that needs only the metrics or the representations:
-``weights=False``). It never trains and never writes.
-
-**Many runs.** A grid (the beta/gamma sweep, the Table-4 ablation) is a list of :class:`RunSpec`:
-a configuration, a :class:`DataSpec` (how to load the data in any process), a folder and,
-optionally, the bundled folder to search too. :func:`run_grid` runs any such list in this
-process, in local worker processes or on Ray, skips every run :func:`find` finds, trains the
-rest (each under its folder's lock: two commands never train one run twice) and reports what it
-computed, skipped and what failed. The engines give the same numbers: every run seeds itself from
-its configuration and sets torch's thread count by :func:`set_threads`.
-
-**Threads.** :func:`set_threads` is the package's one thread policy (``config.thread_count``),
-applied when a run starts and by the entry points.
+* :func:`obtain` is the one way a training run reaches the disk: ``config.json`` (with the data's
+  fingerprint), ``history.json``, ``metrics.json``, ``model.pt``, optionally ``reps.npz``, then
+  ``complete.json``, published in one rename (``runstore``), so a failed run is never reused.
+* :func:`find` is the one rule for reusing a run: finished, intact, and trained with the same
+  configuration on the same data, in the caller's folder or a read-only second root such as the
+  runs bundled with the package (:data:`BUNDLED`, some of them slim copies without ``model.pt``).
+* :func:`run_grid` runs a list of :class:`RunSpec` here, in worker processes or on Ray, skips the
+  runs :func:`find` finds and trains the rest, each under its folder's lock. Every engine gives
+  the same numbers: a run seeds itself from its configuration and sets its threads by
+  :func:`set_threads`, the package's one thread policy.
 """
 
 from __future__ import annotations
@@ -38,7 +22,6 @@ import hashlib
 import json
 import multiprocessing
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -60,8 +43,7 @@ from ..data import load_dataset
 from ..data.base import MultimodalData
 from ..data.synthetic import baselines, make_benchmark
 from ..errors import NonFiniteLoss
-from ..train import progress_bar
-from ..train import CHECKPOINT, Trainer
+from ..train import CHECKPOINT, Trainer, progress_bar
 from . import runstore
 
 REPS_FILE = "reps.npz"
@@ -71,58 +53,48 @@ ERROR_FILE = "error.txt"       # why a grid run failed (never sealed, never load
 #: the runs that ship with the package: a read-only second root for :func:`find`
 BUNDLED = Path(__file__).resolve().parents[1] / "shipped_runs"
 
-TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1", "nonzero_padding",
-                  "truncated_segments", "truncated_utterances", "truncated_samples", "dropped", "videos_dropped",
-                  "segments_without_words", "words_without_frames")
+TREATMENT_KEYS = ("nonfinite_replaced", "nonfinite_replaced_total", "zero_lengths_set_to_1",
+                  "nonzero_padding", "truncated_segments", "truncated_utterances", "truncated_samples",
+                  "dropped", "videos_dropped", "segments_without_words", "words_without_frames")
 
 
 def set_threads() -> int:
-    """The package's one thread policy: torch's intra-op threads from ``config.thread_count()``
-    (``$FDMER_LITE_THREADS``, else ``config.default_thread_count()``). Called when a run starts
-    (:func:`obtain`, so in every worker process too) and by the entry points (the command line,
-    ``lessons.setup``); returns the count."""
+    """Set torch's intra-op threads to ``config.thread_count()`` and return it; called when a run
+    starts (:func:`obtain`, so in every worker too) and by the entry points."""
     n = thread_count()
     torch.set_num_threads(n)
     return n
 
 
 # ------------------------------------------------------------------ what identifies a run
-
-
 #: settings of ``train`` that do not change what a run learns, ignored when runs are matched
 UNLEARNT = ("device", "progress")
 
 
 def comparable(config: Config | dict) -> dict:
     """The configuration as strict JSON, without the :data:`UNLEARNT` settings: two runs whose
-    ``comparable`` configurations are equal are the same run.
-
-    A saved configuration is read back through ``Config.from_dict``, so a setting added to the
-    code after the run was saved takes its default, which keeps the behaviour the run was
-    trained with (new settings are opt-in); a setting the code no longer has keeps the saved
-    dictionary as it is, which matches no configuration of today's code."""
+    ``comparable`` configurations are equal are the same run. A saved dictionary is read back
+    through ``Config.from_dict`` (a newer setting takes its default); one the code cannot read
+    is kept as it is, and matches nothing."""
     if isinstance(config, dict):
-        try:
+        with contextlib.suppress(TypeError, ValueError):
             config = Config.from_dict(config)
-        except (TypeError, ValueError):
-            pass
     d = json.loads(runstore.dumps(config.to_dict() if isinstance(config, Config) else config))
     d["train"] = {k: v for k, v in d.get("train", {}).items() if k not in UNLEARNT}
     return d
 
 
 def same_run(record, config: Config, fingerprint: dict) -> bool:
-    """Whether ``record``, a run's ``config.json`` as read back, says the run was trained with
-    ``config`` (:func:`comparable`) on data with ``fingerprint`` (:func:`plain_fingerprint`)."""
+    """Whether ``record``, a run's ``config.json``, says it was trained with ``config`` on data
+    with ``fingerprint`` (:func:`data_fingerprint` as read back from JSON)."""
     return (isinstance(record, dict) and isinstance(record.get("config"), dict)
-            and comparable(record["config"]) == comparable(config) and record.get("fingerprint") == fingerprint)
+            and comparable(record["config"]) == comparable(config)
+            and record.get("fingerprint") == fingerprint)
 
 
 def data_fingerprint(data: MultimodalData) -> dict:
-    """What identifies a data set for the store: a run trained on other data is not reused.
-
-    ``content`` is :meth:`MultimodalData.fingerprint` (a hash of every number); the rest says in
-    words what the data were, for a reader of ``config.json``."""
+    """What identifies a data set for the store: ``content`` (a hash of every number) and, for a
+    reader of ``config.json``, what the data were."""
     fp = {"name": data.name, "source": str(data.source), "modalities": data.modalities,
           "widths": data.widths, "lengths": data.seq_lengths,
           "sizes": {s: len(sp) for s, sp in data.splits.items()}, "content": data.fingerprint()}
@@ -132,14 +104,9 @@ def data_fingerprint(data: MultimodalData) -> dict:
     return fp
 
 
-def plain_fingerprint(data: MultimodalData) -> dict:
-    """:func:`data_fingerprint` as it reads back from strict JSON."""
-    return json.loads(runstore.dumps(data_fingerprint(data)))
-
-
 def data_treatments(data: MultimodalData) -> dict:
-    """What the loader changed in the data (non-finite values zeroed, lengths set, samples dropped
-    ...), from ``data.info``: recorded in ``metrics.json`` and printed by ``fdmer-lite train``."""
+    """What the loader changed in the data (values zeroed, samples dropped ...), from
+    ``data.info``: recorded in ``metrics.json``."""
     return {k: data.info[k] for k in TREATMENT_KEYS if data.info.get(k) not in (None, 0, {}, [])}
 
 
@@ -147,8 +114,8 @@ _BASELINES: dict[str, dict] = {}
 
 
 def reference_scores(data: MultimodalData) -> dict:
-    """The known-factor benchmark's reference MAEs (``data.synthetic.baselines``), computed once
-    per data set in a process; ``{}`` for data without known factors."""
+    """The known-factor benchmark's reference MAEs, computed once per data set in a process;
+    ``{}`` for data without known factors."""
     if "bayes_mae" not in data.info and "bayes_acc" not in data.info:
         return {}
     key = data.fingerprint()
@@ -158,8 +125,6 @@ def reference_scores(data: MultimodalData) -> dict:
 
 
 # ------------------------------------------------------------------ one run: find or obtain
-
-
 @dataclass
 class Run:
     """A finished run: its folder, its ``metrics.json`` and history, and (when its weights were
@@ -183,56 +148,43 @@ class Run:
 
 def find(config: Config, data: MultimodalData, folder: str | Path, *, bundled: str | Path | None = None,
          weights: bool = True, trainer: Trainer | None = None) -> Run | None:
-    """The finished run of ``config`` on ``data`` in ``folder``, else in ``bundled`` (a read-only
-    folder, such as one under :data:`BUNDLED`); None when neither holds one. Never trains, never
-    writes.
+    """The finished run of ``config`` on ``data`` in ``folder``, else in the read-only ``bundled``;
+    None when neither holds one. Never trains, never writes.
 
-    A run is found when ``runstore.read_finished`` accepts its folder and its ``config.json``
-    matches (:func:`same_run`). ``weights``: load the model into ``trainer`` (a new ``Trainer``
-    when not given); a folder without ``model.pt`` (a slim copy) or whose checkpoint no longer
-    fits the model is then passed over with a warning. ``weights=False`` reads only the JSON
-    files (``history.json`` may be absent: ``[]``). A damaged folder is passed over with a warning
-    naming the file."""
+    ``weights``: load the model into ``trainer`` (a new ``Trainer`` when not given); a folder
+    without ``model.pt`` or whose checkpoint no longer fits is passed over with a warning, as is
+    a damaged folder. ``weights=False`` reads only the JSON files."""
     start = time.perf_counter()
     fingerprint = None
-    for place in (folder, bundled):
-        if place is None or not Path(place).is_dir():
-            continue
-        place = Path(place)
+    for place in [Path(p) for p in (folder, bundled) if p is not None]:
         try:
             runstore.read_finished(place)
             saved = runstore.read_json(place / "config.json")
-        except FileNotFoundError:
+        except FileNotFoundError:                       # no run there
             continue
         except runstore.RunCorrupt as err:
             if (place / runstore.RECORD).is_file() or (place / CHECKPOINT).is_file():
                 warnings.warn(f"not reusing the run in {place}: {err}", stacklevel=2)
             continue
-        fingerprint = fingerprint or plain_fingerprint(data)
+        fingerprint = fingerprint or json.loads(runstore.dumps(data_fingerprint(data)))
         if not same_run(saved, config, fingerprint) or not (place / "metrics.json").is_file():
             continue
         history = runstore.read_json(place / "history.json") if (place / "history.json").is_file() else []
         if weights:
             trainer = trainer or Trainer(config, data)
-            if not _load_weights(trainer, place):
+            try:
+                trainer.load(place / CHECKPOINT)
+            except FileNotFoundError:                   # a slim copy, kept without its weights
+                warnings.warn(f"not reusing the run in {place}: it holds no {CHECKPOINT}", stacklevel=2)
+                continue
+            except (RuntimeError, ValueError, KeyError) as err:     # written by older code
+                warnings.warn(f"not reusing the run in {place}: its checkpoint no longer fits the model "
+                              f"({type(err).__name__})", stacklevel=2)
                 continue
             trainer.history = history
         metrics = runstore.read_json(place / "metrics.json")
         return Run(place, metrics, history, True, time.perf_counter() - start, trainer if weights else None)
     return None
-
-
-def _load_weights(trainer: Trainer, folder: Path) -> bool:
-    try:
-        trainer.load(folder / CHECKPOINT)
-    except FileNotFoundError:                           # a slim copy, kept without its weights
-        warnings.warn(f"not reusing the run in {folder}: it holds no {CHECKPOINT}", stacklevel=3)
-        return False
-    except (RuntimeError, ValueError, KeyError) as err:     # written by older code
-        warnings.warn(f"not reusing the run in {folder}: its checkpoint no longer fits the model "
-                      f"({type(err).__name__})", stacklevel=3)
-        return False
-    return True
 
 
 def obtain(config: Config, data: MultimodalData, folder: str | Path, *, bundled: str | Path | None = None,
@@ -242,17 +194,12 @@ def obtain(config: Config, data: MultimodalData, folder: str | Path, *, bundled:
            on_wait: Callable[[str], None] | None = None) -> Run:
     """The finished run of ``config`` on ``data`` (:func:`find` in ``folder``, then ``bundled``,
     with its weights); trained and published in ``folder`` first when there is none (or
-    ``retrain``).
+    ``retrain``). A second process on one folder waits for the first, then reuses its run.
 
-    ``scores``: add the disentanglement scores of ``analysis`` to the metrics (the reference MAEs
-    of the known-factor benchmark are always added there). ``representations``: also store the
-    test split's representations as ``reps.npz``. ``extra``: more JSON files, ``{name: content}``.
-    ``finish(partial_folder)``: called after the run's files are written and before it is sealed,
-    to add files of the caller's (sub-folders are left out of the seal and may grow later).
-    ``trainer``: train this one (e.g. a distributed trainer) instead of a new ``Trainer``.
-    ``lock=False``: the caller already holds ``runstore.locked(folder)``. Two processes on one
-    folder: the second waits for the first, then reuses its run.
-    """
+    ``scores``: add the disentanglement scores to the metrics. ``representations``: also store
+    ``reps.npz``. ``extra``: more JSON files, ``{name: content}``. ``finish(partial_folder)``: adds
+    the caller's files before the seal. ``trainer``: train this one instead of a new ``Trainer``.
+    ``lock=False``: the caller already holds ``runstore.locked(folder)``."""
     folder = runstore.check_target(folder, "out_dir")
     set_threads()
     start = time.perf_counter()
@@ -289,6 +236,7 @@ def _publish(config: Config, data: MultimodalData, folder: Path, trainer: Traine
 
 
 def _keep_failed(trainer: Trainer, tmp: Path, folder: Path, err: Exception) -> str:
+    """Publish the best checkpoint as ``<folder>.failed``, if there is one; say where it is."""
     if trainer.best_state is None:
         return f"Nothing was written to {folder}."
     trainer.save(tmp / CHECKPOINT)                      # the best weights (restored by the trainer)
@@ -331,10 +279,8 @@ def _write_run(config: Config, data: MultimodalData, folder: Path, trainer: Trai
 
 
 class ProjectionCache:
-    """A cache for ``viz.project(..., cache=...)`` with the same two roots as :func:`find`:
-    ``folder`` (read and written), then ``bundled`` (read only). Keys are ``viz.project``'s: a hash
-    of the array, the method and the seed, so a bundled projection is used only for the same
-    array."""
+    """A cache for ``viz.project(..., cache=...)`` with :func:`find`'s two roots: ``folder`` (read
+    and written), then ``bundled`` (read only). Keys hash the array, the method and the seed."""
 
     def __init__(self, folder: str | Path, bundled: str | Path | None = None):
         self.folder, self.bundled = Path(folder), None if bundled is None else Path(bundled)
@@ -360,8 +306,6 @@ class ProjectionCache:
 
 
 # ------------------------------------------------------------------ many runs: specs and the grid
-
-
 @dataclass
 class DataSpec:
     """How to load a data set in any process: ``synthetic`` (the known-factor benchmark, options
@@ -379,8 +323,7 @@ class DataSpec:
         return cls(d["name"], d.get("path"), dict(d.get("options", {})))
 
     def load(self) -> MultimodalData:
-        """The data (cached per process: a worker that runs several runs on the same data builds
-        it once; one data set is kept)."""
+        """The data (one data set cached per process)."""
         key = json.dumps(self.to_dict(), sort_keys=True, default=str)
         if key not in _DATA_CACHE:
             _DATA_CACHE.clear()
@@ -395,10 +338,9 @@ _DATA_CACHE: dict = {}
 
 
 def config_hash(config: dict, data: DataSpec, length: int = 10) -> str:
-    """A short hash of everything that decides a run's result (progress bars excluded): the
-    settings that differ from the dataclasses' defaults, and the data. A setting added to the
-    code later, with a default that keeps the old behaviour, leaves every stored run's name as
-    it was."""
+    """A short hash of everything that decides a run's result: the settings that differ from the
+    defaults (progress bars aside) and the data, so a new setting leaves stored runs' names as
+    they were."""
     cfg = json.loads(runstore.dumps(legacy_form(config)))
     default = json.loads(runstore.dumps(legacy_form(Config().to_dict())))
     cfg.get("train", {}).pop("progress", None)
@@ -410,10 +352,9 @@ def config_hash(config: dict, data: DataSpec, length: int = 10) -> str:
 
 @dataclass
 class RunSpec:
-    """One run of a grid, in a form any process can take: the run's folder is ``root/name``;
-    ``bundle``, a read-only root that may hold the same run under the same name (the package's
-    bundled runs). ``finish(partial_folder)``, a picklable callable (a module-level function or a
-    ``functools.partial`` of one), adds files before the run is sealed."""
+    """One run of a grid, in a form any process can take: its folder is ``root/name``; ``bundle``,
+    a read-only root that may hold the same run under the same name. ``finish(partial_folder)``,
+    picklable, adds files before the run is sealed."""
 
     name: str                                      # the folder's name
     config: dict                                   # Config.to_dict()
@@ -426,8 +367,7 @@ class RunSpec:
 
     @classmethod
     def create(cls, config: Config, data: DataSpec, root: str | Path, prefix: str, **kwargs) -> "RunSpec":
-        """A spec named ``<prefix>-<hash of the configuration and the data spec>``: the same run
-        always lands in the same folder, and a changed configuration never overwrites an old one."""
+        """A spec named ``<prefix>-<config_hash>``: the same run always lands in the same folder."""
         cfg = config.replace(train={"progress": False}).to_dict()
         return cls(f"{prefix}-{config_hash(cfg, data)}", cfg, data, str(root), **kwargs)
 
@@ -452,8 +392,7 @@ class RunSpec:
 
 @dataclass
 class GridReport:
-    """What :func:`run_grid` did, by run name. ``bundled``: the skipped runs found among the
-    bundled ones."""
+    """What :func:`run_grid` did, by run name (``bundled``: the skipped runs found bundled)."""
 
     engine: str
     computed: list[str] = field(default_factory=list)
@@ -463,6 +402,7 @@ class GridReport:
     seconds: float = 0.0
 
     def summary(self) -> str:
+        """The report's closing line."""
         bundled = f", {len(self.bundled)} of them bundled with the package" if self.bundled else ""
         return (f"{len(self.computed)} computed, {len(self.skipped)} skipped (finished before{bundled}), "
                 f"{len(self.failed)} failed; {self.seconds:.1f} s on {self.engine}")
@@ -470,23 +410,17 @@ class GridReport:
 
 def execute(spec: RunSpec, *, return_files: bool = False,
             on_epoch: Callable[[dict], object] | None = None) -> dict:
-    """Run one spec in this process, a worker process or a Ray task: the run :func:`find` finds
-    (``"status": "skipped"``, another command may have finished it meanwhile), else trained with
-    :func:`obtain` holding the folder's lock (``"computed"``). Never raises: a failure comes back
-    as ``{"name", "error": traceback}``.
-
-    ``return_files``: train in a temporary folder and return the files' bytes, for the caller to
-    check and publish (a Ray node that may not share this machine's disk). ``on_epoch``: passed to
-    the ``Trainer`` (progress in this process)."""
+    """Run one spec in any process: ``"status": "skipped"`` when :func:`find` finds it, else
+    trained under the folder's lock (``"computed"``). Never raises: a failure comes back as
+    ``{"name", "error": traceback}``. ``return_files``: train in a temporary folder and return the
+    files' bytes (for a Ray node that may not share our disk). ``on_epoch``: given to the trainer."""
     tmp = None
     try:
         config, data = Config.from_dict(spec.config), spec.data.load()
         record = {**spec.to_dict(), "host": socket.gethostname(), "pid": os.getpid()}
         start = time.perf_counter()
-        target = spec.path
-        if return_files:
-            tmp = Path(tempfile.mkdtemp(prefix="fdmer-run-"))
-            target = tmp / spec.name
+        tmp = Path(tempfile.mkdtemp(prefix="fdmer-run-")) if return_files else None
+        target = spec.path if tmp is None else tmp / spec.name
         with runstore.locked(target):
             found = None if return_files else find(config, data, target, bundled=spec.bundled, weights=False)
             if found is not None:
@@ -504,8 +438,7 @@ def execute(spec: RunSpec, *, return_files: bool = False,
     except Exception:                                     # reported, never raised across processes
         return {"name": spec.name, "error": traceback.format_exc()}
     finally:
-        if tmp is not None:
-            shutil.rmtree(tmp, ignore_errors=True)
+        runstore.discard(tmp)
 
 
 def execute_returning_files(spec: RunSpec) -> dict:
@@ -514,8 +447,7 @@ def execute_returning_files(spec: RunSpec) -> dict:
 
 
 def publish_returned(spec: RunSpec, files: dict[str, bytes]) -> None:
-    """Publish a run whose files came back from another machine: written aside, checked against
-    its own completion record, then renamed into place."""
+    """Publish a run whose files came back from another machine, once they match their record."""
     with runstore.locked(spec.path):
         tmp = runstore.partial_dir(spec.path)
         try:
@@ -534,17 +466,13 @@ def publish_returned(spec: RunSpec, files: dict[str, bytes]) -> None:
 def run_grid(specs: list[RunSpec], *, workers: int | None = 0, ray_address: str | None = None,
              log: Callable[[str], None] | None = print, progress: bool = False, desc: str = "runs",
              on_epoch: Callable[[dict], object] | None = None) -> GridReport:
-    """Run every spec :func:`find` does not find (in its folder or its bundle); report what was
-    computed, skipped and failed.
+    """Run every spec :func:`find` does not find; report what was computed, skipped and failed.
 
-    ``workers``: 0 or 1 = in this process, one after another; N = N local worker processes
-    (``None``: one per core). ``ray_address``: Ray tasks instead ("local", "auto",
-    "ray://host:port"), each reserving ``config.thread_count()`` CPUs; their files come back
-    here and are published after a check. ``log``: one line before, one per run and one after
-    (``None``: quiet); ``progress``: also a bar. ``on_epoch``: each epoch of a run trained in this
-    process (``workers`` 0 or 1). A failed run is reported (its traceback also in ``error.txt``
-    in its folder) and the others go on; it is never published, so never reused.
-    """
+    ``workers``: 0 or 1, this process; N, N local worker processes (``None``: one per core).
+    ``ray_address``: Ray tasks instead ("local", "auto", "ray://host:port"), each reserving
+    ``config.thread_count()`` CPUs. ``log``: a line before, one per run, one after (``None``:
+    quiet); ``progress``: also a bar. ``on_epoch``: each epoch of a run trained in this process.
+    A failed run is reported (its traceback in its folder's ``error.txt``), never published."""
     say = log or (lambda msg: None)
     unique = list({str(s.path): s for s in specs}.values())   # two grid rows may be the very same run
     todo, report = [], GridReport(engine_name(workers, ray_address))
@@ -598,13 +526,13 @@ def run_grid(specs: list[RunSpec], *, workers: int | None = 0, ray_address: str 
 
 
 # ------------------------------------------------------------------ engines: where runs run
-
-
 def default_workers() -> int:
+    """One worker per core."""
     return max(1, os.cpu_count() or 1)
 
 
 def engine_name(workers: int | None, ray_address: str | None) -> str:
+    """Where :func:`map_unordered` runs, in words."""
     if ray_address:
         return f"ray ({ray_address})"
     if workers is not None and workers <= 1:
@@ -614,14 +542,10 @@ def engine_name(workers: int | None, ray_address: str | None) -> str:
 
 def map_unordered(fn, items: list, *, workers: int | None = 0, ray_address: str | None = None,
                   num_cpus: int = 1):
-    """Call ``fn(item)`` for every item; yield ``(index, result, error)`` as each finishes.
-    ``error`` is a traceback string when the engine lost the call (a worker process or Ray node
-    died), else None. ``fn`` must be importable (a module-level function) for processes and Ray.
-
-    Engines: ``workers`` 0 or 1, this process; N, a spawned ``ProcessPoolExecutor`` of N fresh
-    interpreters that die with this process; ``ray_address``, Ray tasks reserving ``num_cpus``
-    CPUs each (the optional ``ray`` extra).
-    """
+    """Call ``fn(item)`` for every item; yield ``(index, result, error)`` as each finishes, where
+    ``error`` is a traceback when the engine lost the call (a worker or Ray node died). ``fn``
+    must be a module-level function. Engines as in :func:`run_grid`; Ray tasks reserve
+    ``num_cpus`` CPUs each."""
     if not items:
         return
     if ray_address:
@@ -634,16 +558,12 @@ def map_unordered(fn, items: list, *, workers: int | None = 0, ray_address: str 
 
 
 def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
-    """Make this (worker) process end when ``parent_pid`` does, even after a ``kill -9`` of the
-    parent: ``prctl(PR_SET_PDEATHSIG, SIGKILL)`` on Linux, and everywhere a daemon thread that
-    polls ``os.getppid()`` and exits when the worker has been re-parented. A worker that dies
-    this way leaves only a partial folder, which the next command deletes."""
+    """Make this worker end when ``parent_pid`` does, even after a ``kill -9``: ``prctl`` on
+    Linux, and a daemon thread that polls ``os.getppid()`` everywhere. It leaves only a partial
+    folder, which the next command deletes."""
     if sys.platform.startswith("linux"):
-        try:
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
-        except (OSError, AttributeError):
-            pass
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, int(signal.SIGKILL), 0, 0, 0)    # 1 = PR_SET_PDEATHSIG
     if os.getppid() != parent_pid:                          # the parent died before prctl
         os._exit(1)
     signal.signal(signal.SIGINT, signal.SIG_IGN)            # Ctrl-C is the parent's to handle
@@ -657,15 +577,20 @@ def die_with_parent(parent_pid: int, poll_seconds: float = 1.0) -> None:
 
 
 def _stop_pool(pool: cf.ProcessPoolExecutor) -> None:
-    """Cancel what has not started and kill the workers (Ctrl-C, an error, the caller stopping
-    early): their unfinished runs are partial folders, deleted by the next command."""
+    """Cancel what has not started and kill the workers; their partial folders are deleted later."""
     processes = list((getattr(pool, "_processes", None) or {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for p in processes:
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             p.kill()
-        except (OSError, AttributeError):
-            pass
+
+
+def _outcome(i: int, get: Callable[[], object]) -> tuple:
+    """``(i, get(), None)``, or ``(i, None, traceback)`` when ``get`` raises."""
+    try:
+        return i, get(), None
+    except Exception:
+        return i, None, traceback.format_exc()
 
 
 def _map_processes(fn, items: list, workers: int):
@@ -683,10 +608,7 @@ def _map_processes(fn, items: list, workers: int):
                 signal.signal(signal.SIGINT, before)
         try:
             for fut in cf.as_completed(futures):
-                try:
-                    yield futures[fut], fut.result(), None
-                except Exception:                       # the worker process itself died
-                    yield futures[fut], None, traceback.format_exc()
+                yield _outcome(futures[fut], fut.result)    # an error: the worker process died
         except BaseException:                           # Ctrl-C or the caller stopped early
             _stop_pool(pool)
             raise
@@ -709,16 +631,11 @@ def _map_ray(fn, items: list, address: str, num_cpus: int):
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)
                 for ref in done:
-                    try:
-                        yield index[ref], ray.get(ref), None
-                    except Exception:                   # the task or its node died
-                        yield index[ref], None, traceback.format_exc()
+                    yield _outcome(index[ref], functools.partial(ray.get, ref))   # or its node died
         finally:                                        # Ctrl-C or an error here: stop the rest
             for ref in pending:
-                try:
+                with contextlib.suppress(Exception):    # already finished or gone
                     ray.cancel(ref, force=True)
-                except Exception:                       # already finished or gone
-                    pass
     finally:
         if started_here:
             ray.shutdown()

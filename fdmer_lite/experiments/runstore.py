@@ -1,28 +1,16 @@
 """Run folders that never lie: written aside, published by one rename, checked on every read.
 
-Every run (``experiments.runs.obtain``: ``fdmer-lite train``, the lessons, every run of a grid,
-the distributed trainer) goes through this module:
+* the files are written into a *partial* folder, ``<parent>/.<name>.partial-<pid>-<random>``;
+* :func:`seal` writes ``complete.json`` last: size and sha256 of every top-level file, each
+  fsync'ed first (sub-folders are caches that may grow later and are left out);
+* :func:`publish` renames it to its final name (an older run there is moved aside, then deleted);
+* :func:`read_finished` is the only way to trust a folder; anything amiss raises
+  :class:`RunCorrupt`, naming the file and the field.
 
-* the files are written into a *partial* folder beside the final one,
-  ``<parent>/.<name>.partial-<pid>-<random>``;
-* :func:`seal` writes ``complete.json`` last: the size and sha256 of every file at the folder's
-  top level, with every file fsync'ed first (a sub-folder, such as a sweep cell's projections, is
-  a cache that may grow after publishing and is left out);
-* :func:`publish` renames the partial folder to its final name (an older finished or failed run
-  there is moved aside first and deleted afterwards, so the final name always holds either the
-  old run or the new one, never a mix);
-* :func:`read_finished` is the only way to trust a folder: ``complete.json`` must parse, say
-  ``"status": "finished"``, and every file it lists must have the recorded size and hash.
-  Anything else raises :class:`RunCorrupt`, naming the file and the field.
-
-A run that fails (non-finite loss, an exception, Ctrl-C) never reaches the final name. When it
-has something worth keeping (the best checkpoint after a finished epoch) it is published as
-``<name>.failed`` with ``failed.json`` instead of ``complete.json``: inspectable, never loaded.
-
-Two processes on one run folder: :func:`locked` takes an exclusive ``fcntl.flock`` on
-``<parent>/.locks/<name>.lock``; the second waits, then finds the finished run and reuses it.
-
-All JSON written here is strict (``allow_nan=False``): a non-finite float is written as ``null``.
+A failed run never reaches the final name; one worth keeping (the best checkpoint) is published
+as ``<name>.failed`` with ``failed.json``: inspectable, never loaded. :func:`locked` takes an
+exclusive ``fcntl.flock`` on ``<parent>/.locks/<name>.lock``, so two processes never write one
+run. All JSON written here is strict: a non-finite float is written as ``null``.
 """
 
 from __future__ import annotations
@@ -50,8 +38,6 @@ class RunCorrupt(DataError):
 
 
 # ------------------------------------------------------------------------------- strict JSON
-
-
 def plain(obj):
     """``obj`` with every non-finite float replaced by ``None`` (JSON has no NaN), numpy scalars
     made Python numbers, tuples made lists."""
@@ -83,16 +69,12 @@ def _fsync_file(path: Path) -> None:
 
 
 def _fsync_dir(path: Path) -> None:
-    try:
+    with contextlib.suppress(OSError):                     # not every file system allows it
         fd = os.open(path, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
 
 def write_json(path: str | os.PathLike, obj) -> None:
@@ -119,8 +101,6 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 # ------------------------------------------------------------------------------- folders
-
-
 def partial_dir(final: str | os.PathLike) -> Path:
     """A fresh, empty folder beside ``final`` to write a run into."""
     final = Path(final)
@@ -131,6 +111,7 @@ def partial_dir(final: str | os.PathLike) -> Path:
 
 
 def failed_dir(final: str | os.PathLike) -> Path:
+    """Where a failed run of ``final`` is kept: ``<final>.failed``."""
     final = Path(final)
     return final.parent / f"{final.name}.failed"
 
@@ -160,7 +141,7 @@ def seal(folder: str | os.PathLike, info: dict | None = None, *, status: str = "
     files = {}
     for p in _files(folder):
         _fsync_file(p)
-        files[p.relative_to(folder).as_posix()] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
+        files[p.name] = {"bytes": p.stat().st_size, "sha256": _sha256(p)}
     record = {"format": FORMAT, "status": status, "written": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
               "pid": os.getpid(), "files": files, **(info or {})}
     write_json(folder / (RECORD if status == "finished" else FAILED_RECORD), record)
@@ -203,8 +184,8 @@ def check_target(final: str | os.PathLike, option: str = "--out") -> Path:
 
 
 def probe_writable(folder: Path, label: str) -> None:
-    """Create ``folder`` (and its parents) and write and delete a small file in it, so a
-    read-only place, a parent that is a file or a full disk is reported before any work."""
+    """Create ``folder`` and write and delete a small file in it: a read-only place, a parent
+    that is a file or a full disk is reported before any work."""
     folder = Path(folder) if str(folder) else Path(".")
     for p in (folder, *folder.parents):                   # the nearest existing ancestor
         if p.exists() or p.is_symlink():
@@ -245,6 +226,7 @@ def publish(tmp: str | os.PathLike, final: str | os.PathLike) -> Path:
 
 
 def discard(tmp: str | os.PathLike | None) -> None:
+    """Delete the folder ``tmp``, if any."""
     if tmp is not None:
         shutil.rmtree(tmp, ignore_errors=True)
 
@@ -268,13 +250,10 @@ def read_finished(folder: str | os.PathLike, *, hashes: bool = True) -> dict:
     if not rec_path.is_file():
         raise RunCorrupt(str(rec_path), "<file>", "the completion record of a finished run",
                          "none (the run never finished)")
-    try:
-        record = json.loads(rec_path.read_text(encoding="utf-8"))
-    except (ValueError, UnicodeDecodeError) as err:
-        raise RunCorrupt(str(rec_path), "<file>", "strict JSON", f"{type(err).__name__}: {err}") from None
-    if not isinstance(record, dict) or record.get("status") != "finished" or not isinstance(record.get("files"), dict):
-        raise RunCorrupt(str(rec_path), "status", "'finished' with a 'files' table",
-                         repr(record.get("status") if isinstance(record, dict) else record)[:80])
+    record = read_json(rec_path)
+    status = record.get("status") if isinstance(record, dict) else record
+    if not isinstance(record, dict) or status != "finished" or not isinstance(record.get("files"), dict):
+        raise RunCorrupt(str(rec_path), "status", "'finished' with a 'files' table", repr(status)[:80])
     for name, want in record["files"].items():
         path = folder / name
         if path.is_symlink() or not path.is_file():
@@ -293,8 +272,6 @@ def read_json(path: str | os.PathLike):
     path = Path(path)
     try:
         return json.loads(path.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
     except (ValueError, UnicodeDecodeError) as err:
         raise RunCorrupt(str(path), "<file>", "strict JSON", f"{type(err).__name__}: {err}") from None
 
@@ -303,9 +280,7 @@ def clean_stale(final: str | os.PathLike) -> list[Path]:
     """Delete partial folders of ``final`` left by processes that are gone."""
     final = Path(final)
     removed = []
-    if not final.parent.is_dir():
-        return removed
-    for d in final.parent.glob(f".{final.name}.partial-*"):
+    for d in final.parent.glob(f".{final.name}.partial-*"):     # none when the parent is missing
         try:
             pid = int(d.name.rsplit("-", 2)[-2])
         except (ValueError, IndexError):
@@ -317,6 +292,7 @@ def clean_stale(final: str | os.PathLike) -> list[Path]:
 
 
 def pid_alive(pid: int) -> bool:
+    """Whether a process ``pid`` exists (one of another user counts)."""
     if pid <= 0:
         return False
     try:
@@ -324,20 +300,16 @@ def pid_alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     except PermissionError:
-        return True
+        pass
     return True
 
 
 # ------------------------------------------------------------------------------- locks
-
-
 @contextlib.contextmanager
 def locked(final: str | os.PathLike, *, wait: bool = True, on_wait=None):
-    """Hold an exclusive lock on the run folder ``final`` (``<parent>/.locks/<name>.lock``).
-
-    ``wait=False`` raises :class:`BlockingIOError` at once when another process holds it;
-    ``on_wait(message)`` is called once before waiting. The lock dies with its process.
-    """
+    """Hold an exclusive lock on the run folder ``final`` (``<parent>/.locks/<name>.lock``); it
+    dies with its process. ``wait=False``: :class:`BlockingIOError` at once when another process
+    holds it; ``on_wait(message)`` is called once before waiting."""
     import fcntl
     final = Path(final)
     (final.parent / LOCKS).mkdir(parents=True, exist_ok=True)
