@@ -35,9 +35,8 @@ ESCAPE = "fdmer_lite.escape"             # the codec error handler registered be
 
 
 def _escape(err: UnicodeError):
-    """Encoding error handler: a file name's odd byte (kept by ``os.fsdecode`` as a lone
-    surrogate) becomes ``\\xNN``; any other character the stream cannot encode, a backslash
-    escape (as ``backslashreplace``)."""
+    """Encoding error handler: a file name's odd byte (a lone surrogate, ``os.fsdecode``) becomes
+    ``\\xNN``; any other character the stream cannot encode, a backslash escape."""
     if not isinstance(err, UnicodeEncodeError):
         raise err
     out = []
@@ -72,20 +71,11 @@ def tolerant_output() -> None:
             stream.reconfigure(errors=ESCAPE)
 
 
-# ---------------------------------------------------------------------------- the parser
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse, but a bad option is one line (the option and what was expected) and exit 2."""
 
     def error(self, message: str):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def preset_help(default: str) -> str:
-    """The help of a ``--preset`` option: every preset of :data:`fdmer_lite.config.PRESETS` (so
-    the list cannot fall behind the dict), then ``default`` in words."""
-    return f"one of {', '.join(PRESETS)} (default: {default})"
 
 
 def _add_common(p: argparse.ArgumentParser, out: bool = True) -> None:
@@ -101,9 +91,10 @@ def _add_training(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", required=True,
                    choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
     p.add_argument("--data", default=None, help="path to the data file or folder")
-    p.add_argument("--preset", default=None, help=preset_help(
-        "synthetic; for --dataset mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with "
-        "MiniLM text; fast under FDMER_LITE_FAST=1"))
+    p.add_argument("--preset", default=None,              # every preset: the list cannot fall behind
+                   help=f"one of {', '.join(PRESETS)} (default: synthetic; for --dataset "
+                        "mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; "
+                        "fast under FDMER_LITE_FAST=1)")
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
                    help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
@@ -175,7 +166,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # ------------------------------------------------------------------ the options' rules
-#
 # Checked once, before any work (a typo costs a second, not a data generation), and the same way
 # by train, sweep, ablate and the distributed trainer: epochs an integer >= 1 (0 would publish an
 # untrained run as finished); beta, gamma finite numbers >= 0 (Eq. 18's weights: NaN or inf can
@@ -207,35 +197,23 @@ def _int(option: str, value, low: int, high: int | None = None) -> int:
     return value
 
 
-def check_weight(option: str, value) -> float:
-    """``value`` as a finite float >= 0 (a loss weight), else an OptionError."""
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(option, "a number", value) from None
-    if not math.isfinite(x) or x < 0:
-        raise OptionError(option, "a finite number >= 0", value)
-    return x
-
-
-def check_modalities(option: str, value: str) -> str:
-    """``value`` if it is one or more distinct letters of ``tav``, else an OptionError."""
-    if not isinstance(value, str) or not value or any(m not in "tav" for m in value) \
-            or len(set(value)) != len(value):
-        raise OptionError(option, "one or more distinct letters of 'tav' (e.g. tav, ta, av)", value)
-    return value
-
-
 def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
                            seeds=None, workers=None, min_workers: int = 0) -> None:
     """Refuse any value outside the rules above (``None``: not given)."""
     if epochs is not None:
         _int("--epochs", epochs, 1)
-    for name, v in (("--beta", beta), ("--gamma", gamma)):
+    for option, v in (("--beta", beta), ("--gamma", gamma)):
         for x in (v if isinstance(v, (list, tuple)) else [] if v is None else [v]):
-            check_weight(name, x)
-    if modalities is not None:
-        check_modalities("--modalities", modalities)
+            try:
+                weight = float(x)
+            except (TypeError, ValueError):
+                raise OptionError(option, "a number", x) from None
+            if not math.isfinite(weight) or weight < 0:
+                raise OptionError(option, "a finite number >= 0", x)
+    if modalities is not None and (not isinstance(modalities, str) or not modalities
+                                   or set(modalities) - set("tav") or len(set(modalities)) < len(modalities)):
+        raise OptionError("--modalities", "one or more distinct letters of 'tav' (e.g. tav, ta, av)",
+                          modalities)
     if seed is not None:
         _int("--seed", seed, 0, MAX_SEED)
     for s in seeds or ():
@@ -267,13 +245,6 @@ def check_preset(option: str, name) -> str:
     return name
 
 
-def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
-    """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
-    have = KNOWN_MODALITIES.get(dataset)
-    if modalities is not None and have is not None and any(m not in have for m in modalities):
-        raise OptionError(option, f"letters of {have!r} (the streams of --dataset {dataset})", modalities)
-
-
 def check_root(path, option: str) -> Path:
     """A folder that will hold many runs (``ablate --out``, ``sweep --cache``): a folder or a new
     name whose nearest existing parent is a writable folder."""
@@ -282,12 +253,6 @@ def check_root(path, option: str) -> Path:
         raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
     probe_writable(path, f"{option} {path}")
     return path
-
-
-# ------------------------------------------------------------ configuration and data
-
-
-DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
 
 
 def text_features(args) -> str | None:
@@ -326,16 +291,16 @@ def config_file(path: str) -> Config:
 
 def preset_name(args) -> str:
     """``--preset``, else the default of ``train`` and ``ablate``: ``fast`` under
-    ``FDMER_LITE_FAST``, the data set's own (``DATASET_PRESETS``; with MiniLM text features, its
-    MiniLM variant), else ``synthetic``."""
+    ``FDMER_LITE_FAST``, mosi-text-audio's own (its MiniLM variant with MiniLM text features),
+    else ``synthetic``."""
     features = text_features(args)                       # refuses --text-features on other data
     if args.preset:
         return args.preset
     if fast_mode():
         return "fast"
-    if features == "minilm":
-        return "mosi_text_audio_minilm"
-    return DATASET_PRESETS.get(args.dataset, "synthetic")
+    if features is not None:                             # --dataset mosi-text-audio
+        return "mosi_text_audio_minilm" if features == "minilm" else "mosi_text_audio"
+    return "synthetic"
 
 
 def _given(**options) -> dict:
@@ -383,11 +348,11 @@ def check_train(args) -> None:
     check_preset("--preset", args.preset)
     if args.preset and args.config:
         raise OptionError("--config", "either --preset or --config, not both", args.config)
-    check_dataset_modalities("--modalities", args.dataset, args.modalities)
+    have = KNOWN_MODALITIES.get(args.dataset)             # streams known without loading the data
+    if args.modalities is not None and have is not None and any(m not in have for m in args.modalities):
+        raise OptionError("--modalities", f"letters of {have!r} (the streams of --dataset {args.dataset})",
+                          args.modalities)
     check_device("--device", args.device)
-
-
-# ------------------------------------------------------------------------ the commands
 
 
 def cmd_train(args) -> int:
@@ -521,19 +486,21 @@ def cmd_demo(args) -> int:
     print("\nThe paper's Figure-2 contrast (comparison runs bundled with the package):")
     print(contrast)
     reps = extract_representations(trainer.model, data, "test", device=trainer.device)
+    captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
     titles = ["Loss curves (cf. the paper's Figure 3)",
               "Common and private representations, t-SNE (cf. Figure 2)",
-              "Discriminator probability of the true modality (cf. Figure 4a)", "Fusion weights psi (cf. Figure 4b)"]
+              "Discriminator probability of the true modality (cf. Figure 4a)",
+              "Fusion weights psi (cf. Figure 4b)"]
     plots = [viz.loss_curves(trainer.history),
              viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400),
              viz.discriminator_probabilities(reps), viz.fusion_weights(reps)]
-    captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
     details = [("preset", cfg.name), ("epochs trained", len(trainer.history)),
                ("best epoch (on validation)", metrics["best_epoch"]), ("seed", cfg.train.seed),
                ("device used", str(trainer.device)), ("training time", f"{metrics['train_seconds']:.0f} s"),
                ("data", described)]
-    report = viz.write_report(out / "report.html", list(zip(titles, plots, captions)), title="fdmer_lite demo",
-                              summary_html=demo_summary_html(metrics, details, contrast))
+    summary = demo_summary_html(metrics, details, contrast)
+    report = viz.write_report(out / "report.html", list(zip(titles, plots, captions)),
+                              title="fdmer_lite demo", summary_html=summary)
     print(f"\nwrote {out}/metrics.json, history.json, config.json, model.pt and "
           f"{report or out / 'report.html'}")
     print(f"demo took {time.perf_counter() - start:.1f} s")
