@@ -576,16 +576,14 @@ def cmd_ablate(args) -> int:
     check_device("--device", args.device)
     features = text_features(args)
     cfg = get_preset(preset_name(args)).replace(train={"device": args.device, **_given(epochs=args.epochs)})
-    label = args.dataset
+    label, options = args.dataset, {}
     if args.dataset == "synthetic":
-        data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
-                                              **(FAST_SIZES if cfg.name == "fast" else {})})
         label = f"synthetic-{args.kind}"
+        options = {"kind": args.kind, "seed": 0, **(FAST_SIZES if cfg.name == "fast" else {})}
     elif features is not None:
-        data = DataSpec(args.dataset, args.data, options={"text_features": features})
         label = f"{args.dataset}-minilm" if features == "minilm" else label   # GloVe: as before
-    else:
-        data = DataSpec(args.dataset, args.data)
+        options = {"text_features": features}
+    data = DataSpec(args.dataset, None if args.dataset == "synthetic" else args.data, options)
     out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
     set_threads()
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")

@@ -1,7 +1,6 @@
 """One training run on several processes (GPUs, or CPU cores) with DistributedDataParallel.
 
-Launch with ``torchrun`` (= ``python -m torch.distributed.run``) and the options of
-``fdmer-lite train``::
+Launch with ``torchrun`` and the options of ``fdmer-lite train``::
 
     torchrun --nproc_per_node 2 -m fdmer_lite.distributed --dataset synthetic --preset synthetic \
         --out runs/ddp
@@ -56,7 +55,6 @@ from .config import Config
 from .data.base import MultimodalData, SplitDataset
 from .experiments.runs import obtain
 from . import losses as L
-from .losses import task_loss
 from .model import build_model
 from .train import NonFiniteLoss, Trainer
 
@@ -223,7 +221,8 @@ class DistributedTrainer(Trainer):
         pred = np.concatenate([p for rank_preds, _, _ in everyone for p in rank_preds])[np.argsort(order)]
         losses = {k: sum(s[k] for _, _, s in everyone) / n for k in self.terms}
         # the task loss on the whole split, exactly (it drives early stopping on every rank)
-        exact = float(task_loss(torch.from_numpy(pred), torch.from_numpy(np.asarray(sp.labels)), self.task))
+        labels = torch.from_numpy(np.asarray(sp.labels))
+        exact = float(L.task_loss(torch.from_numpy(pred), labels, self.task))
         losses["all"] += exact - losses["task"]
         losses["task"] = exact
         return pred, losses
