@@ -27,20 +27,16 @@ from .errors import DataError, NonFiniteLoss
 from .experiments.runstore import check_target, probe_writable
 from .metrics import DISENTANGLEMENT, SCORES
 
-# Every command imports what it needs inside its own function: ``fdmer-lite --help`` and a bad
-# option must answer without importing torch (seconds), so nothing heavy is imported up here
-# (``experiments.runstore`` imports nothing of torch's).
+# Each command imports what it needs inside its function: ``fdmer-lite --help`` and a bad option
+# must answer without importing torch (``experiments.runstore`` imports none of it).
 
 EXIT_BAD_INPUT = 2
-
-
 ESCAPE = "fdmer_lite.escape"             # the codec error handler registered below
 
 
 def _escape(err: UnicodeError):
-    """Encoding error handler: an odd byte of a file name that is not UTF-8 (which Python keeps as
-    a lone surrogate, ``os.fsdecode``) becomes ``\\xNN``, the byte itself; any other character
-    the stream cannot encode, a backslash escape (as ``backslashreplace``)."""
+    """Encoding error handler: a file name's odd byte (a lone surrogate, ``os.fsdecode``) becomes
+    ``\\xNN``; any other character the stream cannot encode, a backslash escape."""
     if not isinstance(err, UnicodeEncodeError):
         raise err
     out = []
@@ -55,8 +51,8 @@ codecs.register_error(ESCAPE, _escape)
 
 
 def printable(text) -> str:
-    """``text`` as any terminal can show it: a path that is not UTF-8 with ``\\xNN`` for its odd
-    bytes, where writing it as it is to a UTF-8 stream raises ``UnicodeEncodeError``."""
+    """``text`` as any terminal can show it: a path that is not UTF-8 gets ``\\xNN`` for its odd
+    bytes."""
     return str(text).encode("utf-8", ESCAPE).decode("utf-8")
 
 
@@ -66,42 +62,13 @@ def say(kind: str, message) -> None:
 
 
 def tolerant_output() -> None:
-    """Let stdout and stderr write any path. Where a stream would raise ``UnicodeEncodeError``
-    (``errors="strict"``: ``PYTHONIOENCODING=utf-8``, or a UTF-8 locale other than C.UTF-8) or
-    write ``\\udcff`` for a byte (stderr's ``backslashreplace``), it writes :func:`printable`'s
-    escapes instead; a stream that writes the bytes back (``surrogateescape``) is left alone."""
+    """Let stdout and stderr write any path: a stream that would raise ``UnicodeEncodeError``
+    (``strict``) or write ``\\udcff`` for a byte (``backslashreplace``) writes :func:`printable`'s
+    escapes instead; ``surrogateescape`` streams are left alone."""
     for stream in (sys.stdout, sys.stderr):
-        if getattr(stream, "errors", None) in ("strict", "backslashreplace") and hasattr(stream, "reconfigure"):
+        if getattr(stream, "errors", None) in ("strict", "backslashreplace") \
+                and hasattr(stream, "reconfigure"):
             stream.reconfigure(errors=ESCAPE)
-
-
-def preset_help(default: str) -> str:
-    """The help of a ``--preset`` option: every preset of :data:`fdmer_lite.config.PRESETS`, so
-    the list cannot fall behind the dict, then ``default`` in words."""
-    return f"one of {', '.join(PRESETS)} (default: {default})"
-
-
-def _add_device(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
-
-
-def _add_common(p: argparse.ArgumentParser) -> None:
-    _add_device(p)
-    p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
-
-
-def _add_training(p: argparse.ArgumentParser) -> None:
-    """The options ``train`` and ``ablate`` share: where to write, the data, the preset."""
-    _add_common(p)
-    p.add_argument("--dataset", required=True, choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
-    p.add_argument("--data", default=None, help="path to the data file or folder")
-    p.add_argument("--preset", default=None, help=preset_help(
-        "synthetic; for --dataset mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; "
-        "fast under FDMER_LITE_FAST=1"))
-    p.add_argument("--epochs", type=int, default=None)
-    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
-                   help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
-    _add_text_features(p)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -111,14 +78,34 @@ class _Parser(argparse.ArgumentParser):
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def _add_text_features(p: argparse.ArgumentParser) -> None:
+def _add_common(p: argparse.ArgumentParser, out: bool = True) -> None:
+    """``--device`` and, unless ``out`` is False, ``--out``."""
+    p.add_argument("--device", default="auto", help="auto (cuda, then mps, then cpu) | cpu | cuda")
+    if out:
+        p.add_argument("--out", default=None, help="output folder (default: runs/<command>)")
+
+
+def _add_training(p: argparse.ArgumentParser) -> None:
+    """The options ``train`` and ``ablate`` share: where to write, the data, the preset."""
+    _add_common(p)
+    p.add_argument("--dataset", required=True,
+                   choices=["synthetic", "mmsa", "sdk", "urfunny", "mosi-text-audio"])
+    p.add_argument("--data", default=None, help="path to the data file or folder")
+    p.add_argument("--preset", default=None,              # every preset: the list cannot fall behind
+                   help=f"one of {', '.join(PRESETS)} (default: synthetic; for --dataset "
+                        "mosi-text-audio, mosi_text_audio, or mosi_text_audio_minilm with MiniLM text; "
+                        "fast under FDMER_LITE_FAST=1)")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--kind", default="emotion", choices=["emotion", "humor"],
+                   help="synthetic only: private-dominant (emotion) or common-dominant (humor) label")
     p.add_argument("--text-features", default=None, choices=["glove", "minilm"],
                    help="mosi-text-audio only: GloVe 6B 50-d words, or all-MiniLM-L6-v2 token states "
-                        "(the extra fdmer_lite[minilm]; cached in $FDMER_LITE_FEATURE_CACHE or runs/features). "
-                        "Default: minilm when the extra is installed, else glove")
+                        "(the extra fdmer_lite[minilm]; cached in $FDMER_LITE_FEATURE_CACHE or "
+                        "runs/features). Default: minilm when the extra is installed, else glove")
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The parser of every command; a bad option exits with status 2."""
     parser = _Parser(prog="fdmer-lite", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -133,36 +120,38 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--gamma", type=float, default=None, help="weight of L_con + L_dis")
     train.add_argument("--modalities", default=None, help="tav | ta | tv | av (default: all in the data)")
     train.add_argument("--adversary", default=None, choices=["grl", "confusion"])
-    train.add_argument("--config", default=None,
-                       help="a JSON file with a whole configuration, or a run's config.json, instead of --preset")
+    train.add_argument("--config", default=None, help="a JSON file with a whole configuration, "
+                                                      "or a run's config.json, instead of --preset")
 
     sweep = sub.add_parser("sweep", help="precompute the beta/gamma explorer's cache (resumable)")
     sweep.add_argument("--dataset", required=True, choices=["synthetic"])
     sweep.add_argument("--beta", nargs="+", default=None,
                        help="beta values, e.g. 0 0.002 0.02 0.2 2 or 0,0.002,0.02 (default: those)")
     sweep.add_argument("--gamma", nargs="+", default=None, help="gamma values (as --beta)")
-    sweep.add_argument("--cross", action="store_true",
-                       help="only the settings that differ from --center in one weight (a '+', not the grid)")
+    sweep.add_argument("--cross", action="store_true", help="only the settings that differ from "
+                                                            "--center in one weight (a '+', not the grid)")
     sweep.add_argument("--center", default="0.02,0.02", help="beta,gamma at the middle of --cross")
     sweep.add_argument("--kind", default="emotion", choices=["emotion", "humor"])
     sweep.add_argument("--seed", type=int, default=0)
-    sweep.add_argument("--fast", action="store_true", help="fast preset on small data (also FDMER_LITE_FAST=1)")
-    sweep.add_argument("--cache", default=None,
-                       help="cache folder (default: <$FDMER_LITE_SWEEP_CACHE or runs/sweep>/<preset>-<kind>-seed<S>)")
+    sweep.add_argument("--fast", action="store_true",
+                       help="fast preset on small data (also FDMER_LITE_FAST=1)")
+    sweep.add_argument("--cache", default=None, help="cache folder (default: "
+                       "<$FDMER_LITE_SWEEP_CACHE or runs/sweep>/<preset>-<kind>-seed<S>)")
     sweep.add_argument("--projections", default="tsne", help="2-D projections to store: tsne,umap,pca")
     sweep.add_argument("--workers", type=int, default=1, help="cells trained at once (worker processes)")
-    _add_device(sweep)
+    _add_common(sweep, out=False)
 
     ablate = sub.add_parser("ablate", help="the paper's Table-4 ablations: variants x seeds, mean and std")
     _add_training(ablate)
-    ablate.add_argument("--variants", default="all",
-                        help="all, or keys / paper names separated by commas (see --list); the full model is always run")
+    ablate.add_argument("--variants", default="all", help="all, or keys / paper names separated by "
+                                                          "commas (see --list); the full model is always run")
     ablate.add_argument("--seeds", default="1,2,3", help="training seeds, e.g. 1,2,3")
     ablate.add_argument("--workers", type=int, default=None,
                         help="local worker processes (default: one per CPU core; 0 = this process)")
     ablate.add_argument("--ray-address", default=None,
                         help="run on Ray instead: 'local' (this machine), 'auto' or ray://host:10001")
-    ablate.add_argument("--list", action="store_true", help="print the variants and what each changes, then stop")
+    ablate.add_argument("--list", action="store_true",
+                        help="print the variants and what each changes, then stop")
 
     export = sub.add_parser("export", help="write a notebook as an HTML page that works offline")
     export.add_argument("notebook", help="the .ipynb file (saved from JupyterLab, with its outputs)")
@@ -172,32 +161,23 @@ def build_parser() -> argparse.ArgumentParser:
 
     data = sub.add_parser("data", help="data utilities")
     dsub = data.add_subparsers(dest="data_command", required=True)
-    insp = dsub.add_parser("inspect", help="print what a data file holds")
-    insp.add_argument("path")
+    dsub.add_parser("inspect", help="print what a data file holds").add_argument("path")
     return parser
 
 
 # ------------------------------------------------------------------ the options' rules
-#
-# The rules every command's options follow, checked once, before any work starts (a typo costs
-# a second, not a data generation). ``train``, ``sweep``, ``ablate`` and the distributed trainer
-# call :func:`check_training_options`, so the same value is accepted or refused the same way
-# everywhere:
-#
-# * ``epochs``: an integer >= 1 (0 or less would publish an untrained run as finished);
-# * ``beta``, ``gamma``: finite numbers >= 0 (Eq. 18 weights; NaN or inf can only give a NaN loss);
-# * ``modalities``: one or more distinct letters of ``tav``;
-# * ``seed`` / ``seeds``: integers in [0, 2**32) (numpy's range);
-# * ``workers``: >= 0 (``ablate``) or >= 1 (``sweep``);
-# * ``device``: ``auto``, ``cpu``, ``mps``, ``cuda`` or ``cuda:N``, and one this machine has
-#   (:func:`check_device`); ``preset``: a known preset (:func:`check_preset`);
-# * ``modalities`` of a data set whose streams are known before loading (``synthetic``: ``tav``,
-#   ``mosi-text-audio``: ``ta``): only those (:func:`check_dataset_modalities`).
-#
-# A refusal is an :class:`OptionError` (a ``ValueError``) naming the option, what was expected and
-# what was given; :func:`run` prints it as one line and exits with status 2.
+# Checked once, before any work (a typo costs a second, not a data generation), and the same way
+# by train, sweep, ablate and the distributed trainer: epochs an integer >= 1 (0 would publish an
+# untrained run as finished); beta, gamma finite numbers >= 0 (Eq. 18's weights: NaN or inf can
+# only give a NaN loss); modalities one or more distinct letters of tav, and only the streams a
+# data set is known to have before loading (KNOWN_MODALITIES); seeds integers in [0, 2**32)
+# (numpy's range); workers >= 0 (ablate) or >= 1 (sweep); a device torch names and this machine
+# has; a known preset. A refusal is an OptionError (a ValueError) naming the option, what was
+# expected and what was given; :func:`run` prints it as one line and exits with status 2.
 
 MAX_SEED = 2 ** 32
+DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")
+KNOWN_MODALITIES = {"synthetic": "tav", "mosi-text-audio": "ta"}   # fixed by the data set itself
 
 
 class OptionError(ValueError):
@@ -212,38 +192,28 @@ def _int(option: str, value, low: int, high: int | None = None) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise OptionError(option, "an integer", value)
     if value < low or (high is not None and value >= high):
-        rng = f">= {low}" if high is None else f"an integer in [{low}, {high})"
-        raise OptionError(option, rng if high is not None else f"an integer {rng}", value)
-    return value
-
-
-def check_weight(option: str, value) -> float:
-    try:
-        x = float(value)
-    except (TypeError, ValueError):
-        raise OptionError(option, "a number", value) from None
-    if not math.isfinite(x) or x < 0:
-        raise OptionError(option, "a finite number >= 0", value)
-    return x
-
-
-def check_modalities(option: str, value: str) -> str:
-    if not isinstance(value, str) or not value or any(m not in "tav" for m in value) \
-            or len(set(value)) != len(value):
-        raise OptionError(option, "one or more distinct letters of 'tav' (e.g. tav, ta, av)", value)
+        raise OptionError(option, f"an integer >= {low}" if high is None
+                          else f"an integer in [{low}, {high})", value)
     return value
 
 
 def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=None, seed=None,
                            seeds=None, workers=None, min_workers: int = 0) -> None:
-    """Refuse any value outside the rules of the module docstring (``None``: not given)."""
+    """Refuse any value outside the rules above (``None``: not given)."""
     if epochs is not None:
         _int("--epochs", epochs, 1)
-    for name, v in (("--beta", beta), ("--gamma", gamma)):
+    for option, v in (("--beta", beta), ("--gamma", gamma)):
         for x in (v if isinstance(v, (list, tuple)) else [] if v is None else [v]):
-            check_weight(name, x)
-    if modalities is not None:
-        check_modalities("--modalities", modalities)
+            try:
+                weight = float(x)
+            except (TypeError, ValueError):
+                raise OptionError(option, "a number", x) from None
+            if not math.isfinite(weight) or weight < 0:
+                raise OptionError(option, "a finite number >= 0", x)
+    if modalities is not None and (not isinstance(modalities, str) or not modalities
+                                   or set(modalities) - set("tav") or len(set(modalities)) < len(modalities)):
+        raise OptionError("--modalities", "one or more distinct letters of 'tav' (e.g. tav, ta, av)",
+                          modalities)
     if seed is not None:
         _int("--seed", seed, 0, MAX_SEED)
     for s in seeds or ():
@@ -252,18 +222,13 @@ def check_training_options(*, epochs=None, beta=None, gamma=None, modalities=Non
         _int("--workers", workers, min_workers)
 
 
-DEVICE_NAMES = ("auto", "cpu", "mps", "cuda")
-KNOWN_MODALITIES = {"synthetic": "tav", "mosi-text-audio": "ta"}   # fixed by the data set itself
-
-
 def check_device(option: str, name) -> str:
     """A device name torch understands and this machine has (``auto`` always passes)."""
-    expected = "auto, cpu, mps, cuda or cuda:N"
     base, _, index = str(name).partition(":")
     if (not isinstance(name, str) or base not in DEVICE_NAMES
             or (index and (base != "cuda" or not index.isdigit()))):
-        raise OptionError(option, expected, name)
-    if name == "auto" or name == "cpu":
+        raise OptionError(option, "auto, cpu, mps, cuda or cuda:N", name)
+    if name in ("auto", "cpu"):
         return name
     from .train import select_device                   # imports torch: only for cuda / mps
     try:
@@ -275,20 +240,9 @@ def check_device(option: str, name) -> str:
 
 def check_preset(option: str, name) -> str:
     """The name of a preset of :mod:`fdmer_lite.config` (``None``: not given)."""
-    if name is None:
-        return name
-    if not isinstance(name, str) or name.lower().replace("-", "_") not in PRESETS:
+    if name is not None and (not isinstance(name, str) or name.lower().replace("-", "_") not in PRESETS):
         raise OptionError(option, f"one of {', '.join(sorted(PRESETS))}", name)
     return name
-
-
-def check_dataset_modalities(option: str, dataset: str, modalities) -> None:
-    """``modalities`` must be streams ``dataset`` has, where that is known without loading it."""
-    have = KNOWN_MODALITIES.get(dataset)
-    if modalities is None or have is None:
-        return
-    if any(m not in have for m in modalities):
-        raise OptionError(option, f"letters of {have!r} (the streams of --dataset {dataset})", modalities)
 
 
 def check_root(path, option: str) -> Path:
@@ -299,9 +253,6 @@ def check_root(path, option: str) -> Path:
         raise DataError(f"{option} {path}", "path", "a folder or a new name", "an existing file")
     probe_writable(path, f"{option} {path}")
     return path
-
-
-DATASET_PRESETS = {"mosi-text-audio": "mosi_text_audio"}   # default preset per data set
 
 
 def text_features(args) -> str | None:
@@ -328,51 +279,47 @@ def config_file(path: str) -> Config:
     try:
         d = json.loads(Path(path).read_text(encoding="utf-8"))
     except (OSError, ValueError) as err:
-        raise DataError(f"--config {path}", "<file>", "a readable JSON file", f"{type(err).__name__}: {err}") from None
+        raise DataError(f"--config {path}", "<file>", "a readable JSON file",
+                        f"{type(err).__name__}: {err}") from None
     d = d.get("config", d) if isinstance(d, dict) else d
     try:
         return Config.from_dict(d)
     except (TypeError, AttributeError) as err:
-        raise DataError(f"--config {path}", "config", "the sections model, loss, train of fdmer_lite.config.Config",
-                        str(err)) from None
+        raise DataError(f"--config {path}", "config",
+                        "the sections model, loss, train of fdmer_lite.config.Config", str(err)) from None
 
 
 def preset_name(args) -> str:
     """``--preset``, else the default of ``train`` and ``ablate``: ``fast`` under
-    ``FDMER_LITE_FAST``, the data set's own (``DATASET_PRESETS``; with MiniLM text features, its
-    MiniLM variant), else ``synthetic``."""
+    ``FDMER_LITE_FAST``, mosi-text-audio's own (its MiniLM variant with MiniLM text features),
+    else ``synthetic``."""
     features = text_features(args)                       # refuses --text-features on other data
     if args.preset:
         return args.preset
     if fast_mode():
         return "fast"
-    if features == "minilm":
-        return "mosi_text_audio_minilm"
-    return DATASET_PRESETS.get(args.dataset, "synthetic")
+    if features is not None:                             # --dataset mosi-text-audio
+        return "mosi_text_audio_minilm" if features == "minilm" else "mosi_text_audio"
+    return "synthetic"
+
+
+def _given(**options) -> dict:
+    """The options that were given (not None)."""
+    return {k: v for k, v in options.items() if v is not None}
 
 
 def configure(args) -> Config:
     """The configuration of ``train``: ``--config`` or the preset (:func:`preset_name`), with the
     options given on top."""
     cfg = config_file(args.config) if args.config else get_preset(preset_name(args))
-    train, loss, model = {}, {}, {}
-    if args.epochs is not None:
-        train["epochs"] = args.epochs
-    if args.seed is not None:
-        train["seed"] = args.seed
-    train["device"] = args.device
-    if args.beta is not None:
-        loss["beta"] = args.beta
-    if args.gamma is not None:
-        loss["gamma"] = args.gamma
-    if args.adversary is not None:
-        loss["adversary"] = args.adversary
-    if args.modalities is not None:
-        model["modalities"] = args.modalities
-    return cfg.replace(train=train, loss=loss, model=model)
+    return cfg.replace(train={**_given(epochs=args.epochs, seed=args.seed), "device": args.device},
+                       loss=_given(beta=args.beta, gamma=args.gamma, adversary=args.adversary),
+                       model=_given(modalities=args.modalities))
 
 
 def load_data(args, cfg: Config):
+    """The data set of ``--dataset`` / ``--data``, cut to ``--modalities`` (else all of its
+    streams, which ``cfg.model.modalities`` then names)."""
     from .data import load_dataset
     kw = {}
     if args.dataset == "synthetic":
@@ -382,12 +329,12 @@ def load_data(args, cfg: Config):
     data = load_dataset(args.dataset, args.data, **kw)
     if args.modalities is None:
         cfg.model.modalities = data.modalities
-    else:
-        data = data.select(args.modalities)
-    return data
+        return data
+    return data.select(args.modalities)
 
 
 def print_metrics(metrics: dict, file=sys.stdout) -> None:
+    """One indented ``name  value`` line per metric (floats with 4 decimals)."""
     width = max(len(k) for k in metrics)
     for k, v in metrics.items():
         print(f"  {k:<{width}}  {v:.4f}" if isinstance(v, float) else f"  {k:<{width}}  {v}", file=file)
@@ -401,22 +348,24 @@ def check_train(args) -> None:
     check_preset("--preset", args.preset)
     if args.preset and args.config:
         raise OptionError("--config", "either --preset or --config, not both", args.config)
-    check_dataset_modalities("--modalities", args.dataset, args.modalities)
+    have = KNOWN_MODALITIES.get(args.dataset)             # streams known without loading the data
+    if args.modalities is not None and have is not None and any(m not in have for m in args.modalities):
+        raise OptionError("--modalities", f"letters of {have!r} (the streams of --dataset {args.dataset})",
+                          args.modalities)
     check_device("--device", args.device)
 
 
 def cmd_train(args) -> int:
+    from .data.base import overlap_warning
     from .experiments.runs import data_treatments, obtain, set_threads
+    from .train import heartbeat
     check_train(args)
-    check_target(Path(args.out or f"runs/train-{args.dataset}"))
+    out = check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
     cfg = configure(args)
-    from .train import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
     with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.train.progress):
         data = load_data(args, cfg)
-    from .data.base import overlap_warning
-    out = Path(args.out or f"runs/train-{args.dataset}")
     print(data.summary())
     shared = overlap_warning(data)
     if shared:
@@ -431,25 +380,27 @@ def cmd_train(args) -> int:
     return 0
 
 
-
-
 def demo_rows(m: dict) -> tuple[list[tuple], list[tuple]]:
     """The demo's two tables as rows: (predictor, test MAE, x Bayes floor) and (plain name,
     code name, value, ideal)."""
     mae = [("FDMER (this run)", m["mae"]), ("Bayes floor (knows the latents)", m["bayes_mae"]),
            ("ridge on time-averaged features", m["ridge_mae"]), ("always the training mean", m["mean_mae"])]
     maes = [(name, f"{v:.3f}", f"{v / m['bayes_mae']:.2f}") for name, v in mae]
-    scores = [(s.name, s.key, f"{m[s.key]:.3f}", s.ideal) for s in map(SCORES.get, DISENTANGLEMENT) if s.key in m]
+    scores = [(s.name, s.key, f"{m[s.key]:.3f}", s.ideal)
+              for s in map(SCORES.get, DISENTANGLEMENT) if s.key in m]
     return maes, scores
 
 
+def _markdown_table(header: tuple, rows: list[tuple]) -> list[str]:
+    lines = ["| " + " | ".join(header) + " |", "|---" * len(header) + "|"]
+    return lines + ["| " + " | ".join(r) + " |" for r in rows]
+
+
 def demo_table(m: dict) -> str:
+    """The demo's two tables (:func:`demo_rows`) as markdown for the terminal."""
     maes, scores = demo_rows(m)
-    lines = ["| predictor | test MAE | x Bayes floor |", "|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in maes]
-    lines += ["", "| disentanglement score | code name | value | ideal |", "|---|---|---|---|"]
-    lines += ["| " + " | ".join(r) + " |" for r in scores]
-    return "\n".join(lines)
+    return "\n".join(_markdown_table(("predictor", "test MAE", "x Bayes floor"), maes) + [""]
+                     + _markdown_table(("disentanglement score", "code name", "value", "ideal"), scores))
 
 
 def _html_table(header: tuple, rows: list[tuple]) -> str:
@@ -500,9 +451,8 @@ def describe_benchmark(data) -> str:
     sizes = "/".join(str(len(data.splits[s])) for s in ("train", "valid", "test"))
     names = {"t": "text", "a": "audio", "v": "visual"}
     streams = ", ".join(f"{names[m]} {data.seq_lengths[m]} steps x {data.widths[m]}" for m in data.modalities)
-    kind = data.info.get("kind", "emotion")
-    return (f"data: the known-factor benchmark ({kind}-like, {data.task}), {sizes} train/valid/test "
-            f"samples; sequences: {streams}; Bayes floor (test MAE of an oracle) "
+    return (f"data: the known-factor benchmark ({data.info.get('kind', 'emotion')}-like, {data.task}), "
+            f"{sizes} train/valid/test samples; sequences: {streams}; Bayes floor (test MAE of an oracle) "
             f"{data.info['bayes_mae']:.3f}")
 
 
@@ -512,21 +462,21 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import obtain, set_threads
     from .lessons import demo_contrast
-    from .train import heartbeat
-    from .train import Trainer, budget
-
+    from .train import Trainer, budget, heartbeat
     check_device("--device", args.device)              # before the data are generated
     set_threads()
     fast = args.fast or fast_mode()
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
-    out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
+    # FAST never overwrites a full run
+    out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))
     start = time.perf_counter()
     with heartbeat("generating the known-factor benchmark", enabled=cfg.train.progress):
         data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
     print(described)
     trainer = Trainer(cfg, data)
-    epochs, _ = budget(cfg.train.epochs, cfg.train.patience, len(trainer.loader("train")), cfg.train.min_steps)
+    epochs, _ = budget(cfg.train.epochs, cfg.train.patience, len(trainer.loader("train")),
+                       cfg.train.min_steps)
     print(f"training FDMER (preset {cfg.name}, {epochs} epochs at most) on {trainer.device}; "
           f"writing to {out}")
     metrics = obtain(cfg, data, out, retrain=True, trainer=trainer).metrics
@@ -537,39 +487,40 @@ def cmd_demo(args) -> int:
     print(contrast)
     reps = extract_representations(trainer.model, data, "test", device=trainer.device)
     captions = viz.demo_captions(metrics, trainer.history, reps.psi, reps.psi_names)
-    figures = list(zip(
-        ["Loss curves (cf. the paper's Figure 3)", "Common and private representations, t-SNE (cf. Figure 2)",
-         "Discriminator probability of the true modality (cf. Figure 4a)", "Fusion weights psi (cf. Figure 4b)"],
-        [viz.loss_curves(trainer.history),
-         viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400),
-         viz.discriminator_probabilities(reps), viz.fusion_weights(reps)],
-        captions))
+    titles = ["Loss curves (cf. the paper's Figure 3)",
+              "Common and private representations, t-SNE (cf. Figure 2)",
+              "Discriminator probability of the true modality (cf. Figure 4a)",
+              "Fusion weights psi (cf. Figure 4b)"]
+    plots = [viz.loss_curves(trainer.history),
+             viz.representation_embedding(reps, method="tsne", max_points=200 if fast else 400),
+             viz.discriminator_probabilities(reps), viz.fusion_weights(reps)]
     details = [("preset", cfg.name), ("epochs trained", len(trainer.history)),
                ("best epoch (on validation)", metrics["best_epoch"]), ("seed", cfg.train.seed),
                ("device used", str(trainer.device)), ("training time", f"{metrics['train_seconds']:.0f} s"),
                ("data", described)]
     summary = demo_summary_html(metrics, details, contrast)
-    report = viz.write_report(out / "report.html", figures, title="fdmer_lite demo", summary_html=summary)
-    print(f"\nwrote {out}/metrics.json, history.json, config.json, model.pt and {report or out / 'report.html'}")
+    report = viz.write_report(out / "report.html", list(zip(titles, plots, captions)),
+                              title="fdmer_lite demo", summary_html=summary)
+    print(f"\nwrote {out}/metrics.json, history.json, config.json, model.pt and "
+          f"{report or out / 'report.html'}")
     print(f"demo took {time.perf_counter() - start:.1f} s")
     return 0
 
 
-
 def _floats(items, name: str) -> list[float]:
+    """The numbers in ``items`` (each may hold several, separated by commas)."""
     out = []
-    for item in items:
-        for part in str(item).split(","):
-            if part.strip():
-                try:
-                    out.append(float(part))
-                except ValueError:
-                    raise ValueError(f"--{name}: expected numbers, got {part!r}") from None
+    for part in (p for item in items for p in str(item).split(",") if p.strip()):
+        try:
+            out.append(float(part))
+        except ValueError:
+            raise ValueError(f"--{name}: expected numbers, got {part!r}") from None
     return out
 
 
 def cmd_sweep(args) -> int:
     from . import sweep
+    from .experiments.runs import set_threads
     from .viz import PROJECTION_METHODS
     check_training_options(seed=args.seed, workers=args.workers, min_workers=1)
     check_device("--device", args.device)
@@ -577,7 +528,7 @@ def cmd_sweep(args) -> int:
     fast = spec.preset == "fast"
     betas = _floats(args.beta, "beta") if args.beta else list(sweep.default_values(fast))
     gammas = _floats(args.gamma, "gamma") if args.gamma else list(sweep.default_values(fast))
-    check_training_options(beta=betas, gamma=gammas, seed=args.seed, workers=args.workers, min_workers=1)
+    check_training_options(beta=betas, gamma=gammas)
     projections = [p.strip() for p in args.projections.split(",") if p.strip()]
     bad = [p for p in projections if p not in PROJECTION_METHODS]
     if bad:
@@ -591,7 +542,6 @@ def cmd_sweep(args) -> int:
     else:
         cells = sweep.grid(betas, gammas)
     root = check_root(Path(args.cache) if args.cache else sweep.default_cache_dir(spec), "--cache")
-    from .experiments.runs import set_threads
     set_threads()
     cache = sweep.SweepCache(root, spec)
     print(f"sweep: preset {spec.preset}, data {spec.data}, {len(cells)} setting(s), cache {root}")
@@ -610,7 +560,7 @@ def cmd_sweep(args) -> int:
 def cmd_ablate(args) -> int:
     from .ablations import VARIANTS, run_ablation
     from .data.synthetic import FAST_SIZES
-    from .experiments.runs import DataSpec
+    from .experiments.runs import DataSpec, set_threads
     if args.list:
         for v in VARIANTS:
             print(f"  {v.key:<17} {v.name:<27} {v.change}")
@@ -625,19 +575,16 @@ def cmd_ablate(args) -> int:
     check_preset("--preset", args.preset)
     check_device("--device", args.device)
     features = text_features(args)
-    cfg = get_preset(preset_name(args)).replace(train={"device": args.device, **({"epochs": args.epochs} if args.epochs is not None else {})})
-    label = args.dataset
+    cfg = get_preset(preset_name(args)).replace(train={"device": args.device, **_given(epochs=args.epochs)})
+    label, options = args.dataset, {}
     if args.dataset == "synthetic":
-        data = DataSpec("synthetic", options={"kind": args.kind, "seed": 0,
-                                              **(FAST_SIZES if cfg.name == "fast" else {})})
         label = f"synthetic-{args.kind}"
+        options = {"kind": args.kind, "seed": 0, **(FAST_SIZES if cfg.name == "fast" else {})}
     elif features is not None:
-        data = DataSpec(args.dataset, args.data, options={"text_features": features})
         label = f"{args.dataset}-minilm" if features == "minilm" else label   # GloVe: as before
-    else:
-        data = DataSpec(args.dataset, args.data)
+        options = {"text_features": features}
+    data = DataSpec(args.dataset, None if args.dataset == "synthetic" else args.data, options)
     out = check_root(Path(args.out or f"runs/ablate-{label}"), "--out")
-    from .experiments.runs import set_threads
     set_threads()
     print(f"ablate: {label}, preset {cfg.name}, variants {args.variants}, seeds {seeds}, writing to {out}")
     res = run_ablation(cfg, data, variants=args.variants, seeds=seeds, out_dir=out, workers=args.workers,
@@ -660,10 +607,10 @@ def cmd_data_inspect(args) -> int:
     lines = [line.strip() for line in report.splitlines()]
     for line in lines:
         if line.startswith("WARNING: "):
-            say("warning", line[len('WARNING: '):])
-    refused = [line for line in lines if line.startswith("loads: NO -- ")]
+            say("warning", line.removeprefix("WARNING: "))
+    refused = [line.removeprefix("loads: NO -- ") for line in lines if line.startswith("loads: NO -- ")]
     if refused and "loads: OK" not in lines:                # described, but it does not load
-        say("error", refused[0][len('loads: NO -- '):])
+        say("error", refused[0])
         return EXIT_BAD_INPUT
     return 0
 
@@ -677,7 +624,6 @@ def cmd_export(args) -> int:
         say("error", f"{printable(source)}: expected an existing .ipynb notebook file")
         return EXIT_BAD_INPUT
     import nbformat
-
     try:
         nb = nbformat.read(source, as_version=4)
     except Exception as err:                               # not JSON, or not a notebook
@@ -689,11 +635,13 @@ def cmd_export(args) -> int:
                        resources={"metadata": {"path": str(source.parent.resolve())}}).execute()
     from .viz import export_html
     page = export_html(nb, Path(args.out) if args.out else source.with_suffix(".html"))
-    print(f"wrote {printable(page)} (equations from {printable(page.parent / 'mathjax')}; open it with no network)")
+    print(f"wrote {printable(page)} (equations from {printable(page.parent / 'mathjax')}; "
+          f"open it with no network)")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
+    """``fdmer-lite [command] [options]``; returns the exit status."""
     tolerant_output()
     args = build_parser().parse_args(argv)
     commands = {"demo": cmd_demo, "train": cmd_train, "sweep": cmd_sweep, "ablate": cmd_ablate,
@@ -706,14 +654,8 @@ def run(command, args) -> int:
     file or option and what was expected, and exit status 2 (130 for Ctrl-C)."""
     try:
         return command(args)
-    except (DataError, FileNotFoundError) as err:
-        say("error", err)
-        return EXIT_BAD_INPUT
-    except ValueError as err:                            # bad option values (device, preset, ...)
-        say("error", err)
-        return EXIT_BAD_INPUT
-    except NonFiniteLoss as err:                         # says what was kept, and where
-        say("error", err)
+    except (DataError, FileNotFoundError, ValueError, NonFiniteLoss) as err:
+        say("error", err)                  # bad data or option; a non-finite loss says what was kept
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("fdmer-lite: interrupted; finished runs are kept, unfinished ones were discarded "

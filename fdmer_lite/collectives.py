@@ -1,12 +1,9 @@
 """Differentiable collectives for DistributedDataParallel (the floor: imports torch only).
 
-Two of FDMER's terms are not means over samples: L_con (Eq. 4-5) compares B x B similarity
-matrices and L_dis (Eq. 6-7) is HSIC over the batch. A process that holds a shard of the batch
-therefore needs the whole batch's representations, with gradients that flow back to its own
-rows. ``gather_rows`` and ``global_mean`` provide that; ``distributed.DistributedTrainer``
-passes them to the loss (``losses.fdmer_objective(gather=...)``) and to the model
-(``model.encoders.ModalityCentring(batch_mean=...)``). Nothing in the model or the losses
-imports this module.
+L_con (Eq. 4-5) and L_dis (Eq. 6-7) are not means over samples, so a process holding a shard of
+the batch needs the whole batch's representations, with gradients that flow back to its own rows:
+``gather_rows`` and ``global_mean``, which ``distributed.DistributedTrainer`` hands to the loss and
+to the model's centring (nothing in the model or the losses imports this module).
 """
 
 from __future__ import annotations
@@ -18,8 +15,8 @@ import torch.nn.functional as F
 
 class _AllGather(torch.autograd.Function):
     """all_gather with a gradient: forward stacks every rank's (n, d) tensor into (W, n, d);
-    backward sums the incoming gradients over ranks (every rank computed its loss from all the
-    pieces) and hands each rank the slice of its own piece."""
+    backward sums the gradients over ranks (each rank's loss used every piece) and returns the
+    slice of this rank's piece."""
 
     @staticmethod
     def forward(ctx, x, group):

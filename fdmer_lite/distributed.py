@@ -1,46 +1,35 @@
 """One training run on several processes (GPUs, or CPU cores) with DistributedDataParallel.
 
-Launch with PyTorch's own launcher, ``torchrun`` (= ``python -m torch.distributed.run``), and the
-options of ``fdmer-lite train`` (:func:`main` takes them from ``fdmer_lite.cli``)::
+Launch with ``torchrun`` and the options of ``fdmer-lite train``::
 
     torchrun --nproc_per_node 2 -m fdmer_lite.distributed --dataset synthetic --preset synthetic \
         --out runs/ddp
 
 Backend: ``nccl`` with one GPU per process on CUDA, ``gloo`` on the CPU (``--device cpu``). Rank 0
-writes the run's files (``metrics.json``, ``history.json``, ``config.json``, ``model.pt``, plus
-``distributed.json``); the other ranks write nothing. Without torchrun the module runs as a world
-of one process.
+writes the run's files (those of ``fdmer-lite train``, plus ``distributed.json``); the other ranks
+write nothing. Without torchrun the module runs as a world of one process.
 
-What makes W processes train the SAME model as one process (FDMER, Yang et al., ACM MM 2022,
-Eq. 18, with the batch size of the configuration):
+Why W processes train the SAME model as one process (FDMER, Yang et al., ACM MM 2022, Eq. 18):
 
-* Batches. Every rank draws the global batch exactly as the one-process ``Trainer`` does (the
-  same seeded ``RandomSampler``) and keeps its interleaved share ``batch[rank::W]``
-  (:class:`ShardedBatchSampler`). So the union of the W shards of step k IS the one-process batch
-  of step k. A global batch with fewer than W samples (a tiny last batch) is skipped.
-* Per-sample terms (L_task, L_ami, L_ams): each rank takes the mean over its shard and weights it
-  by n_rank * W / n_global; DDP averages gradients over ranks, so the result is the gradient of
-  the mean over the global batch, also when shards differ in size.
-* Batch-level terms (L_con, Eq. 5, compares B x B similarity matrices; L_dis, Eq. 6-7, HSIC over
-  the batch): these are NOT means over samples, so shards cannot stand in for the batch. The
-  common and private representations of all ranks are gathered with a differentiable all-gather
-  (``torch.distributed.nn.functional.all_gather``, on a separate process group) and the two terms
-  are computed on the whole global batch on every rank. The all-gather's backward sums the
-  gradients of all ranks, which DDP's average turns back into the exact gradient.
-* The optional centring of C_m (``ModelConfig.common_centring``) subtracts the global batch's
-  per-modality mean: each rank's sum is all-reduced with a gradient, by the same argument.
-* Evaluation. Each rank predicts an interleaved shard of the split (no padding, so no duplicates);
-  the predictions are gathered (``all_gather_object``), put back in split order, and the metrics
-  and the validation task loss (which drives early stopping, so every rank must agree on it) are
-  computed on the WHOLE split. The other validation loss terms in the history are averages over
-  the ranks' evaluation batches; L_con and L_dis there are computed per rank batch (B / W samples),
-  so they are comparable between epochs of one run, not with a one-process history.
-* Seeds. All ranks start from the same seed (identical initial weights; DDP also broadcasts rank 0's
-  weights). Ranks above 0 then reseed their dropout stream (seed + 7919 * rank), so shards do not
-  share dropout masks.
+* Batches. Every rank draws the one-process ``Trainer``'s global batch (the same seeded sampler)
+  and keeps its share ``batch[rank::W]``, so the W shards of step k ARE the one-process batch of
+  step k. A global batch with fewer than W samples is skipped.
+* Per-sample terms (L_task, L_ami, L_ams): shard means weighted by n_rank * W / n_global; DDP's
+  average of the ranks' gradients is then the gradient of the global batch's mean.
+* Batch-level terms (L_con, Eq. 4-5; L_dis, Eq. 6-7) are not means over samples: every rank
+  gathers all ranks' C_m and P_m (``collectives.gather_rows``, differentiable) and computes them on
+  the whole batch. The gather's backward sums the ranks' gradients, which DDP's average turns back
+  into the exact gradient. The optional centring of C_m uses the global batch's mean
+  (``collectives.global_mean``), by the same argument.
+* Evaluation. Metrics and the validation task loss (it drives early stopping, so every rank must
+  agree) are computed on the whole split from every rank's gathered predictions. The other
+  validation terms are per-rank batches' averages (L_con, L_dis on B / W samples): comparable
+  between epochs of one run, not with a one-process history.
+* Seeds. All ranks start from the same seed (same initial weights); ranks above 0 then reseed
+  their dropout stream (seed + 7919 * rank).
 
-With dropout 0 the W-process run therefore follows the one-process run up to floating-point
-reordering (tests/test_distributed.py states the tolerance).
+With dropout 0 the W-process run follows the one-process run up to floating-point reordering
+(tests/test_distributed.py states the tolerance).
 """
 
 from __future__ import annotations
@@ -66,7 +55,6 @@ from .config import Config
 from .data.base import MultimodalData, SplitDataset
 from .experiments.runs import obtain
 from . import losses as L
-from .losses import task_loss
 from .model import build_model
 from .train import NonFiniteLoss, Trainer
 
@@ -75,9 +63,7 @@ from .train import NonFiniteLoss, Trainer
 
 def init_process_group(backend: str | None = None) -> tuple[int, int, int]:
     """Join the process group torchrun set up (env:// rendezvous), or make a world of one.
-
-    Returns (rank, world_size, local_rank). Backend: nccl when CUDA is present, else gloo.
-    """
+    Returns (rank, world_size, local_rank). Backend: nccl when CUDA is present, else gloo."""
     if not dist.is_initialized():
         backend = backend or ("nccl" if torch.cuda.is_available() else "gloo")
         if "RANK" in os.environ and "WORLD_SIZE" in os.environ:
@@ -105,15 +91,10 @@ class ShardedBatchSampler(Sampler[list[int]]):
 
 def unused_parameters(trainer: Trainer) -> list[str]:
     """Names of the parameters the objective gives no gradient (e.g. the discriminator without
-    L_ami and L_ams: it still runs in forward, but nothing in the loss uses its output). One
-    forward/backward on two training samples; the random stream and the model's buffers (the
-    running means of ``common_centring``) are restored afterwards.
-
-    DDP must not wait for their gradients. ``find_unused_parameters`` does not help here (it
-    counts a module as used when its output is returned, even if the loss ignores it), so the
-    trainer sets ``requires_grad=False`` on them, which DDP leaves out of its synchronisation:
-    their gradients stay None on every rank, exactly as in one process (Adam then skips them,
-    weight decay included)."""
+    L_ami and L_ams), from one forward/backward on two training samples; the random stream and
+    the model's buffers are restored. DDP must not wait for their gradients, and
+    ``find_unused_parameters`` counts a module whose output is returned as used, so the trainer
+    sets ``requires_grad=False`` on them: their gradients stay None, as in one process."""
     state = torch.get_rng_state()
     model, was_training = trainer.model, trainer.model.training
     buffers = {name: b.clone() for name, b in model.named_buffers()}
@@ -136,11 +117,9 @@ def unused_parameters(trainer: Trainer) -> list[str]:
 
 
 def shard_objective(out, label, cfg, task: str, gather, share: float) -> dict:
-    """Eq. 18 on one rank's shard of a global batch. L_task, L_ami and L_ams are means over the
-    rank's own samples, weighted by ``share`` = n_rank * W / n_global, so that averaging the W
-    ranks' gradients gives Eq. 18's on the global batch. L_con, L_dis (and the alignment) are
-    terms of the whole batch: ``gather`` maps the rank's (n_rank, d) rows of C_m and P_m to the
-    global batch's rows, with gradients, and they are computed on those."""
+    """Eq. 18 on one rank's shard (module docstring): the per-sample terms weighted by ``share``
+    = n_rank * W / n_global; L_con, L_dis (and the alignment) on ``gather``'s global rows of the
+    rank's (n_rank, d) C_m and P_m."""
     terms = L.sample_terms(out, label, cfg, task)
     C, P = L.representations(out)
     terms.update(L.batch_terms([gather(c) for c in C], [gather(p) for p in P], cfg,
@@ -151,11 +130,9 @@ def shard_objective(out, label, cfg, task: str, gather, share: float) -> dict:
 
 class DistributedTrainer(Trainer):
     """:class:`~fdmer_lite.train.Trainer` for one rank of a DDP run (see the module docstring).
-
-    Create it in every process after :func:`init_process_group`; call ``fit`` and ``evaluate`` in
-    every process (they communicate). ``model`` stays the plain module (for analysis and
-    checkpoints); ``ddp`` is the DistributedDataParallel wrapper used for training steps.
-    """
+    Create it, and call ``fit`` and ``evaluate``, in every process after
+    :func:`init_process_group` (they communicate). ``model`` is the plain module (analysis,
+    checkpoints); ``ddp`` its DistributedDataParallel wrapper for training steps."""
 
     def __init__(self, config: Config, data: MultimodalData):
         if not dist.is_initialized():
@@ -236,21 +213,16 @@ class DistributedTrainer(Trainer):
             index.append(batch.index.cpu().numpy())
             for k in self.terms:
                 sums[k] += float(terms[k]) * len(batch) if k in terms else 0.0
-        mine = (np.concatenate(preds) if preds else None, np.concatenate(index) if index else None, sums)
         everyone = [None] * self.world
-        dist.all_gather_object(everyone, mine)
+        dist.all_gather_object(everyone, (preds, index, sums))
         n = len(sp)
-        parts = [(p, i) for p, i, _ in everyone if p is not None]
-        shape = (n,) + parts[0][0].shape[1:]
-        pred = np.empty(shape, dtype=np.float32)
-        seen = np.zeros(n, dtype=bool)
-        for p, i in parts:
-            pred[i] = p
-            seen[i] = True
-        assert seen.all(), "every sample of the split must be predicted exactly once"
+        order = np.concatenate([i for _, rank_index, _ in everyone for i in rank_index])
+        assert np.array_equal(np.sort(order), np.arange(n)), "every sample must be predicted exactly once"
+        pred = np.concatenate([p for rank_preds, _, _ in everyone for p in rank_preds])[np.argsort(order)]
         losses = {k: sum(s[k] for _, _, s in everyone) / n for k in self.terms}
         # the task loss on the whole split, exactly (it drives early stopping on every rank)
-        exact = float(task_loss(torch.from_numpy(pred), torch.from_numpy(np.asarray(sp.labels)), self.task))
+        labels = torch.from_numpy(np.asarray(sp.labels))
+        exact = float(L.task_loss(torch.from_numpy(pred), labels, self.task))
         losses["all"] += exact - losses["task"]
         losses["task"] = exact
         return pred, losses
@@ -260,10 +232,9 @@ class DistributedTrainer(Trainer):
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``torchrun ... -m fdmer_lite.distributed [the options of fdmer-lite train]``: the run
-    ``fdmer-lite train`` would train, on every process of the world (``fdmer_lite.cli`` parses,
-    checks and answers bad input). Backend: gloo with ``--device cpu``, else nccl when CUDA is
-    present. Rank 0 writes ``--out`` (default ``runs/ddp``), with ``distributed.json``."""
+    """``torchrun ... -m fdmer_lite.distributed [the options of fdmer-lite train]``: that run on
+    every process (``fdmer_lite.cli`` parses, checks and answers bad input); returns the exit
+    status. Rank 0 writes ``--out`` (default ``runs/ddp``), with ``distributed.json``."""
     args = cli.build_parser().parse_args(["train", *(sys.argv[1:] if argv is None else argv)])
     return cli.run(_train, args)
 
@@ -277,8 +248,10 @@ def _train(args) -> int:
             cfg = cfg.replace(train={"progress": False})
         data = cli.load_data(args, cfg)
         trainer = DistributedTrainer(cfg, data)
-        out = Path(args.out or "runs/ddp") if rank == 0 else Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
-        if rank == 0:
+        if rank > 0:
+            out = Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
+        else:
+            out = Path(args.out or "runs/ddp")
             print(f"DDP: {world} process(es), backend {dist.get_backend()}, global batch "
                   f"{cfg.train.batch_size} ({cfg.train.batch_size / world:g} per rank); writing {out}",
                   flush=True)
