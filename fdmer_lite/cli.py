@@ -413,7 +413,7 @@ def cmd_train(args) -> int:
     cfg = configure(args)
     from .train import heartbeat
     verb = "generating" if args.dataset == "synthetic" else "loading"
-    with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.train.progress):
+    with heartbeat(f"{verb} the {args.dataset} data"):
         data = load_data(args, cfg)
     from .data.base import overlap_warning
     out = Path(args.out or f"runs/train-{args.dataset}")
@@ -521,7 +521,7 @@ def cmd_demo(args) -> int:
     cfg = get_preset("fast" if fast else "synthetic").replace(train={"device": args.device})
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))   # FAST never overwrites a full run
     start = time.perf_counter()
-    with heartbeat("generating the known-factor benchmark", enabled=cfg.train.progress):
+    with heartbeat("generating the known-factor benchmark"):
         data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
     print(described)

@@ -280,17 +280,17 @@ class Trainer:
     CPU, ``fit`` first calls :func:`flush_denormals` (False leaves the CPU's mode alone, for a
     benchmark that measures the difference). ``record_game``: each epoch's history entry gets a
     ``"game"`` record (:func:`game_record` on the first training batch, in order, and the
-    gradient's norm before clipping over the epoch's steps).
+    gradient's norm before clipping over the epoch's steps). ``progress``: show a progress bar.
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
                  on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True,
-                 record_game: bool = True):
+                 record_game: bool = True, progress: bool = True):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
-        self.config, self.task = config, data.task
+        self.config, self.task, self.progress = config, data.task, progress
         self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
@@ -339,7 +339,7 @@ class Trainer:
         sched = lr_scheduler(opt, t.lr_schedule, epochs, steps)
         look = next(iter(self.loader("train"))).to(self.device) if self.record_game else None
         since_best = 0
-        bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
+        bar = progress_bar(self.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             if bar is not None:
