@@ -69,9 +69,8 @@ def small_benchmark():
 
 
 def one_epoch(data, device: str, amp: bool, seed: int = 0) -> dict:
-    cfg = get_preset("mosi").replace(train={"epochs": 1, "device": device, "amp": amp, "seed": seed,
-                                            "progress": False})
-    trainer = Trainer(cfg, data)
+    cfg = get_preset("mosi").replace(train={"epochs": 1, "device": device, "amp": amp, "seed": seed})
+    trainer = Trainer(cfg, data, progress=False)
     start = time.perf_counter()
     history = trainer.fit()
     if device == "cuda":

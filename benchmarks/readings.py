@@ -64,7 +64,7 @@ def run_one(name: str, cfg, seed: int, data, device: str = "cpu") -> dict:
         return json.loads(done.read_text())
     print(f"-- {name} seed {seed}", flush=True)
     start = time.perf_counter()
-    metrics = obtain(cfg.replace(train={"seed": seed, "progress": False, "device": device}), data, folder, retrain=True).metrics
+    metrics = obtain(cfg.replace(train={"seed": seed, "device": device}), data, folder, retrain=True).metrics
     print(f"   {time.perf_counter() - start:.0f} s: MAE {metrics['mae']:.3f} (floor {metrics['bayes_mae']:.3f})",
           flush=True)
     return metrics

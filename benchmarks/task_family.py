@@ -330,7 +330,7 @@ def model_config(spec: str) -> Config | None:
             value = text.strip()
         changes.setdefault(section, {})[name] = value
     try:
-        return get_preset(preset).replace(train={"progress": False, "device": "cpu"}).replace(**changes)
+        return get_preset(preset).replace(train={"device": "cpu"}).replace(**changes)
     except (KeyError, ValueError) as err:
         raise ValueError(f"{spec!r}: {err.args[0]}") from None
 

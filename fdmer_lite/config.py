@@ -97,18 +97,18 @@ class LossConfig:
     # -- the paper
     beta: float = 2e-2               # weight of L_ami + L_ams
     gamma: float = 2e-2              # weight of L_con + L_dis
-    aux_losses: str = "ami+ams+con+dis"  # the auxiliary terms of Eq. 18 that are on (Table 4 turns some off; "none": all off)
+    aux_losses: str = "ami+ams+con+dis"  # the auxiliary terms of Eq. 18 that are on (Table 4 turns some off; "none": all off;
+                                     # the extension "align" or "align_mean" adds an alignment of the C_m)
     margin_loss: str = "angular"     # "angular" (Eq. 9) | "ce" (Table 4: softmax CE on raw W_D^T F(h)) | "cosine_ce" (CE on alpha cos, no margin)
     # -- our readings
     con_centre: bool = True          # Eq. 4 on batch-centred C_m (False = raw cosines, see losses.similarity_matrix)
     con_norm: str = "sum"            # Eq. 5's ||S_m1 - S_m2||_F^2: "sum" over the n x n entries (as written) | "sample" (/ n) | "entry" (/ n^2)
     # -- extensions
     adversary: str = "grl"           # "grl" (the paper) | "confusion" (D learns on detached C_m, encoders push D(C_m) to uniform)
-    align_weight: float = 0.0        # alignment of the C_m (losses.alignment_loss)
-    align_form: str = "sample"       # "sample" (each sample's C_t, C_a, C_v) | "mean" (the modalities' average C)
+    align_weight: float = 0.0        # weight of the term "align" (each sample's C_t, C_a, C_v) or "align_mean" (their means)
 
     def uses(self, term: str) -> bool:
-        """Whether the auxiliary term "ami", "ams", "con" or "dis" is on."""
+        """Whether the auxiliary term "ami", "ams", "con", "dis", "align" or "align_mean" is on."""
         return term in self.aux_losses.split("+")
 
 
@@ -132,13 +132,13 @@ class TrainConfig:
     # -- how it runs (not what it learns)
     device: str = "auto"             # "auto" (cuda, then mps, then cpu) | "cpu" | "cuda" | "mps"
     amp: bool = True                 # mixed precision, used on CUDA only
-    progress: bool = True            # show a progress bar
 
 
 #: Settings the configuration no longer has: the value at which an old ``config.json`` still
 #: loads (any value for those that never changed what a run learns: ``UNLEARNT``).
 REMOVED = {("loss", "scale"): 72.0, ("loss", "margin"): 0.5, ("train", "warmup_epochs"): 0.0,
-           ("train", "deterministic"): False, ("train", "num_workers"): UNLEARNT}
+           ("train", "deterministic"): False, ("train", "num_workers"): UNLEARNT,
+           ("train", "progress"): UNLEARNT}
 #: Old settings merged into one: old field -> its default (the old form is still read).
 MERGED = {"model": {"layers_t": 5, "layers_a": 4, "layers_v": 4, "cmaf_phase1": True, "cmaf_phase2": True,
                     "use_common": True, "use_private": True, "disentangle": True, "norm_first": True,
@@ -159,6 +159,16 @@ def _from_legacy(section: str, old: dict) -> dict:
             if accepted is not UNLEARNT and value != accepted:
                 raise ValueError(f"config field '{section}.{key}': this version has no such setting; "
                                  f"expected {accepted!r} (what it always is now), got {value!r}")
+    if section == "loss" and "align_form" in d:
+        form, weight = d.pop("align_form"), d.get("align_weight", 0.0)
+        if form not in ("sample", "mean"):
+            raise ValueError(f"config field 'loss.align_form': expected 'sample' or 'mean', got {form!r}")
+        if weight > 0:                  # the alignment was on: it is now a term in aux_losses
+            extra = "align" if form == "sample" else "align_mean"
+            terms = d.get("aux_losses", "+".join(t for t in ("ami", "ams", "con", "dis") if d.get(f"use_{t}", True)))
+            d["aux_losses"] = extra if terms == "none" else f"{terms}+{extra}"
+            for t in ("ami", "ams", "con", "dis"):
+                d.pop(f"use_{t}", None)
     old_keys = MERGED.get(section, {})
     if not any(k in d for k in old_keys):
         return d
@@ -203,6 +213,9 @@ def legacy_form(d: dict) -> dict:
     if "aux_losses" in loss:
         on = loss.pop("aux_losses").split("+")
         loss.update({f"use_{t}": t in on for t in ("ami", "ams", "con", "dis")})
+        if "align" not in on and "align_mean" not in on:
+            loss["align_weight"] = 0.0
+        loss["align_form"] = "mean" if "align_mean" in on else "sample"
     return out
 
 
@@ -301,7 +314,7 @@ def _fast():
         model=ModelConfig(model_dim=16, layers=(1, 1, 1), heads=2, ff_mult=2,
                           d_k=16, d_disc=8, dropout=0.0, norm="pre", aux_scope="encoders"),
         loss=LossConfig(beta=2e-2, gamma=2e-2, con_norm="entry"),
-        train=TrainConfig(batch_size=32, epochs=3, lr=2e-3, patience=3, early_stop="auto", progress=False,
+        train=TrainConfig(batch_size=32, epochs=3, lr=2e-3, patience=3, early_stop="auto",
                           grl_schedule="constant"),
         name="fast",
     )

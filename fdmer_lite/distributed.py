@@ -134,7 +134,7 @@ class DistributedTrainer(Trainer):
     :func:`init_process_group` (they communicate). ``model`` is the plain module (analysis,
     checkpoints); ``ddp`` its DistributedDataParallel wrapper for training steps."""
 
-    def __init__(self, config: Config, data: MultimodalData):
+    def __init__(self, config: Config, data: MultimodalData, progress: bool = True):
         if not dist.is_initialized():
             raise RuntimeError("call fdmer_lite.distributed.init_process_group() first")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -144,7 +144,7 @@ class DistributedTrainer(Trainer):
         if on_cuda:
             torch.cuda.set_device(local_rank)
         self.rep_group = dist.new_group(backend="gloo" if not on_cuda else "nccl")
-        super().__init__(config.replace(train={"device": device}), data)
+        super().__init__(config.replace(train={"device": device}), data, progress=progress)
         if self.rank > 0:                                     # own dropout stream per rank
             torch.manual_seed(config.train.seed + 7919 * self.rank)
         self.unused = unused_parameters(self)
@@ -244,10 +244,8 @@ def _train(args) -> int:
     rank, world, _ = init_process_group("gloo" if args.device == "cpu" else None)
     try:
         cfg = cli.configure(args)
-        if rank > 0:
-            cfg = cfg.replace(train={"progress": False})
         data = cli.load_data(args, cfg)
-        trainer = DistributedTrainer(cfg, data)
+        trainer = DistributedTrainer(cfg, data, progress=rank == 0)
         if rank > 0:
             out = Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
         else:

@@ -25,6 +25,8 @@ from typing import Callable
 
 import numpy as np
 
+from .config import Config
+
 #: The labels of exercise 1.1 (two zeros, one positive, one negative).
 LABELS_1_1 = (0.0, 0.0, 1.0, -1.0)
 #: The probe of exercise 2.1: notebook 2's three tokens with token 2 scaled to [3, 3].
@@ -213,10 +215,17 @@ def _silent_token(answer, before, after, slot=1):
 
 
 def _saved_loss(run) -> dict:
-    """The loss settings a run was trained with (its config.json), or {} when it has none."""
+    """The loss settings a run was trained with (its config.json, in today's form), or {} when it
+    has none."""
     folder = getattr(run, "path", None)
     path = None if folder is None else Path(folder) / "config.json"
-    return json.loads(path.read_text())["config"]["loss"] if path is not None and path.is_file() else {}
+    if path is None or not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())["config"]
+    try:
+        return Config.from_dict(saved).to_dict()["loss"]
+    except (TypeError, ValueError):                 # settings this version cannot read
+        return saved.get("loss", {})
 
 
 @_exercise("6.1")
@@ -415,7 +424,7 @@ def _offset_share(answer, common, mods):
 def _aligned_run(answer, **_):
     """``answer``: the run trained with the mean-matching loss (its config.json is read)."""
     loss = _saved_loss(answer)
-    want = {"adversary": "confusion", "align_weight": 10.0, "align_form": "mean"}
+    want = {"adversary": "confusion", "align_weight": 10.0, "aux_losses": "ami+ams+con+dis+align_mean"}
     wrong = [k for k, v in want.items() if loss.get(k) != v]
     return (bool(loss) and not wrong, "the run was trained with the mean-matching loss of the confusion run",
             ("no config.json in the run's folder: pass the run that lessons.lesson_run returned" if not loss

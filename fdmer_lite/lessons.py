@@ -39,7 +39,7 @@ LESSON_RUNS: dict[str, tuple[str, dict]] = {
     "emotion-confusion": ("emotion", {"loss": {"adversary": "confusion"}}),
     "emotion-centring": ("emotion", {"model": {"common_centring": True}}),
     "emotion-confusion-align-mean": ("emotion", {"loss": {"adversary": "confusion", "align_weight": 10.0,
-                                                          "align_form": "mean"}}),
+                                                          "aux_losses": "ami+ams+con+dis+align_mean"}}),
     # the same recipe from four more seeds: how far two runs of one recipe differ (notebook 6)
     **{f"emotion-seed{s}": ("emotion", {"train": {"seed": s}}) for s in range(1, 5)},
     "humor-paper": ("humor", {}),

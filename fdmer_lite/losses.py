@@ -32,7 +32,10 @@ TERMS = ("task", "ami", "ams", "con", "dis", "all")
 def reported_terms(cfg) -> tuple[str, ...]:
     """The terms a run reports: :data:`TERMS`, and "confusion" with the confusion adversary."""
     return TERMS + (("confusion",) if cfg.adversary == "confusion" else ())
+
+
 MARGIN_LOSSES = ("angular", "cosine_ce", "ce")
+AUX_TERMS = ("ami", "ams", "con", "dis", "align", "align_mean", "none")   # what loss.aux_losses may list
 
 
 def _pairs(items):
@@ -157,7 +160,7 @@ def alignment_loss(*common: torch.Tensor, shrink: float = 1e-3, form: str = "sam
     It also makes the term blind to the scale of C.
     """
     if form not in ("sample", "mean"):
-        raise ValueError(f"align_form must be 'sample' or 'mean', got {form!r}")
+        raise ValueError(f"alignment form must be 'sample' or 'mean', got {form!r}")
     pairs = _pairs(common)
     if not pairs:
         return common[0].new_zeros(())
@@ -188,6 +191,10 @@ def sample_terms(out, label: torch.Tensor, cfg, task: str = "regression") -> dic
     and, with the confusion adversary (an extension), its loss under its own key "confusion"."""
     zero = out.prediction.new_zeros((), dtype=torch.float32)
     terms = {"task": task_loss(out.prediction, label, task)}
+    unknown = set(cfg.aux_losses.split("+")) - set(AUX_TERMS)
+    if unknown:
+        raise ValueError(f"loss.aux_losses {cfg.aux_losses!r}: expected terms from {AUX_TERMS} "
+                         f"joined by '+', or 'none'; got {sorted(unknown)}")
     if cfg.margin_loss not in MARGIN_LOSSES:
         raise ValueError(f"margin_loss must be one of {MARGIN_LOSSES}, got {cfg.margin_loss!r}")
     # "angular": Eq. 9. "cosine_ce": the same scaled cosines, no margin. "ce": the conventional
@@ -204,11 +211,12 @@ def sample_terms(out, label: torch.Tensor, cfg, task: str = "regression") -> dic
 
 def batch_terms(C: list[torch.Tensor], P: list[torch.Tensor], cfg, zero: torch.Tensor) -> dict[str, torch.Tensor]:
     """The terms of Eq. 18 over the whole batch: L_con (Eq. 4-5) of the C_m, L_dis (Eq. 6-7) of the
-    P_m, and the alignment extension when ``cfg.align_weight > 0``."""
+    P_m, and the alignment extension when ``cfg.aux_losses`` lists "align" or "align_mean"."""
     terms = {"con": consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.uses("con") and C) else zero,
              "dis": disparity_loss(*P) if (cfg.uses("dis") and P) else zero}
-    if cfg.align_weight > 0 and C:
-        terms["align"] = alignment_loss(*C, form=cfg.align_form)
+    for term, form in (("align", "sample"), ("align_mean", "mean")):
+        if cfg.uses(term) and C:
+            terms["align"] = alignment_loss(*C, form=form)
     return terms
 
 
@@ -236,7 +244,7 @@ def representations(out) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 def fdmer_objective(out, label: torch.Tensor, cfg, task: str = "regression") -> dict[str, torch.Tensor]:
     """Eq. 18 with every term: ``{"task", "ami", "ams", "con", "dis", "all"}`` (plus
-    ``"confusion"`` with the confusion adversary and ``"align"`` when ``cfg.align_weight > 0``).
+    ``"confusion"`` with the confusion adversary and ``"align"`` with the alignment extension).
     ``out`` is the model's FDMEROutput, ``cfg`` a LossConfig."""
     terms = sample_terms(out, label, cfg, task)
     terms.update(batch_terms(*representations(out), cfg, out.prediction.new_zeros((), dtype=torch.float32)))

@@ -126,7 +126,8 @@ SWITCHES: tuple[Switch, ...] = (
            "[demo_settings.md](../benchmarks/demo_settings.md) (an earlier model)", literal="grl"),
     Switch("loss.align_weight", "extension",
            "nothing",
-           "weight of a whitened alignment term between C_t, C_a, C_v (0: off)",
+           'weight of a whitened alignment of C_t, C_a, C_v, on when `loss.aux_losses` lists "align" '
+           '(each sample) or "align_mean" (the modalities\' means); 0: off',
            "off in every preset; not measured with today's code", literal=0.0),
     Switch("train.lr_schedule", "speed",
            "Adam at one initial rate (Sec. 4.2)",

@@ -133,7 +133,7 @@ class SweepSpec:
         if self.overrides:
             cfg = cfg.replace(**self.overrides)
         return cfg.replace(loss={"beta": float(beta), "gamma": float(gamma)},
-                           train={"device": device, "progress": False})
+                           train={"device": device})
 
     def data_spec(self) -> DataSpec:
         if self.dataset != "synthetic":

@@ -239,17 +239,18 @@ class Trainer:
     returns True, training stops after that epoch as early stopping would (the best epoch's weights
     are restored). ``flush_denormals``: on the CPU, ``fit`` first calls :func:`flush_denormals`.
     ``record_game``: each entry gets a ``"game"`` record (:func:`game_record` on the first training
-    batch, and the gradient's norm before clipping over the epoch's steps).
+    batch, and the gradient's norm before clipping over the epoch's steps). ``progress``: show a
+    progress bar.
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
                  on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True,
-                 record_game: bool = True):
+                 record_game: bool = True, progress: bool = True):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
-        self.config, self.task = config, data.task
+        self.config, self.task, self.progress = config, data.task, progress
         self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
@@ -297,7 +298,7 @@ class Trainer:
         sched = lr_scheduler(opt, t.lr_schedule, epochs, steps)
         look = next(iter(self.loader("train"))).to(self.device) if self.record_game else None
         since_best = 0
-        bar = progress_bar(t.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
+        bar = progress_bar(self.progress, total=epochs * steps, desc=f"epoch 1/{epochs}", unit="batch")
         for epoch in range(1, epochs + 1):
             start = time.perf_counter()
             if bar is not None:

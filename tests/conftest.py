@@ -22,7 +22,7 @@ def tiny_data():
 @pytest.fixture
 def fast_config():
     from fdmer_lite.config import get_preset
-    return get_preset("fast").replace(train={"epochs": 2, "progress": False, "device": "cpu"})
+    return get_preset("fast").replace(train={"epochs": 2, "device": "cpu"})
 
 
 @pytest.fixture

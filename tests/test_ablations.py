@@ -55,7 +55,7 @@ def _flat(cfg):
 
 
 def _config():
-    return get_preset("fast").replace(train={"epochs": 1, "device": "cpu", "progress": False})
+    return get_preset("fast").replace(train={"epochs": 1, "device": "cpu"})
 
 
 def test_the_paper_rows_are_all_there_in_order():

@@ -122,7 +122,7 @@ def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_da
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
     monkeypatch.setattr(bars, "tqdm", CountingBar)
-    cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "progress": True, "batch_size": 16})
+    cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "batch_size": 16})
     trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])))
     steps = len(trainer.loader("train"))
     assert steps >= 2
@@ -138,7 +138,7 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
     monkeypatch.setattr(bars, "tqdm", CountingBar)
-    Trainer(fast_config.replace(train={"epochs": 1, "progress": False}), tiny_data).fit()
+    Trainer(fast_config.replace(train={"epochs": 1}), tiny_data, progress=False).fit()
     assert events == []
 
 

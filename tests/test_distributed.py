@@ -38,7 +38,7 @@ TINY = DataSpec("synthetic", options=dict(kind="emotion", n_train=96, n_valid=40
 def _config(batch_size=31):
     # batch 31 on 96 samples: global batches 31, 31, 31, 3 -> uneven shards (16/15, 2/1)
     return get_preset("fast").replace(train={"epochs": 3, "batch_size": batch_size, "device": "cpu",
-                                             "progress": False, "patience": 10},
+                                             "patience": 10},
                                       model={"dropout": 0.0})
 
 

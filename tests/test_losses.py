@@ -188,6 +188,20 @@ def test_the_confusion_adversary_reports_its_loss_under_its_own_key():
     assert off["confusion"].item() == 0.0 and off["ami"].item() == 0.0     # Table 4's row turns both off
 
 
+@pytest.mark.parametrize("term, form", [("align", "sample"), ("align_mean", "mean")])
+def test_the_alignment_extension_is_a_term_of_aux_losses_weighted_by_align_weight(term, form):
+    out, y = _Out(), torch.randn(6)
+    plain = losses.fdmer_objective(out, y, LossConfig(beta=0.3, gamma=0.7), "regression")
+    cfg = LossConfig(beta=0.3, gamma=0.7, aux_losses=f"ami+ams+con+dis+{term}", align_weight=2.5)
+    t = losses.fdmer_objective(out, y, cfg, "regression")
+    C = [out.common[m].float() for m in "tav"]
+    assert t["align"].item() == pytest.approx(losses.alignment_loss(*C, form=form).item(), rel=1e-9)
+    assert t["all"].item() == pytest.approx(plain["all"].item() + 2.5 * t["align"].item(), rel=1e-6)
+    assert "align" not in plain
+    with pytest.raises(ValueError, match=r"aux_losses 'ami\+alig'.*\['alig'\]"):
+        losses.fdmer_objective(out, y, LossConfig(aux_losses="ami+alig"), "regression")
+
+
 def test_objective_switches_and_classification():
     out, y = _Out(reg=False), torch.randint(0, 2, (6,))
     cfg = LossConfig(aux_losses="ams+dis", margin_loss="cosine_ce")
@@ -278,7 +292,7 @@ def test_alignment_loss_mean_form_matches_numpy_and_ignores_within_modality_diff
     b = b - b.mean(0) + a.mean(0)
     assert float(losses.alignment_loss(a, b, form="mean")) == pytest.approx(0.0, abs=1e-12)
     assert float(losses.alignment_loss(a, b, form="sample")) > 0.3
-    with pytest.raises(ValueError, match="align_form"):
+    with pytest.raises(ValueError, match="form must be"):
         losses.alignment_loss(a, b, form="median")
 
 

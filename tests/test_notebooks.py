@@ -206,7 +206,7 @@ def test_lesson_sizes_and_config_follow_the_switch(monkeypatch):
     monkeypatch.setenv("FDMER_LITE_FAST", "0")
     assert lessons.benchmark_sizes()["n_train"] > lessons.FAST_SIZES["n_train"]
     cfg = lessons.lesson_config(loss={"beta": 0.0})
-    assert cfg.name == "synthetic" and cfg.loss.beta == 0.0 and cfg.train.progress is True   # a bar while it trains
+    assert cfg.name == "synthetic" and cfg.loss.beta == 0.0
 
 
 @pytest.fixture
@@ -244,7 +244,7 @@ def test_lesson_run_prefers_the_students_run_then_a_matching_bundled_one(monkeyp
     cfg = fast_config.replace(train={"epochs": 1})
     name = "emotion-gamma0"                            # a name of lessons.LESSON_RUNS
     ship = obtain(cfg, tiny_data, tmp_path / "shipped" / name)
-    found = lessons.lesson_run(name, cfg.replace(train={"progress": True}), tiny_data)   # the bar is not learning
+    found = lessons.lesson_run(name, cfg.replace(train={"device": "cpu"}), tiny_data)   # the device is not learning
     assert found.loaded and found.path == ship.path and found.metrics == ship.metrics
     assert "loaded (bundled with the package)" in capsys.readouterr().out
     assert not (tmp_path / "runs" / "fast" / name).exists()                   # nothing written for it

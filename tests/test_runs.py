@@ -142,7 +142,7 @@ def test_find_loads_only_a_matching_finished_run_and_never_trains(tiny_data, fas
     assert runs.find(fast_config, tiny_data, tmp_path / "none") is None
     made = obtain(fast_config, tiny_data, tmp_path / "run")
     stamp = (tmp_path / "run" / "model.pt").stat().st_mtime_ns
-    same = runs.find(fast_config.replace(train={"progress": True, "device": "cpu"}), tiny_data, tmp_path / "run")
+    same = runs.find(fast_config.replace(train={"device": "auto"}), tiny_data, tmp_path / "run")
     assert same is not None and same.loaded and same.metrics == made.metrics
     np.testing.assert_allclose(same.trainer.predict("test")[0], made.trainer.predict("test")[0], rtol=1e-5, atol=1e-6)
     assert runs.find(fast_config.replace(train={"seed": 5}), tiny_data, tmp_path / "run") is None
@@ -178,7 +178,9 @@ def test_run_names_are_deterministic_and_follow_the_configuration(tmp_path):
     a = RunSpec.create(_config(seed=1), TINY, tmp_path, "full-seed1")
     b = RunSpec.create(_config(seed=1), TINY, tmp_path, "full-seed1")
     c = RunSpec.create(_config(seed=2), TINY, tmp_path, "full-seed1")
-    quiet = RunSpec.create(_config(seed=1, progress=True), TINY, tmp_path, "full-seed1")
+    old = _config(seed=1).to_dict()
+    old["train"]["progress"] = True                      # an old config.json's setting, never learnt
+    quiet = RunSpec(f"full-seed1-{runs.config_hash(old, TINY)}", old, TINY, str(tmp_path))
     other_data = RunSpec.create(_config(seed=1), DataSpec("synthetic", options={"kind": "humor"}),
                                 tmp_path, "full-seed1")
     assert a.name == b.name == quiet.name and a.path == b.path == tmp_path / a.name

@@ -68,7 +68,7 @@ def test_an_override_is_json_else_a_string_on_top_of_the_preset():
                                    "train.lr=5e-4,model.attn_scale=false")
     want = get_preset("synthetic")
     want.loss.beta, want.train.early_stop, want.model.mlp = 0, "mae", "default"
-    want.train.lr, want.model.attn_scale, want.train.progress, want.train.device = 5e-4, False, False, "cpu"
+    want.train.lr, want.model.attn_scale, want.train.device = 5e-4, False, "cpu"
     assert got == want and type(got.loss.beta) is int and got.loss.gamma == want.loss.gamma
     assert task_family.model_config("fast") == get_preset("fast").replace(train={"device": "cpu"})
     for bad, message in (("synthetic:loss.betta=0", "no field 'betta'"), ("nopreset", "unknown preset"),

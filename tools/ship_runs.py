@@ -217,7 +217,7 @@ def ship_lessons(names: list[str], source: str | None, workers: int, check: bool
     if check:
         return 1 if stale else 0
     scratch = Path(tempfile.mkdtemp(prefix="ship-runs-"))
-    specs = [RunSpec(name, lesson_run_config(name).replace(train={"progress": False}).to_dict(),
+    specs = [RunSpec(name, lesson_run_config(name).to_dict(),
                      _full(LESSON_RUNS[name][0]), str(scratch)) for name in stale]
     report = run_grid(specs, workers=workers)
     for name in report.computed:

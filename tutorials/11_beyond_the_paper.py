@@ -316,9 +316,9 @@ assert exercises.check("11.2", by_hand, common=test["paper"].common, mods=data.m
 # %% [markdown]
 # ### Exercise 11.3: matching the means through a loss
 #
-# Train the confusion run again with `LossConfig(align_weight=10, align_form="mean")`, an
-# extension beyond the paper that asks the modalities' *mean* `C` to coincide
-# (`losses.alignment_loss`). Does the linear probe on `C_m` fall, as it does for the
+# Train the confusion run again with the term `"align_mean"` added to `LossConfig.aux_losses`
+# (weight `align_weight=10`), an extension beyond the paper that asks the modalities' *mean* `C`
+# to coincide (`losses.alignment_loss`). Does the linear probe on `C_m` fall, as it does for the
 # `centring` run? **You learn** the difference between removing the offsets by construction
 # (centring) and asking for it through a loss, which competes with every other term.
 #
@@ -334,7 +334,8 @@ assert exercises.check("11.2", by_hand, common=test["paper"].common, mods=data.m
 %%solution
 # Solution 11.3
 aligned = lessons.lesson_run("emotion-confusion-align-mean", config.replace(
-    loss={"adversary": "confusion", "align_weight": 10.0, "align_form": "mean"}), data, shipped=False)
+    loss={"adversary": "confusion", "aux_losses": "ami+ams+con+dis+align_mean", "align_weight": 10.0}),
+    data, shipped=False)
 assert exercises.check("11.3", aligned)
 tr = extract_representations(aligned.model, data, "train", device=aligned.trainer.device)
 te = extract_representations(aligned.model, data, "test", device=aligned.trainer.device)

@@ -368,7 +368,7 @@ class RunSpec:
     @classmethod
     def create(cls, config: Config, data: DataSpec, root: str | Path, prefix: str, **kwargs) -> "RunSpec":
         """A spec named ``<prefix>-<config_hash>``: the same run always lands in the same folder."""
-        cfg = config.replace(train={"progress": False}).to_dict()
+        cfg = config.to_dict()
         return cls(f"{prefix}-{config_hash(cfg, data)}", cfg, data, str(root), **kwargs)
 
     @property
@@ -428,7 +428,7 @@ def execute(spec: RunSpec, *, return_files: bool = False,
                         "bundled": found.path != target}
             run = obtain(config, data, target, retrain=True, representations=spec.representations,
                          extra={RUN_FILE: record}, finish=spec.finish, lock=False,
-                         trainer=Trainer(config, data, on_epoch=on_epoch))
+                         trainer=Trainer(config, data, on_epoch=on_epoch, progress=False))
         result = {"name": spec.name, "status": "computed", "metrics": run.metrics,
                   "seconds": time.perf_counter() - start}
         if return_files:
