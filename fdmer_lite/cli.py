@@ -364,7 +364,7 @@ def cmd_train(args) -> int:
     set_threads()
     cfg = configure(args)
     verb = "generating" if args.dataset == "synthetic" else "loading"
-    with heartbeat(f"{verb} the {args.dataset} data"):
+    with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.name != "fast"):   # as Trainer's bar
         data = load_data(args, cfg)
     print(data.summary())
     shared = overlap_warning(data)
@@ -470,7 +470,7 @@ def cmd_demo(args) -> int:
     # FAST never overwrites a full run
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))
     start = time.perf_counter()
-    with heartbeat("generating the known-factor benchmark"):
+    with heartbeat("generating the known-factor benchmark", enabled=not fast):
         data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
     print(described)

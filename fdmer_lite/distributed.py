@@ -134,7 +134,7 @@ class DistributedTrainer(Trainer):
     :func:`init_process_group` (they communicate). ``model`` is the plain module (analysis,
     checkpoints); ``ddp`` its DistributedDataParallel wrapper for training steps."""
 
-    def __init__(self, config: Config, data: MultimodalData, progress: bool = True):
+    def __init__(self, config: Config, data: MultimodalData, progress: bool | None = None):
         if not dist.is_initialized():
             raise RuntimeError("call fdmer_lite.distributed.init_process_group() first")
         self.rank, self.world = dist.get_rank(), dist.get_world_size()
@@ -245,7 +245,7 @@ def _train(args) -> int:
     try:
         cfg = cli.configure(args)
         data = cli.load_data(args, cfg)
-        trainer = DistributedTrainer(cfg, data, progress=rank == 0)
+        trainer = DistributedTrainer(cfg, data, progress=None if rank == 0 else False)
         if rank > 0:
             out = Path(tempfile.mkdtemp(prefix=f"fdmer-rank{rank}-"))
         else:

@@ -240,17 +240,18 @@ class Trainer:
     are restored). ``flush_denormals``: on the CPU, ``fit`` first calls :func:`flush_denormals`.
     ``record_game``: each entry gets a ``"game"`` record (:func:`game_record` on the first training
     batch, and the gradient's norm before clipping over the epoch's steps). ``progress``: show a
-    progress bar.
+    progress bar (default: yes, but for the seconds-long ``fast`` preset).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
                  on_epoch: Callable[[dict], bool | None] | None = None, flush_denormals: bool = True,
-                 record_game: bool = True, progress: bool = True):
+                 record_game: bool = True, progress: bool | None = None):
         wanted = config.model.modalities
         if any(m not in data.modalities for m in wanted):
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
-        self.config, self.task, self.progress = config, data.task, progress
+        self.config, self.task = config, data.task
+        self.progress = config.name != "fast" if progress is None else progress
         self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))

@@ -123,7 +123,8 @@ def test_the_training_bar_moves_before_the_first_epoch_ends(monkeypatch, tiny_da
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
     monkeypatch.setattr(bars, "tqdm", CountingBar)
     cfg = fast_config.replace(train={"epochs": 2, "patience": 5, "batch_size": 16})
-    trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])))
+    trainer = Trainer(cfg, tiny_data, on_epoch=lambda entry: events.append(("epoch", entry["epoch"])),
+                      progress=True)
     steps = len(trainer.loader("train"))
     assert steps >= 2
     trainer.fit()
@@ -138,8 +139,12 @@ def test_no_bar_when_progress_is_off(monkeypatch, tiny_data, fast_config):
     events = []
     monkeypatch.setattr(CountingBar, "events", events, raising=False)
     monkeypatch.setattr(bars, "tqdm", CountingBar)
-    Trainer(fast_config.replace(train={"epochs": 1}), tiny_data, progress=False).fit()
+    one_epoch = fast_config.replace(train={"epochs": 1})
+    Trainer(one_epoch, tiny_data, progress=False).fit()
+    Trainer(one_epoch, tiny_data).fit()                   # the seconds-long fast preset: none by default
     assert events == []
+    Trainer(one_epoch.replace(name="custom"), tiny_data).fit()          # any other: a bar by default
+    assert events and events[-1] == ("close", 0)
 
 
 def test_heartbeat_ticks_while_the_work_runs(monkeypatch):

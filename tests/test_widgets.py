@@ -167,10 +167,10 @@ def test_a_bar_that_early_stopping_ends_turns_red_and_a_full_one_does_not(tiny_d
 
     monkeypatch.setattr(train_module, "progress_bar", recording_bar)
     stopped = fast_config.replace(train={"epochs": 50, "patience": 2, "lr": 0.0})
-    assert len(train_module.Trainer(stopped, tiny_data).fit()) == 3            # lr 0: stops after epoch 3
+    assert len(train_module.Trainer(stopped, tiny_data, progress=True).fit()) == 3    # lr 0: stops at 3
     assert bars[-1].colour == "red" and bars[-1].desc.startswith("stopped early at epoch 3/50, kept epoch 1")
     full = fast_config.replace(train={"epochs": 2, "patience": 5})
-    train_module.Trainer(full, tiny_data).fit()
+    train_module.Trainer(full, tiny_data, progress=True).fit()
     assert bars[-1].colour is None and bars[-1].desc.startswith("epoch 2/2")
 
     class NotebookBar:                                # the parts of tqdm.notebook's bar it touches
