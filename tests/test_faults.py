@@ -52,7 +52,10 @@ def _alive(pid: int) -> bool:
 
 
 def _records(root: Path) -> dict[str, int]:
-    return {p.parent.name: p.stat().st_mtime_ns for p in root.glob("*/complete.json")}
+    """The sealed runs: a hidden ``.NAME.partial-*`` folder killed while it was being sealed may
+    hold a ``complete.json`` too, but it is not a run (the next command clears it)."""
+    return {p.parent.name: p.stat().st_mtime_ns for p in root.glob("*/complete.json")
+            if not p.parent.name.startswith(".")}
 
 
 def _kill_after_first(cmd, root: Path, timeout=240):
