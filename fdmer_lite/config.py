@@ -151,24 +151,28 @@ _MLPS = {("default", None): "default", ("scaled", 0.0): "scaled"}
 def _from_legacy(section: str, old: dict) -> dict:
     """A section of a configuration in today's form, from a dictionary that may hold removed or
     merged settings (an old ``config.json``). A removed setting at its old default is dropped; at
-    any other value it is one ValueError naming it."""
+    any other value it is one ValueError naming it. The old ``loss.align_form`` with an
+    ``align_weight`` above 0 becomes the term "align" or "align_mean" of ``aux_losses``."""
     d = dict(old)
+    form = d.pop("align_form", None) if section == "loss" else None
+    if form not in (None, "sample", "mean"):
+        raise ValueError(f"config field 'loss.align_form': expected 'sample' or 'mean', got {form!r}")
+    d = _merged(section, d)
+    if form is not None and d.get("align_weight", 0.0) > 0:
+        terms = d.get("aux_losses", LossConfig.aux_losses)
+        term = "align" if form == "sample" else "align_mean"
+        d["aux_losses"] = term if terms == "none" else f"{terms}+{term}"
+    return d
+
+
+def _merged(section: str, d: dict) -> dict:
+    """``d`` without the :data:`REMOVED` settings and with the :data:`MERGED` ones merged."""
     for (sec, key), accepted in REMOVED.items():
         if sec == section and key in d:
             value = d.pop(key)
             if accepted is not UNLEARNT and value != accepted:
                 raise ValueError(f"config field '{section}.{key}': this version has no such setting; "
                                  f"expected {accepted!r} (what it always is now), got {value!r}")
-    if section == "loss" and "align_form" in d:
-        form, weight = d.pop("align_form"), d.get("align_weight", 0.0)
-        if form not in ("sample", "mean"):
-            raise ValueError(f"config field 'loss.align_form': expected 'sample' or 'mean', got {form!r}")
-        if weight > 0:                  # the alignment was on: it is now a term in aux_losses
-            extra = "align" if form == "sample" else "align_mean"
-            terms = d.get("aux_losses", "+".join(t for t in ("ami", "ams", "con", "dis") if d.get(f"use_{t}", True)))
-            d["aux_losses"] = extra if terms == "none" else f"{terms}+{extra}"
-            for t in ("ami", "ams", "con", "dis"):
-                d.pop(f"use_{t}", None)
     old_keys = MERGED.get(section, {})
     if not any(k in d for k in old_keys):
         return d

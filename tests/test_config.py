@@ -100,6 +100,8 @@ def test_the_old_alignment_settings_read_as_a_term_and_write_back(weight, form, 
         assert loss.align_weight == weight and loss.aux_losses == f"ami+ams+con+dis+{term}"
     with pytest.raises(ValueError, match="align_form"):
         Config.from_dict({"loss": {**old, "align_form": "median"}})
+    older = {**{f"use_{t}": False for t in ("ami", "ams", "con", "dis")}, "align_weight": weight, "align_form": form}
+    assert Config.from_dict({"loss": older}).loss.aux_losses == (term or "none")    # before aux_losses existed
 
 
 def test_progress_is_not_a_setting_and_an_old_file_that_has_it_still_loads():
