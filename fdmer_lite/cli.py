@@ -358,13 +358,13 @@ def check_train(args) -> None:
 def cmd_train(args) -> int:
     from .data.base import overlap_warning
     from .experiments.runs import data_treatments, obtain, set_threads
-    from .train import heartbeat
+    from .train import default_progress, heartbeat
     check_train(args)
     out = check_target(Path(args.out or f"runs/train-{args.dataset}"))
     set_threads()
     cfg = configure(args)
     verb = "generating" if args.dataset == "synthetic" else "loading"
-    with heartbeat(f"{verb} the {args.dataset} data", enabled=cfg.name != "fast"):   # as Trainer's bar
+    with heartbeat(f"{verb} the {args.dataset} data", enabled=default_progress(cfg)):
         data = load_data(args, cfg)
     print(data.summary())
     shared = overlap_warning(data)
@@ -462,7 +462,7 @@ def cmd_demo(args) -> int:
     from .data.synthetic import FAST_SIZES, make_benchmark
     from .experiments.runs import obtain, set_threads
     from .lessons import demo_contrast
-    from .train import Trainer, budget, heartbeat
+    from .train import Trainer, budget, default_progress, heartbeat
     check_device("--device", args.device)              # before the data are generated
     set_threads()
     fast = args.fast or fast_mode()
@@ -470,7 +470,7 @@ def cmd_demo(args) -> int:
     # FAST never overwrites a full run
     out = check_target(Path(args.out or ("runs/demo-fast" if fast else "runs/demo")))
     start = time.perf_counter()
-    with heartbeat("generating the known-factor benchmark", enabled=not fast):
+    with heartbeat("generating the known-factor benchmark", enabled=default_progress(cfg)):
         data = make_benchmark("emotion", **(FAST_SIZES if fast else {}))
     described = describe_benchmark(data)
     print(described)

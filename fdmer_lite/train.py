@@ -42,6 +42,12 @@ def progress_bar(enabled: bool = True, **kw):
     return tqdm(**kw) if enabled else None
 
 
+def default_progress(config: Config) -> bool:
+    """Whether a run of ``config`` shows its progress unless told: yes, but for the seconds-long
+    ``fast`` preset."""
+    return config.name != "fast"
+
+
 def mark_stopped(bar, why: str) -> None:
     """Turn ``bar`` (or ``None``) red and show ``why``: the work ended before its total."""
     if bar is None:
@@ -240,7 +246,7 @@ class Trainer:
     are restored). ``flush_denormals``: on the CPU, ``fit`` first calls :func:`flush_denormals`.
     ``record_game``: each entry gets a ``"game"`` record (:func:`game_record` on the first training
     batch, and the gradient's norm before clipping over the epoch's steps). ``progress``: show a
-    progress bar (default: yes, but for the seconds-long ``fast`` preset).
+    progress bar (None: :func:`default_progress`).
     """
 
     def __init__(self, config: Config, data: MultimodalData, model: torch.nn.Module | None = None, *,
@@ -251,7 +257,7 @@ class Trainer:
             raise ValueError(f"{data.source}: model modalities {wanted!r} are not all in the data "
                              f"(which has {data.modalities!r})")
         self.config, self.task = config, data.task
-        self.progress = config.name != "fast" if progress is None else progress
+        self.progress = default_progress(config) if progress is None else progress
         self.terms = reported_terms(config.loss)          # the loss terms history and evaluation report
         self.stop_on = stopping_criterion(config.train.early_stop, data.task)
         self.data = data.select("".join(m for m in "tav" if m in wanted))
