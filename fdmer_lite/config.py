@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 MODALITIES = ("t", "a", "v")
 ALPHA, TAU = 72.0, 0.5     # Eq. 9's scale alpha and angular margin tau (Section 4.2): constants, not settings
+#: the alignment extension's terms of ``LossConfig.aux_losses`` -> the form of ``losses.alignment_loss``
+ALIGN_TERMS = {"align": "sample", "align_mean": "mean"}
 
 
 THREADS_ENV = "FDMER_LITE_THREADS"
@@ -155,12 +157,12 @@ def _from_legacy(section: str, old: dict) -> dict:
     ``align_weight`` above 0 becomes the term "align" or "align_mean" of ``aux_losses``."""
     d = dict(old)
     form = d.pop("align_form", None) if section == "loss" else None
-    if form not in (None, "sample", "mean"):
+    term = {f: t for t, f in ALIGN_TERMS.items()}.get(form)
+    if form is not None and term is None:
         raise ValueError(f"config field 'loss.align_form': expected 'sample' or 'mean', got {form!r}")
     d = _merged(section, d)
-    if form is not None and d.get("align_weight", 0.0) > 0:
+    if term is not None and d.get("align_weight", 0.0) > 0:
         terms = d.get("aux_losses", LossConfig.aux_losses)
-        term = "align" if form == "sample" else "align_mean"
         d["aux_losses"] = term if terms == "none" else f"{terms}+{term}"
     return d
 
@@ -217,9 +219,10 @@ def legacy_form(d: dict) -> dict:
     if "aux_losses" in loss:
         on = loss.pop("aux_losses").split("+")
         loss.update({f"use_{t}": t in on for t in ("ami", "ams", "con", "dis")})
-        if "align" not in on and "align_mean" not in on:
+        aligned = [t for t in ALIGN_TERMS if t in on]
+        if not aligned:
             loss["align_weight"] = 0.0
-        loss["align_form"] = "mean" if "align_mean" in on else "sample"
+        loss["align_form"] = ALIGN_TERMS[aligned[0]] if aligned else "sample"
     return out
 
 

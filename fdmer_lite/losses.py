@@ -24,6 +24,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .config import ALIGN_TERMS
 from .config import ALPHA, TAU  # noqa: F401  (Eq. 9's constants, read here as losses.ALPHA, losses.TAU)
 
 TERMS = ("task", "ami", "ams", "con", "dis", "all")
@@ -35,7 +36,7 @@ def reported_terms(cfg) -> tuple[str, ...]:
 
 
 MARGIN_LOSSES = ("angular", "cosine_ce", "ce")
-AUX_TERMS = ("ami", "ams", "con", "dis", "align", "align_mean", "none")   # what loss.aux_losses may list
+AUX_TERMS = ("ami", "ams", "con", "dis", *ALIGN_TERMS, "none")   # what loss.aux_losses may list
 
 
 def _pairs(items):
@@ -191,10 +192,11 @@ def sample_terms(out, label: torch.Tensor, cfg, task: str = "regression") -> dic
     and, with the confusion adversary (an extension), its loss under its own key "confusion"."""
     zero = out.prediction.new_zeros((), dtype=torch.float32)
     terms = {"task": task_loss(out.prediction, label, task)}
-    unknown = set(cfg.aux_losses.split("+")) - set(AUX_TERMS)
-    if unknown:
-        raise ValueError(f"loss.aux_losses {cfg.aux_losses!r}: expected terms from {AUX_TERMS} "
-                         f"joined by '+', or 'none'; got {sorted(unknown)}")
+    listed = set(cfg.aux_losses.split("+"))
+    if not listed <= set(AUX_TERMS) or set(ALIGN_TERMS) <= listed:
+        raise ValueError(f"loss.aux_losses {cfg.aux_losses!r}: expected terms from {AUX_TERMS} joined by "
+                         f"'+' (one alignment term at most), or 'none'; "
+                         f"got {sorted(listed - set(AUX_TERMS))} unknown")
     if cfg.margin_loss not in MARGIN_LOSSES:
         raise ValueError(f"margin_loss must be one of {MARGIN_LOSSES}, got {cfg.margin_loss!r}")
     # "angular": Eq. 9. "cosine_ce": the same scaled cosines, no margin. "ce": the conventional
@@ -214,7 +216,7 @@ def batch_terms(C: list[torch.Tensor], P: list[torch.Tensor], cfg, zero: torch.T
     P_m, and the alignment extension when ``cfg.aux_losses`` lists "align" or "align_mean"."""
     terms = {"con": consistency_loss(*C, centre=cfg.con_centre, norm=cfg.con_norm) if (cfg.uses("con") and C) else zero,
              "dis": disparity_loss(*P) if (cfg.uses("dis") and P) else zero}
-    for term, form in (("align", "sample"), ("align_mean", "mean")):
+    for term, form in ALIGN_TERMS.items():
         if cfg.uses(term) and C:
             terms["align"] = alignment_loss(*C, form=form)
     return terms

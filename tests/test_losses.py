@@ -198,8 +198,10 @@ def test_the_alignment_extension_is_a_term_of_aux_losses_weighted_by_align_weigh
     assert t["align"].item() == pytest.approx(losses.alignment_loss(*C, form=form).item(), rel=1e-9)
     assert t["all"].item() == pytest.approx(plain["all"].item() + 2.5 * t["align"].item(), rel=1e-6)
     assert "align" not in plain
-    with pytest.raises(ValueError, match=r"aux_losses 'ami\+alig'.*\['alig'\]"):
+    with pytest.raises(ValueError, match=r"aux_losses 'ami\+alig'.*\['alig'\] unknown"):
         losses.fdmer_objective(out, y, LossConfig(aux_losses="ami+alig"), "regression")
+    with pytest.raises(ValueError, match="one alignment term at most"):            # not one silently
+        losses.fdmer_objective(out, y, LossConfig(aux_losses="align+align_mean"), "regression")
 
 
 def test_objective_switches_and_classification():
